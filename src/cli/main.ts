@@ -1,0 +1,141 @@
+#!/usr/bin/env node
+/** The idnode command. */
+import { parseArgs } from 'node:util';
+import { ConfigError, configKeys, loadConfig, type Config } from '../config.js';
+import { isIdnError } from '../errors.js';
+import { createNode, openRegistry } from '../main.js';
+
+const HELP = `idnode — industrial-internet identifier resolution node
+
+Usage:
+  idnode serve [--config FILE]          run a node; without --config: the embedded default
+                                        (secondary node for 88.100 on 127.0.0.1:8000,
+                                        data/idnode.db, seeded from seeds/ on first start)
+  idnode init [--config FILE]           create an admin token and print its secret once
+  idnode token create --role ROLE [--prefix P]... [--label TEXT] [--config FILE]
+  idnode token list [--config FILE]
+  idnode token revoke ID [--config FILE]
+  idnode prefix add PREFIX --owner NAME [--site URL] [--config FILE]
+  idnode prefix list [--config FILE]
+  idnode --help
+
+Config keys (JSON file; each overridable by its environment variable):
+${configKeys()
+  .map((k) => `  ${k.key.padEnd(26)} ${k.env}`)
+  .join('\n')}
+  IDNODE_ADMIN_TOKEN: on start, create the first admin token with this secret.
+`;
+
+function out(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+async function serve(config: Config, embedded: boolean): Promise<void> {
+  const node = await createNode(config, {
+    ...(process.env.IDNODE_ADMIN_TOKEN ? { adminToken: process.env.IDNODE_ADMIN_TOKEN } : {}),
+    logger: { level: config.logLevel },
+  });
+  let firstSecret: string | undefined;
+  if (embedded && node.store.activeAdminCount() === 0) firstSecret = node.tokens.create({ role: 'admin', label: 'first start' }, 'cli').secret;
+  const url = await node.listen();
+  out(`idnode listening on ${url} (db ${config.db}, homed ${config.homed.join(', ')})`);
+  if (firstSecret !== undefined) out(`admin token (shown once, keep it): ${firstSecret}`);
+  else if (node.store.activeAdminCount() === 0) out('no admin token yet: run `idnode init` (or start with IDNODE_ADMIN_TOKEN) to create one');
+  if (embedded) {
+    const sample = node.records.list('88.100.1', 0, 1).handles[0];
+    if (sample !== undefined) {
+      out('try:');
+      out(`  curl ${url}/api/handles/${sample}`);
+      out(`  curl '${url}/api/handles/${sample}?type=batch&pretty'`);
+      out(`  curl -H "Authorization: Bearer ${firstSecret ?? '<admin token>'}" '${url}/api/handles?prefix=88.100.1&pageSize=5'`);
+    }
+  }
+  let closing = false;
+  const stop = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    out(`${signal}: shutting down`);
+    node.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string' },
+      role: { type: 'string' },
+      prefix: { type: 'string', multiple: true },
+      label: { type: 'string' },
+      owner: { type: 'string' },
+      site: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [command, sub, arg] = positionals;
+  if (values.help || command === undefined || command === 'help') {
+    out(HELP);
+    return values.help || command === 'help' ? 0 : 2;
+  }
+  const embedded = command === 'serve' && values.config === undefined;
+  const config = loadConfig({ ...(values.config !== undefined ? { file: values.config } : {}), ...(embedded ? { overrides: { seed: true } } : {}) });
+  if (command === 'serve') {
+    await serve(config, embedded);
+    return -1;
+  }
+  const reg = openRegistry(config);
+  try {
+    switch (`${command} ${sub ?? ''}`.trim()) {
+      case 'init': {
+        const t = reg.tokens.create({ role: 'admin', label: 'idnode init' }, 'cli');
+        out(`admin token ${t.id} created; secret (shown once): ${t.secret}`);
+        return 0;
+      }
+      case 'token create': {
+        const t = reg.tokens.create({ role: values.role, prefixes: values.prefix ?? [], ...(values.label ? { label: values.label } : {}) }, 'cli');
+        out(JSON.stringify({ id: t.id, role: t.role, prefixes: t.prefixes, secret: t.secret }));
+        return 0;
+      }
+      case 'token list':
+        for (const t of reg.tokens.list()) out(JSON.stringify(t));
+        return 0;
+      case 'token revoke':
+        if (arg === undefined) throw new ConfigError('usage: idnode token revoke ID');
+        out(JSON.stringify(reg.tokens.revoke(arg, 'cli')));
+        return 0;
+      case 'prefix add':
+        if (arg === undefined || values.owner === undefined) throw new ConfigError('usage: idnode prefix add PREFIX --owner NAME [--site URL]');
+        out(JSON.stringify(reg.prefixes.create({ prefix: arg, owner: { name: values.owner }, ...(values.site ? { site: values.site } : {}) }, 'cli')));
+        return 0;
+      case 'prefix list':
+        for (const p of reg.prefixes.list()) out(JSON.stringify(p));
+        return 0;
+      default:
+        process.stderr.write(`unknown command "${positionals.join(' ')}"\n\n${HELP}`);
+        return 2;
+    }
+  } finally {
+    reg.store.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError || isIdnError(err) || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`idnode: ${(err as Error).message}\n`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`idnode: ${(err as Error).stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

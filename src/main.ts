@@ -1,0 +1,101 @@
+/**
+ * Composition root: builds every part from one config, listens, shuts down.
+ * Dependencies are passed as arguments; nothing reads config globally.
+ */
+import { createServer } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config.js';
+import { createPrefixes, type Prefixes } from './registry/prefixes.js';
+import { createRecords, type Records } from './registry/records.js';
+import { seedIfEmpty } from './registry/seed.js';
+import { createTokens, type Tokens } from './registry/tokens.js';
+import { createResolver, type Resolver } from './resolver/index.js';
+import { buildApp } from './server/app.js';
+import type { NodeDeps } from './server/deps.js';
+import { createFastPath } from './server/fastpath.js';
+import { isoSeconds, Store } from './store/index.js';
+import { createRouter, type Router } from './upstream/routing.js';
+
+export interface Registry {
+  config: Config;
+  store: Store;
+  router: Router;
+  resolver: Resolver;
+  records: Records;
+  prefixes: Prefixes;
+  tokens: Tokens;
+}
+
+/** Store, routing, cache and registries: everything but HTTP (the CLI uses this alone). */
+export function openRegistry(config: Config): Registry {
+  const store = new Store(config.db);
+  const router = createRouter({ store, homed: config.homed, upstreamUrl: config.upstream.url });
+  const late: { resolver?: Resolver } = {};
+  const prefixes = createPrefixes({
+    store,
+    router,
+    homed: config.homed,
+    baseUrl: config.baseUrl,
+    hasUpstream: config.upstream.url !== '',
+    startedAt: isoSeconds(new Date()),
+    // A prefix change can re-route many identifiers: drop every cached answer.
+    onChange: () => late.resolver?.clear(),
+  });
+  const resolver = createResolver({
+    store,
+    router,
+    prefixes,
+    cacheMaxBytes: config.cache.maxBytes,
+    notFoundTtlSeconds: config.cache.notFoundTtlSeconds,
+  });
+  late.resolver = resolver;
+  const records = createRecords({ store, valuesMax: config.limits.valuesMax, onChange: (key) => resolver.invalidate(key) });
+  const tokens = createTokens({ store, homedAncestor: router.homedAncestor });
+  return { config, store, router, resolver, records, prefixes, tokens };
+}
+
+export interface IdNode extends Registry {
+  app: FastifyInstance;
+  /** Listens on config.listen; resolves to the base URL actually bound (port 0 → real port). */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface NodeOptions {
+  /** Secret for the first admin token (IDNODE_ADMIN_TOKEN). */
+  adminToken?: string;
+  logger?: boolean | { level: string };
+}
+
+export async function createNode(config: Config, opts: NodeOptions = {}): Promise<IdNode> {
+  const registry = openRegistry(config);
+  try {
+    if (opts.adminToken) registry.tokens.bootstrapAdmin(opts.adminToken);
+    if (config.seed) seedIfEmpty(registry, config.seedDir);
+    const fastPath = createFastPath(registry.resolver);
+    const deps: NodeDeps = registry;
+    const app = await buildApp(deps, {
+      logger: opts.logger ?? false,
+      serverFactory: (handler) => createServer((req, res) => (fastPath(req, res) ? undefined : handler(req, res))),
+    });
+    await app.ready();
+    return {
+      ...registry,
+      app,
+      async listen() {
+        await app.listen({ host: config.listen.host, port: config.listen.port });
+        const addr = app.server.address();
+        const port = typeof addr === 'object' && addr !== null ? addr.port : config.listen.port;
+        const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+        return `http://${host}:${port}`;
+      },
+      async close() {
+        await app.close();
+        registry.store.close();
+      },
+    };
+  } catch (err) {
+    registry.store.close();
+    throw err;
+  }
+}

@@ -1,0 +1,225 @@
+/** Enterprise prefixes under the homed ones: hosted here or delegated to another node's site. */
+import { IdnError } from '../errors.js';
+import { foldCase, isUnderPrefix, parentPrefix, parsePrefix, prefixChain } from '../identifier/index.js';
+import type { PrefixRow, Store } from '../store/index.js';
+import type { Router } from '../upstream/routing.js';
+import type { HandleValue } from './values.js';
+
+export type PrefixStatus = PrefixRow['status'];
+export const STATUSES: PrefixStatus[] = ['pending', 'active', 'suspended'];
+
+export interface PrefixInfo {
+  prefix: string;
+  owner: Record<string, unknown>;
+  site?: string;
+  status: PrefixStatus;
+  parent: string | null;
+  homed?: true;
+}
+
+export interface Prefixes {
+  create(input: Record<string, unknown>, actor: string): PrefixInfo;
+  get(prefix: string): PrefixInfo;
+  list(parent?: string): PrefixInfo[];
+  patch(prefix: string, input: Record<string, unknown>, actor: string): PrefixInfo;
+  remove(prefix: string, actor: string): PrefixInfo;
+  /** The `0.NA/<prefix>` record when this node knows the prefix, else undefined. */
+  prefixRecord(prefixKey: string): { handle: string; values: HandleValue[] } | undefined;
+}
+
+function infoOf(row: PrefixRow): PrefixInfo {
+  const out: PrefixInfo = { prefix: row.prefix, owner: JSON.parse(row.ownerJson) as Record<string, unknown>, status: row.status, parent: row.parentKey };
+  if (row.site !== null) out.site = row.site;
+  return out;
+}
+
+const invalid = (message: string) => new IdnError('IDN_INVALID_VALUE', message);
+
+function checkOwner(owner: unknown): Record<string, unknown> {
+  if (typeof owner !== 'object' || owner === null || Array.isArray(owner))
+    throw invalid('owner must be an object such as {"name": "Acme Engines Co."}');
+  const name = (owner as Record<string, unknown>).name;
+  if (typeof name !== 'string' || name.trim() === '' || name.length > 200) throw invalid('owner.name must be a non-empty string of at most 200 characters');
+  return owner as Record<string, unknown>;
+}
+
+function checkSite(site: unknown): string {
+  if (typeof site !== 'string') throw invalid('site must be the base URL of the node that serves the prefix, such as "http://127.0.0.1:8002"');
+  try {
+    const u = new URL(site);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('protocol');
+  } catch {
+    throw invalid(`site must be an http(s) base URL such as "http://127.0.0.1:8002"; got ${JSON.stringify(site)}`);
+  }
+  return site.replace(/\/+$/, '');
+}
+
+function checkKeys(input: Record<string, unknown>, allowed: string[]): void {
+  for (const k of Object.keys(input)) if (!allowed.includes(k)) throw invalid(`unknown field "${k}"; allowed: ${allowed.join(', ')}`);
+}
+
+export function siteValue(baseUrl: string, desc: string, at: string): HandleValue {
+  return {
+    index: 1,
+    type: 'HS_SITE',
+    data: {
+      format: 'site',
+      value: {
+        version: 1,
+        protocolVersion: '2.10',
+        serialNumber: 1,
+        primaryMask: { multiPrimary: false, primary: true },
+        hashOption: 0,
+        attributes: [
+          { name: 'baseUrl', value: baseUrl },
+          { name: 'desc', value: desc },
+        ],
+        servers: [],
+      },
+    },
+    ttl: 86400,
+    timestamp: at,
+  };
+}
+
+export function createPrefixes(deps: {
+  store: Store;
+  router: Router;
+  homed: string[];
+  baseUrl: string;
+  hasUpstream: boolean;
+  startedAt: string;
+  onChange: () => void;
+}): Prefixes {
+  const { store, router } = deps;
+  const homedByKey = new Map(deps.homed.map((h) => [foldCase(h), h]));
+
+  function parse(prefix: unknown): { prefix: string; key: string } {
+    if (typeof prefix !== 'string') throw invalid('prefix must be a string such as "88.100.7"');
+    try {
+      return parsePrefix(prefix);
+    } catch (err) {
+      throw invalid(`prefix: ${(err as Error).message}`);
+    }
+  }
+
+  function existing(prefix: string): PrefixRow {
+    const { key } = parsePrefix(prefix);
+    const row = store.getPrefix(key);
+    if (row === undefined) throw new IdnError('IDN_PREFIX_NOT_FOUND', `prefix ${prefix} is not registered on this node; list them with GET /api/prefixes`);
+    return row;
+  }
+
+  function delegatedAncestor(key: string): PrefixRow | undefined {
+    for (const p of prefixChain(key).slice(1)) {
+      const row = store.getPrefix(p);
+      if (row?.site != null) return row;
+    }
+    return undefined;
+  }
+
+  function changed(): void {
+    router.reload();
+    deps.onChange();
+  }
+
+  return {
+    create(input, actor) {
+      checkKeys(input, ['prefix', 'owner', 'site']);
+      const { prefix, key } = parse(input.prefix);
+      const homedKey = router.homedAncestor(key);
+      if (homedKey === undefined || homedKey === key)
+        throw new IdnError('IDN_NOT_RESPONSIBLE', `${prefix} is not under a prefix this node homes (${router.homed().join(', ')}); create it on its parent node`);
+      const owner = checkOwner(input.owner);
+      const site = input.site === undefined ? null : checkSite(input.site);
+      const under = delegatedAncestor(key);
+      if (under !== undefined)
+        throw new IdnError('IDN_NOT_RESPONSIBLE', `${prefix} lies under ${under.prefix}, which is delegated to ${under.site}; create it on that node`);
+      if (site !== null && store.countRecordsUnder(key) > 0)
+        throw new IdnError('IDN_PREFIX_NOT_EMPTY', `identifiers under ${prefix} are stored here; delete them before delegating the prefix to ${site}`);
+      const row = store.write({ actor, action: 'prefix.create', target: prefix }, (tx) => {
+        if (store.getPrefix(key) !== undefined) throw new IdnError('IDN_PREFIX_EXISTS', `prefix ${prefix} already exists; change it with PATCH /api/prefixes/${prefix}`);
+        const row: PrefixRow = {
+          prefixKey: key,
+          prefix,
+          parentKey: parentPrefix(key)!,
+          ownerJson: JSON.stringify(owner),
+          site,
+          status: deps.hasUpstream ? 'pending' : 'active',
+          createdAt: tx.at,
+          updatedAt: tx.at,
+        };
+        tx.putPrefix(row);
+        return { result: row, payload: JSON.stringify([row.prefix, row.ownerJson, row.site, row.status]) };
+      });
+      changed();
+      return infoOf(row);
+    },
+
+    get(prefix) {
+      const { key } = parse(prefix);
+      const homed = homedByKey.get(key);
+      if (homed !== undefined) return { prefix: homed, owner: {}, status: 'active', parent: parentPrefix(key) ?? null, homed: true };
+      return infoOf(existing(prefix));
+    },
+
+    list(parent) {
+      const rows = store.allPrefixes();
+      if (parent === undefined) return rows.map(infoOf);
+      const { key } = parse(parent);
+      return rows.filter((r) => r.parentKey === key).map(infoOf);
+    },
+
+    patch(prefix, input, actor) {
+      checkKeys(input, ['owner', 'site', 'status']);
+      const row = existing(prefix);
+      const next: PrefixRow = { ...row };
+      if (input.owner !== undefined) next.ownerJson = JSON.stringify(checkOwner(input.owner));
+      if (input.site !== undefined) next.site = input.site === null ? null : checkSite(input.site);
+      if (input.status !== undefined) {
+        if (typeof input.status !== 'string' || !STATUSES.includes(input.status as PrefixStatus))
+          throw invalid(`status must be one of ${STATUSES.join(', ')}`);
+        next.status = input.status as PrefixStatus;
+      }
+      if (next.site !== null && row.site === null && store.countRecordsUnder(row.prefixKey) > 0)
+        throw new IdnError('IDN_PREFIX_NOT_EMPTY', `identifiers under ${row.prefix} are stored here; delete them before delegating the prefix`);
+      const out = store.write({ actor, action: 'prefix.update', target: row.prefix }, (tx) => {
+        next.updatedAt = tx.at;
+        tx.putPrefix(next);
+        return { result: next, payload: JSON.stringify([next.prefix, next.ownerJson, next.site, next.status]) };
+      });
+      changed();
+      return infoOf(out);
+    },
+
+    remove(prefix, actor) {
+      const row = existing(prefix);
+      const records = store.countRecordsUnder(row.prefixKey);
+      if (records > 0) throw new IdnError('IDN_PREFIX_NOT_EMPTY', `prefix ${row.prefix} still holds ${records} identifiers; delete them first`);
+      const children = store.allPrefixes().filter((p) => p.prefixKey !== row.prefixKey && isUnderPrefix(p.prefixKey, row.prefixKey));
+      if (children.length > 0)
+        throw new IdnError('IDN_PREFIX_NOT_EMPTY', `prefix ${row.prefix} has child prefixes (${children.map((c) => c.prefix).join(', ')}); delete them first`);
+      store.write({ actor, action: 'prefix.delete', target: row.prefix }, (tx) => {
+        tx.deletePrefix(row.prefixKey);
+        return { result: undefined, payload: row.prefix };
+      });
+      changed();
+      return infoOf(row);
+    },
+
+    prefixRecord(prefixKey) {
+      const homed = homedByKey.get(prefixKey);
+      if (homed !== undefined) return { handle: `0.NA/${homed}`, values: [siteValue(deps.baseUrl, `homed by this node`, deps.startedAt)] };
+      const row = store.getPrefix(prefixKey);
+      if (row === undefined) return undefined;
+      const owner = JSON.parse(row.ownerJson) as { name: string };
+      return {
+        handle: `0.NA/${row.prefix}`,
+        values: [
+          siteValue(row.site ?? deps.baseUrl, owner.name, row.updatedAt),
+          { index: 2, type: 'HS_STATUS', data: { format: 'string', value: row.status }, ttl: 86400, timestamp: row.updatedAt },
+        ],
+      };
+    },
+  };
+}

@@ -1,0 +1,181 @@
+/**
+ * Tokens: created with a random secret shown once, stored only as SHA-256, looked up by
+ * that hash and compared with timingSafeEqual. Sent as `Bearer <secret>` or, as Handle
+ * clients do, HTTP Basic with user `<index>:<handle>` (percent-encoded) and the secret.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { IdnError } from '../errors.js';
+import { isUnderPrefix, parsePrefix } from '../identifier/index.js';
+import type { Store, TokenRow } from '../store/index.js';
+
+export const ROLES = ['admin', 'registrar', 'auditor', 'node'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface Principal {
+  id: string;
+  role: Role;
+  /** Normalised prefixes the token is scoped to (empty for admin; empty auditor = all). */
+  prefixes: string[];
+  /** Who the audit log names: the token id, plus the Basic-auth user when one was sent. */
+  actor: string;
+}
+
+export interface TokenInfo {
+  id: string;
+  role: Role;
+  prefixes: string[];
+  label: string | null;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+export interface Tokens {
+  create(input: { role: unknown; prefixes?: unknown; label?: unknown }, actor: string, secret?: string): TokenInfo & { secret: string };
+  list(): TokenInfo[];
+  revoke(id: string, actor: string): TokenInfo;
+  /** undefined when no credentials were sent; throws IDN_AUTH_FAILED for bad ones. */
+  authenticate(authorization: string | undefined): Principal | undefined;
+  /** Creates an admin token with this secret when the node has no active admin token. */
+  bootstrapAdmin(secret: string): TokenInfo | undefined;
+}
+
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+function info(row: TokenRow): TokenInfo {
+  return {
+    id: row.id,
+    role: row.role,
+    prefixes: JSON.parse(row.prefixesJson) as string[],
+    label: row.label,
+    createdAt: row.createdAt,
+    revokedAt: row.revokedAt,
+  };
+}
+
+const authFailed = (why: string) => new IdnError('IDN_AUTH_FAILED', why);
+
+export function createTokens(deps: { store: Store; homedAncestor: (prefixKey: string) => string | undefined }): Tokens {
+  const { store } = deps;
+
+  function create(input: { role: unknown; prefixes?: unknown; label?: unknown }, actor: string, secret?: string) {
+    const role = input.role;
+    if (typeof role !== 'string' || !(ROLES as readonly string[]).includes(role))
+      throw new IdnError('IDN_INVALID_VALUE', `role must be one of ${ROLES.join(', ')}; got ${JSON.stringify(role)}`);
+    const rawPrefixes = input.prefixes ?? [];
+    if (!Array.isArray(rawPrefixes) || rawPrefixes.some((p) => typeof p !== 'string'))
+      throw new IdnError('IDN_INVALID_VALUE', 'prefixes must be a list of prefix strings such as ["88.100.7"]');
+    const prefixes = (rawPrefixes as string[]).map((p) => {
+      let key: string;
+      try {
+        key = parsePrefix(p).key;
+      } catch (err) {
+        throw new IdnError('IDN_INVALID_VALUE', `prefixes: ${(err as Error).message}`);
+      }
+      if (role !== 'node' && deps.homedAncestor(key) === undefined)
+        throw new IdnError('IDN_INVALID_VALUE', `prefixes: ${p} is not under a prefix this node homes, so the token could not use it`);
+      return key;
+    });
+    if ((role === 'registrar' || role === 'node') && prefixes.length === 0)
+      throw new IdnError('IDN_INVALID_VALUE', `a ${role} token needs at least one prefix in "prefixes"`);
+    if (role === 'admin' && prefixes.length > 0)
+      throw new IdnError('IDN_INVALID_VALUE', 'an admin token covers every homed prefix; leave "prefixes" out');
+    if (input.label !== undefined && (typeof input.label !== 'string' || input.label.length > 200))
+      throw new IdnError('IDN_INVALID_VALUE', 'label must be a string of at most 200 characters');
+    const id = `tok_${randomBytes(8).toString('hex')}`;
+    const plain = secret ?? `idn_${randomBytes(32).toString('base64url')}`;
+    const row = store.write({ actor, action: 'token.create', target: id }, (tx) => {
+      const row: TokenRow = {
+        id,
+        role: role as Role,
+        prefixesJson: JSON.stringify(prefixes),
+        secretHash: hashSecret(plain),
+        label: (input.label as string | undefined) ?? null,
+        createdAt: tx.at,
+        revokedAt: null,
+      };
+      tx.insertToken(row);
+      // The digest covers the token's identity and scope, never the secret or its hash.
+      return { result: row, payload: JSON.stringify([id, role, prefixes, row.label]) };
+    });
+    return { ...info(row), secret: plain };
+  }
+
+  function authenticate(authorization: string | undefined): Principal | undefined {
+    if (authorization === undefined || authorization === '') return undefined;
+    const space = authorization.indexOf(' ');
+    const scheme = (space < 0 ? authorization : authorization.slice(0, space)).toLowerCase();
+    const cred = space < 0 ? '' : authorization.slice(space + 1).trim();
+    let secret: string;
+    let user: string | undefined;
+    if (scheme === 'bearer') {
+      secret = cred;
+    } else if (scheme === 'basic') {
+      const decoded = Buffer.from(cred, 'base64').toString('utf8');
+      const colon = decoded.lastIndexOf(':');
+      if (colon < 0) throw authFailed('HTTP Basic credentials must be "<index>:<handle>:<token secret>" in base64');
+      secret = decoded.slice(colon + 1);
+      try {
+        user = decodeURIComponent(decoded.slice(0, colon));
+      } catch {
+        user = decoded.slice(0, colon);
+      }
+    } else {
+      throw authFailed(`unsupported Authorization scheme "${scheme}"; send "Bearer <token>" or HTTP Basic`);
+    }
+    if (secret === '') throw authFailed('the Authorization header carries an empty token');
+    const hash = hashSecret(secret);
+    const row = store.tokenByHash(hash);
+    // The lookup is by hash, so timing reveals nothing of the secret; compare anyway.
+    if (row === undefined || !timingSafeEqual(Buffer.from(row.secretHash), Buffer.from(hash)))
+      throw authFailed('the token is not known to this node; check the secret or ask an admin for a new token');
+    if (row.revokedAt !== null) throw authFailed(`token ${row.id} was revoked at ${row.revokedAt}`);
+    return {
+      id: row.id,
+      role: row.role,
+      prefixes: JSON.parse(row.prefixesJson) as string[],
+      actor: user === undefined ? row.id : `${row.id} (${user})`,
+    };
+  }
+
+  return {
+    create,
+    authenticate,
+    list: () => store.listTokens().map(info),
+    revoke(id, actor) {
+      const row = store.tokenById(id);
+      if (row === undefined) throw new IdnError('IDN_TOKEN_NOT_FOUND', `no token with id ${id}; list them with GET /api/tokens`);
+      if (row.revokedAt === null)
+        store.write({ actor, action: 'token.revoke', target: id }, (tx) => {
+          tx.revokeToken(id);
+          return { result: undefined, payload: id };
+        });
+      return info(store.tokenById(id)!);
+    },
+    bootstrapAdmin(secret) {
+      if (store.activeAdminCount() > 0) return undefined;
+      const existing = store.tokenByHash(hashSecret(secret));
+      if (existing !== undefined) return undefined;
+      const { secret: _s, ...rest } = create({ role: 'admin', label: 'IDNODE_ADMIN_TOKEN' }, 'system', secret);
+      return rest;
+    },
+  };
+}
+
+/** True when the principal may write under `prefixKey` (routing has already made it homed). */
+export function canWrite(p: Principal, prefixKey: string): boolean {
+  if (p.role === 'admin') return true;
+  if (p.role !== 'registrar') return false;
+  return p.prefixes.some((s) => isUnderPrefix(prefixKey, s));
+}
+
+/** True when the principal may read non-public values, history and audit for `prefixKey`. */
+export function canReadPrivate(p: Principal | undefined, prefixKey: string): boolean {
+  if (p === undefined) return false;
+  if (p.role === 'admin') return true;
+  if (p.role === 'auditor') return p.prefixes.length === 0 || p.prefixes.some((s) => isUnderPrefix(prefixKey, s));
+  if (p.role === 'registrar') return p.prefixes.some((s) => isUnderPrefix(prefixKey, s));
+  return false;
+}
+

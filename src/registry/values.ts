@@ -1,0 +1,219 @@
+/**
+ * Handle values: validation of what clients send (with messages that say what to fix),
+ * merging with an existing record, and the rendering Handle.Net uses.
+ */
+import { IdnError } from '../errors.js';
+import { parseIdentifier } from '../identifier/index.js';
+
+export const FORMATS = ['string', 'base64', 'hex', 'admin', 'vlist', 'site', 'key'] as const;
+export type Format = (typeof FORMATS)[number];
+export const DEFAULT_TTL = 86400;
+export const DEFAULT_PERMISSIONS = '1110';
+const MAX_INDEX = 4294967295;
+const MAX_TTL = 2147483647;
+const MAX_TYPE_LENGTH = 256;
+
+export interface Reference {
+  handle: string;
+  index: number;
+}
+
+/** A value as stored and rendered (property order is the wire order). */
+export interface HandleValue {
+  index: number;
+  type: string;
+  data: { format: Format; value: unknown };
+  ttl: number | string;
+  timestamp: string;
+  permissions?: string;
+  references?: Reference[];
+}
+
+export type InputValue = Omit<HandleValue, 'timestamp'>;
+
+const VALUE_KEYS = new Set(['index', 'type', 'data', 'ttl', 'timestamp', 'permissions', 'references']);
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const HEX = /^(?:[0-9a-fA-F]{2})*$/;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/;
+
+function bad(message: string): IdnError {
+  return new IdnError('IDN_INVALID_VALUE', message);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isIndex(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= MAX_INDEX;
+}
+
+function checkReference(r: unknown, where: string): Reference {
+  if (!isObject(r) || typeof r.handle !== 'string' || !isIndex(r.index))
+    throw bad(`${where} must be {"handle": "<identifier>", "index": <1..${MAX_INDEX}>}`);
+  try {
+    parseIdentifier(r.handle);
+  } catch (err) {
+    throw bad(`${where}.handle: ${(err as Error).message}`);
+  }
+  return { handle: r.handle, index: r.index };
+}
+
+function checkData(data: unknown, where: string): HandleValue['data'] {
+  if (typeof data === 'string') return { format: 'string', value: data };
+  if (!isObject(data)) throw bad(`${where}.data must be a string or {"format": "...", "value": ...}`);
+  for (const k of Object.keys(data))
+    if (k !== 'format' && k !== 'value') throw bad(`${where}.data has an unknown field "${k}"; only "format" and "value" are allowed`);
+  const format = data.format ?? 'string';
+  const value = data.value;
+  if (typeof format !== 'string' || !(FORMATS as readonly string[]).includes(format))
+    throw bad(`${where}.data.format must be one of ${FORMATS.join(', ')}; got ${JSON.stringify(format)}`);
+  if (value === undefined) throw bad(`${where}.data.value is missing`);
+  switch (format as Format) {
+    case 'string':
+      if (typeof value !== 'string') throw bad(`${where}.data.value must be a string for format "string"`);
+      if (!value.isWellFormed()) throw bad(`${where}.data.value contains a lone surrogate; send well-formed Unicode`);
+      break;
+    case 'base64':
+    case 'key':
+      if (typeof value !== 'string' || !BASE64.test(value))
+        throw bad(`${where}.data.value must be base64 text (A-Z, a-z, 0-9, +, /, = padding) for format "${format}"`);
+      break;
+    case 'hex':
+      if (typeof value !== 'string' || !HEX.test(value))
+        throw bad(`${where}.data.value must be an even number of hex digits for format "hex"`);
+      break;
+    case 'admin': {
+      if (!isObject(value) || typeof value.permissions !== 'string' || !/^[01]{1,16}$/.test(value.permissions))
+        throw bad(`${where}.data.value must be {"handle", "index", "permissions": "0/1 flags"} for format "admin"`);
+      const ref = checkReference({ handle: value.handle, index: value.index }, `${where}.data.value`);
+      return { format: 'admin', value: { handle: ref.handle, index: ref.index, permissions: value.permissions } };
+    }
+    case 'vlist':
+      if (!Array.isArray(value)) throw bad(`${where}.data.value must be a list of {"handle", "index"} for format "vlist"`);
+      return { format: 'vlist', value: value.map((r, i) => checkReference(r, `${where}.data.value[${i}]`)) };
+    case 'site':
+      if (!isObject(value)) throw bad(`${where}.data.value must be an object for format "site"`);
+      break;
+  }
+  return { format: format as Format, value };
+}
+
+/** Validates one value; `where` names it in messages, e.g. `values[2]`. */
+export function checkValue(raw: unknown, where: string): InputValue {
+  if (!isObject(raw)) throw bad(`${where} must be an object {"index", "type", "data"}`);
+  for (const k of Object.keys(raw)) if (!VALUE_KEYS.has(k)) throw bad(`${where} has an unknown field "${k}"`);
+  if (!isIndex(raw.index)) throw bad(`${where}.index must be an integer from 1 to ${MAX_INDEX}; got ${JSON.stringify(raw.index)}`);
+  const type = raw.type;
+  if (typeof type !== 'string' || type.length === 0 || type.length > MAX_TYPE_LENGTH || CONTROL.test(type) || !type.isWellFormed())
+    throw bad(`${where}.type must be 1 to ${MAX_TYPE_LENGTH} printable characters, such as "URL" or "batch"`);
+  const value: InputValue = { index: raw.index, type, data: checkData(raw.data, where), ttl: DEFAULT_TTL };
+  if (raw.ttl !== undefined) {
+    const ttl = raw.ttl;
+    const okNumber = typeof ttl === 'number' && Number.isInteger(ttl) && ttl >= 0 && ttl <= MAX_TTL;
+    const okDate = typeof ttl === 'string' && ISO.test(ttl) && !Number.isNaN(Date.parse(ttl));
+    if (!okNumber && !okDate)
+      throw bad(`${where}.ttl must be seconds (0 to ${MAX_TTL}) or an ISO-8601 expiry time; got ${JSON.stringify(ttl)}`);
+    value.ttl = ttl as number | string;
+  }
+  if (raw.timestamp !== undefined && typeof raw.timestamp !== 'string')
+    throw bad(`${where}.timestamp must be a string (it is set by the server and may be left out)`);
+  if (raw.permissions !== undefined) {
+    if (typeof raw.permissions !== 'string' || !/^[01]{4}$/.test(raw.permissions))
+      throw bad(`${where}.permissions must be 4 characters of 0/1 (adminRead adminWrite publicRead publicWrite), such as "1110"`);
+    if (raw.permissions !== DEFAULT_PERMISSIONS) value.permissions = raw.permissions;
+  }
+  if (raw.references !== undefined) {
+    if (!Array.isArray(raw.references)) throw bad(`${where}.references must be a list of {"handle", "index"}`);
+    if (raw.references.length > 0)
+      value.references = raw.references.map((r, i) => checkReference(r, `${where}.references[${i}]`));
+  }
+  return value;
+}
+
+/**
+ * Validates a write body: `{"values": [...]}` (optionally with `"handle"`) or a bare array.
+ * Indexes must be unique; at most `valuesMax` values.
+ */
+export function parseValuesBody(body: unknown, opts: { valuesMax: number; handleKey?: string }): InputValue[] {
+  let list: unknown = body;
+  if (isObject(body)) {
+    for (const k of Object.keys(body))
+      if (k !== 'values' && k !== 'handle') throw bad(`the body has an unknown field "${k}"; send {"values": [...]}`);
+    if (body.handle !== undefined && opts.handleKey !== undefined) {
+      if (typeof body.handle !== 'string' || body.handle.toLowerCase() !== opts.handleKey.toLowerCase())
+        throw bad(`the body names handle ${JSON.stringify(body.handle)} but the URL names ${opts.handleKey}; leave "handle" out or make them match`);
+    }
+    list = body.values;
+  }
+  if (!Array.isArray(list)) throw bad('the body must be {"values": [...]} or a JSON array of values');
+  if (list.length === 0) throw bad('the body has no values; a record needs at least one (use DELETE to remove an identifier)');
+  if (list.length > opts.valuesMax) throw bad(`the body has ${list.length} values; at most ${opts.valuesMax} are allowed (limits.valuesMax)`);
+  const seen = new Set<number>();
+  return list.map((raw, i) => {
+    const v = checkValue(raw, `values[${i}]`);
+    if (seen.has(v.index)) throw bad(`values[${i}].index ${v.index} appears more than once; indexes must be unique within a record`);
+    seen.add(v.index);
+    return v;
+  });
+}
+
+function sameContent(a: InputValue, b: InputValue): boolean {
+  return (
+    a.type === b.type &&
+    a.ttl === b.ttl &&
+    a.permissions === b.permissions &&
+    JSON.stringify(a.data) === JSON.stringify(b.data) &&
+    JSON.stringify(a.references) === JSON.stringify(b.references)
+  );
+}
+
+/** Orders a value's properties as Handle.Net renders them and stamps its timestamp. */
+function stamp(v: InputValue, timestamp: string): HandleValue {
+  const out: HandleValue = { index: v.index, type: v.type, data: v.data, ttl: v.ttl, timestamp };
+  if (v.permissions !== undefined) out.permissions = v.permissions;
+  if (v.references !== undefined) out.references = v.references;
+  return out;
+}
+
+/**
+ * The new value list. Without `only`, `incoming` replaces the record; with `only`, just those
+ * indexes are added or replaced in place (new ones appended), the rest kept. A value whose
+ * content did not change keeps its timestamp.
+ */
+export function mergeValues(existing: HandleValue[], incoming: InputValue[], at: string, only?: Set<number>): HandleValue[] {
+  const old = new Map(existing.map((v) => [v.index, v]));
+  const stamped = (v: InputValue) => {
+    const prev = old.get(v.index);
+    return prev !== undefined && sameContent(prev, v) ? stamp(v, prev.timestamp) : stamp(v, at);
+  };
+  if (only === undefined) return incoming.map(stamped);
+  const byIndex = new Map(incoming.filter((v) => only.has(v.index)).map((v) => [v.index, v]));
+  const out = existing.map((v) => {
+    const repl = byIndex.get(v.index);
+    if (repl === undefined) return v;
+    byIndex.delete(v.index);
+    return stamped(repl);
+  });
+  for (const v of byIndex.values()) out.push(stamp(v, at));
+  return out;
+}
+
+export function isPublic(v: HandleValue): boolean {
+  return v.permissions === undefined || v.permissions[2] === '1';
+}
+
+/** The stored form: full list, and the public list when it differs. */
+export function renderValues(values: HandleValue[]): { valuesJson: string; publicJson: string | null } {
+  const valuesJson = JSON.stringify(values);
+  const pub = values.filter(isPublic);
+  return { valuesJson, publicJson: pub.length === values.length ? null : JSON.stringify(pub) };
+}
+
+/** Seconds a value may be cached: its ttl, or the time left until an absolute expiry. */
+export function ttlSeconds(v: HandleValue, nowMs: number): number {
+  if (typeof v.ttl === 'number') return v.ttl;
+  return Math.max(0, Math.floor((Date.parse(v.ttl) - nowMs) / 1000));
+}

@@ -1,0 +1,128 @@
+/**
+ * The only place that imports fastify. `buildApp()` never listens: main.ts (or a test) does.
+ * One error handler translates every error into the Handle error body with an IDN_* code.
+ */
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import { IdnError, isIdnError } from '../errors.js';
+import type { Identifier } from '../identifier/index.js';
+import type { Principal } from '../registry/tokens.js';
+import type { NodeDeps } from './deps.js';
+import { registerHandleRoutes } from './routes/handles.js';
+import { registerOpsRoutes } from './routes/ops.js';
+import { registerPrefixRoutes } from './routes/prefixes.js';
+import { registerTokenRoutes } from './routes/tokens.js';
+import { ErrorBody } from './schemas.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The identifier the request names, once parsed (echoed in error bodies). */
+    idn: Identifier | undefined;
+    principal: Principal | undefined;
+  }
+  interface FastifyContextConfig {
+    /** A body schema shown in /docs but validated by our own code (messages say what to fix). */
+    docsBody?: unknown;
+  }
+}
+
+/** Turns anything thrown into an IdnError, keeping the original as `cause`. */
+export function toIdnError(err: unknown, request?: FastifyRequest): IdnError {
+  if (isIdnError(err)) {
+    if (err.handle === undefined && request?.idn !== undefined) err.handle = request.idn.text;
+    return err;
+  }
+  const e = err as { code?: string; statusCode?: number; validation?: unknown; validationContext?: string; message?: string };
+  const handle = request?.idn?.text;
+  const wrap = (code: ConstructorParameters<typeof IdnError>[0], message: string) => new IdnError(code, message, { handle, cause: err });
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return wrap('IDN_BODY_TOO_LARGE', 'the request body is larger than the limit (config limits.bodyMaxBytes); send less per request or use bulk import');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return wrap('IDN_BAD_REQUEST', 'unsupported Content-Type; send the body as application/json');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return wrap('IDN_BODY_UNPARSABLE', 'the body is empty; send a JSON document');
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return wrap('IDN_BODY_UNPARSABLE', `the body is not valid JSON: ${e.message ?? ''}`);
+    case 'FST_ERR_BAD_URL':
+      return wrap('IDN_INVALID_IDENTIFIER', 'the request path has an invalid percent-escape; encode "%" as %25');
+  }
+  if (e.validation !== undefined) {
+    const part = e.validationContext ?? 'request';
+    return wrap(part === 'body' ? 'IDN_INVALID_VALUE' : 'IDN_BAD_REQUEST', `${e.message ?? 'invalid request'}`);
+  }
+  if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500)
+    return wrap(e.statusCode === 404 ? 'IDN_ROUTE_NOT_FOUND' : 'IDN_BAD_REQUEST', e.message ?? 'bad request');
+  return wrap('IDN_INTERNAL', 'internal error; the node logged the details');
+}
+
+export function sendError(reply: FastifyReply, err: IdnError): FastifyReply {
+  if (err.headers) reply.headers(err.headers);
+  return reply.code(err.http).type('application/json; charset=utf-8').send(JSON.stringify(err.toBody()));
+}
+
+export interface BuildOptions {
+  logger?: FastifyServerOptions['logger'];
+  serverFactory?: FastifyServerOptions['serverFactory'];
+}
+
+export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    logController: new LogController({ disableRequestLogging: !deps.config.logRequests }),
+    bodyLimit: deps.config.limits.bodyMaxBytes,
+    routerOptions: { maxParamLength: 16384 },
+    ...(opts.serverFactory ? { serverFactory: opts.serverFactory } : {}),
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, useDefaults: true } },
+    frameworkErrors: (err, request, reply) => {
+      sendError(reply, toIdnError(err, request));
+    },
+  });
+  app.decorateRequest('idn', undefined);
+  app.decorateRequest('principal', undefined);
+  app.addSchema(ErrorBody);
+
+  app.setErrorHandler((err, request, reply) => {
+    const idn = toIdnError(err, request);
+    if (idn.http >= 500) request.log.error({ err, cause: idn.cause }, idn.message);
+    return sendError(reply, idn);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, new IdnError('IDN_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}; the API is described at /docs`)),
+  );
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'idnode', description: 'Industrial-internet identifier resolution (Handle System JSON REST API)', version: '0.1.0' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+    transform: ({ schema, url, route }) => {
+      const docsBody = (route.config as { docsBody?: unknown } | undefined)?.docsBody;
+      return { schema: docsBody === undefined ? schema : ({ ...schema, body: docsBody } as typeof schema), url };
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  registerHandleRoutes(app, deps);
+  registerPrefixRoutes(app, deps);
+  registerTokenRoutes(app, deps);
+  registerOpsRoutes(app, deps);
+  return app;
+}
+
+/** The principal of the request, or a 401/403 IdnError. */
+export function requirePrincipal(request: FastifyRequest, deps: NodeDeps): Principal {
+  const p = deps.tokens.authenticate(request.headers.authorization);
+  if (p === undefined) throw new IdnError('IDN_AUTH_REQUIRED', 'this request needs a token: send "Authorization: Bearer <token>"');
+  request.principal = p;
+  return p;
+}
+
+export function requireAdmin(request: FastifyRequest, deps: NodeDeps): Principal {
+  const p = requirePrincipal(request, deps);
+  if (p.role !== 'admin') throw new IdnError('IDN_FORBIDDEN', `this needs an admin token; token ${p.id} has role ${p.role}`);
+  return p;
+}

@@ -1,0 +1,18 @@
+import type { Config } from '../config.js';
+import type { Prefixes } from '../registry/prefixes.js';
+import type { Records } from '../registry/records.js';
+import type { Tokens } from '../registry/tokens.js';
+import type { Resolver } from '../resolver/index.js';
+import type { Store } from '../store/index.js';
+import type { Router } from '../upstream/routing.js';
+
+/** Everything the HTTP layer needs, built once by main.ts (or a test). */
+export interface NodeDeps {
+  config: Config;
+  store: Store;
+  router: Router;
+  resolver: Resolver;
+  records: Records;
+  prefixes: Prefixes;
+  tokens: Tokens;
+}

@@ -1,0 +1,242 @@
+/** /api/handles (resolution, registration, listing) and /api/resolve (batch). */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { IdnError, isIdnError } from '../../errors.js';
+import { decodePathIdentifier, foldCase, type Identifier, parseIdentifier, parsePrefix } from '../../identifier/index.js';
+import { authorizeLocal, authorizeWrite, mintSuffix } from '../../registry/records.js';
+import { canReadPrivate, type Principal } from '../../registry/tokens.js';
+import type { HandleValue } from '../../registry/values.js';
+import { buildEntry, type Entry, entryValues, smallestTtl } from '../../resolver/index.js';
+import { requirePrincipal } from '../app.js';
+import type { NodeDeps } from '../deps.js';
+import { BatchBody, bearer, HandleAnswer, ListAnswer, ListQuery, RecordBody, ResolveQuery, WriteQuery } from '../schemas.js';
+
+export const HANDLES_PATH = '/api/handles/';
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+interface ResolveQueryT {
+  type?: string[];
+  index?: number[];
+  auth?: boolean;
+  pretty?: boolean | '';
+}
+
+/** The identifier text in the request path: raw bytes → UTF-8 → percent-decoded once. */
+export function pathIdentifierText(url: string): string {
+  const q = url.indexOf('?');
+  return decodePathIdentifier(q < 0 ? url.slice(HANDLES_PATH.length) : url.slice(HANDLES_PATH.length, q));
+}
+
+function typeMatches(type: string, wanted: string[]): boolean {
+  const t = foldCase(type);
+  for (const w of wanted) {
+    const f = foldCase(w);
+    if (t === f) return true;
+    if (f.endsWith('.') && (t.startsWith(f) || t === f.slice(0, -1))) return true;
+  }
+  return false;
+}
+
+/** The answer after type/index filters and `pretty` (the cached entry itself when neither applies). */
+export function shapeAnswer(entry: Entry, q: ResolveQueryT, nowMs: number): Entry {
+  const filtered = q.type !== undefined || q.index !== undefined;
+  const pretty = q.pretty === true || q.pretty === '';
+  if (entry.status !== 200 || (!filtered && !pretty)) return entry;
+  const values = entryValues(entry);
+  const types = q.type ?? [];
+  const indexes = new Set(q.index ?? []);
+  const selected: HandleValue[] = filtered ? values.filter((v) => indexes.has(v.index) || typeMatches(v.type, types)) : values;
+  const answer = { responseCode: filtered && selected.length === 0 ? 200 : 1, handle: entry.handle, values: selected };
+  const body = Buffer.from(pretty ? `${JSON.stringify(answer, null, 2)}\n` : JSON.stringify(answer));
+  return buildEntry(200, entry.handle, body, selected.length === 0 ? 0 : smallestTtl(selected, nowMs));
+}
+
+export function etagMatches(ifNoneMatch: string | undefined, etag: string | undefined): boolean {
+  if (ifNoneMatch === undefined || etag === undefined) return false;
+  if (ifNoneMatch.trim() === '*') return true;
+  return ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
+}
+
+function sendEntry(request: FastifyRequest, reply: FastifyReply, entry: Entry, cacheStatus: string): FastifyReply {
+  if (entry.etag !== undefined) reply.header('etag', entry.etag);
+  if (entry.maxAge !== undefined) reply.header('cache-control', `max-age=${entry.maxAge}`);
+  reply.header('cache-status', cacheStatus);
+  if (entry.status === 200 && etagMatches(request.headers['if-none-match'], entry.etag)) return reply.code(304).send();
+  return reply.code(entry.status).type(JSON_TYPE).send(entry.body);
+}
+
+/** Parses `index=` for writes: repeated and/or comma-separated numbers, or `various` (PUT only). */
+export function parseIndexParam(raw: unknown, allowVarious: boolean): Set<number> | 'various' | undefined {
+  if (raw === undefined) return undefined;
+  const parts = (Array.isArray(raw) ? raw : [raw]).flatMap((r) => String(r).split(','));
+  if (allowVarious && parts.length === 1 && parts[0] === 'various') return 'various';
+  const out = new Set<number>();
+  for (const p of parts) {
+    const n = /^\d{1,10}$/.test(p) ? Number(p) : NaN;
+    if (!(n >= 1 && n <= 4294967295))
+      throw new IdnError('IDN_BAD_REQUEST', `index= must be value indexes from 1 to 4294967295${allowVarious ? ' or "various"' : ''}; got "${p}"`);
+    out.add(n);
+  }
+  return out;
+}
+
+export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void {
+  const { resolver, router, tokens, records, config } = deps;
+
+  /** Syntax (400/102), then routing for reads: unroutable → 400/301. */
+  function readIdentifier(request: FastifyRequest): Identifier {
+    const id = parseIdentifier(pathIdentifierText(request.url), { slashlessIsPrefix: true });
+    request.idn = id;
+    return id;
+  }
+
+  function privateAccess(principal: Principal | undefined, id: Identifier): boolean {
+    return principal !== undefined && canReadPrivate(principal, id.namedPrefixKey ?? id.prefixKey);
+  }
+
+  app.get(
+    '/api/handles/*',
+    {
+      schema: {
+        summary: 'Resolve an identifier',
+        description: 'Handle.Net JSON. Slashless = prefix handle 0.NA/<prefix>. Headers: ETag, Cache-Control, Cache-Status; If-None-Match → 304.',
+        tags: ['resolution'],
+        querystring: ResolveQuery,
+        response: { 200: HandleAnswer, '4xx': { $ref: 'ErrorBody#' } },
+      },
+      onRequest: async (request) => {
+        readIdentifier(request);
+      },
+    },
+    async (request, reply) => {
+      const id = request.idn!;
+      const q = request.query as ResolveQueryT;
+      const principal = tokens.authenticate(request.headers.authorization);
+      const { entry, cacheStatus } = await resolver.resolve(id, { bypassCache: q.auth === true, privateAccess: privateAccess(principal, id) });
+      return sendEntry(request, reply, shapeAnswer(entry, q, Date.now()), cacheStatus);
+    },
+  );
+
+  /** PUT/DELETE guard, run before the body is read: syntax → routing → auth → scope. */
+  async function writeGuard(request: FastifyRequest): Promise<void> {
+    const q = request.query as Record<string, unknown>;
+    let text = pathIdentifierText(request.url);
+    if (request.method === 'PUT' && q.mintNewSuffix === 'true') text = mintSuffix(text);
+    const id = parseIdentifier(text);
+    request.idn = id;
+    const route = router.route(id.prefixKey);
+    const principal = route.kind === 'local' ? tokens.authenticate(request.headers.authorization) : undefined;
+    authorizeWrite(route, principal, id);
+    request.principal = principal;
+  }
+
+  app.put(
+    '/api/handles/*',
+    {
+      config: { docsBody: RecordBody },
+      schema: {
+        summary: 'Create or replace a record',
+        description: 'Body {"values":[…]} or a bare array. overwrite=false → 409 if it exists, 201 on create. index= adds/replaces only those values. mintNewSuffix=true appends a fresh suffix.',
+        tags: ['registration'],
+        security: bearer,
+        querystring: WriteQuery,
+        response: { 200: HandleAnswer, 201: HandleAnswer, '4xx': { $ref: 'ErrorBody#' } },
+      },
+      onRequest: writeGuard,
+    },
+    async (request, reply) => {
+      const id = request.idn!;
+      const q = request.query as { overwrite?: boolean; index?: string[]; mintNewSuffix?: boolean };
+      const overwrite = q.mintNewSuffix === true ? false : q.overwrite !== false;
+      const only = parseIndexParam(q.index, true);
+      if (request.body === undefined || request.body === null)
+        throw new IdnError('IDN_BODY_UNPARSABLE', 'the request has no body; send {"values": [...]} as application/json');
+      const out = records.put(id, request.body, only === undefined ? { overwrite } : { overwrite, only }, request.principal!.actor);
+      const status = out.created && !overwrite ? 201 : 200;
+      return reply.code(status).send({ responseCode: 1, handle: out.handle });
+    },
+  );
+
+  app.delete(
+    '/api/handles/*',
+    {
+      schema: {
+        summary: 'Delete a record, or some of its values (index=)',
+        tags: ['registration'],
+        security: bearer,
+        querystring: WriteQuery,
+        response: { 200: HandleAnswer, '4xx': { $ref: 'ErrorBody#' } },
+      },
+      onRequest: writeGuard,
+    },
+    async (request) => {
+      const q = request.query as { index?: string[] };
+      const only = parseIndexParam(q.index, false) as Set<number> | undefined;
+      const out = records.remove(request.idn!, only, request.principal!.actor);
+      return { responseCode: 1, handle: out.handle };
+    },
+  );
+
+  app.get(
+    '/api/handles',
+    {
+      schema: {
+        summary: 'List the identifiers under a prefix',
+        tags: ['registration'],
+        security: bearer,
+        querystring: ListQuery,
+        response: { 200: ListAnswer, '4xx': { $ref: 'ErrorBody#' } },
+      },
+    },
+    async (request) => {
+      const q = request.query as { prefix: string; page?: number; pageSize?: number };
+      let prefix: { prefix: string; key: string };
+      try {
+        prefix = parsePrefix(q.prefix);
+      } catch (err) {
+        throw new IdnError('IDN_BAD_REQUEST', `prefix=: ${(err as Error).message}`);
+      }
+      const route = router.route(prefix.key);
+      if (route.kind !== 'local') throw new IdnError('IDN_NOT_RESPONSIBLE', `this node does not home prefix ${prefix.prefix}; list it on the node that does`);
+      authorizeLocal(route, tokens.authenticate(request.headers.authorization), prefix.key, undefined, 'read');
+      const pageSize = q.pageSize ?? 100;
+      if (pageSize > config.limits.pageSizeMax)
+        throw new IdnError('IDN_BAD_REQUEST', `pageSize ${pageSize} is over the limit of ${config.limits.pageSizeMax} (config limits.pageSizeMax); page through with page=`);
+      const { totalCount, handles } = records.list(prefix.key, q.page ?? 0, pageSize);
+      return { responseCode: 1, prefix: prefix.prefix, totalCount, handles };
+    },
+  );
+
+  app.post(
+    '/api/resolve',
+    {
+      schema: {
+        summary: 'Resolve many identifiers; one answer per identifier, in order',
+        tags: ['resolution'],
+        querystring: ResolveQuery,
+        body: BatchBody,
+        response: { '4xx': { $ref: 'ErrorBody#' } },
+      },
+    },
+    async (request, reply) => {
+      const q = request.query as ResolveQueryT;
+      const { handles } = request.body as { handles: string[] };
+      if (handles.length > config.limits.batchMax)
+        throw new IdnError('IDN_BAD_REQUEST', `${handles.length} identifiers in one batch; at most ${config.limits.batchMax} are allowed (config limits.batchMax)`);
+      const principal = tokens.authenticate(request.headers.authorization);
+      const parts: Buffer[] = [];
+      const now = Date.now();
+      for (const text of handles) {
+        try {
+          const id = parseIdentifier(text, { slashlessIsPrefix: true });
+          const { entry } = await resolver.resolve(id, { bypassCache: q.auth === true, privateAccess: privateAccess(principal, id) });
+          parts.push(shapeAnswer(entry, { ...q, pretty: false }, now).body);
+        } catch (err) {
+          if (!isIdnError(err)) throw err;
+          parts.push(Buffer.from(JSON.stringify(err.toBody())));
+        }
+      }
+      const body = Buffer.concat([Buffer.from('{"responseCode":1,"results":['), ...parts.flatMap((p, i) => (i === 0 ? [p] : [Buffer.from(','), p])), Buffer.from(']}')]);
+      return reply.type(JSON_TYPE).send(body);
+    },
+  );
+}

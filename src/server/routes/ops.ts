@@ -1,0 +1,17 @@
+/** Liveness and readiness. */
+import type { FastifyInstance } from 'fastify';
+import type { NodeDeps } from '../deps.js';
+
+export function registerOpsRoutes(app: FastifyInstance, deps: NodeDeps): void {
+  app.get('/healthz', { schema: { summary: 'Alive', tags: ['operations'] } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { summary: 'Ready: the store answers', tags: ['operations'] } }, async (_request, reply) => {
+    let store = 'ok';
+    try {
+      deps.store.totalRecords();
+    } catch {
+      store = 'unavailable';
+    }
+    const cache = deps.resolver.stats();
+    return reply.code(store === 'ok' ? 200 : 503).send({ ready: store === 'ok', store, cache });
+  });
+}

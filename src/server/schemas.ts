@@ -1,0 +1,112 @@
+/** Route schemas (TypeBox → JSON Schema): validation, fast serialisation and /docs. */
+import { Type } from '@sinclair/typebox';
+
+export const ErrorBody = Type.Object(
+  {
+    responseCode: Type.Integer({ description: 'Handle responseCode' }),
+    handle: Type.Optional(Type.String()),
+    message: Type.String({ description: 'What went wrong and what to fix' }),
+    code: Type.String({ description: 'Stable IDN_* error code (README error table)' }),
+  },
+  { $id: 'ErrorBody' },
+);
+
+export const HandleValue = Type.Object(
+  {
+    index: Type.Integer({ minimum: 1, maximum: 4294967295 }),
+    type: Type.String({ examples: ['URL', 'name', 'batch'] }),
+    data: Type.Union([
+      Type.String({ description: 'A bare string means format "string"' }),
+      Type.Object({
+        format: Type.Union(['string', 'base64', 'hex', 'admin', 'vlist', 'site', 'key'].map((f) => Type.Literal(f))),
+        value: Type.Unknown(),
+      }),
+    ]),
+    ttl: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.String({ format: 'date-time' })], { default: 86400 })),
+    timestamp: Type.Optional(Type.String({ description: 'Set by the server' })),
+    permissions: Type.Optional(Type.String({ pattern: '^[01]{4}$', description: 'adminRead adminWrite publicRead publicWrite; default 1110' })),
+    references: Type.Optional(Type.Array(Type.Object({ handle: Type.String(), index: Type.Integer() }))),
+  },
+  { additionalProperties: false },
+);
+
+export const RecordBody = Type.Union([Type.Object({ handle: Type.Optional(Type.String()), values: Type.Array(HandleValue) }), Type.Array(HandleValue)]);
+
+export const HandleAnswer = Type.Object({
+  responseCode: Type.Integer(),
+  handle: Type.String(),
+  values: Type.Optional(Type.Array(Type.Unknown())),
+});
+
+export const ResolveQuery = Type.Object({
+  type: Type.Optional(Type.Array(Type.String(), { description: 'Repeatable; a trailing "." matches subtypes' })),
+  index: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { description: 'Repeatable; OR-ed with type' })),
+  auth: Type.Optional(Type.Boolean({ description: 'Bypass every cache' })),
+  pretty: Type.Optional(Type.Union([Type.Boolean(), Type.Literal('')])),
+});
+
+export const WriteQuery = Type.Object({
+  overwrite: Type.Optional(Type.Boolean({ default: true })),
+  index: Type.Optional(Type.Array(Type.String(), { description: 'Add/replace (PUT) or remove (DELETE) only these indexes; "various" = all in the body' })),
+  mintNewSuffix: Type.Optional(Type.Boolean()),
+});
+
+export const ListQuery = Type.Object(
+  {
+    prefix: Type.String({ minLength: 1 }),
+    page: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+    pageSize: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+
+export const ListAnswer = Type.Object({
+  responseCode: Type.Integer(),
+  prefix: Type.String(),
+  totalCount: Type.Integer(),
+  handles: Type.Array(Type.String()),
+});
+
+export const BatchBody = Type.Object({ handles: Type.Array(Type.String()) }, { additionalProperties: false });
+
+export const Owner = Type.Object({ name: Type.String({ minLength: 1 }) }, { additionalProperties: true });
+
+export const PrefixInfo = Type.Object({
+  prefix: Type.String(),
+  owner: Type.Record(Type.String(), Type.Unknown()),
+  site: Type.Optional(Type.String()),
+  status: Type.Union([Type.Literal('pending'), Type.Literal('active'), Type.Literal('suspended')]),
+  parent: Type.Union([Type.String(), Type.Null()]),
+  homed: Type.Optional(Type.Boolean()),
+});
+
+export const PrefixCreate = Type.Object({ prefix: Type.String(), owner: Owner, site: Type.Optional(Type.String()) });
+export const PrefixPatch = Type.Object({
+  owner: Type.Optional(Owner),
+  site: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  status: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('active'), Type.Literal('suspended')])),
+});
+
+export const TokenCreate = Type.Object({
+  role: Type.Union([Type.Literal('admin'), Type.Literal('registrar'), Type.Literal('auditor'), Type.Literal('node')]),
+  prefixes: Type.Optional(Type.Array(Type.String())),
+  label: Type.Optional(Type.String()),
+});
+
+export const TokenInfo = Type.Object({
+  id: Type.String(),
+  role: Type.String(),
+  prefixes: Type.Array(Type.String()),
+  label: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+  revokedAt: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const TokenCreated = Type.Object({
+  id: Type.String(),
+  role: Type.String(),
+  prefixes: Type.Array(Type.String()),
+  secret: Type.String({ description: 'Shown only in this answer' }),
+});
+
+export const bearer = [{ bearer: [] as string[] }];

@@ -1,0 +1,90 @@
+/** Test helpers: a real node (real SQLite file, real HTTP on port 0) per test. */
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import type { Test } from 'tap';
+import { type Config, loadConfig } from '../src/config.js';
+import { createNode, type IdNode } from '../src/main.js';
+
+export const ADMIN = 'test-admin-secret';
+
+export interface Answer {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: any;
+}
+
+export interface Client {
+  url: string;
+  call(method: string, path: string, opts?: { token?: string; body?: unknown; headers?: Record<string, string> }): Promise<Answer>;
+}
+
+export function client(url: string): Client {
+  return {
+    url,
+    async call(method, path, opts = {}) {
+      const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+      if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
+      let body: string | undefined;
+      if (opts.body !== undefined) {
+        body = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+        headers['content-type'] ??= 'application/json';
+      }
+      const res = await fetch(url + path, { method, headers, ...(body !== undefined ? { body } : {}) });
+      const text = await res.text();
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
+      return { status: res.status, headers: res.headers, text, json };
+    },
+  };
+}
+
+export function testConfig(t: Test, overrides: Record<string, unknown> = {}): Config {
+  const dir = t.testdir({});
+  return loadConfig({ overrides: { db: join(dir, 'idnode.db'), listen: { port: 0 }, ...overrides }, env: {} });
+}
+
+/** Starts a node; closes it when the test ends. */
+export async function startNode(t: Test, overrides: Record<string, unknown> = {}): Promise<Client & { node: IdNode; config: Config }> {
+  const config = testConfig(t, overrides);
+  const node = await createNode(config, { adminToken: ADMIN });
+  const url = await node.listen();
+  t.teardown(() => node.close());
+  return { ...client(url), node, config };
+}
+
+/** Sends raw bytes (for paths fetch would normalise or refuse) and returns status and body. */
+export function rawRequest(url: string, requestLine: Buffer | string): Promise<{ status: number; body: string }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const sock = connect(Number(port), hostname);
+    const chunks: Buffer[] = [];
+    sock.on('data', (c) => chunks.push(c));
+    sock.on('error', reject);
+    sock.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const status = Number(text.slice(9, 12));
+      resolve({ status, body: text.slice(text.indexOf('\r\n\r\n') + 4) });
+    });
+    sock.write(Buffer.concat([Buffer.from(requestLine), Buffer.from(' HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n')]));
+  });
+}
+
+export const sampleValues = [
+  { index: 1, type: 'URL', data: { format: 'string', value: 'https://example.com/p/1' } },
+  { index: 2, type: 'name', data: 'Brake caliper JH-C320' },
+  { index: 3, type: 'batch', data: { format: 'string', value: 'B-0001' }, ttl: 3600 },
+];
+
+/** Creates prefix 88.100.7 and a registrar token for it; returns the registrar's secret. */
+export async function registrar(c: Client, prefix = '88.100.7'): Promise<string> {
+  const p = await c.call('POST', '/api/prefixes', { token: ADMIN, body: { prefix, owner: { name: `Enterprise ${prefix}` } } });
+  if (p.status !== 201 && p.status !== 409) throw new Error(`prefix create failed: ${p.text}`);
+  const tok = await c.call('POST', '/api/tokens', { token: ADMIN, body: { role: 'registrar', prefixes: [prefix] } });
+  if (tok.status !== 201) throw new Error(`token create failed: ${tok.text}`);
+  return tok.json.secret as string;
+}

@@ -1,0 +1,68 @@
+import t from 'tap';
+import { join } from 'node:path';
+import { auditHash, GENESIS_HASH, Store } from '../src/store/index.js';
+
+t.test('opens in WAL, applies migrations once, keeps data across reopen', async (t) => {
+  const path = join(t.testdir({}), 'sub', 'a.db');
+  const s = new Store(path);
+  t.equal(s.db.pragma('journal_mode', { simple: true }), 'wal');
+  t.equal(s.schemaVersion, 1);
+  s.write({ actor: 'test', action: 'record.create', target: '88.1/a' }, (tx) => {
+    tx.putRecord({ handleKey: '88.1/a', handle: '88.1/A', prefixKey: '88.1', valuesJson: '[]', publicJson: null });
+    return { result: undefined, payload: 'x' };
+  });
+  s.close();
+  const again = new Store(path);
+  t.equal(again.schemaVersion, 1);
+  t.equal(again.getRecord('88.1/a')?.handle, '88.1/A');
+  t.equal(again.getRecord('88.1/a')?.version, 1);
+  again.close();
+  const ro = new Store(path, { readonly: true });
+  t.equal(ro.totalRecords(), 1);
+  ro.close();
+});
+
+t.test('one write path: version rows and a hash-chained audit entry per write, rollback on error', async (t) => {
+  let now = Date.parse('2026-01-01T00:00:00Z');
+  const s = new Store(join(t.testdir({}), 'a.db'), { now: () => new Date(now) });
+  t.teardown(() => s.close());
+  const put = (values: string) =>
+    s.write({ actor: 'tok_1', action: 'record.update', target: '88.1/a' }, (tx) => {
+      const v = tx.putRecord({ handleKey: '88.1/a', handle: '88.1/a', prefixKey: '88.1', valuesJson: values, publicJson: null });
+      return { result: v, payload: values };
+    });
+  t.equal(put('[1]'), 1);
+  now += 1000;
+  t.equal(put('[2]'), 2);
+  const deleted = s.write({ actor: 'tok_1', action: 'record.delete', target: '88.1/a' }, (tx) => ({ result: tx.deleteRecord('88.1/a', '88.1/a'), payload: '' }));
+  t.equal(deleted, 3);
+  t.equal(s.getRecord('88.1/a'), undefined);
+  t.equal(put('[4]'), 4, 'versions continue after a delete');
+  t.throws(() => s.write({ actor: 'x', action: 'y', target: 'z' }, (tx) => {
+    tx.putRecord({ handleKey: '88.1/b', handle: '88.1/b', prefixKey: '88.1', valuesJson: '[]', publicJson: null });
+    throw new Error('boom');
+  }), { code: 'IDN_INTERNAL' });
+  t.equal(s.getRecord('88.1/b'), undefined, 'rolled back');
+  t.equal(s.write({ actor: 'x', action: 'noop', target: 'z' }, () => ({ result: 7, payload: null })), 7, 'payload null writes no audit entry');
+
+  const versions = s.db.prepare('SELECT version, actor, action, values_json AS v, audit_seq AS seq FROM record_versions ORDER BY version').all();
+  t.same(versions, [
+    { version: 1, actor: 'tok_1', action: 'record.update', v: '[1]', seq: 1 },
+    { version: 2, actor: 'tok_1', action: 'record.update', v: '[2]', seq: 2 },
+    { version: 3, actor: 'tok_1', action: 'record.delete', v: null, seq: 3 },
+    { version: 4, actor: 'tok_1', action: 'record.update', v: '[4]', seq: 4 },
+  ]);
+  const log = s.db.prepare('SELECT seq, at, actor, action, target, digest, prev_hash AS prevHash, hash FROM audit_log ORDER BY seq').all() as Array<Record<string, any>>;
+  t.equal(log.length, 4);
+  let prev = GENESIS_HASH;
+  for (const e of log) {
+    t.equal(e.prevHash, prev, `entry ${e.seq} links to the previous hash`);
+    t.equal(e.hash, auditHash(prev, e as any), `entry ${e.seq} hash recomputes`);
+    prev = e.hash;
+  }
+  t.equal(log[1]!.at, '2026-01-01T00:00:01Z');
+});
+
+t.test('a database that cannot be opened is a clear error', async (t) => {
+  t.throws(() => new Store(join(t.testdir({}), 'missing.db'), { readonly: true }), { code: 'IDN_INTERNAL', message: /cannot open database/ });
+});
