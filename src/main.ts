@@ -5,6 +5,7 @@
 import { createServer } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
+import { SEEDS_DIR } from './paths.js';
 import { createPrefixes, type Prefixes } from './registry/prefixes.js';
 import { createRecords, type Records } from './registry/records.js';
 import { seedIfEmpty } from './registry/seed.js';
@@ -71,7 +72,7 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
   const registry = openRegistry(config);
   try {
     if (opts.adminToken) registry.tokens.bootstrapAdmin(opts.adminToken);
-    if (config.seed) seedIfEmpty(registry, config.seedDir);
+    if (config.seed) seedIfEmpty(registry, config.seedDir === '' ? SEEDS_DIR : config.seedDir);
     const fastPath = createFastPath(registry.resolver);
     const deps: NodeDeps = registry;
     const app = await buildApp(deps, {

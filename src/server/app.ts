@@ -63,6 +63,29 @@ export function sendError(reply: FastifyReply, err: IdnError): FastifyReply {
   return reply.code(err.http).type('application/json; charset=utf-8').send(JSON.stringify(err.toBody()));
 }
 
+/**
+ * Requests node:http cannot parse never reach a route; answer them in the Handle error shape.
+ * Raw non-ASCII bytes in the path land here (HPE_INVALID_URL): they must be percent-encoded.
+ */
+export function clientErrorHandler(err: Error & { code?: string }, socket: import('node:net').Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  let status = '400 Bad Request';
+  let body: IdnError;
+  if (err.code === 'HPE_INVALID_URL')
+    body = new IdnError('IDN_INVALID_IDENTIFIER', 'the request path has raw non-ASCII bytes, spaces or controls; percent-encode the identifier as UTF-8');
+  else if (err.code === 'HPE_HEADER_OVERFLOW') {
+    status = '431 Request Header Fields Too Large';
+    body = new IdnError('IDN_BAD_REQUEST', 'the request line or headers are too large; identifiers are at most 2048 bytes');
+  } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    status = '408 Request Timeout';
+    body = new IdnError('IDN_BAD_REQUEST', 'the request was not received in time');
+  } else body = new IdnError('IDN_BAD_REQUEST', `the HTTP request could not be parsed (${err.code ?? 'unknown'}); check the request line and headers`);
+  const text = JSON.stringify(body.toBody());
+  if (socket.writable)
+    socket.write(`HTTP/1.1 ${status}\r\nContent-Length: ${Buffer.byteLength(text)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${text}`);
+  socket.destroy();
+}
+
 export interface BuildOptions {
   logger?: FastifyServerOptions['logger'];
   serverFactory?: FastifyServerOptions['serverFactory'];
@@ -76,10 +99,13 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
     routerOptions: { maxParamLength: 16384 },
     ...(opts.serverFactory ? { serverFactory: opts.serverFactory } : {}),
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, useDefaults: true } },
+    clientErrorHandler,
     frameworkErrors: (err, request, reply) => {
       sendError(reply, toIdnError(err, request));
     },
   });
+  // JSON only: a text/plain body would otherwise reach the validators as a string.
+  app.removeContentTypeParser('text/plain');
   app.decorateRequest('idn', undefined);
   app.decorateRequest('principal', undefined);
   app.addSchema(ErrorBody);

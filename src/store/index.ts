@@ -5,26 +5,12 @@
  */
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { IdnError } from '../errors.js';
+import { SCHEMA_DIR } from '../paths.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
-const SCHEMA_DIR = findSchemaDir();
-
-/** schema/ beside package.json, whether this runs from src/ (tests) or dist/src/. */
-function findSchemaDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'schema'))) return join(dir, 'schema');
-    const up = dirname(dir);
-    /* c8 ignore next */
-    if (up === dir) throw new Error('schema/ not found above ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-}
-
 export interface RecordRow {
   handleKey: string;
   handle: string;

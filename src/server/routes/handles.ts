@@ -121,7 +121,7 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
     const q = request.query as Record<string, unknown>;
     let text = pathIdentifierText(request.url);
     if (request.method === 'PUT' && q.mintNewSuffix === 'true') text = mintSuffix(text);
-    const id = parseIdentifier(text);
+    const id = parseIdentifier(text, { slashlessIsPrefix: true });
     request.idn = id;
     const route = router.route(id.prefixKey);
     const principal = route.kind === 'local' ? tokens.authenticate(request.headers.authorization) : undefined;
@@ -198,7 +198,7 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
       const route = router.route(prefix.key);
       if (route.kind !== 'local') throw new IdnError('IDN_NOT_RESPONSIBLE', `this node does not home prefix ${prefix.prefix}; list it on the node that does`);
       authorizeLocal(route, tokens.authenticate(request.headers.authorization), prefix.key, undefined, 'read');
-      const pageSize = q.pageSize ?? 100;
+      const pageSize = q.pageSize ?? Math.min(100, config.limits.pageSizeMax);
       if (pageSize > config.limits.pageSizeMax)
         throw new IdnError('IDN_BAD_REQUEST', `pageSize ${pageSize} is over the limit of ${config.limits.pageSizeMax} (config limits.pageSizeMax); page through with page=`);
       const { totalCount, handles } = records.list(prefix.key, q.page ?? 0, pageSize);

@@ -1,0 +1,20 @@
+/**
+ * The baseline: a bare node:http server that answers every request with one fixed JSON body
+ * of BARE_BODY_BYTES bytes and the same headers idnode sends on a cache hit. Prints its URL.
+ */
+import { createServer } from 'node:http';
+
+const size = Number(process.env.BARE_BODY_BYTES ?? '600');
+const prefix = '{"responseCode":1,"handle":"88.100.1/X","values":[{"data":"';
+const body = Buffer.from(`${prefix}${'x'.repeat(Math.max(0, size - prefix.length - 4))}"}]}`);
+const headers = ['content-type', 'application/json; charset=utf-8', 'content-length', String(body.length), 'etag', '"bare"', 'cache-control', 'max-age=86400', 'cache-status', 'bare; hit'];
+
+const server = createServer((_req, res) => {
+  res.writeHead(200, headers);
+  res.end(body);
+});
+server.listen(0, '127.0.0.1', () => {
+  const addr = server.address();
+  if (typeof addr === 'object' && addr !== null) process.stdout.write(`bare listening on http://127.0.0.1:${addr.port} (body ${body.length} bytes)\n`);
+});
+process.on('SIGTERM', () => server.close(() => process.exit(0)));

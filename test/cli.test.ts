@@ -1,0 +1,140 @@
+import t, { type Test } from 'tap';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { client } from './helpers.js';
+
+const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+const BUILT = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
+// Run the TypeScript source with the same loaders tap gave this process (coverage included).
+const nodeArgs = [...process.execArgv, CLI];
+const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('IDNODE_')));
+
+function run(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}) {
+  const r = spawnSync(process.execPath, [...nodeArgs, ...args], { cwd: opts.cwd, env: { ...cleanEnv, ...opts.env }, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** Starts `idnode serve` and resolves once it prints its URL. */
+function serve(t: Test, args: string[], opts: { cwd: string; env?: Record<string, string>; bin?: string[] }) {
+  const child = spawn(process.execPath, [...(opts.bin ?? nodeArgs), 'serve', ...args], { cwd: opts.cwd, env: { ...cleanEnv, ...opts.env } });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.teardown(() => child.kill('SIGKILL'));
+  const ready = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start: ${out} ${err}`)), 60_000);
+    const check = () => {
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        setTimeout(() => resolve(m[1]!), 50);
+      }
+    };
+    child.stdout.on('data', check);
+    child.on('exit', () => reject(new Error(`serve exited: ${out} ${err}`)));
+  });
+  return { child, ready, exited, output: () => out, errors: () => err };
+}
+
+t.test('help and usage errors', async (t) => {
+  const help = run(['--help']);
+  t.equal(help.code, 0);
+  t.match(help.out, /idnode serve \[--config FILE\]/);
+  t.match(help.out, /IDNODE_CACHE_MAX_BYTES/);
+  t.equal(run([]).code, 2);
+  const unknown = run(['frobnicate'], { cwd: t.testdir({}) });
+  t.equal(unknown.code, 2);
+  t.match(unknown.err, /unknown command "frobnicate"/);
+  const badFlag = run(['--nope']);
+  t.equal(badFlag.code, 2);
+  t.match(badFlag.err, /idnode: .*--nope/);
+});
+
+t.test('init, token, prefix commands work on the database directly', async (t) => {
+  const dir = t.testdir({ 'c.json': JSON.stringify({ db: 'x.db' }) });
+  const cfg = ['--config', join(dir, 'c.json')];
+  const init = run(['init', ...cfg], { cwd: dir });
+  t.equal(init.code, 0, init.err);
+  t.match(init.out, /admin token tok_[0-9a-f]+ created; secret \(shown once\): idn_/);
+  const prefix = run(['prefix', 'add', '88.100.7', '--owner', 'Acme', ...cfg], { cwd: dir });
+  t.equal(prefix.code, 0, prefix.err);
+  t.match(JSON.parse(prefix.out), { prefix: '88.100.7', owner: { name: 'Acme' }, status: 'active' });
+  t.match(run(['prefix', 'add', '88.100.9', '--owner', 'E', '--site', 'http://127.0.0.1:9', ...cfg], { cwd: dir }).out, /"site":"http:\/\/127.0.0.1:9"/);
+  t.equal(run(['prefix', 'list', ...cfg], { cwd: dir }).out.trim().split('\n').length, 2);
+  const created = run(['token', 'create', '--role', 'registrar', '--prefix', '88.100.7', '--label', 'line 1', ...cfg], { cwd: dir });
+  t.equal(created.code, 0, created.err);
+  const tok = JSON.parse(created.out);
+  t.match(tok, { role: 'registrar', prefixes: ['88.100.7'], secret: /^idn_/ });
+  const list = run(['token', 'list', ...cfg], { cwd: dir });
+  t.equal(list.out.trim().split('\n').length, 2);
+  t.notOk(list.out.includes(tok.secret));
+  const revoke = run(['token', 'revoke', tok.id, ...cfg], { cwd: dir });
+  t.match(JSON.parse(revoke.out), { id: tok.id, revokedAt: /Z$/ });
+  const bad = run(['token', 'create', '--role', 'root', ...cfg], { cwd: dir });
+  t.equal(bad.code, 2);
+  t.match(bad.err, /role must be one of/);
+  t.equal(run(['token', 'revoke', ...cfg], { cwd: dir }).code, 2);
+  t.equal(run(['prefix', 'add', '88.100.8', ...cfg], { cwd: dir }).code, 2);
+  t.match(run(['token', 'revoke', 'tok_none', ...cfg], { cwd: dir }).err, /no token with id tok_none/);
+});
+
+t.test('bad config stops the start, naming the key', async (t) => {
+  const dir = t.testdir({ 'c.json': JSON.stringify({ cache: { maxByte: 5 } }) });
+  const r = run(['serve', '--config', join(dir, 'c.json')], { cwd: dir });
+  t.equal(r.code, 2);
+  t.match(r.err, /unknown config key "cache.maxByte"/);
+  const env = run(['serve', '--config', join(dir, 'c.json')], { cwd: dir, env: { IDNODE_LISTEN_PORT: 'x' } });
+  t.match(env.err, /IDNODE_LISTEN_PORT|cache.maxByte/);
+});
+
+t.test('serve --config: no seed, IDNODE_ADMIN_TOKEN bootstrap, SIGTERM shuts down cleanly', async (t) => {
+  const dir = t.testdir({ 'c.json': JSON.stringify({ db: 'n.db', listen: { port: 0 }, homed: ['88.200'] }) });
+  const s = serve(t, ['--config', join(dir, 'c.json')], { cwd: dir, env: { IDNODE_ADMIN_TOKEN: 'boot-secret' } });
+  const url = await s.ready;
+  const c = client(url);
+  t.equal((await c.call('GET', '/api/handles?prefix=88.200', { token: 'boot-secret' })).json.totalCount, 0, 'not seeded, token works');
+  t.equal((await c.call('PUT', '/api/handles/88.200/x', { token: 'boot-secret', body: [{ index: 1, type: 'a', data: 'b' }] })).status, 200);
+  s.child.kill('SIGTERM');
+  t.equal(await s.exited, 0);
+  t.match(s.output(), /SIGTERM: shutting down/);
+  t.notMatch(s.output(), /admin token \(shown once/);
+});
+
+t.test('embedded default: seeded on first start, prints token and curl lines; restart keeps data', async (t) => {
+  const dir = t.testdir({});
+  const first = serve(t, [], { cwd: dir, env: { IDNODE_LISTEN_PORT: '0' } });
+  const url = await first.ready;
+  const out = first.output();
+  const secret = /admin token \(shown once, keep it\): (idn_\S+)/.exec(out)?.[1];
+  t.ok(secret, 'prints the admin token');
+  const curls = [...out.matchAll(/^\s+curl .*$/gm)].map((m) => m[0]);
+  t.equal(curls.length, 3, 'three example curl lines');
+  const sample = /curl (http:\/\/\S+)/.exec(curls[0]!)![1]!;
+  const res = await fetch(sample);
+  const body = (await res.json()) as any;
+  t.equal(res.status, 200);
+  t.equal(body.responseCode, 1);
+  t.match(body.handle, /^88\.100\.1\/ENGINE-2026-\d{6}$/);
+  t.ok(body.values.some((v: any) => v.type === 'batch'));
+  const listed = await client(url).call('GET', '/api/handles?prefix=88.100.2&pageSize=0', { token: secret! });
+  t.equal(listed.json.totalCount, 1000, 'three enterprises, a thousand identifiers each');
+  t.ok(existsSync(join(dir, 'data', 'idnode.db')));
+  first.child.kill('SIGTERM');
+  await first.exited;
+  const second = serve(t, [], { cwd: dir, env: { IDNODE_LISTEN_PORT: '0' } });
+  const url2 = await second.ready;
+  t.notMatch(second.output(), /admin token \(shown once/, 'no second token');
+  t.equal((await client(url2).call('GET', '/api/handles?prefix=88.100.2&pageSize=0', { token: secret! })).json.totalCount, 1000, 'not seeded twice');
+  second.child.kill('SIGTERM');
+  await second.exited;
+});
+
+t.test('the built command (what npm start and npx idnode run)', { skip: !existsSync(BUILT) && 'dist/ not built' }, async (t) => {
+  const r = spawnSync(process.execPath, [BUILT, '--help'], { encoding: 'utf8' });
+  t.equal(r.status, 0);
+  t.match(r.stdout, /idnode serve/);
+});

@@ -1,0 +1,158 @@
+import t from 'tap';
+import { ADMIN, registrar, sampleValues, startNode } from './helpers.js';
+
+t.test('PUT create/replace, overwrite=false, case variants keep the first spelling', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  const created = await c.call('PUT', '/api/handles/88.100.7/ABC?overwrite=false', { token: reg, body: { values: sampleValues } });
+  t.equal(created.status, 201);
+  t.same(created.json, { responseCode: 1, handle: '88.100.7/ABC' });
+  const dup = await c.call('PUT', '/api/handles/88.100.7/ABC?overwrite=false', { token: reg, body: sampleValues });
+  t.equal(dup.status, 409);
+  t.match(dup.json, { responseCode: 101, code: 'IDN_HANDLE_EXISTS', handle: '88.100.7/ABC', message: /already exists; send overwrite=true/ });
+  const variant = await c.call('PUT', '/api/handles/88.100.7/abc?overwrite=false', { token: reg, body: sampleValues });
+  t.equal(variant.status, 409);
+  t.match(variant.json, { responseCode: 101, handle: '88.100.7/ABC', message: /conflicts with the existing 88.100.7\/ABC/ });
+  const replaced = await c.call('PUT', '/api/handles/88.100.7/aBc', { token: reg, body: [{ index: 9, type: 'x', data: 'y' }] });
+  t.equal(replaced.status, 200);
+  t.equal(replaced.json.handle, '88.100.7/ABC', 'overwrite through a case variant keeps the spelling');
+  const got = await c.call('GET', '/api/handles/88.100.7/ABC');
+  t.same(got.json.values.map((v: any) => v.index), [9], 'replaced entirely, and the cache was invalidated in the same request');
+  const createdDefault = await c.call('PUT', '/api/handles/88.100.7/NEW', { token: reg, body: sampleValues });
+  t.equal(createdDefault.status, 200, 'overwrite=true create answers 200');
+});
+
+t.test('index= adds or replaces only those values; DELETE ?index= removes values', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  await c.call('PUT', '/api/handles/88.100.7/V', { token: reg, body: sampleValues });
+  const before = (await c.call('GET', '/api/handles/88.100.7/V')).json.values;
+  const add = await c.call('PUT', '/api/handles/88.100.7/V?index=2&index=10', {
+    token: reg,
+    body: [{ index: 2, type: 'name', data: 'renamed' }, { index: 10, type: 'note', data: 'added' }],
+  });
+  t.equal(add.status, 200);
+  const after = (await c.call('GET', '/api/handles/88.100.7/V')).json.values;
+  t.same(after.map((v: any) => [v.index, v.data.value]), [[1, 'https://example.com/p/1'], [2, 'renamed'], [3, 'B-0001'], [10, 'added']]);
+  t.equal(after[0].timestamp, before[0].timestamp, 'untouched values keep their timestamp');
+  const various = await c.call('PUT', '/api/handles/88.100.7/V?index=various', { token: reg, body: [{ index: 11, type: 'n', data: 'v' }] });
+  t.equal(various.status, 200);
+  t.equal((await c.call('GET', '/api/handles/88.100.7/V')).json.values.length, 5);
+  const notListed = await c.call('PUT', '/api/handles/88.100.7/V?index=2', { token: reg, body: [{ index: 3, type: 'n', data: 'v' }] });
+  t.match(notListed.json, { responseCode: 202, message: /index 3 is in the body but not in index=/ });
+  const notInBody = await c.call('PUT', '/api/handles/88.100.7/V?index=2,3', { token: reg, body: [{ index: 2, type: 'n', data: 'v' }] });
+  t.match(notInBody.json, { responseCode: 202, message: /index=3 names no value/ });
+  const badIndex = await c.call('PUT', '/api/handles/88.100.7/V?index=zero', { token: reg, body: sampleValues });
+  t.match(badIndex.json, { responseCode: 4, code: 'IDN_BAD_REQUEST', message: /index= must be value indexes/ });
+  const missingRecord = await c.call('PUT', '/api/handles/88.100.7/NONE?index=1', { token: reg, body: [{ index: 1, type: 'n', data: 'v' }] });
+  t.equal(missingRecord.status, 404);
+
+  const del = await c.call('DELETE', '/api/handles/88.100.7/V?index=10,11', { token: reg });
+  t.equal(del.status, 200);
+  t.same((await c.call('GET', '/api/handles/88.100.7/V')).json.values.map((v: any) => v.index), [1, 2, 3]);
+  const delMissing = await c.call('DELETE', '/api/handles/88.100.7/V?index=42', { token: reg });
+  t.equal(delMissing.status, 404);
+  t.match(delMissing.json, { responseCode: 200, code: 'IDN_VALUE_NOT_FOUND', message: /no value at index 42/ });
+  const delAll = await c.call('DELETE', '/api/handles/88.100.7/V?index=1&index=2&index=3', { token: reg });
+  t.match(delAll.json, { responseCode: 202, message: /remove every value/ });
+  t.match((await c.call('DELETE', '/api/handles/88.100.7/V?index=various', { token: reg })).json, { responseCode: 4 });
+});
+
+t.test('DELETE removes the record; unchanged PUT writes nothing; mintNewSuffix', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  await c.call('PUT', '/api/handles/88.100.7/D', { token: reg, body: sampleValues });
+  await c.call('GET', '/api/handles/88.100.7/D');
+  const auditBefore = c.node.store.db.prepare('SELECT count(*) FROM audit_log').pluck().get();
+  await c.call('PUT', '/api/handles/88.100.7/D', { token: reg, body: sampleValues });
+  t.equal(c.node.store.db.prepare('SELECT count(*) FROM audit_log').pluck().get(), auditBefore, 'identical PUT: no new version, no audit entry');
+  const del = await c.call('DELETE', '/api/handles/88.100.7/d', { token: reg });
+  t.same(del.json, { responseCode: 1, handle: '88.100.7/D' });
+  t.equal((await c.call('GET', '/api/handles/88.100.7/D')).status, 404, 'the cached answer went with the delete');
+  t.equal((await c.call('DELETE', '/api/handles/88.100.7/D', { token: reg })).status, 404);
+
+  const minted = await c.call('PUT', '/api/handles/88.100.7/ORDER-?mintNewSuffix=true', { token: reg, body: sampleValues });
+  t.equal(minted.status, 201);
+  t.match(minted.json.handle, /^88\.100\.7\/ORDER-[0-9a-f-]{36}$/);
+  t.equal((await c.call('GET', `/api/handles/${minted.json.handle}`)).status, 200);
+  const bare = await c.call('PUT', '/api/handles/88.100.7/?mintNewSuffix=true', { token: reg, body: sampleValues });
+  t.match(bare.json.handle, /^88\.100\.7\/[0-9a-f-]{36}$/, 'an empty suffix gets a fresh one');
+});
+
+t.test('listing with paging; count only; bounds', async (t) => {
+  const c = await startNode(t, { limits: { pageSizeMax: 50 } });
+  const reg = await registrar(c);
+  for (const s of ['c', 'A', 'b', 'D']) await c.call('PUT', `/api/handles/88.100.7/${s}`, { token: reg, body: sampleValues });
+  const all = await c.call('GET', '/api/handles?prefix=88.100.7', { token: reg });
+  t.same(all.json, { responseCode: 1, prefix: '88.100.7', totalCount: 4, handles: ['88.100.7/A', '88.100.7/b', '88.100.7/c', '88.100.7/D'] });
+  const page = await c.call('GET', '/api/handles?prefix=88.100.7&page=1&pageSize=3', { token: reg });
+  t.same(page.json.handles, ['88.100.7/D']);
+  t.equal(page.json.totalCount, 4);
+  const count = await c.call('GET', '/api/handles?prefix=88.100.7&pageSize=0', { token: ADMIN });
+  t.same(count.json, { responseCode: 1, prefix: '88.100.7', totalCount: 4, handles: [] });
+  t.match((await c.call('GET', '/api/handles?prefix=88.100.7&pageSize=51', { token: reg })).json, { responseCode: 4, message: /limits.pageSizeMax/ });
+  t.match((await c.call('GET', '/api/handles?prefix=88.100.7&page=-1', { token: reg })).json, { responseCode: 4 });
+  t.match((await c.call('GET', '/api/handles', { token: reg })).json, { responseCode: 4, code: 'IDN_BAD_REQUEST' });
+  t.match((await c.call('GET', '/api/handles?prefix=88..7', { token: reg })).json, { responseCode: 4, message: /prefix=/ });
+  t.equal((await c.call('GET', '/api/handles?prefix=88.100.7')).status, 401);
+  t.match((await c.call('GET', '/api/handles?prefix=99', { token: ADMIN })).json, { responseCode: 301 });
+  const other = await registrar(c, '88.100.8');
+  t.equal((await c.call('GET', '/api/handles?prefix=88.100.7', { token: other })).status, 403);
+});
+
+t.test('order of checks: syntax → routing → authentication → scope → body', async (t) => {
+  const c = await startNode(t, { limits: { bodyMaxBytes: 2048 } });
+  const reg = await registrar(c);
+  const other = await registrar(c, '88.100.8');
+  const cases: Array<[string, string, { token?: string; body?: unknown; headers?: Record<string, string> }, number, number, string]> = [
+    ['PUT', '/api/handles/88..7/x', { body: '{bad' }, 400, 102, 'IDN_INVALID_IDENTIFIER'],
+    ['PUT', '/api/handles/88.100.7', { body: sampleValues, token: ADMIN }, 403, 401, 'IDN_FORBIDDEN'],
+    ['PUT', '/api/handles/99.1/x', { body: '{bad' }, 400, 301, 'IDN_NOT_RESPONSIBLE'],
+    ['PUT', '/api/handles/88.100.7/x', { body: '{bad' }, 401, 402, 'IDN_AUTH_REQUIRED'],
+    ['PUT', '/api/handles/88.100.7/x', { body: '{bad', token: 'nope' }, 403, 403, 'IDN_AUTH_FAILED'],
+    ['PUT', '/api/handles/88.100.7/x', { body: '{bad', headers: { authorization: 'Digest abc' } }, 403, 403, 'IDN_AUTH_FAILED'],
+    ['PUT', '/api/handles/88.100.7/x', { body: '{bad', token: other }, 403, 401, 'IDN_FORBIDDEN'],
+    ['PUT', '/api/handles/88.100.7/x', { body: '{bad', token: reg }, 400, 4, 'IDN_BODY_UNPARSABLE'],
+    ['PUT', '/api/handles/88.100.7/x', { body: [{ index: 1 }], token: reg }, 400, 202, 'IDN_INVALID_VALUE'],
+    ['PUT', '/api/handles/88.100.7/x', { body: 'x'.repeat(3000), token: reg }, 400, 4, 'IDN_BODY_TOO_LARGE'],
+    ['PUT', '/api/handles/88.100.7/x', { body: 'a=b', token: reg, headers: { 'content-type': 'text/plain' } }, 400, 4, 'IDN_BAD_REQUEST'],
+    ['PUT', '/api/handles/88.100.7/x', { token: reg }, 400, 4, 'IDN_BODY_UNPARSABLE'],
+    ['PUT', '/api/handles/88.100.7/x?overwrite=maybe', { body: sampleValues, token: reg }, 400, 4, 'IDN_BAD_REQUEST'],
+    ['DELETE', '/api/handles/88.100.7/x', {}, 401, 402, 'IDN_AUTH_REQUIRED'],
+    ['DELETE', '/api/handles/88.100.7/x', { token: reg }, 404, 100, 'IDN_NOT_FOUND'],
+  ];
+  for (const [method, path, opts, http, rc, code] of cases) {
+    const r = await c.call(method, path, opts);
+    t.equal(r.status, http, `${method} ${path} ${code}`);
+    t.match(r.json, { responseCode: rc, code }, `${method} ${path} ${code}`);
+    if (code !== 'IDN_INVALID_IDENTIFIER') t.ok(r.json.handle, `${code} body names the identifier`);
+  }
+  const basicUser = Buffer.from(`300%3A88.100%2FADMIN:${reg}`).toString('base64');
+  t.equal((await c.call('PUT', '/api/handles/88.100.7/basic', { body: sampleValues, headers: { authorization: `Basic ${basicUser}` } })).status, 200);
+  const actor = c.node.store.db.prepare("SELECT actor FROM audit_log WHERE target = '88.100.7/basic'").pluck().get();
+  t.match(actor, /^tok_[0-9a-f]+ \(300:88.100\/ADMIN\)$/, 'the Basic user is recorded as the actor label');
+  t.equal((await c.call('PUT', '/api/handles/88.100.7/b2', { body: sampleValues, headers: { authorization: `Basic ${Buffer.from('nocolon').toString('base64')}` } })).status, 403);
+});
+
+t.test('registrars write only under active prefixes in scope; admin anywhere under homed', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  t.equal((await c.call('PUT', '/api/handles/88.100.7.1/sub', { token: reg, body: sampleValues })).status, 200, 'sub-prefix of the scope');
+  t.equal((await c.call('PUT', '/api/handles/88.100/top', { token: reg, body: sampleValues })).status, 403);
+  t.equal((await c.call('PUT', '/api/handles/88.100/top', { token: ADMIN, body: sampleValues })).status, 200);
+  const auditor = (await c.call('POST', '/api/tokens', { token: ADMIN, body: { role: 'auditor' } })).json.secret;
+  t.equal((await c.call('PUT', '/api/handles/88.100.7/aud', { token: auditor, body: sampleValues })).status, 403, 'auditors write nothing');
+  await c.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { status: 'suspended' } });
+  const suspended = await c.call('PUT', '/api/handles/88.100.7/s', { token: reg, body: sampleValues });
+  t.equal(suspended.status, 403);
+  t.match(suspended.json, { responseCode: 401, code: 'IDN_PREFIX_NOT_ACTIVE', message: /88.100.7 is suspended/ });
+  await c.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { status: 'pending' } });
+  t.match((await c.call('PUT', '/api/handles/88.100.7/s', { token: reg, body: sampleValues })).json, { message: /is pending \(waiting for the upstream/ });
+  t.equal((await c.call('GET', '/api/handles/88.100.7/sub')).status, 404, 'reads are unaffected by status');
+  await c.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { status: 'active' } });
+  t.equal((await c.call('PUT', '/api/handles/88.100.7/s', { token: reg, body: sampleValues })).status, 200);
+  const delegated = await c.call('POST', '/api/prefixes', { token: ADMIN, body: { prefix: '88.100.9', owner: { name: 'R' }, site: 'http://127.0.0.1:9' } });
+  t.equal(delegated.status, 201);
+  const w = await c.call('PUT', '/api/handles/88.100.9/x', { token: ADMIN, body: sampleValues });
+  t.match(w.json, { responseCode: 301, message: /delegated to http:\/\/127.0.0.1:9/ });
+});

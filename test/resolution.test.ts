@@ -1,0 +1,218 @@
+import t from 'tap';
+import { ADMIN, rawRequest, registrar, sampleValues, startNode } from './helpers.js';
+
+t.test('GET/HEAD answer Handle.Net JSON with ETag, Cache-Control, Cache-Status; 304 on If-None-Match', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  const put = await c.call('PUT', '/api/handles/88.100.7/ABC-1', { token: reg, body: { values: sampleValues } });
+  t.equal(put.status, 200);
+  t.same(put.json, { responseCode: 1, handle: '88.100.7/ABC-1' });
+
+  const miss = await c.call('GET', '/api/handles/88.100.7/ABC-1');
+  t.equal(miss.status, 200);
+  t.equal(miss.json.responseCode, 1);
+  t.equal(miss.json.handle, '88.100.7/ABC-1');
+  t.same(miss.json.values.map((v: any) => [v.index, v.type, v.data, v.ttl]), [
+    [1, 'URL', { format: 'string', value: 'https://example.com/p/1' }, 86400],
+    [2, 'name', { format: 'string', value: 'Brake caliper JH-C320' }, 86400],
+    [3, 'batch', { format: 'string', value: 'B-0001' }, 3600],
+  ]);
+  t.match(miss.json.values[0].timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  t.notOk('permissions' in miss.json.values[0], 'default permissions are not rendered');
+  t.equal(miss.headers.get('cache-control'), 'max-age=3600', 'smallest ttl');
+  t.equal(miss.headers.get('cache-status'), 'idnode; fwd=uri-miss; stored');
+  t.match(miss.headers.get('content-type'), /application\/json/);
+  const etag = miss.headers.get('etag')!;
+  t.match(etag, /^"[\w-]+"$/);
+
+  const hit = await c.call('GET', '/api/handles/88.100.7/abc-1');
+  t.equal(hit.headers.get('cache-status'), 'idnode; hit', 'case variant hits the same cache entry');
+  t.equal(hit.text, miss.text, 'same bytes, original spelling');
+  t.equal(hit.headers.get('etag'), etag);
+  t.equal(hit.headers.get('cache-control'), 'max-age=3600');
+
+  const head = await c.call('HEAD', '/api/handles/88.100.7/ABC-1');
+  t.equal(head.status, 200);
+  t.equal(head.text, '');
+  t.equal(head.headers.get('content-length'), String(Buffer.byteLength(miss.text)));
+  t.equal(head.headers.get('etag'), etag);
+
+  const nm = await c.call('GET', '/api/handles/88.100.7/ABC-1', { headers: { 'if-none-match': `"nope", ${etag}` } });
+  t.equal(nm.status, 304);
+  t.equal(nm.text, '');
+  t.equal(nm.headers.get('etag'), etag);
+  t.equal((await c.call('GET', '/api/handles/88.100.7/ABC-1', { headers: { 'if-none-match': '"other"' } })).status, 200);
+  const nmSlow = await c.call('GET', '/api/handles/88.100.7/ABC-1?auth=true', { headers: { 'if-none-match': `W/${etag}` } });
+  t.equal(nmSlow.status, 304, 'weak comparison on the fastify path too');
+
+  const bypass = await c.call('GET', '/api/handles/88.100.7/ABC-1?auth=true');
+  t.equal(bypass.headers.get('cache-status'), 'idnode; fwd=bypass');
+  t.equal(bypass.text, miss.text);
+});
+
+t.test('type and index filters, subtypes, pretty', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  await c.call('PUT', '/api/handles/88.100.7/F', {
+    token: reg,
+    body: [...sampleValues, { index: 4, type: 'URL.backup', data: 'https://b' }, { index: 5, type: 'URLX', data: 'no' }],
+  });
+  const byType = await c.call('GET', '/api/handles/88.100.7/F?type=url');
+  t.same(byType.json.values.map((v: any) => v.index), [1], 'type is case-insensitive and exact without a dot');
+  const sub = await c.call('GET', '/api/handles/88.100.7/F?type=URL.');
+  t.same(sub.json.values.map((v: any) => v.index), [1, 4], 'trailing dot matches the type and its subtypes');
+  const or = await c.call('GET', '/api/handles/88.100.7/F?type=batch&index=2&index=5');
+  t.same(or.json.values.map((v: any) => v.index), [2, 3, 5], 'type and index are OR-ed, order kept');
+  t.equal(or.headers.get('cache-control'), 'max-age=3600');
+  t.not(or.headers.get('etag'), (await c.call('GET', '/api/handles/88.100.7/F')).headers.get('etag'), 'filtered answers have their own ETag');
+  const none = await c.call('GET', '/api/handles/88.100.7/F?type=nothing');
+  t.equal(none.status, 200);
+  t.same(none.json, { responseCode: 200, handle: '88.100.7/F', values: [] });
+  const pretty = await c.call('GET', '/api/handles/88.100.7/F?pretty');
+  t.match(pretty.text, /^\{\n {2}"responseCode": 1,/);
+  t.equal(pretty.json.values.length, 5);
+  const bad = await c.call('GET', '/api/handles/88.100.7/F?index=x');
+  t.equal(bad.status, 400);
+  t.match(bad.json, { responseCode: 4, code: 'IDN_BAD_REQUEST', handle: '88.100.7/F', message: /index/ });
+});
+
+t.test('non-public values only for authorised readers; never from the public cache', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  const other = await registrar(c, '88.100.8');
+  await c.call('PUT', '/api/handles/88.100.7/P', {
+    token: reg,
+    body: [{ index: 1, type: 'name', data: 'pub' }, { index: 2, type: 'cost', data: '12.50 CNY', permissions: '1100' }],
+  });
+  const anon = await c.call('GET', '/api/handles/88.100.7/P');
+  t.same(anon.json.values.map((v: any) => v.index), [1]);
+  const anonHit = await c.call('GET', '/api/handles/88.100.7/P');
+  t.equal(anonHit.headers.get('cache-status'), 'idnode; hit');
+  const auditor = (await c.call('POST', '/api/tokens', { token: ADMIN, body: { role: 'auditor' } })).json.secret;
+  for (const [who, token] of [['admin', ADMIN], ['registrar', reg], ['auditor', auditor]] as const) {
+    const full = await c.call('GET', '/api/handles/88.100.7/P', { token });
+    t.same(full.json.values.map((v: any) => [v.index, v.permissions]), [[1, undefined], [2, '1100']], `${who} sees the non-public value`);
+    t.not(full.headers.get('cache-status'), 'idnode; hit', `${who} is not served the public cache entry`);
+  }
+  const outsider = await c.call('GET', '/api/handles/88.100.7/P', { token: other });
+  t.same(outsider.json.values.map((v: any) => v.index), [1], 'a registrar of another prefix sees only public values');
+  const basic = Buffer.from(`300%3A88.100%2FADMIN:${ADMIN}`).toString('base64');
+  const viaBasic = await c.call('GET', '/api/handles/88.100.7/P', { headers: { authorization: `Basic ${basic}` } });
+  t.equal(viaBasic.json.values.length, 2, 'HTTP Basic as Handle clients send it');
+  const again = await c.call('GET', '/api/handles/88.100.7/P');
+  t.same(again.json.values.map((v: any) => v.index), [1], 'public cache still public after private reads');
+  const bad = await c.call('GET', '/api/handles/88.100.7/P', { token: 'wrong' });
+  t.equal(bad.status, 403);
+  t.match(bad.json, { responseCode: 403, code: 'IDN_AUTH_FAILED' });
+  const batch = await c.call('POST', '/api/resolve', { token: reg, body: { handles: ['88.100.7/P'] } });
+  t.equal(batch.json.results[0].values.length, 2, 'batch honours the reader too');
+});
+
+t.test('not found, not responsible, bad identifiers: clear 4xx with handle and IDN code', async (t) => {
+  const c = await startNode(t);
+  const nf = await c.call('GET', '/api/handles/88.100.7/missing');
+  t.equal(nf.status, 404);
+  t.same(nf.json, { responseCode: 100, handle: '88.100.7/missing', message: '88.100.7/missing is not registered', code: 'IDN_NOT_FOUND' });
+  const nf2 = await c.call('GET', '/api/handles/88.100.7/missing');
+  t.equal(nf2.status, 404, 'negative answers are cached and still 404');
+  t.equal(nf2.headers.get('cache-status'), 'idnode; hit');
+  const nr = await c.call('GET', '/api/handles/99.1/x');
+  t.equal(nr.status, 400);
+  t.match(nr.json, { responseCode: 301, code: 'IDN_NOT_RESPONSIBLE', handle: '99.1/x', message: /does not home prefix 99.1/ });
+  const cases: Array<[string, RegExp]> = [
+    ['/api/handles/88..1/x', /empty segment/],
+    ['/api/handles/88.100.7/%ZZ', /percent-escape/],
+    ['/api/handles/88.100.7/%E4%B8', /percent-escape/],
+    ['/api/handles/88.100.7/%00', /control/],
+    ['/api/handles/', /empty/],
+    [`/api/handles/88.100.7/${'x'.repeat(2100)}`, /at most 2048/],
+  ];
+  for (const [path, msg] of cases) {
+    const r = await c.call('GET', path);
+    t.equal(r.status, 400, path.slice(0, 40));
+    t.match(r.json, { responseCode: 102, code: 'IDN_INVALID_IDENTIFIER', message: msg }, path.slice(0, 40));
+  }
+  const raw = await rawRequest(c.url, Buffer.concat([Buffer.from('GET /api/handles/88.100.7/'), Buffer.from([0xff, 0xfe])]));
+  t.equal(raw.status, 400, 'raw bytes that are not UTF-8');
+  t.match(JSON.parse(raw.body), { responseCode: 102, code: 'IDN_INVALID_IDENTIFIER', message: /percent-encode/ });
+  const garbage = await rawRequest(c.url, 'GARBAGE');
+  t.equal(garbage.status, 400, 'an unparsable request line');
+  t.match(JSON.parse(garbage.body), { responseCode: 4, code: 'IDN_BAD_REQUEST' });
+  const route = await c.call('GET', '/api/nothing');
+  t.equal(route.status, 404);
+  t.match(route.json, { code: 'IDN_ROUTE_NOT_FOUND', message: /\/docs/ });
+});
+
+t.test('identifier spelling: percent-escapes, %2F, +, non-ASCII, trailing slash', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  const ids = ['88.100.7/a/b', '88.100.7/a+b', '88.100.7/发动机-1', '88.100.7/x', '88.100.7/x/'];
+  for (const id of ids) {
+    const r = await c.call('PUT', `/api/handles/${encodeURIComponent(id).replace(/%2F/, '/')}`, { token: reg, body: [{ index: 1, type: 'id', data: id }] });
+    t.equal(r.status, 200, `PUT ${id}`);
+  }
+  for (const id of ids) {
+    for (const path of [encodeURIComponent(id).replace(/%2F/, '/'), encodeURIComponent(id)]) {
+      const r = await c.call('GET', `/api/handles/${path}`);
+      t.equal(r.json?.values?.[0]?.data?.value, id, `GET ${path}`);
+    }
+  }
+  // node:http refuses raw non-ASCII bytes in the request line; clients must percent-encode.
+  const raw = await rawRequest(c.url, Buffer.from('GET /api/handles/88.100.7/发动机-1'));
+  t.equal(raw.status, 400);
+  t.match(JSON.parse(raw.body), { responseCode: 102, message: /percent-encode the identifier as UTF-8/ });
+  t.equal((await c.call('GET', '/api/handles/88.100.7/a%20b')).status, 404, 'space is a valid suffix character, just not registered');
+});
+
+t.test('prefix handles: 0.NA/<prefix> and the slashless form', async (t) => {
+  const c = await startNode(t, { baseUrl: 'http://node-a.example:8000' });
+  await c.call('POST', '/api/prefixes', { token: ADMIN, body: { prefix: '88.100.7', owner: { name: 'Acme' } } });
+  await c.call('POST', '/api/prefixes', { token: ADMIN, body: { prefix: '88.100.9', owner: { name: 'Remote' }, site: 'http://127.0.0.1:9' } });
+  const site = (r: any) => r.json.values.find((v: any) => v.type === 'HS_SITE').data.value.attributes.find((a: any) => a.name === 'baseUrl').value;
+  const hosted = await c.call('GET', '/api/handles/0.NA/88.100.7');
+  t.equal(hosted.status, 200);
+  t.equal(hosted.json.handle, '0.NA/88.100.7');
+  t.equal(site(hosted), 'http://node-a.example:8000');
+  t.equal(hosted.json.values[0].data.format, 'site');
+  const slashless = await c.call('GET', '/api/handles/88.100.7');
+  t.equal(slashless.json.handle, '0.NA/88.100.7');
+  t.equal(site(await c.call('GET', '/api/handles/0.na/88.100.9')), 'http://127.0.0.1:9', 'delegated prefix names its site');
+  t.equal(site(await c.call('GET', '/api/handles/88.100')), 'http://node-a.example:8000', 'homed prefix');
+  t.equal((await c.call('GET', '/api/handles/0.NA/88.100.5')).status, 404);
+  t.equal((await c.call('GET', '/api/handles/0.NA/99')).status, 400, 'unknown prefix outside the homed ones');
+});
+
+t.test('batch resolve: one answer per identifier, in order; bounded', async (t) => {
+  const c = await startNode(t, { limits: { batchMax: 3 } });
+  const reg = await registrar(c);
+  await c.call('PUT', '/api/handles/88.100.7/A', { token: reg, body: sampleValues });
+  const r = await c.call('POST', '/api/resolve?type=batch', { body: { handles: ['88.100.7/a', 'bad', '88.100.7/none'] } });
+  t.equal(r.status, 200);
+  t.equal(r.json.responseCode, 1);
+  t.same(r.json.results.map((x: any) => [x.responseCode, x.handle]), [[1, '88.100.7/A'], [301, '0.NA/bad'], [100, '88.100.7/none']]);
+  t.same(r.json.results[0].values.map((v: any) => v.type), ['batch'], 'filters apply to each');
+  t.equal(r.json.results[2].code, 'IDN_NOT_FOUND');
+  const big = await c.call('POST', '/api/resolve', { body: { handles: ['a/1', 'a/2', 'a/3', 'a/4'] } });
+  t.equal(big.status, 400);
+  t.match(big.json, { responseCode: 4, code: 'IDN_BAD_REQUEST', message: /at most 3 .*limits.batchMax/ });
+  t.match((await c.call('POST', '/api/resolve', { body: { handle: [] } })).json, { responseCode: 202, code: 'IDN_INVALID_VALUE' });
+  t.match((await c.call('POST', '/api/resolve', { body: '{"handles":' })).json, { responseCode: 4, code: 'IDN_BODY_UNPARSABLE' });
+  t.match((await c.call('POST', '/api/resolve', { body: { handles: [{}] } })).json, { responseCode: 202, code: 'IDN_INVALID_VALUE' });
+});
+
+t.test('cache is bounded by bytes and can be turned off', async (t) => {
+  const c = await startNode(t, { cache: { maxBytes: 4000 } });
+  const reg = await registrar(c);
+  for (let i = 0; i < 20; i++) await c.call('PUT', `/api/handles/88.100.7/N${i}`, { token: reg, body: sampleValues });
+  for (let i = 0; i < 20; i++) await c.call('GET', `/api/handles/88.100.7/N${i}`);
+  const stats = c.node.resolver.stats();
+  t.ok(stats.bytes <= 4000, `cache holds ${stats.bytes} bytes <= 4000`);
+  t.ok(stats.entries > 0 && stats.entries < 20, `evicted down to ${stats.entries} entries`);
+  const off = await startNode(t, { cache: { maxBytes: 0 } });
+  const reg2 = await registrar(off);
+  await off.call('PUT', '/api/handles/88.100.7/A', { token: reg2, body: sampleValues });
+  await off.call('GET', '/api/handles/88.100.7/A');
+  const second = await off.call('GET', '/api/handles/88.100.7/A');
+  t.equal(second.headers.get('cache-status'), 'idnode; fwd=uri-miss', 'maxBytes 0: nothing stored');
+  t.equal(off.node.resolver.stats().entries, 0);
+});
