@@ -23,6 +23,18 @@ export interface Config {
     /** Largest page of GET /api/handles?prefix=. */
     pageSizeMax: number;
   };
+  lineage: {
+    /** Depth of a lineage query that names none. */
+    defaultDepth: number;
+    /** Largest depth a lineage query may ask for. */
+    maxDepth: number;
+    /** Most nodes in one lineage answer (then `truncated: true`). */
+    maxNodes: number;
+    /** Most identifiers in one event (children, or inputs plus outputs). */
+    eventItemsMax: number;
+  };
+  /** Keep record versions and the hash-chained audit log (off only for throwaway nodes). */
+  history: boolean;
   seed: boolean;
   /** Folder with prefixes.json and records.ndjson; empty = the seeds/ shipped with idnode. */
   seedDir: string;
@@ -40,6 +52,8 @@ export function defaultConfig(): Config {
     upstream: { url: '', token: '', timeoutMs: 5000, maxInFlight: 256 },
     cache: { maxBytes: 256 * 1024 * 1024, notFoundTtlSeconds: 5, staleWindowSeconds: 86400 },
     limits: { bodyMaxBytes: 256 * 1024, batchMax: 1000, valuesMax: 2048, pageSizeMax: 10000 },
+    lineage: { defaultDepth: 10, maxDepth: 50, maxNodes: 10000, eventItemsMax: 1000 },
+    history: true,
     seed: false,
     seedDir: '',
     logRequests: false,
@@ -66,6 +80,11 @@ const KEYS: Record<string, { kind: Kind; min?: number; max?: number }> = {
   'limits.batchMax': { kind: 'int', min: 1, max: 100_000 },
   'limits.valuesMax': { kind: 'int', min: 1, max: 100_000 },
   'limits.pageSizeMax': { kind: 'int', min: 1, max: 1_000_000 },
+  'lineage.defaultDepth': { kind: 'int', min: 1, max: 1000 },
+  'lineage.maxDepth': { kind: 'int', min: 1, max: 1000 },
+  'lineage.maxNodes': { kind: 'int', min: 1, max: 10_000_000 },
+  'lineage.eventItemsMax': { kind: 'int', min: 1, max: 1_000_000 },
+  history: { kind: 'bool' },
   seed: { kind: 'bool' },
   seedDir: { kind: 'string' },
   logRequests: { kind: 'bool' },
@@ -190,6 +209,8 @@ export function loadConfig(opts: { file?: string; overrides?: Record<string, unk
   layers.push([fromEnv, true]);
   for (const [layer, isEnv] of layers) for (const [k, v] of layer) setPath(config, k, coerce(k, v, isEnv));
   const c = config as unknown as Config;
+  if (c.lineage.defaultDepth > c.lineage.maxDepth)
+    throw new ConfigError(`config key "lineage.defaultDepth" (${c.lineage.defaultDepth}) must not exceed "lineage.maxDepth" (${c.lineage.maxDepth})`);
   if (c.baseUrl === '') c.baseUrl = `http://${c.listen.host.includes(':') ? `[${c.listen.host}]` : c.listen.host}:${c.listen.port}`;
   return c;
 }

@@ -6,6 +6,8 @@ import { createServer } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { SEEDS_DIR } from './paths.js';
+import { createEvents, type Events } from './lineage/events.js';
+import { type Auditing, createAuditing } from './lineage/query.js';
 import { createPrefixes, type Prefixes } from './registry/prefixes.js';
 import { createRecords, type Records } from './registry/records.js';
 import { seedIfEmpty } from './registry/seed.js';
@@ -25,11 +27,13 @@ export interface Registry {
   records: Records;
   prefixes: Prefixes;
   tokens: Tokens;
+  events: Events;
+  auditing: Auditing;
 }
 
 /** Store, routing, cache and registries: everything but HTTP (the CLI uses this alone). */
 export function openRegistry(config: Config): Registry {
-  const store = new Store(config.db);
+  const store = new Store(config.db, { history: config.history });
   const router = createRouter({ store, homed: config.homed, upstreamUrl: config.upstream.url });
   const late: { resolver?: Resolver } = {};
   const prefixes = createPrefixes({
@@ -52,7 +56,9 @@ export function openRegistry(config: Config): Registry {
   late.resolver = resolver;
   const records = createRecords({ store, valuesMax: config.limits.valuesMax, onChange: (key) => resolver.invalidate(key) });
   const tokens = createTokens({ store, homedAncestor: router.homedAncestor });
-  return { config, store, router, resolver, records, prefixes, tokens };
+  const events = createEvents({ store, router, itemsMax: config.lineage.eventItemsMax });
+  const auditing = createAuditing({ store, maxNodes: config.lineage.maxNodes, locate: events.locate });
+  return { config, store, router, resolver, records, prefixes, tokens, events, auditing };
 }
 
 export interface IdNode extends Registry {

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 /** The idnode command. */
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, configKeys, loadConfig, type Config } from '../config.js';
 import { isIdnError } from '../errors.js';
 import { createNode, openRegistry } from '../main.js';
+import { Store } from '../store/index.js';
 
 const HELP = `idnode — industrial-internet identifier resolution node
 
@@ -17,6 +19,9 @@ Usage:
   idnode token revoke ID [--config FILE]
   idnode prefix add PREFIX --owner NAME [--site URL] [--config FILE]
   idnode prefix list [--config FILE]
+  idnode audit verify [--db FILE | --config FILE]
+                                        check the hash-chained audit log offline (read-only;
+                                        works while a node runs); exit 0 intact, 1 broken
   idnode --help
 
 Config keys (JSON file; each overridable by its environment variable):
@@ -47,7 +52,10 @@ async function serve(config: Config, embedded: boolean): Promise<void> {
       out('try:');
       out(`  curl ${url}/api/handles/${sample}`);
       out(`  curl '${url}/api/handles/${sample}?type=batch&pretty'`);
-      out(`  curl -H "Authorization: Bearer ${firstSecret ?? '<admin token>'}" '${url}/api/handles?prefix=88.100.1&pageSize=5'`);
+      const vehicle = node.records.list('88.100.4', 0, 1).handles[0];
+      const token = firstSecret ?? '<admin token>';
+      if (vehicle !== undefined) out(`  curl -H "Authorization: Bearer ${token}" '${url}/api/lineage/${vehicle}?direction=down'`);
+      else out(`  curl -H "Authorization: Bearer ${token}" '${url}/api/handles?prefix=88.100.1&pageSize=5'`);
     }
   }
   let closing = false;
@@ -64,6 +72,20 @@ async function serve(config: Config, embedded: boolean): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
+/** Opens the database read-only (no migration, no exclusive lock) and walks the chain. */
+function auditVerify(db: string | undefined, configFile: string | undefined): number {
+  const path = db ?? loadConfig(configFile !== undefined ? { file: configFile } : {}).db;
+  if (!existsSync(path)) throw new ConfigError(`no database at ${path}; pass --db FILE`);
+  const store = new Store(path, { readonly: true });
+  try {
+    const verdict = store.verifyAudit();
+    out(JSON.stringify(verdict));
+    return verdict.ok ? 0 : 1;
+  } finally {
+    store.close();
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -75,6 +97,7 @@ export async function main(argv: string[]): Promise<number> {
       label: { type: 'string' },
       owner: { type: 'string' },
       site: { type: 'string' },
+      db: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -83,6 +106,7 @@ export async function main(argv: string[]): Promise<number> {
     out(HELP);
     return values.help || command === 'help' ? 0 : 2;
   }
+  if (command === 'audit' && sub === 'verify') return auditVerify(values.db, values.config);
   const embedded = command === 'serve' && values.config === undefined;
   const config = loadConfig({ ...(values.config !== undefined ? { file: values.config } : {}), ...(embedded ? { overrides: { seed: true } } : {}) });
   if (command === 'serve') {

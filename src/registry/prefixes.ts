@@ -150,7 +150,7 @@ export function createPrefixes(deps: {
           updatedAt: tx.at,
         };
         tx.putPrefix(row);
-        return { result: row, payload: JSON.stringify([row.prefix, row.ownerJson, row.site, row.status]) };
+        return { result: row, payload: JSON.stringify([row.prefix, row.ownerJson, row.site, row.status]), keepPayload: true };
       });
       changed();
       return infoOf(row);
@@ -186,7 +186,7 @@ export function createPrefixes(deps: {
       const out = store.write({ actor, action: 'prefix.update', target: row.prefix }, (tx) => {
         next.updatedAt = tx.at;
         tx.putPrefix(next);
-        return { result: next, payload: JSON.stringify([next.prefix, next.ownerJson, next.site, next.status]) };
+        return { result: next, payload: JSON.stringify([next.prefix, next.ownerJson, next.site, next.status]), keepPayload: true };
       });
       changed();
       return infoOf(out);
@@ -201,7 +201,7 @@ export function createPrefixes(deps: {
         throw new IdnError('IDN_PREFIX_NOT_EMPTY', `prefix ${row.prefix} has child prefixes (${children.map((c) => c.prefix).join(', ')}); delete them first`);
       store.write({ actor, action: 'prefix.delete', target: row.prefix }, (tx) => {
         tx.deletePrefix(row.prefixKey);
-        return { result: undefined, payload: row.prefix };
+        return { result: undefined, payload: row.prefix, keepPayload: true };
       });
       changed();
       return infoOf(row);

@@ -1,8 +1,9 @@
-/** Seeds an empty node from seeds/: prefixes.json and records.ndjson, in one audited write. */
-import { readFileSync } from 'node:fs';
+/** Seeds an empty node from seeds/: prefixes.json, records.ndjson and events.ndjson, in one audited write. */
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IdnError } from '../errors.js';
 import { parentPrefix, parseIdentifier, parsePrefix } from '../identifier/index.js';
+import { applyEvent, canonicalEvent, type LineageEvent, parseEvent } from '../lineage/events.js';
 import type { Store } from '../store/index.js';
 import { mergeValues, parseValuesBody, renderValues } from './values.js';
 
@@ -26,6 +27,15 @@ export function seedIfEmpty(deps: { store: Store; router: { reload(): void } }, 
       throw new IdnError('IDN_INVALID_VALUE', `${join(dir, 'records.ndjson')} line ${i + 1}: ${(err as Error).message}`);
     }
   });
+  const eventsFile = join(dir, 'events.ndjson');
+  const eventLines = existsSync(eventsFile) ? readFileSync(eventsFile, 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
+  const events: LineageEvent[] = eventLines.map((line, i) => {
+    try {
+      return parseEvent(JSON.parse(line), 100_000);
+    } catch (err) {
+      throw new IdnError('IDN_INVALID_VALUE', `${eventsFile} line ${i + 1}: ${(err as Error).message}`);
+    }
+  });
   store.write({ actor: 'seed', action: 'seed', target: dir }, (tx) => {
     for (const p of prefixes) {
       const { key } = parsePrefix(p.prefix);
@@ -42,7 +52,11 @@ export function seedIfEmpty(deps: { store: Store; router: { reload(): void } }, 
       });
     }
     for (const r of records) tx.putRecord({ handleKey: r.id.key, handle: r.id.text, prefixKey: r.id.prefixKey, ...renderValues(mergeValues([], r.values, tx.at)) });
-    return { result: undefined, payload: `${prefixes.length} prefixes, ${records.length} records\n${lines.join('\n')}` };
+    for (const ev of events) applyEvent(tx, ev, canonicalEvent(ev));
+    return {
+      result: undefined,
+      payload: `${prefixes.length} prefixes, ${records.length} records, ${events.length} events\n${lines.join('\n')}\n${eventLines.join('\n')}`,
+    };
   });
   deps.router.reload();
   return records.length;

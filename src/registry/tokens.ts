@@ -97,7 +97,7 @@ export function createTokens(deps: { store: Store; homedAncestor: (prefixKey: st
       };
       tx.insertToken(row);
       // The digest covers the token's identity and scope, never the secret or its hash.
-      return { result: row, payload: JSON.stringify([id, role, prefixes, row.label]) };
+      return { result: row, payload: JSON.stringify([id, role, prefixes, row.label]), keepPayload: true };
     });
     return { ...info(row), secret: plain };
   }
@@ -149,7 +149,7 @@ export function createTokens(deps: { store: Store; homedAncestor: (prefixKey: st
       if (row.revokedAt === null)
         store.write({ actor, action: 'token.revoke', target: id }, (tx) => {
           tx.revokeToken(id);
-          return { result: undefined, payload: id };
+          return { result: undefined, payload: id, keepPayload: true };
         });
       return info(store.tokenById(id)!);
     },

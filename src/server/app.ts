@@ -9,6 +9,7 @@ import { IdnError, isIdnError } from '../errors.js';
 import type { Identifier } from '../identifier/index.js';
 import type { Principal } from '../registry/tokens.js';
 import type { NodeDeps } from './deps.js';
+import { registerAuditRoutes } from './routes/audit.js';
 import { registerHandleRoutes } from './routes/handles.js';
 import { registerOpsRoutes } from './routes/ops.js';
 import { registerPrefixRoutes } from './routes/prefixes.js';
@@ -135,6 +136,7 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
   registerHandleRoutes(app, deps);
   registerPrefixRoutes(app, deps);
   registerTokenRoutes(app, deps);
+  registerAuditRoutes(app, deps);
   registerOpsRoutes(app, deps);
   return app;
 }

@@ -1,4 +1,6 @@
 import type { Config } from '../config.js';
+import type { Events } from '../lineage/events.js';
+import type { Auditing } from '../lineage/query.js';
 import type { Prefixes } from '../registry/prefixes.js';
 import type { Records } from '../registry/records.js';
 import type { Tokens } from '../registry/tokens.js';
@@ -15,4 +17,6 @@ export interface NodeDeps {
   records: Records;
   prefixes: Prefixes;
   tokens: Tokens;
+  events: Events;
+  auditing: Auditing;
 }

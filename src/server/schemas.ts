@@ -110,3 +110,89 @@ export const TokenCreated = Type.Object({
 });
 
 export const bearer = [{ bearer: [] as string[] }];
+
+export const EventBody = Type.Union([
+  Type.Object({
+    type: Type.Literal('aggregation'),
+    action: Type.Union([Type.Literal('ADD'), Type.Literal('OBSERVE'), Type.Literal('DELETE')]),
+    parent: Type.String({ examples: ['88.100.4/VIN-LCJ2026000001'] }),
+    children: Type.Array(Type.String(), { description: 'DELETE with none unpacks every child' }),
+    eventTime: Type.String({ format: 'date-time' }),
+  }),
+  Type.Object({
+    type: Type.Literal('transformation'),
+    inputs: Type.Array(Type.String()),
+    outputs: Type.Array(Type.String()),
+    eventTime: Type.String({ format: 'date-time' }),
+    transformationID: Type.Optional(Type.String()),
+  }),
+]);
+
+export const EventPosted = Type.Object({
+  responseCode: Type.Integer(),
+  eventId: Type.Integer(),
+  recordTime: Type.String(),
+  edgesOpened: Type.Integer(),
+  edgesClosed: Type.Integer(),
+  flags: Type.Array(Type.Object({ handle: Type.String(), location: Type.String() })),
+  unmatched: Type.Optional(Type.Array(Type.String())),
+});
+
+export const LineageQuery = Type.Object(
+  {
+    direction: Type.Optional(Type.Union([Type.Literal('up'), Type.Literal('down'), Type.Literal('both')], { default: 'both' })),
+    depth: Type.Optional(Type.Integer({ minimum: 1, description: 'Default lineage.defaultDepth (10), at most lineage.maxDepth (50)' })),
+    asOf: Type.Optional(Type.String({ description: 'ISO-8601 time with a zone; edges valid then' })),
+  },
+  { additionalProperties: false },
+);
+
+export const LineageAnswer = Type.Object({
+  root: Type.String(),
+  nodes: Type.Array(Type.Object({ handle: Type.String(), depth: Type.Integer(), location: Type.String() })),
+  edges: Type.Array(
+    Type.Object({
+      from: Type.String(),
+      to: Type.String(),
+      type: Type.String(),
+      since: Type.String(),
+      until: Type.Optional(Type.String()),
+      eventId: Type.Integer(),
+    }),
+  ),
+  truncated: Type.Boolean(),
+});
+
+export const HistoryQuery = Type.Object(
+  {
+    asOf: Type.Optional(Type.String({ description: 'ISO-8601 time with a zone: the record as it was then' })),
+    after: Type.Optional(Type.Integer({ minimum: 0, default: 0, description: 'Versions after this one' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, description: 'Default 100, at most limits.pageSizeMax' })),
+  },
+  { additionalProperties: false },
+);
+
+export const AuditQuery = Type.Object(
+  {
+    after: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, description: 'Default 100, at most limits.pageSizeMax' })),
+  },
+  { additionalProperties: false },
+);
+
+export const AuditEntry = Type.Object({
+  seq: Type.Integer(),
+  at: Type.String(),
+  actor: Type.String(),
+  action: Type.String(),
+  target: Type.String(),
+  digest: Type.String(),
+  prevHash: Type.String(),
+  hash: Type.String(),
+});
+
+export const AuditVerdict = Type.Object({
+  ok: Type.Boolean(),
+  checked: Type.Integer(),
+  firstBroken: Type.Optional(Type.Object({ seq: Type.Integer(), reason: Type.String() })),
+});

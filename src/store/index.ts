@@ -59,17 +59,55 @@ export interface WriteEntry {
   target: string;
 }
 
+export interface VersionRow {
+  version: number;
+  handle: string;
+  at: string;
+  actor: string;
+  action: string;
+  valuesJson: string | null;
+  auditSeq: number;
+}
+
+export interface EdgeRow {
+  id: number;
+  fromKey: string;
+  toKey: string;
+  type: string;
+  since: string;
+  until: string | null;
+  eventId: number;
+}
+
+export interface EventRow {
+  type: 'aggregation' | 'transformation';
+  action: string | null;
+  eventTime: string;
+  bodyJson: string;
+}
+
+/** What `verifyAudit` found: the first broken entry, if any. */
+export interface AuditVerdict {
+  ok: boolean;
+  checked: number;
+  firstBroken?: { seq: number; reason: string };
+}
+
 /** What `apply` returns: payload null means nothing was written (no audit entry). */
 export interface WriteOutcome<T> {
   result: T;
   payload: string | null;
   /** Overrides the entry's action once apply knows what it did (create vs update). */
   action?: string;
+  /** Keep the payload itself (prefixes, tokens, events) so verification can check it. */
+  keepPayload?: boolean;
 }
 
 /** What a write may do; only reachable inside `Store.write`. */
 export interface WriteTx {
   readonly at: string;
+  /** The audit sequence number this write's entry will have. */
+  readonly seq: number;
   /** Stores a record version (values null = deleted) and makes it current. */
   putRecord(row: Omit<RecordRow, 'version' | 'updatedAt'>): number;
   deleteRecord(handleKey: string, handle: string): number;
@@ -77,6 +115,15 @@ export interface WriteTx {
   deletePrefix(prefixKey: string): void;
   insertToken(row: TokenRow): void;
   revokeToken(id: string): void;
+  insertEvent(row: EventRow): number;
+  /** Opens an edge; returns false when an open edge from→to (same type) already exists. */
+  openEdge(fromKey: string, toKey: string, type: string, since: string, eventId: number): boolean;
+  /** Closes the open edge from→to valid at `until`; returns false when there is none. */
+  closeEdge(fromKey: string, toKey: string, type: string, until: string, eventId: number): boolean;
+  /** Open edges from `fromKey` of `type` (an aggregation DELETE with no children empties the parent). */
+  openChildren(fromKey: string, type: string): string[];
+  /** Remembers the spelling an identifier was first named with in an event. */
+  nameIdentifier(key: string, handle: string): void;
 }
 
 function sha256(text: string): string {
@@ -94,17 +141,29 @@ export function isoSeconds(d: Date): string {
 export interface StoreOptions {
   now?: () => Date;
   readonly?: boolean;
+  /**
+   * Keep record versions and the audit chain (default true). Off only for throwaway nodes
+   * (the registration benchmark measures what they cost).
+   */
+  history?: boolean;
+}
+
+/** The schema version this code expects (the highest schema/NNN_*.sql). */
+export function latestSchemaVersion(): number {
+  return Math.max(0, ...readdirSync(SCHEMA_DIR).filter((f) => /^\d{3}_.*\.sql$/.test(f)).map((f) => Number(f.slice(0, 3))));
 }
 
 export class Store {
   readonly db: Database.Database;
   readonly path: string;
+  readonly history: boolean;
   private readonly now: () => Date;
   private readonly stmt;
 
   constructor(path: string, opts: StoreOptions = {}) {
     this.path = path;
     this.now = opts.now ?? (() => new Date());
+    this.history = opts.history ?? true;
     if (path !== ':memory:' && !opts.readonly) mkdirSync(dirname(path), { recursive: true });
     try {
       this.db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
@@ -119,6 +178,11 @@ export class Store {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
     if (!opts.readonly) this.migrate();
+    else if (this.schemaVersion < latestSchemaVersion()) {
+      const found = this.schemaVersion;
+      this.db.close();
+      throw new IdnError('IDN_INTERNAL', `database ${path} has schema v${found}, older than this idnode's v${latestSchemaVersion()}; start a node on it once to migrate`);
+    }
     const db = this.db;
     this.stmt = {
       getRecord: db.prepare(
@@ -128,6 +192,61 @@ export class Store {
       countRecords: db.prepare('SELECT count(*) FROM records WHERE prefix_key = ?').pluck(),
       countUnder: db.prepare("SELECT count(*) FROM records WHERE prefix_key = ? OR (prefix_key > ? || '.' AND prefix_key < ? || '/')").pluck(),
       lastVersion: db.prepare('SELECT max(version) FROM record_versions WHERE handle_key = ?').pluck(),
+      currentVersion: db.prepare('SELECT version FROM records WHERE handle_key = ?').pluck(),
+      versions: db.prepare(
+        'SELECT version, handle, at, actor, action, values_json AS valuesJson, audit_seq AS auditSeq FROM record_versions WHERE handle_key = ? AND version > ? ORDER BY version LIMIT ?',
+      ),
+      versionAsOf: db.prepare(
+        'SELECT version, handle, at, actor, action, values_json AS valuesJson, audit_seq AS auditSeq FROM record_versions WHERE handle_key = ? AND at <= ? ORDER BY version DESC LIMIT 1',
+      ),
+      versionsBySeq: db.prepare('SELECT handle, values_json AS valuesJson FROM record_versions WHERE audit_seq = ?'),
+      auditPage: db.prepare(
+        'SELECT seq, at, actor, action, target, digest, prev_hash AS prevHash, hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?',
+      ),
+      auditWithPayload: db.prepare(
+        `SELECT a.seq, a.at, a.actor, a.action, a.target, a.digest, a.prev_hash AS prevHash, a.hash, p.payload
+         FROM audit_log a LEFT JOIN audit_payloads p ON p.seq = a.seq WHERE a.seq > ? ORDER BY a.seq LIMIT ?`,
+      ),
+      orphanPayload: db.prepare('SELECT min(seq) FROM audit_payloads WHERE seq NOT IN (SELECT seq FROM audit_log)').pluck(),
+      insertPayload: db.prepare('INSERT INTO audit_payloads (seq, payload) VALUES (?, ?)'),
+      insertEvent: db.prepare(
+        'INSERT INTO events (type, action, event_time, record_time, actor, body_json, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      openEdgeExists: db.prepare('SELECT 1 FROM edges WHERE from_key = ? AND to_key = ? AND type = ? AND until IS NULL LIMIT 1').pluck(),
+      insertEdge: db.prepare('INSERT INTO edges (from_key, to_key, type, since, until, event_id) VALUES (?, ?, ?, ?, NULL, ?)'),
+      closeEdge: db.prepare(
+        `UPDATE edges SET until = @until, until_event = @eventId WHERE id = (SELECT id FROM edges WHERE from_key = @fromKey AND to_key = @toKey
+           AND type = @type AND until IS NULL AND since <= @until ORDER BY since DESC LIMIT 1)`,
+      ),
+      openChildren: db.prepare('SELECT DISTINCT to_key FROM edges WHERE from_key = ? AND type = ? AND until IS NULL').pluck(),
+      nameIdentifier: db.prepare('INSERT OR IGNORE INTO lineage_names (key, handle) VALUES (?, ?)'),
+      lineageName: db.prepare('SELECT handle FROM lineage_names WHERE key = ?').pluck(),
+      walkDown: db.prepare(
+        `WITH RECURSIVE walk(key, depth) AS (
+           VALUES (@root, 0)
+           UNION
+           SELECT e.to_key, w.depth + 1 FROM walk w JOIN edges e ON e.from_key = w.key
+           WHERE w.depth < @depth AND e.since <= @asOf AND (e.until IS NULL OR e.until > @asOf)
+           LIMIT @limit)
+         SELECT key, min(depth) AS depth FROM walk GROUP BY key ORDER BY depth, key`,
+      ),
+      walkUp: db.prepare(
+        `WITH RECURSIVE walk(key, depth) AS (
+           VALUES (@root, 0)
+           UNION
+           SELECT e.from_key, w.depth + 1 FROM walk w JOIN edges e ON e.to_key = w.key
+           WHERE w.depth < @depth AND e.since <= @asOf AND (e.until IS NULL OR e.until > @asOf)
+           LIMIT @limit)
+         SELECT key, min(depth) AS depth FROM walk GROUP BY key ORDER BY depth, key`,
+      ),
+      edgesFrom: db.prepare(
+        `SELECT id, from_key AS fromKey, to_key AS toKey, type, since, until, event_id AS eventId FROM edges
+         WHERE from_key IN (SELECT value FROM json_each(@keys)) AND since <= @asOf AND (until IS NULL OR until > @asOf) LIMIT @limit`,
+      ),
+      edgesTo: db.prepare(
+        `SELECT id, from_key AS fromKey, to_key AS toKey, type, since, until, event_id AS eventId FROM edges
+         WHERE to_key IN (SELECT value FROM json_each(@keys)) AND since <= @asOf AND (until IS NULL OR until > @asOf) LIMIT @limit`,
+      ),
       upsertRecord: db.prepare(
         `INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, version, updated_at)
          VALUES (@handleKey, @handle, @prefixKey, @valuesJson, @publicJson, @version, @updatedAt)
@@ -239,6 +358,68 @@ export class Store {
     return this.stmt.activeAdminCount.get() as number;
   }
 
+  /** Versions of a record after `afterVersion`, oldest first, at most `limit`. */
+  versions(handleKey: string, afterVersion: number, limit: number): VersionRow[] {
+    return this.stmt.versions.all(handleKey, afterVersion, limit) as VersionRow[];
+  }
+
+  /** The version current at `at` (ISO seconds), deleted ones included. */
+  versionAsOf(handleKey: string, at: string): VersionRow | undefined {
+    return this.stmt.versionAsOf.get(handleKey, at) as VersionRow | undefined;
+  }
+
+  auditPage(afterSeq: number, limit: number): AuditRow[] {
+    return this.stmt.auditPage.all(afterSeq, limit) as AuditRow[];
+  }
+
+  /**
+   * Walks the whole chain: seq contiguous from 1, each prev_hash the previous hash, each hash
+   * recomputed, each kept payload and each record version matching the entry's digest.
+   * Reads in pages so a long log never holds a statement open across checks.
+   */
+  verifyAudit(): AuditVerdict {
+    const page = 1000;
+    let prevHash = GENESIS_HASH;
+    let expected = 1;
+    for (;;) {
+      const rows = this.stmt.auditWithPayload.all(expected - 1, page) as Array<AuditRow & { payload: string | null }>;
+      for (const row of rows) {
+        const broken = (reason: string): AuditVerdict => ({ ok: false, checked: expected - 1, firstBroken: { seq: row.seq, reason } });
+        if (row.seq !== expected) return { ok: false, checked: expected - 1, firstBroken: { seq: expected, reason: `entry ${expected} is missing (deleted); the next entry is ${row.seq}` } };
+        if (row.prevHash !== prevHash) return broken("prev_hash is not the previous entry's hash (an entry before it was removed, inserted or rewritten)");
+        if (auditHash(prevHash, row) !== row.hash) return broken('hash does not match the entry (seq, at, actor, action, target or digest was edited)');
+        if (row.payload !== null && sha256(row.payload) !== row.digest) return broken('the stored payload does not match the digest (the payload was edited)');
+        if (row.action.startsWith('record.')) {
+          const versions = this.stmt.versionsBySeq.all(row.seq) as Array<{ handle: string; valuesJson: string | null }>;
+          if (versions.length !== 1 || sha256(`${versions[0]!.handle}\n${versions[0]!.valuesJson ?? ''}`) !== row.digest)
+            return broken('the record version this entry wrote does not match its digest (record_versions was edited)');
+        }
+        prevHash = row.hash;
+        expected++;
+      }
+      if (rows.length < page) break;
+    }
+    const orphan = this.stmt.orphanPayload.get() as number | null;
+    if (orphan !== null) return { ok: false, checked: expected - 1, firstBroken: { seq: orphan, reason: 'a payload exists for an entry that is not in the log (the entry was deleted)' } };
+    return { ok: true, checked: expected - 1 };
+  }
+
+  /** Breadth-first walk from `rootKey`: down follows edges from→to, up to→from. */
+  walk(rootKey: string, direction: 'down' | 'up', maxDepth: number, asOf: string, rowLimit: number): Array<{ key: string; depth: number }> {
+    const stmt = direction === 'down' ? this.stmt.walkDown : this.stmt.walkUp;
+    return stmt.all({ root: rootKey, depth: maxDepth, asOf, limit: rowLimit }) as Array<{ key: string; depth: number }>;
+  }
+
+  /** Edges valid at `asOf` leaving (down) or entering (up) any of `keys`. */
+  edgesAt(keys: string[], direction: 'down' | 'up', asOf: string, limit: number): EdgeRow[] {
+    const stmt = direction === 'down' ? this.stmt.edgesFrom : this.stmt.edgesTo;
+    return stmt.all({ keys: JSON.stringify(keys), asOf, limit }) as EdgeRow[];
+  }
+
+  lineageName(key: string): string | undefined {
+    return this.stmt.lineageName.get(key) as string | undefined;
+  }
+
   /** Changes when another connection (CLI, another worker) commits. */
   dataVersion(): number {
     return this.stmt.dataVersion.get() as number;
@@ -256,19 +437,24 @@ export class Store {
       const seq = (head?.seq ?? 0) + 1;
       const prevHash = head?.hash ?? GENESIS_HASH;
       const stmt = this.stmt;
-      const nextVersion = (handleKey: string) => ((stmt.lastVersion.get(handleKey) as number | null) ?? 0) + 1;
+      const history = this.history;
+      const nextVersion = (handleKey: string) =>
+        ((history ? (stmt.lastVersion.get(handleKey) as number | null) : (stmt.currentVersion.get(handleKey) as number | undefined)) ?? 0) + 1;
+      // The version rows name the action the write ends up with (known once apply returns).
+      const versionRows: Array<[string, number, string, string | null]> = [];
       const tx: WriteTx = {
         at,
+        seq,
         putRecord(row) {
           const version = nextVersion(row.handleKey);
           stmt.upsertRecord.run({ ...row, version, updatedAt: at });
-          stmt.insertVersion.run(row.handleKey, version, row.handle, at, entry.actor, entry.action, row.valuesJson, seq);
+          if (history) versionRows.push([row.handleKey, version, row.handle, row.valuesJson]);
           return version;
         },
         deleteRecord(handleKey, handle) {
           const version = nextVersion(handleKey);
           stmt.deleteRecord.run(handleKey);
-          stmt.insertVersion.run(handleKey, version, handle, at, entry.actor, entry.action, null, seq);
+          if (history) versionRows.push([handleKey, version, handle, null]);
           return version;
         },
         putPrefix(row) {
@@ -283,11 +469,32 @@ export class Store {
         revokeToken(id) {
           stmt.revokeToken.run(at, id);
         },
+        insertEvent(row) {
+          return Number(stmt.insertEvent.run(row.type, row.action, row.eventTime, at, entry.actor, row.bodyJson, seq).lastInsertRowid);
+        },
+        openEdge(fromKey, toKey, type, since, eventId) {
+          if (stmt.openEdgeExists.get(fromKey, toKey, type) !== undefined) return false;
+          stmt.insertEdge.run(fromKey, toKey, type, since, eventId);
+          return true;
+        },
+        closeEdge(fromKey, toKey, type, until, eventId) {
+          return stmt.closeEdge.run({ until, eventId, fromKey, toKey, type }).changes > 0;
+        },
+        openChildren(fromKey, type) {
+          return stmt.openChildren.all(fromKey, type) as string[];
+        },
+        nameIdentifier(key, handle) {
+          stmt.nameIdentifier.run(key, handle);
+        },
       };
-      const { result, payload, action } = apply(tx);
+      const { result, payload, action, keepPayload } = apply(tx);
       if (payload === null) return result;
-      const base = { seq, at, actor: entry.actor, action: action ?? entry.action, target: entry.target, digest: sha256(payload) };
+      const finalAction = action ?? entry.action;
+      for (const [key, version, handle, values] of versionRows) stmt.insertVersion.run(key, version, handle, at, entry.actor, finalAction, values, seq);
+      if (!history) return result;
+      const base = { seq, at, actor: entry.actor, action: finalAction, target: entry.target, digest: sha256(payload) };
       stmt.insertAudit.run({ ...base, prevHash, hash: auditHash(prevHash, base) });
+      if (keepPayload === true) stmt.insertPayload.run(seq, payload);
       return result;
     });
     try {

@@ -1,0 +1,128 @@
+/**
+ * What auditors ask (API.md §3.4): transitive lineage (one recursive CTE per direction),
+ * every version of a record, the record as it was at a time, and the audit chain.
+ */
+import { IdnError } from '../errors.js';
+import type { Identifier } from '../identifier/index.js';
+import type { HandleValue } from '../registry/values.js';
+import { type AuditRow, type AuditVerdict, type EdgeRow, isoSeconds, type Store } from '../store/index.js';
+import type { Location } from './events.js';
+
+export type Direction = 'up' | 'down' | 'both';
+
+export interface LineageAnswer {
+  root: string;
+  nodes: Array<{ handle: string; depth: number; location: Location }>;
+  edges: Array<{ from: string; to: string; type: string; since: string; until?: string; eventId: number }>;
+  truncated: boolean;
+}
+
+export interface HistoryAnswer {
+  handle: string;
+  versions: Array<{ version: number; at: string; actor: string; action: string; values: HandleValue[] | null }>;
+  /** Set when more versions follow: ask again with `after=<next>`. */
+  next?: number;
+}
+
+export interface Auditing {
+  lineage(id: Identifier, opts: { direction: Direction; depth: number; asOf: string }): LineageAnswer;
+  history(id: Identifier, after: number, limit: number): HistoryAnswer;
+  /** The record as it was at `asOf` (ISO); IDN_NOT_FOUND before it existed or after its deletion. */
+  asOf(id: Identifier, asOf: string): { responseCode: 1; handle: string; values: HandleValue[] };
+  audit(after: number, limit: number): { entries: AuditRow[]; next: number | null };
+  verify(): AuditVerdict;
+}
+
+export function createAuditing(deps: { store: Store; maxNodes: number; locate: (key: string) => Location }): Auditing {
+  const { store } = deps;
+
+  function spelling(key: string): string {
+    return store.getRecord(key)?.handle ?? store.lineageName(key) ?? key;
+  }
+
+  return {
+    lineage(id, { direction, depth, asOf }) {
+      const cap = deps.maxNodes;
+      // The walk yields (identifier, depth) pairs; a node reached on several paths appears
+      // more than once, so allow a few rows per node before calling the answer truncated.
+      const rowLimit = cap * 4 + 1;
+      const dirs: Array<'down' | 'up'> = direction === 'both' ? ['down', 'up'] : [direction];
+      const depthOf = new Map<string, number>();
+      let truncated = false;
+      for (const d of dirs) {
+        const rows = store.walk(id.key, d, depth, asOf, rowLimit);
+        if (rows.length >= rowLimit) truncated = true;
+        for (const r of rows) if (!(depthOf.get(r.key)! <= r.depth)) depthOf.set(r.key, r.depth);
+      }
+      let keys = [...depthOf.keys()];
+      if (keys.length > cap) {
+        truncated = true;
+        keys = keys.sort((a, b) => depthOf.get(a)! - depthOf.get(b)! || (a < b ? -1 : 1)).slice(0, cap);
+      }
+      const inSet = new Set(keys);
+      const edges = new Map<number, EdgeRow>();
+      const edgeLimit = cap * 8;
+      for (const d of dirs) {
+        const rows = store.edgesAt(keys, d, asOf, edgeLimit + 1);
+        if (rows.length > edgeLimit) truncated = true;
+        for (const e of rows) {
+          // An edge out of the answer means the depth or node cap cut the walk there.
+          if (!inSet.has(e.fromKey) || !inSet.has(e.toKey)) truncated = true;
+          else edges.set(e.id, e);
+        }
+      }
+      const names = new Map(keys.map((k) => [k, k === id.key ? (store.getRecord(k)?.handle ?? id.text) : spelling(k)]));
+      return {
+        root: names.get(id.key)!,
+        nodes: keys
+          .sort((a, b) => depthOf.get(a)! - depthOf.get(b)! || (a < b ? -1 : 1))
+          .map((k) => ({ handle: names.get(k)!, depth: depthOf.get(k)!, location: deps.locate(k) })),
+        edges: [...edges.values()]
+          .sort((a, b) => a.id - b.id)
+          .map((e) => ({
+            from: names.get(e.fromKey)!,
+            to: names.get(e.toKey)!,
+            type: e.type,
+            since: e.since,
+            ...(e.until !== null ? { until: e.until } : {}),
+            eventId: e.eventId,
+          })),
+        truncated,
+      };
+    },
+
+    history(id, after, limit) {
+      const rows = store.versions(id.key, after, limit + 1);
+      if (rows.length === 0 && after === 0) throw new IdnError('IDN_NOT_FOUND', `${id.text} has no history on this node`, { handle: id.text });
+      const page = rows.slice(0, limit);
+      const answer: HistoryAnswer = {
+        handle: store.getRecord(id.key)?.handle ?? rows.at(-1)?.handle ?? id.text,
+        versions: page.map((r) => ({
+          version: r.version,
+          at: r.at,
+          actor: r.actor,
+          action: r.action,
+          values: r.valuesJson === null ? null : (JSON.parse(r.valuesJson) as HandleValue[]),
+        })),
+      };
+      if (rows.length > limit) answer.next = page.at(-1)!.version;
+      return answer;
+    },
+
+    asOf(id, asOf) {
+      // Versions carry whole seconds: one written during the second asked about counts.
+      const row = store.versionAsOf(id.key, isoSeconds(new Date(asOf)));
+      if (row === undefined) throw new IdnError('IDN_NOT_FOUND', `${id.text} did not exist at ${asOf}`, { handle: id.text });
+      if (row.valuesJson === null) throw new IdnError('IDN_NOT_FOUND', `${row.handle} was deleted at ${row.at}, before ${asOf}`, { handle: row.handle });
+      return { responseCode: 1, handle: row.handle, values: JSON.parse(row.valuesJson) as HandleValue[] };
+    },
+
+    audit(after, limit) {
+      const rows = store.auditPage(after, limit + 1);
+      const entries = rows.slice(0, limit);
+      return { entries, next: rows.length > limit ? entries.at(-1)!.seq : null };
+    },
+
+    verify: () => store.verifyAudit(),
+  };
+}

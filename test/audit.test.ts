@@ -1,0 +1,147 @@
+import t from 'tap';
+import Database from 'better-sqlite3';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { ADMIN, type Client, registrar, sampleValues, startNode } from './helpers.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+
+async function auditor(c: Client): Promise<string> {
+  return (await c.call('POST', '/api/tokens', { token: ADMIN, body: { role: 'auditor' } })).json.secret as string;
+}
+
+t.test('history lists every version with who and when; asOf returns the record as it was', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  const regId = (await c.call('GET', '/api/tokens', { token: ADMIN })).json.tokens.find((x: any) => x.role === 'registrar').id;
+  const id = '88.100.7/Hist-1';
+  t.equal((await c.call('PUT', `/api/handles/${id}`, { token: reg, body: [{ index: 1, type: 'URL', data: 'https://a/1' }] })).status, 200);
+  await sleep(1100);
+  await c.call('PUT', `/api/handles/${id}`, { token: reg, body: [{ index: 1, type: 'URL', data: 'https://a/2' }, { index: 9, type: 'cost', data: '1 CNY', permissions: '1100' }] });
+  await sleep(1100);
+  await c.call('DELETE', `/api/handles/${id}`, { token: reg });
+  await sleep(1100);
+  await c.call('PUT', `/api/handles/${id}`, { token: ADMIN, body: [{ index: 1, type: 'URL', data: 'https://a/4' }] });
+
+  const aud = await auditor(c);
+  const h = await c.call('GET', '/api/history/88.100.7/hist-1', { token: aud });
+  t.equal(h.status, 200, h.text);
+  t.equal(h.json.handle, id);
+  t.same(h.json.versions.map((v: any) => [v.version, v.action, v.actor]), [
+    [1, 'record.create', regId],
+    [2, 'record.update', regId],
+    [3, 'record.delete', regId],
+    [4, 'record.create', (await c.call('GET', '/api/tokens', { token: ADMIN })).json.tokens.find((x: any) => x.label === 'IDNODE_ADMIN_TOKEN').id],
+  ]);
+  t.equal(h.json.versions[2].values, null, 'a deletion has no values');
+  t.equal(h.json.versions[1].values[1].permissions, '1100', 'auditors see non-public values');
+  const at = h.json.versions.map((v: any) => v.at as string);
+
+  const asOf = async (time: string) => c.call('GET', `/api/history/${id}?asOf=${encodeURIComponent(time)}`, { token: aud });
+  const v1 = await asOf(at[0]);
+  t.same(v1.json, { responseCode: 1, handle: id, values: h.json.versions[0].values }, 'shaped like a resolution');
+  t.equal((await asOf(at[1])).json.values[0].data.value, 'https://a/2');
+  const gone = await asOf(at[2]);
+  t.equal(gone.status, 404);
+  t.match(gone.json, { code: 'IDN_NOT_FOUND', responseCode: 100, message: /was deleted at/ });
+  t.equal((await asOf(at[3])).json.values[0].data.value, 'https://a/4');
+  const before = await asOf('2020-01-01T00:00:00Z');
+  t.match(before.json, { code: 'IDN_NOT_FOUND', message: /did not exist at/ });
+  t.equal((await asOf('2099-01-01T08:00:00+08:00')).json.values[0].data.value, 'https://a/4', 'zones are honoured');
+  t.match((await asOf('last week')).json, { code: 'IDN_BAD_REQUEST', message: /asOf must be an ISO-8601 time/ });
+
+  const page = await c.call('GET', `/api/history/${id}?limit=2`, { token: aud });
+  t.same([page.json.versions.length, page.json.next], [2, 2]);
+  const rest = await c.call('GET', `/api/history/${id}?after=2&limit=2`, { token: aud });
+  t.same([rest.json.versions.map((v: any) => v.version), rest.json.next], [[3, 4], undefined]);
+  t.match((await c.call('GET', `/api/history/${id}?limit=100000`, { token: aud })).json, { code: 'IDN_BAD_REQUEST', message: /limits.pageSizeMax/ });
+  t.match((await c.call('GET', '/api/history/88.100.7/never', { token: aud })).json, { code: 'IDN_NOT_FOUND' });
+  t.equal((await c.call('GET', `/api/history/${id}`, { token: reg })).status, 403, 'registrars do not read history');
+  t.equal((await c.call('GET', `/api/history/${id}`)).status, 401);
+});
+
+t.test('the audit log: every write, hash-chained, paged; verify names the first tampered entry', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  await c.call('PUT', '/api/handles/88.100.7/A', { token: reg, body: sampleValues });
+  await c.call('PUT', '/api/handles/88.100.7/A', { token: reg, body: sampleValues }); // identical: no entry
+  await c.call('DELETE', '/api/handles/88.100.7/A?index=3', { token: reg });
+  await c.call('POST', '/api/events', { token: reg, body: { type: 'aggregation', action: 'ADD', parent: '88.100.7/A', children: ['88.100.7/B'], eventTime: '2026-01-01T00:00:00Z' } });
+  const aud = await auditor(c);
+  const all = await c.call('GET', '/api/audit', { token: aud });
+  t.equal(all.status, 200);
+  t.same(
+    all.json.entries.map((e: any) => e.action),
+    ['token.create', 'prefix.create', 'token.create', 'record.create', 'record.values.delete', 'event.aggregation', 'token.create'],
+  );
+  t.equal(all.json.next, null);
+  for (const e of all.json.entries) {
+    t.match(e, { seq: Number, at: /Z$/, actor: /^(system|tok_)/, digest: /^[0-9a-f]{64}$/, prevHash: /^[0-9a-f]{64}$/, hash: /^[0-9a-f]{64}$/ });
+    t.notMatch(JSON.stringify(e), /test-admin-secret|idn_/, 'no secrets in the log');
+  }
+  const p1 = await c.call('GET', '/api/audit?limit=3', { token: aud });
+  t.same([p1.json.entries.length, p1.json.next], [3, 3]);
+  const p2 = await c.call('GET', '/api/audit?after=3&limit=3', { token: ADMIN });
+  t.equal(p2.json.entries[0].seq, 4);
+  t.equal(p2.json.entries[0].prevHash, p1.json.entries[2].hash, 'chained');
+  t.match((await c.call('GET', '/api/audit?limit=0', { token: aud })).json, { code: 'IDN_BAD_REQUEST' });
+  t.match((await c.call('GET', '/api/audit?after=x', { token: aud })).json, { code: 'IDN_BAD_REQUEST' });
+  t.same((await c.call('GET', '/api/audit/verify', { token: aud })).json, { ok: true, checked: 7 });
+
+  // Tamper with the SQLite file directly, as someone with file access would.
+  const db = new Database(c.config.db);
+  t.teardown(() => db.close());
+  const verify = async () => (await c.call('GET', '/api/audit/verify', { token: aud })).json;
+
+  db.prepare("UPDATE audit_log SET actor = 'tok_someone_else' WHERE seq = 4").run();
+  t.match(await verify(), { ok: false, checked: 3, firstBroken: { seq: 4, reason: /hash does not match/ } }, 'edited entry');
+  db.prepare('UPDATE audit_log SET actor = ? WHERE seq = 4').run(all.json.entries[3].actor);
+  t.same(await verify(), { ok: true, checked: 7 }, 'restored');
+
+  const versionBefore = db.prepare('SELECT values_json FROM record_versions WHERE audit_seq = 5').pluck().get() as string;
+  db.prepare("UPDATE record_versions SET values_json = '[]' WHERE audit_seq = 5").run();
+  t.match(await verify(), { ok: false, firstBroken: { seq: 5, reason: /record_versions was edited/ } }, 'edited record version');
+  db.prepare('UPDATE record_versions SET values_json = ? WHERE audit_seq = 5').run(versionBefore);
+
+  const payload = db.prepare('SELECT payload FROM audit_payloads WHERE seq = 6').pluck().get() as string;
+  db.prepare('UPDATE audit_payloads SET payload = ? WHERE seq = 6').run(payload.replace('88.100.7/B', '88.100.7/Z'));
+  t.match(await verify(), { ok: false, firstBroken: { seq: 6, reason: /payload does not match/ } }, 'edited event payload');
+  db.prepare('UPDATE audit_payloads SET payload = ? WHERE seq = 6').run(payload);
+
+  const row5 = db.prepare('SELECT * FROM audit_log WHERE seq = 5').get() as Record<string, unknown>;
+  const payload5 = db.prepare('SELECT payload FROM audit_payloads WHERE seq = 5').pluck().get();
+  db.prepare('DELETE FROM audit_log WHERE seq = 5').run();
+  t.match(await verify(), { ok: false, checked: 4, firstBroken: { seq: 5, reason: /entry 5 is missing/ } }, 'deleted entry');
+  db.prepare('INSERT INTO audit_log (seq, at, actor, action, target, digest, prev_hash, hash) VALUES (@seq, @at, @actor, @action, @target, @digest, @prev_hash, @hash)').run(row5);
+  t.equal(payload5, undefined);
+  t.same(await verify(), { ok: true, checked: 7 });
+
+  db.prepare('UPDATE audit_log SET seq = seq + 100 WHERE seq >= 6').run();
+  db.prepare("INSERT INTO audit_log (seq, at, actor, action, target, digest, prev_hash, hash) VALUES (6, '2026-01-01T00:00:00Z', 'tok_x', 'record.create', '88.100.7/FAKE', ?, ?, ?)").run('0'.repeat(64), all.json.entries[4].hash, 'f'.repeat(64));
+  t.match(await verify(), { ok: false, checked: 5, firstBroken: { seq: 6, reason: /hash does not match/ } }, 'inserted entry');
+
+  // Offline, on the file, while the node still runs (WAL: the node holds no exclusive lock).
+  const offline = spawnSync(process.execPath, [...process.execArgv, CLI, 'audit', 'verify', '--db', c.config.db], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(offline.status, 1, offline.stderr);
+  t.match(JSON.parse(offline.stdout), { ok: false, firstBroken: { seq: 6 } });
+  db.prepare('DELETE FROM audit_log WHERE seq = 6').run();
+  db.prepare('UPDATE audit_log SET seq = seq - 100 WHERE seq > 100').run();
+  const fixed = spawnSync(process.execPath, [...process.execArgv, CLI, 'audit', 'verify', '--db', c.config.db], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(fixed.status, 0, fixed.stderr);
+  t.same(JSON.parse(fixed.stdout), { ok: true, checked: 7 });
+  const missing = spawnSync(process.execPath, [...process.execArgv, CLI, 'audit', 'verify', '--db', '/nonexistent/x.db'], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(missing.status, 2);
+  t.match(missing.stderr, /no database at \/nonexistent\/x.db/);
+});
+
+t.test('history off: no versions and no audit entries (the benchmark compares the cost)', async (t) => {
+  const c = await startNode(t, { history: false });
+  const reg = await registrar(c);
+  t.equal((await c.call('PUT', '/api/handles/88.100.7/A', { token: reg, body: sampleValues })).status, 200);
+  t.equal((await c.call('PUT', '/api/handles/88.100.7/A', { token: reg, body: [{ index: 1, type: 'URL', data: 'x' }] })).status, 200);
+  t.equal(c.node.store.getRecord('88.100.7/a')!.version, 2, 'versions still count');
+  const aud = await auditor(c);
+  t.same((await c.call('GET', '/api/audit', { token: aud })).json, { entries: [], next: null });
+  t.equal((await c.call('GET', '/api/history/88.100.7/A', { token: aud })).status, 404);
+});
