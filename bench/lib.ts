@@ -63,8 +63,22 @@ export interface LoadResult {
   cpuUsPerReq: number;
 }
 
-/** Drives `server` with autocannon over `paths`, chosen at random per request. */
-export async function load(server: Server, paths: string[], opts: { seconds: number; connections: number; headers?: Record<string, string> }): Promise<LoadResult> {
+export interface LoadOptions {
+  seconds: number;
+  connections: number;
+  headers?: Record<string, string>;
+  method?: 'GET' | 'PUT' | 'POST';
+  /** Sets path (and body) of each request; the default picks one of `paths` at random. */
+  next?: (req: { path: string; body?: string | Buffer }) => void;
+}
+
+/** Drives `server` with autocannon; GETs a random one of `paths` unless `opts.next` says otherwise. */
+export async function load(server: Server, paths: string[], opts: LoadOptions): Promise<LoadResult> {
+  const next =
+    opts.next ??
+    ((req: { path: string }) => {
+      req.path = paths[Math.floor(Math.random() * paths.length)]!;
+    });
   const cpu0 = server.cpuMs();
   const result = await autocannon({
     url: server.url,
@@ -73,9 +87,9 @@ export async function load(server: Server, paths: string[], opts: { seconds: num
     headers: opts.headers ?? {},
     requests: [
       {
-        method: 'GET',
-        setupRequest: (req: { path: string }) => {
-          req.path = paths[Math.floor(Math.random() * paths.length)]!;
+        method: opts.method ?? 'GET',
+        setupRequest: (req: { path: string; body?: string | Buffer }) => {
+          next(req);
           return req;
         },
       },

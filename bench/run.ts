@@ -1,23 +1,24 @@
 /**
  * `npm run bench [-- <scenario>...] [--runs N] [--seconds S] [--connections C]`
  *
- * Every scenario runs idnode (the built CLI, as a child process) and a bare node:http server
- * answering a body of the same size, with the same autocannon client script, alternating
- * runs, and reports medians, the ratios, and each server's CPU time per request (read from
- * /proc before and after each run: the client shares the 2 cores, so throughput alone
- * mostly measures the client). Results go to bench/results/<scenario>-<date>.json.
+ * Every scenario runs idnode (the built CLI, as a child process on a fresh SQLite file) and a
+ * bare node:http server answering a body of the same size, with the same autocannon client
+ * script, alternating runs, and reports medians, the ratios, and each server's CPU time per
+ * request (read from /proc before and after each run: the client shares the 2 cores, so
+ * throughput alone mostly measures the client). Results go to bench/results/.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { load, median, runInfo, startServer, type LoadResult, type Server } from './lib.js';
+import { load, type LoadOptions, type LoadResult, median, runInfo, type Server, startServer } from './lib.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist/src/cli/main.js');
 const BARE = join(ROOT, 'dist/bench/bare.js');
 const ADMIN = 'bench-admin-secret';
+const AUTH = { authorization: `Bearer ${ADMIN}` };
 
 interface Options {
   runs: number;
@@ -32,8 +33,30 @@ interface Side {
   p99: number;
 }
 
+interface Ratio {
+  name: string;
+  value: number;
+  /** e.g. ">= 0.9"; undefined when the issue sets no target. */
+  target?: string;
+}
+
+interface Outcome {
+  sides: Record<string, Side>;
+  ratios: Ratio[];
+  notes: Record<string, unknown>;
+}
+
 function summarise(runs: LoadResult[]): Side {
   return { runs, rps: median(runs.map((r) => r.rps)), cpuUsPerReq: median(runs.map((r) => r.cpuUsPerReq)), p99: median(runs.map((r) => r.p99)) };
+}
+
+async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'idnode-bench-'));
+  try {
+    return await fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Starts an idnode child on a fresh database in `dir`, with the given config. */
@@ -43,49 +66,198 @@ async function startIdnode(dir: string, config: Record<string, unknown>): Promis
   return startServer([CLI, 'serve', '--config', file], { IDNODE_ADMIN_TOKEN: ADMIN }, dir);
 }
 
-async function seededPaths(url: string): Promise<{ paths: string[]; meanBytes: number }> {
-  const paths: string[] = [];
-  let bytes = 0;
-  for (const prefix of ['88.100.1', '88.100.2', '88.100.3']) {
-    const res = await fetch(`${url}/api/handles?prefix=${prefix}&pageSize=10000`, { headers: { authorization: `Bearer ${ADMIN}` } });
-    const { handles } = (await res.json()) as { handles: string[] };
-    for (const h of handles) paths.push(`/api/handles/${h}`);
+async function call(url: string, method: string, path: string, body?: unknown): Promise<any> {
+  const res = await fetch(url + path, {
+    method,
+    headers: { ...AUTH, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return text === '' ? undefined : JSON.parse(text);
+}
+
+/**
+ * Alternates bare and idnode runs (after a short warm-up of each) and checks that every
+ * answer was 2xx. `servers` maps a label to a server and its load options.
+ */
+async function alternate(servers: Record<string, { server: Server; paths: string[]; opts: LoadOptions }>, runs: number): Promise<Record<string, Side>> {
+  const results: Record<string, LoadResult[]> = {};
+  for (const [label, s] of Object.entries(servers)) {
+    results[label] = [];
+    await load(s.server, s.paths, { ...s.opts, seconds: 2 });
   }
-  // Resolve each once: this fills the cache (the hot scenario measures hits) and gives the sizes.
-  for (const p of paths) bytes += (await (await fetch(url + p)).arrayBuffer()).byteLength;
-  return { paths, meanBytes: Math.round(bytes / paths.length) };
+  for (let i = 0; i < runs; i++)
+    for (const [label, s] of Object.entries(servers)) {
+      const r = await load(s.server, s.paths, s.opts);
+      if (r.non2xx > 0 || r.errors > 0) throw new Error(`${label} run ${i}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+      results[label]!.push(r);
+    }
+  return Object.fromEntries(Object.entries(results).map(([k, v]) => [k, summarise(v)]));
+}
+
+/** Mean size of the answers to GET `paths` (which also fills idnode's cache). */
+async function meanAnswerBytes(url: string, paths: string[], headers: Record<string, string> = {}): Promise<number> {
+  let bytes = 0;
+  for (const p of paths) bytes += (await (await fetch(url + p, { headers })).arrayBuffer()).byteLength;
+  return Math.round(bytes / paths.length);
 }
 
 /** Cache hits: random keys over the seeded identifiers, every answer already in the LRU. */
-async function hot(opts: Options) {
-  const dir = mkdtempSync(join(tmpdir(), 'idnode-bench-'));
-  const node = await startIdnode(dir, { seed: true });
-  try {
-    const { paths, meanBytes } = await seededPaths(node.url);
-    const bare = await startServer([BARE], { BARE_BODY_BYTES: String(meanBytes) });
+async function hot(o: Options): Promise<Outcome> {
+  return withDir(async (dir) => {
+    const node = await startIdnode(dir, { seed: true });
     try {
-      const idn: LoadResult[] = [];
-      const base: LoadResult[] = [];
-      // One short warm-up each, so the JIT has settled before anything is counted.
-      await load(node, paths, { ...opts, seconds: 2 });
-      await load(bare, paths, { ...opts, seconds: 2 });
-      for (let i = 0; i < opts.runs; i++) {
-        base.push(await load(bare, paths, opts));
-        idn.push(await load(node, paths, opts));
-        for (const r of [base.at(-1)!, idn.at(-1)!]) if (r.non2xx > 0 || r.errors > 0) throw new Error(`run ${i}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+      const paths: string[] = [];
+      for (const prefix of ['88.100.1', '88.100.2', '88.100.3'])
+        for (const h of (await call(node.url, 'GET', `/api/handles?prefix=${prefix}&pageSize=10000`)).handles as string[]) paths.push(`/api/handles/${h}`);
+      const bodyBytes = await meanAnswerBytes(node.url, paths);
+      const bare = await startServer([BARE], { BARE_BODY_BYTES: String(bodyBytes) });
+      try {
+        const opts = { seconds: o.seconds, connections: o.connections };
+        const sides = await alternate({ bare: { server: bare, paths, opts }, idnode: { server: node, paths, opts } }, o.runs);
+        return {
+          sides,
+          ratios: [
+            { name: 'throughput idnode/bare', value: sides.idnode!.rps / sides.bare!.rps, target: '>= 0.90' },
+            { name: 'CPU per request idnode/bare', value: sides.idnode!.cpuUsPerReq / sides.bare!.cpuUsPerReq, target: '<= 1.20' },
+          ],
+          notes: { keys: paths.length, bodyBytes },
+        };
+      } finally {
+        await bare.stop();
       }
-      return { keys: paths.length, bodyBytes: meanBytes, idnode: summarise(idn), bare: summarise(base) };
     } finally {
-      await bare.stop();
+      await node.stop();
     }
-  } finally {
-    await node.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
-const SCENARIOS: Record<string, { about: string; run: (o: Options) => Promise<{ idnode: Side; bare: Side } & Record<string, unknown>>; targets: { rps: number; cpu: number } }> = {
-  hot: { about: 'cache hits, random keys over the seeded identifiers', run: hot, targets: { rps: 0.9, cpu: 1.2 } },
+/**
+ * Lineage: a tree of branching 6 and depth 5 (9,331 identifiers) built from aggregation
+ * events; queries of the whole tree from its root (down) and of a random leaf's ancestry (up).
+ */
+async function lineageScenario(o: Options): Promise<Outcome> {
+  return withDir(async (dir) => {
+    const node = await startIdnode(dir, {});
+    try {
+      await call(node.url, 'POST', '/api/prefixes', { prefix: '88.100.9', owner: { name: 'Bench Works' } });
+      const BRANCH = 6;
+      const DEPTH = 5;
+      let level = ['88.100.9/ROOT'];
+      let count = 1;
+      const leaves: string[] = [];
+      for (let d = 1; d <= DEPTH; d++) {
+        const next: string[] = [];
+        for (const parent of level) {
+          const children = Array.from({ length: BRANCH }, (_, i) => `${parent.replace('88.100.9/', '88.100.9/')}.${i}`);
+          await call(node.url, 'POST', '/api/events', { type: 'aggregation', action: 'ADD', parent, children, eventTime: '2026-01-01T00:00:00Z' });
+          next.push(...children);
+        }
+        count += next.length;
+        level = next;
+      }
+      leaves.push(...level);
+      const treePath = `/api/lineage/88.100.9/ROOT?direction=down&depth=${DEPTH}`;
+      const tree = await call(node.url, 'GET', treePath);
+      if (tree.nodes.length !== count || tree.truncated) throw new Error(`tree has ${tree.nodes.length} nodes, expected ${count}`);
+      const leafPaths = leaves.map((l) => `/api/lineage/${l}?direction=up&depth=${DEPTH}`);
+      const treeBytes = await meanAnswerBytes(node.url, [treePath], AUTH);
+      const leafBytes = await meanAnswerBytes(node.url, leafPaths.slice(0, 200), AUTH);
+      const bareTree = await startServer([BARE], { BARE_BODY_BYTES: String(treeBytes) });
+      const bareLeaf = await startServer([BARE], { BARE_BODY_BYTES: String(leafBytes) });
+      try {
+        const treeOpts = { seconds: o.seconds, connections: 4, headers: AUTH };
+        const leafOpts = { seconds: o.seconds, connections: o.connections, headers: AUTH };
+        const sides = await alternate(
+          {
+            'bare (tree-sized body)': { server: bareTree, paths: [treePath], opts: treeOpts },
+            'idnode whole tree, down': { server: node, paths: [treePath], opts: treeOpts },
+            'bare (leaf-sized body)': { server: bareLeaf, paths: leafPaths, opts: leafOpts },
+            'idnode leaf ancestry, up': { server: node, paths: leafPaths, opts: leafOpts },
+          },
+          o.runs,
+        );
+        return {
+          sides,
+          ratios: [
+            { name: 'whole tree: throughput idnode/bare', value: sides['idnode whole tree, down']!.rps / sides['bare (tree-sized body)']!.rps },
+            { name: 'leaf ancestry: throughput idnode/bare', value: sides['idnode leaf ancestry, up']!.rps / sides['bare (leaf-sized body)']!.rps },
+          ],
+          notes: { treeNodes: count, treeEdges: tree.edges.length, treeBodyBytes: treeBytes, leafBodyBytes: leafBytes },
+        };
+      } finally {
+        await bareTree.stop();
+        await bareLeaf.stop();
+      }
+    } finally {
+      await node.stop();
+    }
+  });
+}
+
+/** A realistic record: seven values, one of them non-public (about 650 bytes of JSON). */
+function recordBody(n: number): string {
+  const serial = `PUMP-2026-${String(n).padStart(8, '0')}`;
+  return JSON.stringify({
+    values: [
+      { index: 1, type: 'URL', data: { format: 'string', value: `https://trace.bench-works.example/p/${serial}` } },
+      { index: 2, type: 'name', data: { format: 'string', value: 'Water pump WP-220' } },
+      { index: 3, type: 'model', data: { format: 'string', value: 'WP-220' } },
+      { index: 4, type: 'batch', data: { format: 'string', value: `PUMP-B2026-${String(Math.ceil(n / 500)).padStart(5, '0')}` } },
+      { index: 5, type: 'productionDate', data: { format: 'string', value: '2026-11-25' } },
+      { index: 6, type: 'manufacturer', data: { format: 'string', value: 'Bench Works' } },
+      { index: 20, type: 'unitCost', data: { format: 'string', value: '312.50 CNY' }, permissions: '1100' },
+    ],
+  });
+}
+
+/** Registration over HTTP (one PUT per new identifier), history and audit on vs off. */
+async function register(o: Options): Promise<Outcome> {
+  return withDir(async (dirOn) =>
+    withDir(async (dirOff) => {
+      const on = await startIdnode(dirOn, {});
+      const off = await startIdnode(dirOff, { history: false });
+      const bare = await startServer([BARE], { BARE_BODY_BYTES: '50' });
+      try {
+        for (const n of [on, off]) await call(n.url, 'POST', '/api/prefixes', { prefix: '88.100.9', owner: { name: 'Bench Works' } });
+        let serial = 0;
+        const opts: LoadOptions = {
+          seconds: o.seconds,
+          connections: o.connections,
+          method: 'PUT',
+          headers: { ...AUTH, 'content-type': 'application/json' },
+          next: (req) => {
+            serial++;
+            req.path = `/api/handles/88.100.9/PUMP-2026-${String(serial).padStart(8, '0')}?overwrite=false`;
+            req.body = recordBody(serial);
+          },
+        };
+        const sides = await alternate({ bare: { server: bare, paths: [], opts }, 'idnode, history on': { server: on, paths: [], opts }, 'idnode, history off': { server: off, paths: [], opts } }, o.runs);
+        const verdict = await call(on.url, 'GET', '/api/audit/verify');
+        if (verdict.ok !== true) throw new Error(`audit chain broken after the run: ${JSON.stringify(verdict)}`);
+        return {
+          sides,
+          ratios: [
+            { name: 'registrations/s history on / off', value: sides['idnode, history on']!.rps / sides['idnode, history off']!.rps },
+            { name: 'CPU per registration on / off', value: sides['idnode, history on']!.cpuUsPerReq / sides['idnode, history off']!.cpuUsPerReq },
+            { name: 'throughput history on / bare', value: sides['idnode, history on']!.rps / sides.bare!.rps },
+          ],
+          notes: { auditEntriesVerified: verdict.checked, recordBodyBytes: recordBody(1).length },
+        };
+      } finally {
+        await bare.stop();
+        await on.stop();
+        await off.stop();
+      }
+    }),
+  );
+}
+
+const SCENARIOS: Record<string, { about: string; run: (o: Options) => Promise<Outcome> }> = {
+  hot: { about: 'cache hits, random keys over the seeded identifiers', run: hot },
+  lineage: { about: 'lineage queries over a depth-5 tree of 9,331 identifiers', run: lineageScenario },
+  register: { about: 'registration over HTTP (PUT of new identifiers), history and audit on vs off', run: register },
 };
 
 async function main(): Promise<void> {
@@ -99,17 +271,16 @@ async function main(): Promise<void> {
   const info = runInfo();
   for (const name of names) {
     const s = SCENARIOS[name]!;
-    process.stdout.write(`\n## ${name}: ${s.about} (${opts.runs} runs x ${opts.seconds}s, ${opts.connections} connections)\n`);
+    process.stdout.write(`\n## ${name}: ${s.about} (${opts.runs} runs x ${opts.seconds}s)\n`);
     const r = await s.run(opts);
-    const ratio = { rps: r.idnode.rps / r.bare.rps, cpuPerReq: r.idnode.cpuUsPerReq / r.bare.cpuUsPerReq };
-    const row = (label: string, x: Side) =>
-      `${label.padEnd(8)} ${x.rps.toFixed(0).padStart(8)} req/s  ${x.cpuUsPerReq.toFixed(1).padStart(6)} µs CPU/req  p99 ${x.p99} ms  runs: ${x.runs.map((y) => y.rps.toFixed(0)).join(', ')}`;
-    process.stdout.write(`${row('bare', r.bare)}\n${row('idnode', r.idnode)}\n`);
-    process.stdout.write(
-      `ratio    throughput ${ratio.rps.toFixed(2)}x bare (target >= ${s.targets.rps})  CPU/req ${ratio.cpuPerReq.toFixed(2)}x bare (target <= ${s.targets.cpu})\n`,
-    );
+    for (const [label, x] of Object.entries(r.sides))
+      process.stdout.write(
+        `${label.padEnd(28)} ${x.rps.toFixed(0).padStart(8)} req/s  ${x.cpuUsPerReq.toFixed(1).padStart(8)} µs CPU/req  p99 ${x.p99} ms  runs: ${x.runs.map((y) => y.rps.toFixed(0)).join(', ')}\n`,
+      );
+    for (const ratio of r.ratios) process.stdout.write(`ratio  ${ratio.name}: ${ratio.value.toFixed(2)}x${ratio.target ? ` (target ${ratio.target})` : ''}\n`);
+    process.stdout.write(`notes  ${JSON.stringify(r.notes)}\n`);
     const out = join(ROOT, 'bench/results', `${name}-${info.date.slice(0, 10)}-${info.commit}.json`);
-    writeFileSync(out, `${JSON.stringify({ scenario: name, ...info, options: opts, ratio, targets: s.targets, ...r }, null, 2)}\n`);
+    writeFileSync(out, `${JSON.stringify({ scenario: name, about: s.about, ...info, options: opts, ...r }, null, 2)}\n`);
     process.stdout.write(`${info.date} node ${info.node} commit ${info.commit}${info.dirty ? ' (dirty)' : ''} ${info.machine}\nwrote ${out}\n`);
   }
 }

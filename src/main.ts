@@ -57,7 +57,7 @@ export function openRegistry(config: Config): Registry {
   const records = createRecords({ store, valuesMax: config.limits.valuesMax, onChange: (key) => resolver.invalidate(key) });
   const tokens = createTokens({ store, homedAncestor: router.homedAncestor });
   const events = createEvents({ store, router, itemsMax: config.lineage.eventItemsMax });
-  const auditing = createAuditing({ store, maxNodes: config.lineage.maxNodes, locate: events.locate });
+  const auditing = createAuditing({ store, maxNodes: config.lineage.maxNodes, isLocalPrefix: (p) => router.route(p).kind === 'local' });
   return { config, store, router, resolver, records, prefixes, tokens, events, auditing };
 }
 

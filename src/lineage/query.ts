@@ -33,51 +33,63 @@ export interface Auditing {
   verify(): AuditVerdict;
 }
 
-export function createAuditing(deps: { store: Store; maxNodes: number; locate: (key: string) => Location }): Auditing {
+export function createAuditing(deps: { store: Store; maxNodes: number; isLocalPrefix: (prefixKey: string) => boolean }): Auditing {
   const { store } = deps;
-
-  function spelling(key: string): string {
-    return store.getRecord(key)?.handle ?? store.lineageName(key) ?? key;
-  }
 
   return {
     lineage(id, { direction, depth, asOf }) {
       const cap = deps.maxNodes;
-      // The walk yields (identifier, depth) pairs; a node reached on several paths appears
-      // more than once, so allow a few rows per node before calling the answer truncated.
-      const rowLimit = cap * 4 + 1;
+      // The walk yields a row per (identifier, depth, edge); a node reached on several paths
+      // appears more than once, so allow a few rows per node before calling it truncated.
+      // A cycle repeats its rows at every depth, so the bound grows with the depth asked for.
+      const rowLimit = cap * Math.max(4, depth) + 1;
       const dirs: Array<'down' | 'up'> = direction === 'both' ? ['down', 'up'] : [direction];
       const depthOf = new Map<string, number>();
+      const names = new Map<string, string>();
+      const location = new Map<string, Location>();
+      const edges = new Map<number, EdgeRow>();
       let truncated = false;
+      const frontier = new Map<'down' | 'up', string[]>();
       for (const d of dirs) {
         const rows = store.walk(id.key, d, depth, asOf, rowLimit);
         if (rows.length >= rowLimit) truncated = true;
-        for (const r of rows) if (!(depthOf.get(r.key)! <= r.depth)) depthOf.set(r.key, r.depth);
-      }
-      let keys = [...depthOf.keys()];
-      if (keys.length > cap) {
-        truncated = true;
-        keys = keys.sort((a, b) => depthOf.get(a)! - depthOf.get(b)! || (a < b ? -1 : 1)).slice(0, cap);
-      }
-      const inSet = new Set(keys);
-      const edges = new Map<number, EdgeRow>();
-      const edgeLimit = cap * 8;
-      for (const d of dirs) {
-        const rows = store.edgesAt(keys, d, asOf, edgeLimit + 1);
-        if (rows.length > edgeLimit) truncated = true;
-        for (const e of rows) {
-          // An edge out of the answer means the depth or node cap cut the walk there.
-          if (!inSet.has(e.fromKey) || !inSet.has(e.toKey)) truncated = true;
-          else edges.set(e.id, e);
+        frontier.set(d, []);
+        for (const r of rows) {
+          if (r.more === 1) frontier.get(d)!.push(r.key);
+          if (r.edgeId !== null) edges.set(r.edgeId, { id: r.edgeId, fromKey: r.fromKey!, toKey: r.toKey!, type: r.type!, since: r.since!, until: r.until, eventId: r.eventId! });
+          const known = depthOf.get(r.key);
+          if (known !== undefined && known <= r.depth) continue;
+          depthOf.set(r.key, r.depth);
+          if (known !== undefined) continue;
+          names.set(r.key, r.recordHandle ?? (r.key === id.key ? id.text : (r.namedHandle ?? r.key)));
+          location.set(r.key, !deps.isLocalPrefix(r.key.slice(0, r.key.indexOf('/'))) ? 'foreign' : r.recordHandle === null ? 'unknown' : 'local');
         }
       }
-      const names = new Map(keys.map((k) => [k, k === id.key ? (store.getRecord(k)?.handle ?? id.text) : spelling(k)]));
+      let keys = [...depthOf.keys()].sort((a, b) => depthOf.get(a)! - depthOf.get(b)! || (a < b ? -1 : 1));
+      if (keys.length > cap) {
+        truncated = true;
+        keys = keys.slice(0, cap);
+      }
+      const inSet = new Set(keys);
+      // Edges leaving the deepest level were not walked: any to a node outside the answer
+      // means the depth cap cut the lineage there.
+      const edgeLimit = cap * 8;
+      for (const d of dirs) {
+        const from = frontier.get(d)!.filter((k) => inSet.has(k));
+        if (from.length === 0) continue;
+        const rows = store.edgesAt(from, d, asOf, edgeLimit + 1);
+        if (rows.length > edgeLimit) truncated = true;
+        for (const e of rows) edges.set(e.id, e);
+      }
+      const kept: EdgeRow[] = [];
+      for (const e of edges.values()) {
+        if (inSet.has(e.fromKey) && inSet.has(e.toKey)) kept.push(e);
+        else truncated = true;
+      }
       return {
         root: names.get(id.key)!,
-        nodes: keys
-          .sort((a, b) => depthOf.get(a)! - depthOf.get(b)! || (a < b ? -1 : 1))
-          .map((k) => ({ handle: names.get(k)!, depth: depthOf.get(k)!, location: deps.locate(k) })),
-        edges: [...edges.values()]
+        nodes: keys.map((k) => ({ handle: names.get(k)!, depth: depthOf.get(k)!, location: location.get(k)! })),
+        edges: kept
           .sort((a, b) => a.id - b.id)
           .map((e) => ({
             from: names.get(e.fromKey)!,

@@ -79,6 +79,23 @@ export interface EdgeRow {
   eventId: number;
 }
 
+export interface WalkRow {
+  key: string;
+  depth: number;
+  recordHandle: string | null;
+  namedHandle: string | null;
+  /** 1 when this row is at the depth limit and edges lead on from it. */
+  more: 0 | 1;
+  /** The edge this row was reached by (null for the root). */
+  edgeId: number | null;
+  fromKey: string | null;
+  toKey: string | null;
+  type: string | null;
+  since: string | null;
+  until: string | null;
+  eventId: number | null;
+}
+
 export interface EventRow {
   type: 'aggregation' | 'transformation';
   action: string | null;
@@ -220,24 +237,33 @@ export class Store {
       ),
       openChildren: db.prepare('SELECT DISTINCT to_key FROM edges WHERE from_key = ? AND type = ? AND until IS NULL').pluck(),
       nameIdentifier: db.prepare('INSERT OR IGNORE INTO lineage_names (key, handle) VALUES (?, ?)'),
-      lineageName: db.prepare('SELECT handle FROM lineage_names WHERE key = ?').pluck(),
       walkDown: db.prepare(
-        `WITH RECURSIVE walk(key, depth) AS (
-           VALUES (@root, 0)
+        `WITH RECURSIVE walk(key, depth, edge) AS (
+           VALUES (@root, 0, NULL)
            UNION
-           SELECT e.to_key, w.depth + 1 FROM walk w JOIN edges e ON e.from_key = w.key
+           SELECT e.to_key, w.depth + 1, e.id FROM walk w JOIN edges e ON e.from_key = w.key
            WHERE w.depth < @depth AND e.since <= @asOf AND (e.until IS NULL OR e.until > @asOf)
            LIMIT @limit)
-         SELECT key, min(depth) AS depth FROM walk GROUP BY key ORDER BY depth, key`,
+         SELECT w.key, w.depth, r.handle AS recordHandle,
+           CASE WHEN r.handle IS NULL THEN (SELECT handle FROM lineage_names n WHERE n.key = w.key) END AS namedHandle,
+           CASE WHEN w.depth = @depth THEN EXISTS (SELECT 1 FROM edges x WHERE x.from_key = w.key AND x.since <= @asOf
+             AND (x.until IS NULL OR x.until > @asOf)) ELSE 0 END AS more,
+           e.id AS edgeId, e.from_key AS fromKey, e.to_key AS toKey, e.type, e.since, e.until, e.event_id AS eventId
+         FROM walk w LEFT JOIN records r ON r.handle_key = w.key LEFT JOIN edges e ON e.id = w.edge`,
       ),
       walkUp: db.prepare(
-        `WITH RECURSIVE walk(key, depth) AS (
-           VALUES (@root, 0)
+        `WITH RECURSIVE walk(key, depth, edge) AS (
+           VALUES (@root, 0, NULL)
            UNION
-           SELECT e.from_key, w.depth + 1 FROM walk w JOIN edges e ON e.to_key = w.key
+           SELECT e.from_key, w.depth + 1, e.id FROM walk w JOIN edges e ON e.to_key = w.key
            WHERE w.depth < @depth AND e.since <= @asOf AND (e.until IS NULL OR e.until > @asOf)
            LIMIT @limit)
-         SELECT key, min(depth) AS depth FROM walk GROUP BY key ORDER BY depth, key`,
+         SELECT w.key, w.depth, r.handle AS recordHandle,
+           CASE WHEN r.handle IS NULL THEN (SELECT handle FROM lineage_names n WHERE n.key = w.key) END AS namedHandle,
+           CASE WHEN w.depth = @depth THEN EXISTS (SELECT 1 FROM edges x WHERE x.to_key = w.key AND x.since <= @asOf
+             AND (x.until IS NULL OR x.until > @asOf)) ELSE 0 END AS more,
+           e.id AS edgeId, e.from_key AS fromKey, e.to_key AS toKey, e.type, e.since, e.until, e.event_id AS eventId
+         FROM walk w LEFT JOIN records r ON r.handle_key = w.key LEFT JOIN edges e ON e.id = w.edge`,
       ),
       edgesFrom: db.prepare(
         `SELECT id, from_key AS fromKey, to_key AS toKey, type, since, until, event_id AS eventId FROM edges
@@ -404,20 +430,19 @@ export class Store {
     return { ok: true, checked: expected - 1 };
   }
 
-  /** Breadth-first walk from `rootKey`: down follows edges from→to, up to→from. */
-  walk(rootKey: string, direction: 'down' | 'up', maxDepth: number, asOf: string, rowLimit: number): Array<{ key: string; depth: number }> {
+  /**
+   * Breadth-first walk from `rootKey` (down follows edges from→to, up to→from), one row per
+   * (identifier, depth, edge it was reached by), with the identifier's spellings.
+   */
+  walk(rootKey: string, direction: 'down' | 'up', maxDepth: number, asOf: string, rowLimit: number): WalkRow[] {
     const stmt = direction === 'down' ? this.stmt.walkDown : this.stmt.walkUp;
-    return stmt.all({ root: rootKey, depth: maxDepth, asOf, limit: rowLimit }) as Array<{ key: string; depth: number }>;
+    return stmt.all({ root: rootKey, depth: maxDepth, asOf, limit: rowLimit }) as WalkRow[];
   }
 
   /** Edges valid at `asOf` leaving (down) or entering (up) any of `keys`. */
   edgesAt(keys: string[], direction: 'down' | 'up', asOf: string, limit: number): EdgeRow[] {
     const stmt = direction === 'down' ? this.stmt.edgesFrom : this.stmt.edgesTo;
     return stmt.all({ keys: JSON.stringify(keys), asOf, limit }) as EdgeRow[];
-  }
-
-  lineageName(key: string): string | undefined {
-    return this.stmt.lineageName.get(key) as string | undefined;
   }
 
   /** Changes when another connection (CLI, another worker) commits. */
