@@ -11,7 +11,26 @@ export interface Config {
   baseUrl: string;
   db: string;
   homed: string[];
-  upstream: { url: string; token: string; timeoutMs: number; maxInFlight: number };
+  upstream: {
+    url: string;
+    token: string;
+    /** Deadline of one forwarded request (connect, headers and body), ms. */
+    timeoutMs: number;
+    /** Requests in flight to one origin; more are refused with 503/3. */
+    maxInFlight: number;
+    /** Largest answer accepted from another node, bytes. */
+    maxResponseBytes: number;
+    /** Consecutive failures that mark an origin down (callers then fail fast). */
+    failuresToDown: number;
+    /** How long an origin stays down before a probe, ms. */
+    downCooldownMs: number;
+  };
+  sync: {
+    /** Statistics reports to the upstream every this many seconds (0: none). */
+    statsIntervalSeconds: number;
+    /** Longest wait between two attempts to send a report, ms. */
+    retryMaxMs: number;
+  };
   cache: { maxBytes: number; notFoundTtlSeconds: number; staleWindowSeconds: number };
   limits: {
     /** Largest JSON request body, bytes (Handle.Net's message limit is 256 KiB). */
@@ -49,7 +68,8 @@ export function defaultConfig(): Config {
     baseUrl: '',
     db: 'data/idnode.db',
     homed: ['88.100'],
-    upstream: { url: '', token: '', timeoutMs: 5000, maxInFlight: 256 },
+    upstream: { url: '', token: '', timeoutMs: 5000, maxInFlight: 256, maxResponseBytes: 1024 * 1024, failuresToDown: 5, downCooldownMs: 10_000 },
+    sync: { statsIntervalSeconds: 60, retryMaxMs: 30_000 },
     cache: { maxBytes: 256 * 1024 * 1024, notFoundTtlSeconds: 5, staleWindowSeconds: 86400 },
     limits: { bodyMaxBytes: 256 * 1024, batchMax: 1000, valuesMax: 2048, pageSizeMax: 10000 },
     lineage: { defaultDepth: 10, maxDepth: 50, maxNodes: 10000, eventItemsMax: 1000 },
@@ -73,6 +93,11 @@ const KEYS: Record<string, { kind: Kind; min?: number; max?: number }> = {
   'upstream.token': { kind: 'string' },
   'upstream.timeoutMs': { kind: 'int', min: 1, max: 600_000 },
   'upstream.maxInFlight': { kind: 'int', min: 1, max: 100_000 },
+  'upstream.maxResponseBytes': { kind: 'int', min: 1024, max: 256 * 1024 * 1024 },
+  'upstream.failuresToDown': { kind: 'int', min: 1, max: 1000 },
+  'upstream.downCooldownMs': { kind: 'int', min: 1, max: 3_600_000 },
+  'sync.statsIntervalSeconds': { kind: 'int', min: 0, max: 86400 },
+  'sync.retryMaxMs': { kind: 'int', min: 100, max: 3_600_000 },
   'cache.maxBytes': { kind: 'int', min: 0, max: 64 * 1024 ** 3 },
   'cache.notFoundTtlSeconds': { kind: 'int', min: 0, max: 86400 },
   'cache.staleWindowSeconds': { kind: 'int', min: 0, max: 30 * 86400 },

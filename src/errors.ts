@@ -27,6 +27,7 @@ export const ERRORS = {
   IDN_UNAVAILABLE: { http: 503, responseCode: 3 },
   IDN_HOP_LIMIT: { http: 508, responseCode: 6 },
   IDN_UPSTREAM_BAD_ANSWER: { http: 502, responseCode: 2 },
+  IDN_UPSTREAM_UNREACHABLE: { http: 502, responseCode: 2 },
   IDN_UPSTREAM_TIMEOUT: { http: 504, responseCode: 2 },
   IDN_INTERNAL: { http: 500, responseCode: 2 },
 } as const satisfies Record<string, { http: number; responseCode: number }>;

@@ -17,18 +17,25 @@ import { buildApp } from './server/app.js';
 import type { NodeDeps } from './server/deps.js';
 import { createFastPath } from './server/fastpath.js';
 import { isoSeconds, Store } from './store/index.js';
+import { createUpstreamClient, type UpstreamClient } from './upstream/client.js';
 import { createRouter, type Router } from './upstream/routing.js';
+import { createNodeStats, createSyncReceiver, createSyncWorker, type NodeStats, type SyncReceiver, type SyncWorker } from './upstream/sync.js';
 
 export interface Registry {
   config: Config;
   store: Store;
   router: Router;
   resolver: Resolver;
+  upstream: UpstreamClient;
   records: Records;
   prefixes: Prefixes;
   tokens: Tokens;
   events: Events;
   auditing: Auditing;
+  stats: NodeStats;
+  syncReceiver: SyncReceiver;
+  /** Sends reports to the upstream; undefined without one. */
+  syncWorker: SyncWorker | undefined;
 }
 
 /** Store, routing, cache and registries: everything but HTTP (the CLI uses this alone). */
@@ -46,19 +53,50 @@ export function openRegistry(config: Config): Registry {
     // A prefix change can re-route many identifiers: drop every cached answer.
     onChange: () => late.resolver?.clear(),
   });
+  const upstream = createUpstreamClient({
+    timeoutMs: config.upstream.timeoutMs,
+    maxInFlight: config.upstream.maxInFlight,
+    maxResponseBytes: config.upstream.maxResponseBytes,
+    failuresToDown: config.upstream.failuresToDown,
+    downCooldownMs: config.upstream.downCooldownMs,
+  });
   const resolver = createResolver({
     store,
     router,
     prefixes,
+    upstream,
     cacheMaxBytes: config.cache.maxBytes,
     notFoundTtlSeconds: config.cache.notFoundTtlSeconds,
+    staleWindowSeconds: config.cache.staleWindowSeconds,
   });
   late.resolver = resolver;
-  const records = createRecords({ store, valuesMax: config.limits.valuesMax, onChange: (key) => resolver.invalidate(key) });
+  const stats = createNodeStats();
+  const records = createRecords({
+    store,
+    valuesMax: config.limits.valuesMax,
+    onChange: (key) => {
+      resolver.invalidate(key);
+      stats.registration();
+    },
+  });
   const tokens = createTokens({ store, homedAncestor: router.homedAncestor });
   const events = createEvents({ store, router, itemsMax: config.lineage.eventItemsMax });
   const auditing = createAuditing({ store, maxNodes: config.lineage.maxNodes, isLocalPrefix: (p) => router.route(p).kind === 'local' });
-  return { config, store, router, resolver, records, prefixes, tokens, events, auditing };
+  const syncWorker =
+    config.upstream.url === ''
+      ? undefined
+      : createSyncWorker({
+          store,
+          upstream,
+          url: config.upstream.url,
+          token: config.upstream.token,
+          retryMaxMs: config.sync.retryMaxMs,
+          statsIntervalSeconds: config.sync.statsIntervalSeconds,
+          stats,
+          onPrefixAccepted: (p) => prefixes.accept(p),
+        });
+  const syncReceiver = createSyncReceiver({ store });
+  return { config, store, router, resolver, upstream, records, prefixes, tokens, events, auditing, stats, syncReceiver, syncWorker };
 }
 
 export interface IdNode extends Registry {
@@ -79,13 +117,14 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
   try {
     if (opts.adminToken) registry.tokens.bootstrapAdmin(opts.adminToken);
     if (config.seed) seedIfEmpty(registry, config.seedDir === '' ? SEEDS_DIR : config.seedDir);
-    const fastPath = createFastPath(registry.resolver);
+    const fastPath = createFastPath(registry.resolver, registry.stats);
     const deps: NodeDeps = registry;
     const app = await buildApp(deps, {
       logger: opts.logger ?? false,
       serverFactory: (handler) => createServer((req, res) => (fastPath(req, res) ? undefined : handler(req, res))),
     });
     await app.ready();
+    registry.syncWorker?.start();
     return {
       ...registry,
       app,
@@ -97,7 +136,9 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
         return `http://${host}:${port}`;
       },
       async close() {
+        await registry.syncWorker?.stop();
         await app.close();
+        await registry.upstream.close();
         registry.store.close();
       },
     };

@@ -7,7 +7,7 @@ import { ERRORS, httpStatusFor, IdnError } from '../src/errors.js';
  * gateway errors (504/502 by contract), and a DELETE ?index= naming a missing value (Handle
  * code 200 "values not found" maps to HTTP 200 only on resolution; a failed write is a 404).
  */
-const EXCEPTIONS = new Set(['IDN_UPSTREAM_BAD_ANSWER', 'IDN_UPSTREAM_TIMEOUT', 'IDN_VALUE_NOT_FOUND']);
+const EXCEPTIONS = new Set(['IDN_UPSTREAM_BAD_ANSWER', 'IDN_UPSTREAM_UNREACHABLE', 'IDN_UPSTREAM_TIMEOUT', 'IDN_VALUE_NOT_FOUND']);
 
 t.test('every error follows the responseCode → HTTP mapping (gateway errors excepted)', async (t) => {
   for (const [code, e] of Object.entries(ERRORS)) {

@@ -1,7 +1,8 @@
 /** Enterprise prefixes under the homed ones: hosted here or delegated to another node's site. */
+import { randomUUID } from 'node:crypto';
 import { IdnError } from '../errors.js';
 import { foldCase, isUnderPrefix, parentPrefix, parsePrefix, prefixChain } from '../identifier/index.js';
-import type { PrefixRow, Store } from '../store/index.js';
+import type { PrefixRow, Store, WriteTx } from '../store/index.js';
 import type { Router } from '../upstream/routing.js';
 import type { HandleValue } from './values.js';
 
@@ -23,8 +24,16 @@ export interface Prefixes {
   list(parent?: string): PrefixInfo[];
   patch(prefix: string, input: Record<string, unknown>, actor: string): PrefixInfo;
   remove(prefix: string, actor: string): PrefixInfo;
+  /** The upstream accepted this prefix: a pending prefix becomes active. */
+  accept(prefix: string): void;
   /** The `0.NA/<prefix>` record when this node knows the prefix, else undefined. */
   prefixRecord(prefixKey: string): { handle: string; values: HandleValue[] } | undefined;
+}
+
+/** What a node reports to its upstream about a prefix it created or changed. */
+function report(tx: WriteTx, row: PrefixRow, event: 'created' | 'changed' | 'deleted'): void {
+  const body = { kind: 'prefix', event, prefix: row.prefix, owner: JSON.parse(row.ownerJson) as unknown, status: row.status, ...(row.site !== null ? { site: row.site } : {}) };
+  tx.enqueueReport('prefix', `prefix:${row.prefixKey}:${randomUUID()}`, JSON.stringify(body));
 }
 
 function infoOf(row: PrefixRow): PrefixInfo {
@@ -150,6 +159,7 @@ export function createPrefixes(deps: {
           updatedAt: tx.at,
         };
         tx.putPrefix(row);
+        if (deps.hasUpstream) report(tx, row, 'created');
         return { result: row, payload: JSON.stringify([row.prefix, row.ownerJson, row.site, row.status]), keepPayload: true };
       });
       changed();
@@ -186,6 +196,8 @@ export function createPrefixes(deps: {
       const out = store.write({ actor, action: 'prefix.update', target: row.prefix }, (tx) => {
         next.updatedAt = tx.at;
         tx.putPrefix(next);
+        // A pending prefix waits for the upstream: report changes only once it has been accepted.
+        if (deps.hasUpstream && row.status !== 'pending') report(tx, next, 'changed');
         return { result: next, payload: JSON.stringify([next.prefix, next.ownerJson, next.site, next.status]), keepPayload: true };
       });
       changed();
@@ -205,6 +217,17 @@ export function createPrefixes(deps: {
       });
       changed();
       return infoOf(row);
+    },
+
+    accept(prefix) {
+      const row = store.getPrefix(parsePrefix(prefix).key);
+      if (row === undefined || row.status !== 'pending') return;
+      store.write({ actor: 'sync (upstream accepted)', action: 'prefix.update', target: row.prefix }, (tx) => {
+        const next: PrefixRow = { ...row, status: 'active', updatedAt: tx.at };
+        tx.putPrefix(next);
+        return { result: undefined, payload: JSON.stringify([next.prefix, next.ownerJson, next.site, next.status]), keepPayload: true };
+      });
+      changed();
     },
 
     prefixRecord(prefixKey) {

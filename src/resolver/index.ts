@@ -4,11 +4,12 @@
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { IdnError } from '../errors.js';
+import { IdnError, isIdnError } from '../errors.js';
 import type { Identifier } from '../identifier/index.js';
 import type { Prefixes } from '../registry/prefixes.js';
 import { type HandleValue, ttlSeconds } from '../registry/values.js';
 import type { Store } from '../store/index.js';
+import type { UpstreamAnswer, UpstreamClient } from '../upstream/client.js';
 import type { Router } from '../upstream/routing.js';
 
 /** Cap on any cache lifetime we advertise or keep (Handle.Net's). */
@@ -20,6 +21,14 @@ export const CACHE_STATUS = {
   bypass: 'idnode; fwd=bypass',
   uncacheable: 'idnode; fwd=uri-miss',
 } as const;
+
+/** RFC 9211 entry for an expired answer served because the upstream failed. */
+export function staleStatus(secondsPast: number): string {
+  return `idnode; hit; ttl=-${secondsPast}; detail=stale`;
+}
+
+/** Upstream failures after which an expired cached answer may be served. */
+const STALE_ON = new Set(['IDN_UPSTREAM_TIMEOUT', 'IDN_UPSTREAM_UNREACHABLE', 'IDN_UPSTREAM_BAD_ANSWER', 'IDN_UNAVAILABLE']);
 
 /** One ready-to-send answer. */
 export interface Entry {
@@ -35,6 +44,8 @@ export interface Entry {
   partial: boolean;
   /** Parsed values, filled on first filtered request. */
   values?: HandleValue[];
+  /** Forwarded answers: fresh until this time (ms); kept after it, for serving stale. */
+  freshUntil?: number;
 }
 
 export interface Resolution {
@@ -42,10 +53,18 @@ export interface Resolution {
   cacheStatus: string;
 }
 
+export interface ResolveOptions {
+  /** auth=true: answer from the authoritative store or upstream, never from the cache. */
+  bypassCache: boolean;
+  privateAccess: boolean;
+  /** How many nodes forwarded this request already (IDN-Hop-Count; 0 from a client). */
+  hops: number;
+}
+
 export interface Resolver {
-  /** The cached answer for a normalised identifier, if any (updates recency). */
+  /** The fresh cached answer for a normalised identifier, if any (updates recency). */
   cached(key: string): Entry | undefined;
-  resolve(id: Identifier, opts: { bypassCache: boolean; privateAccess: boolean }): Promise<Resolution>;
+  resolve(id: Identifier, opts: ResolveOptions): Promise<Resolution>;
   invalidate(key: string): void;
   clear(): void;
   stats(): { entries: number; bytes: number; maxBytes: number };
@@ -89,8 +108,10 @@ export function createResolver(deps: {
   store: Store;
   router: Router;
   prefixes: Prefixes;
+  upstream: UpstreamClient;
   cacheMaxBytes: number;
   notFoundTtlSeconds: number;
+  staleWindowSeconds: number;
   now?: () => number;
 }): Resolver {
   const now = deps.now ?? Date.now;
@@ -115,6 +136,39 @@ export function createResolver(deps: {
     else cache.set(key, entry);
   }
 
+  const fresh = (e: Entry) => e.freshUntil === undefined || e.freshUntil >= now();
+  /** One upstream request per identifier at a time, for requests that did not arrive forwarded. */
+  const flights = new Map<string, Promise<Resolution>>();
+
+  /** Turns another node's answer into a cache entry (cached by its ttl, capped; ttl 0 never). */
+  function adopt(id: Identifier, a: UpstreamAnswer): Resolution {
+    const ours = (s: string) => (a.cacheStatus ? `${a.cacheStatus}, ${s}` : s);
+    const nowMs = now();
+    if (a.responseCode === 1 || a.responseCode === 200) {
+      const maxAge = Math.min(MAX_TTL_SECONDS, smallestTtl(a.values as HandleValue[], nowMs));
+      const entry = buildEntry(200, a.handle!, a.body, maxAge);
+      if (maxAge <= 0 || !enabled) return { entry, cacheStatus: ours(CACHE_STATUS.uncacheable) };
+      entry.freshUntil = nowMs + maxAge * 1000;
+      cache.set(id.key, entry, { ttl: (maxAge + deps.staleWindowSeconds) * 1000 });
+      return { entry, cacheStatus: ours(CACHE_STATUS.stored) };
+    }
+    const entry = buildEntry(a.status, a.handle ?? id.text, a.body, undefined);
+    if (a.responseCode !== 100 || deps.notFoundTtlSeconds === 0 || !enabled) return { entry, cacheStatus: ours(CACHE_STATUS.uncacheable) };
+    entry.freshUntil = nowMs + deps.notFoundTtlSeconds * 1000;
+    cache.set(id.key, entry, { ttl: deps.notFoundTtlSeconds * 1000 });
+    return { entry, cacheStatus: ours(CACHE_STATUS.stored) };
+  }
+
+  async function forward(id: Identifier, base: string, opts: ResolveOptions): Promise<Resolution> {
+    try {
+      return adopt(id, await deps.upstream.resolve(base, id.text, { hops: opts.hops, auth: opts.bypassCache }));
+    } catch (err) {
+      const stale = enabled && isIdnError(err) && STALE_ON.has(err.code) ? cache.get(id.key) : undefined;
+      if (stale === undefined || stale.freshUntil === undefined || stale.status !== 200) throw err;
+      return { entry: stale, cacheStatus: staleStatus(Math.max(1, Math.ceil((now() - stale.freshUntil) / 1000))) };
+    }
+  }
+
   function notResponsible(id: Identifier, prefixKey: string): IdnError {
     return new IdnError('IDN_NOT_RESPONSIBLE', `this node does not home prefix ${prefixKey} and has no upstream to ask`, { handle: id.text });
   }
@@ -136,12 +190,15 @@ export function createResolver(deps: {
   }
 
   return {
-    cached: (key) => (enabled ? cache.get(key) : undefined),
+    cached(key) {
+      const e = enabled ? cache.get(key) : undefined;
+      return e !== undefined && fresh(e) ? e : undefined;
+    },
     async resolve(id, opts) {
       if (!opts.bypassCache) {
         const hit = enabled ? cache.get(id.key) : undefined;
         // A private reader needs the full record, which is never cached.
-        if (hit !== undefined && !(opts.privateAccess && hit.partial))
+        if (hit !== undefined && !(opts.privateAccess && hit.partial) && fresh(hit))
           return { entry: hit, cacheStatus: CACHE_STATUS.hit };
       }
       const routeKey = id.namedPrefixKey ?? id.prefixKey;
@@ -149,9 +206,15 @@ export function createResolver(deps: {
       const knownPrefix = id.namedPrefixKey !== undefined && deps.prefixes.prefixRecord(id.namedPrefixKey) !== undefined;
       if (route.kind !== 'local' && !knownPrefix) {
         if (route.kind === 'none') throw notResponsible(id, routeKey);
-        throw new IdnError('IDN_NOT_RESPONSIBLE', `prefix ${routeKey} is served by ${route.kind === 'delegated' ? route.site : route.url}; ask that node`, {
-          handle: id.text,
-        });
+        const base = route.kind === 'delegated' ? route.site : route.url;
+        // A request that arrived forwarded never joins a flight: loops end at the hop limit.
+        if (opts.hops > 0 || opts.bypassCache) return forward(id, base, opts);
+        let flight = flights.get(id.key);
+        if (flight === undefined) {
+          flight = forward(id, base, opts).finally(() => flights.delete(id.key));
+          flights.set(id.key, flight);
+        }
+        return flight;
       }
       const { entry, cacheable } = local(id, opts.privateAccess);
       if (cacheable) store(id.key, entry, entry.status === 200 ? undefined : deps.notFoundTtlSeconds);

@@ -13,6 +13,7 @@ import { registerAuditRoutes } from './routes/audit.js';
 import { registerHandleRoutes } from './routes/handles.js';
 import { registerOpsRoutes } from './routes/ops.js';
 import { registerPrefixRoutes } from './routes/prefixes.js';
+import { registerSyncRoutes } from './routes/sync.js';
 import { registerTokenRoutes } from './routes/tokens.js';
 import { ErrorBody } from './schemas.js';
 
@@ -137,6 +138,7 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
   registerPrefixRoutes(app, deps);
   registerTokenRoutes(app, deps);
   registerAuditRoutes(app, deps);
+  registerSyncRoutes(app, deps);
   registerOpsRoutes(app, deps);
   return app;
 }

@@ -6,7 +6,9 @@ import type { Records } from '../registry/records.js';
 import type { Tokens } from '../registry/tokens.js';
 import type { Resolver } from '../resolver/index.js';
 import type { Store } from '../store/index.js';
+import type { UpstreamClient } from '../upstream/client.js';
 import type { Router } from '../upstream/routing.js';
+import type { NodeStats, SyncReceiver } from '../upstream/sync.js';
 
 /** Everything the HTTP layer needs, built once by main.ts (or a test). */
 export interface NodeDeps {
@@ -14,9 +16,12 @@ export interface NodeDeps {
   store: Store;
   router: Router;
   resolver: Resolver;
+  upstream: UpstreamClient;
   records: Records;
   prefixes: Prefixes;
   tokens: Tokens;
   events: Events;
   auditing: Auditing;
+  stats: NodeStats;
+  syncReceiver: SyncReceiver;
 }

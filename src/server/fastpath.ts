@@ -6,11 +6,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decodePathIdentifier, foldCase } from '../identifier/index.js';
 import type { Resolver } from '../resolver/index.js';
+import { clock, type NodeStats } from '../upstream/sync.js';
 import { etagMatches, HANDLES_PATH } from './routes/handles.js';
 
 const NEEDS_DECODING = /[%\x80-\uffff]/;
 
-export function createFastPath(resolver: Resolver): (req: IncomingMessage, res: ServerResponse) => boolean {
+export function createFastPath(resolver: Resolver, stats: NodeStats): (req: IncomingMessage, res: ServerResponse) => boolean {
   const skip = HANDLES_PATH.length;
   return (req, res) => {
     const method = req.method;
@@ -25,15 +26,17 @@ export function createFastPath(resolver: Resolver): (req: IncomingMessage, res: 
         return false;
       }
     }
+    const t0 = clock();
     const entry = resolver.cached(foldCase(text));
     if (entry === undefined) return false;
     if (entry.status === 200 && etagMatches(req.headers['if-none-match'], entry.etag)) {
       res.writeHead(304, ['etag', entry.etag!, 'cache-control', `max-age=${entry.maxAge}`, 'cache-status', 'idnode; hit']);
       res.end();
-      return true;
+    } else {
+      res.writeHead(entry.status, entry.hitHeaders);
+      res.end(method === 'HEAD' ? undefined : entry.body);
     }
-    res.writeHead(entry.status, entry.hitHeaders);
-    res.end(method === 'HEAD' ? undefined : entry.body);
+    stats.resolution(clock() - t0);
     return true;
   };
 }

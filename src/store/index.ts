@@ -96,6 +96,30 @@ export interface WalkRow {
   eventId: number | null;
 }
 
+export interface OutboxRow {
+  id: number;
+  kind: string;
+  idemKey: string;
+  bodyJson: string;
+  state: 'pending' | 'sent' | 'rejected';
+  attempts: number;
+  nextAttemptAt: number;
+  lastError: string | null;
+  createdAt: string;
+  doneAt: string | null;
+}
+
+export interface ReportRow {
+  id: number;
+  reporter: string;
+  idemKey: string;
+  kind: string;
+  bodyJson: string;
+  outcome: 'accepted' | 'rejected';
+  message: string | null;
+  receivedAt: string;
+}
+
 export interface EventRow {
   type: 'aggregation' | 'transformation';
   action: string | null;
@@ -141,6 +165,10 @@ export interface WriteTx {
   openChildren(fromKey: string, type: string): string[];
   /** Remembers the spelling an identifier was first named with in an event. */
   nameIdentifier(key: string, handle: string): void;
+  /** Queues a report for the upstream, sent after this write commits. */
+  enqueueReport(kind: string, idemKey: string, bodyJson: string): void;
+  /** Stores a report received from a child node. */
+  insertReport(row: Omit<ReportRow, 'id' | 'receivedAt'>): number;
 }
 
 function sha256(text: string): string {
@@ -237,6 +265,31 @@ export class Store {
       ),
       openChildren: db.prepare('SELECT DISTINCT to_key FROM edges WHERE from_key = ? AND type = ? AND until IS NULL').pluck(),
       nameIdentifier: db.prepare('INSERT OR IGNORE INTO lineage_names (key, handle) VALUES (?, ?)'),
+      enqueue: db.prepare(
+        "INSERT INTO outbox (kind, idem_key, body_json, state, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, 'pending', 0, 0, ?)",
+      ),
+      dueReports: db.prepare(
+        `SELECT id, kind, idem_key AS idemKey, body_json AS bodyJson, state, attempts, next_attempt_at AS nextAttemptAt, last_error AS lastError,
+           created_at AS createdAt, done_at AS doneAt FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?`,
+      ),
+      outbox: db.prepare(
+        `SELECT id, kind, idem_key AS idemKey, body_json AS bodyJson, state, attempts, next_attempt_at AS nextAttemptAt, last_error AS lastError,
+           created_at AS createdAt, done_at AS doneAt FROM outbox WHERE id > ? ORDER BY id LIMIT ?`,
+      ),
+      pendingCount: db.prepare("SELECT count(*) FROM outbox WHERE state = 'pending'").pluck(),
+      reportDone: db.prepare('UPDATE outbox SET state = ?, done_at = ?, last_error = ?, attempts = attempts + 1 WHERE id = ?'),
+      reportRetry: db.prepare('UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?'),
+      insertReport: db.prepare(
+        'INSERT INTO sync_reports (reporter, idem_key, kind, body_json, outcome, message, received_at) VALUES (@reporter, @idemKey, @kind, @bodyJson, @outcome, @message, @receivedAt)',
+      ),
+      reportByKey: db.prepare(
+        `SELECT id, reporter, idem_key AS idemKey, kind, body_json AS bodyJson, outcome, message, received_at AS receivedAt
+         FROM sync_reports WHERE reporter = ? AND idem_key = ?`,
+      ),
+      reports: db.prepare(
+        `SELECT id, reporter, idem_key AS idemKey, kind, body_json AS bodyJson, outcome, message, received_at AS receivedAt
+         FROM sync_reports WHERE id > ? ORDER BY id LIMIT ?`,
+      ),
       walkDown: db.prepare(
         `WITH RECURSIVE walk(key, depth, edge) AS (
            VALUES (@root, 0, NULL)
@@ -445,6 +498,36 @@ export class Store {
     return stmt.all({ keys: JSON.stringify(keys), asOf, limit }) as EdgeRow[];
   }
 
+  /** Reports due to be sent (pending, next attempt time reached), oldest first. */
+  dueReports(nowMs: number, limit: number): OutboxRow[] {
+    return this.stmt.dueReports.all(nowMs, limit) as OutboxRow[];
+  }
+
+  outbox(afterId: number, limit: number): OutboxRow[] {
+    return this.stmt.outbox.all(afterId, limit) as OutboxRow[];
+  }
+
+  pendingReports(): number {
+    return this.stmt.pendingCount.get() as number;
+  }
+
+  /** Outbox bookkeeping (not an audited change: the report itself was audited when queued). */
+  markReport(id: number, state: 'sent' | 'rejected', error: string | null): void {
+    this.stmt.reportDone.run(state, isoSeconds(this.now()), error, id);
+  }
+
+  retryReport(id: number, nextAttemptAt: number, error: string): void {
+    this.stmt.reportRetry.run(nextAttemptAt, error, id);
+  }
+
+  reportByKey(reporter: string, idemKey: string): ReportRow | undefined {
+    return this.stmt.reportByKey.get(reporter, idemKey) as ReportRow | undefined;
+  }
+
+  reports(afterId: number, limit: number): ReportRow[] {
+    return this.stmt.reports.all(afterId, limit) as ReportRow[];
+  }
+
   /** Changes when another connection (CLI, another worker) commits. */
   dataVersion(): number {
     return this.stmt.dataVersion.get() as number;
@@ -510,6 +593,12 @@ export class Store {
         },
         nameIdentifier(key, handle) {
           stmt.nameIdentifier.run(key, handle);
+        },
+        enqueueReport(kind, idemKey, bodyJson) {
+          stmt.enqueue.run(kind, idemKey, bodyJson, at);
+        },
+        insertReport(row) {
+          return Number(stmt.insertReport.run({ ...row, receivedAt: at }).lastInsertRowid);
         },
       };
       const { result, payload, action, keepPayload } = apply(tx);

@@ -6,12 +6,16 @@ import { authorizeLocal, authorizeWrite, mintSuffix } from '../../registry/recor
 import { canReadPrivate, type Principal } from '../../registry/tokens.js';
 import type { HandleValue } from '../../registry/values.js';
 import { buildEntry, type Entry, entryValues, smallestTtl } from '../../resolver/index.js';
+import { HOP_HEADER } from '../../upstream/client.js';
+import { clock } from '../../upstream/sync.js';
 import { requirePrincipal } from '../app.js';
 import type { NodeDeps } from '../deps.js';
 import { BatchBody, bearer, HandleAnswer, ListAnswer, ListQuery, RecordBody, ResolveQuery, WriteQuery } from '../schemas.js';
 
 export const HANDLES_PATH = '/api/handles/';
 const JSON_TYPE = 'application/json; charset=utf-8';
+/** Identifiers of one batch resolved at the same time (matters only for forwarded ones). */
+const BATCH_CONCURRENCY = 16;
 
 interface ResolveQueryT {
   type?: string[];
@@ -48,6 +52,15 @@ export function shapeAnswer(entry: Entry, q: ResolveQueryT, nowMs: number): Entr
   const answer = { responseCode: filtered && selected.length === 0 ? 200 : 1, handle: entry.handle, values: selected };
   const body = Buffer.from(pretty ? `${JSON.stringify(answer, null, 2)}\n` : JSON.stringify(answer));
   return buildEntry(200, entry.handle, body, selected.length === 0 ? 0 : smallestTtl(selected, nowMs));
+}
+
+/** The IDN-Hop-Count a request arrived with (absent = 0). */
+export function hopsOf(request: FastifyRequest): number {
+  const raw = request.headers[HOP_HEADER];
+  if (raw === undefined) return 0;
+  const n = typeof raw === 'string' && /^\d{1,4}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isInteger(n)) throw new IdnError('IDN_BAD_REQUEST', `the ${HOP_HEADER} header must be a whole number of hops; got ${JSON.stringify(raw)}`);
+  return n;
 }
 
 export function etagMatches(ifNoneMatch: string | undefined, etag: string | undefined): boolean {
@@ -108,10 +121,12 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
       },
     },
     async (request, reply) => {
+      const t0 = clock();
       const id = request.idn!;
       const q = request.query as ResolveQueryT;
       const principal = tokens.authenticate(request.headers.authorization);
-      const { entry, cacheStatus } = await resolver.resolve(id, { bypassCache: q.auth === true, privateAccess: privateAccess(principal, id) });
+      const { entry, cacheStatus } = await resolver.resolve(id, { bypassCache: q.auth === true, privateAccess: privateAccess(principal, id), hops: hopsOf(request) });
+      deps.stats.resolution(clock() - t0);
       return sendEntry(request, reply, shapeAnswer(entry, q, Date.now()), cacheStatus);
     },
   );
@@ -223,18 +238,25 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
       if (handles.length > config.limits.batchMax)
         throw new IdnError('IDN_BAD_REQUEST', `${handles.length} identifiers in one batch; at most ${config.limits.batchMax} are allowed (config limits.batchMax)`);
       const principal = tokens.authenticate(request.headers.authorization);
-      const parts: Buffer[] = [];
+      const hops = hopsOf(request);
+      const parts: Buffer[] = new Array(handles.length);
       const now = Date.now();
-      for (const text of handles) {
+      const one = async (i: number) => {
         try {
-          const id = parseIdentifier(text, { slashlessIsPrefix: true });
-          const { entry } = await resolver.resolve(id, { bypassCache: q.auth === true, privateAccess: privateAccess(principal, id) });
-          parts.push(shapeAnswer(entry, { ...q, pretty: false }, now).body);
+          const id = parseIdentifier(handles[i], { slashlessIsPrefix: true });
+          const { entry } = await resolver.resolve(id, { bypassCache: q.auth === true, privateAccess: privateAccess(principal, id), hops });
+          parts[i] = shapeAnswer(entry, { ...q, pretty: false }, now).body;
         } catch (err) {
           if (!isIdnError(err)) throw err;
-          parts.push(Buffer.from(JSON.stringify(err.toBody())));
+          parts[i] = Buffer.from(JSON.stringify(err.toBody()));
         }
-      }
+      };
+      // Foreign identifiers are forwarded; a few at a time keeps one batch from filling the upstream bound.
+      let next = 0;
+      const worker = async () => {
+        while (next < handles.length) await one(next++);
+      };
+      await Promise.all(Array.from({ length: Math.min(BATCH_CONCURRENCY, handles.length) }, worker));
       const body = Buffer.concat([Buffer.from('{"responseCode":1,"results":['), ...parts.flatMap((p, i) => (i === 0 ? [p] : [Buffer.from(','), p])), Buffer.from(']}')]);
       return reply.type(JSON_TYPE).send(body);
     },

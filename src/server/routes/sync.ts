@@ -1,0 +1,81 @@
+/** Sync between nodes (API.md §3.3): reports from child nodes, and this node's own outbox. */
+import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import { IdnError } from '../../errors.js';
+import { requireAdmin, requirePrincipal } from '../app.js';
+import type { NodeDeps } from '../deps.js';
+import { bearer } from '../schemas.js';
+
+const err4xx = { '4xx': { $ref: 'ErrorBody#' } };
+const Page = Type.Object(
+  { after: Type.Optional(Type.Integer({ minimum: 0 })), limit: Type.Optional(Type.Integer({ minimum: 1 })) },
+  { additionalProperties: false },
+);
+
+export function registerSyncRoutes(app: FastifyInstance, deps: NodeDeps): void {
+  const { syncReceiver, store, config } = deps;
+  const tags = ['sync'];
+
+  function pageLimit(limit: number | undefined): number {
+    if (limit === undefined) return Math.min(100, config.limits.pageSizeMax);
+    if (limit > config.limits.pageSizeMax)
+      throw new IdnError('IDN_BAD_REQUEST', `limit ${limit} is over the limit of ${config.limits.pageSizeMax} (config limits.pageSizeMax); page through with after=`);
+    return limit;
+  }
+
+  app.post(
+    '/api/sync/reports',
+    {
+      schema: {
+        summary: 'A child node reports a prefix it created or changed, or its statistics (token role node)',
+        description: 'Idempotent by idempotencyKey: a re-sent report answers 200 with the stored outcome. A prefix outside the reporter\'s delegation is rejected (403).',
+        tags,
+        security: bearer,
+      },
+    },
+    async (request, reply) => {
+      const p = requirePrincipal(request, deps);
+      if (p.role !== 'node') throw new IdnError('IDN_FORBIDDEN', `sync reports are sent with a token of role node; token ${p.id} has role ${p.role}`);
+      if (request.body === undefined || request.body === null) throw new IdnError('IDN_BODY_UNPARSABLE', 'the request has no body; send a report as application/json');
+      const { created, report } = syncReceiver.receive({ id: p.id, prefixes: p.prefixes, actor: p.actor }, request.body);
+      return reply.code(created ? 201 : 200).send({ responseCode: 1, duplicate: !created, ...report, ...(report.kind === 'prefix' ? { status: 'active' } : {}) });
+    },
+  );
+
+  app.get(
+    '/api/sync/reports',
+    { schema: { summary: 'Reports received from child nodes (admin)', tags, security: bearer, querystring: Page, response: err4xx } },
+    async (request) => {
+      requireAdmin(request, deps);
+      const q = request.query as { after?: number; limit?: number };
+      return syncReceiver.list(q.after ?? 0, pageLimit(q.limit));
+    },
+  );
+
+  app.get(
+    '/api/sync/outbox',
+    { schema: { summary: "This node's reports to its upstream and whether they were sent (admin)", tags, security: bearer, querystring: Page, response: err4xx } },
+    async (request) => {
+      requireAdmin(request, deps);
+      const q = request.query as { after?: number; limit?: number };
+      const limit = pageLimit(q.limit);
+      const rows = store.outbox(q.after ?? 0, limit + 1);
+      const page = rows.slice(0, limit);
+      return {
+        pending: store.pendingReports(),
+        reports: page.map((r) => ({
+          id: r.id,
+          kind: r.kind,
+          idempotencyKey: r.idemKey,
+          body: JSON.parse(r.bodyJson) as unknown,
+          state: r.state,
+          attempts: r.attempts,
+          lastError: r.lastError,
+          createdAt: r.createdAt,
+          doneAt: r.doneAt,
+        })),
+        next: rows.length > limit ? page.at(-1)!.id : null,
+      };
+    },
+  );
+}

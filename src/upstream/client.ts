@@ -1,0 +1,256 @@
+/**
+ * The only module that imports undici: one keep-alive Pool per origin, explicit connect,
+ * headers and body timeouts plus an overall deadline, a bound on in-flight requests per
+ * origin (over it: 503/3 at once, never a queue), a response size limit, validation of what
+ * comes back, and a breaker that marks an origin down after repeated failures so callers
+ * fail fast until a probe succeeds.
+ */
+import { Pool } from 'undici';
+import { IdnError } from '../errors.js';
+
+export const HOP_HEADER = 'idn-hop-count';
+export const MAX_HOPS = 8;
+
+export interface UpstreamOptions {
+  timeoutMs: number;
+  maxInFlight: number;
+  maxResponseBytes: number;
+  /** Consecutive failures that mark an origin down. */
+  failuresToDown: number;
+  /** How long an origin stays down before one probe request is let through. */
+  downCooldownMs: number;
+  now?: () => number;
+}
+
+/** A Handle answer from another node: relayed as it came, status and bytes. */
+export interface UpstreamAnswer {
+  status: number;
+  body: Buffer;
+  responseCode: number;
+  handle: string | undefined;
+  values: Array<{ index: number; type: string; ttl?: unknown }> | undefined;
+  cacheStatus: string | undefined;
+}
+
+export interface OriginStats {
+  state: 'up' | 'down' | 'probing';
+  inFlight: number;
+  requests: number;
+  failures: number;
+  consecutiveFailures: number;
+}
+
+export interface UpstreamClient {
+  /** GET {base}/api/handles/{identifier}[?auth=true], with the hop count this request carries. */
+  resolve(base: string, identifier: string, opts: { hops: number; auth: boolean }): Promise<UpstreamAnswer>;
+  /** POST JSON to {base}{path} with a bearer token (sync reports); any HTTP status is returned. */
+  postJson(base: string, path: string, body: unknown, token: string): Promise<{ status: number; json: unknown }>;
+  stats(): Record<string, OriginStats>;
+  close(): Promise<void>;
+}
+
+interface Origin {
+  pool: Pool;
+  basePath: string;
+  inFlight: number;
+  requests: number;
+  failures: number;
+  consecutiveFailures: number;
+  downUntil: number;
+  probing: boolean;
+}
+
+/** Path of an identifier on another node: percent-encoded once, `/` kept readable. */
+export function identifierPath(identifier: string): string {
+  return `/api/handles/${encodeURIComponent(identifier).replace(/%2F/g, '/')}`;
+}
+
+function isHandleValue(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && Number.isInteger((v as { index?: unknown }).index) && typeof (v as { type?: unknown }).type === 'string';
+}
+
+export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
+  const now = opts.now ?? Date.now;
+  const origins = new Map<string, Origin>();
+
+  function originOf(base: string): Origin {
+    let o = origins.get(base);
+    if (o === undefined) {
+      const url = new URL(base);
+      o = {
+        pool: new Pool(url.origin, {
+          connections: Math.min(opts.maxInFlight, 64),
+          connectTimeout: opts.timeoutMs,
+          headersTimeout: opts.timeoutMs,
+          bodyTimeout: opts.timeoutMs,
+          keepAliveTimeout: 30_000,
+        }),
+        basePath: url.pathname.replace(/\/+$/, ''),
+        inFlight: 0,
+        requests: 0,
+        failures: 0,
+        consecutiveFailures: 0,
+        downUntil: 0,
+        probing: false,
+      };
+      origins.set(base, o);
+    }
+    return o;
+  }
+
+  /** Admission: the breaker, then the in-flight bound. Returns whether this call is the probe. */
+  function admit(base: string, o: Origin, handle: string | undefined): boolean {
+    if (o.downUntil > 0) {
+      const wait = o.downUntil - now();
+      if (wait > 0 || o.probing)
+        throw new IdnError('IDN_UNAVAILABLE', `the node at ${base} is marked down after ${o.consecutiveFailures} failures in a row; it is probed again in ${Math.max(1, Math.ceil(wait / 1000))} s`, {
+          handle,
+          headers: { 'retry-after': String(Math.max(1, Math.ceil(wait / 1000))) },
+        });
+      o.probing = true;
+      return true;
+    }
+    if (o.inFlight >= opts.maxInFlight)
+      throw new IdnError('IDN_UNAVAILABLE', `${o.inFlight} requests to ${base} are in flight (config upstream.maxInFlight); retry shortly`, {
+        handle,
+        headers: { 'retry-after': '1' },
+      });
+    return false;
+  }
+
+  function settle(o: Origin, probe: boolean, failed: boolean): void {
+    if (probe) o.probing = false;
+    if (!failed) {
+      o.consecutiveFailures = 0;
+      o.downUntil = 0;
+      return;
+    }
+    o.failures++;
+    o.consecutiveFailures++;
+    if (probe || o.consecutiveFailures >= opts.failuresToDown) o.downUntil = now() + opts.downCooldownMs;
+  }
+
+  /** Translates transport errors into IDN_* errors, keeping the cause. */
+  function transportError(base: string, err: unknown, handle: string | undefined): IdnError {
+    if (err instanceof IdnError) return err;
+    const code = (err as { code?: string }).code ?? '';
+    const name = (err as { name?: string }).name ?? '';
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || name === 'TimeoutError' || code === 'UND_ERR_ABORTED')
+      return new IdnError('IDN_UPSTREAM_TIMEOUT', `the node at ${base} did not answer within ${opts.timeoutMs} ms (config upstream.timeoutMs)`, { handle, cause: err });
+    return new IdnError('IDN_UPSTREAM_UNREACHABLE', `could not reach the node at ${base} (${code || name || 'connection failed'})`, { handle, cause: err });
+  }
+
+  async function readBody(base: string, body: AsyncIterable<Buffer> & { destroy(): void }, handle: string | undefined): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of body) {
+      size += chunk.length;
+      if (size > opts.maxResponseBytes) {
+        body.destroy();
+        throw new IdnError('IDN_UPSTREAM_BAD_ANSWER', `the node at ${base} sent more than ${opts.maxResponseBytes} bytes (config upstream.maxResponseBytes)`, { handle });
+      }
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks);
+  }
+
+  function validate(base: string, status: number, body: Buffer, handle: string): Omit<UpstreamAnswer, 'status' | 'body' | 'cacheStatus'> {
+    const bad = (why: string) => new IdnError('IDN_UPSTREAM_BAD_ANSWER', `the node at ${base} answered something that is not a Handle answer (${why})`, { handle });
+    let json: unknown;
+    try {
+      json = JSON.parse(body.toString('utf8'));
+    } catch {
+      throw bad(`HTTP ${status}, not JSON`);
+    }
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw bad('not a JSON object');
+    const a = json as { responseCode?: unknown; handle?: unknown; values?: unknown };
+    if (!Number.isInteger(a.responseCode)) throw bad('no responseCode');
+    const rc = a.responseCode as number;
+    if (rc === 1 || rc === 200) {
+      if (status !== 200) throw bad(`responseCode ${rc} with HTTP ${status}`);
+      if (typeof a.handle !== 'string' || !Array.isArray(a.values) || !a.values.every(isHandleValue)) throw bad('a success without handle and values');
+      return { responseCode: rc, handle: a.handle, values: a.values as UpstreamAnswer['values'] };
+    }
+    if (status < 400) throw bad(`error responseCode ${rc} with HTTP ${status}`);
+    return { responseCode: rc, handle: typeof a.handle === 'string' ? a.handle : undefined, values: undefined };
+  }
+
+  return {
+    async resolve(base, identifier, { hops, auth }) {
+      if (hops + 1 > MAX_HOPS)
+        throw new IdnError('IDN_HOP_LIMIT', `${identifier} was forwarded ${hops} times already (at most ${MAX_HOPS}); the delegations form a loop or are too deep`, { handle: identifier });
+      const o = originOf(base);
+      const probe = admit(base, o, identifier);
+      o.inFlight++;
+      o.requests++;
+      let failed = true;
+      try {
+        const res = await o.pool.request({
+          path: `${o.basePath}${identifierPath(identifier)}${auth ? '?auth=true' : ''}`,
+          method: 'GET',
+          headers: { [HOP_HEADER]: String(hops + 1), accept: 'application/json' },
+          signal: AbortSignal.timeout(opts.timeoutMs),
+        });
+        const body = await readBody(base, res.body, identifier);
+        const answer = validate(base, res.statusCode, body, identifier);
+        failed = false;
+        const cs = res.headers['cache-status'];
+        return { status: res.statusCode, body, ...answer, cacheStatus: Array.isArray(cs) ? cs.join(', ') : cs };
+      } catch (err) {
+        throw transportError(base, err, identifier);
+      } finally {
+        o.inFlight--;
+        settle(o, probe, failed);
+      }
+    },
+
+    async postJson(base, path, body, token) {
+      const o = originOf(base);
+      const probe = admit(base, o, undefined);
+      o.inFlight++;
+      o.requests++;
+      let failed = true;
+      try {
+        const res = await o.pool.request({
+          path: `${o.basePath}${path}`,
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(opts.timeoutMs),
+        });
+        const text = (await readBody(base, res.body, undefined)).toString('utf8');
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        failed = res.statusCode >= 500;
+        return { status: res.statusCode, json };
+      } catch (err) {
+        throw transportError(base, err, undefined);
+      } finally {
+        o.inFlight--;
+        settle(o, probe, failed);
+      }
+    },
+
+    stats() {
+      const out: Record<string, OriginStats> = {};
+      for (const [base, o] of origins)
+        out[base] = {
+          state: o.probing ? 'probing' : o.downUntil > now() ? 'down' : 'up',
+          inFlight: o.inFlight,
+          requests: o.requests,
+          failures: o.failures,
+          consecutiveFailures: o.consecutiveFailures,
+        };
+      return out;
+    },
+
+    async close() {
+      await Promise.all([...origins.values()].map((o) => o.pool.close()));
+      origins.clear();
+    },
+  };
+}
