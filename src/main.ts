@@ -50,8 +50,8 @@ export function openRegistry(config: Config): Registry {
     baseUrl: config.baseUrl,
     hasUpstream: config.upstream.url !== '',
     startedAt: isoSeconds(new Date()),
-    // A prefix change can re-route many identifiers: drop every cached answer.
-    onChange: () => late.resolver?.clear(),
+    // A prefix change can re-route the identifiers under it: drop their cached answers.
+    onChange: (prefixKey) => late.resolver?.invalidateUnder(prefixKey),
   });
   const upstream = createUpstreamClient({
     timeoutMs: config.upstream.timeoutMs,

@@ -98,7 +98,8 @@ export function createPrefixes(deps: {
   baseUrl: string;
   hasUpstream: boolean;
   startedAt: string;
-  onChange: () => void;
+  /** A prefix was created, changed or deleted: answers under it may route differently now. */
+  onChange: (prefixKey: string) => void;
 }): Prefixes {
   const { store, router } = deps;
   const homedByKey = new Map(deps.homed.map((h) => [foldCase(h), h]));
@@ -127,9 +128,9 @@ export function createPrefixes(deps: {
     return undefined;
   }
 
-  function changed(): void {
+  function changed(prefixKey: string): void {
     router.reload();
-    deps.onChange();
+    deps.onChange(prefixKey);
   }
 
   return {
@@ -162,7 +163,7 @@ export function createPrefixes(deps: {
         if (deps.hasUpstream) report(tx, row, 'created');
         return { result: row, payload: JSON.stringify([row.prefix, row.ownerJson, row.site, row.status]), keepPayload: true };
       });
-      changed();
+      changed(key);
       return infoOf(row);
     },
 
@@ -200,7 +201,7 @@ export function createPrefixes(deps: {
         if (deps.hasUpstream && row.status !== 'pending') report(tx, next, 'changed');
         return { result: next, payload: JSON.stringify([next.prefix, next.ownerJson, next.site, next.status]), keepPayload: true };
       });
-      changed();
+      changed(row.prefixKey);
       return infoOf(out);
     },
 
@@ -215,7 +216,7 @@ export function createPrefixes(deps: {
         tx.deletePrefix(row.prefixKey);
         return { result: undefined, payload: row.prefix, keepPayload: true };
       });
-      changed();
+      changed(row.prefixKey);
       return infoOf(row);
     },
 
@@ -227,7 +228,7 @@ export function createPrefixes(deps: {
         tx.putPrefix(next);
         return { result: undefined, payload: JSON.stringify([next.prefix, next.ownerJson, next.site, next.status]), keepPayload: true };
       });
-      changed();
+      changed(row.prefixKey);
     },
 
     prefixRecord(prefixKey) {

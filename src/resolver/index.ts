@@ -67,6 +67,8 @@ export interface Resolver {
   resolve(id: Identifier, opts: ResolveOptions): Promise<Resolution>;
   invalidate(key: string): void;
   clear(): void;
+  /** Drops every answer for an identifier under `prefixKey`, and its prefix handle. */
+  invalidateUnder(prefixKey: string): void;
   stats(): { entries: number; bytes: number; maxBytes: number };
 }
 
@@ -141,8 +143,11 @@ export function createResolver(deps: {
   const flights = new Map<string, Promise<Resolution>>();
 
   /** Turns another node's answer into a cache entry (cached by its ttl, capped; ttl 0 never). */
-  function adopt(id: Identifier, a: UpstreamAnswer): Resolution {
-    const ours = (s: string) => (a.cacheStatus ? `${a.cacheStatus}, ${s}` : s);
+  function adopt(id: Identifier, a: UpstreamAnswer, bypass: boolean): Resolution {
+    const ours = (s: string) => {
+      const mine = bypass ? CACHE_STATUS.bypass : s;
+      return a.cacheStatus ? `${a.cacheStatus}, ${mine}` : mine;
+    };
     const nowMs = now();
     if (a.responseCode === 1 || a.responseCode === 200) {
       const maxAge = Math.min(MAX_TTL_SECONDS, smallestTtl(a.values as HandleValue[], nowMs));
@@ -161,9 +166,9 @@ export function createResolver(deps: {
 
   async function forward(id: Identifier, base: string, opts: ResolveOptions): Promise<Resolution> {
     try {
-      return adopt(id, await deps.upstream.resolve(base, id.text, { hops: opts.hops, auth: opts.bypassCache }));
+      return adopt(id, await deps.upstream.resolve(base, id.text, { hops: opts.hops, auth: opts.bypassCache }), opts.bypassCache);
     } catch (err) {
-      const stale = enabled && isIdnError(err) && STALE_ON.has(err.code) ? cache.get(id.key) : undefined;
+      const stale = enabled && !opts.bypassCache && isIdnError(err) && STALE_ON.has(err.code) ? cache.get(id.key) : undefined;
       if (stale === undefined || stale.freshUntil === undefined || stale.status !== 200) throw err;
       return { entry: stale, cacheStatus: staleStatus(Math.max(1, Math.ceil((now() - stale.freshUntil) / 1000))) };
     }
@@ -222,6 +227,14 @@ export function createResolver(deps: {
     },
     invalidate: (key) => void cache.delete(key),
     clear: () => cache.clear(),
+    invalidateUnder(prefixKey) {
+      // Prefix changes are rare; a scan keeps every unrelated answer (and its stale copy).
+      for (const key of cache.keys()) {
+        const slash = key.indexOf('/');
+        const p = key.startsWith('0.na/') ? key.slice(5) : key.slice(0, slash);
+        if (p === prefixKey || p.startsWith(`${prefixKey}.`)) cache.delete(key);
+      }
+    },
     stats: () => ({ entries: cache.size, bytes: cache.calculatedSize, maxBytes }),
   };
 }

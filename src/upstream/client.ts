@@ -35,7 +35,10 @@ export interface UpstreamAnswer {
 export interface OriginStats {
   state: 'up' | 'down' | 'probing';
   inFlight: number;
+  /** Every request sent (forwarded resolutions and sync reports). */
   requests: number;
+  /** Forwarded resolutions alone. */
+  resolutions: number;
   failures: number;
   consecutiveFailures: number;
 }
@@ -54,6 +57,7 @@ interface Origin {
   basePath: string;
   inFlight: number;
   requests: number;
+  resolutions: number;
   failures: number;
   consecutiveFailures: number;
   downUntil: number;
@@ -88,6 +92,7 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
         basePath: url.pathname.replace(/\/+$/, ''),
         inFlight: 0,
         requests: 0,
+        resolutions: 0,
         failures: 0,
         consecutiveFailures: 0,
         downUntil: 0,
@@ -183,6 +188,7 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
       const probe = admit(base, o, identifier);
       o.inFlight++;
       o.requests++;
+      o.resolutions++;
       let failed = true;
       try {
         const res = await o.pool.request({
@@ -242,6 +248,7 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
           state: o.probing ? 'probing' : o.downUntil > now() ? 'down' : 'up',
           inFlight: o.inFlight,
           requests: o.requests,
+          resolutions: o.resolutions,
           failures: o.failures,
           consecutiveFailures: o.consecutiveFailures,
         };

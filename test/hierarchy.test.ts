@@ -1,0 +1,171 @@
+/**
+ * A whole hierarchy as real processes: top-level node T (homes 88; delegates 88.100 to A and
+ * 88.200 to B), secondary nodes A and B, and an enterprise node E delegated from A
+ * (88.100.9). Every node is `idnode serve --config` in a child process on its own SQLite file.
+ */
+import t, { type Test } from 'tap';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { client, type Client } from './helpers.js';
+
+const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('IDNODE_')));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+interface Proc extends Client {
+  admin: string;
+  child: ChildProcess;
+  start(): Promise<void>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** A node process; `start()` (again after `kill()`) runs it on the same database and port. */
+async function node(t: Test, dir: string, name: string, config: Record<string, unknown>): Promise<Proc> {
+  const port = await freePort();
+  const file = join(dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify({ db: join(dir, `${name}.db`), listen: { port }, logLevel: 'warn', ...config }));
+  const admin = `${name}-admin-secret`;
+  const proc = {
+    ...client(`http://127.0.0.1:${port}`),
+    admin,
+    child: undefined as unknown as ChildProcess,
+    async start() {
+      const child = spawn(process.execPath, [...process.execArgv, CLI, 'serve', '--config', file], { env: { ...cleanEnv, IDNODE_ADMIN_TOKEN: admin }, stdio: ['ignore', 'pipe', 'pipe'] });
+      proc.child = child;
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      child.stderr!.on('data', (d) => (out += d));
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${name} did not start: ${out}`)), 60_000);
+        child.stdout!.on('data', () => {
+          if (out.includes('listening on')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        child.on('exit', (code) => reject(new Error(`${name} exited ${code}: ${out}`)));
+      });
+    },
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+      const exited = new Promise((r) => proc.child.once('exit', r));
+      proc.child.kill(signal);
+      await exited;
+    },
+  };
+  t.teardown(() => proc.kill());
+  return proc;
+}
+
+async function ok(p: Promise<{ status: number; text: string; json: any }>, status = 200): Promise<any> {
+  const r = await p;
+  if (r.status !== status) throw new Error(`expected ${status}, got ${r.status}: ${r.text}`);
+  return r.json;
+}
+
+t.test('a four-node hierarchy: forwarding, caching, one flight, failures, sync across restarts, loops', async (t) => {
+  const dir = t.testdir({});
+  const T = await node(t, dir, 'T', { homed: ['88'] });
+  await T.start();
+  const tokenA = (await ok(T.call('POST', '/api/tokens', { token: T.admin, body: { role: 'node', prefixes: ['88.100'] } }), 201)).secret;
+  const tokenB = (await ok(T.call('POST', '/api/tokens', { token: T.admin, body: { role: 'node', prefixes: ['88.200'] } }), 201)).secret;
+  const A = await node(t, dir, 'A', {
+    homed: ['88.100'],
+    upstream: { url: T.url, token: tokenA, timeoutMs: 1000, failuresToDown: 2, downCooldownMs: 1500 },
+    sync: { retryMaxMs: 300, statsIntervalSeconds: 0 },
+    cache: { notFoundTtlSeconds: 5 },
+  });
+  const B = await node(t, dir, 'B', { homed: ['88.200'], upstream: { url: T.url, token: tokenB } });
+  await ok(T.call('POST', '/api/prefixes', { token: T.admin, body: { prefix: '88.100', owner: { name: 'Secondary node A' }, site: A.url } }), 201);
+  await ok(T.call('POST', '/api/prefixes', { token: T.admin, body: { prefix: '88.200', owner: { name: 'Secondary node B' }, site: B.url } }), 201);
+  await Promise.all([A.start(), B.start()]);
+  const E = await node(t, dir, 'E', { homed: ['88.100.9'] });
+  await E.start();
+  await ok(A.call('POST', '/api/prefixes', { token: A.admin, body: { prefix: '88.100.9', owner: { name: 'Enterprise E' }, site: E.url } }), 201);
+
+  await ok(B.call('PUT', '/api/handles/88.200/PART-1', { token: B.admin, body: [{ index: 1, type: 'URL', data: 'https://b/1' }] }));
+  await ok(B.call('PUT', '/api/handles/88.200/SHORT', { token: B.admin, body: [{ index: 1, type: 'URL', data: 'https://b/s', ttl: 1 }] }));
+  await ok(E.call('PUT', '/api/handles/88.100.9/ENGINE-1', { token: E.admin, body: [{ index: 1, type: 'URL', data: 'https://e/1' }] }));
+
+  const upstreamRequests = async () => (await ok(A.call('GET', '/readyz'))).upstream.origins[T.url]?.resolutions ?? 0;
+
+  // B's identifier at A: A → T → B. E's: A → E (down).
+  const b1 = await A.call('GET', '/api/handles/88.200/PART-1');
+  t.equal(b1.status, 200, b1.text);
+  t.equal(b1.json.values[0].data.value, 'https://b/1');
+  t.match(b1.headers.get('cache-status'), /idnode; fwd=uri-miss; stored$/);
+  const e1 = await A.call('GET', '/api/handles/88.100.9/ENGINE-1');
+  t.equal(e1.json.handle, '88.100.9/ENGINE-1');
+  const fromTop = await T.call('GET', '/api/handles/88.100.9/ENGINE-1');
+  t.equal(fromTop.status, 200, 'T → A → E');
+  t.equal((await B.call('GET', '/api/handles/88.100.9/ENGINE-1')).status, 200, 'B → T → A → E');
+
+  const before = await upstreamRequests();
+  for (let i = 0; i < 5; i++) t.equal((await A.call('GET', '/api/handles/88.200/PART-1')).headers.get('cache-status'), 'idnode; hit');
+  t.equal(await upstreamRequests(), before, 'repeated resolution is answered from A’s cache');
+
+  const flight = await Promise.all(Array.from({ length: 200 }, () => A.call('GET', '/api/handles/88.200/SHORT')));
+  t.ok(flight.every((r) => r.status === 200));
+  t.equal(await upstreamRequests(), before + 1, '200 concurrent requests, one upstream request');
+
+  // A loop: A delegates 88.100.66 to T, and T sends 88.100.* to A.
+  await ok(A.call('POST', '/api/prefixes', { token: A.admin, body: { prefix: '88.100.66', owner: { name: 'loop' }, site: T.url } }), 201);
+  const loop = await A.call('GET', '/api/handles/88.100.66/x');
+  t.equal(loop.status, 508, loop.text);
+  t.equal(loop.json.responseCode, 6);
+
+  // Sync: A's new prefix is pending until T accepts it.
+  const p7 = await ok(A.call('POST', '/api/prefixes', { token: A.admin, body: { prefix: '88.100.7', owner: { name: 'Acme' } } }), 201);
+  t.equal(p7.status, 'pending');
+  let status = 'pending';
+  for (let i = 0; i < 40 && status === 'pending'; i++) {
+    await sleep(100);
+    status = (await ok(A.call('GET', '/api/prefixes/88.100.7', { token: A.admin }))).status;
+  }
+  t.equal(status, 'active', 'accepted by T within seconds');
+
+  // T goes away: stale answers for what A cached, fast failures for the rest.
+  await T.kill();
+  await sleep(1100);
+  const stale = await A.call('GET', '/api/handles/88.200/SHORT');
+  t.equal(stale.status, 200, stale.text);
+  t.match(stale.headers.get('cache-status'), /detail=stale$/);
+  t.match((await A.call('GET', '/api/handles/88.200/other-1')).json, { code: 'IDN_UPSTREAM_UNREACHABLE' });
+  await A.call('GET', '/api/handles/88.200/other-2');
+  const t0 = Date.now();
+  const fast = await A.call('GET', '/api/handles/88.200/other-3');
+  t.equal(fast.status, 503, 'marked down: fails fast');
+  t.ok(Date.now() - t0 < 500, `in ${Date.now() - t0} ms`);
+  t.equal((await A.call('GET', '/api/handles/88.100.9/ENGINE-1')).status, 200, 'what A can answer without T still works');
+
+  // Reports made while T is down wait in A's outbox and arrive once, after T restarts.
+  await ok(A.call('POST', '/api/prefixes', { token: A.admin, body: { prefix: '88.100.8', owner: { name: 'Beta' } } }), 201);
+  await ok(A.call('PATCH', '/api/prefixes/88.100.7', { token: A.admin, body: { owner: { name: 'Acme Engines' } } }));
+  await sleep(500);
+  t.ok((await ok(A.call('GET', '/api/sync/outbox', { token: A.admin }))).pending >= 2, 'queued while T is down');
+  await A.kill('SIGTERM');
+  await A.start(); // A restarts too: the outbox is in its SQLite file.
+  await T.start();
+  let pending = 1;
+  for (let i = 0; i < 100 && pending > 0; i++) {
+    await sleep(200);
+    pending = (await ok(A.call('GET', '/api/sync/outbox', { token: A.admin }))).pending;
+  }
+  t.equal(pending, 0, "A's outbox drained");
+  t.equal((await ok(A.call('GET', '/api/prefixes/88.100.8', { token: A.admin }))).status, 'active');
+  const reports = (await ok(T.call('GET', '/api/sync/reports?limit=1000', { token: T.admin }))).reports as any[];
+  const prefixReports = reports.filter((r) => r.kind === 'prefix').map((r) => `${r.body.prefix} ${r.body.event}`);
+  t.same(prefixReports.sort(), ['88.100.66 created', '88.100.7 changed', '88.100.7 created', '88.100.8 created', '88.100.9 created'], 'every report once: no loss, no duplicates');
+  t.equal(new Set(reports.map((r) => r.idempotencyKey)).size, reports.length);
+});
