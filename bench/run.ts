@@ -7,7 +7,7 @@
  * request (read from /proc before and after each run: the client shares the 2 cores, so
  * throughput alone mostly measures the client). Results go to bench/results/.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -254,10 +254,66 @@ async function register(o: Options): Promise<Outcome> {
   );
 }
 
+/**
+ * Forwarded resolution: an upstream idnode U (homes 88.200, 20,000 records) and two
+ * secondary nodes that forward to it: "warm" (cache on, every key already cached: repeated
+ * keys) and "cold" (cache off, so every request is forwarded: what a never-seen key costs).
+ */
+async function forwarded(o: Options): Promise<Outcome> {
+  return withDir(async (dir) => {
+    const KEYS = 20_000;
+    const seedDir = join(dir, 'seed');
+    mkdirSync(seedDir);
+    writeFileSync(join(seedDir, 'prefixes.json'), '[]');
+    const lines: string[] = [];
+    for (let i = 1; i <= KEYS; i++) {
+      const serial = `PUMP-2026-${String(i).padStart(8, '0')}`;
+      lines.push(JSON.stringify({ handle: `88.200/${serial}`, values: JSON.parse(recordBody(i)).values.slice(0, 6) }));
+    }
+    writeFileSync(join(seedDir, 'records.ndjson'), `${lines.join('\n')}\n`);
+    const udir = join(dir, 'u');
+    const wdir = join(dir, 'w');
+    const cdir = join(dir, 'c');
+    for (const d of [udir, wdir, cdir]) mkdirSync(d);
+    const up = await startIdnode(udir, { homed: ['88.200'], seed: true, seedDir });
+    const warm = await startIdnode(wdir, { homed: ['88.100'], upstream: { url: up.url } });
+    const cold = await startIdnode(cdir, { homed: ['88.100'], upstream: { url: up.url }, cache: { maxBytes: 0 } });
+    try {
+      const paths = Array.from({ length: KEYS }, (_, i) => `/api/handles/88.200/PUMP-2026-${String(i + 1).padStart(8, '0')}`);
+      const bodyBytes = await meanAnswerBytes(warm.url, paths);
+      const bare = await startServer([BARE], { BARE_BODY_BYTES: String(bodyBytes) });
+      try {
+        const opts = { seconds: o.seconds, connections: o.connections };
+        const upCpu0 = up.cpuMs();
+        const sides = await alternate(
+          { bare: { server: bare, paths, opts }, 'idnode warm (cached)': { server: warm, paths, opts }, 'idnode cold (forwarded)': { server: cold, paths, opts } },
+          o.runs,
+        );
+        const coldRequests = sides['idnode cold (forwarded)']!.runs.reduce((n, r) => n + r.requests, 0);
+        return {
+          sides,
+          ratios: [
+            { name: 'warm throughput / bare', value: sides['idnode warm (cached)']!.rps / sides.bare!.rps, target: '>= 0.90' },
+            { name: 'warm CPU per request / bare', value: sides['idnode warm (cached)']!.cpuUsPerReq / sides.bare!.cpuUsPerReq },
+            { name: 'cold throughput / bare', value: sides['idnode cold (forwarded)']!.rps / sides.bare!.rps, target: '>= 0.40' },
+            { name: 'cold CPU per request (forwarding node) / bare', value: sides['idnode cold (forwarded)']!.cpuUsPerReq / sides.bare!.cpuUsPerReq },
+          ],
+          notes: { keys: KEYS, bodyBytes, upstreamCpuUsPerColdRequest: Math.round(((up.cpuMs() - upCpu0) * 1000) / coldRequests) },
+        };
+      } finally {
+        await bare.stop();
+      }
+    } finally {
+      await Promise.all([up.stop(), warm.stop(), cold.stop()]);
+    }
+  });
+}
+
 const SCENARIOS: Record<string, { about: string; run: (o: Options) => Promise<Outcome> }> = {
   hot: { about: 'cache hits, random keys over the seeded identifiers', run: hot },
   lineage: { about: 'lineage queries over a depth-5 tree of 9,331 identifiers', run: lineageScenario },
   register: { about: 'registration over HTTP (PUT of new identifiers), history and audit on vs off', run: register },
+  forwarded: { about: 'forwarded resolution to an upstream idnode: warm (cached) and cold (every request forwarded)', run: forwarded },
 };
 
 async function main(): Promise<void> {

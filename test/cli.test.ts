@@ -144,3 +144,24 @@ t.test('the built command (what npm start and npx idnode run)', { skip: !existsS
   t.equal(r.status, 0);
   t.match(r.stdout, /idnode serve/);
 });
+
+t.test('idnode demo: a three-tier hierarchy of processes, stopped by SIGTERM', async (t) => {
+  const dir = t.testdir({});
+  const base = 20000 + Math.floor(Math.random() * 40000);
+  const child = spawn(process.execPath, [...nodeArgs, 'demo', '--base-port', String(base), '--dir', join(dir, 'demo')], { cwd: dir, env: cleanEnv });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.teardown(() => child.kill('SIGKILL'));
+  for (let i = 0; i < 600 && !out.includes('what A, B and E reported up'); i++) await new Promise((r) => setTimeout(r, 100));
+  t.match(out, /T {2}top-level node, homes 88/);
+  const viaTop = await fetch(`http://127.0.0.1:${base}/api/handles/88.100.9/GEARBOX-2026-0001`);
+  t.equal(viaTop.status, 200, 'T → A → E');
+  const viaB = (await (await fetch(`http://127.0.0.1:${base + 2}/api/handles/88.100.1/ENGINE-2026-000001`)).json()) as any;
+  t.equal(viaB.handle, '88.100.1/ENGINE-2026-000001', 'B → T → A (seeded)');
+  child.kill('SIGTERM');
+  t.equal(await exited, 0);
+  await t.rejects(fetch(`http://127.0.0.1:${base}/healthz`), 'the nodes stop with it');
+  t.equal(run(['demo', '--base-port', 'x']).code, 2);
+});

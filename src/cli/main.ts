@@ -6,6 +6,7 @@ import { ConfigError, configKeys, loadConfig, type Config } from '../config.js';
 import { isIdnError } from '../errors.js';
 import { createNode, openRegistry } from '../main.js';
 import { Store } from '../store/index.js';
+import { runDemo } from './demo.js';
 
 const HELP = `idnode — industrial-internet identifier resolution node
 
@@ -19,6 +20,10 @@ Usage:
   idnode token revoke ID [--config FILE]
   idnode prefix add PREFIX --owner NAME [--site URL] [--config FILE]
   idnode prefix list [--config FILE]
+  idnode demo [--base-port N] [--dir DIR]
+                                        a three-tier hierarchy on this machine: top-level T
+                                        (:N), secondary nodes A (:N+1, seeded) and B (:N+2),
+                                        enterprise node E (:N+9); default N 8100, DIR data/demo
   idnode audit verify [--db FILE | --config FILE]
                                         check the hash-chained audit log offline (read-only;
                                         works while a node runs); exit 0 intact, 1 broken
@@ -98,6 +103,8 @@ export async function main(argv: string[]): Promise<number> {
       owner: { type: 'string' },
       site: { type: 'string' },
       db: { type: 'string' },
+      'base-port': { type: 'string' },
+      dir: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -107,6 +114,11 @@ export async function main(argv: string[]): Promise<number> {
     return values.help || command === 'help' ? 0 : 2;
   }
   if (command === 'audit' && sub === 'verify') return auditVerify(values.db, values.config);
+  if (command === 'demo') {
+    const basePort = Number(values['base-port'] ?? '8100');
+    if (!Number.isInteger(basePort) || basePort < 1 || basePort > 65526) throw new ConfigError('--base-port must be a port number from 1 to 65526');
+    return runDemo({ basePort, dir: values.dir ?? 'data/demo', out });
+  }
   const embedded = command === 'serve' && values.config === undefined;
   const config = loadConfig({ ...(values.config !== undefined ? { file: values.config } : {}), ...(embedded ? { overrides: { seed: true } } : {}) });
   if (command === 'serve') {

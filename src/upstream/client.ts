@@ -1,6 +1,6 @@
 /**
  * The only module that imports undici: one keep-alive Pool per origin, explicit connect,
- * headers and body timeouts plus an overall deadline, a bound on in-flight requests per
+ * headers and body timeouts (each phase bounded by upstream.timeoutMs), a bound on in-flight requests per
  * origin (over it: 503/3 at once, never a queue), a response size limit, validation of what
  * comes back, and a breaker that marks an origin down after repeated failures so callers
  * fail fast until a probe succeeds.
@@ -195,7 +195,6 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
           path: `${o.basePath}${identifierPath(identifier)}${auth ? '?auth=true' : ''}`,
           method: 'GET',
           headers: { [HOP_HEADER]: String(hops + 1), accept: 'application/json' },
-          signal: AbortSignal.timeout(opts.timeoutMs),
         });
         const body = await readBody(base, res.body, identifier);
         const answer = validate(base, res.statusCode, body, identifier);
@@ -222,7 +221,6 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
           method: 'POST',
           headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
           body: JSON.stringify(body),
-          signal: AbortSignal.timeout(opts.timeoutMs),
         });
         const text = (await readBody(base, res.body, undefined)).toString('utf8');
         let json: unknown;
