@@ -41,6 +41,12 @@ export interface Config {
     valuesMax: number;
     /** Largest page of GET /api/handles?prefix=. */
     pageSizeMax: number;
+    /** Largest line of a bulk NDJSON upload, bytes (the stream as a whole has no limit). */
+    bulkLineMaxBytes: number;
+  };
+  bulk: {
+    /** Lines committed per transaction (one audit entry each). */
+    chunkSize: number;
   };
   lineage: {
     /** Depth of a lineage query that names none. */
@@ -71,7 +77,8 @@ export function defaultConfig(): Config {
     upstream: { url: '', token: '', timeoutMs: 5000, maxInFlight: 256, maxResponseBytes: 1024 * 1024, failuresToDown: 5, downCooldownMs: 10_000 },
     sync: { statsIntervalSeconds: 60, retryMaxMs: 30_000 },
     cache: { maxBytes: 256 * 1024 * 1024, notFoundTtlSeconds: 5, staleWindowSeconds: 86400 },
-    limits: { bodyMaxBytes: 256 * 1024, batchMax: 1000, valuesMax: 2048, pageSizeMax: 10000 },
+    limits: { bodyMaxBytes: 256 * 1024, batchMax: 1000, valuesMax: 2048, pageSizeMax: 10000, bulkLineMaxBytes: 256 * 1024 },
+    bulk: { chunkSize: 1000 },
     lineage: { defaultDepth: 10, maxDepth: 50, maxNodes: 10000, eventItemsMax: 1000 },
     history: true,
     seed: false,
@@ -105,6 +112,8 @@ const KEYS: Record<string, { kind: Kind; min?: number; max?: number }> = {
   'limits.batchMax': { kind: 'int', min: 1, max: 100_000 },
   'limits.valuesMax': { kind: 'int', min: 1, max: 100_000 },
   'limits.pageSizeMax': { kind: 'int', min: 1, max: 1_000_000 },
+  'limits.bulkLineMaxBytes': { kind: 'int', min: 1024, max: 64 * 1024 * 1024 },
+  'bulk.chunkSize': { kind: 'int', min: 1, max: 100_000 },
   'lineage.defaultDepth': { kind: 'int', min: 1, max: 1000 },
   'lineage.maxDepth': { kind: 'int', min: 1, max: 1000 },
   'lineage.maxNodes': { kind: 'int', min: 1, max: 10_000_000 },

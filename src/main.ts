@@ -8,7 +8,9 @@ import type { Config } from './config.js';
 import { SEEDS_DIR } from './paths.js';
 import { createEvents, type Events } from './lineage/events.js';
 import { type Auditing, createAuditing } from './lineage/query.js';
+import { type Bulk, createBulk } from './registry/bulk.js';
 import { createPrefixes, type Prefixes } from './registry/prefixes.js';
+import { createTemplates, type Templates } from './registry/templates.js';
 import { createRecords, type Records } from './registry/records.js';
 import { seedIfEmpty } from './registry/seed.js';
 import { createTokens, type Tokens } from './registry/tokens.js';
@@ -28,6 +30,8 @@ export interface Registry {
   resolver: Resolver;
   upstream: UpstreamClient;
   records: Records;
+  bulk: Bulk;
+  templates: Templates;
   prefixes: Prefixes;
   tokens: Tokens;
   events: Events;
@@ -71,12 +75,27 @@ export function openRegistry(config: Config): Registry {
   });
   late.resolver = resolver;
   const stats = createNodeStats();
+  const templates = createTemplates({ store });
   const records = createRecords({
     store,
+    templates,
     valuesMax: config.limits.valuesMax,
     onChange: (key) => {
       resolver.invalidate(key);
       stats.registration();
+    },
+  });
+  const bulk = createBulk({
+    store,
+    templates,
+    valuesMax: config.limits.valuesMax,
+    lineMaxBytes: config.limits.bulkLineMaxBytes,
+    chunkSize: config.bulk.chunkSize,
+    onWritten: (keys) => {
+      for (const key of keys) {
+        resolver.invalidate(key);
+        stats.registration();
+      }
     },
   });
   const tokens = createTokens({ store, homedAncestor: router.homedAncestor });
@@ -96,7 +115,7 @@ export function openRegistry(config: Config): Registry {
           onPrefixAccepted: (p) => prefixes.accept(p),
         });
   const syncReceiver = createSyncReceiver({ store });
-  return { config, store, router, resolver, upstream, records, prefixes, tokens, events, auditing, stats, syncReceiver, syncWorker };
+  return { config, store, router, resolver, upstream, records, bulk, templates, prefixes, tokens, events, auditing, stats, syncReceiver, syncWorker };
 }
 
 export interface IdNode extends Registry {

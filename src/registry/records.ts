@@ -2,10 +2,10 @@
 import { randomUUID } from 'node:crypto';
 import { IdnError } from '../errors.js';
 import type { Identifier } from '../identifier/index.js';
-import type { Store } from '../store/index.js';
+import type { Store, WriteTx } from '../store/index.js';
 import type { Route } from '../upstream/routing.js';
 import { canReadPrivate, canWrite, type Principal } from './tokens.js';
-import { type HandleValue, mergeValues, parseValuesBody, renderValues } from './values.js';
+import { type HandleValue, type InputValue, mergeValues, parseValuesBody, renderValues } from './values.js';
 
 export interface PutOptions {
   overwrite: boolean;
@@ -71,7 +71,13 @@ export function authorizeLocal(
   return principal;
 }
 
-export function createRecords(deps: { store: Store; valuesMax: number; onChange: (key: string) => void }): Records {
+export function createRecords(deps: {
+  store: Store;
+  valuesMax: number;
+  onChange: (key: string) => void;
+  /** Metadata templates: checks the final values, then keeps template state and edges in step. */
+  templates?: { check(id: Identifier, values: readonly InputValue[]): void; apply(tx: WriteTx, id: Identifier, values: readonly InputValue[]): void };
+}): Records {
   const { store } = deps;
   return {
     put(id, body, opts, actor) {
@@ -107,10 +113,13 @@ export function createRecords(deps: { store: Store; valuesMax: number; onChange:
           throw new IdnError('IDN_NOT_FOUND', `${id.text} does not exist; create it with a PUT without index=`, { handle: id.text });
         const handle = existing?.handle ?? id.text;
         const previous = existing === undefined ? [] : (JSON.parse(existing.valuesJson) as HandleValue[]);
-        const rendered = renderValues(mergeValues(previous, incoming, tx.at, only));
+        const merged = mergeValues(previous, incoming, tx.at, only);
+        const rendered = renderValues(merged);
         if (existing !== undefined && rendered.valuesJson === existing.valuesJson)
           return { result: { created: false, handle, unchanged: true }, payload: null };
+        deps.templates?.check(id, merged);
         tx.putRecord({ handleKey: id.key, handle, prefixKey: id.prefixKey, ...rendered });
+        deps.templates?.apply(tx, id, merged);
         return {
           result: { created: existing === undefined, handle, unchanged: false },
           payload: `${handle}\n${rendered.valuesJson}`,
@@ -139,8 +148,10 @@ export function createRecords(deps: { store: Store; valuesMax: number; onChange:
           throw new IdnError('IDN_INVALID_VALUE', 'this would remove every value; a record needs at least one (DELETE without index= removes the identifier)', {
             handle: existing.handle,
           });
+        deps.templates?.check(id, kept);
         const rendered = renderValues(kept);
         tx.putRecord({ handleKey: id.key, handle: existing.handle, prefixKey: id.prefixKey, ...rendered });
+        deps.templates?.apply(tx, id, kept);
         return { result: { handle: existing.handle }, payload: `${existing.handle}\n${rendered.valuesJson}`, action: 'record.values.delete' };
       });
       deps.onChange(id.key);

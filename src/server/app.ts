@@ -10,10 +10,12 @@ import type { Identifier } from '../identifier/index.js';
 import type { Principal } from '../registry/tokens.js';
 import type { NodeDeps } from './deps.js';
 import { registerAuditRoutes } from './routes/audit.js';
+import { registerBulkRoutes } from './routes/bulk.js';
 import { registerHandleRoutes } from './routes/handles.js';
 import { registerOpsRoutes } from './routes/ops.js';
 import { registerPrefixRoutes } from './routes/prefixes.js';
 import { registerSyncRoutes } from './routes/sync.js';
+import { registerTemplateRoutes } from './routes/templates.js';
 import { registerTokenRoutes } from './routes/tokens.js';
 import { ErrorBody } from './schemas.js';
 
@@ -138,7 +140,9 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
   registerPrefixRoutes(app, deps);
   registerTokenRoutes(app, deps);
   registerAuditRoutes(app, deps);
+  registerBulkRoutes(app, deps);
   registerSyncRoutes(app, deps);
+  registerTemplateRoutes(app, deps);
   registerOpsRoutes(app, deps);
   return app;
 }

@@ -1,8 +1,10 @@
 import type { Config } from '../config.js';
 import type { Events } from '../lineage/events.js';
 import type { Auditing } from '../lineage/query.js';
+import type { Bulk } from '../registry/bulk.js';
 import type { Prefixes } from '../registry/prefixes.js';
 import type { Records } from '../registry/records.js';
+import type { Templates } from '../registry/templates.js';
 import type { Tokens } from '../registry/tokens.js';
 import type { Resolver } from '../resolver/index.js';
 import type { Store } from '../store/index.js';
@@ -18,6 +20,8 @@ export interface NodeDeps {
   resolver: Resolver;
   upstream: UpstreamClient;
   records: Records;
+  bulk: Bulk;
+  templates: Templates;
   prefixes: Prefixes;
   tokens: Tokens;
   events: Events;

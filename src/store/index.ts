@@ -120,6 +120,16 @@ export interface ReportRow {
   receivedAt: string;
 }
 
+export interface TemplateRow {
+  prefixKey: string;
+  version: string;
+  prefix: string;
+  bodyJson: string;
+  used: 0 | 1;
+  createdAt: string;
+  updatedAt: string;
+}
+
 export interface EventRow {
   type: 'aggregation' | 'transformation';
   action: string | null;
@@ -169,6 +179,8 @@ export interface WriteTx {
   enqueueReport(kind: string, idemKey: string, bodyJson: string): void;
   /** Stores a report received from a child node. */
   insertReport(row: Omit<ReportRow, 'id' | 'receivedAt'>): number;
+  putTemplate(row: TemplateRow): void;
+  markTemplateUsed(prefixKey: string, version: string): void;
 }
 
 function sha256(text: string): string {
@@ -244,7 +256,7 @@ export class Store {
       versionAsOf: db.prepare(
         'SELECT version, handle, at, actor, action, values_json AS valuesJson, audit_seq AS auditSeq FROM record_versions WHERE handle_key = ? AND at <= ? ORDER BY version DESC LIMIT 1',
       ),
-      versionsBySeq: db.prepare('SELECT handle, values_json AS valuesJson FROM record_versions WHERE audit_seq = ?'),
+      versionsBySeq: db.prepare('SELECT handle_key AS handleKey, handle, values_json AS valuesJson FROM record_versions WHERE audit_seq = ?'),
       auditPage: db.prepare(
         'SELECT seq, at, actor, action, target, digest, prev_hash AS prevHash, hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?',
       ),
@@ -265,6 +277,15 @@ export class Store {
       ),
       openChildren: db.prepare('SELECT DISTINCT to_key FROM edges WHERE from_key = ? AND type = ? AND until IS NULL').pluck(),
       nameIdentifier: db.prepare('INSERT OR IGNORE INTO lineage_names (key, handle) VALUES (?, ?)'),
+      putTemplate: db.prepare(
+        `INSERT INTO templates (prefix_key, version, prefix, body_json, used, created_at, updated_at)
+         VALUES (@prefixKey, @version, @prefix, @bodyJson, @used, @createdAt, @updatedAt)
+         ON CONFLICT (prefix_key, version) DO UPDATE SET body_json = excluded.body_json, updated_at = excluded.updated_at`,
+      ),
+      markTemplateUsed: db.prepare('UPDATE templates SET used = 1 WHERE prefix_key = ? AND version = ? AND used = 0'),
+      allTemplates: db.prepare(
+        'SELECT prefix_key AS prefixKey, version, prefix, body_json AS bodyJson, used, created_at AS createdAt, updated_at AS updatedAt FROM templates ORDER BY prefix_key, created_at, version',
+      ),
       enqueue: db.prepare(
         "INSERT INTO outbox (kind, idem_key, body_json, state, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, 'pending', 0, 0, ?)",
       ),
@@ -468,6 +489,12 @@ export class Store {
         if (row.prevHash !== prevHash) return broken("prev_hash is not the previous entry's hash (an entry before it was removed, inserted or rewritten)");
         if (auditHash(prevHash, row) !== row.hash) return broken('hash does not match the entry (seq, at, actor, action, target or digest was edited)');
         if (row.payload !== null && sha256(row.payload) !== row.digest) return broken('the stored payload does not match the digest (the payload was edited)');
+        if (row.action === 'bulk.chunk') {
+          const versions = this.stmt.versionsBySeq.all(row.seq) as Array<{ handle: string; valuesJson: string | null; handleKey: string }>;
+          versions.sort((a, b) => (a.handleKey < b.handleKey ? -1 : a.handleKey > b.handleKey ? 1 : 0));
+          if (sha256(versions.map((v) => `${v.handle}\n${v.valuesJson ?? ''}`).join('\n')) !== row.digest)
+            return broken('the record versions this bulk chunk wrote do not match its digest (record_versions was edited)');
+        }
         if (row.action.startsWith('record.')) {
           const versions = this.stmt.versionsBySeq.all(row.seq) as Array<{ handle: string; valuesJson: string | null }>;
           if (versions.length !== 1 || sha256(`${versions[0]!.handle}\n${versions[0]!.valuesJson ?? ''}`) !== row.digest)
@@ -496,6 +523,10 @@ export class Store {
   edgesAt(keys: string[], direction: 'down' | 'up', asOf: string, limit: number): EdgeRow[] {
     const stmt = direction === 'down' ? this.stmt.edgesFrom : this.stmt.edgesTo;
     return stmt.all({ keys: JSON.stringify(keys), asOf, limit }) as EdgeRow[];
+  }
+
+  allTemplates(): TemplateRow[] {
+    return this.stmt.allTemplates.all() as TemplateRow[];
   }
 
   /** Reports due to be sent (pending, next attempt time reached), oldest first. */
@@ -596,6 +627,12 @@ export class Store {
         },
         enqueueReport(kind, idemKey, bodyJson) {
           stmt.enqueue.run(kind, idemKey, bodyJson, at);
+        },
+        putTemplate(row) {
+          stmt.putTemplate.run(row);
+        },
+        markTemplateUsed(prefixKey, version) {
+          stmt.markTemplateUsed.run(prefixKey, version);
         },
         insertReport(row) {
           return Number(stmt.insertReport.run({ ...row, receivedAt: at }).lastInsertRowid);

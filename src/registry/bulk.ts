@@ -1,0 +1,224 @@
+/**
+ * Bulk registration (API.md §3.2): NDJSON lines `{"handle","values"}` read as a stream (no
+ * whole-body buffering), committed in atomic chunks of `chunkSize` lines through the store's
+ * one write path (one audit entry per chunk whose digest covers every record in it), with
+ * one result per input line and a summary that says how far the input is committed.
+ */
+import { IdnError, isIdnError } from '../errors.js';
+import { type Identifier, isUnderPrefix, parseIdentifier } from '../identifier/index.js';
+import type { Store, WriteTx } from '../store/index.js';
+import { type HandleValue, type InputValue, mergeValues, parseValuesBody, renderValues } from './values.js';
+
+export interface LineResult {
+  line: number;
+  handle?: string;
+  responseCode: number;
+  message?: string;
+}
+
+export interface Summary {
+  summary: true;
+  total: number;
+  ok: number;
+  failed: number;
+  /** Every line up to this one is either committed or answered as failed; resume after it. */
+  committedThroughLine: number;
+}
+
+export interface BulkOptions {
+  /** The prefix named in the URL: every identifier must lie under it. */
+  prefixKey: string;
+  overwrite: boolean;
+  /** 'line': a bad line fails alone; 'chunk': a chunk with a bad line commits nothing. */
+  onError: 'line' | 'chunk';
+  actor: string;
+  /** Called before a line is accepted (scope, routing, prefix status, templates). */
+  checkLine?: (id: Identifier, values: InputValue[]) => void;
+}
+
+export interface Bulk {
+  /**
+   * Reads NDJSON from `input`, writing one result per line and then the summary to `emit`
+   * (which may wait for the client to read: backpressure). Stops at the first read error
+   * (a client gone mid-stream): what was committed stays, the open chunk is dropped.
+   */
+  run(input: AsyncIterable<Buffer | string>, opts: BulkOptions, emit: (line: LineResult | Summary) => Promise<void> | void): Promise<Summary>;
+}
+
+/** Splits a byte stream into lines, refusing (not buffering) lines over `maxBytes`. */
+export async function* ndjsonLines(input: AsyncIterable<Buffer | string>, maxBytes: number): AsyncGenerator<{ text: string } | { tooLong: number }> {
+  let parts: Buffer[] = [];
+  let size = 0;
+  let overflow = false;
+  for await (const raw of input) {
+    let chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
+    for (;;) {
+      const nl = chunk.indexOf(10);
+      const piece = nl < 0 ? chunk : chunk.subarray(0, nl);
+      if (!overflow) {
+        size += piece.length;
+        if (size > maxBytes) {
+          overflow = true;
+          parts = [];
+        } else parts.push(piece);
+      } else size += piece.length;
+      if (nl < 0) break;
+      yield overflow ? { tooLong: size } : { text: Buffer.concat(parts).toString('utf8') };
+      parts = [];
+      size = 0;
+      overflow = false;
+      chunk = chunk.subarray(nl + 1);
+    }
+  }
+  if (overflow) yield { tooLong: size };
+  else if (size > 0) yield { text: Buffer.concat(parts).toString('utf8') };
+}
+
+interface Parsed {
+  line: number;
+  id: Identifier;
+  values: InputValue[];
+}
+
+export function createBulk(deps: {
+  store: Store;
+  valuesMax: number;
+  lineMaxBytes: number;
+  chunkSize: number;
+  onWritten: (keys: string[]) => void;
+  /** Metadata templates: checked per line (a bad line fails alone), applied in the chunk. */
+  templates?: { check(id: Identifier, values: readonly InputValue[]): void; apply(tx: WriteTx, id: Identifier, values: readonly InputValue[]): void };
+}): Bulk {
+  const { store } = deps;
+
+  function parseLine(text: string, lineNo: number, opts: BulkOptions): Parsed {
+    let obj: unknown;
+    try {
+      obj = JSON.parse(text);
+    } catch (err) {
+      throw new IdnError('IDN_BODY_UNPARSABLE', `line ${lineNo} is not JSON: ${(err as Error).message}`);
+    }
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj))
+      throw new IdnError('IDN_INVALID_VALUE', `line ${lineNo} must be an object {"handle": "...", "values": [...]}`);
+    const { handle, values, ...rest } = obj as Record<string, unknown>;
+    const extra = Object.keys(rest)[0];
+    if (extra !== undefined) throw new IdnError('IDN_INVALID_VALUE', `line ${lineNo} has an unknown field "${extra}"; send {"handle", "values"}`);
+    const id = parseIdentifier(handle);
+    if (id.namedPrefixKey !== undefined) throw new IdnError('IDN_FORBIDDEN', `${id.text} is a prefix handle; manage prefixes through /api/prefixes`, { handle: id.text });
+    if (!isUnderPrefix(id.prefixKey, opts.prefixKey))
+      throw new IdnError('IDN_INVALID_VALUE', `${id.text} is not under prefix ${opts.prefixKey} named in the URL`, { handle: id.text });
+    let parsed: InputValue[];
+    try {
+      parsed = parseValuesBody(values, { valuesMax: deps.valuesMax });
+    } catch (err) {
+      (err as IdnError).handle = id.text;
+      throw err;
+    }
+    opts.checkLine?.(id, parsed);
+    try {
+      deps.templates?.check(id, parsed);
+    } catch (err) {
+      (err as IdnError).handle = id.text;
+      throw err;
+    }
+    return { line: lineNo, id, values: parsed };
+  }
+
+  /** Commits one chunk; returns a result per parsed line. */
+  function commit(chunk: Parsed[], opts: BulkOptions): LineResult[] {
+    const results: LineResult[] = [];
+    const written: string[] = [];
+    const firstLine = chunk[0]!.line;
+    const lastLine = chunk[chunk.length - 1]!.line;
+    store.write({ actor: opts.actor, action: 'bulk.chunk', target: `${opts.prefixKey} lines ${firstLine}-${lastLine}` }, (tx) => {
+      const payload: Array<[string, string]> = [];
+      const seen = new Set<string>();
+      for (const p of chunk) {
+        if (seen.has(p.id.key)) {
+          results.push({ line: p.line, handle: p.id.text, responseCode: 101, message: `${p.id.text} appears earlier in the same chunk; send each identifier once` });
+          continue;
+        }
+        seen.add(p.id.key);
+        const existing = store.getRecord(p.id.key);
+        const previous = existing === undefined ? [] : (JSON.parse(existing.valuesJson) as HandleValue[]);
+        const rendered = renderValues(mergeValues(previous, p.values, tx.at));
+        const handle = existing?.handle ?? p.id.text;
+        if (existing !== undefined && rendered.valuesJson === existing.valuesJson) {
+          results.push({ line: p.line, handle, responseCode: 1, message: 'unchanged' });
+          continue;
+        }
+        if (existing !== undefined && !opts.overwrite) {
+          results.push({ line: p.line, handle, responseCode: 101, message: `${p.id.text} already exists with other values; send overwrite=true to replace it` });
+          continue;
+        }
+        tx.putRecord({ handleKey: p.id.key, handle, prefixKey: p.id.prefixKey, ...rendered });
+        deps.templates?.apply(tx, p.id, p.values);
+        payload.push([p.id.key, `${handle}\n${rendered.valuesJson}`]);
+        written.push(p.id.key);
+        results.push({ line: p.line, handle, responseCode: 1, ...(existing === undefined ? {} : { message: 'replaced' }) });
+      }
+      if (payload.length === 0) return { result: undefined, payload: null };
+      // The digest covers every record of the chunk, in key order (verification recomputes it).
+      payload.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      return { result: undefined, payload: payload.map((p) => p[1]).join('\n') };
+    });
+    deps.onWritten(written);
+    return results;
+  }
+
+  return {
+    async run(input, opts, emit) {
+      const summary: Summary = { summary: true, total: 0, ok: 0, failed: 0, committedThroughLine: 0 };
+      let chunk: Parsed[] = [];
+      let pending: LineResult[] = [];
+
+      async function flush(): Promise<void> {
+        let results: LineResult[] = [];
+        const bad = pending.find((r) => r.responseCode !== 1);
+        if (chunk.length > 0) {
+          if (opts.onError === 'chunk' && bad !== undefined)
+            results = chunk.map((p) => ({ line: p.line, handle: p.id.text, responseCode: 2, message: `not committed: line ${bad.line} of this chunk failed (onError=chunk)` }));
+          else {
+            try {
+              results = commit(chunk, opts);
+            } catch (err) {
+              // The chunk's transaction rolled back: none of it was written.
+              const e = isIdnError(err) ? err : new IdnError('IDN_INTERNAL', 'the chunk could not be stored', { cause: err });
+              results = chunk.map((p) => ({ line: p.line, handle: p.id.text, responseCode: e.responseCode, message: `not committed: ${e.message}` }));
+            }
+          }
+        }
+        const all = [...pending, ...results].sort((a, b) => a.line - b.line);
+        for (const r of all) {
+          if (r.responseCode === 1) summary.ok++;
+          else summary.failed++;
+          await emit(r);
+        }
+        if (all.length > 0) summary.committedThroughLine = all[all.length - 1]!.line;
+        chunk = [];
+        pending = [];
+      }
+
+      let lineNo = 0;
+      for await (const item of ndjsonLines(input, deps.lineMaxBytes)) {
+        lineNo++;
+        if ('text' in item && item.text.trim() === '') continue;
+        summary.total++;
+        if ('tooLong' in item) {
+          pending.push({ line: lineNo, responseCode: 4, message: `line ${lineNo} has ${item.tooLong} bytes; at most ${deps.lineMaxBytes} are allowed per line (config limits.bulkLineMaxBytes)` });
+        } else {
+          try {
+            chunk.push(parseLine(item.text, lineNo, opts));
+          } catch (err) {
+            if (!isIdnError(err)) throw err;
+            pending.push({ line: lineNo, ...(err.handle !== undefined ? { handle: err.handle } : {}), responseCode: err.responseCode, message: err.message });
+          }
+        }
+        if (chunk.length + pending.length >= deps.chunkSize) await flush();
+      }
+      await flush();
+      await emit(summary);
+      return summary;
+    },
+  };
+}
