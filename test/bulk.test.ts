@@ -1,0 +1,136 @@
+import t from 'tap';
+import { connect } from 'node:net';
+import { ADMIN, type Client, registrar, startNode } from './helpers.js';
+
+const NDJSON = 'application/x-ndjson';
+const line = (handle: string, value = 'x', extra: Record<string, unknown> = {}) => JSON.stringify({ handle, values: [{ index: 1, type: 'URL', data: `https://acme.example/${value}` }], ...extra });
+
+async function bulk(c: Client, token: string | undefined, body: string, q = '', prefix = '88.100.7') {
+  const r = await c.call('POST', `/api/prefixes/${prefix}/handles${q}`, { ...(token ? { token } : {}), body, headers: { 'content-type': NDJSON } });
+  const lines = r.text.trim() === '' ? [] : r.text.trim().split('\n').map((l) => JSON.parse(l));
+  return { status: r.status, json: r.json, lines, summary: lines.at(-1), results: lines.slice(0, -1) };
+}
+
+async function auditActions(c: Client) {
+  return ((await c.call('GET', '/api/audit?limit=1000', { token: ADMIN })).json.entries as any[]).map((e) => e.action);
+}
+
+t.test('bulk: one result per line, partial failures, summary, chunked commits with one audit entry each', async (t) => {
+  const c = await startNode(t, { bulk: { chunkSize: 3 }, limits: { bulkLineMaxBytes: 1024 } });
+  const reg = await registrar(c);
+  const input = [
+    line('88.100.7/A-1'),
+    'not json',
+    line('88.200/ELSEWHERE'),
+    '',
+    JSON.stringify({ handle: '88.100.7/A-2', values: [] }),
+    JSON.stringify({ handle: '88.100.7/A-3', values: [{ index: 1, type: 'URL', data: 'x' }], colour: 'red' }),
+    line('88.100.7/A-4', 'y'.repeat(2000)),
+    '[1]',
+    line('88.100.7/A-5'),
+    line('0.NA/88.100.7'),
+    line('88.100.7/A-1'),
+    line('bad id'),
+    line('88.100.7/A-6'),
+  ].join('\n');
+  const r = await bulk(c, reg, `${input}\n`);
+  t.equal(r.status, 200);
+  t.same(
+    r.results.map((x: any) => [x.line, x.responseCode]),
+    [[1, 1], [2, 4], [3, 202], [5, 202], [6, 202], [7, 4], [8, 202], [9, 1], [10, 401], [11, 1], [12, 102], [13, 1]],
+    'blank lines are skipped, every other line answered in order',
+  );
+  t.match(r.results[1].message, /line 2 is not JSON/);
+  t.match(r.results[2], { handle: '88.200/ELSEWHERE', message: /not under prefix 88.100.7/ });
+  t.match(r.results[3].message, /no values/);
+  t.match(r.results[4].message, /unknown field "colour"/);
+  t.match(r.results[5].message, /line 7 has \d+ bytes; at most 1024 .*limits.bulkLineMaxBytes/);
+  t.match(r.results[8].message, /prefix handle/);
+  t.equal(r.results[9].message, 'unchanged', 'the same record again, in a later chunk');
+  t.match(r.results[10].message, /has no "\/"/);
+  t.same(r.summary, { summary: true, total: 12, ok: 4, failed: 8, committedThroughLine: 13 });
+  t.equal((await c.call('GET', '/api/handles/88.100.7/A-6')).status, 200);
+  const actions = await auditActions(c);
+  t.equal(actions.filter((a) => a === 'bulk.chunk').length, 3, 'chunks with something to write make one entry each');
+  t.same((await c.call('GET', '/api/audit/verify', { token: ADMIN })).json.ok, true, "the chunk digests verify against the record versions");
+  const h = await c.call('GET', '/api/history/88.100.7/A-1', { token: ADMIN });
+  t.match(h.json.versions, [{ version: 1, action: 'bulk.chunk' }]);
+});
+
+t.test('bulk: overwrite=false makes a re-sent file idempotent; onError=chunk commits nothing of a bad chunk', async (t) => {
+  const c = await startNode(t, { bulk: { chunkSize: 2 } });
+  const reg = await registrar(c);
+  const file = ['88.100.7/B-1', '88.100.7/B-2', '88.100.7/B-3'].map((h) => line(h)).join('\n');
+  t.same((await bulk(c, reg, file, '?overwrite=false')).summary, { summary: true, total: 3, ok: 3, failed: 0, committedThroughLine: 3 });
+  const before = (await auditActions(c)).length;
+  const again = await bulk(c, reg, file, '?overwrite=false');
+  t.same(again.results.map((x: any) => x.message), ['unchanged', 'unchanged', 'unchanged'], 'identical records count as unchanged');
+  t.equal(again.summary.ok, 3);
+  t.equal((await auditActions(c)).length, before, 'and write nothing');
+  const changed = await bulk(c, reg, [line('88.100.7/B-1', 'other'), line('88.100.7/B-4')].join('\n'), '?overwrite=false');
+  t.same(changed.results.map((x: any) => x.responseCode), [101, 1]);
+  t.match(changed.results[0].message, /already exists with other values; send overwrite=true/);
+  const twice = await bulk(c, reg, [line('88.100.7/B-9'), line('88.100.7/b-9', 'z')].join('\n'));
+  t.same(twice.results.map((x: any) => x.responseCode), [1, 101]);
+  t.match(twice.results[1].message, /appears earlier in the same chunk/);
+  const replaced = await bulk(c, reg, line('88.100.7/B-1', 'other'));
+  t.same(replaced.results[0], { line: 1, handle: '88.100.7/B-1', responseCode: 1, message: 'replaced' });
+
+  const atomic = await bulk(c, reg, [line('88.100.7/C-1'), 'oops', line('88.100.7/C-2'), line('88.100.7/C-3')].join('\n'), '?onError=chunk');
+  t.same(atomic.results.map((x: any) => [x.line, x.responseCode]), [[1, 2], [2, 4], [3, 1], [4, 1]]);
+  t.match(atomic.results[0].message, /not committed: line 2 of this chunk failed \(onError=chunk\)/);
+  t.equal((await c.call('GET', '/api/handles/88.100.7/C-1')).status, 404, 'the failed chunk left nothing behind');
+  t.equal((await c.call('GET', '/api/handles/88.100.7/C-3')).status, 200, 'the next chunk was committed');
+});
+
+t.test('bulk: a client cut off mid-stream keeps the committed chunks and loses only the open one', async (t) => {
+  const c = await startNode(t, { bulk: { chunkSize: 2 } });
+  const reg = await registrar(c);
+  const { hostname, port } = new URL(c.url);
+  const sock = connect(Number(port), hostname);
+  await new Promise((r) => sock.once('connect', r));
+  let answer = '';
+  sock.on('data', (d) => (answer += d));
+  sock.write(`POST /api/prefixes/88.100.7/handles HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${reg}\r\nContent-Type: ${NDJSON}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+  const send = (text: string) => sock.write(`${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`);
+  send(`${[1, 2, 3, 4, 5].map((i) => line(`88.100.7/D-${i}`)).join('\n')}\n${line('88.100.7/D-6').slice(0, 20)}`);
+  for (let i = 0; i < 50 && !answer.includes('"line":4'); i++) await new Promise((r) => setTimeout(r, 20));
+  t.match(answer, /"line":4,"handle":"88.100.7\/D-4","responseCode":1/, 'results stream while the upload goes on');
+  sock.destroy();
+  await new Promise((r) => setTimeout(r, 200));
+  for (const i of [1, 2, 3, 4]) t.equal((await c.call('GET', `/api/handles/88.100.7/D-${i}`)).status, 200, `D-${i} committed`);
+  t.equal((await c.call('GET', '/api/handles/88.100.7/D-5')).status, 404, 'D-5 was in the open chunk');
+  t.equal((await c.call('GET', '/healthz')).status, 200, 'the node carries on');
+  const resumed = await bulk(c, reg, [5, 6].map((i) => line(`88.100.7/D-${i}`)).join('\n'), '?overwrite=false');
+  t.equal(resumed.summary.ok, 2, 'resuming after committedThroughLine finishes the file');
+});
+
+t.test('bulk: guards before the body is read, templates per line, and a long stream', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  t.equal((await bulk(c, undefined, line('88.100.7/E-1'))).status, 401);
+  const other = await registrar(c, '88.100.8');
+  t.match((await bulk(c, other, line('88.100.7/E-1'))).json, { code: 'IDN_FORBIDDEN' });
+  t.match((await bulk(c, reg, line('99.1/E-1'), '', '99.1')).json, { code: 'IDN_NOT_RESPONSIBLE', responseCode: 301 });
+  t.match((await bulk(c, reg, line('88.100.7/E-1'), '', '88..7')).json, { code: 'IDN_INVALID_IDENTIFIER' });
+  const json = await c.call('POST', '/api/prefixes/88.100.7/handles', { token: reg, body: [line('88.100.7/E-1')] });
+  t.match(json.json, { code: 'IDN_BAD_REQUEST', message: /application\/x-ndjson/ });
+  t.match((await bulk(c, reg, line('88.100.7/E-1'), '?onError=maybe')).json, { code: 'IDN_BAD_REQUEST' });
+  await c.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { status: 'suspended' } });
+  t.match((await bulk(c, reg, line('88.100.7/E-1'))).json, { code: 'IDN_PREFIX_NOT_ACTIVE' });
+  await c.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { status: 'active' } });
+
+  await c.call('PUT', '/api/templates/88.100.7/1', { token: reg, body: { items: [{ name: 'batchNo', idIndex: 2001, idType: 'batch', dataType: 'string', required: true }] } });
+  const tv = (h: string, withBatch: boolean) =>
+    JSON.stringify({ handle: h, values: [{ index: 1001, type: 'TEMPLATE', data: '1' }, ...(withBatch ? [{ index: 2001, type: 'batch', data: 'B-1' }] : [])] });
+  const tpl = await bulk(c, reg, [tv('88.100.7/T-1', true), tv('88.100.7/T-2', false)].join('\n'));
+  t.same(tpl.results.map((x: any) => x.responseCode), [1, 202]);
+  t.match(tpl.results[1], { handle: '88.100.7/T-2', message: /index 2001 \(item "batchNo", template 1\) is required and missing/ });
+
+  const n = 5000;
+  const big = Array.from({ length: n }, (_, i) => line(`88.100.8/BIG-${i}`)).join('\n');
+  const r = await bulk(c, other, big, '', '88.100.8');
+  t.same(r.summary, { summary: true, total: n, ok: n, failed: 0, committedThroughLine: n });
+  t.equal((await c.call('GET', '/api/handles?prefix=88.100.8&pageSize=0', { token: other })).json.totalCount, n);
+  t.equal((await c.call('GET', '/api/audit/verify', { token: ADMIN })).json.ok, true);
+});
