@@ -7,6 +7,7 @@ import { isIdnError } from '../errors.js';
 import { createNode, openRegistry } from '../main.js';
 import { Store } from '../store/index.js';
 import { runDemo } from './demo.js';
+import { exportCommand, importFile, restoreCommand } from './transfer.js';
 
 const HELP = `idnode — industrial-internet identifier resolution node
 
@@ -20,6 +21,14 @@ Usage:
   idnode token revoke ID [--config FILE]
   idnode prefix add PREFIX --owner NAME [--site URL] [--config FILE]
   idnode prefix list [--config FILE]
+  idnode import FILE --prefix P [--format ndjson|csv] [--template VERSION] [--overwrite false] [--config FILE]
+                                        bulk registration into the database; NDJSON lines
+                                        {"handle","values"} or CSV (header: handle, template
+                                        item names or INDEX:TYPE); progress on stderr
+  idnode export --out DIR [--db FILE | --config FILE]
+                                        escrow: one NDJSON file per table + manifest.json
+  idnode restore --from DIR --db NEW_FILE
+                                        rebuild a node from an export (checks the manifest)
   idnode demo [--base-port N] [--dir DIR]
                                         a three-tier hierarchy on this machine: top-level T
                                         (:N), secondary nodes A (:N+1, seeded) and B (:N+2),
@@ -104,6 +113,11 @@ export async function main(argv: string[]): Promise<number> {
       site: { type: 'string' },
       db: { type: 'string' },
       'base-port': { type: 'string' },
+      format: { type: 'string' },
+      template: { type: 'string' },
+      overwrite: { type: 'string' },
+      out: { type: 'string' },
+      from: { type: 'string' },
       dir: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -114,6 +128,15 @@ export async function main(argv: string[]): Promise<number> {
     return values.help || command === 'help' ? 0 : 2;
   }
   if (command === 'audit' && sub === 'verify') return auditVerify(values.db, values.config);
+  const io = { out, err: (text: string) => void process.stderr.write(text), tty: process.stderr.isTTY === true };
+  if (command === 'restore') return restoreCommand(values.from, values.db, io);
+  if (command === 'export') return exportCommand(values.db ?? loadConfig(values.config !== undefined ? { file: values.config } : {}).db, values.out, io);
+  if (command === 'import') {
+    if (sub === undefined) throw new ConfigError('usage: idnode import FILE --prefix PREFIX');
+    if (values.overwrite !== undefined && values.overwrite !== 'true' && values.overwrite !== 'false') throw new ConfigError('--overwrite must be true or false');
+    const config = loadConfig(values.config !== undefined ? { file: values.config } : {});
+    return importFile(config, sub, { prefix: values.prefix?.[0], format: values.format, template: values.template, overwrite: values.overwrite !== 'false' }, io);
+  }
   if (command === 'demo') {
     const basePort = Number(values['base-port'] ?? '8100');
     if (!Number.isInteger(basePort) || basePort < 1 || basePort > 65526) throw new ConfigError('--base-port must be a port number from 1 to 65526');

@@ -525,6 +525,30 @@ export class Store {
     return stmt.all({ keys: JSON.stringify(keys), asOf, limit }) as EdgeRow[];
   }
 
+  /** Tables an escrow export carries (tokens and the outbox stay with the node). */
+  static readonly ESCROW_TABLES = ['prefixes', 'records', 'record_versions', 'audit_log', 'audit_payloads', 'templates', 'events', 'edges', 'lineage_names', 'sync_reports'] as const;
+
+  /** Calls `row` for every row of every escrow table, inside one read transaction (a consistent snapshot). */
+  snapshot(row: (table: string, values: Record<string, unknown>) => void): void {
+    this.db.transaction(() => {
+      for (const table of Store.ESCROW_TABLES) for (const r of this.db.prepare(`SELECT * FROM ${table}`).iterate()) row(table, r as Record<string, unknown>);
+    })();
+  }
+
+  /** Inserts rows verbatim into an escrow table (restore into an empty database). */
+  insertRows(table: (typeof Store.ESCROW_TABLES)[number], rows: Array<Record<string, unknown>>): void {
+    if (rows.length === 0) return;
+    const cols = Object.keys(rows[0]!);
+    const stmt = this.db.prepare(`INSERT INTO ${table} (${cols.join(', ')}) VALUES (${cols.map((c) => `@${c}`).join(', ')})`);
+    this.db.transaction(() => {
+      for (const r of rows) stmt.run(r);
+    }).immediate();
+  }
+
+  auditHead(): { seq: number; hash: string } {
+    return (this.stmt.auditHead.get() as { seq: number; hash: string } | undefined) ?? { seq: 0, hash: GENESIS_HASH };
+  }
+
   allTemplates(): TemplateRow[] {
     return this.stmt.allTemplates.all() as TemplateRow[];
   }

@@ -1,0 +1,207 @@
+/** `idnode import | export | restore`: bulk files on the database directly, and escrow. */
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { ConfigError, type Config } from '../config.js';
+import { IdnError } from '../errors.js';
+import { parsePrefix } from '../identifier/index.js';
+import { openRegistry } from '../main.js';
+import type { LineResult, Summary } from '../registry/bulk.js';
+import { exportTo, restoreFrom } from '../registry/escrow.js';
+import { authorizeWrite } from '../registry/records.js';
+import { TEMPLATE_INDEX, TEMPLATE_TYPE } from '../registry/templates.js';
+import { Store } from '../store/index.js';
+
+export interface Output {
+  out(line: string): void;
+  err(line: string): void;
+  /** A terminal: progress redraws one line; otherwise plain lines. */
+  tty: boolean;
+}
+
+/** Splits CSV text (RFC 4180: quotes, doubled quotes, newlines inside quotes) into rows. */
+export async function* csvRows(input: AsyncIterable<Buffer | string>): AsyncGenerator<string[]> {
+  let field = '';
+  let row: string[] = [];
+  let quoted = false;
+  let afterQuote = false;
+  for await (const chunk of input) {
+    const text = typeof chunk === 'string' ? chunk : chunk.toString('utf8');
+    for (let i = 0; i < text.length; i++) {
+      const ch = text[i]!;
+      if (quoted) {
+        if (ch === '"') {
+          if (text[i + 1] === '"') {
+            field += '"';
+            i++;
+          } else {
+            quoted = false;
+            afterQuote = true;
+          }
+        } else field += ch;
+        continue;
+      }
+      if (ch === '"' && field === '' && !afterQuote) quoted = true;
+      else if (ch === ',') {
+        row.push(field);
+        field = '';
+        afterQuote = false;
+      } else if (ch === '\n') {
+        row.push(field.endsWith('\r') ? field.slice(0, -1) : field);
+        yield row;
+        row = [];
+        field = '';
+        afterQuote = false;
+      } else field += ch;
+    }
+  }
+  if (field !== '' || row.length > 0) {
+    row.push(field);
+    yield row;
+  }
+}
+
+/**
+ * CSV → NDJSON lines for the bulk importer. Header: `handle`, then template item names
+ * (with `--template VERSION`) or `INDEX:TYPE` columns such as `1:URL`. Empty cells are left
+ * out. The header becomes a blank line so result line numbers are CSV line numbers.
+ */
+export async function* csvToNdjson(
+  input: AsyncIterable<Buffer | string>,
+  columnsFor: (header: string[]) => Array<{ index: number; type: string } | 'handle'>,
+  template: string | undefined,
+): AsyncGenerator<string> {
+  let columns: Array<{ index: number; type: string } | 'handle'> | undefined;
+  for await (const row of csvRows(input)) {
+    if (columns === undefined) {
+      columns = columnsFor(row);
+      yield '\n';
+      continue;
+    }
+    let handle: string | undefined;
+    const values: Array<Record<string, unknown>> = template === undefined ? [] : [{ index: TEMPLATE_INDEX, type: TEMPLATE_TYPE, data: template }];
+    row.forEach((cell, i) => {
+      const col = columns![i];
+      if (col === undefined || cell === '') return;
+      if (col === 'handle') handle = cell;
+      else values.push({ index: col.index, type: col.type, data: cell });
+    });
+    yield `${JSON.stringify({ handle: handle ?? null, values })}\n`;
+  }
+}
+
+function formatEta(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const m = Math.floor(seconds / 60);
+  return m > 0 ? `${m}m${String(Math.round(seconds % 60)).padStart(2, '0')}s` : `${Math.round(seconds)}s`;
+}
+
+export async function importFile(
+  config: Config,
+  file: string,
+  opts: { prefix: string | undefined; format: string | undefined; template: string | undefined; overwrite: boolean },
+  io: Output,
+): Promise<number> {
+  if (opts.prefix === undefined) throw new ConfigError('usage: idnode import FILE --prefix PREFIX [--format ndjson|csv] [--template VERSION] [--overwrite false]');
+  if (!existsSync(file)) throw new ConfigError(`no file ${file}`);
+  const format = opts.format ?? (file.toLowerCase().endsWith('.csv') ? 'csv' : 'ndjson');
+  if (format !== 'csv' && format !== 'ndjson') throw new ConfigError('--format must be ndjson or csv');
+  let prefixKey: string;
+  try {
+    prefixKey = parsePrefix(opts.prefix).key;
+  } catch (err) {
+    throw new ConfigError(`--prefix: ${(err as Error).message}`);
+  }
+  const reg = openRegistry(config);
+  try {
+    const size = statSync(file).size;
+    let bytes = 0;
+    async function* counted(): AsyncGenerator<Buffer> {
+      for await (const chunk of createReadStream(file)) {
+        bytes += (chunk as Buffer).length;
+        yield chunk as Buffer;
+      }
+    }
+    let input: AsyncIterable<Buffer | string> = counted();
+    if (format === 'csv') {
+      const items = opts.template === undefined ? [] : reg.templates.get(opts.prefix, opts.template).items;
+      input = csvToNdjson(
+        counted(),
+        (header) =>
+          header.map((h, i) => {
+            const name = h.trim();
+            if (name === 'handle') return 'handle';
+            const item = items.find((it) => it.name === name);
+            if (item !== undefined) return { index: item.idIndex, type: item.idType };
+            const m = /^(\d+):(.+)$/.exec(name);
+            if (m !== null) return { index: Number(m[1]), type: m[2]! };
+            throw new ConfigError(`CSV column ${i + 1} "${name}" is neither "handle", an item of template ${opts.template ?? '(none: pass --template)'}, nor INDEX:TYPE such as 1:URL`);
+          }),
+        opts.template,
+      );
+    }
+    const started = Date.now();
+    let done = 0;
+    let failed = 0;
+    let lastDraw = 0;
+    const draw = (final: boolean) => {
+      const now = Date.now();
+      if (!final && now - lastDraw < (io.tty ? 200 : 2000)) return;
+      lastDraw = now;
+      const secs = Math.max(0.001, (now - started) / 1000);
+      const rate = done / secs;
+      const pct = size === 0 ? 100 : Math.min(100, (bytes / size) * 100);
+      const eta = pct >= 100 ? 0 : (secs / Math.max(pct, 0.01)) * (100 - pct);
+      const text = `${done} records (${failed} failed), ${Math.round(rate)} records/s, ${pct.toFixed(1)} %, ETA ${formatEta(eta)}`;
+      if (io.tty) io.err(`\r${text}${final ? '\n' : ''}`);
+      else io.err(`${text}\n`);
+    };
+    const admin = { id: 'cli', role: 'admin' as const, prefixes: [], actor: `cli import ${file}` };
+    let summary: Summary | undefined;
+    await reg.bulk.run(
+      input,
+      { prefixKey, overwrite: opts.overwrite, onError: 'line', actor: admin.actor, checkLine: (id) => authorizeWrite(reg.router.route(id.prefixKey), admin, id) },
+      (r: LineResult | Summary) => {
+        if ('summary' in r) {
+          summary = r;
+          return;
+        }
+        done++;
+        if (r.responseCode !== 1) {
+          failed++;
+          if (io.tty) io.err('\r');
+          io.err(`line ${r.line}${r.handle !== undefined ? ` ${r.handle}` : ''}: ${r.message ?? `responseCode ${r.responseCode}`}\n`);
+        }
+        draw(false);
+      },
+    );
+    draw(true);
+    io.out(JSON.stringify({ ...summary!, seconds: (Date.now() - started) / 1000 }));
+    return summary!.failed > 0 ? 1 : 0;
+  } finally {
+    reg.store.close();
+  }
+}
+
+export function exportCommand(db: string, out: string | undefined, io: Output): number {
+  if (out === undefined) throw new ConfigError('usage: idnode export --out DIR [--db FILE | --config FILE]');
+  if (!existsSync(db)) throw new ConfigError(`no database at ${db}`);
+  const store = new Store(db, { readonly: true });
+  try {
+    const m = exportTo(store, out);
+    io.out(JSON.stringify({ out, counts: m.counts, auditHead: m.auditHead, templateVersions: m.templateVersions }));
+    return 0;
+  } finally {
+    store.close();
+  }
+}
+
+export async function restoreCommand(from: string | undefined, db: string | undefined, io: Output): Promise<number> {
+  if (from === undefined || db === undefined) throw new ConfigError('usage: idnode restore --from DIR --db NEW_FILE');
+  try {
+    const { manifest, checked } = await restoreFrom(from, db);
+    io.out(JSON.stringify({ db, counts: manifest.counts, auditVerified: checked, auditHead: manifest.auditHead }));
+    return 0;
+  } catch (err) {
+    if (err instanceof IdnError) throw new ConfigError(`restore refused: ${err.message}`);
+    throw err;
+  }
+}
