@@ -9,9 +9,26 @@ const prefix = '{"responseCode":1,"handle":"88.100.1/X","values":[{"data":"';
 const body = Buffer.from(`${prefix}${'x'.repeat(Math.max(0, size - prefix.length - 4))}"}]}`);
 const headers = ['content-type', 'application/json; charset=utf-8', 'content-length', String(body.length), 'etag', '"bare"', 'cache-control', 'max-age=86400', 'cache-status', 'bare; hit'];
 
-const server = createServer((_req, res) => {
-  res.writeHead(200, headers);
-  res.end(body);
+// BARE_MODE=ndjson: read an NDJSON upload and answer one result line per input line (the
+// bulk registration baseline: same bytes in, same shape out, no parsing, no storage).
+const ndjson = process.env.BARE_MODE === 'ndjson';
+const server = createServer((req, res) => {
+  if (!ndjson) {
+    res.writeHead(200, headers);
+    res.end(body);
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+  let line = 0;
+  req.on('data', (chunk: Buffer) => {
+    const out: string[] = [];
+    for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) out.push(`{"line":${++line},"responseCode":1}\n`);
+    if (out.length > 0 && !res.write(out.join(''))) {
+      req.pause();
+      res.once('drain', () => req.resume());
+    }
+  });
+  req.on('end', () => res.end(`{"summary":true,"total":${line},"ok":${line},"failed":0,"committedThroughLine":${line}}\n`));
 });
 server.listen(0, '127.0.0.1', () => {
   const addr = server.address();

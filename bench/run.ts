@@ -7,7 +7,9 @@
  * request (read from /proc before and after each run: the client shares the 2 cores, so
  * throughput alone mostly measures the client). Results go to bench/results/.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { closeSync, createReadStream, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -309,19 +311,157 @@ async function forwarded(o: Options): Promise<Outcome> {
   });
 }
 
-const SCENARIOS: Record<string, { about: string; run: (o: Options) => Promise<Outcome> }> = {
+const TEMPLATE_ITEMS = [
+  ['batchNo', 'batch', 'string'],
+  ['model', 'model', 'string'],
+  ['produced', 'productionDate', 'date'],
+  ['line', 'productionLine', 'string'],
+  ['inspector', 'inspector', 'string'],
+  ['weight', 'weight', 'number'],
+  ['manual', 'manual', 'url'],
+  ['material', 'material', 'reference'],
+].map(([name, idType, dataType], i) => ({ name: name!, idIndex: 2001 + i, idType: idType!, dataType: dataType!, required: i < 3 }));
+
+/** One generated record: URL, the template version and its 8 items (about 700 bytes of JSON). */
+function bulkLine(i: number): string {
+  const s = String(i).padStart(8, '0');
+  return JSON.stringify({
+    handle: `88.100.9/PUMP-${s}`,
+    values: [
+      { index: 1, type: 'URL', data: `https://trace.bench-works.example/p/PUMP-${s}` },
+      { index: 1001, type: 'TEMPLATE', data: '1' },
+      { index: 2001, type: 'batch', data: `B-${String(Math.ceil(i / 500)).padStart(6, '0')}` },
+      { index: 2002, type: 'model', data: 'WP-220' },
+      { index: 2003, type: 'productionDate', data: '2026-11-25' },
+      { index: 2004, type: 'productionLine', data: 'Line 3, Suzhou plant' },
+      { index: 2005, type: 'inspector', data: `QC-${i % 97}` },
+      { index: 2006, type: 'weight', data: '2.35' },
+      { index: 2007, type: 'manual', data: 'https://bench-works.example/manuals/WP-220.pdf' },
+      { index: 2008, type: 'material', data: `88.200.15/STEEL-LOT-2026-${String(i % 300).padStart(4, '0')}` },
+    ],
+  });
+}
+
+/** POSTs the file as NDJSON and reads the whole answer; returns the summary and seconds. */
+async function upload(url: string, file: string): Promise<{ summary: { ok: number; failed: number; total: number }; seconds: number }> {
+  const t0 = performance.now();
+  const res = await fetch(`${url}/api/prefixes/88.100.9/handles?overwrite=false`, {
+    method: 'POST',
+    headers: { ...AUTH, 'content-type': 'application/x-ndjson' },
+    body: createReadStream(file) as unknown as ReadableStream,
+    duplex: 'half',
+  } as RequestInit);
+  let tail = '';
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) tail = (tail + Buffer.from(chunk).toString('utf8')).slice(-400);
+  const seconds = (performance.now() - t0) / 1000;
+  return { summary: JSON.parse(tail.trim().split('\n').at(-1)!), seconds };
+}
+
+/** The ceiling: the same rows inserted with better-sqlite3 alone, in one process, same durability. */
+function rawInsertRate(file: string, dbPath: string, n: number): number {
+  const db = new Database(dbPath);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.exec(`CREATE TABLE records (id INTEGER PRIMARY KEY, handle_key TEXT NOT NULL UNIQUE, handle TEXT NOT NULL, prefix_key TEXT NOT NULL, values_json TEXT NOT NULL);
+           CREATE INDEX records_by_prefix ON records (prefix_key, handle_key);`);
+  const insert = db.prepare('INSERT INTO records (handle_key, handle, prefix_key, values_json) VALUES (?, ?, ?, ?)');
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const t0 = performance.now();
+  const chunk = db.transaction((rows: string[]) => {
+    for (const line of rows) {
+      const r = JSON.parse(line) as { handle: string; values: unknown };
+      insert.run(r.handle.toLowerCase(), r.handle, '88.100.9', JSON.stringify(r.values));
+    }
+  });
+  for (let i = 0; i < n; i += 1000) chunk(lines.slice(i, Math.min(n, i + 1000)));
+  const rate = n / ((performance.now() - t0) / 1000);
+  db.close();
+  return rate;
+}
+
+/**
+ * Bulk registration: `--records` (default 1,000,000) generated records with a template of 8
+ * items, streamed over HTTP NDJSON into a fresh node (history and audit on), median of
+ * `--runs`; the bare baseline reads the same upload and answers a line per line; the
+ * ceiling is better-sqlite3 inserting the same rows in one process.
+ */
+async function bulkScenario(o: Options & { records: number }): Promise<Outcome> {
+  return withDir(async (dir) => {
+    const file = join(dir, 'records.ndjson');
+    const fd = openSync(file, 'w');
+    for (let i = 1; i <= o.records; i += 10_000) {
+      const lines: string[] = [];
+      for (let j = i; j < Math.min(o.records + 1, i + 10_000); j++) lines.push(bulkLine(j));
+      writeSync(fd, `${lines.join('\n')}\n`);
+    }
+    closeSync(fd);
+    const bytes = statSync(file).size;
+    const runs = { idnode: [] as LoadResult[], bare: [] as LoadResult[] };
+    const bare = await startServer([BARE], { BARE_MODE: 'ndjson' });
+    try {
+      for (let r = 0; r < o.runs; r++) {
+        const cpu0 = bare.cpuMs();
+        const b = await upload(bare.url, file);
+        const bareCpu = bare.cpuMs() - cpu0;
+        runs.bare.push({ requests: o.records, rps: o.records / b.seconds, p50: 0, p99: 0, non2xx: 0, errors: 0, cpuMs: bareCpu, cpuUsPerReq: (bareCpu * 1000) / o.records });
+        const ndir = join(dir, `run-${r}`);
+        mkdirSync(ndir);
+        const node = await startIdnode(ndir, {});
+        try {
+          await call(node.url, 'POST', '/api/prefixes', { prefix: '88.100.9', owner: { name: 'Bench Works' } });
+          await call(node.url, 'PUT', '/api/templates/88.100.9/1', { items: TEMPLATE_ITEMS });
+          const c0 = node.cpuMs();
+          const res = await upload(node.url, file);
+          const cpu = node.cpuMs() - c0;
+          if (res.summary.ok !== o.records) throw new Error(`run ${r}: ${JSON.stringify(res.summary)}`);
+          runs.idnode.push({ requests: o.records, rps: o.records / res.seconds, p50: 0, p99: 0, non2xx: 0, errors: 0, cpuMs: cpu, cpuUsPerReq: (cpu * 1000) / o.records });
+          process.stdout.write(`run ${r + 1}: idnode ${Math.round(o.records / res.seconds)} records/s, bare ${Math.round(o.records / b.seconds)} lines/s\n`);
+          if (r === o.runs - 1) {
+            const verdict = await call(node.url, 'GET', '/api/audit/verify');
+            if (verdict.ok !== true) throw new Error(`audit chain broken after the import: ${JSON.stringify(verdict)}`);
+          }
+        } finally {
+          await node.stop();
+          rmSync(ndir, { recursive: true, force: true });
+        }
+      }
+    } finally {
+      await bare.stop();
+    }
+    const ceilings = Array.from({ length: o.runs }, (_, r) => rawInsertRate(file, join(dir, `raw-${r}.db`), o.records));
+    const sides = { bare: summarise(runs.bare), 'idnode (records/s)': summarise(runs.idnode) };
+    const ceiling = median(ceilings);
+    return {
+      sides,
+      ratios: [
+        { name: 'idnode records/s / raw better-sqlite3 ceiling', value: sides['idnode (records/s)']!.rps / ceiling },
+        { name: 'idnode records/s / 50,000 target', value: sides['idnode (records/s)']!.rps / 50_000, target: '>= 1.00' },
+        { name: 'idnode / bare (lines/s)', value: sides['idnode (records/s)']!.rps / sides.bare!.rps },
+      ],
+      notes: { records: o.records, fileBytes: bytes, rawBetterSqlite3RecordsPerSecond: Math.round(ceiling), ceilingRuns: ceilings.map(Math.round), chunkSize: 1000 },
+    };
+  });
+}
+
+const SCENARIOS: Record<string, { about: string; run: (o: Options & { records: number }) => Promise<Outcome> }> = {
   hot: { about: 'cache hits, random keys over the seeded identifiers', run: hot },
   lineage: { about: 'lineage queries over a depth-5 tree of 9,331 identifiers', run: lineageScenario },
   register: { about: 'registration over HTTP (PUT of new identifiers), history and audit on vs off', run: register },
+  bulk: { about: 'bulk registration over HTTP NDJSON, template of 8 items, history and audit on', run: bulkScenario },
   forwarded: { about: 'forwarded resolution to an upstream idnode: warm (cached) and cold (every request forwarded)', run: forwarded },
 };
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '32' } },
+    options: {
+      runs: { type: 'string', default: '3' },
+      seconds: { type: 'string', default: '10' },
+      connections: { type: 'string', default: '32' },
+      records: { type: 'string', default: '1000000' },
+    },
   });
-  const opts: Options = { runs: Number(values.runs), seconds: Number(values.seconds), connections: Number(values.connections) };
+  const opts = { runs: Number(values.runs), seconds: Number(values.seconds), connections: Number(values.connections), records: Number(values.records) };
   const names = positionals.length > 0 ? positionals : Object.keys(SCENARIOS);
   for (const name of names) if (!(name in SCENARIOS)) throw new Error(`unknown scenario "${name}"; known: ${Object.keys(SCENARIOS).join(', ')}`);
   const info = runInfo();

@@ -90,6 +90,16 @@ function checkItem(raw: unknown, i: number): TemplateItem {
   return item;
 }
 
+const patterns = new Map<string, RegExp>();
+function patternOf(source: string): RegExp {
+  let re = patterns.get(source);
+  if (re === undefined) {
+    re = new RegExp(source, 'u');
+    if (patterns.size < 10_000) patterns.set(source, re);
+  }
+  return re;
+}
+
 function isUrl(s: string): boolean {
   try {
     const u = new URL(s);
@@ -112,7 +122,7 @@ function valueProblem(item: TemplateItem, v: InputValue): string | undefined {
   const text = v.data.value;
   if (item.minLength !== undefined && text.length < item.minLength) return `is ${text.length} characters; at least ${item.minLength} are required`;
   if (item.maxLength !== undefined && text.length > item.maxLength) return `is ${text.length} characters; at most ${item.maxLength} are allowed`;
-  if (item.pattern !== undefined && !new RegExp(item.pattern, 'u').test(text)) return `"${text}" does not match the pattern ${item.pattern}`;
+  if (item.pattern !== undefined && !patternOf(item.pattern).test(text)) return `"${text}" does not match the pattern ${item.pattern}`;
   switch (item.dataType) {
     case 'number':
       return /^-?\d+(\.\d+)?$/.test(text) ? undefined : `"${text}" is not a number`;
@@ -164,18 +174,30 @@ export function createTemplates(deps: { store: Store }): Templates {
     }
   }
 
-  function versionOf(id: Identifier, values: readonly InputValue[]): { row: TemplateRow; items: TemplateItem[] } | undefined {
+  /** Parsed items and compiled patterns per stored row (rows are replaced, never mutated, on change). */
+  const compiled = new WeakMap<TemplateRow, { items: TemplateItem[]; byIndex: Map<number, TemplateItem> }>();
+  function itemsOf(row: TemplateRow): { items: TemplateItem[]; byIndex: Map<number, TemplateItem> } {
+    let c = compiled.get(row);
+    if (c === undefined) {
+      const items = (JSON.parse(row.bodyJson) as { items: TemplateItem[] }).items;
+      c = { items, byIndex: new Map(items.map((it) => [it.idIndex, it])) };
+      compiled.set(row, c);
+    }
+    return c;
+  }
+
+  function versionOf(id: Identifier, values: readonly InputValue[]): { row: TemplateRow; items: TemplateItem[]; byIndex: Map<number, TemplateItem> } | undefined {
     const versions = byPrefix.get(id.prefixKey);
     if (versions === undefined || versions.size === 0) return undefined;
     const tv = values.find((v) => v.index === TEMPLATE_INDEX);
-    const known = [...versions.keys()].join(', ');
+    const known = () => [...versions.keys()].join(', ');
     if (tv === undefined)
-      throw invalid(`prefix ${id.prefix} uses metadata templates (versions ${known}): add {"index": ${TEMPLATE_INDEX}, "type": "${TEMPLATE_TYPE}", "data": "<version>"}`);
+      throw invalid(`prefix ${id.prefix} uses metadata templates (versions ${known()}): add {"index": ${TEMPLATE_INDEX}, "type": "${TEMPLATE_TYPE}", "data": "<version>"}`);
     if (tv.type !== TEMPLATE_TYPE || tv.data.format !== 'string' || typeof tv.data.value !== 'string')
       throw invalid(`index ${TEMPLATE_INDEX} is reserved for the template version: type "${TEMPLATE_TYPE}", data a version string such as "${[...versions.keys()][0]}"`);
     const row = versions.get(tv.data.value);
-    if (row === undefined) throw invalid(`index ${TEMPLATE_INDEX} names template version "${tv.data.value}", which prefix ${id.prefix} does not have (it has ${known})`);
-    return { row, items: (JSON.parse(row.bodyJson) as { items: TemplateItem[] }).items };
+    if (row === undefined) throw invalid(`index ${TEMPLATE_INDEX} names template version "${tv.data.value}", which prefix ${id.prefix} does not have (it has ${known()})`);
+    return { row, ...itemsOf(row) };
   }
 
   return {
@@ -232,7 +254,7 @@ export function createTemplates(deps: { store: Store }): Templates {
     check(id, values) {
       const t = versionOf(id, values);
       if (t === undefined) return;
-      const byIndex = new Map(t.items.map((it) => [it.idIndex, it]));
+      const byIndex = t.byIndex;
       for (const v of values) {
         if (v.index < FIRST_ITEM_INDEX) continue;
         const item = byIndex.get(v.index);

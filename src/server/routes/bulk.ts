@@ -1,6 +1,5 @@
 /** POST /api/prefixes/{prefix}/handles: streamed NDJSON bulk registration (API.md §3.2). */
 import type { FastifyInstance } from 'fastify';
-import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { Type } from '@sinclair/typebox';
@@ -57,7 +56,16 @@ export function registerBulkRoutes(app: FastifyInstance, deps: NodeDeps): void {
       reply.type(`${NDJSON}; charset=utf-8`).send(out);
       const emit = async (line: unknown) => {
         if (out.destroyed) throw new Error('the client closed the answer');
-        if (!out.write(`${JSON.stringify(line)}\n`)) await Promise.race([once(out, 'drain'), once(out, 'close')]);
+        if (!out.write(`${JSON.stringify(line)}\n`))
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              out.off('drain', done);
+              out.off('close', done);
+              resolve();
+            };
+            out.on('drain', done);
+            out.on('close', done);
+          });
       };
       try {
         await bulk.run(
