@@ -8,8 +8,9 @@
  * throughput alone mostly measures the client). Results go to bench/results/.
  */
 import Database from 'better-sqlite3';
-import { closeSync, createReadStream, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -358,22 +359,32 @@ async function upload(url: string, file: string): Promise<{ summary: { ok: numbe
 }
 
 /** The ceiling: the same rows inserted with better-sqlite3 alone, in one process, same durability. */
-function rawInsertRate(file: string, dbPath: string, n: number): number {
+async function rawInsertRate(file: string, dbPath: string): Promise<number> {
   const db = new Database(dbPath);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.exec(`CREATE TABLE records (id INTEGER PRIMARY KEY, handle_key TEXT NOT NULL UNIQUE, handle TEXT NOT NULL, prefix_key TEXT NOT NULL, values_json TEXT NOT NULL);
            CREATE INDEX records_by_prefix ON records (prefix_key, handle_key);`);
   const insert = db.prepare('INSERT INTO records (handle_key, handle, prefix_key, values_json) VALUES (?, ?, ?, ?)');
-  const lines = readFileSync(file, 'utf8').split('\n');
-  const t0 = performance.now();
   const chunk = db.transaction((rows: string[]) => {
     for (const line of rows) {
       const r = JSON.parse(line) as { handle: string; values: unknown };
       insert.run(r.handle.toLowerCase(), r.handle, '88.100.9', JSON.stringify(r.values));
     }
   });
-  for (let i = 0; i < n; i += 1000) chunk(lines.slice(i, Math.min(n, i + 1000)));
+  const t0 = performance.now();
+  let n = 0;
+  let rows: string[] = [];
+  for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+    if (line === '') continue;
+    rows.push(line);
+    n++;
+    if (rows.length === 1000) {
+      chunk(rows);
+      rows = [];
+    }
+  }
+  chunk(rows);
   const rate = n / ((performance.now() - t0) / 1000);
   db.close();
   return rate;
@@ -428,7 +439,8 @@ async function bulkScenario(o: Options & { records: number }): Promise<Outcome> 
     } finally {
       await bare.stop();
     }
-    const ceilings = Array.from({ length: o.runs }, (_, r) => rawInsertRate(file, join(dir, `raw-${r}.db`), o.records));
+    const ceilings: number[] = [];
+    for (let r = 0; r < o.runs; r++) ceilings.push(await rawInsertRate(file, join(dir, `raw-${r}.db`)));
     const sides = { bare: summarise(runs.bare), 'idnode (records/s)': summarise(runs.idnode) };
     const ceiling = median(ceilings);
     return {
