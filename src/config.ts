@@ -60,6 +60,14 @@ export interface Config {
   };
   /** Keep record versions and the hash-chained audit log (off only for throwaway nodes). */
   history: boolean;
+  shedding: {
+    /** Requests in flight on the fastify path (misses, writes, forwarding); more get 503/3 (0: no bound). */
+    maxInFlight: number;
+    /** Longest event-loop delay within a 200 ms check that turns shedding on, ms (0: off). */
+    eventLoopDelayMs: number;
+  };
+  /** On SIGTERM/SIGINT: how long to let requests in flight finish before exiting anyway, ms. */
+  shutdownTimeoutMs: number;
   seed: boolean;
   /** Folder with prefixes.json and records.ndjson; empty = the seeds/ shipped with idnode. */
   seedDir: string;
@@ -81,6 +89,8 @@ export function defaultConfig(): Config {
     bulk: { chunkSize: 1000 },
     lineage: { defaultDepth: 10, maxDepth: 50, maxNodes: 10000, eventItemsMax: 1000 },
     history: true,
+    shedding: { maxInFlight: 1024, eventLoopDelayMs: 500 },
+    shutdownTimeoutMs: 10_000,
     seed: false,
     seedDir: '',
     logRequests: false,
@@ -119,6 +129,9 @@ const KEYS: Record<string, { kind: Kind; min?: number; max?: number }> = {
   'lineage.maxNodes': { kind: 'int', min: 1, max: 10_000_000 },
   'lineage.eventItemsMax': { kind: 'int', min: 1, max: 1_000_000 },
   history: { kind: 'bool' },
+  'shedding.maxInFlight': { kind: 'int', min: 0, max: 1_000_000 },
+  'shedding.eventLoopDelayMs': { kind: 'int', min: 0, max: 60_000 },
+  shutdownTimeoutMs: { kind: 'int', min: 0, max: 3_600_000 },
   seed: { kind: 'bool' },
   seedDir: { kind: 'string' },
   logRequests: { kind: 'bool' },

@@ -16,6 +16,7 @@ import { seedIfEmpty } from './registry/seed.js';
 import { createTokens, type Tokens } from './registry/tokens.js';
 import { createResolver, type Resolver } from './resolver/index.js';
 import { buildApp } from './server/app.js';
+import { createMetrics } from './server/metrics.js';
 import type { NodeDeps } from './server/deps.js';
 import { createFastPath } from './server/fastpath.js';
 import { isoSeconds, Store } from './store/index.js';
@@ -43,8 +44,15 @@ export interface Registry {
 }
 
 /** Store, routing, cache and registries: everything but HTTP (the CLI uses this alone). */
-export function openRegistry(config: Config): Registry {
-  const store = new Store(config.db, { history: config.history });
+/** Observers the HTTP layer's metrics attach (the CLI runs without). */
+export interface Hooks {
+  onWrite?: (ms: number) => void;
+  onUpstream?: (base: string, ms: number, failure: string | undefined) => void;
+  onBulk?: (records: number) => void;
+}
+
+export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
+  const store = new Store(config.db, { history: config.history, ...(hooks.onWrite ? { onWrite: hooks.onWrite } : {}) });
   const router = createRouter({ store, homed: config.homed, upstreamUrl: config.upstream.url });
   const late: { resolver?: Resolver } = {};
   const prefixes = createPrefixes({
@@ -63,6 +71,7 @@ export function openRegistry(config: Config): Registry {
     maxResponseBytes: config.upstream.maxResponseBytes,
     failuresToDown: config.upstream.failuresToDown,
     downCooldownMs: config.upstream.downCooldownMs,
+    ...(hooks.onUpstream ? { onResult: hooks.onUpstream } : {}),
   });
   const resolver = createResolver({
     store,
@@ -92,6 +101,7 @@ export function openRegistry(config: Config): Registry {
     lineMaxBytes: config.limits.bulkLineMaxBytes,
     chunkSize: config.bulk.chunkSize,
     onWritten: (keys) => {
+      hooks.onBulk?.(keys.length);
       for (const key of keys) {
         resolver.invalidate(key);
         stats.registration();
@@ -132,12 +142,15 @@ export interface NodeOptions {
 }
 
 export async function createNode(config: Config, opts: NodeOptions = {}): Promise<IdNode> {
-  const registry = openRegistry(config);
+  const late: { registry?: Registry } = {};
+  const metrics = createMetrics({ resolver: () => late.registry!.resolver, upstream: () => late.registry!.upstream });
+  const registry = openRegistry(config, { onWrite: metrics.storeWrite, onUpstream: metrics.upstreamResult, onBulk: metrics.bulkRecords });
+  late.registry = registry;
   try {
     if (opts.adminToken) registry.tokens.bootstrapAdmin(opts.adminToken);
     if (config.seed) seedIfEmpty(registry, config.seedDir === '' ? SEEDS_DIR : config.seedDir);
-    const fastPath = createFastPath(registry.resolver, registry.stats);
-    const deps: NodeDeps = registry;
+    const fastPath = createFastPath(registry.resolver, registry.stats, metrics);
+    const deps: NodeDeps = { ...registry, metrics };
     const app = await buildApp(deps, {
       logger: opts.logger ?? false,
       serverFactory: (handler) => createServer((req, res) => (fastPath(req, res) ? undefined : handler(req, res))),

@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
+import { connect } from 'node:net';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -164,4 +165,37 @@ t.test('idnode demo: a three-tier hierarchy of processes, stopped by SIGTERM', a
   t.equal(await exited, 0);
   await t.rejects(fetch(`http://127.0.0.1:${base}/healthz`), 'the nodes stop with it');
   t.equal(run(['demo', '--base-port', 'x']).code, 2);
+});
+
+t.test('SIGTERM lets a bulk upload in flight finish, then closes SQLite and exits 0', async (t) => {
+  const dir = t.testdir({ 'c.json': JSON.stringify({ db: 'n.db', listen: { port: 0 }, bulk: { chunkSize: 2 } }) });
+  const s = serve(t, ['--config', join(dir, 'c.json')], { cwd: dir, env: { IDNODE_ADMIN_TOKEN: 'boot-secret' } });
+  const url = await s.ready;
+  await client(url).call('POST', '/api/prefixes', { token: 'boot-secret', body: { prefix: '88.100.7', owner: { name: 'A' } } });
+  const { hostname, port } = new URL(url);
+  const sock = connect(Number(port), hostname);
+  await new Promise((r) => sock.once('connect', r));
+  let answer = '';
+  sock.on('data', (d) => (answer += d));
+  const ended = new Promise((r) => sock.once('close', r));
+  sock.write('POST /api/prefixes/88.100.7/handles HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer boot-secret\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n');
+  const send = (text: string) => sock.write(`${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`);
+  const line = (i: number) => `${JSON.stringify({ handle: `88.100.7/S-${i}`, values: [{ index: 1, type: 'URL', data: `https://x/${i}` }] })}\n`;
+  send(line(1) + line(2) + line(3));
+  for (let i = 0; i < 100 && !answer.includes('"line":2'); i++) await new Promise((r) => setTimeout(r, 20));
+  s.child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 300));
+  send(line(4) + line(5));
+  sock.write('0\r\n\r\n');
+  for (let i = 0; i < 100 && !answer.includes('"summary"'); i++) await new Promise((r) => setTimeout(r, 20));
+  t.match(answer, /\{"summary":true,"total":5,"ok":5,"failed":0,"committedThroughLine":5\}/, 'the upload in flight finished');
+  sock.end();
+  await ended;
+  t.equal(await s.exited, 0);
+  t.match(s.output(), /SIGTERM: stopped cleanly/);
+  const again = serve(t, ['--config', join(dir, 'c.json')], { cwd: dir });
+  const url2 = await again.ready;
+  t.equal((await client(url2).call('GET', '/api/handles/88.100.7/S-5')).status, 200, 'every record is there after a restart');
+  again.child.kill('SIGTERM');
+  await again.exited;
 });

@@ -76,9 +76,19 @@ async function serve(config: Config, embedded: boolean): Promise<void> {
   const stop = (signal: string) => {
     if (closing) return;
     closing = true;
-    out(`${signal}: shutting down`);
+    out(`${signal}: shutting down (finishing requests in flight, at most ${config.shutdownTimeoutMs} ms)`);
+    // Past the limit, stop anyway: SQLite's WAL keeps every committed write; an open bulk
+    // chunk is rolled back and its client sees the stream end without a summary.
+    const timer = setTimeout(() => {
+      process.stderr.write(`idnode: shutdown took longer than ${config.shutdownTimeoutMs} ms (config shutdownTimeoutMs); exiting\n`);
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    timer.unref();
     node.close().then(
-      () => process.exit(0),
+      () => {
+        out(`${signal}: stopped cleanly`);
+        process.exit(0);
+      },
       () => process.exit(1),
     );
   };

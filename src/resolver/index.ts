@@ -51,6 +51,8 @@ export interface Entry {
 export interface Resolution {
   entry: Entry;
   cacheStatus: string;
+  /** Where the answer came from (metrics). */
+  source: 'cache' | 'store' | 'upstream';
 }
 
 export interface ResolveOptions {
@@ -69,7 +71,21 @@ export interface Resolver {
   clear(): void;
   /** Drops every answer for an identifier under `prefixKey`, and its prefix handle. */
   invalidateUnder(prefixKey: string): void;
-  stats(): { entries: number; bytes: number; maxBytes: number };
+  stats(): ResolverStats;
+}
+
+export interface ResolverStats {
+  entries: number;
+  bytes: number;
+  maxBytes: number;
+  /** Answers served from the cache (fast path and fastify path). */
+  hits: number;
+  /** Lookups that had to go to the store or the upstream. */
+  misses: number;
+  /** Expired forwarded answers served because the upstream failed. */
+  stale: number;
+  /** Entries the LRU dropped for room. */
+  evictions: number;
 }
 
 function etagOf(body: Buffer): string {
@@ -119,8 +135,12 @@ export function createResolver(deps: {
   const now = deps.now ?? Date.now;
   const maxBytes = Math.max(deps.cacheMaxBytes, 1);
   // An entry costs its body plus key and bookkeeping (~300 bytes measured for lru-cache + Entry).
+  const counts = { hits: 0, misses: 0, stale: 0, evictions: 0 };
   const cache = new LRUCache<string, Entry>({
     maxSize: maxBytes,
+    dispose: (_v, _k, reason) => {
+      if (reason === 'evict') counts.evictions++;
+    },
     sizeCalculation: (e, key) => e.body.length + key.length * 2 + 300,
     ttlAutopurge: false,
     perf: { now },
@@ -152,16 +172,16 @@ export function createResolver(deps: {
     if (a.responseCode === 1 || a.responseCode === 200) {
       const maxAge = Math.min(MAX_TTL_SECONDS, smallestTtl(a.values as HandleValue[], nowMs));
       const entry = buildEntry(200, a.handle!, a.body, maxAge);
-      if (maxAge <= 0 || !enabled) return { entry, cacheStatus: ours(CACHE_STATUS.uncacheable) };
+      if (maxAge <= 0 || !enabled) return { entry, cacheStatus: ours(CACHE_STATUS.uncacheable), source: 'upstream' };
       entry.freshUntil = nowMs + maxAge * 1000;
       cache.set(id.key, entry, { ttl: (maxAge + deps.staleWindowSeconds) * 1000 });
-      return { entry, cacheStatus: ours(CACHE_STATUS.stored) };
+      return { entry, cacheStatus: ours(CACHE_STATUS.stored), source: 'upstream' };
     }
     const entry = buildEntry(a.status, a.handle ?? id.text, a.body, undefined);
-    if (a.responseCode !== 100 || deps.notFoundTtlSeconds === 0 || !enabled) return { entry, cacheStatus: ours(CACHE_STATUS.uncacheable) };
+    if (a.responseCode !== 100 || deps.notFoundTtlSeconds === 0 || !enabled) return { entry, cacheStatus: ours(CACHE_STATUS.uncacheable), source: 'upstream' };
     entry.freshUntil = nowMs + deps.notFoundTtlSeconds * 1000;
     cache.set(id.key, entry, { ttl: deps.notFoundTtlSeconds * 1000 });
-    return { entry, cacheStatus: ours(CACHE_STATUS.stored) };
+    return { entry, cacheStatus: ours(CACHE_STATUS.stored), source: 'upstream' };
   }
 
   async function forward(id: Identifier, base: string, opts: ResolveOptions): Promise<Resolution> {
@@ -170,7 +190,8 @@ export function createResolver(deps: {
     } catch (err) {
       const stale = enabled && !opts.bypassCache && isIdnError(err) && STALE_ON.has(err.code) ? cache.get(id.key) : undefined;
       if (stale === undefined || stale.freshUntil === undefined || stale.status !== 200) throw err;
-      return { entry: stale, cacheStatus: staleStatus(Math.max(1, Math.ceil((now() - stale.freshUntil) / 1000))) };
+      counts.stale++;
+      return { entry: stale, cacheStatus: staleStatus(Math.max(1, Math.ceil((now() - stale.freshUntil) / 1000))), source: 'cache' };
     }
   }
 
@@ -197,15 +218,22 @@ export function createResolver(deps: {
   return {
     cached(key) {
       const e = enabled ? cache.get(key) : undefined;
-      return e !== undefined && fresh(e) ? e : undefined;
+      if (e !== undefined && fresh(e)) {
+        counts.hits++;
+        return e;
+      }
+      return undefined;
     },
     async resolve(id, opts) {
       if (!opts.bypassCache) {
         const hit = enabled ? cache.get(id.key) : undefined;
         // A private reader needs the full record, which is never cached.
-        if (hit !== undefined && !(opts.privateAccess && hit.partial) && fresh(hit))
-          return { entry: hit, cacheStatus: CACHE_STATUS.hit };
+        if (hit !== undefined && !(opts.privateAccess && hit.partial) && fresh(hit)) {
+          counts.hits++;
+          return { entry: hit, cacheStatus: CACHE_STATUS.hit, source: 'cache' };
+        }
       }
+      counts.misses++;
       const routeKey = id.namedPrefixKey ?? id.prefixKey;
       const route = deps.router.route(routeKey);
       const knownPrefix = id.namedPrefixKey !== undefined && deps.prefixes.prefixRecord(id.namedPrefixKey) !== undefined;
@@ -223,7 +251,11 @@ export function createResolver(deps: {
       }
       const { entry, cacheable } = local(id, opts.privateAccess);
       if (cacheable) store(id.key, entry, entry.status === 200 ? undefined : deps.notFoundTtlSeconds);
-      return { entry, cacheStatus: opts.bypassCache ? CACHE_STATUS.bypass : cacheable && enabled ? CACHE_STATUS.stored : CACHE_STATUS.uncacheable };
+      return {
+        entry,
+        cacheStatus: opts.bypassCache ? CACHE_STATUS.bypass : cacheable && enabled ? CACHE_STATUS.stored : CACHE_STATUS.uncacheable,
+        source: 'store',
+      };
     },
     invalidate: (key) => void cache.delete(key),
     clear: () => cache.clear(),
@@ -235,6 +267,6 @@ export function createResolver(deps: {
         if (p === prefixKey || p.startsWith(`${prefixKey}.`)) cache.delete(key);
       }
     },
-    stats: () => ({ entries: cache.size, bytes: cache.calculatedSize, maxBytes }),
+    stats: () => ({ entries: cache.size, bytes: cache.calculatedSize, maxBytes, ...counts }),
   };
 }

@@ -18,12 +18,16 @@ import { registerSyncRoutes } from './routes/sync.js';
 import { registerTemplateRoutes } from './routes/templates.js';
 import { registerTokenRoutes } from './routes/tokens.js';
 import { ErrorBody } from './schemas.js';
+import { createShedder, type Shedder } from './shedding.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The identifier the request names, once parsed (echoed in error bodies). */
     idn: Identifier | undefined;
     principal: Principal | undefined;
+  }
+  interface FastifyInstance {
+    shedder: Shedder;
   }
   interface FastifyContextConfig {
     /** A body schema shown in /docs but validated by our own code (messages say what to fix). */
@@ -118,6 +122,20 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
     const idn = toIdnError(err, request);
     if (idn.http >= 500) request.log.error({ err, cause: idn.cause }, idn.message);
     return sendError(reply, idn);
+  });
+  // Shedding comes first: an overloaded node refuses before it parses, authenticates or reads a body.
+  const shedder = createShedder({ maxInFlight: deps.config.shedding.maxInFlight, eventLoopDelayMs: deps.config.shedding.eventLoopDelayMs });
+  app.addHook('onRequest', async (request, reply) => {
+    const path = request.url.split('?')[0]!;
+    if (path === '/healthz' || path === '/readyz' || path === '/metrics') return;
+    const why = shedder.refuse();
+    if (why !== undefined) throw new IdnError('IDN_UNAVAILABLE', why, { headers: { 'retry-after': '1' } });
+    reply.raw.once('close', shedder.done);
+  });
+  app.addHook('onClose', async () => shedder.stop());
+  app.decorate('shedder', shedder);
+  app.addHook('onResponse', async (request, reply) => {
+    deps.metrics.request(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode);
   });
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, new IdnError('IDN_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}; the API is described at /docs`)),

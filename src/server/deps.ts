@@ -8,6 +8,7 @@ import type { Templates } from '../registry/templates.js';
 import type { Tokens } from '../registry/tokens.js';
 import type { Resolver } from '../resolver/index.js';
 import type { Store } from '../store/index.js';
+import type { Metrics } from './metrics.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import type { Router } from '../upstream/routing.js';
 import type { NodeStats, SyncReceiver } from '../upstream/sync.js';
@@ -27,5 +28,6 @@ export interface NodeDeps {
   events: Events;
   auditing: Auditing;
   stats: NodeStats;
+  metrics: Metrics;
   syncReceiver: SyncReceiver;
 }

@@ -7,11 +7,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decodePathIdentifier, foldCase } from '../identifier/index.js';
 import type { Resolver } from '../resolver/index.js';
 import { clock, type NodeStats } from '../upstream/sync.js';
+import type { Metrics } from './metrics.js';
 import { etagMatches, HANDLES_PATH } from './routes/handles.js';
 
 const NEEDS_DECODING = /[%\x80-\uffff]/;
 
-export function createFastPath(resolver: Resolver, stats: NodeStats): (req: IncomingMessage, res: ServerResponse) => boolean {
+export function createFastPath(resolver: Resolver, stats: NodeStats, metrics: Pick<Metrics, 'fastHit'>): (req: IncomingMessage, res: ServerResponse) => boolean {
   const skip = HANDLES_PATH.length;
   return (req, res) => {
     const method = req.method;
@@ -36,7 +37,9 @@ export function createFastPath(resolver: Resolver, stats: NodeStats): (req: Inco
       res.writeHead(entry.status, entry.hitHeaders);
       res.end(method === 'HEAD' ? undefined : entry.body);
     }
-    stats.resolution(clock() - t0);
+    const ms = clock() - t0;
+    stats.resolution(ms);
+    metrics.fastHit(res.statusCode, ms);
     return true;
   };
 }

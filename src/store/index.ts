@@ -5,6 +5,7 @@
  */
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { IdnError } from '../errors.js';
@@ -203,6 +204,8 @@ export interface StoreOptions {
    * (the registration benchmark measures what they cost).
    */
   history?: boolean;
+  /** Called with the duration of every committed write, ms (metrics). */
+  onWrite?: (ms: number) => void;
 }
 
 /** The schema version this code expects (the highest schema/NNN_*.sql). */
@@ -214,6 +217,7 @@ export class Store {
   readonly db: Database.Database;
   readonly path: string;
   readonly history: boolean;
+  private readonly onWrite: ((ms: number) => void) | undefined;
   private readonly now: () => Date;
   private readonly stmt;
 
@@ -221,6 +225,7 @@ export class Store {
     this.path = path;
     this.now = opts.now ?? (() => new Date());
     this.history = opts.history ?? true;
+    this.onWrite = opts.onWrite;
     if (path !== ':memory:' && !opts.readonly) mkdirSync(dirname(path), { recursive: true });
     try {
       this.db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
@@ -674,8 +679,11 @@ export class Store {
       if (keepPayload === true) stmt.insertPayload.run(seq, payload);
       return result;
     });
+    const t0 = performance.now();
     try {
-      return run.immediate();
+      const out = run.immediate();
+      this.onWrite?.(performance.now() - t0);
+      return out;
     } catch (err) {
       if (err instanceof IdnError) throw err;
       throw new IdnError('IDN_INTERNAL', 'the write could not be stored', { cause: err });

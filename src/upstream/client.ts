@@ -5,6 +5,7 @@
  * comes back, and a breaker that marks an origin down after repeated failures so callers
  * fail fast until a probe succeeds.
  */
+import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { IdnError } from '../errors.js';
 
@@ -20,6 +21,8 @@ export interface UpstreamOptions {
   /** How long an origin stays down before one probe request is let through. */
   downCooldownMs: number;
   now?: () => number;
+  /** Called after every forwarded resolution: origin, ms, and the IDN_* code of a failure (metrics). */
+  onResult?: (base: string, ms: number, failure: string | undefined) => void;
 }
 
 /** A Handle answer from another node: relayed as it came, status and bytes. */
@@ -190,6 +193,8 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
       o.requests++;
       o.resolutions++;
       let failed = true;
+      let failure: string | undefined = 'IDN_UPSTREAM_BAD_ANSWER';
+      const t0 = performance.now();
       try {
         const res = await o.pool.request({
           path: `${o.basePath}${identifierPath(identifier)}${auth ? '?auth=true' : ''}`,
@@ -199,13 +204,17 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
         const body = await readBody(base, res.body, identifier);
         const answer = validate(base, res.statusCode, body, identifier);
         failed = false;
+        failure = undefined;
         const cs = res.headers['cache-status'];
         return { status: res.statusCode, body, ...answer, cacheStatus: Array.isArray(cs) ? cs.join(', ') : cs };
       } catch (err) {
-        throw transportError(base, err, identifier);
+        const e = transportError(base, err, identifier);
+        failure = e.code;
+        throw e;
       } finally {
         o.inFlight--;
         settle(o, probe, failed);
+        opts.onResult?.(base, performance.now() - t0, failure);
       }
     },
 

@@ -125,8 +125,10 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
       const id = request.idn!;
       const q = request.query as ResolveQueryT;
       const principal = tokens.authenticate(request.headers.authorization);
-      const { entry, cacheStatus } = await resolver.resolve(id, { bypassCache: q.auth === true, privateAccess: privateAccess(principal, id), hops: hopsOf(request) });
-      deps.stats.resolution(clock() - t0);
+      const { entry, cacheStatus, source } = await resolver.resolve(id, { bypassCache: q.auth === true, privateAccess: privateAccess(principal, id), hops: hopsOf(request) });
+      const ms = clock() - t0;
+      deps.stats.resolution(ms);
+      deps.metrics.resolution(source, ms);
       return sendEntry(request, reply, shapeAnswer(entry, q, Date.now()), cacheStatus);
     },
   );

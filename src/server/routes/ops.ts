@@ -4,6 +4,9 @@ import type { NodeDeps } from '../deps.js';
 
 export function registerOpsRoutes(app: FastifyInstance, deps: NodeDeps): void {
   app.get('/healthz', { schema: { summary: 'Alive', tags: ['operations'] } }, async () => ({ status: 'ok' }));
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['operations'] } }, async (_request, reply) =>
+    reply.type(deps.metrics.registry.contentType).send(await deps.metrics.render()),
+  );
   app.get('/readyz', { schema: { summary: 'Ready: the store answers', tags: ['operations'] } }, async (_request, reply) => {
     let store = 'ok';
     try {

@@ -1,0 +1,123 @@
+/**
+ * /metrics (Prometheus, prom-client: a well-kept client whose text format and histogram
+ * maths we would otherwise rewrite). One registry per node, so several nodes in one process
+ * (tests) do not mix. The hot path only bumps plain counters and a pre-bound histogram
+ * child; everything else is read from the parts' own counters when Prometheus scrapes.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Resolver } from '../resolver/index.js';
+import type { UpstreamClient } from '../upstream/client.js';
+
+export type Source = 'cache' | 'store' | 'upstream';
+
+export interface Metrics {
+  registry: Registry;
+  /** A request answered by fastify (route pattern, method, status). */
+  request(route: string, method: string, status: number): void;
+  /** A cache hit answered before fastify. */
+  fastHit(status: number, ms: number): void;
+  resolution(source: Source, ms: number): void;
+  storeWrite(ms: number): void;
+  upstreamResult(base: string, ms: number, failure: string | undefined): void;
+  bulkRecords(n: number): void;
+  render(): Promise<string>;
+}
+
+const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export function createMetrics(deps: { resolver: () => Resolver; upstream: () => UpstreamClient }): Metrics {
+  const registry = new Registry();
+  const fastHits = new Map<number, number>();
+  const reported = new Map<number, number>();
+  const requests = new Counter({
+    name: 'idnode_http_requests_total',
+    help: 'HTTP requests by route pattern, method and status',
+    labelNames: ['route', 'method', 'status'],
+    registers: [registry],
+    collect() {
+      for (const [status, n] of fastHits) {
+        const delta = n - (reported.get(status) ?? 0);
+        if (delta > 0) this.inc({ route: '/api/handles/*', method: 'GET', status: String(status) }, delta);
+        reported.set(status, n);
+      }
+    },
+  });
+  const resolution = new Histogram({
+    name: 'idnode_resolution_seconds',
+    help: 'Resolution latency by where the answer came from',
+    labelNames: ['source'],
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const bySource = { cache: resolution.labels('cache'), store: resolution.labels('store'), upstream: resolution.labels('upstream') };
+  const storeWrite = new Histogram({ name: 'idnode_sqlite_write_seconds', help: 'Duration of each committed write transaction', buckets: LATENCY_BUCKETS, registers: [registry] });
+  const upstreamLatency = new Histogram({
+    name: 'idnode_upstream_request_seconds',
+    help: 'Forwarded resolutions by origin',
+    labelNames: ['origin'],
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const upstreamErrors = new Counter({ name: 'idnode_upstream_errors_total', help: 'Failed forwarded resolutions by origin and IDN_* code', labelNames: ['origin', 'code'], registers: [registry] });
+  const bulk = new Counter({ name: 'idnode_bulk_records_total', help: 'Records written by bulk registration (rate() gives records per second)', registers: [registry] });
+  const cacheCounter = (name: string, help: string, key: 'hits' | 'misses' | 'stale' | 'evictions') => {
+    let last = 0;
+    return new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const now = deps.resolver().stats()[key];
+        if (now > last) this.inc(now - last);
+        last = now;
+      },
+    });
+  };
+  cacheCounter('idnode_cache_hits_total', 'Answers served from the cache', 'hits');
+  cacheCounter('idnode_cache_misses_total', 'Lookups answered from the store or an upstream', 'misses');
+  cacheCounter('idnode_cache_stale_total', 'Expired answers served because the upstream failed', 'stale');
+  cacheCounter('idnode_cache_evictions_total', 'Entries dropped by the LRU for room', 'evictions');
+  new Gauge({
+    name: 'idnode_cache_bytes',
+    help: 'Bytes held by the answer cache',
+    registers: [registry],
+    collect() {
+      this.set(deps.resolver().stats().bytes);
+    },
+  });
+  new Gauge({
+    name: 'idnode_cache_entries',
+    help: 'Answers held by the cache',
+    registers: [registry],
+    collect() {
+      this.set(deps.resolver().stats().entries);
+    },
+  });
+  new Gauge({
+    name: 'idnode_upstream_in_flight',
+    help: 'Requests in flight per origin',
+    labelNames: ['origin', 'state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [origin, s] of Object.entries(deps.upstream().stats())) this.set({ origin, state: s.state }, s.inFlight);
+    },
+  });
+
+  return {
+    registry,
+    request: (route, method, status) => requests.inc({ route, method, status: String(status) }),
+    fastHit(status, ms) {
+      fastHits.set(status, (fastHits.get(status) ?? 0) + 1);
+      bySource.cache.observe(ms / 1000);
+    },
+    resolution: (source, ms) => bySource[source].observe(ms / 1000),
+    storeWrite: (ms) => storeWrite.observe(ms / 1000),
+    upstreamResult(base, ms, failure) {
+      upstreamLatency.labels(base).observe(ms / 1000);
+      if (failure !== undefined) upstreamErrors.inc({ origin: base, code: failure });
+    },
+    bulkRecords: (n) => bulk.inc(n),
+    render: () => registry.metrics(),
+  };
+}

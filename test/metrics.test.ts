@@ -1,0 +1,47 @@
+import t from 'tap';
+import { ADMIN, registrar, sampleValues, startNode } from './helpers.js';
+
+/** The value of one sample line, e.g. metric('idnode_cache_hits_total'). */
+function metric(text: string, name: string, labels = ''): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `) || (labels === '' && l.startsWith(`${name} `)));
+  return line === undefined ? NaN : Number(line.split(' ').at(-1));
+}
+
+t.test('/metrics: requests, resolution latency by source, cache, SQLite writes, upstream, bulk', async (t) => {
+  const up = await startNode(t, { homed: ['88.200'] });
+  await up.call('PUT', '/api/handles/88.200/U-1', { token: ADMIN, body: sampleValues });
+  const c = await startNode(t, { upstream: { url: up.url } });
+  const reg = await registrar(c);
+  // With an upstream, a new prefix waits for it; this test's upstream takes no reports.
+  await c.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { status: 'active' } });
+  await c.call('PUT', '/api/handles/88.100.7/M-1', { token: reg, body: sampleValues });
+  await c.call('GET', '/api/handles/88.100.7/M-1'); // miss → store
+  await c.call('GET', '/api/handles/88.100.7/M-1'); // hit before fastify
+  await c.call('GET', '/api/handles/88.100.7/M-1?type=URL'); // hit through fastify
+  await c.call('GET', '/api/handles/88.200/U-1'); // forwarded
+  await c.call('GET', '/api/handles/77.1/nowhere'); // upstream relays 301: an answer, not a failure
+  await c.call('POST', '/api/prefixes/88.100.7/handles', { token: reg, body: '{"handle":"88.100.7/B-1","values":[{"index":1,"type":"URL","data":"x"}]}\n', headers: { 'content-type': 'application/x-ndjson' } });
+  await c.call('GET', '/no/such/route');
+  const res = await c.call('GET', '/metrics');
+  t.equal(res.status, 200);
+  t.match(res.headers.get('content-type'), /text\/plain/);
+  const m = res.text;
+  t.equal(metric(m, 'idnode_http_requests_total', '{route="/api/handles/*",method="GET",status="200"}'), 4, 'fast-path and fastify answers both counted');
+  t.equal(metric(m, 'idnode_http_requests_total', '{route="/api/handles/*",method="PUT",status="200"}'), 1);
+  t.equal(metric(m, 'idnode_http_requests_total', '{route="unmatched",method="GET",status="404"}'), 1);
+  t.equal(metric(m, 'idnode_resolution_seconds_count', '{source="cache"}'), 2);
+  t.equal(metric(m, 'idnode_resolution_seconds_count', '{source="store"}'), 1);
+  t.equal(metric(m, 'idnode_resolution_seconds_count', '{source="upstream"}'), 2);
+  t.equal(metric(m, 'idnode_cache_hits_total'), 2);
+  t.equal(metric(m, 'idnode_cache_misses_total'), 3);
+  t.ok(metric(m, 'idnode_cache_bytes') > 0);
+  t.ok(metric(m, 'idnode_sqlite_write_seconds_count') >= 4, 'token, prefix, record and bulk writes timed');
+  t.equal(metric(m, 'idnode_upstream_request_seconds_count', `{origin="${up.url}"}`), 2);
+  t.match(m, new RegExp(`idnode_upstream_in_flight\\{origin="${up.url.replace(/[.]/g, '\\.')}",state="up"\\} 0`));
+  t.equal(metric(m, 'idnode_bulk_records_total'), 1);
+  await up.node.close();
+  await c.call('GET', '/api/handles/88.200/U-2');
+  const after = (await c.call('GET', '/metrics')).text;
+  t.equal(metric(after, 'idnode_upstream_errors_total', `{origin="${up.url}",code="IDN_UPSTREAM_UNREACHABLE"}`), 1);
+  t.equal(metric(after, 'idnode_cache_hits_total'), 2, 'counters only grow by what happened');
+});
