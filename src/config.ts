@@ -66,6 +66,8 @@ export interface Config {
     /** Longest event-loop delay within a 200 ms check that turns shedding on, ms (0: off). */
     eventLoopDelayMs: number;
   };
+  /** Processes serving the port (node:cluster), each with its own cache. */
+  workers: number;
   /** On SIGTERM/SIGINT: how long to let requests in flight finish before exiting anyway, ms. */
   shutdownTimeoutMs: number;
   seed: boolean;
@@ -90,6 +92,7 @@ export function defaultConfig(): Config {
     lineage: { defaultDepth: 10, maxDepth: 50, maxNodes: 10000, eventItemsMax: 1000 },
     history: true,
     shedding: { maxInFlight: 1024, eventLoopDelayMs: 500 },
+    workers: 1,
     shutdownTimeoutMs: 10_000,
     seed: false,
     seedDir: '',
@@ -131,6 +134,7 @@ const KEYS: Record<string, { kind: Kind; min?: number; max?: number }> = {
   history: { kind: 'bool' },
   'shedding.maxInFlight': { kind: 'int', min: 0, max: 1_000_000 },
   'shedding.eventLoopDelayMs': { kind: 'int', min: 0, max: 60_000 },
+  workers: { kind: 'int', min: 1, max: 64 },
   shutdownTimeoutMs: { kind: 'int', min: 0, max: 3_600_000 },
   seed: { kind: 'bool' },
   seedDir: { kind: 'string' },

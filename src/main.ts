@@ -44,8 +44,13 @@ export interface Registry {
 }
 
 /** Store, routing, cache and registries: everything but HTTP (the CLI uses this alone). */
+/** What one process tells the others of a cluster so their caches stay right. */
+export type PeerMessage = { t: 'keys'; keys: string[] } | { t: 'prefix'; key: string } | { t: 'templates' };
+
 /** Observers the HTTP layer's metrics attach (the CLI runs without). */
 export interface Hooks {
+  /** A write here changed cached state: tell the other workers. */
+  onLocalChange?: (msg: PeerMessage) => void;
   onWrite?: (ms: number) => void;
   onUpstream?: (base: string, ms: number, failure: string | undefined) => void;
   onBulk?: (records: number) => void;
@@ -63,7 +68,10 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
     hasUpstream: config.upstream.url !== '',
     startedAt: isoSeconds(new Date()),
     // A prefix change can re-route the identifiers under it: drop their cached answers.
-    onChange: (prefixKey) => late.resolver?.invalidateUnder(prefixKey),
+    onChange: (prefixKey) => {
+      late.resolver?.invalidateUnder(prefixKey);
+      hooks.onLocalChange?.({ t: 'prefix', key: prefixKey });
+    },
   });
   const upstream = createUpstreamClient({
     timeoutMs: config.upstream.timeoutMs,
@@ -84,13 +92,14 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
   });
   late.resolver = resolver;
   const stats = createNodeStats();
-  const templates = createTemplates({ store });
+  const templates = createTemplates({ store, onChange: () => hooks.onLocalChange?.({ t: 'templates' }) });
   const records = createRecords({
     store,
     templates,
     valuesMax: config.limits.valuesMax,
     onChange: (key) => {
       resolver.invalidate(key);
+      hooks.onLocalChange?.({ t: 'keys', keys: [key] });
       stats.registration();
     },
   });
@@ -102,6 +111,7 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
     chunkSize: config.bulk.chunkSize,
     onWritten: (keys) => {
       hooks.onBulk?.(keys.length);
+      if (keys.length > 0) hooks.onLocalChange?.({ t: 'keys', keys });
       for (const key of keys) {
         resolver.invalidate(key);
         stats.registration();
@@ -139,13 +149,32 @@ export interface NodeOptions {
   /** Secret for the first admin token (IDNODE_ADMIN_TOKEN). */
   adminToken?: string;
   logger?: boolean | { level: string };
+  /** The other workers of a cluster: what this one changes is published, what they change applied. */
+  peers?: { publish(msg: PeerMessage): void; subscribe(apply: (msg: PeerMessage) => void): void };
+  /** Run the sync worker (one process of a cluster does). Default true. */
+  runSync?: boolean;
+}
+
+/** Applies another worker's change to this worker's caches. */
+export function applyPeerMessage(registry: Registry, msg: PeerMessage): void {
+  if (msg.t === 'keys') for (const key of msg.keys) registry.resolver.invalidate(key);
+  else if (msg.t === 'prefix') {
+    registry.router.reload();
+    registry.resolver.invalidateUnder(msg.key);
+  } else registry.templates.reload();
 }
 
 export async function createNode(config: Config, opts: NodeOptions = {}): Promise<IdNode> {
   const late: { registry?: Registry } = {};
   const metrics = createMetrics({ resolver: () => late.registry!.resolver, upstream: () => late.registry!.upstream });
-  const registry = openRegistry(config, { onWrite: metrics.storeWrite, onUpstream: metrics.upstreamResult, onBulk: metrics.bulkRecords });
+  const registry = openRegistry(config, {
+    onWrite: metrics.storeWrite,
+    onUpstream: metrics.upstreamResult,
+    onBulk: metrics.bulkRecords,
+    ...(opts.peers ? { onLocalChange: opts.peers.publish } : {}),
+  });
   late.registry = registry;
+  opts.peers?.subscribe((msg) => applyPeerMessage(registry, msg));
   try {
     if (opts.adminToken) registry.tokens.bootstrapAdmin(opts.adminToken);
     if (config.seed) seedIfEmpty(registry, config.seedDir === '' ? SEEDS_DIR : config.seedDir);
@@ -156,7 +185,7 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
       serverFactory: (handler) => createServer((req, res) => (fastPath(req, res) ? undefined : handler(req, res))),
     });
     await app.ready();
-    registry.syncWorker?.start();
+    if (opts.runSync !== false) registry.syncWorker?.start();
     return {
       ...registry,
       app,

@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 /** The idnode command. */
+import cluster, { type Worker } from 'node:cluster';
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, configKeys, loadConfig, type Config } from '../config.js';
 import { isIdnError } from '../errors.js';
-import { createNode, openRegistry } from '../main.js';
+import { createNode, openRegistry, type PeerMessage } from '../main.js';
+import { SEEDS_DIR } from '../paths.js';
+import { seedIfEmpty } from '../registry/seed.js';
 import { Store } from '../store/index.js';
 import { runDemo } from './demo.js';
 import { exportCommand, importFile, restoreCommand } from './transfer.js';
@@ -12,7 +15,10 @@ import { exportCommand, importFile, restoreCommand } from './transfer.js';
 const HELP = `idnode — industrial-internet identifier resolution node
 
 Usage:
-  idnode serve [--config FILE]          run a node; without --config: the embedded default
+  idnode serve [--config FILE] [--workers N]
+                                        run a node (N processes sharing the port and the
+                                        SQLite file; default config key workers = 1);
+                                        without --config: the embedded default
                                         (secondary node for 88.100 on 127.0.0.1:8000,
                                         data/idnode.db, seeded from seeds/ on first start)
   idnode init [--config FILE]           create an admin token and print its secret once
@@ -49,11 +55,81 @@ function out(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
+/** Prepares the database once (migrations, first admin token, seed), then runs N workers. */
+async function servePrimary(config: Config, embedded: boolean): Promise<void> {
+  const reg = openRegistry(config);
+  let firstSecret: string | undefined;
+  try {
+    if (process.env.IDNODE_ADMIN_TOKEN) reg.tokens.bootstrapAdmin(process.env.IDNODE_ADMIN_TOKEN);
+    if (config.seed) seedIfEmpty(reg, config.seedDir === '' ? SEEDS_DIR : config.seedDir);
+    if (embedded && reg.store.activeAdminCount() === 0) firstSecret = reg.tokens.create({ role: 'admin', label: 'first start' }, 'cli').secret;
+  } finally {
+    reg.store.close();
+  }
+  let closing = false;
+  const workers = new Set<Worker>();
+  const fork = () => {
+    const w = cluster.fork();
+    workers.add(w);
+    // A worker's writes reach the others' caches through the primary.
+    w.on('message', (m: { idnode?: unknown }) => {
+      if (m?.idnode !== undefined) for (const other of workers) if (other !== w && other.isConnected()) other.send(m);
+    });
+    w.on('exit', (code, signal) => {
+      workers.delete(w);
+      if (closing) return;
+      process.stderr.write(`idnode: worker ${w.id} exited (${signal ?? code}); starting another\n`);
+      fork();
+    });
+    return w;
+  };
+  const ready = Array.from({ length: config.workers }, () => {
+    const w = fork();
+    return new Promise<string>((resolve) => w.once('listening', (a) => resolve(`http://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${a.port}`)));
+  });
+  const urls = await Promise.all(ready);
+  out(`idnode listening on ${urls[0]} (db ${config.db}, homed ${config.homed.join(', ')}, ${config.workers} workers)`);
+  if (firstSecret !== undefined) out(`admin token (shown once, keep it): ${firstSecret}`);
+  const stop = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    out(`${signal}: shutting down ${workers.size} workers`);
+    const timer = setTimeout(() => process.exit(1), config.shutdownTimeoutMs + 1000);
+    timer.unref();
+    for (const w of workers) w.process.kill('SIGTERM');
+    cluster.on('exit', () => {
+      if ([...workers].every((w) => w.isDead())) {
+        out(`${signal}: stopped cleanly`);
+        process.exit(0);
+      }
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
 async function serve(config: Config, embedded: boolean): Promise<void> {
+  if (config.workers > 1 && cluster.isPrimary) return servePrimary(config, embedded);
+  const worker = cluster.isWorker ? cluster.worker! : undefined;
   const node = await createNode(config, {
     ...(process.env.IDNODE_ADMIN_TOKEN ? { adminToken: process.env.IDNODE_ADMIN_TOKEN } : {}),
     logger: { level: config.logLevel },
+    ...(worker
+      ? {
+          peers: {
+            publish: (msg: PeerMessage) => void process.send!({ idnode: msg }),
+            subscribe: (apply: (msg: PeerMessage) => void) => void process.on('message', (m: { idnode?: PeerMessage }) => m?.idnode !== undefined && apply(m.idnode)),
+          },
+          // One process sends the sync reports.
+          runSync: worker.id === 1,
+        }
+      : {}),
   });
+  if (worker) {
+    await node.listen();
+    process.on('SIGTERM', () => void node.close().then(() => process.exit(0), () => process.exit(1)));
+    return;
+  }
   let firstSecret: string | undefined;
   if (embedded && node.store.activeAdminCount() === 0) firstSecret = node.tokens.create({ role: 'admin', label: 'first start' }, 'cli').secret;
   const url = await node.listen();
@@ -123,6 +199,7 @@ export async function main(argv: string[]): Promise<number> {
       site: { type: 'string' },
       db: { type: 'string' },
       'base-port': { type: 'string' },
+      workers: { type: 'string' },
       format: { type: 'string' },
       template: { type: 'string' },
       overwrite: { type: 'string' },
@@ -153,7 +230,12 @@ export async function main(argv: string[]): Promise<number> {
     return runDemo({ basePort, dir: values.dir ?? 'data/demo', out });
   }
   const embedded = command === 'serve' && values.config === undefined;
-  const config = loadConfig({ ...(values.config !== undefined ? { file: values.config } : {}), ...(embedded ? { overrides: { seed: true } } : {}) });
+  const overrides: Record<string, unknown> = embedded ? { seed: true } : {};
+  if (values.workers !== undefined) {
+    if (!/^\d+$/.test(values.workers)) throw new ConfigError('--workers must be a whole number of processes, such as 2');
+    overrides.workers = Number(values.workers);
+  }
+  const config = loadConfig({ ...(values.config !== undefined ? { file: values.config } : {}), overrides });
   if (command === 'serve') {
     await serve(config, embedded);
     return -1;

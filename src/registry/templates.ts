@@ -51,6 +51,8 @@ export interface Templates {
   apply(tx: WriteTx, id: Identifier, values: readonly InputValue[]): void;
   /** Versions of a prefix (for export). */
   all(): Template[];
+  /** Re-reads every template (another process changed one). */
+  reload(): void;
 }
 
 const invalid = (m: string) => new IdnError('IDN_INVALID_VALUE', m);
@@ -157,14 +159,18 @@ function shape(row: TemplateRow): Template {
   return { prefix: row.prefix, version: row.version, ...body, used: row.used === 1, createdAt: row.createdAt, updatedAt: row.updatedAt };
 }
 
-export function createTemplates(deps: { store: Store }): Templates {
+export function createTemplates(deps: { store: Store; onChange?: () => void }): Templates {
   const { store } = deps;
   /** prefixKey → version → row, loaded once and kept in step by `put` and `apply`. */
   const byPrefix = new Map<string, Map<string, TemplateRow>>();
-  for (const row of store.allTemplates()) {
-    if (!byPrefix.has(row.prefixKey)) byPrefix.set(row.prefixKey, new Map());
-    byPrefix.get(row.prefixKey)!.set(row.version, row);
+  function load(): void {
+    byPrefix.clear();
+    for (const row of store.allTemplates()) {
+      if (!byPrefix.has(row.prefixKey)) byPrefix.set(row.prefixKey, new Map());
+      byPrefix.get(row.prefixKey)!.set(row.version, row);
+    }
   }
+  load();
 
   function parse(prefix: string): { prefix: string; key: string } {
     try {
@@ -238,6 +244,7 @@ export function createTemplates(deps: { store: Store }): Templates {
       });
       versions.set(version, row);
       byPrefix.set(p.key, versions);
+      deps.onChange?.();
       return { created: existing === undefined, template: shape(row) };
     },
 
@@ -275,6 +282,7 @@ export function createTemplates(deps: { store: Store }): Templates {
       if (t.row.used === 0) {
         tx.markTemplateUsed(id.prefixKey, t.row.version);
         t.row.used = 1;
+        deps.onChange?.();
       }
       const since = new Date(Date.parse(tx.at)).toISOString();
       for (const item of t.items) {
@@ -294,5 +302,7 @@ export function createTemplates(deps: { store: Store }): Templates {
     all() {
       return [...byPrefix.values()].flatMap((m) => [...m.values()]).map(shape);
     },
+
+    reload: load,
   };
 }
