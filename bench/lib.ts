@@ -68,8 +68,8 @@ export interface LoadOptions {
   connections: number;
   headers?: Record<string, string>;
   method?: 'GET' | 'PUT' | 'POST';
-  /** Sets path (and body) of each request; the default picks one of `paths` at random. */
-  next?: (req: { path: string; body?: string | Buffer }) => void;
+  /** Sets path (and method, headers, body) of each request; the default GETs one of `paths` at random. */
+  next?: (req: { path: string; method?: string; headers?: Record<string, string>; body?: string | Buffer }) => void;
 }
 
 /** Drives `server` with autocannon; GETs a random one of `paths` unless `opts.next` says otherwise. */
@@ -88,7 +88,7 @@ export async function load(server: Server, paths: string[], opts: LoadOptions): 
     requests: [
       {
         method: opts.method ?? 'GET',
-        setupRequest: (req: { path: string; body?: string | Buffer }) => {
+        setupRequest: (req: { path: string; method?: string; headers?: Record<string, string>; body?: string | Buffer }) => {
           next(req);
           return req;
         },

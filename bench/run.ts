@@ -8,7 +8,7 @@
  * throughput alone mostly measures the client). Results go to bench/results/.
  */
 import Database from 'better-sqlite3';
-import { closeSync, createReadStream, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
@@ -84,7 +84,7 @@ async function call(url: string, method: string, path: string, body?: unknown): 
  * Alternates bare and idnode runs (after a short warm-up of each) and checks that every
  * answer was 2xx. `servers` maps a label to a server and its load options.
  */
-async function alternate(servers: Record<string, { server: Server; paths: string[]; opts: LoadOptions }>, runs: number): Promise<Record<string, Side>> {
+async function alternate(servers: Record<string, { server: Server; paths: string[]; opts: LoadOptions }>, runs: number, allow404 = false): Promise<Record<string, Side>> {
   const results: Record<string, LoadResult[]> = {};
   for (const [label, s] of Object.entries(servers)) {
     results[label] = [];
@@ -93,7 +93,7 @@ async function alternate(servers: Record<string, { server: Server; paths: string
   for (let i = 0; i < runs; i++)
     for (const [label, s] of Object.entries(servers)) {
       const r = await load(s.server, s.paths, s.opts);
-      if (r.non2xx > 0 || r.errors > 0) throw new Error(`${label} run ${i}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+      if ((r.non2xx > 0 && !allow404) || r.errors > 0) throw new Error(`${label} run ${i}: ${r.non2xx} non-2xx, ${r.errors} errors`);
       results[label]!.push(r);
     }
   return Object.fromEntries(Object.entries(results).map(([k, v]) => [k, summarise(v)]));
@@ -312,6 +312,167 @@ async function forwarded(o: Options): Promise<Outcome> {
   });
 }
 
+/** Seeded identifiers (public answers cached by the first GET of each). */
+async function seededKeys(url: string): Promise<string[]> {
+  const paths: string[] = [];
+  for (const prefix of ['88.100.1', '88.100.2', '88.100.3'])
+    for (const h of (await call(url, 'GET', `/api/handles?prefix=${prefix}&pageSize=10000`)).handles as string[]) paths.push(`/api/handles/${h}`);
+  return paths;
+}
+
+/** Not-found flood: every request names an identifier nobody registered (a store lookup and a short-lived 404 entry each). */
+async function notFound(o: Options): Promise<Outcome> {
+  return withDir(async (dir) => {
+    const node = await startIdnode(dir, { seed: true });
+    try {
+      let n = 0;
+      const next = (req: { path: string }) => {
+        req.path = `/api/handles/88.100.1/NOPE-${(n++).toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+      };
+      const sample = await fetch(`${node.url}/api/handles/88.100.1/NOPE-sample`);
+      const bodyBytes = (await sample.arrayBuffer()).byteLength;
+      const bare = await startServer([BARE], { BARE_BODY_BYTES: String(bodyBytes) });
+      try {
+        const opts = { seconds: o.seconds, connections: o.connections, next };
+        const sides = await alternate({ bare: { server: bare, paths: [], opts }, idnode: { server: node, paths: [], opts } }, o.runs, true);
+        return {
+          sides,
+          ratios: [
+            { name: 'throughput idnode/bare', value: sides.idnode!.rps / sides.bare!.rps },
+            { name: 'CPU per request idnode/bare', value: sides.idnode!.cpuUsPerReq / sides.bare!.cpuUsPerReq },
+          ],
+          notes: { bodyBytes },
+        };
+      } finally {
+        await bare.stop();
+      }
+    } finally {
+      await node.stop();
+    }
+  });
+}
+
+/** Zipf (s = 1) over the seeded identifiers, 5 % writes (PUT ?index= of one value) invalidating cached answers. */
+async function mixed(o: Options): Promise<Outcome> {
+  return withDir(async (dir) => {
+    const node = await startIdnode(dir, { seed: true });
+    try {
+      const paths = await seededKeys(node.url);
+      const bodyBytes = await meanAnswerBytes(node.url, paths);
+      const weights = paths.map((_, i) => 1 / (i + 1));
+      const total = weights.reduce((a, b) => a + b, 0);
+      const cdf: number[] = [];
+      let acc = 0;
+      for (const w of weights) cdf.push((acc += w / total));
+      const zipf = () => {
+        const u = Math.random();
+        let lo = 0;
+        let hi = cdf.length - 1;
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1;
+          if (cdf[mid]! < u) lo = mid + 1;
+          else hi = mid;
+        }
+        return paths[lo]!;
+      };
+      let writes = 0;
+      const next = (req: { path: string; method?: string; headers?: Record<string, string>; body?: string | Buffer }) => {
+        const path = zipf();
+        if (Math.random() < 0.05) {
+          req.method = 'PUT';
+          req.path = `${path}?index=30`;
+          req.headers = { ...AUTH, 'content-type': 'application/json' };
+          req.body = JSON.stringify([{ index: 30, type: 'lastSeen', data: `scan ${writes++}` }]);
+        } else {
+          req.method = 'GET';
+          req.path = path;
+          req.headers = {};
+          delete req.body;
+        }
+      };
+      const bare = await startServer([BARE], { BARE_BODY_BYTES: String(bodyBytes) });
+      try {
+        const opts = { seconds: o.seconds, connections: o.connections, next };
+        const sides = await alternate({ bare: { server: bare, paths, opts }, idnode: { server: node, paths, opts } }, o.runs);
+        return {
+          sides,
+          ratios: [
+            { name: 'throughput idnode/bare', value: sides.idnode!.rps / sides.bare!.rps },
+            { name: 'CPU per request idnode/bare', value: sides.idnode!.cpuUsPerReq / sides.bare!.cpuUsPerReq },
+          ],
+          notes: { keys: paths.length, bodyBytes, writeShare: 0.05, zipfS: 1 },
+        };
+      } finally {
+        await bare.stop();
+      }
+    } finally {
+      await node.stop();
+    }
+  });
+}
+
+/**
+ * A node's database with `n` records under 88.100.1, built once per size and reused
+ * (bench/results/data-<n>.db, git-ignored): rows go straight into the records table (no
+ * versions or audit: this is a fixture for reads, not a registration measurement).
+ */
+function dataset(n: number): string {
+  const path = join(ROOT, 'bench/results', `data-${n}.db`);
+  if (existsSync(path)) return path;
+  const tmp = `${path}.tmp`;
+  rmSync(tmp, { force: true });
+  const db = new Database(tmp);
+  for (const file of readdirSync(join(ROOT, 'schema')).filter((f) => /^\d{3}_.*\.sql$/.test(f)).sort()) db.exec(readFileSync(join(ROOT, 'schema', file), 'utf8'));
+  db.pragma(`user_version = ${readdirSync(join(ROOT, 'schema')).filter((f) => /^\d{3}_/.test(f)).length}`);
+  db.prepare("INSERT INTO prefixes VALUES ('88.100.1', '88.100.1', '88.100', '{\"name\":\"Bench\"}', NULL, 'active', '2026-11-25T00:00:00Z', '2026-11-25T00:00:00Z')").run();
+  const insert = db.prepare("INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, version, updated_at) VALUES (?, ?, '88.100.1', ?, NULL, 1, '2026-11-25T00:00:00Z')");
+  const chunk = db.transaction((from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      const serial = `PUMP-2026-${String(i).padStart(9, '0')}`;
+      insert.run(`88.100.1/${serial.toLowerCase()}`, `88.100.1/${serial}`, JSON.stringify(JSON.parse(recordBody(i)).values.slice(0, 6).map((v: object) => ({ ...v, ttl: 86400, timestamp: '2026-11-25T00:00:00Z' }))));
+    }
+  });
+  for (let i = 0; i < n; i += 10_000) chunk(i, Math.min(n, i + 10_000));
+  db.close();
+  renameSync(tmp, path);
+  return path;
+}
+
+/** Cold reads: uniform random keys over `--records` identifiers with a cache far smaller than the working set. */
+async function cold(o: Options & { records: number }): Promise<Outcome> {
+  return withDir(async (dir) => {
+    const data = dataset(o.records);
+    const db = join(dir, 'idnode.db');
+    copyFileSync(data, db);
+    const node = await startIdnode(dir, { db, cache: { maxBytes: 8 * 1024 * 1024 } });
+    try {
+      const key = () => `/api/handles/88.100.1/PUMP-2026-${String(Math.floor(Math.random() * o.records)).padStart(9, '0')}`;
+      const bodyBytes = await meanAnswerBytes(node.url, Array.from({ length: 200 }, key));
+      const next = (req: { path: string }) => {
+        req.path = key();
+      };
+      const bare = await startServer([BARE], { BARE_BODY_BYTES: String(bodyBytes) });
+      try {
+        const opts = { seconds: o.seconds, connections: o.connections, next };
+        const sides = await alternate({ bare: { server: bare, paths: [], opts }, idnode: { server: node, paths: [], opts } }, o.runs);
+        const ready = await call(node.url, 'GET', '/readyz');
+        return {
+          sides,
+          ratios: [
+            { name: 'throughput idnode/bare', value: sides.idnode!.rps / sides.bare!.rps, target: '>= 0.75' },
+            { name: 'CPU per request idnode/bare', value: sides.idnode!.cpuUsPerReq / sides.bare!.cpuUsPerReq, target: '<= 1.60' },
+          ],
+          notes: { records: o.records, bodyBytes, cacheMaxBytes: 8 * 1024 * 1024, cacheEntriesAtEnd: ready.cache.entries, cacheHits: ready.cache.hits, cacheMisses: ready.cache.misses },
+        };
+      } finally {
+        await bare.stop();
+      }
+    } finally {
+      await node.stop();
+    }
+  });
+}
+
 const TEMPLATE_ITEMS = [
   ['batchNo', 'batch', 'string'],
   ['model', 'model', 'string'],
@@ -460,6 +621,9 @@ const SCENARIOS: Record<string, { about: string; run: (o: Options & { records: n
   lineage: { about: 'lineage queries over a depth-5 tree of 9,331 identifiers', run: lineageScenario },
   register: { about: 'registration over HTTP (PUT of new identifiers), history and audit on vs off', run: register },
   bulk: { about: 'bulk registration over HTTP NDJSON, template of 8 items, history and audit on', run: bulkScenario },
+  cold: { about: 'cold reads: uniform keys over --records identifiers (default 1,000,000), 8 MiB cache', run: cold },
+  notfound: { about: 'not-found flood: a new unregistered identifier per request', run: notFound },
+  mixed: { about: 'Zipf reads over the seeded identifiers with 5 % writes', run: mixed },
   forwarded: { about: 'forwarded resolution to an upstream idnode: warm (cached) and cold (every request forwarded)', run: forwarded },
 };
 

@@ -58,6 +58,12 @@ export interface Config {
     /** Most identifiers in one event (children, or inputs plus outputs). */
     eventItemsMax: number;
   };
+  sqlite: {
+    /** Page cache per SQLite connection, bytes. */
+    cacheBytes: number;
+    /** Bytes of the database file read through mmap (0: off). */
+    mmapBytes: number;
+  };
   /** Keep record versions and the hash-chained audit log (off only for throwaway nodes). */
   history: boolean;
   shedding: {
@@ -90,6 +96,7 @@ export function defaultConfig(): Config {
     limits: { bodyMaxBytes: 256 * 1024, batchMax: 1000, valuesMax: 2048, pageSizeMax: 10000, bulkLineMaxBytes: 256 * 1024 },
     bulk: { chunkSize: 1000 },
     lineage: { defaultDepth: 10, maxDepth: 50, maxNodes: 10000, eventItemsMax: 1000 },
+    sqlite: { cacheBytes: 64 * 1024 * 1024, mmapBytes: 1024 * 1024 * 1024 },
     history: true,
     shedding: { maxInFlight: 1024, eventLoopDelayMs: 500 },
     workers: 1,
@@ -131,6 +138,8 @@ const KEYS: Record<string, { kind: Kind; min?: number; max?: number }> = {
   'lineage.maxDepth': { kind: 'int', min: 1, max: 1000 },
   'lineage.maxNodes': { kind: 'int', min: 1, max: 10_000_000 },
   'lineage.eventItemsMax': { kind: 'int', min: 1, max: 1_000_000 },
+  'sqlite.cacheBytes': { kind: 'int', min: 1024 * 1024, max: 64 * 1024 ** 3 },
+  'sqlite.mmapBytes': { kind: 'int', min: 0, max: 1024 ** 4 },
   history: { kind: 'bool' },
   'shedding.maxInFlight': { kind: 'int', min: 0, max: 1_000_000 },
   'shedding.eventLoopDelayMs': { kind: 'int', min: 0, max: 60_000 },

@@ -57,7 +57,12 @@ export interface Hooks {
 }
 
 export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
-  const store = new Store(config.db, { history: config.history, ...(hooks.onWrite ? { onWrite: hooks.onWrite } : {}) });
+  const store = new Store(config.db, {
+    history: config.history,
+    cacheBytes: config.sqlite.cacheBytes,
+    mmapBytes: config.sqlite.mmapBytes,
+    ...(hooks.onWrite ? { onWrite: hooks.onWrite } : {}),
+  });
   const router = createRouter({ store, homed: config.homed, upstreamUrl: config.upstream.url });
   const late: { resolver?: Resolver } = {};
   const prefixes = createPrefixes({

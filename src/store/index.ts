@@ -206,6 +206,10 @@ export interface StoreOptions {
   history?: boolean;
   /** Called with the duration of every committed write, ms (metrics). */
   onWrite?: (ms: number) => void;
+  /** SQLite page cache of this connection, bytes (default 64 MiB). */
+  cacheBytes?: number;
+  /** Bytes of the file SQLite reads through mmap instead of read() calls (default 1 GiB; 0: off). */
+  mmapBytes?: number;
 }
 
 /** The schema version this code expects (the highest schema/NNN_*.sql). */
@@ -240,6 +244,9 @@ export class Store {
       this.db.pragma('wal_autocheckpoint = 10000');
     }
     this.db.pragma('busy_timeout = 5000');
+    // A point lookup on a large file costs read() system calls unless pages are cached or mapped.
+    this.db.pragma(`cache_size = -${Math.floor((opts.cacheBytes ?? 64 * 1024 * 1024) / 1024)}`);
+    this.db.pragma(`mmap_size = ${opts.mmapBytes ?? 1024 * 1024 * 1024}`);
     this.db.pragma('foreign_keys = ON');
     if (!opts.readonly) this.migrate();
     else if (this.schemaVersion < latestSchemaVersion()) {
