@@ -183,12 +183,14 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
   try {
     if (opts.adminToken) registry.tokens.bootstrapAdmin(opts.adminToken);
     if (config.seed) seedIfEmpty(registry, config.seedDir === '' ? SEEDS_DIR : config.seedDir);
-    const fastPath = createFastPath(registry.resolver, registry.stats, metrics);
     const deps: NodeDeps = { ...registry, metrics };
+    const late2: { app?: FastifyInstance } = {};
+    const fastPath = createFastPath(registry.resolver, registry.stats, metrics, () => late2.app?.shedder.overloaded() ?? false);
     const app = await buildApp(deps, {
       logger: opts.logger ?? false,
       serverFactory: (handler) => createServer((req, res) => (fastPath(req, res) ? undefined : handler(req, res))),
     });
+    late2.app = app;
     await app.ready();
     if (opts.runSync !== false) registry.syncWorker?.start();
     return {

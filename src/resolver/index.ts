@@ -67,6 +67,8 @@ export interface Resolver {
   /** The fresh cached answer for a normalised identifier, if any (updates recency). */
   cached(key: string): Entry | undefined;
   resolve(id: Identifier, opts: ResolveOptions): Promise<Resolution>;
+  /** A public cache miss answered here, synchronously; undefined when the identifier is not homed here. */
+  resolveLocal(id: Identifier): Resolution | undefined;
   invalidate(key: string): void;
   clear(): void;
   /** Drops every answer for an identifier under `prefixKey`, and its prefix handle. */
@@ -256,6 +258,13 @@ export function createResolver(deps: {
         cacheStatus: opts.bypassCache ? CACHE_STATUS.bypass : cacheable && enabled ? CACHE_STATUS.stored : CACHE_STATUS.uncacheable,
         source: 'store',
       };
+    },
+    resolveLocal(id) {
+      if (id.namedPrefixKey !== undefined || deps.router.route(id.prefixKey).kind !== 'local') return undefined;
+      counts.misses++;
+      const { entry } = local(id, false);
+      store(id.key, entry, entry.status === 200 ? undefined : deps.notFoundTtlSeconds);
+      return { entry, cacheStatus: enabled ? CACHE_STATUS.stored : CACHE_STATUS.uncacheable, source: 'store' };
     },
     invalidate: (key) => void cache.delete(key),
     clear: () => cache.clear(),

@@ -1,10 +1,12 @@
 /**
- * Cache hits before fastify: a plain GET/HEAD of /api/handles/<id> with no query and no
- * credentials whose answer is cached is written straight to the socket. Anything else
- * (a miss, a query, a token, a bad escape) falls through to fastify unchanged.
+ * Plain resolutions before fastify: a GET/HEAD of /api/handles/<id> with no query and no
+ * credentials is answered straight from the cache or, on a miss for an identifier homed
+ * here, from the store, and written with a pre-built header array. Anything else (a query,
+ * a token, a bad escape or identifier, a prefix handle, a forwarded identifier) falls
+ * through to fastify unchanged.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { decodePathIdentifier, foldCase } from '../identifier/index.js';
+import { decodePathIdentifier, foldCase, parseIdentifier } from '../identifier/index.js';
 import type { Resolver } from '../resolver/index.js';
 import { clock, type NodeStats } from '../upstream/sync.js';
 import type { Metrics } from './metrics.js';
@@ -12,7 +14,12 @@ import { etagMatches, HANDLES_PATH } from './routes/handles.js';
 
 const NEEDS_DECODING = /[%\x80-\uffff]/;
 
-export function createFastPath(resolver: Resolver, stats: NodeStats, metrics: Pick<Metrics, 'fastHit'>): (req: IncomingMessage, res: ServerResponse) => boolean {
+export function createFastPath(
+  resolver: Resolver,
+  stats: NodeStats,
+  metrics: Pick<Metrics, 'fastHit'>,
+  overloaded: () => boolean = () => false,
+): (req: IncomingMessage, res: ServerResponse) => boolean {
   const skip = HANDLES_PATH.length;
   return (req, res) => {
     const method = req.method;
@@ -28,18 +35,36 @@ export function createFastPath(resolver: Resolver, stats: NodeStats, metrics: Pi
       }
     }
     const t0 = clock();
-    const entry = resolver.cached(foldCase(text));
-    if (entry === undefined) return false;
+    let entry = resolver.cached(foldCase(text));
+    let cacheStatus = 'idnode; hit';
+    let headers = entry?.hitHeaders;
+    if (entry === undefined) {
+      // Under overload a miss goes to fastify, whose first hook refuses it.
+      if (overloaded()) return false;
+      let miss;
+      try {
+        miss = resolver.resolveLocal(parseIdentifier(text, { slashlessIsPrefix: true }));
+      } catch {
+        return false;
+      }
+      if (miss === undefined) return false;
+      entry = miss.entry;
+      cacheStatus = miss.cacheStatus;
+      headers = ['content-type', 'application/json; charset=utf-8', 'content-length', String(entry.body.length)];
+      if (entry.etag !== undefined) headers.push('etag', entry.etag);
+      if (entry.maxAge !== undefined) headers.push('cache-control', `max-age=${entry.maxAge}`);
+      headers.push('cache-status', cacheStatus);
+    }
     if (entry.status === 200 && etagMatches(req.headers['if-none-match'], entry.etag)) {
-      res.writeHead(304, ['etag', entry.etag!, 'cache-control', `max-age=${entry.maxAge}`, 'cache-status', 'idnode; hit']);
+      res.writeHead(304, ['etag', entry.etag!, 'cache-control', `max-age=${entry.maxAge}`, 'cache-status', cacheStatus]);
       res.end();
     } else {
-      res.writeHead(entry.status, entry.hitHeaders);
+      res.writeHead(entry.status, headers);
       res.end(method === 'HEAD' ? undefined : entry.body);
     }
     const ms = clock() - t0;
     stats.resolution(ms);
-    metrics.fastHit(res.statusCode, ms);
+    metrics.fastHit(res.statusCode, ms, cacheStatus === 'idnode; hit' ? 'cache' : 'store');
     return true;
   };
 }

@@ -14,8 +14,8 @@ export interface Metrics {
   registry: Registry;
   /** A request answered by fastify (route pattern, method, status). */
   request(route: string, method: string, status: number): void;
-  /** A cache hit answered before fastify. */
-  fastHit(status: number, ms: number): void;
+  /** A resolution answered before fastify (a cache hit, or a miss from the store). */
+  fastHit(status: number, ms: number, source?: Source): void;
   resolution(source: Source, ms: number): void;
   storeWrite(ms: number): void;
   upstreamResult(base: string, ms: number, failure: string | undefined): void;
@@ -107,9 +107,9 @@ export function createMetrics(deps: { resolver: () => Resolver; upstream: () => 
   return {
     registry,
     request: (route, method, status) => requests.inc({ route, method, status: String(status) }),
-    fastHit(status, ms) {
+    fastHit(status, ms, source = 'cache') {
       fastHits.set(status, (fastHits.get(status) ?? 0) + 1);
-      bySource.cache.observe(ms / 1000);
+      bySource[source].observe(ms / 1000);
     },
     resolution: (source, ms) => bySource[source].observe(ms / 1000),
     storeWrite: (ms) => storeWrite.observe(ms / 1000),

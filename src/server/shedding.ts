@@ -2,8 +2,9 @@
  * Load shedding: under overload, answer 503/3 with Retry-After at once instead of letting
  * latency grow without bound. Two signals: requests in flight on the fastify path (misses,
  * writes, forwarding: the work that queues), and event-loop delay (the loop itself is
- * behind, whatever the cause). Cache hits before fastify are not counted: they are answered
- * synchronously and never queue inside the node.
+ * behind, whatever the cause). Cache hits before fastify are never refused (answering one
+ * costs less than refusing it); store misses before fastify are not counted in flight (they
+ * are answered synchronously) but defer to fastify, and so are refused, while overloaded.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
@@ -20,6 +21,8 @@ export interface Shedder {
   refuse(): string | undefined;
   done(): void;
   inFlight(): number;
+  /** True while new work past the cache would be refused (the fast path then defers to fastify). */
+  overloaded(): boolean;
   /** Feeds one event-loop delay sample, ms (the monitor does this; tests may too). */
   observeDelay(ms: number): void;
   stop(): void;
@@ -56,6 +59,7 @@ export function createShedder(opts: SheddingOptions): Shedder {
       inFlight--;
     },
     inFlight: () => inFlight,
+    overloaded: () => overloaded || (opts.maxInFlight > 0 && inFlight >= opts.maxInFlight),
     observeDelay,
     stop() {
       if (timer !== undefined) clearInterval(timer);
