@@ -170,7 +170,8 @@ export function applyPeerMessage(registry: Registry, msg: PeerMessage): void {
 }
 
 export async function createNode(config: Config, opts: NodeOptions = {}): Promise<IdNode> {
-  const late: { registry?: Registry } = {};
+  // The metrics and the fast path read parts built after them.
+  const late: { registry?: Registry; app?: FastifyInstance } = {};
   const metrics = createMetrics({ resolver: () => late.registry!.resolver, upstream: () => late.registry!.upstream });
   const registry = openRegistry(config, {
     onWrite: metrics.storeWrite,
@@ -184,13 +185,12 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
     if (opts.adminToken) registry.tokens.bootstrapAdmin(opts.adminToken);
     if (config.seed) seedIfEmpty(registry, config.seedDir === '' ? SEEDS_DIR : config.seedDir);
     const deps: NodeDeps = { ...registry, metrics };
-    const late2: { app?: FastifyInstance } = {};
-    const fastPath = createFastPath(registry.resolver, registry.stats, metrics, () => late2.app?.shedder.overloaded() ?? false);
+    const fastPath = createFastPath(registry.resolver, registry.stats, metrics, () => late.app?.shedder.overloaded() ?? false);
     const app = await buildApp(deps, {
       logger: opts.logger ?? false,
       serverFactory: (handler) => createServer((req, res) => (fastPath(req, res) ? undefined : handler(req, res))),
     });
-    late2.app = app;
+    late.app = app;
     await app.ready();
     if (opts.runSync !== false) registry.syncWorker?.start();
     return {

@@ -51,7 +51,7 @@ t.test('export → restore rebuilds a node whose answers, lineage, history and a
 
   // A changed or incomplete export is refused, and no database is left behind.
   const exp = join(dir, 'exp');
-  t.rejects(restoreFrom(exp, join(dir, 'b.db')), { message: /exists; restore into a new database file/ });
+  await t.rejects(restoreFrom(exp, join(dir, 'b.db')), { message: /exists; restore into a new database file/ });
   const original = readFileSync(join(exp, 'records.ndjson'));
   appendFileSync(join(exp, 'records.ndjson'), '{"x":1}\n');
   await t.rejects(restoreFrom(exp, join(dir, 'c.db')), { code: 'IDN_BAD_REQUEST', message: /records.ndjson does not match the manifest/ });

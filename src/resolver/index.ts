@@ -70,7 +70,6 @@ export interface Resolver {
   /** A public cache miss answered here, synchronously; undefined when the identifier is not homed here. */
   resolveLocal(id: Identifier): Resolution | undefined;
   invalidate(key: string): void;
-  clear(): void;
   /** Drops every answer for an identifier under `prefixKey`, and its prefix handle. */
   invalidateUnder(prefixKey: string): void;
   stats(): ResolverStats;
@@ -267,7 +266,6 @@ export function createResolver(deps: {
       return { entry, cacheStatus: enabled ? CACHE_STATUS.stored : CACHE_STATUS.uncacheable, source: 'store' };
     },
     invalidate: (key) => void cache.delete(key),
-    clear: () => cache.clear(),
     invalidateUnder(prefixKey) {
       // Prefix changes are rare; a scan keeps every unrelated answer (and its stale copy).
       for (const key of cache.keys()) {

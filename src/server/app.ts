@@ -165,6 +165,16 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
   return app;
 }
 
+/**
+ * A page size from the query: 100 (at most `max`) when absent, 400/4 over `max`.
+ * `name` and `how` are the parameter and the way to page, for the message.
+ */
+export function pageLimit(value: number | undefined, max: number, name: string, how: string): number {
+  if (value === undefined) return Math.min(100, max);
+  if (value > max) throw new IdnError('IDN_BAD_REQUEST', `${name} ${value} is over the limit of ${max} (config limits.pageSizeMax); page through with ${how}`);
+  return value;
+}
+
 /** The principal of the request, or a 401/403 IdnError. */
 export function requirePrincipal(request: FastifyRequest, deps: NodeDeps): Principal {
   const p = deps.tokens.authenticate(request.headers.authorization);

@@ -8,7 +8,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decodePathIdentifier, foldCase, parseIdentifier } from '../identifier/index.js';
 import type { Resolver } from '../resolver/index.js';
-import { clock, type NodeStats } from '../upstream/sync.js';
+import { performance } from 'node:perf_hooks';
+import type { NodeStats } from '../upstream/sync.js';
 import type { Metrics } from './metrics.js';
 import { etagMatches, HANDLES_PATH } from './routes/handles.js';
 
@@ -34,7 +35,7 @@ export function createFastPath(
         return false;
       }
     }
-    const t0 = clock();
+    const t0 = performance.now();
     let entry = resolver.cached(foldCase(text));
     let cacheStatus = 'idnode; hit';
     let headers = entry?.hitHeaders;
@@ -62,7 +63,7 @@ export function createFastPath(
       res.writeHead(entry.status, headers);
       res.end(method === 'HEAD' ? undefined : entry.body);
     }
-    const ms = clock() - t0;
+    const ms = performance.now() - t0;
     stats.resolution(ms);
     metrics.fastHit(res.statusCode, ms, cacheStatus === 'idnode; hit' ? 'cache' : 'store');
     return true;

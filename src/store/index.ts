@@ -255,6 +255,28 @@ export class Store {
       throw new IdnError('IDN_INTERNAL', `database ${path} has schema v${found}, older than this idnode's v${latestSchemaVersion()}; start a node on it once to migrate`);
     }
     const db = this.db;
+    /** The lineage walk one way: from `self` along edges to `next`, one row per (identifier, depth, edge). */
+    const walkStatement = (self: string, next: string) =>
+      db.prepare(
+        `WITH RECURSIVE walk(key, depth, edge) AS (
+           VALUES (@root, 0, NULL)
+           UNION
+           SELECT e.${next}, w.depth + 1, e.id FROM walk w JOIN edges e ON e.${self} = w.key
+           WHERE w.depth < @depth AND e.since <= @asOf AND (e.until IS NULL OR e.until > @asOf)
+           LIMIT @limit)
+         SELECT w.key, w.depth, r.handle AS recordHandle,
+           CASE WHEN r.handle IS NULL THEN (SELECT handle FROM lineage_names n WHERE n.key = w.key) END AS namedHandle,
+           CASE WHEN w.depth = @depth THEN EXISTS (SELECT 1 FROM edges x WHERE x.${self} = w.key AND x.since <= @asOf
+             AND (x.until IS NULL OR x.until > @asOf)) ELSE 0 END AS more,
+           e.id AS edgeId, e.from_key AS fromKey, e.to_key AS toKey, e.type, e.since, e.until, e.event_id AS eventId
+         FROM walk w LEFT JOIN records r ON r.handle_key = w.key LEFT JOIN edges e ON e.id = w.edge`,
+      );
+    /** Edges valid at @asOf whose `end` is one of @keys. */
+    const edgesStatement = (end: string) =>
+      db.prepare(
+        `SELECT id, from_key AS fromKey, to_key AS toKey, type, since, until, event_id AS eventId FROM edges
+         WHERE ${end} IN (SELECT value FROM json_each(@keys)) AND since <= @asOf AND (until IS NULL OR until > @asOf) LIMIT @limit`,
+      );
     this.stmt = {
       getRecord: db.prepare(
         'SELECT handle_key AS handleKey, handle, prefix_key AS prefixKey, values_json AS valuesJson, public_json AS publicJson, version, updated_at AS updatedAt FROM records WHERE handle_key = ?',
@@ -325,42 +347,10 @@ export class Store {
         `SELECT id, reporter, idem_key AS idemKey, kind, body_json AS bodyJson, outcome, message, received_at AS receivedAt
          FROM sync_reports WHERE id > ? ORDER BY id LIMIT ?`,
       ),
-      walkDown: db.prepare(
-        `WITH RECURSIVE walk(key, depth, edge) AS (
-           VALUES (@root, 0, NULL)
-           UNION
-           SELECT e.to_key, w.depth + 1, e.id FROM walk w JOIN edges e ON e.from_key = w.key
-           WHERE w.depth < @depth AND e.since <= @asOf AND (e.until IS NULL OR e.until > @asOf)
-           LIMIT @limit)
-         SELECT w.key, w.depth, r.handle AS recordHandle,
-           CASE WHEN r.handle IS NULL THEN (SELECT handle FROM lineage_names n WHERE n.key = w.key) END AS namedHandle,
-           CASE WHEN w.depth = @depth THEN EXISTS (SELECT 1 FROM edges x WHERE x.from_key = w.key AND x.since <= @asOf
-             AND (x.until IS NULL OR x.until > @asOf)) ELSE 0 END AS more,
-           e.id AS edgeId, e.from_key AS fromKey, e.to_key AS toKey, e.type, e.since, e.until, e.event_id AS eventId
-         FROM walk w LEFT JOIN records r ON r.handle_key = w.key LEFT JOIN edges e ON e.id = w.edge`,
-      ),
-      walkUp: db.prepare(
-        `WITH RECURSIVE walk(key, depth, edge) AS (
-           VALUES (@root, 0, NULL)
-           UNION
-           SELECT e.from_key, w.depth + 1, e.id FROM walk w JOIN edges e ON e.to_key = w.key
-           WHERE w.depth < @depth AND e.since <= @asOf AND (e.until IS NULL OR e.until > @asOf)
-           LIMIT @limit)
-         SELECT w.key, w.depth, r.handle AS recordHandle,
-           CASE WHEN r.handle IS NULL THEN (SELECT handle FROM lineage_names n WHERE n.key = w.key) END AS namedHandle,
-           CASE WHEN w.depth = @depth THEN EXISTS (SELECT 1 FROM edges x WHERE x.to_key = w.key AND x.since <= @asOf
-             AND (x.until IS NULL OR x.until > @asOf)) ELSE 0 END AS more,
-           e.id AS edgeId, e.from_key AS fromKey, e.to_key AS toKey, e.type, e.since, e.until, e.event_id AS eventId
-         FROM walk w LEFT JOIN records r ON r.handle_key = w.key LEFT JOIN edges e ON e.id = w.edge`,
-      ),
-      edgesFrom: db.prepare(
-        `SELECT id, from_key AS fromKey, to_key AS toKey, type, since, until, event_id AS eventId FROM edges
-         WHERE from_key IN (SELECT value FROM json_each(@keys)) AND since <= @asOf AND (until IS NULL OR until > @asOf) LIMIT @limit`,
-      ),
-      edgesTo: db.prepare(
-        `SELECT id, from_key AS fromKey, to_key AS toKey, type, since, until, event_id AS eventId FROM edges
-         WHERE to_key IN (SELECT value FROM json_each(@keys)) AND since <= @asOf AND (until IS NULL OR until > @asOf) LIMIT @limit`,
-      ),
+      walkDown: walkStatement('from_key', 'to_key'),
+      walkUp: walkStatement('to_key', 'from_key'),
+      edgesFrom: edgesStatement('from_key'),
+      edgesTo: edgesStatement('to_key'),
       upsertRecord: db.prepare(
         `INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, version, updated_at)
          VALUES (@handleKey, @handle, @prefixKey, @valuesJson, @publicJson, @version, @updatedAt)

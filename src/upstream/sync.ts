@@ -5,7 +5,6 @@
  * jitter; the idempotency key makes a re-sent report a no-op on the upstream, so a crash or
  * restart on either side loses nothing and applies nothing twice.
  */
-import { performance } from 'node:perf_hooks';
 import { IdnError } from '../errors.js';
 import { isUnderPrefix, parsePrefix } from '../identifier/index.js';
 import type { ReportRow, Store } from '../store/index.js';
@@ -255,6 +254,3 @@ export function createSyncReceiver(deps: { store: Store }): SyncReceiver {
     },
   };
 }
-
-/** A clock for latency samples that costs little on the hot path. */
-export const clock = (): number => performance.now();

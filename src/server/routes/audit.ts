@@ -6,7 +6,7 @@ import { decodePathIdentifier, type Identifier, parseIdentifier } from '../../id
 import { parseTime } from '../../lineage/events.js';
 import type { Direction } from '../../lineage/query.js';
 import { canReadPrivate, canWrite, type Principal } from '../../registry/tokens.js';
-import { requirePrincipal } from '../app.js';
+import { pageLimit, requirePrincipal } from '../app.js';
 import type { NodeDeps } from '../deps.js';
 import { AuditEntry, AuditQuery, AuditVerdict, bearer, EventBody, EventPosted, HandleAnswer, HistoryQuery, LineageAnswer, LineageQuery } from '../schemas.js';
 
@@ -40,13 +40,6 @@ function requireReader(request: FastifyRequest, deps: NodeDeps, prefixKey: strin
 export function registerAuditRoutes(app: FastifyInstance, deps: NodeDeps): void {
   const { events, auditing, config } = deps;
   const tags = ['lineage and audit'];
-
-  function pageLimit(limit: number | undefined): number {
-    if (limit === undefined) return Math.min(100, config.limits.pageSizeMax);
-    if (limit > config.limits.pageSizeMax)
-      throw new IdnError('IDN_BAD_REQUEST', `limit ${limit} is over the limit of ${config.limits.pageSizeMax} (config limits.pageSizeMax); page through with after=`);
-    return limit;
-  }
 
   app.post(
     '/api/events',
@@ -137,7 +130,7 @@ export function registerAuditRoutes(app: FastifyInstance, deps: NodeDeps): void 
     async (request) => {
       const q = request.query as { asOf?: string; after?: number; limit?: number };
       if (q.asOf !== undefined) return auditing.asOf(request.idn!, parseTime(q.asOf, 'asOf', 'IDN_BAD_REQUEST'));
-      return auditing.history(request.idn!, q.after ?? 0, pageLimit(q.limit));
+      return auditing.history(request.idn!, q.after ?? 0, pageLimit(q.limit, config.limits.pageSizeMax, 'limit', 'after='));
     },
   );
 
@@ -156,7 +149,7 @@ export function registerAuditRoutes(app: FastifyInstance, deps: NodeDeps): void 
     async (request) => {
       requireReader(request, deps, undefined);
       const q = request.query as { after?: number; limit?: number };
-      return auditing.audit(q.after ?? 0, pageLimit(q.limit));
+      return auditing.audit(q.after ?? 0, pageLimit(q.limit, config.limits.pageSizeMax, 'limit', 'after='));
     },
   );
 

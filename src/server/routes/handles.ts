@@ -7,8 +7,8 @@ import { canReadPrivate, type Principal } from '../../registry/tokens.js';
 import type { HandleValue } from '../../registry/values.js';
 import { buildEntry, type Entry, entryValues, smallestTtl } from '../../resolver/index.js';
 import { HOP_HEADER } from '../../upstream/client.js';
-import { clock } from '../../upstream/sync.js';
-import { requirePrincipal } from '../app.js';
+import { performance } from 'node:perf_hooks';
+import { pageLimit, requirePrincipal } from '../app.js';
 import type { NodeDeps } from '../deps.js';
 import { BatchBody, bearer, HandleAnswer, ListAnswer, ListQuery, RecordBody, ResolveQuery, WriteQuery } from '../schemas.js';
 
@@ -121,12 +121,12 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
       },
     },
     async (request, reply) => {
-      const t0 = clock();
+      const t0 = performance.now();
       const id = request.idn!;
       const q = request.query as ResolveQueryT;
       const principal = tokens.authenticate(request.headers.authorization);
       const { entry, cacheStatus, source } = await resolver.resolve(id, { bypassCache: q.auth === true, privateAccess: privateAccess(principal, id), hops: hopsOf(request) });
-      const ms = clock() - t0;
+      const ms = performance.now() - t0;
       deps.stats.resolution(ms);
       deps.metrics.resolution(source, ms);
       return sendEntry(request, reply, shapeAnswer(entry, q, Date.now()), cacheStatus);
@@ -215,9 +215,7 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
       const route = router.route(prefix.key);
       if (route.kind !== 'local') throw new IdnError('IDN_NOT_RESPONSIBLE', `this node does not home prefix ${prefix.prefix}; list it on the node that does`);
       authorizeLocal(route, tokens.authenticate(request.headers.authorization), prefix.key, undefined, 'read');
-      const pageSize = q.pageSize ?? Math.min(100, config.limits.pageSizeMax);
-      if (pageSize > config.limits.pageSizeMax)
-        throw new IdnError('IDN_BAD_REQUEST', `pageSize ${pageSize} is over the limit of ${config.limits.pageSizeMax} (config limits.pageSizeMax); page through with page=`);
+      const pageSize = pageLimit(q.pageSize, config.limits.pageSizeMax, 'pageSize', 'page=');
       const { totalCount, handles } = records.list(prefix.key, q.page ?? 0, pageSize);
       return { responseCode: 1, prefix: prefix.prefix, totalCount, handles };
     },

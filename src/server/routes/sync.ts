@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { IdnError } from '../../errors.js';
-import { requireAdmin, requirePrincipal } from '../app.js';
+import { pageLimit, requireAdmin, requirePrincipal } from '../app.js';
 import type { NodeDeps } from '../deps.js';
 import { bearer } from '../schemas.js';
 
@@ -15,13 +15,6 @@ const Page = Type.Object(
 export function registerSyncRoutes(app: FastifyInstance, deps: NodeDeps): void {
   const { syncReceiver, store, config } = deps;
   const tags = ['sync'];
-
-  function pageLimit(limit: number | undefined): number {
-    if (limit === undefined) return Math.min(100, config.limits.pageSizeMax);
-    if (limit > config.limits.pageSizeMax)
-      throw new IdnError('IDN_BAD_REQUEST', `limit ${limit} is over the limit of ${config.limits.pageSizeMax} (config limits.pageSizeMax); page through with after=`);
-    return limit;
-  }
 
   app.post(
     '/api/sync/reports',
@@ -48,7 +41,7 @@ export function registerSyncRoutes(app: FastifyInstance, deps: NodeDeps): void {
     async (request) => {
       requireAdmin(request, deps);
       const q = request.query as { after?: number; limit?: number };
-      return syncReceiver.list(q.after ?? 0, pageLimit(q.limit));
+      return syncReceiver.list(q.after ?? 0, pageLimit(q.limit, config.limits.pageSizeMax, 'limit', 'after='));
     },
   );
 
@@ -58,7 +51,7 @@ export function registerSyncRoutes(app: FastifyInstance, deps: NodeDeps): void {
     async (request) => {
       requireAdmin(request, deps);
       const q = request.query as { after?: number; limit?: number };
-      const limit = pageLimit(q.limit);
+      const limit = pageLimit(q.limit, config.limits.pageSizeMax, 'limit', 'after=');
       const rows = store.outbox(q.after ?? 0, limit + 1);
       const page = rows.slice(0, limit);
       return {
