@@ -3,6 +3,7 @@ import autocannon from 'autocannon';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { performance } from 'node:perf_hooks';
 
 export interface Server {
   url: string;
@@ -65,6 +66,8 @@ export interface LoadResult {
 
 export interface LoadOptions {
   seconds: number;
+  /** Send exactly this many requests instead of running for `seconds`. */
+  amount?: number;
   connections: number;
   headers?: Record<string, string>;
   method?: 'GET' | 'PUT' | 'POST';
@@ -80,10 +83,11 @@ export async function load(server: Server, paths: string[], opts: LoadOptions): 
       req.path = paths[Math.floor(Math.random() * paths.length)]!;
     });
   const cpu0 = server.cpuMs();
+  const t0 = performance.now();
   const result = await autocannon({
     url: server.url,
     connections: opts.connections,
-    duration: opts.seconds,
+    ...(opts.amount !== undefined ? { amount: opts.amount } : { duration: opts.seconds }),
     headers: opts.headers ?? {},
     requests: [
       {
@@ -97,9 +101,10 @@ export async function load(server: Server, paths: string[], opts: LoadOptions): 
   } as autocannon.Options);
   const cpuMs = server.cpuMs() - cpu0;
   const requests = result.requests.total;
+  const seconds = opts.amount !== undefined ? (performance.now() - t0) / 1000 : opts.seconds;
   return {
     requests,
-    rps: requests / opts.seconds,
+    rps: requests / seconds,
     p50: result.latency.p50,
     p99: result.latency.p99,
     non2xx: result.non2xx,

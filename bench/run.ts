@@ -15,6 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { HandleValue } from '../src/registry/values.js';
+import { renderRecord } from '../src/resolver/answer.js';
 import { load, type LoadOptions, type LoadResult, median, runInfo, type Server, startServer } from './lib.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -411,46 +413,82 @@ async function mixed(o: Options): Promise<Outcome> {
   });
 }
 
+const SCHEMA_FILES = readdirSync(join(ROOT, 'schema')).filter((f) => /^\d{3}_.*\.sql$/.test(f)).sort();
+
 /**
- * A node's database with `n` records under 88.100.1, built once per size and reused
- * (bench/results/data-<n>.db, git-ignored): rows go straight into the records table (no
- * versions or audit: this is a fixture for reads, not a registration measurement).
+ * A node's database with `n` records under 88.100.1, built once per size and schema version
+ * and reused (bench/results/data-v<schema>-<n>.db, git-ignored): rows go straight into the
+ * records table, with the answer metadata the write path stores (no versions or audit: this
+ * is a fixture for reads, not a registration measurement).
  */
 function dataset(n: number): string {
-  const path = join(ROOT, 'bench/results', `data-${n}.db`);
+  const path = join(ROOT, 'bench/results', `data-v${SCHEMA_FILES.length}-${n}.db`);
   if (existsSync(path)) return path;
+  process.stdout.write(`building ${path} (once)\n`);
   const tmp = `${path}.tmp`;
   rmSync(tmp, { force: true });
   const db = new Database(tmp);
-  for (const file of readdirSync(join(ROOT, 'schema')).filter((f) => /^\d{3}_.*\.sql$/.test(f)).sort()) db.exec(readFileSync(join(ROOT, 'schema', file), 'utf8'));
-  db.pragma(`user_version = ${readdirSync(join(ROOT, 'schema')).filter((f) => /^\d{3}_/.test(f)).length}`);
+  db.pragma('journal_mode = OFF');
+  db.pragma('synchronous = OFF');
+  for (const file of SCHEMA_FILES) db.exec(readFileSync(join(ROOT, 'schema', file), 'utf8'));
+  db.pragma(`user_version = ${SCHEMA_FILES.length}`);
   db.prepare("INSERT INTO prefixes VALUES ('88.100.1', '88.100.1', '88.100', '{\"name\":\"Bench\"}', NULL, 'active', '2026-11-25T00:00:00Z', '2026-11-25T00:00:00Z')").run();
-  const insert = db.prepare("INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, version, updated_at) VALUES (?, ?, '88.100.1', ?, NULL, 1, '2026-11-25T00:00:00Z')");
+  const insert = db.prepare(
+    "INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, max_age, expires_at, etag, version, updated_at) VALUES (?, ?, '88.100.1', ?, NULL, ?, ?, ?, 1, '2026-11-25T00:00:00Z')",
+  );
   const chunk = db.transaction((from: number, to: number) => {
     for (let i = from; i < to; i++) {
-      const serial = `PUMP-2026-${String(i).padStart(9, '0')}`;
-      insert.run(`88.100.1/${serial.toLowerCase()}`, `88.100.1/${serial}`, JSON.stringify(JSON.parse(recordBody(i)).values.slice(0, 6).map((v: object) => ({ ...v, ttl: 86400, timestamp: '2026-11-25T00:00:00Z' }))));
+      const handle = `88.100.1/PUMP-2026-${String(i).padStart(9, '0')}`;
+      const values = (JSON.parse(recordBody(i)).values as object[]).slice(0, 6).map((v) => ({ ...v, ttl: 86400, timestamp: '2026-11-25T00:00:00Z' }));
+      const r = renderRecord(handle, values as HandleValue[]);
+      insert.run(handle.toLowerCase(), handle, r.valuesJson, r.maxAge, r.expiresAt, r.etag);
     }
   });
-  for (let i = 0; i < n; i += 10_000) chunk(i, Math.min(n, i + 10_000));
+  for (let i = 0; i < n; i += 10_000) {
+    chunk(i, Math.min(n, i + 10_000));
+    if (i % 1_000_000 === 0 && i > 0) process.stdout.write(`  ${i} records\n`);
+  }
   db.close();
   renameSync(tmp, path);
   return path;
 }
 
+/** A node on a copy of the `records`-record fixture, in its own folder under `dir`. */
+async function fixtureNode(dir: string, records: number, cacheMaxBytes: number): Promise<Server> {
+  const data = dataset(records);
+  const home = join(dir, `n${records}`);
+  mkdirSync(home);
+  const db = join(home, 'idnode.db');
+  copyFileSync(data, db);
+  return startIdnode(home, { db, cache: { maxBytes: cacheMaxBytes } });
+}
+
+/** Uniform random keys over a fixture of `records` identifiers. */
+function fixtureKeys(records: number): (req: { path: string }) => void {
+  return (req) => {
+    req.path = `/api/handles/88.100.1/PUMP-2026-${String(Math.floor(Math.random() * records)).padStart(9, '0')}`;
+  };
+}
+
+/** 200 random paths over a fixture (for the mean answer size). */
+function samplePaths(records: number): string[] {
+  const next = fixtureKeys(records);
+  return Array.from({ length: 200 }, () => {
+    const r = { path: '' };
+    next(r);
+    return r.path;
+  });
+}
+
+const COLD_CACHE_BYTES = 8 * 1024 * 1024;
+
 /** Cold reads: uniform random keys over `--records` identifiers with a cache far smaller than the working set. */
 async function cold(o: Options & { records: number }): Promise<Outcome> {
   return withDir(async (dir) => {
-    const data = dataset(o.records);
-    const db = join(dir, 'idnode.db');
-    copyFileSync(data, db);
-    const node = await startIdnode(dir, { db, cache: { maxBytes: 8 * 1024 * 1024 } });
+    const node = await fixtureNode(dir, o.records, COLD_CACHE_BYTES);
     try {
-      const key = () => `/api/handles/88.100.1/PUMP-2026-${String(Math.floor(Math.random() * o.records)).padStart(9, '0')}`;
-      const bodyBytes = await meanAnswerBytes(node.url, Array.from({ length: 200 }, key));
-      const next = (req: { path: string }) => {
-        req.path = key();
-      };
+      const next = fixtureKeys(o.records);
+      const bodyBytes = await meanAnswerBytes(node.url, samplePaths(o.records));
       const bare = await startServer([BARE], { BARE_BODY_BYTES: String(bodyBytes) });
       try {
         const opts = { seconds: o.seconds, connections: o.connections, next };
@@ -462,13 +500,100 @@ async function cold(o: Options & { records: number }): Promise<Outcome> {
             { name: 'throughput idnode/bare', value: sides.idnode!.rps / sides.bare!.rps, target: '>= 0.75' },
             { name: 'CPU per request idnode/bare', value: sides.idnode!.cpuUsPerReq / sides.bare!.cpuUsPerReq, target: '<= 1.60' },
           ],
-          notes: { records: o.records, bodyBytes, cacheMaxBytes: 8 * 1024 * 1024, cacheEntriesAtEnd: ready.cache.entries, cacheHits: ready.cache.hits, cacheMisses: ready.cache.misses },
+          notes: { records: o.records, bodyBytes, cacheMaxBytes: COLD_CACHE_BYTES, cacheEntriesAtEnd: ready.cache.entries, cacheHits: ready.cache.hits, cacheMisses: ready.cache.misses },
         };
       } finally {
         await bare.stop();
       }
     } finally {
       await node.stop();
+    }
+  });
+}
+
+/**
+ * The cold scenario at --records and at ten times as many (default 1M and 10M), both nodes
+ * and the bare server alternating in one run: does a 10x larger store cost throughput?
+ */
+async function scale(o: Options & { records: number }): Promise<Outcome> {
+  return withDir(async (dir) => {
+    const sizes = [o.records, o.records * 10];
+    const nodes = await Promise.all(sizes.map((n) => fixtureNode(dir, n, COLD_CACHE_BYTES)));
+    const label = (n: number) => `idnode ${n >= 1e6 ? `${n / 1e6}M` : `${n / 1e3}k`}`;
+    try {
+      const bodyBytes = await meanAnswerBytes(nodes[0]!.url, samplePaths(sizes[0]!));
+      const bare = await startServer([BARE], { BARE_BODY_BYTES: String(bodyBytes) });
+      try {
+        const servers: Record<string, { server: Server; paths: string[]; opts: LoadOptions }> = {
+          bare: { server: bare, paths: [], opts: { seconds: o.seconds, connections: o.connections, next: fixtureKeys(sizes[0]!) } },
+        };
+        sizes.forEach((n, i) => (servers[label(n)] = { server: nodes[i]!, paths: [], opts: { seconds: o.seconds, connections: o.connections, next: fixtureKeys(n) } }));
+        const sides = await alternate(servers, o.runs);
+        const [small, big] = sizes.map((n) => sides[label(n)]!);
+        return {
+          sides,
+          ratios: [
+            { name: `throughput ${label(sizes[1]!)} / ${label(sizes[0]!)}`, value: big!.rps / small!.rps, target: '>= 0.90' },
+            { name: `CPU per request ${label(sizes[1]!)} / ${label(sizes[0]!)}`, value: big!.cpuUsPerReq / small!.cpuUsPerReq },
+            { name: `throughput ${label(sizes[1]!)} / bare`, value: big!.rps / sides.bare!.rps },
+            { name: `CPU per request ${label(sizes[1]!)} / bare`, value: big!.cpuUsPerReq / sides.bare!.cpuUsPerReq },
+          ],
+          notes: { records: sizes, bodyBytes, cacheMaxBytes: COLD_CACHE_BYTES, fixtureBytes: sizes.map((n) => statSync(dataset(n)).size) },
+        };
+      } finally {
+        await bare.stop();
+      }
+    } finally {
+      await Promise.all(nodes.map((n) => n.stop()));
+    }
+  });
+}
+
+/** Resident set size of a process, bytes (VmRSS from /proc). */
+function rssOf(server: Server): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.child.pid}/status`, 'utf8'));
+  return Number(m![1]) * 1024;
+}
+
+/**
+ * Memory: a node on the --records fixture with a cache large enough for all of them; every
+ * identifier is resolved once (so the cache holds --records entries), then the node's RSS is
+ * compared with 200 MiB + 1 KiB per entry. The bare server's RSS is the baseline.
+ */
+async function memory(o: Options & { records: number }): Promise<Outcome> {
+  return withDir(async (dir) => {
+    const node = await fixtureNode(dir, o.records, 8 * 1024 ** 3);
+    const bare = await startServer([BARE], { BARE_BODY_BYTES: '868' });
+    try {
+      let i = 0;
+      const next = (req: { path: string }) => {
+        req.path = `/api/handles/88.100.1/PUMP-2026-${String(i++ % o.records).padStart(9, '0')}`;
+      };
+      const rssStart = rssOf(node);
+      const fill = await load(node, [], { seconds: 0, amount: o.records, connections: o.connections, next });
+      const ready = await call(node.url, 'GET', '/readyz');
+      if (ready.cache.entries !== o.records) throw new Error(`cache holds ${ready.cache.entries} entries, expected ${o.records}`);
+      // A few seconds of hits over the full cache, then read RSS (what a node serving this cache holds).
+      const hits = await load(node, [], { seconds: Math.min(o.seconds, 5), connections: o.connections, next: fixtureKeys(o.records) });
+      const bareRun = await load(bare, [], { seconds: Math.min(o.seconds, 5), connections: o.connections, next: fixtureKeys(o.records) });
+      await new Promise((r) => setTimeout(r, 2000));
+      const rss = rssOf(node);
+      const target = 200 * 1024 ** 2 + 1024 * ready.cache.entries;
+      return {
+        sides: { 'idnode fill (each key once)': summarise([fill]), 'idnode hits on the full cache': summarise([hits]), bare: summarise([bareRun]) },
+        ratios: [{ name: 'idnode RSS / (200 MiB + 1 KiB x entries)', value: rss / target, target: '<= 1.00' }],
+        notes: {
+          entries: ready.cache.entries,
+          cacheAccountedBytes: ready.cache.bytes,
+          rssStartMiB: Math.round(rssStart / 1024 ** 2),
+          rssMiB: Math.round(rss / 1024 ** 2),
+          targetMiB: Math.round(target / 1024 ** 2),
+          rssBytesPerEntryAboveStart: Math.round((rss - rssStart) / ready.cache.entries),
+          bareRssMiB: Math.round(rssOf(bare) / 1024 ** 2),
+        },
+      };
+    } finally {
+      await Promise.all([node.stop(), bare.stop()]);
     }
   });
 }
@@ -622,6 +747,8 @@ const SCENARIOS: Record<string, { about: string; run: (o: Options & { records: n
   register: { about: 'registration over HTTP (PUT of new identifiers), history and audit on vs off', run: register },
   bulk: { about: 'bulk registration over HTTP NDJSON, template of 8 items, history and audit on', run: bulkScenario },
   cold: { about: 'cold reads: uniform keys over --records identifiers (default 1,000,000), 8 MiB cache', run: cold },
+  scale: { about: 'the cold scenario at --records and at 10x --records (default 1M and 10M), in one run', run: scale },
+  memory: { about: 'RSS with --records (default 1,000,000) cached entries vs 200 MiB + 1 KiB per entry', run: memory },
   notfound: { about: 'not-found flood: a new unregistered identifier per request', run: notFound },
   mixed: { about: 'Zipf reads over the seeded identifiers with 5 % writes', run: mixed },
   forwarded: { about: 'forwarded resolution to an upstream idnode: warm (cached) and cold (every request forwarded)', run: forwarded },

@@ -50,6 +50,25 @@ t.test('GET/HEAD answer Handle.Net JSON with ETag, Cache-Control, Cache-Status; 
   t.equal(bypass.text, miss.text);
 });
 
+t.test('rows written before schema v5 (no stored ETag or max-age) answer exactly like rows written after it', async (t) => {
+  const c = await startNode(t, { cache: { maxBytes: 0 } });
+  const reg = await registrar(c);
+  const values = [...sampleValues, { index: 4, type: 'recall', data: 'none', ttl: new Date(Date.now() + 600_000).toISOString() }, { index: 5, type: 'cost', data: '9', ttl: 5, permissions: '1100' }];
+  await c.call('PUT', '/api/handles/88.100.7/META-1', { token: reg, body: { values } });
+  const stored = c.node.store.db.prepare("SELECT max_age AS maxAge, expires_at AS expiresAt, etag FROM records WHERE handle_key = '88.100.7/meta-1'").get() as any;
+  t.equal(stored.maxAge, 3600, 'smallest relative ttl of the public values');
+  t.ok(stored.expiresAt > Date.now(), 'earliest absolute expiry');
+  const v5 = await c.call('GET', '/api/handles/88.100.7/META-1');
+  t.equal(v5.headers.get('etag'), stored.etag);
+  t.match(v5.headers.get('cache-control'), /^max-age=(59\d|600)$/, 'the absolute expiry is nearer than the 3600 s ttl');
+  t.notOk(v5.json.values.some((v: any) => v.index === 5), 'public view');
+  c.node.store.db.prepare('UPDATE records SET max_age = NULL, expires_at = NULL, etag = NULL').run();
+  const v4 = await c.call('GET', '/api/handles/88.100.7/META-1');
+  t.equal(v4.text, v5.text);
+  t.equal(v4.headers.get('etag'), v5.headers.get('etag'), 'computed from the body when not stored');
+  t.equal(v4.headers.get('cache-control'), v5.headers.get('cache-control'));
+});
+
 t.test('type and index filters, subtypes, pretty', async (t) => {
   const c = await startNode(t);
   const reg = await registrar(c);

@@ -8,15 +8,15 @@ t.test('opens in WAL, applies migrations once, keeps data across reopen', async 
   const path = join(t.testdir({}), 'sub', 'a.db');
   const s = new Store(path);
   t.equal(s.db.pragma('journal_mode', { simple: true }), 'wal');
-  t.equal(s.schemaVersion, 4);
-  t.equal(latestSchemaVersion(), 4);
+  t.equal(s.schemaVersion, 5);
+  t.equal(latestSchemaVersion(), 5);
   s.write({ actor: 'test', action: 'record.create', target: '88.1/a' }, (tx) => {
-    tx.putRecord({ handleKey: '88.1/a', handle: '88.1/A', prefixKey: '88.1', valuesJson: '[]', publicJson: null });
+    tx.putRecord({ handleKey: '88.1/a', handle: '88.1/A', prefixKey: '88.1', valuesJson: '[]', publicJson: null, maxAge: null, expiresAt: null, etag: null });
     return { result: undefined, payload: 'x' };
   });
   s.close();
   const again = new Store(path);
-  t.equal(again.schemaVersion, 4);
+  t.equal(again.schemaVersion, 5);
   t.equal(again.getRecord('88.1/a')?.handle, '88.1/A');
   t.equal(again.getRecord('88.1/a')?.version, 1);
   again.close();
@@ -32,9 +32,9 @@ t.test('a v1 database migrates to the latest with its data; read-only refuses an
   v1.pragma('user_version = 1');
   v1.prepare("INSERT INTO records (handle_key, handle, prefix_key, values_json, version, updated_at) VALUES ('88.1/a', '88.1/A', '88.1', '[]', 1, 'x')").run();
   v1.close();
-  t.throws(() => new Store(path, { readonly: true }), { code: 'IDN_INTERNAL', message: /schema v1, older than this idnode's v4; start a node on it once/ });
+  t.throws(() => new Store(path, { readonly: true }), { code: 'IDN_INTERNAL', message: /schema v1, older than this idnode's v5; start a node on it once/ });
   const s = new Store(path);
-  t.equal(s.schemaVersion, 4);
+  t.equal(s.schemaVersion, 5);
   t.equal(s.getRecord('88.1/a')?.handle, '88.1/A');
   t.same(s.verifyAudit(), { ok: true, checked: 0 });
   s.close();
@@ -46,7 +46,7 @@ t.test('one write path: version rows and a hash-chained audit entry per write, r
   t.teardown(() => s.close());
   const put = (values: string) =>
     s.write({ actor: 'tok_1', action: 'record.update', target: '88.1/a' }, (tx) => {
-      const v = tx.putRecord({ handleKey: '88.1/a', handle: '88.1/a', prefixKey: '88.1', valuesJson: values, publicJson: null });
+      const v = tx.putRecord({ handleKey: '88.1/a', handle: '88.1/a', prefixKey: '88.1', valuesJson: values, publicJson: null, maxAge: null, expiresAt: null, etag: null });
       return { result: v, payload: values };
     });
   t.equal(put('[1]'), 1);
@@ -57,7 +57,7 @@ t.test('one write path: version rows and a hash-chained audit entry per write, r
   t.equal(s.getRecord('88.1/a'), undefined);
   t.equal(put('[4]'), 4, 'versions continue after a delete');
   t.throws(() => s.write({ actor: 'x', action: 'y', target: 'z' }, (tx) => {
-    tx.putRecord({ handleKey: '88.1/b', handle: '88.1/b', prefixKey: '88.1', valuesJson: '[]', publicJson: null });
+    tx.putRecord({ handleKey: '88.1/b', handle: '88.1/b', prefixKey: '88.1', valuesJson: '[]', publicJson: null, maxAge: null, expiresAt: null, etag: null });
     throw new Error('boom');
   }), { code: 'IDN_INTERNAL' });
   t.equal(s.getRecord('88.1/b'), undefined, 'rolled back');

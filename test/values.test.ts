@@ -1,5 +1,6 @@
 import t from 'tap';
-import { checkValue, mergeValues, parseValuesBody, renderValues, ttlSeconds, type HandleValue } from '../src/registry/values.js';
+import { checkValue, mergeValues, parseValuesBody, ttlSeconds, type HandleValue } from '../src/registry/values.js';
+import { answerText, etagOf, maxAgeAt, renderRecord, smallestTtl } from '../src/resolver/answer.js';
 
 const opts = { valuesMax: 5 };
 
@@ -82,9 +83,37 @@ t.test('merge keeps written order and unchanged timestamps', async (t) => {
 t.test('rendering: public view only when needed; ttl seconds', async (t) => {
   const pub: HandleValue = { index: 1, type: 'a', data: { format: 'string', value: 'x' }, ttl: 10, timestamp: 'T' };
   const priv: HandleValue = { ...pub, index: 2, permissions: '1100' };
-  t.equal(renderValues([pub]).publicJson, null);
-  t.same(JSON.parse(renderValues([pub, priv]).publicJson!), [pub]);
+  t.equal(renderRecord('88.1/a', [pub]).publicJson, null);
+  t.same(JSON.parse(renderRecord('88.1/a', [pub, priv]).publicJson!), [pub]);
   t.equal(ttlSeconds(pub, 0), 10);
   t.equal(ttlSeconds({ ...pub, ttl: '1970-01-01T00:01:40Z' }, 40_000), 60);
   t.equal(ttlSeconds({ ...pub, ttl: '1970-01-01T00:00:00Z' }, 40_000), 0);
+});
+
+t.test('answer metadata stored at write time equals what a read would compute, at any time', async (t) => {
+  const v = (index: number, ttl: number | string, permissions?: string): HandleValue => ({
+    index,
+    type: 'URL',
+    data: { format: 'string', value: `http://x/${index}` },
+    ttl,
+    timestamp: '2026-01-01T00:00:00Z',
+    ...(permissions ? { permissions } : {}),
+  });
+  const lists: HandleValue[][] = [
+    [v(1, 3600)],
+    [v(1, 3600), v(2, 60)],
+    [v(1, 999999)],
+    [v(1, 3600), v(2, '2026-01-01T01:00:00Z')],
+    [v(1, '2026-01-02T00:00:00Z'), v(2, '2026-01-01T00:10:00Z')],
+    [v(1, 3600), v(2, 5, '1100')],
+    [v(2, 5, '1100')],
+  ];
+  for (const values of lists) {
+    const r = renderRecord('88.1/A', values);
+    const served = r.publicJson ?? r.valuesJson;
+    t.equal(r.etag, etagOf(Buffer.from(answerText('88.1/A', served))), 'etag of the public body');
+    for (const now of [Date.parse('2025-12-31T00:00:00Z'), Date.parse('2026-01-01T00:05:00Z'), Date.parse('2026-01-01T00:30:00Z'), Date.parse('2026-03-01T00:00:00Z')])
+      t.equal(maxAgeAt(r, now), smallestTtl(JSON.parse(served) as HandleValue[], now), `${served} at ${new Date(now).toISOString()}`);
+  }
+  t.equal(renderRecord('88.1/A', [v(2, 5, '1100')]).maxAge, 0, 'nothing public: max-age 0');
 });

@@ -7,7 +7,8 @@
 import { IdnError, isIdnError } from '../errors.js';
 import { type Identifier, isUnderPrefix, parseIdentifier } from '../identifier/index.js';
 import type { Store, WriteTx } from '../store/index.js';
-import { type HandleValue, type InputValue, mergeValues, parseValuesBody, renderValues } from './values.js';
+import { type HandleValue, type InputValue, mergeValues, parseValuesBody } from './values.js';
+import { renderRecord } from '../resolver/answer.js';
 
 export interface LineResult {
   line: number;
@@ -141,8 +142,8 @@ export function createBulk(deps: {
         seen.add(p.id.key);
         const existing = store.getRecord(p.id.key);
         const previous = existing === undefined ? [] : (JSON.parse(existing.valuesJson) as HandleValue[]);
-        const rendered = renderValues(mergeValues(previous, p.values, tx.at));
         const handle = existing?.handle ?? p.id.text;
+        const rendered = renderRecord(handle, mergeValues(previous, p.values, tx.at));
         if (existing !== undefined && rendered.valuesJson === existing.valuesJson) {
           results.push({ line: p.line, handle, responseCode: 1, message: 'unchanged' });
           continue;

@@ -5,7 +5,8 @@ import type { Identifier } from '../identifier/index.js';
 import type { Store, WriteTx } from '../store/index.js';
 import type { Route } from '../upstream/routing.js';
 import { canReadPrivate, canWrite, type Principal } from './tokens.js';
-import { type HandleValue, type InputValue, mergeValues, parseValuesBody, renderValues } from './values.js';
+import { type HandleValue, type InputValue, mergeValues, parseValuesBody } from './values.js';
+import { renderRecord } from '../resolver/answer.js';
 
 export interface PutOptions {
   overwrite: boolean;
@@ -114,7 +115,7 @@ export function createRecords(deps: {
         const handle = existing?.handle ?? id.text;
         const previous = existing === undefined ? [] : (JSON.parse(existing.valuesJson) as HandleValue[]);
         const merged = mergeValues(previous, incoming, tx.at, only);
-        const rendered = renderValues(merged);
+        const rendered = renderRecord(handle, merged);
         if (existing !== undefined && rendered.valuesJson === existing.valuesJson)
           return { result: { created: false, handle, unchanged: true }, payload: null };
         deps.templates?.check(id, merged);
@@ -149,7 +150,7 @@ export function createRecords(deps: {
             handle: existing.handle,
           });
         deps.templates?.check(id, kept);
-        const rendered = renderValues(kept);
+        const rendered = renderRecord(existing.handle, kept);
         tx.putRecord({ handleKey: id.key, handle: existing.handle, prefixKey: id.prefixKey, ...rendered });
         deps.templates?.apply(tx, id, kept);
         return { result: { handle: existing.handle }, payload: `${existing.handle}\n${rendered.valuesJson}`, action: 'record.values.delete' };

@@ -5,7 +5,8 @@ import { IdnError } from '../errors.js';
 import { parentPrefix, parseIdentifier, parsePrefix } from '../identifier/index.js';
 import { applyEvent, canonicalEvent, type LineageEvent, parseEvent } from '../lineage/events.js';
 import type { Store } from '../store/index.js';
-import { mergeValues, parseValuesBody, renderValues } from './values.js';
+import { mergeValues, parseValuesBody } from './values.js';
+import { renderRecord } from '../resolver/answer.js';
 
 export interface SeedPrefix {
   prefix: string;
@@ -51,7 +52,7 @@ export function seedIfEmpty(deps: { store: Store; router: { reload(): void } }, 
         updatedAt: tx.at,
       });
     }
-    for (const r of records) tx.putRecord({ handleKey: r.id.key, handle: r.id.text, prefixKey: r.id.prefixKey, ...renderValues(mergeValues([], r.values, tx.at)) });
+    for (const r of records) tx.putRecord({ handleKey: r.id.key, handle: r.id.text, prefixKey: r.id.prefixKey, ...renderRecord(r.id.text, mergeValues([], r.values, tx.at)) });
     for (const ev of events) applyEvent(tx, ev, canonicalEvent(ev));
     return {
       result: undefined,

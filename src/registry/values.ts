@@ -205,13 +205,6 @@ export function isPublic(v: HandleValue): boolean {
   return v.permissions === undefined || v.permissions[2] === '1';
 }
 
-/** The stored form: full list, and the public list when it differs. */
-export function renderValues(values: HandleValue[]): { valuesJson: string; publicJson: string | null } {
-  const valuesJson = JSON.stringify(values);
-  const pub = values.filter(isPublic);
-  return { valuesJson, publicJson: pub.length === values.length ? null : JSON.stringify(pub) };
-}
-
 /** Seconds a value may be cached: its ttl, or the time left until an absolute expiry. */
 export function ttlSeconds(v: HandleValue, nowMs: number): number {
   if (typeof v.ttl === 'number') return v.ttl;

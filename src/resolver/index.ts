@@ -2,18 +2,17 @@
  * The only place that caches: cache → store (→ upstream, later). The cache holds answers
  * serialised once, with their headers, so a hit is a map lookup and a socket write.
  */
-import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { IdnError, isIdnError } from '../errors.js';
 import type { Identifier } from '../identifier/index.js';
 import type { Prefixes } from '../registry/prefixes.js';
-import { type HandleValue, ttlSeconds } from '../registry/values.js';
-import type { Store } from '../store/index.js';
+import type { HandleValue } from '../registry/values.js';
+import type { RecordRow, Store } from '../store/index.js';
 import type { UpstreamAnswer, UpstreamClient } from '../upstream/client.js';
 import type { Router } from '../upstream/routing.js';
+import { answerText, etagOf, MAX_TTL_SECONDS, maxAgeAt, smallestTtl } from './answer.js';
 
-/** Cap on any cache lifetime we advertise or keep (Handle.Net's). */
-export const MAX_TTL_SECONDS = 172800;
+export { MAX_TTL_SECONDS, smallestTtl };
 
 export const CACHE_STATUS = {
   hit: 'idnode; hit',
@@ -42,8 +41,6 @@ export interface Entry {
   hitHeaders: string[];
   /** True when this is the public view of a record that also has non-public values. */
   partial: boolean;
-  /** Parsed values, filled on first filtered request. */
-  values?: HandleValue[];
   /** Forwarded answers: fresh until this time (ms); kept after it, for serving stale. */
   freshUntil?: number;
 }
@@ -89,12 +86,8 @@ export interface ResolverStats {
   evictions: number;
 }
 
-function etagOf(body: Buffer): string {
-  return `"${createHash('sha1').update(body).digest('base64url')}"`;
-}
-
-export function buildEntry(status: number, handle: string, body: Buffer, maxAge: number | undefined): Entry {
-  const etag = status === 200 ? etagOf(body) : undefined;
+export function buildEntry(status: number, handle: string, body: Buffer, maxAge: number | undefined, knownEtag?: string): Entry {
+  const etag = status === 200 ? (knownEtag ?? etagOf(body)) : undefined;
   const hitHeaders = ['content-type', 'application/json; charset=utf-8', 'content-length', String(body.length)];
   if (etag !== undefined) hitHeaders.push('etag', etag);
   if (maxAge !== undefined) hitHeaders.push('cache-control', `max-age=${maxAge}`);
@@ -102,25 +95,23 @@ export function buildEntry(status: number, handle: string, body: Buffer, maxAge:
   return { status, handle, body, etag, maxAge, hitHeaders, partial: false };
 }
 
-export function smallestTtl(values: HandleValue[], nowMs: number): number {
-  let min = MAX_TTL_SECONDS;
-  for (const v of values) min = Math.min(min, ttlSeconds(v, nowMs));
-  return values.length === 0 ? 0 : min;
+/**
+ * Builds the 200 answer from a stored value list (already JSON). `meta` is what the write
+ * path stored for the public view (schema v5); without it max-age and ETag are computed here.
+ */
+export function answerEntry(handle: string, valuesJson: string, nowMs: number, meta?: Pick<RecordRow, 'maxAge' | 'expiresAt' | 'etag'>): Entry {
+  const body = Buffer.from(answerText(handle, valuesJson));
+  if (meta !== undefined && meta.maxAge !== null && meta.etag !== null)
+    return buildEntry(200, handle, body, maxAgeAt({ maxAge: meta.maxAge, expiresAt: meta.expiresAt }, nowMs), meta.etag);
+  return buildEntry(200, handle, body, smallestTtl(JSON.parse(valuesJson) as HandleValue[], nowMs));
 }
 
-/** Builds the 200 answer from a stored value list (already JSON). */
-export function answerEntry(handle: string, valuesJson: string, nowMs: number): Entry {
-  const values = JSON.parse(valuesJson) as HandleValue[];
-  const body = Buffer.from(`{"responseCode":1,"handle":${JSON.stringify(handle)},"values":${valuesJson}}`);
-  const entry = buildEntry(200, handle, body, smallestTtl(values, nowMs));
-  entry.values = values;
-  return entry;
-}
-
-/** Values of an entry, parsed once. */
+/**
+ * Values of an entry (for filtered requests). Parsed on each call and not kept on the entry:
+ * the cache's byte bound counts the body only.
+ */
 export function entryValues(entry: Entry): HandleValue[] {
-  if (entry.values === undefined) entry.values = (JSON.parse(entry.body.toString('utf8')) as { values?: HandleValue[] }).values ?? [];
-  return entry.values;
+  return (JSON.parse(entry.body.toString('utf8')) as { values?: HandleValue[] }).values ?? [];
 }
 
 export function createResolver(deps: {
@@ -209,9 +200,9 @@ export function createResolver(deps: {
     }
     const row = deps.store.getRecord(id.key);
     if (row === undefined) return { entry: notFound(id), cacheable: true };
-    if (row.publicJson === null) return { entry: answerEntry(row.handle, row.valuesJson, nowMs), cacheable: true };
+    if (row.publicJson === null) return { entry: answerEntry(row.handle, row.valuesJson, nowMs, row), cacheable: true };
     if (privateAccess) return { entry: answerEntry(row.handle, row.valuesJson, nowMs), cacheable: false };
-    const entry = answerEntry(row.handle, row.publicJson, nowMs);
+    const entry = answerEntry(row.handle, row.publicJson, nowMs, row);
     entry.partial = true;
     return { entry, cacheable: true };
   }

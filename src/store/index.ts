@@ -18,6 +18,10 @@ export interface RecordRow {
   prefixKey: string;
   valuesJson: string;
   publicJson: string | null;
+  /** Public answer's metadata (schema v5); null in rows written before it. */
+  maxAge: number | null;
+  expiresAt: number | null;
+  etag: string | null;
   version: number;
   updatedAt: string;
 }
@@ -279,7 +283,7 @@ export class Store {
       );
     this.stmt = {
       getRecord: db.prepare(
-        'SELECT handle_key AS handleKey, handle, prefix_key AS prefixKey, values_json AS valuesJson, public_json AS publicJson, version, updated_at AS updatedAt FROM records WHERE handle_key = ?',
+        'SELECT handle_key AS handleKey, handle, prefix_key AS prefixKey, values_json AS valuesJson, public_json AS publicJson, max_age AS maxAge, expires_at AS expiresAt, etag, version, updated_at AS updatedAt FROM records WHERE handle_key = ?',
       ),
       listRecords: db.prepare('SELECT handle FROM records WHERE prefix_key = ? ORDER BY handle_key LIMIT ? OFFSET ?').pluck(),
       countRecords: db.prepare('SELECT count(*) FROM records WHERE prefix_key = ?').pluck(),
@@ -352,10 +356,11 @@ export class Store {
       edgesFrom: edgesStatement('from_key'),
       edgesTo: edgesStatement('to_key'),
       upsertRecord: db.prepare(
-        `INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, version, updated_at)
-         VALUES (@handleKey, @handle, @prefixKey, @valuesJson, @publicJson, @version, @updatedAt)
+        `INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, max_age, expires_at, etag, version, updated_at)
+         VALUES (@handleKey, @handle, @prefixKey, @valuesJson, @publicJson, @maxAge, @expiresAt, @etag, @version, @updatedAt)
          ON CONFLICT (handle_key) DO UPDATE SET handle = excluded.handle, values_json = excluded.values_json,
-           public_json = excluded.public_json, version = excluded.version, updated_at = excluded.updated_at`,
+           public_json = excluded.public_json, max_age = excluded.max_age, expires_at = excluded.expires_at, etag = excluded.etag,
+           version = excluded.version, updated_at = excluded.updated_at`,
       ),
       deleteRecord: db.prepare('DELETE FROM records WHERE handle_key = ?'),
       insertVersion: db.prepare(

@@ -1,0 +1,55 @@
+/**
+ * The bytes of a record's answer and what its headers need (ETag, max-age), in one place:
+ * the write path computes them once per version and stores them with the record; the read
+ * path uses the stored ones and computes them only for rows written before schema v5.
+ */
+import { createHash } from 'node:crypto';
+import { type HandleValue, isPublic, ttlSeconds } from '../registry/values.js';
+
+/** Cap on any cache lifetime we advertise or keep (Handle.Net's). */
+export const MAX_TTL_SECONDS = 172800;
+
+export function etagOf(body: Buffer | string): string {
+  return `"${createHash('sha1').update(body).digest('base64url')}"`;
+}
+
+/** The 200 answer for a value list that is already JSON. */
+export function answerText(handle: string, valuesJson: string): string {
+  return `{"responseCode":1,"handle":${JSON.stringify(handle)},"values":${valuesJson}}`;
+}
+
+export function smallestTtl(values: HandleValue[], nowMs: number): number {
+  let min = MAX_TTL_SECONDS;
+  for (const v of values) min = Math.min(min, ttlSeconds(v, nowMs));
+  return values.length === 0 ? 0 : min;
+}
+
+/** max-age for a served value list, split into its time-independent part and the earliest absolute expiry. */
+export interface AnswerMeta {
+  /** Smallest relative ttl (capped; 0 for an empty list). */
+  maxAge: number;
+  /** Earliest absolute expiry, ms since the epoch; null when no value has one. */
+  expiresAt: number | null;
+  etag: string;
+}
+
+/** The stored form of a record: full list, the public list when it differs, and the public answer's metadata. */
+export function renderRecord(handle: string, values: HandleValue[]): { valuesJson: string; publicJson: string | null } & AnswerMeta {
+  const valuesJson = JSON.stringify(values);
+  const pub = values.filter(isPublic);
+  const publicJson = pub.length === values.length ? null : JSON.stringify(pub);
+  let maxAge = MAX_TTL_SECONDS;
+  let expiresAt: number | null = null;
+  for (const v of pub) {
+    if (typeof v.ttl === 'number') maxAge = Math.min(maxAge, v.ttl);
+    else expiresAt = Math.min(expiresAt ?? Infinity, Date.parse(v.ttl));
+  }
+  if (pub.length === 0) maxAge = 0;
+  return { valuesJson, publicJson, maxAge, expiresAt, etag: etagOf(answerText(handle, publicJson ?? valuesJson)) };
+}
+
+/** max-age now, from stored metadata. */
+export function maxAgeAt(meta: Pick<AnswerMeta, 'maxAge' | 'expiresAt'>, nowMs: number): number {
+  if (meta.expiresAt === null) return meta.maxAge;
+  return Math.min(meta.maxAge, Math.max(0, Math.floor((meta.expiresAt - nowMs) / 1000)));
+}
