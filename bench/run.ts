@@ -67,7 +67,9 @@ async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
 /** Starts an idnode child on a fresh database in `dir`, with the given config. */
 async function startIdnode(dir: string, config: Record<string, unknown>): Promise<Server> {
   const file = join(dir, 'config.json');
-  writeFileSync(file, JSON.stringify({ db: join(dir, 'idnode.db'), listen: { port: 0 }, logLevel: 'warn', ...config }));
+  // BENCH_NODE_CONFIG (JSON) is merged into every node's config: for trying a setting (e.g. {"sqlite":{"mmapBytes":0}}).
+  const extra = JSON.parse(process.env.BENCH_NODE_CONFIG ?? '{}') as Record<string, unknown>;
+  writeFileSync(file, JSON.stringify({ db: join(dir, 'idnode.db'), listen: { port: 0 }, logLevel: 'warn', ...config, ...extra }));
   return startServer([CLI, 'serve', '--config', file], { IDNODE_ADMIN_TOKEN: ADMIN }, dir);
 }
 
@@ -549,9 +551,9 @@ async function scale(o: Options & { records: number }): Promise<Outcome> {
   });
 }
 
-/** Resident set size of a process, bytes (VmRSS from /proc). */
-function rssOf(server: Server): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.child.pid}/status`, 'utf8'));
+/** Resident set size of a process, bytes, from /proc: VmRSS, or one of its parts (RssAnon, RssFile). */
+function rssOf(server: Server, field: 'VmRSS' | 'RssAnon' | 'RssFile' = 'VmRSS'): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${server.child.pid}/status`, 'utf8'));
   return Number(m![1]) * 1024;
 }
 
@@ -589,6 +591,8 @@ async function memory(o: Options & { records: number }): Promise<Outcome> {
           rssMiB: Math.round(rss / 1024 ** 2),
           targetMiB: Math.round(target / 1024 ** 2),
           rssBytesPerEntryAboveStart: Math.round((rss - rssStart) / ready.cache.entries),
+          rssAnonMiB: Math.round(rssOf(node, 'RssAnon') / 1024 ** 2),
+          rssFileMiB: Math.round(rssOf(node, 'RssFile') / 1024 ** 2),
           bareRssMiB: Math.round(rssOf(bare) / 1024 ** 2),
         },
       };

@@ -39,6 +39,8 @@ t.test('/metrics: requests, resolution latency by source, cache, SQLite writes, 
   t.equal(metric(m, 'idnode_upstream_request_seconds_count', `{origin="${up.url}"}`), 2);
   t.match(m, new RegExp(`idnode_upstream_in_flight\\{origin="${up.url.replace(/[.]/g, '\\.')}",state="up"\\} 0`));
   t.equal(metric(m, 'idnode_bulk_records_total'), 1);
+  t.ok(metric(m, 'process_resident_memory_bytes') > 10 * 1024 * 1024, 'process metrics: resident memory');
+  t.ok(metric(m, 'nodejs_heap_size_used_bytes') > 0, 'runtime metrics: heap');
   await up.node.close();
   await c.call('GET', '/api/handles/88.200/U-2');
   const after = (await c.call('GET', '/metrics')).text;

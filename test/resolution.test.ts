@@ -69,6 +69,19 @@ t.test('rows written before schema v5 (no stored ETag or max-age) answer exactly
   t.equal(v4.headers.get('cache-control'), v5.headers.get('cache-control'));
 });
 
+t.test('non-ASCII answers: Content-Length counts UTF-8 bytes on a miss, a hit and a filtered answer', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  await c.call('PUT', '/api/handles/88.100.7/发动机-1', { token: reg, body: { values: [{ index: 1, type: 'name', data: '发动机总成 ENGINE' }, { index: 2, type: 'URL', data: 'http://x/é' }] } });
+  for (const [label, path] of [['miss', '/api/handles/88.100.7/发动机-1'], ['hit', '/api/handles/88.100.7/发动机-1'], ['filtered', '/api/handles/88.100.7/发动机-1?type=name']] as const) {
+    const a = await c.call('GET', encodeURI(path));
+    t.equal(a.status, 200, label);
+    t.equal(Number(a.headers.get('content-length')), Buffer.byteLength(a.text), `${label}: bytes, not characters`);
+    t.equal(a.json.handle, '88.100.7/发动机-1');
+    t.equal(a.json.values[0].data.value, '发动机总成 ENGINE');
+  }
+});
+
 t.test('type and index filters, subtypes, pretty', async (t) => {
   const c = await startNode(t);
   const reg = await registrar(c);

@@ -13,9 +13,13 @@ export function etagOf(body: Buffer | string): string {
   return `"${createHash('sha1').update(body).digest('base64url')}"`;
 }
 
-/** The 200 answer for a value list that is already JSON. */
+/**
+ * The 200 answer for a value list that is already JSON. Joined (not concatenated with `+`)
+ * so V8 builds one flat string: a concatenation would be a rope that, once flattened for
+ * the first write, keeps a second copy's worth of nodes alive in the cache.
+ */
 export function answerText(handle: string, valuesJson: string): string {
-  return `{"responseCode":1,"handle":${JSON.stringify(handle)},"values":${valuesJson}}`;
+  return ['{"responseCode":1,"handle":', JSON.stringify(handle), ',"values":', valuesJson, '}'].join('');
 }
 
 export function smallestTtl(values: HandleValue[], nowMs: number): number {

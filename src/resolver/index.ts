@@ -29,20 +29,52 @@ export function staleStatus(secondsPast: number): string {
 /** Upstream failures after which an expired cached answer may be served. */
 const STALE_ON = new Set(['IDN_UPSTREAM_TIMEOUT', 'IDN_UPSTREAM_UNREACHABLE', 'IDN_UPSTREAM_BAD_ANSWER', 'IDN_UNAVAILABLE']);
 
-/** One ready-to-send answer. */
+/**
+ * One ready-to-send answer. Kept small (a million of them must fit in about 1 KiB each
+ * beyond their body): the body is a string (one byte per character for ASCII JSON; one
+ * Buffer per entry would cost a typed-array object and a pool slot on top), headers are
+ * built when sent, and the handle is read from the body when a filter needs it.
+ */
 export interface Entry {
   status: number;
-  handle: string;
-  body: Buffer;
+  /** The JSON answer. */
+  body: string;
+  /** Its UTF-8 length (Content-Length). */
+  bytes: number;
   etag: string | undefined;
   /** Cache-Control max-age, seconds; undefined for error answers. */
   maxAge: number | undefined;
-  /** Raw header list for a cache hit (node:http writeHead form). */
-  hitHeaders: string[];
   /** True when this is the public view of a record that also has non-public values. */
   partial: boolean;
   /** Forwarded answers: fresh until this time (ms); kept after it, for serving stale. */
   freshUntil?: number;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/**
+ * What an entry costs beyond its body and key: the Entry object, its ETag string and
+ * lru-cache's bookkeeping (measured: `npm run bench -- memory`, bench/README.md).
+ */
+export const ENTRY_OVERHEAD_BYTES = 300;
+const maxAgeTexts = new Map<number, string>();
+
+/** "max-age=N", shared between entries for the usual few values of N. */
+function maxAgeText(n: number): string {
+  let text = maxAgeTexts.get(n);
+  if (text === undefined) {
+    text = `max-age=${n}`;
+    if (maxAgeTexts.size < 1024) maxAgeTexts.set(n, text);
+  }
+  return text;
+}
+
+/** The raw header list (node:http writeHead form) for sending `entry` with its body. */
+export function entryHeaders(entry: Entry, cacheStatus: string): string[] {
+  const h = ['content-type', JSON_TYPE, 'content-length', String(entry.bytes), 'cache-status', cacheStatus];
+  if (entry.etag !== undefined) h.push('etag', entry.etag);
+  if (entry.maxAge !== undefined) h.push('cache-control', maxAgeText(entry.maxAge));
+  return h;
 }
 
 export interface Resolution {
@@ -86,13 +118,9 @@ export interface ResolverStats {
   evictions: number;
 }
 
-export function buildEntry(status: number, handle: string, body: Buffer, maxAge: number | undefined, knownEtag?: string): Entry {
+export function buildEntry(status: number, body: string, maxAge: number | undefined, knownEtag?: string): Entry {
   const etag = status === 200 ? (knownEtag ?? etagOf(body)) : undefined;
-  const hitHeaders = ['content-type', 'application/json; charset=utf-8', 'content-length', String(body.length)];
-  if (etag !== undefined) hitHeaders.push('etag', etag);
-  if (maxAge !== undefined) hitHeaders.push('cache-control', `max-age=${maxAge}`);
-  hitHeaders.push('cache-status', CACHE_STATUS.hit);
-  return { status, handle, body, etag, maxAge, hitHeaders, partial: false };
+  return { status, body, bytes: Buffer.byteLength(body), etag, maxAge, partial: false };
 }
 
 /**
@@ -100,18 +128,19 @@ export function buildEntry(status: number, handle: string, body: Buffer, maxAge:
  * path stored for the public view (schema v5); without it max-age and ETag are computed here.
  */
 export function answerEntry(handle: string, valuesJson: string, nowMs: number, meta?: Pick<RecordRow, 'maxAge' | 'expiresAt' | 'etag'>): Entry {
-  const body = Buffer.from(answerText(handle, valuesJson));
+  const body = answerText(handle, valuesJson);
   if (meta !== undefined && meta.maxAge !== null && meta.etag !== null)
-    return buildEntry(200, handle, body, maxAgeAt({ maxAge: meta.maxAge, expiresAt: meta.expiresAt }, nowMs), meta.etag);
-  return buildEntry(200, handle, body, smallestTtl(JSON.parse(valuesJson) as HandleValue[], nowMs));
+    return buildEntry(200, body, maxAgeAt({ maxAge: meta.maxAge, expiresAt: meta.expiresAt }, nowMs), meta.etag);
+  return buildEntry(200, body, smallestTtl(JSON.parse(valuesJson) as HandleValue[], nowMs));
 }
 
 /**
- * Values of an entry (for filtered requests). Parsed on each call and not kept on the entry:
- * the cache's byte bound counts the body only.
+ * Handle and values of a 200 entry (for filtered requests). Parsed on each call and not kept
+ * on the entry: the cache's byte bound counts the body only.
  */
-export function entryValues(entry: Entry): HandleValue[] {
-  return (JSON.parse(entry.body.toString('utf8')) as { values?: HandleValue[] }).values ?? [];
+export function entryAnswer(entry: Entry): { handle: string; values: HandleValue[] } {
+  const a = JSON.parse(entry.body) as { handle: string; values?: HandleValue[] };
+  return { handle: a.handle, values: a.values ?? [] };
 }
 
 export function createResolver(deps: {
@@ -126,14 +155,13 @@ export function createResolver(deps: {
 }): Resolver {
   const now = deps.now ?? Date.now;
   const maxBytes = Math.max(deps.cacheMaxBytes, 1);
-  // An entry costs its body plus key and bookkeeping (~300 bytes measured for lru-cache + Entry).
   const counts = { hits: 0, misses: 0, stale: 0, evictions: 0 };
   const cache = new LRUCache<string, Entry>({
     maxSize: maxBytes,
     dispose: (_v, _k, reason) => {
       if (reason === 'evict') counts.evictions++;
     },
-    sizeCalculation: (e, key) => e.body.length + key.length * 2 + 300,
+    sizeCalculation: (e, key) => e.bytes + key.length + ENTRY_OVERHEAD_BYTES,
     ttlAutopurge: false,
     perf: { now },
   });
@@ -141,7 +169,7 @@ export function createResolver(deps: {
 
   function notFound(id: Identifier): Entry {
     const err = new IdnError('IDN_NOT_FOUND', `${id.text} is not registered`, { handle: id.text });
-    return buildEntry(404, id.text, Buffer.from(JSON.stringify(err.toBody())), undefined);
+    return buildEntry(404, JSON.stringify(err.toBody()), undefined);
   }
 
   function store(key: string, entry: Entry, ttlSeconds?: number): void {
@@ -163,13 +191,13 @@ export function createResolver(deps: {
     const nowMs = now();
     if (a.responseCode === 1 || a.responseCode === 200) {
       const maxAge = Math.min(MAX_TTL_SECONDS, smallestTtl(a.values as HandleValue[], nowMs));
-      const entry = buildEntry(200, a.handle!, a.body, maxAge);
+      const entry = buildEntry(200, a.body.toString('utf8'), maxAge);
       if (maxAge <= 0 || !enabled) return { entry, cacheStatus: ours(CACHE_STATUS.uncacheable), source: 'upstream' };
       entry.freshUntil = nowMs + maxAge * 1000;
       cache.set(id.key, entry, { ttl: (maxAge + deps.staleWindowSeconds) * 1000 });
       return { entry, cacheStatus: ours(CACHE_STATUS.stored), source: 'upstream' };
     }
-    const entry = buildEntry(a.status, a.handle ?? id.text, a.body, undefined);
+    const entry = buildEntry(a.status, a.body.toString('utf8'), undefined);
     if (a.responseCode !== 100 || deps.notFoundTtlSeconds === 0 || !enabled) return { entry, cacheStatus: ours(CACHE_STATUS.uncacheable), source: 'upstream' };
     entry.freshUntil = nowMs + deps.notFoundTtlSeconds * 1000;
     cache.set(id.key, entry, { ttl: deps.notFoundTtlSeconds * 1000 });

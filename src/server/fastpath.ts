@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decodePathIdentifier, foldCase, parseIdentifier } from '../identifier/index.js';
-import type { Resolver } from '../resolver/index.js';
+import { CACHE_STATUS, entryHeaders, type Resolver } from '../resolver/index.js';
 import { performance } from 'node:perf_hooks';
 import type { NodeStats } from '../upstream/sync.js';
 import type { Metrics } from './metrics.js';
@@ -37,8 +37,7 @@ export function createFastPath(
     }
     const t0 = performance.now();
     let entry = resolver.cached(foldCase(text));
-    let cacheStatus = 'idnode; hit';
-    let headers = entry?.hitHeaders;
+    let cacheStatus: string = CACHE_STATUS.hit;
     if (entry === undefined) {
       // Under overload a miss goes to fastify, whose first hook refuses it.
       if (overloaded()) return false;
@@ -51,21 +50,17 @@ export function createFastPath(
       if (miss === undefined) return false;
       entry = miss.entry;
       cacheStatus = miss.cacheStatus;
-      headers = ['content-type', 'application/json; charset=utf-8', 'content-length', String(entry.body.length)];
-      if (entry.etag !== undefined) headers.push('etag', entry.etag);
-      if (entry.maxAge !== undefined) headers.push('cache-control', `max-age=${entry.maxAge}`);
-      headers.push('cache-status', cacheStatus);
     }
     if (entry.status === 200 && etagMatches(req.headers['if-none-match'], entry.etag)) {
       res.writeHead(304, ['etag', entry.etag!, 'cache-control', `max-age=${entry.maxAge}`, 'cache-status', cacheStatus]);
       res.end();
     } else {
-      res.writeHead(entry.status, headers);
+      res.writeHead(entry.status, entryHeaders(entry, cacheStatus));
       res.end(method === 'HEAD' ? undefined : entry.body);
     }
     const ms = performance.now() - t0;
     stats.resolution(ms);
-    metrics.fastHit(res.statusCode, ms, cacheStatus === 'idnode; hit' ? 'cache' : 'store');
+    metrics.fastHit(res.statusCode, ms, cacheStatus === CACHE_STATUS.hit ? 'cache' : 'store');
     return true;
   };
 }

@@ -4,7 +4,7 @@
  * (tests) do not mix. The hot path only bumps plain counters and a pre-bound histogram
  * child; everything else is read from the parts' own counters when Prometheus scrapes.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Resolver } from '../resolver/index.js';
 import type { UpstreamClient } from '../upstream/client.js';
 
@@ -27,6 +27,8 @@ const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.
 
 export function createMetrics(deps: { resolver: () => Resolver; upstream: () => UpstreamClient }): Metrics {
   const registry = new Registry();
+  // Process and runtime: resident memory, heap spaces, GC pauses, event-loop delay (read at scrape time).
+  collectDefaultMetrics({ register: registry });
   const fastHits = new Map<number, number>();
   const reported = new Map<number, number>();
   const requests = new Counter({

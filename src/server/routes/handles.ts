@@ -5,7 +5,7 @@ import { decodePathIdentifier, foldCase, type Identifier, parseIdentifier, parse
 import { authorizeLocal, authorizeWrite, mintSuffix } from '../../registry/records.js';
 import { canReadPrivate, type Principal } from '../../registry/tokens.js';
 import type { HandleValue } from '../../registry/values.js';
-import { buildEntry, type Entry, entryValues, smallestTtl } from '../../resolver/index.js';
+import { buildEntry, type Entry, entryAnswer, smallestTtl } from '../../resolver/index.js';
 import { HOP_HEADER } from '../../upstream/client.js';
 import { performance } from 'node:perf_hooks';
 import { pageLimit, requirePrincipal } from '../app.js';
@@ -45,13 +45,13 @@ export function shapeAnswer(entry: Entry, q: ResolveQueryT, nowMs: number): Entr
   const filtered = q.type !== undefined || q.index !== undefined;
   const pretty = q.pretty === true || q.pretty === '';
   if (entry.status !== 200 || (!filtered && !pretty)) return entry;
-  const values = entryValues(entry);
+  const { handle, values } = entryAnswer(entry);
   const types = q.type ?? [];
   const indexes = new Set(q.index ?? []);
   const selected: HandleValue[] = filtered ? values.filter((v) => indexes.has(v.index) || typeMatches(v.type, types)) : values;
-  const answer = { responseCode: filtered && selected.length === 0 ? 200 : 1, handle: entry.handle, values: selected };
-  const body = Buffer.from(pretty ? `${JSON.stringify(answer, null, 2)}\n` : JSON.stringify(answer));
-  return buildEntry(200, entry.handle, body, selected.length === 0 ? 0 : smallestTtl(selected, nowMs));
+  const answer = { responseCode: filtered && selected.length === 0 ? 200 : 1, handle, values: selected };
+  const body = pretty ? `${JSON.stringify(answer, null, 2)}\n` : JSON.stringify(answer);
+  return buildEntry(200, body, selected.length === 0 ? 0 : smallestTtl(selected, nowMs));
 }
 
 /** The IDN-Hop-Count a request arrived with (absent = 0). */
@@ -239,7 +239,7 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
         throw new IdnError('IDN_BAD_REQUEST', `${handles.length} identifiers in one batch; at most ${config.limits.batchMax} are allowed (config limits.batchMax)`);
       const principal = tokens.authenticate(request.headers.authorization);
       const hops = hopsOf(request);
-      const parts: Buffer[] = new Array(handles.length);
+      const parts: string[] = new Array(handles.length);
       const now = Date.now();
       const one = async (i: number) => {
         try {
@@ -248,7 +248,7 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
           parts[i] = shapeAnswer(entry, { ...q, pretty: false }, now).body;
         } catch (err) {
           if (!isIdnError(err)) throw err;
-          parts[i] = Buffer.from(JSON.stringify(err.toBody()));
+          parts[i] = JSON.stringify(err.toBody());
         }
       };
       // Foreign identifiers are forwarded; a few at a time keeps one batch from filling the upstream bound.
@@ -257,8 +257,7 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
         while (next < handles.length) await one(next++);
       };
       await Promise.all(Array.from({ length: Math.min(BATCH_CONCURRENCY, handles.length) }, worker));
-      const body = Buffer.concat([Buffer.from('{"responseCode":1,"results":['), ...parts.flatMap((p, i) => (i === 0 ? [p] : [Buffer.from(','), p])), Buffer.from(']}')]);
-      return reply.type(JSON_TYPE).send(body);
+      return reply.type(JSON_TYPE).send(`{"responseCode":1,"results":[${parts.join(',')}]}`);
     },
   );
 }
