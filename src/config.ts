@@ -96,7 +96,7 @@ export function defaultConfig(): Config {
     limits: { bodyMaxBytes: 256 * 1024, batchMax: 1000, valuesMax: 2048, pageSizeMax: 10000, bulkLineMaxBytes: 256 * 1024 },
     bulk: { chunkSize: 1000 },
     lineage: { defaultDepth: 10, maxDepth: 50, maxNodes: 10000, eventItemsMax: 1000 },
-    sqlite: { cacheBytes: 64 * 1024 * 1024, mmapBytes: 1024 * 1024 * 1024 },
+    sqlite: { cacheBytes: 64 * 1024 * 1024, mmapBytes: 2 * 1024 ** 3 },
     history: true,
     shedding: { maxInFlight: 1024, eventLoopDelayMs: 500 },
     workers: 1,

@@ -185,7 +185,12 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
     if (opts.adminToken) registry.tokens.bootstrapAdmin(opts.adminToken);
     if (config.seed) seedIfEmpty(registry, config.seedDir === '' ? SEEDS_DIR : config.seedDir);
     const deps: NodeDeps = { ...registry, metrics };
-    const fastPath = createFastPath(registry.resolver, registry.stats, metrics, () => late.app?.shedder.overloaded() ?? false);
+    const fastPath = createFastPath(registry.resolver, registry.stats, metrics, {
+      overloaded: () => late.app?.shedder.overloaded() ?? false,
+      refuse: () => (late.app === undefined ? 'the node is starting' : late.app.shedder.refuse()),
+      done: () => late.app?.shedder.done(),
+      logError: (err, message) => late.app?.log.error({ err }, message),
+    });
     const app = await buildApp(deps, {
       logger: opts.logger ?? false,
       serverFactory: (handler) => createServer((req, res) => (fastPath(req, res) ? undefined : handler(req, res))),

@@ -53,10 +53,11 @@ export interface Entry {
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 /**
- * What an entry costs beyond its body and key: the Entry object, its ETag string and
- * lru-cache's bookkeeping (measured: `npm run bench -- memory`, bench/README.md).
+ * What an entry costs beyond its body's bytes and its key's characters: string headers, the
+ * Entry object, its ETag string and lru-cache's bookkeeping. Measured 190 bytes per entry
+ * with a million entries (heap after a full GC; bench/README.md, "Memory"); rounded up.
  */
-export const ENTRY_OVERHEAD_BYTES = 300;
+export const ENTRY_OVERHEAD_BYTES = 200;
 const maxAgeTexts = new Map<number, string>();
 
 /** "max-age=N", shared between entries for the usual few values of N. */

@@ -1,27 +1,74 @@
 /**
- * Plain resolutions before fastify: a GET/HEAD of /api/handles/<id> with no query and no
- * credentials is answered straight from the cache or, on a miss for an identifier homed
- * here, from the store, and written with a pre-built header array. Anything else (a query,
- * a token, a bad escape or identifier, a prefix handle, a forwarded identifier) falls
+ * Plain resolutions before fastify: a GET/HEAD of /api/handles/<id> with no query, no
+ * credentials and no hop count is answered straight from the cache; on a miss, from the
+ * store (identifiers homed here, synchronously) or from the upstream (identifiers homed
+ * elsewhere, counted in flight like fastify's requests), and written with a raw header list.
+ * Anything else (a query, a token, a forwarded request, a bad escape or identifier) falls
  * through to fastify unchanged.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { decodePathIdentifier, foldCase, parseIdentifier } from '../identifier/index.js';
-import { CACHE_STATUS, entryHeaders, type Resolver } from '../resolver/index.js';
 import { performance } from 'node:perf_hooks';
+import { IdnError, isIdnError } from '../errors.js';
+import { decodePathIdentifier, foldCase, type Identifier, parseIdentifier } from '../identifier/index.js';
+import { CACHE_STATUS, type Entry, entryHeaders, type Resolution, type Resolver } from '../resolver/index.js';
+import { HOP_HEADER } from '../upstream/client.js';
 import type { NodeStats } from '../upstream/sync.js';
 import type { Metrics } from './metrics.js';
 import { etagMatches, HANDLES_PATH } from './routes/handles.js';
 
 const NEEDS_DECODING = /[%\x80-\uffff]/;
 
+/** What the fast path needs of the shedder and the logger (both built after it). */
+export interface FastPathGate {
+  /** True while new work past the cache would be refused: misses then go to fastify, which refuses them. */
+  overloaded(): boolean;
+  /** Takes an in-flight slot for a forwarded miss; a reason when there is none. */
+  refuse(): string | undefined;
+  done(): void;
+  logError(err: unknown, message: string): void;
+}
+
 export function createFastPath(
   resolver: Resolver,
   stats: NodeStats,
   metrics: Pick<Metrics, 'fastHit'>,
-  overloaded: () => boolean = () => false,
+  gate: FastPathGate,
 ): (req: IncomingMessage, res: ServerResponse) => boolean {
   const skip = HANDLES_PATH.length;
+
+  function send(req: IncomingMessage, res: ServerResponse, entry: Entry, cacheStatus: string): void {
+    if (entry.status === 200 && etagMatches(req.headers['if-none-match'], entry.etag)) {
+      res.writeHead(304, ['etag', entry.etag!, 'cache-control', `max-age=${entry.maxAge}`, 'cache-status', cacheStatus]);
+      res.end();
+    } else {
+      res.writeHead(entry.status, entryHeaders(entry, cacheStatus));
+      res.end(req.method === 'HEAD' ? undefined : entry.body);
+    }
+  }
+
+  /** A miss for an identifier homed elsewhere: resolved asynchronously, errors in the Handle error shape. */
+  function forward(req: IncomingMessage, res: ServerResponse, id: Identifier, t0: number): void {
+    res.once('close', gate.done);
+    const answered = (r: Resolution) => {
+      send(req, res, r.entry, r.cacheStatus);
+      const ms = performance.now() - t0;
+      stats.resolution(ms);
+      metrics.fastHit(res.statusCode, ms, r.source);
+    };
+    const failed = (err: unknown) => {
+      const idn = isIdnError(err) ? err : new IdnError('IDN_INTERNAL', 'the answer could not be built', { handle: id.text, cause: err });
+      if (!isIdnError(err)) gate.logError(err, idn.message);
+      idn.handle ??= id.text;
+      const body = JSON.stringify(idn.toBody());
+      const headers = ['content-type', 'application/json; charset=utf-8', 'content-length', String(Buffer.byteLength(body))];
+      for (const [k, v] of Object.entries(idn.headers ?? {})) headers.push(k, v);
+      res.writeHead(idn.http, headers);
+      res.end(req.method === 'HEAD' ? undefined : body);
+      metrics.fastHit(idn.http, undefined);
+    };
+    resolver.resolve(id, { bypassCache: false, privateAccess: false, hops: 0 }).then(answered).catch(failed);
+  }
+
   return (req, res) => {
     const method = req.method;
     if (method !== 'GET' && method !== 'HEAD') return false;
@@ -40,24 +87,24 @@ export function createFastPath(
     let cacheStatus: string = CACHE_STATUS.hit;
     if (entry === undefined) {
       // Under overload a miss goes to fastify, whose first hook refuses it.
-      if (overloaded()) return false;
-      let miss;
+      if (gate.overloaded()) return false;
+      let id;
       try {
-        miss = resolver.resolveLocal(parseIdentifier(text, { slashlessIsPrefix: true }));
+        id = parseIdentifier(text, { slashlessIsPrefix: true });
       } catch {
         return false;
       }
-      if (miss === undefined) return false;
+      const miss = resolver.resolveLocal(id);
+      if (miss === undefined) {
+        // A request another node forwarded carries its hop count: fastify checks and passes it on.
+        if (req.headers[HOP_HEADER] !== undefined || gate.refuse() !== undefined) return false;
+        forward(req, res, id, t0);
+        return true;
+      }
       entry = miss.entry;
       cacheStatus = miss.cacheStatus;
     }
-    if (entry.status === 200 && etagMatches(req.headers['if-none-match'], entry.etag)) {
-      res.writeHead(304, ['etag', entry.etag!, 'cache-control', `max-age=${entry.maxAge}`, 'cache-status', cacheStatus]);
-      res.end();
-    } else {
-      res.writeHead(entry.status, entryHeaders(entry, cacheStatus));
-      res.end(method === 'HEAD' ? undefined : entry.body);
-    }
+    send(req, res, entry, cacheStatus);
     const ms = performance.now() - t0;
     stats.resolution(ms);
     metrics.fastHit(res.statusCode, ms, cacheStatus === CACHE_STATUS.hit ? 'cache' : 'store');

@@ -15,7 +15,7 @@ export interface Metrics {
   /** A request answered by fastify (route pattern, method, status). */
   request(route: string, method: string, status: number): void;
   /** A resolution answered before fastify (a cache hit, or a miss from the store). */
-  fastHit(status: number, ms: number, source?: Source): void;
+  fastHit(status: number, ms: number | undefined, source?: Source): void;
   resolution(source: Source, ms: number): void;
   storeWrite(ms: number): void;
   upstreamResult(base: string, ms: number, failure: string | undefined): void;
@@ -111,7 +111,8 @@ export function createMetrics(deps: { resolver: () => Resolver; upstream: () => 
     request: (route, method, status) => requests.inc({ route, method, status: String(status) }),
     fastHit(status, ms, source = 'cache') {
       fastHits.set(status, (fastHits.get(status) ?? 0) + 1);
-      bySource[source].observe(ms / 1000);
+      // An error answer is counted as a request, not timed as a resolution.
+      if (ms !== undefined) bySource[source].observe(ms / 1000);
     },
     resolution: (source, ms) => bySource[source].observe(ms / 1000),
     storeWrite: (ms) => storeWrite.observe(ms / 1000),

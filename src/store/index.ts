@@ -250,7 +250,7 @@ export class Store {
     this.db.pragma('busy_timeout = 5000');
     // A point lookup on a large file costs read() system calls unless pages are cached or mapped.
     this.db.pragma(`cache_size = -${Math.floor((opts.cacheBytes ?? 64 * 1024 * 1024) / 1024)}`);
-    this.db.pragma(`mmap_size = ${opts.mmapBytes ?? 1024 * 1024 * 1024}`);
+    this.db.pragma(`mmap_size = ${opts.mmapBytes ?? 2 * 1024 ** 3}`);
     this.db.pragma('foreign_keys = ON');
     if (!opts.readonly) this.migrate();
     else if (this.schemaVersion < latestSchemaVersion()) {
