@@ -2,6 +2,7 @@
  * The baseline: a bare node:http server that answers every request with one fixed JSON body
  * of BARE_BODY_BYTES bytes and the same headers idnode sends on a cache hit. Prints its URL.
  */
+import Database from 'better-sqlite3';
 import { createServer } from 'node:http';
 
 const size = Number(process.env.BARE_BODY_BYTES ?? '600');
@@ -12,8 +13,23 @@ const headers = ['content-type', 'application/json; charset=utf-8', 'content-len
 // BARE_MODE=ndjson: read an NDJSON upload and answer one result line per input line (the
 // bulk registration baseline: same bytes in, same shape out, no parsing, no storage).
 const ndjson = process.env.BARE_MODE === 'ndjson';
+// BARE_DB=<fixture>: also look the path's identifier up in that SQLite file (the same point
+// query and pragmas idnode uses) before answering: the floor for any server that reads its
+// store on a cache miss.
+const lookup = process.env.BARE_DB
+  ? (() => {
+      const db = new Database(process.env.BARE_DB, { readonly: true });
+      db.pragma('cache_size = -65536');
+      db.pragma(`mmap_size = ${2 * 1024 ** 3}`);
+      return db.prepare('SELECT handle, values_json, public_json, max_age, expires_at, etag FROM records WHERE handle_key = ?').raw();
+    })()
+  : undefined;
 const server = createServer((req, res) => {
   if (!ndjson) {
+    if (lookup !== undefined && lookup.get(req.url!.slice('/api/handles/'.length).toLowerCase()) === undefined) {
+      res.writeHead(404).end();
+      return;
+    }
     res.writeHead(200, headers);
     res.end(body);
     return;

@@ -488,7 +488,12 @@ function samplePaths(records: number): string[] {
 
 const COLD_CACHE_BYTES = 8 * 1024 * 1024;
 
-/** Cold reads: uniform random keys over `--records` identifiers with a cache far smaller than the working set. */
+/**
+ * Cold reads: uniform random keys over `--records` identifiers with a cache far smaller than
+ * the working set. A second baseline, bare + SQLite, answers the same fixed body after the
+ * same point query on its own copy of the fixture: the floor for a server that reads its
+ * store on every miss.
+ */
 async function cold(o: Options & { records: number }): Promise<Outcome> {
   return withDir(async (dir) => {
     const node = await fixtureNode(dir, o.records, COLD_CACHE_BYTES);
@@ -496,20 +501,29 @@ async function cold(o: Options & { records: number }): Promise<Outcome> {
       const next = fixtureKeys(o.records);
       const bodyBytes = await meanAnswerBytes(node.url, samplePaths(o.records));
       const bare = await startServer([BARE], { BARE_BODY_BYTES: String(bodyBytes) });
+      const bareDb = join(dir, 'bare.db');
+      copyFileSync(dataset(o.records), bareDb);
+      const bareSql = await startServer([BARE], { BARE_BODY_BYTES: String(bodyBytes), BARE_DB: bareDb });
       try {
         const opts = { seconds: o.seconds, connections: o.connections, next };
-        const sides = await alternate({ bare: { server: bare, paths: [], opts }, idnode: { server: node, paths: [], opts } }, o.runs);
+        const sides = await alternate(
+          { bare: { server: bare, paths: [], opts }, 'bare + SQLite lookup': { server: bareSql, paths: [], opts }, idnode: { server: node, paths: [], opts } },
+          o.runs,
+        );
         const ready = await call(node.url, 'GET', '/readyz');
         return {
           sides,
           ratios: [
             { name: 'throughput idnode/bare', value: sides.idnode!.rps / sides.bare!.rps, target: '>= 0.75' },
             { name: 'CPU per request idnode/bare', value: sides.idnode!.cpuUsPerReq / sides.bare!.cpuUsPerReq, target: '<= 1.60' },
+            { name: 'throughput (bare + SQLite lookup)/bare', value: sides['bare + SQLite lookup']!.rps / sides.bare!.rps },
+            { name: 'CPU per request (bare + SQLite lookup)/bare', value: sides['bare + SQLite lookup']!.cpuUsPerReq / sides.bare!.cpuUsPerReq },
+            { name: 'CPU per request idnode/(bare + SQLite lookup)', value: sides.idnode!.cpuUsPerReq / sides['bare + SQLite lookup']!.cpuUsPerReq },
           ],
           notes: { records: o.records, bodyBytes, cacheMaxBytes: COLD_CACHE_BYTES, cacheEntriesAtEnd: ready.cache.entries, cacheHits: ready.cache.hits, cacheMisses: ready.cache.misses },
         };
       } finally {
-        await bare.stop();
+        await Promise.all([bare.stop(), bareSql.stop()]);
       }
     } finally {
       await node.stop();

@@ -227,11 +227,13 @@ export function createResolver(deps: {
       if (rec === undefined) return { entry: notFound(id), cacheable: true };
       return { entry: answerEntry(rec.handle, JSON.stringify(rec.values), nowMs), cacheable: true };
     }
-    const row = deps.store.getRecord(id.key);
+    const row = deps.store.answerRow(id.key);
     if (row === undefined) return { entry: notFound(id), cacheable: true };
-    if (row.publicJson === null) return { entry: answerEntry(row.handle, row.valuesJson, nowMs, row), cacheable: true };
-    if (privateAccess) return { entry: answerEntry(row.handle, row.valuesJson, nowMs), cacheable: false };
-    const entry = answerEntry(row.handle, row.publicJson, nowMs, row);
+    const [handle, valuesJson, publicJson, maxAge, expiresAt, etag] = row;
+    const meta = { maxAge, expiresAt, etag };
+    if (publicJson === null) return { entry: answerEntry(handle, valuesJson, nowMs, meta), cacheable: true };
+    if (privateAccess) return { entry: answerEntry(handle, valuesJson, nowMs), cacheable: false };
+    const entry = answerEntry(handle, publicJson, nowMs, meta);
     entry.partial = true;
     return { entry, cacheable: true };
   }

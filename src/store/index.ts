@@ -26,6 +26,9 @@ export interface RecordRow {
   updatedAt: string;
 }
 
+/** handle, values_json, public_json, max_age, expires_at, etag. */
+export type AnswerRow = [string, string, string | null, number | null, number | null, string | null];
+
 export interface PrefixRow {
   prefixKey: string;
   prefix: string;
@@ -285,6 +288,9 @@ export class Store {
       getRecord: db.prepare(
         'SELECT handle_key AS handleKey, handle, prefix_key AS prefixKey, values_json AS valuesJson, public_json AS publicJson, max_age AS maxAge, expires_at AS expiresAt, etag, version, updated_at AS updatedAt FROM records WHERE handle_key = ?',
       ),
+      answerRow: db
+        .prepare('SELECT handle, values_json, public_json, max_age, expires_at, etag FROM records WHERE handle_key = ?')
+        .raw(),
       listRecords: db.prepare('SELECT handle FROM records WHERE prefix_key = ? ORDER BY handle_key LIMIT ? OFFSET ?').pluck(),
       countRecords: db.prepare('SELECT count(*) FROM records WHERE prefix_key = ?').pluck(),
       countUnder: db.prepare("SELECT count(*) FROM records WHERE prefix_key = ? OR (prefix_key > ? || '.' AND prefix_key < ? || '/')").pluck(),
@@ -424,6 +430,11 @@ export class Store {
 
   getRecord(handleKey: string): RecordRow | undefined {
     return this.stmt.getRecord.get(handleKey) as RecordRow | undefined;
+  }
+
+  /** What a resolution needs of a record, as an array (the cold-read path: no row object, no unused columns). */
+  answerRow(handleKey: string): AnswerRow | undefined {
+    return this.stmt.answerRow.get(handleKey) as AnswerRow | undefined;
   }
 
   listRecordHandles(prefixKey: string, limit: number, offset: number): string[] {
