@@ -603,6 +603,11 @@ async function memory(o: Options & { records: number }): Promise<Outcome> {
       const bareRun = await load(bare, [], { seconds: Math.min(o.seconds, 5), connections: o.connections, next: fixtureKeys(o.records) });
       await new Promise((r) => setTimeout(r, 2000));
       const rss = rssOf(node);
+      const anon = rssOf(node, 'RssAnon');
+      const file = rssOf(node, 'RssFile');
+      // And once the node has been idle a while (V8 shrinks its heap when allocation stops).
+      await new Promise((r) => setTimeout(r, 30_000));
+      const rssIdle = rssOf(node);
       const target = 200 * 1024 ** 2 + 1024 * ready.cache.entries;
       return {
         sides: { 'idnode fill (each key once)': summarise([fill]), 'idnode hits on the full cache': summarise([hits]), bare: summarise([bareRun]) },
@@ -614,8 +619,9 @@ async function memory(o: Options & { records: number }): Promise<Outcome> {
           rssMiB: Math.round(rss / 1024 ** 2),
           targetMiB: Math.round(target / 1024 ** 2),
           rssBytesPerEntryAboveStart: Math.round((rss - rssStart) / ready.cache.entries),
-          rssAnonMiB: Math.round(rssOf(node, 'RssAnon') / 1024 ** 2),
-          rssFileMiB: Math.round(rssOf(node, 'RssFile') / 1024 ** 2),
+          rssAnonMiB: Math.round(anon / 1024 ** 2),
+          rssFileMiB: Math.round(file / 1024 ** 2),
+          rssAfter30sIdleMiB: Math.round(rssIdle / 1024 ** 2),
           bareRssMiB: Math.round(rssOf(bare) / 1024 ** 2),
         },
       };
