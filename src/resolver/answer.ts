@@ -9,7 +9,7 @@ import { type HandleValue, isPublic, ttlSeconds } from '../registry/values.js';
 /** Cap on any cache lifetime we advertise or keep (Handle.Net's). */
 export const MAX_TTL_SECONDS = 172800;
 
-export function etagOf(body: Buffer | string): string {
+export function etagOf(body: string): string {
   return `"${createHash('sha1').update(body).digest('base64url')}"`;
 }
 

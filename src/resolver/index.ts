@@ -60,7 +60,7 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 export const ENTRY_OVERHEAD_BYTES = 200;
 const maxAgeTexts = new Map<number, string>();
 
-/** "max-age=N", shared between entries for the usual few values of N. */
+/** "max-age=N", built once per distinct N (a handful in practice) instead of once per answer sent. */
 function maxAgeText(n: number): string {
   let text = maxAgeTexts.get(n);
   if (text === undefined) {
