@@ -56,6 +56,7 @@ t.test('forwards up and down, caches by ttl, relays Handle errors, keeps hop cou
   t.equal(first.json.handle, '88.200/B-1', 'the spelling the record was created with');
   t.equal(first.headers.get('cache-status'), 'idnode; fwd=uri-miss; stored, idnode; fwd=uri-miss; stored', "the upstream's entry first, ours last");
   t.equal(first.headers.get('cache-control'), 'max-age=3600', 'the smallest ttl');
+  t.equal(first.headers.get('etag'), (await top.call('GET', '/api/handles/88.200/B-1')).headers.get('etag'), "the upstream's ETag for the same bytes is kept");
   const upstreamRequests = () => a.node.upstream.stats()[top.url]!.resolutions;
   t.equal(upstreamRequests(), 1);
   const second = await a.call('GET', '/api/handles/88.200/B-1');
@@ -98,6 +99,22 @@ t.test('forwards up and down, caches by ttl, relays Handle errors, keeps hop cou
   t.match((await a.call('GET', '/api/handles/88.200/x', { headers: { 'idn-hop-count': 'many' } })).json, { code: 'IDN_BAD_REQUEST', message: /idn-hop-count/ });
   const ready = await a.call('GET', '/readyz');
   t.match(ready.json.upstream, { url: top.url, origins: { [top.url]: { state: 'up' } }, pendingReports: 1 });
+});
+
+t.test("an upstream's ETag is reused only when it is a well-formed strong tag", async (t) => {
+  const tags: Record<string, string> = { '77.1/strong': '"up-1"', '77.1/weak': 'W/"up-2"', '77.1/bad': 'no-quotes' };
+  const up = await fakeNode(t, (req, res) => {
+    const h = handleOf(req.url!);
+    res.writeHead(200, { 'content-type': 'application/json', etag: tags[h]! });
+    res.end(handleAnswer(h));
+  });
+  const a = await startNode(t, { upstream: { url: up.url } });
+  t.equal((await a.call('GET', '/api/handles/77.1/strong')).headers.get('etag'), '"up-1"');
+  for (const h of ['77.1/weak', '77.1/bad']) {
+    const r = await a.call('GET', `/api/handles/${h}`);
+    t.match(r.headers.get('etag'), /^"[\w-]{27}"$/, `${h}: our own SHA-1 of the bytes`);
+    t.equal((await a.call('GET', `/api/handles/${h}`, { headers: { 'if-none-match': r.headers.get('etag')! } })).status, 304);
+  }
 });
 
 t.test('a loop in delegations stops at the hop limit', async (t) => {

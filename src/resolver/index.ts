@@ -192,7 +192,7 @@ export function createResolver(deps: {
     const nowMs = now();
     if (a.responseCode === 1 || a.responseCode === 200) {
       const maxAge = Math.min(MAX_TTL_SECONDS, smallestTtl(a.values as HandleValue[], nowMs));
-      const entry = buildEntry(200, a.body.toString('utf8'), maxAge);
+      const entry = buildEntry(200, a.body.toString('utf8'), maxAge, a.etag);
       if (maxAge <= 0 || !enabled) return { entry, cacheStatus: ours(CACHE_STATUS.uncacheable), source: 'upstream' };
       entry.freshUntil = nowMs + maxAge * 1000;
       cache.set(id.key, entry, { ttl: (maxAge + deps.staleWindowSeconds) * 1000 });

@@ -26,6 +26,9 @@ export interface UpstreamOptions {
 }
 
 /** A Handle answer from another node: relayed as it came, status and bytes. */
+/** A strong entity tag (RFC 9110 §8.8.3): quoted, no W/ prefix, visible ASCII only. */
+const STRONG_ETAG = /^"[\x21\x23-\x7e]{1,128}"$/;
+
 export interface UpstreamAnswer {
   status: number;
   body: Buffer;
@@ -33,6 +36,8 @@ export interface UpstreamAnswer {
   handle: string | undefined;
   values: Array<{ index: number; type: string; ttl?: unknown }> | undefined;
   cacheStatus: string | undefined;
+  /** The upstream's strong ETag for these exact bytes, if it sent one (kept: the bytes are relayed unchanged). */
+  etag: string | undefined;
 }
 
 export interface OriginStats {
@@ -162,7 +167,7 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
     return Buffer.concat(chunks);
   }
 
-  function validate(base: string, status: number, body: Buffer, handle: string): Omit<UpstreamAnswer, 'status' | 'body' | 'cacheStatus'> {
+  function validate(base: string, status: number, body: Buffer, handle: string): Omit<UpstreamAnswer, 'status' | 'body' | 'cacheStatus' | 'etag'> {
     const bad = (why: string) => new IdnError('IDN_UPSTREAM_BAD_ANSWER', `the node at ${base} answered something that is not a Handle answer (${why})`, { handle });
     let json: unknown;
     try {
@@ -206,7 +211,14 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
         failed = false;
         failure = undefined;
         const cs = res.headers['cache-status'];
-        return { status: res.statusCode, body, ...answer, cacheStatus: Array.isArray(cs) ? cs.join(', ') : cs };
+        const etag = res.headers.etag;
+        return {
+          status: res.statusCode,
+          body,
+          ...answer,
+          cacheStatus: Array.isArray(cs) ? cs.join(', ') : cs,
+          etag: typeof etag === 'string' && STRONG_ETAG.test(etag) ? etag : undefined,
+        };
       } catch (err) {
         const e = transportError(base, err, identifier);
         failure = e.code;
