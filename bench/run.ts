@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { HandleValue } from '../src/registry/values.js';
-import { renderRecord } from '../src/resolver/answer.js';
+import { answerEtag, renderRecord } from '../src/registry/answer.js';
 import { load, type LoadOptions, type LoadResult, median, runInfo, type Server, startServer } from './lib.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -443,8 +443,8 @@ function dataset(n: number): string {
     for (let i = from; i < to; i++) {
       const handle = `88.100.1/PUMP-2026-${String(i).padStart(9, '0')}`;
       const values = (JSON.parse(recordBody(i)).values as object[]).slice(0, 6).map((v) => ({ ...v, ttl: 86400, timestamp: '2026-11-25T00:00:00Z' }));
-      const r = renderRecord(handle, values as HandleValue[]);
-      insert.run(handle.toLowerCase(), handle, r.valuesJson, r.maxAge, r.expiresAt, r.etag);
+      const r = renderRecord(values as HandleValue[]);
+      insert.run(handle.toLowerCase(), handle, r.valuesJson, r.maxAge, r.expiresAt, answerEtag(handle, r));
     }
   });
   for (let i = 0; i < n; i += 10_000) {

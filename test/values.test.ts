@@ -1,6 +1,6 @@
 import t from 'tap';
 import { checkValue, mergeValues, parseValuesBody, ttlSeconds, type HandleValue } from '../src/registry/values.js';
-import { answerText, etagOf, maxAgeAt, renderRecord, smallestTtl } from '../src/resolver/answer.js';
+import { answerEtag, answerText, etagOf, maxAgeAt, renderRecord, smallestTtl } from '../src/registry/answer.js';
 
 const opts = { valuesMax: 5 };
 
@@ -83,8 +83,8 @@ t.test('merge keeps written order and unchanged timestamps', async (t) => {
 t.test('rendering: public view only when needed; ttl seconds', async (t) => {
   const pub: HandleValue = { index: 1, type: 'a', data: { format: 'string', value: 'x' }, ttl: 10, timestamp: 'T' };
   const priv: HandleValue = { ...pub, index: 2, permissions: '1100' };
-  t.equal(renderRecord('88.1/a', [pub]).publicJson, null);
-  t.same(JSON.parse(renderRecord('88.1/a', [pub, priv]).publicJson!), [pub]);
+  t.equal(renderRecord([pub]).publicJson, null);
+  t.same(JSON.parse(renderRecord([pub, priv]).publicJson!), [pub]);
   t.equal(ttlSeconds(pub, 0), 10);
   t.equal(ttlSeconds({ ...pub, ttl: '1970-01-01T00:01:40Z' }, 40_000), 60);
   t.equal(ttlSeconds({ ...pub, ttl: '1970-01-01T00:00:00Z' }, 40_000), 0);
@@ -109,11 +109,11 @@ t.test('answer metadata stored at write time equals what a read would compute, a
     [v(2, 5, '1100')],
   ];
   for (const values of lists) {
-    const r = renderRecord('88.1/A', values);
+    const r = renderRecord(values);
     const served = r.publicJson ?? r.valuesJson;
-    t.equal(r.etag, etagOf(answerText('88.1/A', served)), 'etag of the public body');
+    t.equal(answerEtag('88.1/A', r), etagOf(answerText('88.1/A', served)), 'etag of the public body');
     for (const now of [Date.parse('2025-12-31T00:00:00Z'), Date.parse('2026-01-01T00:05:00Z'), Date.parse('2026-01-01T00:30:00Z'), Date.parse('2026-03-01T00:00:00Z')])
       t.equal(maxAgeAt(r, now), smallestTtl(JSON.parse(served) as HandleValue[], now), `${served} at ${new Date(now).toISOString()}`);
   }
-  t.equal(renderRecord('88.1/A', [v(2, 5, '1100')]).maxAge, 0, 'nothing public: max-age 0');
+  t.equal(renderRecord([v(2, 5, '1100')]).maxAge, 0, 'nothing public: max-age 0');
 });

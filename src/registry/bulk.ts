@@ -8,7 +8,7 @@ import { IdnError, isIdnError } from '../errors.js';
 import { type Identifier, isUnderPrefix, parseIdentifier } from '../identifier/index.js';
 import type { Store, WriteTx } from '../store/index.js';
 import { type HandleValue, type InputValue, mergeValues, parseValuesBody } from './values.js';
-import { renderRecord } from '../resolver/answer.js';
+import { answerEtag, renderRecord } from './answer.js';
 
 export interface LineResult {
   line: number;
@@ -143,7 +143,7 @@ export function createBulk(deps: {
         const existing = store.getRecord(p.id.key);
         const previous = existing === undefined ? [] : (JSON.parse(existing.valuesJson) as HandleValue[]);
         const handle = existing?.handle ?? p.id.text;
-        const rendered = renderRecord(handle, mergeValues(previous, p.values, tx.at));
+        const rendered = renderRecord(mergeValues(previous, p.values, tx.at));
         if (existing !== undefined && rendered.valuesJson === existing.valuesJson) {
           results.push({ line: p.line, handle, responseCode: 1, message: 'unchanged' });
           continue;
@@ -152,7 +152,7 @@ export function createBulk(deps: {
           results.push({ line: p.line, handle, responseCode: 101, message: `${p.id.text} already exists with other values; send overwrite=true to replace it` });
           continue;
         }
-        tx.putRecord({ handleKey: p.id.key, handle, prefixKey: p.id.prefixKey, ...rendered });
+        tx.putRecord({ handleKey: p.id.key, handle, prefixKey: p.id.prefixKey, ...rendered, etag: answerEtag(handle, rendered) });
         deps.templates?.apply(tx, p.id, p.values);
         payload.push([p.id.key, `${handle}\n${rendered.valuesJson}`]);
         written.push(p.id.key);

@@ -6,7 +6,7 @@ import type { Store, WriteTx } from '../store/index.js';
 import type { Route } from '../upstream/routing.js';
 import { canReadPrivate, canWrite, type Principal } from './tokens.js';
 import { type HandleValue, type InputValue, mergeValues, parseValuesBody } from './values.js';
-import { renderRecord } from '../resolver/answer.js';
+import { answerEtag, renderRecord } from './answer.js';
 
 export interface PutOptions {
   overwrite: boolean;
@@ -115,11 +115,11 @@ export function createRecords(deps: {
         const handle = existing?.handle ?? id.text;
         const previous = existing === undefined ? [] : (JSON.parse(existing.valuesJson) as HandleValue[]);
         const merged = mergeValues(previous, incoming, tx.at, only);
-        const rendered = renderRecord(handle, merged);
+        const rendered = renderRecord(merged);
         if (existing !== undefined && rendered.valuesJson === existing.valuesJson)
           return { result: { created: false, handle, unchanged: true }, payload: null };
         deps.templates?.check(id, merged);
-        tx.putRecord({ handleKey: id.key, handle, prefixKey: id.prefixKey, ...rendered });
+        tx.putRecord({ handleKey: id.key, handle, prefixKey: id.prefixKey, ...rendered, etag: answerEtag(handle, rendered) });
         deps.templates?.apply(tx, id, merged);
         return {
           result: { created: existing === undefined, handle, unchanged: false },
@@ -150,8 +150,8 @@ export function createRecords(deps: {
             handle: existing.handle,
           });
         deps.templates?.check(id, kept);
-        const rendered = renderRecord(existing.handle, kept);
-        tx.putRecord({ handleKey: id.key, handle: existing.handle, prefixKey: id.prefixKey, ...rendered });
+        const rendered = renderRecord(kept);
+        tx.putRecord({ handleKey: id.key, handle: existing.handle, prefixKey: id.prefixKey, ...rendered, etag: answerEtag(existing.handle, rendered) });
         deps.templates?.apply(tx, id, kept);
         return { result: { handle: existing.handle }, payload: `${existing.handle}\n${rendered.valuesJson}`, action: 'record.values.delete' };
       });

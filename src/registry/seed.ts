@@ -6,7 +6,7 @@ import { parentPrefix, parseIdentifier, parsePrefix } from '../identifier/index.
 import { applyEvent, canonicalEvent, type LineageEvent, parseEvent } from '../lineage/events.js';
 import type { Store } from '../store/index.js';
 import { mergeValues, parseValuesBody } from './values.js';
-import { renderRecord } from '../resolver/answer.js';
+import { answerEtag, renderRecord } from './answer.js';
 
 export interface SeedPrefix {
   prefix: string;
@@ -52,7 +52,10 @@ export function seedIfEmpty(deps: { store: Store; router: { reload(): void } }, 
         updatedAt: tx.at,
       });
     }
-    for (const r of records) tx.putRecord({ handleKey: r.id.key, handle: r.id.text, prefixKey: r.id.prefixKey, ...renderRecord(r.id.text, mergeValues([], r.values, tx.at)) });
+    for (const r of records) {
+      const rendered = renderRecord(mergeValues([], r.values, tx.at));
+      tx.putRecord({ handleKey: r.id.key, handle: r.id.text, prefixKey: r.id.prefixKey, ...rendered, etag: answerEtag(r.id.text, rendered) });
+    }
     for (const ev of events) applyEvent(tx, ev, canonicalEvent(ev));
     return {
       result: undefined,

@@ -10,9 +10,7 @@ import type { HandleValue } from '../registry/values.js';
 import type { RecordRow, Store } from '../store/index.js';
 import type { UpstreamAnswer, UpstreamClient } from '../upstream/client.js';
 import type { Router } from '../upstream/routing.js';
-import { answerText, etagOf, MAX_TTL_SECONDS, maxAgeAt, smallestTtl } from './answer.js';
-
-export { MAX_TTL_SECONDS, smallestTtl };
+import { answerText, etagOf, MAX_TTL_SECONDS, maxAgeAt, smallestTtl } from '../registry/answer.js';
 
 export const CACHE_STATUS = {
   hit: 'idnode; hit',

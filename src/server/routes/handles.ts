@@ -5,7 +5,8 @@ import { decodePathIdentifier, foldCase, type Identifier, parseIdentifier, parse
 import { authorizeLocal, authorizeWrite, mintSuffix } from '../../registry/records.js';
 import { canReadPrivate, type Principal } from '../../registry/tokens.js';
 import type { HandleValue } from '../../registry/values.js';
-import { buildEntry, type Entry, entryAnswer, smallestTtl } from '../../resolver/index.js';
+import { smallestTtl } from '../../registry/answer.js';
+import { buildEntry, type Entry, entryAnswer } from '../../resolver/index.js';
 import { HOP_HEADER } from '../../upstream/client.js';
 import { performance } from 'node:perf_hooks';
 import { pageLimit, requirePrincipal } from '../app.js';

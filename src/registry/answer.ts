@@ -4,7 +4,7 @@
  * path uses the stored ones and computes them only for rows written before schema v5.
  */
 import { createHash } from 'node:crypto';
-import { type HandleValue, isPublic, ttlSeconds } from '../registry/values.js';
+import { type HandleValue, isPublic, ttlSeconds } from './values.js';
 
 /** Cap on any cache lifetime we advertise or keep (Handle.Net's). */
 export const MAX_TTL_SECONDS = 172800;
@@ -28,17 +28,17 @@ export function smallestTtl(values: HandleValue[], nowMs: number): number {
   return values.length === 0 ? 0 : min;
 }
 
-/** max-age for a served value list, split into its time-independent part and the earliest absolute expiry. */
-export interface AnswerMeta {
-  /** Smallest relative ttl (capped; 0 for an empty list). */
+/** The stored form of a record: full list, the public list when it differs, and the public answer's max-age in two parts. */
+export interface RenderedRecord {
+  valuesJson: string;
+  publicJson: string | null;
+  /** Smallest relative ttl of the public values (capped; 0 for an empty list). */
   maxAge: number;
-  /** Earliest absolute expiry, ms since the epoch; null when no value has one. */
+  /** Earliest absolute expiry of the public values, ms since the epoch; null when none has one. */
   expiresAt: number | null;
-  etag: string;
 }
 
-/** The stored form of a record: full list, the public list when it differs, and the public answer's metadata. */
-export function renderRecord(handle: string, values: HandleValue[]): { valuesJson: string; publicJson: string | null } & AnswerMeta {
+export function renderRecord(values: HandleValue[]): RenderedRecord {
   const valuesJson = JSON.stringify(values);
   const pub = values.filter(isPublic);
   const publicJson = pub.length === values.length ? null : JSON.stringify(pub);
@@ -49,11 +49,16 @@ export function renderRecord(handle: string, values: HandleValue[]): { valuesJso
     else expiresAt = Math.min(expiresAt ?? Infinity, Date.parse(v.ttl));
   }
   if (pub.length === 0) maxAge = 0;
-  return { valuesJson, publicJson, maxAge, expiresAt, etag: etagOf(answerText(handle, publicJson ?? valuesJson)) };
+  return { valuesJson, publicJson, maxAge, expiresAt };
+}
+
+/** ETag of the public answer; computed only for what is written (a hash of about a kilobyte). */
+export function answerEtag(handle: string, r: RenderedRecord): string {
+  return etagOf(answerText(handle, r.publicJson ?? r.valuesJson));
 }
 
 /** max-age now, from stored metadata. */
-export function maxAgeAt(meta: Pick<AnswerMeta, 'maxAge' | 'expiresAt'>, nowMs: number): number {
+export function maxAgeAt(meta: Pick<RenderedRecord, 'maxAge' | 'expiresAt'>, nowMs: number): number {
   if (meta.expiresAt === null) return meta.maxAge;
   return Math.min(meta.maxAge, Math.max(0, Math.floor((meta.expiresAt - nowMs) / 1000)));
 }
