@@ -8,7 +8,18 @@ import { createServer } from 'node:http';
 const size = Number(process.env.BARE_BODY_BYTES ?? '600');
 const prefix = '{"responseCode":1,"handle":"88.100.1/X","values":[{"data":"';
 const body = Buffer.from(`${prefix}${'x'.repeat(Math.max(0, size - prefix.length - 4))}"}]}`);
-const headers = ['content-type', 'application/json; charset=utf-8', 'content-length', String(body.length), 'etag', '"bare"', 'cache-control', 'max-age=86400', 'cache-status', 'bare; hit'];
+const headers = [
+  'content-type',
+  'application/json; charset=utf-8',
+  'content-length',
+  String(body.length),
+  'etag',
+  '"bare"',
+  'cache-control',
+  'max-age=86400',
+  'cache-status',
+  'bare; hit',
+];
 
 // BARE_MODE=ndjson: read an NDJSON upload and answer one result line per input line (the
 // bulk registration baseline: same bytes in, same shape out, no parsing, no storage).

@@ -9,7 +9,22 @@
  */
 import Database from 'better-sqlite3';
 import { execFileSync } from 'node:child_process';
-import { closeSync, copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
@@ -89,7 +104,11 @@ async function call(url: string, method: string, path: string, body?: unknown): 
  * Alternates bare and idnode runs (after a short warm-up of each) and checks that every
  * answer was 2xx. `servers` maps a label to a server and its load options.
  */
-async function alternate(servers: Record<string, { server: Server; paths: string[]; opts: LoadOptions }>, runs: number, allow404 = false): Promise<Record<string, Side>> {
+async function alternate(
+  servers: Record<string, { server: Server; paths: string[]; opts: LoadOptions }>,
+  runs: number,
+  allow404 = false,
+): Promise<Record<string, Side>> {
   const results: Record<string, LoadResult[]> = {};
   for (const [label, s] of Object.entries(servers)) {
     results[label] = [];
@@ -241,7 +260,14 @@ async function register(o: Options): Promise<Outcome> {
             req.body = recordBody(serial);
           },
         };
-        const sides = await alternate({ bare: { server: bare, paths: [], opts }, 'idnode, history on': { server: on, paths: [], opts }, 'idnode, history off': { server: off, paths: [], opts } }, o.runs);
+        const sides = await alternate(
+          {
+            bare: { server: bare, paths: [], opts },
+            'idnode, history on': { server: on, paths: [], opts },
+            'idnode, history off': { server: off, paths: [], opts },
+          },
+          o.runs,
+        );
         const verdict = await call(on.url, 'GET', '/api/audit/verify');
         if (verdict.ok !== true) throw new Error(`audit chain broken after the run: ${JSON.stringify(verdict)}`);
         return {
@@ -294,7 +320,11 @@ async function forwarded(o: Options): Promise<Outcome> {
         const opts = { seconds: o.seconds, connections: o.connections };
         const upCpu0 = up.cpuMs();
         const sides = await alternate(
-          { bare: { server: bare, paths, opts }, 'idnode warm (cached)': { server: warm, paths, opts }, 'idnode cold (forwarded)': { server: cold, paths, opts } },
+          {
+            bare: { server: bare, paths, opts },
+            'idnode warm (cached)': { server: warm, paths, opts },
+            'idnode cold (forwarded)': { server: cold, paths, opts },
+          },
           o.runs,
         );
         const coldRequests = sides['idnode cold (forwarded)']!.runs.reduce((n, r) => n + r.requests, 0);
@@ -416,7 +446,9 @@ async function mixed(o: Options): Promise<Outcome> {
   });
 }
 
-const SCHEMA_FILES = readdirSync(join(ROOT, 'schema')).filter((f) => /^\d{3}_.*\.sql$/.test(f)).sort();
+const SCHEMA_FILES = readdirSync(join(ROOT, 'schema'))
+  .filter((f) => /^\d{3}_.*\.sql$/.test(f))
+  .sort();
 
 /**
  * A node's database with `n` records under 88.100.1, built once per size and schema version
@@ -435,7 +467,9 @@ function dataset(n: number): string {
   db.pragma('synchronous = OFF');
   for (const file of SCHEMA_FILES) db.exec(readFileSync(join(ROOT, 'schema', file), 'utf8'));
   db.pragma(`user_version = ${SCHEMA_FILES.length}`);
-  db.prepare("INSERT INTO prefixes VALUES ('88.100.1', '88.100.1', '88.100', '{\"name\":\"Bench\"}', NULL, 'active', '2026-11-25T00:00:00Z', '2026-11-25T00:00:00Z')").run();
+  db.prepare(
+    "INSERT INTO prefixes VALUES ('88.100.1', '88.100.1', '88.100', '{\"name\":\"Bench\"}', NULL, 'active', '2026-11-25T00:00:00Z', '2026-11-25T00:00:00Z')",
+  ).run();
   const insert = db.prepare(
     "INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, max_age, expires_at, etag, version, updated_at) VALUES (?, ?, '88.100.1', ?, NULL, ?, ?, ?, 1, '2026-11-25T00:00:00Z')",
   );
@@ -520,7 +554,14 @@ async function cold(o: Options & { records: number }): Promise<Outcome> {
             { name: 'CPU per request (bare + SQLite lookup)/bare', value: sides['bare + SQLite lookup']!.cpuUsPerReq / sides.bare!.cpuUsPerReq },
             { name: 'CPU per request idnode/(bare + SQLite lookup)', value: sides.idnode!.cpuUsPerReq / sides['bare + SQLite lookup']!.cpuUsPerReq },
           ],
-          notes: { records: o.records, bodyBytes, cacheMaxBytes: COLD_CACHE_BYTES, cacheEntriesAtEnd: ready.cache.entries, cacheHits: ready.cache.hits, cacheMisses: ready.cache.misses },
+          notes: {
+            records: o.records,
+            bodyBytes,
+            cacheMaxBytes: COLD_CACHE_BYTES,
+            cacheEntriesAtEnd: ready.cache.entries,
+            cacheHits: ready.cache.hits,
+            cacheMisses: ready.cache.misses,
+          },
         };
       } finally {
         await Promise.all([bare.stop(), bareSql.stop()]);
@@ -550,7 +591,9 @@ async function scale(o: Options & { records: number }): Promise<Outcome> {
         const servers: Record<string, { server: Server; paths: string[]; opts: LoadOptions }> = {
           bare: { server: bare, paths: [], opts: { seconds: o.seconds, connections: o.connections, next: fixtureKeys(sizes[0]!) } },
         };
-        sizes.forEach((n, i) => (servers[label(n)] = { server: nodes[i]!, paths: [], opts: { seconds: o.seconds, connections: o.connections, next: fixtureKeys(n) } }));
+        sizes.forEach(
+          (n, i) => (servers[label(n)] = { server: nodes[i]!, paths: [], opts: { seconds: o.seconds, connections: o.connections, next: fixtureKeys(n) } }),
+        );
         const sides = await alternate(servers, o.runs);
         const [small, big] = sizes.map((n) => sides[label(n)]!);
         return {
@@ -668,9 +711,9 @@ async function upload(url: string, file: string): Promise<{ summary: { ok: numbe
   const res = await fetch(`${url}/api/prefixes/88.100.9/handles?overwrite=false`, {
     method: 'POST',
     headers: { ...AUTH, 'content-type': 'application/x-ndjson' },
-    body: createReadStream(file) as unknown as ReadableStream,
+    body: createReadStream(file),
     duplex: 'half',
-  } as RequestInit);
+  });
   let tail = '';
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) tail = (tail + Buffer.from(chunk).toString('utf8')).slice(-400);
   const seconds = (performance.now() - t0) / 1000;
@@ -733,7 +776,16 @@ async function bulkScenario(o: Options & { records: number }): Promise<Outcome> 
         const cpu0 = bare.cpuMs();
         const b = await upload(bare.url, file);
         const bareCpu = bare.cpuMs() - cpu0;
-        runs.bare.push({ requests: o.records, rps: o.records / b.seconds, p50: 0, p99: 0, non2xx: 0, errors: 0, cpuMs: bareCpu, cpuUsPerReq: (bareCpu * 1000) / o.records });
+        runs.bare.push({
+          requests: o.records,
+          rps: o.records / b.seconds,
+          p50: 0,
+          p99: 0,
+          non2xx: 0,
+          errors: 0,
+          cpuMs: bareCpu,
+          cpuUsPerReq: (bareCpu * 1000) / o.records,
+        });
         const ndir = join(dir, `run-${r}`);
         mkdirSync(ndir);
         const node = await startIdnode(ndir, {});
@@ -744,7 +796,16 @@ async function bulkScenario(o: Options & { records: number }): Promise<Outcome> 
           const res = await upload(node.url, file);
           const cpu = node.cpuMs() - c0;
           if (res.summary.ok !== o.records) throw new Error(`run ${r}: ${JSON.stringify(res.summary)}`);
-          runs.idnode.push({ requests: o.records, rps: o.records / res.seconds, p50: 0, p99: 0, non2xx: 0, errors: 0, cpuMs: cpu, cpuUsPerReq: (cpu * 1000) / o.records });
+          runs.idnode.push({
+            requests: o.records,
+            rps: o.records / res.seconds,
+            p50: 0,
+            p99: 0,
+            non2xx: 0,
+            errors: 0,
+            cpuMs: cpu,
+            cpuUsPerReq: (cpu * 1000) / o.records,
+          });
           process.stdout.write(`run ${r + 1}: idnode ${Math.round(o.records / res.seconds)} records/s, bare ${Math.round(o.records / b.seconds)} lines/s\n`);
           if (r === o.runs - 1) {
             const verdict = await call(node.url, 'GET', '/api/audit/verify');
@@ -765,11 +826,17 @@ async function bulkScenario(o: Options & { records: number }): Promise<Outcome> 
     return {
       sides,
       ratios: [
-        { name: 'idnode records/s / raw better-sqlite3 ceiling', value: sides['idnode (records/s)']!.rps / ceiling },
-        { name: 'idnode records/s / 50,000 target', value: sides['idnode (records/s)']!.rps / 50_000, target: '>= 1.00' },
-        { name: 'idnode / bare (lines/s)', value: sides['idnode (records/s)']!.rps / sides.bare!.rps },
+        { name: 'idnode records/s / raw better-sqlite3 ceiling', value: sides['idnode (records/s)'].rps / ceiling },
+        { name: 'idnode records/s / 50,000 target', value: sides['idnode (records/s)'].rps / 50_000, target: '>= 1.00' },
+        { name: 'idnode / bare (lines/s)', value: sides['idnode (records/s)'].rps / sides.bare.rps },
       ],
-      notes: { records: o.records, fileBytes: bytes, rawBetterSqlite3RecordsPerSecond: Math.round(ceiling), ceilingRuns: ceilings.map(Math.round), chunkSize: 1000 },
+      notes: {
+        records: o.records,
+        fileBytes: bytes,
+        rawBetterSqlite3RecordsPerSecond: Math.round(ceiling),
+        ceilingRuns: ceilings.map(Math.round),
+        chunkSize: 1000,
+      },
     };
   });
 }

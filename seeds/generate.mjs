@@ -6,15 +6,39 @@
 import { writeFileSync } from 'node:fs';
 
 let seed = 20261125;
-const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
 const pick = (list) => list[Math.floor(rand() * list.length)];
 const pad = (n, w) => String(n).padStart(w, '0');
 const day = (i) => new Date(Date.UTC(2026, 0, 5) + i * 86400000).toISOString().slice(0, 10);
 
 const enterprises = [
-  { prefix: '88.100.1', name: 'Huaxia Engine Works', site: 'https://trace.huaxia-engine.example', kind: 'ENGINE', models: ['HX-1.5T', 'HX-2.0T', 'HX-2.4NA'], product: 'Gasoline engine', count: 1000 },
-  { prefix: '88.100.2', name: 'Jinghe Brake Systems', site: 'https://id.jinghe-brake.example', kind: 'CALIPER', models: ['JH-C320', 'JH-C350', 'JH-C380R'], product: 'Brake caliper', count: 1000 },
-  { prefix: '88.100.3', name: 'Donghai Precision Bearings', site: 'https://qr.donghai-bearing.example', kind: 'BEARING', models: ['DH-6205', 'DH-6306', 'DH-32210'], product: 'Ball bearing', count: 1000 },
+  {
+    prefix: '88.100.1',
+    name: 'Huaxia Engine Works',
+    site: 'https://trace.huaxia-engine.example',
+    kind: 'ENGINE',
+    models: ['HX-1.5T', 'HX-2.0T', 'HX-2.4NA'],
+    product: 'Gasoline engine',
+    count: 1000,
+  },
+  {
+    prefix: '88.100.2',
+    name: 'Jinghe Brake Systems',
+    site: 'https://id.jinghe-brake.example',
+    kind: 'CALIPER',
+    models: ['JH-C320', 'JH-C350', 'JH-C380R'],
+    product: 'Brake caliper',
+    count: 1000,
+  },
+  {
+    prefix: '88.100.3',
+    name: 'Donghai Precision Bearings',
+    site: 'https://qr.donghai-bearing.example',
+    kind: 'BEARING',
+    models: ['DH-6205', 'DH-6306', 'DH-32210'],
+    product: 'Ball bearing',
+    count: 1000,
+  },
 ];
 const maker = { prefix: '88.100.4', name: 'Changjiang Motors', site: 'https://vin.changjiang-motors.example' };
 const VEHICLES = 100;
@@ -85,9 +109,21 @@ for (const e of enterprises)
   }
 const part = (kind, n) => `88.100.${kind === 'ENGINE' ? 1 : kind === 'CALIPER' ? 2 : 3}/${kind}-2026-${pad(n, 6)}`;
 for (let i = 1; i <= ASSEMBLIES; i++)
-  events.push({ type: 'aggregation', action: 'ADD', parent: `88.100.2/BRAKE-ASSY-2026-${pad(i, 6)}`, children: [part('CALIPER', 2 * i - 1), part('CALIPER', 2 * i)], eventTime: at(100 + Math.floor(i / 10)) });
+  events.push({
+    type: 'aggregation',
+    action: 'ADD',
+    parent: `88.100.2/BRAKE-ASSY-2026-${pad(i, 6)}`,
+    children: [part('CALIPER', 2 * i - 1), part('CALIPER', 2 * i)],
+    eventTime: at(100 + Math.floor(i / 10)),
+  });
 for (let i = 1; i <= VEHICLES; i++)
-  events.push({ type: 'aggregation', action: 'ADD', parent: part('ENGINE', i), children: [part('BEARING', 2 * i - 1), part('BEARING', 2 * i)], eventTime: at(110 + Math.floor(i / 10)) });
+  events.push({
+    type: 'aggregation',
+    action: 'ADD',
+    parent: part('ENGINE', i),
+    children: [part('BEARING', 2 * i - 1), part('BEARING', 2 * i)],
+    eventTime: at(110 + Math.floor(i / 10)),
+  });
 for (let i = 1; i <= VEHICLES; i++)
   events.push({
     type: 'aggregation',
@@ -100,6 +136,10 @@ writeFileSync(new URL('./events.ndjson', import.meta.url), events.map((e) => JSO
 writeFileSync(new URL('./records.ndjson', import.meta.url), lines.join('\n') + '\n');
 writeFileSync(
   new URL('./prefixes.json', import.meta.url),
-  JSON.stringify([...enterprises, maker].map((e) => ({ prefix: e.prefix, owner: { name: e.name, website: e.site } })), null, 2) + '\n',
+  JSON.stringify(
+    [...enterprises, maker].map((e) => ({ prefix: e.prefix, owner: { name: e.name, website: e.site } })),
+    null,
+    2,
+  ) + '\n',
 );
 console.log(`wrote ${lines.length} records, ${events.length} events`);

@@ -162,7 +162,10 @@ export class ConfigError extends Error {
 
 /** `upstream.timeoutMs` → `IDNODE_UPSTREAM_TIMEOUT_MS`. */
 export function envName(key: string): string {
-  return `IDNODE_${key.replace(/\./g, '_').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`;
+  return `IDNODE_${key
+    .replace(/\./g, '_')
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .toUpperCase()}`;
 }
 
 function coerce(key: string, raw: unknown, fromEnv: boolean): unknown {
@@ -199,7 +202,13 @@ function coerce(key: string, raw: unknown, fromEnv: boolean): unknown {
       return n;
     }
     case 'prefixes': {
-      const list = fromEnv && typeof raw === 'string' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
+      const list =
+        fromEnv && typeof raw === 'string'
+          ? raw
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : raw;
       if (!Array.isArray(list)) throw new ConfigError(`${where} must be a list of prefixes such as ["88.100"]`);
       for (const p of list) {
         const problem = typeof p === 'string' ? prefixProblem(p) : 'it is not a string';
@@ -223,8 +232,7 @@ function flatten(obj: unknown, path: string, out: Map<string, unknown>): void {
     out.set(path, obj);
     return;
   }
-  if (typeof obj !== 'object' || obj === null || Array.isArray(obj))
-    throw new ConfigError(`config key "${path || '(top level)'}" must be an object`);
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new ConfigError(`config key "${path || '(top level)'}" must be an object`);
   for (const [k, v] of Object.entries(obj)) {
     const key = path === '' ? k : `${path}.${k}`;
     if (!(key in KEYS) && !isGroup(key)) throw new ConfigError(`unknown config key "${key}"`);

@@ -82,11 +82,7 @@ export class IdnError extends Error {
   handle: string | undefined;
   readonly headers: Record<string, string> | undefined;
 
-  constructor(
-    code: ErrorCode,
-    message: string,
-    opts: { handle?: string | undefined; cause?: unknown; headers?: Record<string, string> } = {},
-  ) {
+  constructor(code: ErrorCode, message: string, opts: { handle?: string | undefined; cause?: unknown; headers?: Record<string, string> } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'IdnError';
     this.code = code;

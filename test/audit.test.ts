@@ -18,7 +18,13 @@ t.test('history lists every version with who and when; asOf returns the record a
   const id = '88.100.7/Hist-1';
   t.equal((await c.call('PUT', `/api/handles/${id}`, { token: reg, body: [{ index: 1, type: 'URL', data: 'https://a/1' }] })).status, 200);
   await sleep(1100);
-  await c.call('PUT', `/api/handles/${id}`, { token: reg, body: [{ index: 1, type: 'URL', data: 'https://a/2' }, { index: 9, type: 'cost', data: '1 CNY', permissions: '1100' }] });
+  await c.call('PUT', `/api/handles/${id}`, {
+    token: reg,
+    body: [
+      { index: 1, type: 'URL', data: 'https://a/2' },
+      { index: 9, type: 'cost', data: '1 CNY', permissions: '1100' },
+    ],
+  });
   await sleep(1100);
   await c.call('DELETE', `/api/handles/${id}`, { token: reg });
   await sleep(1100);
@@ -28,12 +34,15 @@ t.test('history lists every version with who and when; asOf returns the record a
   const h = await c.call('GET', '/api/history/88.100.7/hist-1', { token: aud });
   t.equal(h.status, 200, h.text);
   t.equal(h.json.handle, id);
-  t.same(h.json.versions.map((v: any) => [v.version, v.action, v.actor]), [
-    [1, 'record.create', regId],
-    [2, 'record.update', regId],
-    [3, 'record.delete', regId],
-    [4, 'record.create', (await c.call('GET', '/api/tokens', { token: ADMIN })).json.tokens.find((x: any) => x.label === 'IDNODE_ADMIN_TOKEN').id],
-  ]);
+  t.same(
+    h.json.versions.map((v: any) => [v.version, v.action, v.actor]),
+    [
+      [1, 'record.create', regId],
+      [2, 'record.update', regId],
+      [3, 'record.delete', regId],
+      [4, 'record.create', (await c.call('GET', '/api/tokens', { token: ADMIN })).json.tokens.find((x: any) => x.label === 'IDNODE_ADMIN_TOKEN').id],
+    ],
+  );
   t.equal(h.json.versions[2].values, null, 'a deletion has no values');
   t.equal(h.json.versions[1].values[1].permissions, '1100', 'auditors see non-public values');
   const at = h.json.versions.map((v: any) => v.at as string);
@@ -67,7 +76,10 @@ t.test('the audit log: every write, hash-chained, paged; verify names the first 
   await c.call('PUT', '/api/handles/88.100.7/A', { token: reg, body: sampleValues });
   await c.call('PUT', '/api/handles/88.100.7/A', { token: reg, body: sampleValues }); // identical: no entry
   await c.call('DELETE', '/api/handles/88.100.7/A?index=3', { token: reg });
-  await c.call('POST', '/api/events', { token: reg, body: { type: 'aggregation', action: 'ADD', parent: '88.100.7/A', children: ['88.100.7/B'], eventTime: '2026-01-01T00:00:00Z' } });
+  await c.call('POST', '/api/events', {
+    token: reg,
+    body: { type: 'aggregation', action: 'ADD', parent: '88.100.7/A', children: ['88.100.7/B'], eventTime: '2026-01-01T00:00:00Z' },
+  });
   const aud = await auditor(c);
   const all = await c.call('GET', '/api/audit', { token: aud });
   t.equal(all.status, 200);
@@ -113,12 +125,16 @@ t.test('the audit log: every write, hash-chained, paged; verify names the first 
   const payload5 = db.prepare('SELECT payload FROM audit_payloads WHERE seq = 5').pluck().get();
   db.prepare('DELETE FROM audit_log WHERE seq = 5').run();
   t.match(await verify(), { ok: false, checked: 4, firstBroken: { seq: 5, reason: /entry 5 is missing/ } }, 'deleted entry');
-  db.prepare('INSERT INTO audit_log (seq, at, actor, action, target, digest, prev_hash, hash) VALUES (@seq, @at, @actor, @action, @target, @digest, @prev_hash, @hash)').run(row5);
+  db.prepare(
+    'INSERT INTO audit_log (seq, at, actor, action, target, digest, prev_hash, hash) VALUES (@seq, @at, @actor, @action, @target, @digest, @prev_hash, @hash)',
+  ).run(row5);
   t.equal(payload5, undefined);
   t.same(await verify(), { ok: true, checked: 7 });
 
   db.prepare('UPDATE audit_log SET seq = seq + 100 WHERE seq >= 6').run();
-  db.prepare("INSERT INTO audit_log (seq, at, actor, action, target, digest, prev_hash, hash) VALUES (6, '2026-01-01T00:00:00Z', 'tok_x', 'record.create', '88.100.7/FAKE', ?, ?, ?)").run('0'.repeat(64), all.json.entries[4].hash, 'f'.repeat(64));
+  db.prepare(
+    "INSERT INTO audit_log (seq, at, actor, action, target, digest, prev_hash, hash) VALUES (6, '2026-01-01T00:00:00Z', 'tok_x', 'record.create', '88.100.7/FAKE', ?, ?, ?)",
+  ).run('0'.repeat(64), all.json.entries[4].hash, 'f'.repeat(64));
   t.match(await verify(), { ok: false, checked: 5, firstBroken: { seq: 6, reason: /hash does not match/ } }, 'inserted entry');
 
   // Offline, on the file, while the node still runs (WAL: the node holds no exclusive lock).
@@ -130,7 +146,10 @@ t.test('the audit log: every write, hash-chained, paged; verify names the first 
   const fixed = spawnSync(process.execPath, [...process.execArgv, CLI, 'audit', 'verify', '--db', c.config.db], { encoding: 'utf8', timeout: 60_000 });
   t.equal(fixed.status, 0, fixed.stderr);
   t.same(JSON.parse(fixed.stdout), { ok: true, checked: 7 });
-  const missing = spawnSync(process.execPath, [...process.execArgv, CLI, 'audit', 'verify', '--db', '/nonexistent/x.db'], { encoding: 'utf8', timeout: 60_000 });
+  const missing = spawnSync(process.execPath, [...process.execArgv, CLI, 'audit', 'verify', '--db', '/nonexistent/x.db'], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   t.equal(missing.status, 2);
   t.match(missing.stderr, /no database at \/nonexistent\/x.db/);
 });

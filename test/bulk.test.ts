@@ -3,11 +3,18 @@ import { connect } from 'node:net';
 import { ADMIN, type Client, registrar, startNode } from './helpers.js';
 
 const NDJSON = 'application/x-ndjson';
-const line = (handle: string, value = 'x', extra: Record<string, unknown> = {}) => JSON.stringify({ handle, values: [{ index: 1, type: 'URL', data: `https://acme.example/${value}` }], ...extra });
+const line = (handle: string, value = 'x', extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ handle, values: [{ index: 1, type: 'URL', data: `https://acme.example/${value}` }], ...extra });
 
 async function bulk(c: Client, token: string | undefined, body: string, q = '', prefix = '88.100.7') {
   const r = await c.call('POST', `/api/prefixes/${prefix}/handles${q}`, { ...(token ? { token } : {}), body, headers: { 'content-type': NDJSON } });
-  const lines = r.text.trim() === '' ? [] : r.text.trim().split('\n').map((l) => JSON.parse(l));
+  const lines =
+    r.text.trim() === ''
+      ? []
+      : r.text
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l));
   return { status: r.status, json: r.json, lines, summary: lines.at(-1), results: lines.slice(0, -1) };
 }
 
@@ -37,7 +44,20 @@ t.test('bulk: one result per line, partial failures, summary, chunked commits wi
   t.equal(r.status, 200);
   t.same(
     r.results.map((x: any) => [x.line, x.responseCode]),
-    [[1, 1], [2, 4], [3, 202], [5, 202], [6, 202], [7, 4], [8, 202], [9, 1], [10, 401], [11, 1], [12, 102], [13, 1]],
+    [
+      [1, 1],
+      [2, 4],
+      [3, 202],
+      [5, 202],
+      [6, 202],
+      [7, 4],
+      [8, 202],
+      [9, 1],
+      [10, 401],
+      [11, 1],
+      [12, 102],
+      [13, 1],
+    ],
     'blank lines are skipped, every other line answered in order',
   );
   t.match(r.results[1].message, /line 2 is not JSON/);
@@ -52,7 +72,7 @@ t.test('bulk: one result per line, partial failures, summary, chunked commits wi
   t.equal((await c.call('GET', '/api/handles/88.100.7/A-6')).status, 200);
   const actions = await auditActions(c);
   t.equal(actions.filter((a) => a === 'bulk.chunk').length, 3, 'chunks with something to write make one entry each');
-  t.same((await c.call('GET', '/api/audit/verify', { token: ADMIN })).json.ok, true, "the chunk digests verify against the record versions");
+  t.same((await c.call('GET', '/api/audit/verify', { token: ADMIN })).json.ok, true, 'the chunk digests verify against the record versions');
   const h = await c.call('GET', '/api/history/88.100.7/A-1', { token: ADMIN });
   t.match(h.json.versions, [{ version: 1, action: 'bulk.chunk' }]);
 });
@@ -64,20 +84,38 @@ t.test('bulk: overwrite=false makes a re-sent file idempotent; onError=chunk com
   t.same((await bulk(c, reg, file, '?overwrite=false')).summary, { summary: true, total: 3, ok: 3, failed: 0, committedThroughLine: 3 });
   const before = (await auditActions(c)).length;
   const again = await bulk(c, reg, file, '?overwrite=false');
-  t.same(again.results.map((x: any) => x.message), ['unchanged', 'unchanged', 'unchanged'], 'identical records count as unchanged');
+  t.same(
+    again.results.map((x: any) => x.message),
+    ['unchanged', 'unchanged', 'unchanged'],
+    'identical records count as unchanged',
+  );
   t.equal(again.summary.ok, 3);
   t.equal((await auditActions(c)).length, before, 'and write nothing');
   const changed = await bulk(c, reg, [line('88.100.7/B-1', 'other'), line('88.100.7/B-4')].join('\n'), '?overwrite=false');
-  t.same(changed.results.map((x: any) => x.responseCode), [101, 1]);
+  t.same(
+    changed.results.map((x: any) => x.responseCode),
+    [101, 1],
+  );
   t.match(changed.results[0].message, /already exists with other values; send overwrite=true/);
   const twice = await bulk(c, reg, [line('88.100.7/B-9'), line('88.100.7/b-9', 'z')].join('\n'));
-  t.same(twice.results.map((x: any) => x.responseCode), [1, 101]);
+  t.same(
+    twice.results.map((x: any) => x.responseCode),
+    [1, 101],
+  );
   t.match(twice.results[1].message, /appears earlier in the same chunk/);
   const replaced = await bulk(c, reg, line('88.100.7/B-1', 'other'));
   t.same(replaced.results[0], { line: 1, handle: '88.100.7/B-1', responseCode: 1, message: 'replaced' });
 
   const atomic = await bulk(c, reg, [line('88.100.7/C-1'), 'oops', line('88.100.7/C-2'), line('88.100.7/C-3')].join('\n'), '?onError=chunk');
-  t.same(atomic.results.map((x: any) => [x.line, x.responseCode]), [[1, 2], [2, 4], [3, 1], [4, 1]]);
+  t.same(
+    atomic.results.map((x: any) => [x.line, x.responseCode]),
+    [
+      [1, 2],
+      [2, 4],
+      [3, 1],
+      [4, 1],
+    ],
+  );
   t.match(atomic.results[0].message, /not committed: line 2 of this chunk failed \(onError=chunk\)/);
   t.equal((await c.call('GET', '/api/handles/88.100.7/C-1')).status, 404, 'the failed chunk left nothing behind');
   t.equal((await c.call('GET', '/api/handles/88.100.7/C-3')).status, 200, 'the next chunk was committed');
@@ -91,7 +129,9 @@ t.test('bulk: a client cut off mid-stream keeps the committed chunks and loses o
   await new Promise((r) => sock.once('connect', r));
   let answer = '';
   sock.on('data', (d) => (answer += d));
-  sock.write(`POST /api/prefixes/88.100.7/handles HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${reg}\r\nContent-Type: ${NDJSON}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+  sock.write(
+    `POST /api/prefixes/88.100.7/handles HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${reg}\r\nContent-Type: ${NDJSON}\r\nTransfer-Encoding: chunked\r\n\r\n`,
+  );
   const send = (text: string) => sock.write(`${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`);
   send(`${[1, 2, 3, 4, 5].map((i) => line(`88.100.7/D-${i}`)).join('\n')}\n${line('88.100.7/D-6').slice(0, 20)}`);
   for (let i = 0; i < 50 && !answer.includes('"line":4'); i++) await new Promise((r) => setTimeout(r, 20));
@@ -120,11 +160,17 @@ t.test('bulk: guards before the body is read, templates per line, and a long str
   t.match((await bulk(c, reg, line('88.100.7/E-1'))).json, { code: 'IDN_PREFIX_NOT_ACTIVE' });
   await c.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { status: 'active' } });
 
-  await c.call('PUT', '/api/templates/88.100.7/1', { token: reg, body: { items: [{ name: 'batchNo', idIndex: 2001, idType: 'batch', dataType: 'string', required: true }] } });
+  await c.call('PUT', '/api/templates/88.100.7/1', {
+    token: reg,
+    body: { items: [{ name: 'batchNo', idIndex: 2001, idType: 'batch', dataType: 'string', required: true }] },
+  });
   const tv = (h: string, withBatch: boolean) =>
     JSON.stringify({ handle: h, values: [{ index: 1001, type: 'TEMPLATE', data: '1' }, ...(withBatch ? [{ index: 2001, type: 'batch', data: 'B-1' }] : [])] });
   const tpl = await bulk(c, reg, [tv('88.100.7/T-1', true), tv('88.100.7/T-2', false)].join('\n'));
-  t.same(tpl.results.map((x: any) => x.responseCode), [1, 202]);
+  t.same(
+    tpl.results.map((x: any) => x.responseCode),
+    [1, 202],
+  );
   t.match(tpl.results[1], { handle: '88.100.7/T-2', message: /index 2001 \(item "batchNo", template 1\) is required and missing/ });
 
   const n = 5000;

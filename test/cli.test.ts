@@ -65,7 +65,12 @@ t.test('init, token, prefix commands work on the database directly', async (t) =
   t.equal(prefix.code, 0, prefix.err);
   t.match(JSON.parse(prefix.out), { prefix: '88.100.7', owner: { name: 'Acme' }, status: 'active' });
   t.match(run(['prefix', 'add', '88.100.9', '--owner', 'E', '--site', 'http://127.0.0.1:9', ...cfg], { cwd: dir }).out, /"site":"http:\/\/127.0.0.1:9"/);
-  t.equal(run(['prefix', 'list', ...cfg], { cwd: dir }).out.trim().split('\n').length, 2);
+  t.equal(
+    run(['prefix', 'list', ...cfg], { cwd: dir })
+      .out.trim()
+      .split('\n').length,
+    2,
+  );
   const created = run(['token', 'create', '--role', 'registrar', '--prefix', '88.100.7', '--label', 'line 1', ...cfg], { cwd: dir });
   t.equal(created.code, 0, created.err);
   const tok = JSON.parse(created.out);
@@ -127,7 +132,10 @@ t.test('embedded default: seeded on first start, prints token and curl lines; re
   t.ok(lineageCurl, 'the third line shows a lineage query');
   const bom = (await (await fetch(lineageCurl![2]!, { headers: { authorization: `Bearer ${lineageCurl![1]}` } })).json()) as any;
   t.equal(Math.max(...bom.nodes.map((n: any) => n.depth)), 4, 'vehicle → assemblies → parts → batches → raw-material lots');
-  t.ok(bom.nodes.some((n: any) => n.location === 'foreign' && n.handle.startsWith('88.200.15/')), 'raw-material lots are foreign');
+  t.ok(
+    bom.nodes.some((n: any) => n.location === 'foreign' && n.handle.startsWith('88.200.15/')),
+    'raw-material lots are foreign',
+  );
   t.equal(bom.truncated, false);
   t.ok(existsSync(join(dir, 'data', 'idnode.db')));
   first.child.kill('SIGTERM');
@@ -178,7 +186,9 @@ t.test('SIGTERM lets a bulk upload in flight finish, then closes SQLite and exit
   let answer = '';
   sock.on('data', (d) => (answer += d));
   const ended = new Promise((r) => sock.once('close', r));
-  sock.write('POST /api/prefixes/88.100.7/handles HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer boot-secret\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n');
+  sock.write(
+    'POST /api/prefixes/88.100.7/handles HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer boot-secret\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n',
+  );
   const send = (text: string) => sock.write(`${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`);
   const line = (i: number) => `${JSON.stringify({ handle: `88.100.7/S-${i}`, values: [{ index: 1, type: 'URL', data: `https://x/${i}` }] })}\n`;
   send(line(1) + line(2) + line(3));

@@ -17,14 +17,38 @@ t.test('every error follows the responseCode → HTTP mapping (gateway errors ex
   t.equal(ERRORS.IDN_UPSTREAM_TIMEOUT.http, 504);
   t.equal(ERRORS.IDN_UPSTREAM_BAD_ANSWER.http, 502);
   t.same(ERRORS.IDN_VALUE_NOT_FOUND, { http: 404, responseCode: 200 });
-  const pairs: Array<[number, number]> = [[1, 200], [200, 200], [100, 404], [101, 409], [201, 409], [4, 400], [102, 400], [202, 400], [301, 400], [402, 401], [400, 403], [401, 403], [403, 403], [404, 403], [302, 300], [303, 300], [3, 503], [7, 503], [5, 501], [6, 508], [2, 500], [999, 500]];
+  const pairs: Array<[number, number]> = [
+    [1, 200],
+    [200, 200],
+    [100, 404],
+    [101, 409],
+    [201, 409],
+    [4, 400],
+    [102, 400],
+    [202, 400],
+    [301, 400],
+    [402, 401],
+    [400, 403],
+    [401, 403],
+    [403, 403],
+    [404, 403],
+    [302, 300],
+    [303, 300],
+    [3, 503],
+    [7, 503],
+    [5, 501],
+    [6, 508],
+    [2, 500],
+    [999, 500],
+  ];
   for (const [rc, http] of pairs) t.equal(httpStatusFor(rc), http, `responseCode ${rc}`);
 });
 
 t.test('README error table matches src/errors.ts exactly', async (t) => {
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
   const rows = new Map<string, { http: number; responseCode: number }>();
-  for (const m of readme.matchAll(/^\|\s*`(IDN_[A-Z_]+)`\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|/gm)) rows.set(m[1]!, { http: Number(m[2]), responseCode: Number(m[3]) });
+  for (const m of readme.matchAll(/^\|\s*`(IDN_[A-Z_]+)`\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|/gm))
+    rows.set(m[1]!, { http: Number(m[2]), responseCode: Number(m[3]) });
   t.same([...rows.keys()].sort(), Object.keys(ERRORS).sort(), 'same codes');
   for (const [code, e] of Object.entries(ERRORS)) t.same(rows.get(code), e, code);
 });

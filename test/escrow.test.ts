@@ -11,22 +11,44 @@ import { ADMIN, client, registrar, sampleValues, startNode } from './helpers.js'
 
 const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('IDNODE_')));
-const cli = (args: string[], cwd: string) => spawnSync(process.execPath, [...process.execArgv, CLI, ...args], { cwd, env: cleanEnv, encoding: 'utf8', timeout: 120_000 });
+const cli = (args: string[], cwd: string) =>
+  spawnSync(process.execPath, [...process.execArgv, CLI, ...args], { cwd, env: cleanEnv, encoding: 'utf8', timeout: 120_000 });
 
 t.test('export → restore rebuilds a node whose answers, lineage, history and audit match', async (t) => {
   const a = await startNode(t, { seed: true });
   const reg = await registrar(a);
-  await a.call('PUT', '/api/templates/88.100.7/1', { token: reg, body: { items: [{ name: 'batchNo', idIndex: 2001, idType: 'batch', dataType: 'string' }, { name: 'parts', idIndex: 2002, idType: 'parts', dataType: 'reference', referenceType: 'many' }] } });
-  await a.call('PUT', '/api/handles/88.100.7/T-1', { token: reg, body: [{ index: 1001, type: 'TEMPLATE', data: '1' }, { index: 2001, type: 'batch', data: 'B-1' }, { index: 2002, type: 'parts', data: '88.100.7/P-1,88.100.7/P-2' }, { index: 9, type: 'cost', data: '1', permissions: '1100' }] });
+  await a.call('PUT', '/api/templates/88.100.7/1', {
+    token: reg,
+    body: {
+      items: [
+        { name: 'batchNo', idIndex: 2001, idType: 'batch', dataType: 'string' },
+        { name: 'parts', idIndex: 2002, idType: 'parts', dataType: 'reference', referenceType: 'many' },
+      ],
+    },
+  });
+  await a.call('PUT', '/api/handles/88.100.7/T-1', {
+    token: reg,
+    body: [
+      { index: 1001, type: 'TEMPLATE', data: '1' },
+      { index: 2001, type: 'batch', data: 'B-1' },
+      { index: 2002, type: 'parts', data: '88.100.7/P-1,88.100.7/P-2' },
+      { index: 9, type: 'cost', data: '1', permissions: '1100' },
+    ],
+  });
   t.equal((await a.call('PUT', '/api/handles/88.100.1/A', { token: ADMIN, body: sampleValues })).status, 200);
   t.equal((await a.call('DELETE', '/api/handles/88.100.1/A?index=3', { token: ADMIN })).status, 200);
-  await a.call('POST', '/api/events', { token: reg, body: { type: 'aggregation', action: 'ADD', parent: '88.100.7/T-1', children: ['88.100.7/X'], eventTime: '2026-01-01T00:00:00Z' } });
+  await a.call('POST', '/api/events', {
+    token: reg,
+    body: { type: 'aggregation', action: 'ADD', parent: '88.100.7/T-1', children: ['88.100.7/X'], eventTime: '2026-01-01T00:00:00Z' },
+  });
   const dir = t.testdir({});
   const exported = exportTo(a.node.store, join(dir, 'exp'));
   t.match(exported, { format: 'idnode-escrow', counts: { records: 3362, prefixes: 5, templates: 1, events: 521 }, templateVersions: ['88.100.7@1'] });
   t.equal(exported.auditHead.seq, (await a.call('GET', '/api/audit/verify', { token: ADMIN })).json.checked);
   t.throws(() => exportTo(a.node.store, join(dir, 'exp')), { message: /already holds an export/ });
-  const handles = readFileSync(join(dir, 'exp', 'handles.ndjson'), 'utf8').trim().split('\n');
+  const handles = readFileSync(join(dir, 'exp', 'handles.ndjson'), 'utf8')
+    .trim()
+    .split('\n');
   t.equal(handles.length, 3362, 'the records also in the bulk import format');
   t.match(JSON.parse(handles[0]!), { handle: String, values: Array });
 
@@ -47,7 +69,11 @@ t.test('export → restore rebuilds a node whose answers, lineage, history and a
   t.same((await bc.call('GET', hist, { token: 'restored-admin' })).json, (await a.call('GET', hist, { token: ADMIN })).json, 'history matches');
   const verify = (await bc.call('GET', '/api/audit/verify', { token: 'restored-admin' })).json;
   t.same(verify, { ok: true, checked: exported.auditHead.seq + 1 }, 'the chain verifies (plus the new admin token entry)');
-  t.equal((await bc.call('PUT', '/api/handles/88.100.7/T-1', { token: 'restored-admin', body: [{ index: 1, type: 'URL', data: 'x' }] })).status, 400, 'templates are enforced after restore');
+  t.equal(
+    (await bc.call('PUT', '/api/handles/88.100.7/T-1', { token: 'restored-admin', body: [{ index: 1, type: 'URL', data: 'x' }] })).status,
+    400,
+    'templates are enforced after restore',
+  );
 
   // A changed or incomplete export is refused, and no database is left behind.
   const exp = join(dir, 'exp');
@@ -109,7 +135,10 @@ t.test('CLI: import NDJSON and CSV with progress and per-line errors; export; re
   t.equal(csv.status, 1, csv.stderr);
   t.match(JSON.parse(csv.stdout), { summary: true, total: 3, ok: 2, failed: 1, committedThroughLine: 4 });
   t.match(csv.stderr, /line 4 88.100.7\/C-3: index 2001 \(item "batchNo", template 1\) is required and missing/, 'CSV line numbers');
-  t.match(cli(['import', 'bad.csv', '--prefix', '88.100.7', '--template', '1', '--config', 'c.json'], dir).stderr, /CSV column 2 "colour" is neither "handle", an item of template 1/);
+  t.match(
+    cli(['import', 'bad.csv', '--prefix', '88.100.7', '--template', '1', '--config', 'c.json'], dir).stderr,
+    /CSV column 2 "colour" is neither "handle", an item of template 1/,
+  );
   t.match(cli(['import', 'bad.ndjson', '--prefix', '88.100.7', '--config', 'c.json', '--format', 'xml'], dir).stderr, /--format must be ndjson or csv/);
   t.match(cli(['import', 'none.ndjson', '--prefix', '88.100.7', '--config', 'c.json'], dir).stderr, /no file none.ndjson/);
   t.match(cli(['import', 'good.ndjson', '--config', 'c.json'], dir).stderr, /usage: idnode import/);

@@ -22,16 +22,21 @@ async function serve(t: Test, fail: () => Error, refuse: string | undefined) {
     },
   } as unknown as Resolver;
   const counted: number[] = [];
-  const fast = createFastPath(resolver, createNodeStats(), { fastHit: (status) => void counted.push(status) }, {
-    overloaded: () => false,
-    refuse: () => {
-      if (refuse !== undefined) return refuse;
-      inFlight++;
-      return undefined;
+  const fast = createFastPath(
+    resolver,
+    createNodeStats(),
+    { fastHit: (status) => void counted.push(status) },
+    {
+      overloaded: () => false,
+      refuse: () => {
+        if (refuse !== undefined) return refuse;
+        inFlight++;
+        return undefined;
+      },
+      done: () => void inFlight--,
+      logError: (err) => void log.push(err),
     },
-    done: () => void inFlight--,
-    logError: (err) => void log.push(err),
-  });
+  );
   const server: Server = createServer((req, res) => {
     if (!fast(req, res)) res.writeHead(299).end('fastify');
   });

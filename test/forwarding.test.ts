@@ -23,7 +23,11 @@ async function fakeNode(t: Test, handler: (req: IncomingMessage, res: ServerResp
 }
 
 function handleAnswer(handle: string, ttl = 86400) {
-  return JSON.stringify({ responseCode: 1, handle, values: [{ index: 1, type: 'URL', data: { format: 'string', value: `https://x/${handle}` }, ttl, timestamp: '2026-01-01T00:00:00Z' }] });
+  return JSON.stringify({
+    responseCode: 1,
+    handle,
+    values: [{ index: 1, type: 'URL', data: { format: 'string', value: `https://x/${handle}` }, ttl, timestamp: '2026-01-01T00:00:00Z' }],
+  });
 }
 
 function answerWith(body: (url: string) => string, status = 200, delayMs = 0) {
@@ -91,7 +95,10 @@ t.test('forwards up and down, caches by ttl, relays Handle errors, keeps hop cou
   t.equal(upstreamRequests(), before + 1, 'errors are never cached');
 
   const batch = await a.call('POST', '/api/resolve', { body: { handles: ['88.200/B-1', '88.100.9/E-1', '88.200/none'] } });
-  t.same(batch.json.results.map((r: any) => r.responseCode), [1, 1, 100]);
+  t.same(
+    batch.json.results.map((r: any) => r.responseCode),
+    [1, 1, 100],
+  );
 
   const hopped = await a.call('GET', '/api/handles/88.200/fresh-one', { headers: { 'idn-hop-count': '8' } });
   t.equal(hopped.status, 508);
@@ -127,7 +134,10 @@ t.test('a loop in delegations stops at the hop limit', async (t) => {
 });
 
 t.test('concurrent misses for one identifier make one upstream request', async (t) => {
-  const up = await fakeNode(t, answerWith((url) => handleAnswer(handleOf(url)), 200, 150));
+  const up = await fakeNode(
+    t,
+    answerWith((url) => handleAnswer(handleOf(url)), 200, 150),
+  );
   const a = await startNode(t, { upstream: { url: up.url } });
   const answers = await Promise.all(Array.from({ length: 200 }, () => a.call('GET', '/api/handles/77.1/ONE')));
   t.ok(answers.every((r) => r.status === 200 && r.json.handle === '77.1/ONE'));
@@ -163,11 +173,17 @@ t.test('bad upstreams: hung → 504 in time, garbage → 502, too large → 502,
     t.match(g.json, { responseCode: 2, code: 'IDN_UPSTREAM_BAD_ANSWER', message: why }, name);
   }
 
-  const big = await fakeNode(t, answerWith((u) => handleAnswer(handleOf(u)).replace('https://x/', `https://x/${'y'.repeat(5000)}`)));
+  const big = await fakeNode(
+    t,
+    answerWith((u) => handleAnswer(handleOf(u)).replace('https://x/', `https://x/${'y'.repeat(5000)}`)),
+  );
   const c = await startNode(t, { upstream: { url: big.url, maxResponseBytes: 2048 } });
   t.match((await c.call('GET', '/api/handles/77.1/BIG')).json, { code: 'IDN_UPSTREAM_BAD_ANSWER', message: /more than 2048 bytes.*upstream.maxResponseBytes/ });
 
-  const slow = await fakeNode(t, answerWith((u) => handleAnswer(handleOf(u)), 200, 300));
+  const slow = await fakeNode(
+    t,
+    answerWith((u) => handleAnswer(handleOf(u)), 200, 300),
+  );
   const d = await startNode(t, { upstream: { url: slow.url, maxInFlight: 2 } });
   const many = await Promise.all(Array.from({ length: 6 }, (_, i) => d.call('GET', `/api/handles/77.1/S-${i}`)));
   const busy = many.filter((m) => m.status === 503);
@@ -226,10 +242,16 @@ t.test('sync: prefixes stay pending until the upstream accepts; rejected outside
   await a.node.syncWorker!.tick();
   t.equal((await a.call('GET', '/api/prefixes/66.1.2', { token: ADMIN })).json.status, 'pending', 'rejected: stays pending');
   const outbox = await a.call('GET', '/api/sync/outbox', { token: ADMIN });
-  t.match(outbox.json.reports.find((r: any) => r.body.prefix === '66.1.2'), { state: 'rejected', lastError: /HTTP 403: .*outside the reporter's delegation/ });
+  t.match(
+    outbox.json.reports.find((r: any) => r.body.prefix === '66.1.2'),
+    { state: 'rejected', lastError: /HTTP 403: .*outside the reporter's delegation/ },
+  );
   t.equal(outbox.json.pending, 0);
   const reg = (await a.call('POST', '/api/tokens', { token: ADMIN, body: { role: 'registrar', prefixes: ['66.1.2'] } })).json.secret;
-  t.match((await a.call('PUT', '/api/handles/66.1.2/x', { token: reg, body: sampleValues })).json, { code: 'IDN_PREFIX_NOT_ACTIVE', message: /pending.*upstream/ });
+  t.match((await a.call('PUT', '/api/handles/66.1.2/x', { token: reg, body: sampleValues })).json, {
+    code: 'IDN_PREFIX_NOT_ACTIVE',
+    message: /pending.*upstream/,
+  });
 
   await a.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { owner: { name: 'Acme Engines' } } });
   await a.node.syncWorker!.tick();
@@ -248,7 +270,14 @@ t.test('sync: prefixes stay pending until the upstream accepts; rejected outside
   await a.node.syncWorker!.tick();
   const stats = (await top.call('GET', '/api/sync/reports?limit=1000', { token: ADMIN })).json.reports.filter((r: any) => r.kind === 'stats');
   t.equal(stats.length, 1);
-  t.match(stats[0].body, { kind: 'stats', registrations: Number, resolutions: Number, latencyMs: { p50: Number, p95: Number, p99: Number }, from: /Z$/, to: /Z$/ });
+  t.match(stats[0].body, {
+    kind: 'stats',
+    registrations: Number,
+    resolutions: Number,
+    latencyMs: { p50: Number, p95: Number, p99: Number },
+    from: /Z$/,
+    to: /Z$/,
+  });
 
   const bad: Array<[unknown, RegExp]> = [
     [{ kind: 'prefix', prefix: '88.100.9' }, /idempotencyKey/],

@@ -46,7 +46,10 @@ export function client(url: string): Client {
 export function testConfig(t: Test, overrides: Record<string, unknown> = {}): Config {
   const dir = t.testdir({});
   // In-process nodes share the test's event loop: a test's own synchronous work must not shed their requests.
-  return loadConfig({ overrides: { db: join(dir, 'idnode.db'), listen: { port: 0 }, shedding: { maxInFlight: 1024, eventLoopDelayMs: 0 }, ...overrides }, env: {} });
+  return loadConfig({
+    overrides: { db: join(dir, 'idnode.db'), listen: { port: 0 }, shedding: { maxInFlight: 1024, eventLoopDelayMs: 0 }, ...overrides },
+    env: {},
+  });
 }
 
 /** Starts a node; closes it when the test ends. */

@@ -41,14 +41,17 @@ async function node(t: Test, dir: string, name: string, config: Record<string, u
     admin,
     child: undefined as unknown as ChildProcess,
     async start() {
-      const child = spawn(process.execPath, [...process.execArgv, CLI, 'serve', '--config', file], { env: { ...cleanEnv, IDNODE_ADMIN_TOKEN: admin }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [...process.execArgv, CLI, 'serve', '--config', file], {
+        env: { ...cleanEnv, IDNODE_ADMIN_TOKEN: admin },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       proc.child = child;
       let out = '';
-      child.stdout!.on('data', (d) => (out += d));
-      child.stderr!.on('data', (d) => (out += d));
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`${name} did not start: ${out}`)), 60_000);
-        child.stdout!.on('data', () => {
+        child.stdout.on('data', () => {
           if (out.includes('listening on')) {
             clearTimeout(timer);
             resolve();
@@ -166,6 +169,10 @@ t.test('a four-node hierarchy: forwarding, caching, one flight, failures, sync a
   t.equal((await ok(A.call('GET', '/api/prefixes/88.100.8', { token: A.admin }))).status, 'active');
   const reports = (await ok(T.call('GET', '/api/sync/reports?limit=1000', { token: T.admin }))).reports as any[];
   const prefixReports = reports.filter((r) => r.kind === 'prefix').map((r) => `${r.body.prefix} ${r.body.event}`);
-  t.same(prefixReports.sort(), ['88.100.66 created', '88.100.7 changed', '88.100.7 created', '88.100.8 created', '88.100.9 created'], 'every report once: no loss, no duplicates');
+  t.same(
+    prefixReports.sort(),
+    ['88.100.66 created', '88.100.7 changed', '88.100.7 created', '88.100.8 created', '88.100.9 created'],
+    'every report once: no loss, no duplicates',
+  );
   t.equal(new Set(reports.map((r) => r.idempotencyKey)).size, reports.length);
 });

@@ -17,11 +17,35 @@ t.test('aggregation and transformation build a transitive, two-way lineage', asy
   const reg = await registrar(c);
   for (const id of ['CAR-1', 'ENGINE-1', 'BEARING-1', 'BATCH-1'])
     t.equal((await c.call('PUT', `/api/handles/88.100.7/${id}`, { token: reg, body: sampleValues })).status, 200);
-  const agg = await event(c, reg, { type: 'aggregation', action: 'ADD', parent: '88.100.7/CAR-1', children: ['88.100.7/ENGINE-1'], eventTime: '2026-03-01T08:00:00Z' });
+  const agg = await event(c, reg, {
+    type: 'aggregation',
+    action: 'ADD',
+    parent: '88.100.7/CAR-1',
+    children: ['88.100.7/ENGINE-1'],
+    eventTime: '2026-03-01T08:00:00Z',
+  });
   t.equal(agg.status, 201, agg.text);
   t.match(agg.json, { responseCode: 1, eventId: Number, recordTime: /Z$/, edgesOpened: 1, edgesClosed: 0, flags: [] });
-  t.equal((await event(c, reg, { type: 'aggregation', action: 'ADD', parent: '88.100.7/engine-1', children: ['88.100.7/BEARING-1', '88.100.7/GHOST'], eventTime: '2026-02-01T08:00:00+08:00' })).json.flags[0].location, 'unknown', 'unknown local identifiers are allowed and flagged');
-  const tr = await event(c, reg, { type: 'transformation', inputs: ['88.100.7/BATCH-1', '88.200.5/STEEL-LOT-9'], outputs: ['88.100.7/BEARING-1'], eventTime: '2026-01-10T00:00:00Z', transformationID: 'forge-7' });
+  t.equal(
+    (
+      await event(c, reg, {
+        type: 'aggregation',
+        action: 'ADD',
+        parent: '88.100.7/engine-1',
+        children: ['88.100.7/BEARING-1', '88.100.7/GHOST'],
+        eventTime: '2026-02-01T08:00:00+08:00',
+      })
+    ).json.flags[0].location,
+    'unknown',
+    'unknown local identifiers are allowed and flagged',
+  );
+  const tr = await event(c, reg, {
+    type: 'transformation',
+    inputs: ['88.100.7/BATCH-1', '88.200.5/STEEL-LOT-9'],
+    outputs: ['88.100.7/BEARING-1'],
+    eventTime: '2026-01-10T00:00:00Z',
+    transformationID: 'forge-7',
+  });
   t.equal(tr.status, 201, tr.text);
   t.same(tr.json.flags, [{ handle: '88.200.5/STEEL-LOT-9', location: 'foreign' }], 'foreign identifiers are marked foreign');
 
@@ -41,17 +65,34 @@ t.test('aggregation and transformation build a transitive, two-way lineage', asy
     ],
   );
   t.equal(down.json.edges.length, 5);
-  t.match(down.json.edges[0], { from: '88.100.7/CAR-1', to: '88.100.7/ENGINE-1', type: 'aggregation', since: '2026-03-01T08:00:00.000Z', eventId: agg.json.eventId });
+  t.match(down.json.edges[0], {
+    from: '88.100.7/CAR-1',
+    to: '88.100.7/ENGINE-1',
+    type: 'aggregation',
+    since: '2026-03-01T08:00:00.000Z',
+    eventId: agg.json.eventId,
+  });
   t.notOk('until' in down.json.edges[0]);
   t.ok(down.json.edges.some((e: any) => e.from === '88.100.7/BEARING-1' && e.to === '88.200.5/STEEL-LOT-9' && e.type === 'transformation'));
   t.equal(down.json.truncated, false);
 
   const up = await lineage(c, aud, '88.200.5/STEEL-LOT-9', '?direction=up');
-  t.same(up.json.nodes.map((n: any) => n.handle), ['88.200.5/STEEL-LOT-9', '88.100.7/BEARING-1', '88.100.7/ENGINE-1', '88.100.7/CAR-1'], 'which products a lot went into');
+  t.same(
+    up.json.nodes.map((n: any) => n.handle),
+    ['88.200.5/STEEL-LOT-9', '88.100.7/BEARING-1', '88.100.7/ENGINE-1', '88.100.7/CAR-1'],
+    'which products a lot went into',
+  );
   const both = await lineage(c, aud, '88.100.7/ENGINE-1');
-  t.same(both.json.nodes.map((n: any) => n.handle).sort(), ['88.100.7/BATCH-1', '88.100.7/BEARING-1', '88.100.7/CAR-1', '88.100.7/ENGINE-1', '88.100.7/GHOST', '88.200.5/STEEL-LOT-9'], 'both is the default');
+  t.same(
+    both.json.nodes.map((n: any) => n.handle).sort(),
+    ['88.100.7/BATCH-1', '88.100.7/BEARING-1', '88.100.7/CAR-1', '88.100.7/ENGINE-1', '88.100.7/GHOST', '88.200.5/STEEL-LOT-9'],
+    'both is the default',
+  );
   const d1 = await lineage(c, aud, '88.100.7/CAR-1', '?direction=down&depth=1');
-  t.same(d1.json.nodes.map((n: any) => n.handle), ['88.100.7/CAR-1', '88.100.7/ENGINE-1']);
+  t.same(
+    d1.json.nodes.map((n: any) => n.handle),
+    ['88.100.7/CAR-1', '88.100.7/ENGINE-1'],
+  );
   t.equal(d1.json.truncated, true, 'cut by depth');
   const lone = await lineage(c, aud, '88.100.7/NOTHING');
   t.same(lone.json, { root: '88.100.7/NOTHING', nodes: [{ handle: '88.100.7/NOTHING', depth: 0, location: 'unknown' }], edges: [], truncated: false });
@@ -62,21 +103,43 @@ t.test('edges are valid from ADD to DELETE; asOf picks the time', async (t) => {
   const reg = await registrar(c);
   const P = '88.100.7/PALLET-1';
   await event(c, reg, { type: 'aggregation', action: 'ADD', parent: P, children: ['88.100.7/BOX-1', '88.100.7/BOX-2'], eventTime: '2026-01-01T00:00:00Z' });
-  const del = await event(c, reg, { type: 'aggregation', action: 'DELETE', parent: P, children: ['88.100.7/BOX-1', '88.100.7/BOX-9'], eventTime: '2026-02-01T00:00:00Z' });
+  const del = await event(c, reg, {
+    type: 'aggregation',
+    action: 'DELETE',
+    parent: P,
+    children: ['88.100.7/BOX-1', '88.100.7/BOX-9'],
+    eventTime: '2026-02-01T00:00:00Z',
+  });
   t.match(del.json, { edgesClosed: 1, edgesOpened: 0, unmatched: ['88.100.7/BOX-9'] });
   const aud = await auditor(c);
   const now = await lineage(c, aud, P, '?direction=down');
-  t.same(now.json.nodes.map((n: any) => n.handle), [P, '88.100.7/BOX-2'], 'unpacked box is gone now');
+  t.same(
+    now.json.nodes.map((n: any) => n.handle),
+    [P, '88.100.7/BOX-2'],
+    'unpacked box is gone now',
+  );
   const jan = await lineage(c, aud, P, '?direction=down&asOf=2026-01-15T00:00:00Z');
-  t.same(jan.json.nodes.map((n: any) => n.handle), [P, '88.100.7/BOX-1', '88.100.7/BOX-2']);
-  t.match(jan.json.edges.find((e: any) => e.to === '88.100.7/BOX-1'), { since: '2026-01-01T00:00:00.000Z', until: '2026-02-01T00:00:00.000Z' });
+  t.same(
+    jan.json.nodes.map((n: any) => n.handle),
+    [P, '88.100.7/BOX-1', '88.100.7/BOX-2'],
+  );
+  t.match(
+    jan.json.edges.find((e: any) => e.to === '88.100.7/BOX-1'),
+    { since: '2026-01-01T00:00:00.000Z', until: '2026-02-01T00:00:00.000Z' },
+  );
   const before = await lineage(c, aud, P, '?direction=down&asOf=2025-12-31T23:59:59Z');
   t.same(before.json.nodes.length, 1, 'nothing packed before the ADD');
   // A DELETE with no children unpacks everything; OBSERVE re-opens what it sees.
   t.match((await event(c, reg, { type: 'aggregation', action: 'DELETE', parent: P, eventTime: '2026-03-01T00:00:00Z' })).json, { edgesClosed: 1 });
   t.equal((await lineage(c, aud, P, '?direction=down')).json.nodes.length, 1);
-  t.match((await event(c, reg, { type: 'aggregation', action: 'OBSERVE', parent: P, children: ['88.100.7/BOX-2'], eventTime: '2026-04-01T00:00:00Z' })).json, { edgesOpened: 1 });
-  t.match((await event(c, reg, { type: 'aggregation', action: 'ADD', parent: P, children: ['88.100.7/BOX-2'], eventTime: '2026-04-02T00:00:00Z' })).json, { edgesOpened: 0 }, 'already packed');
+  t.match((await event(c, reg, { type: 'aggregation', action: 'OBSERVE', parent: P, children: ['88.100.7/BOX-2'], eventTime: '2026-04-01T00:00:00Z' })).json, {
+    edgesOpened: 1,
+  });
+  t.match(
+    (await event(c, reg, { type: 'aggregation', action: 'ADD', parent: P, children: ['88.100.7/BOX-2'], eventTime: '2026-04-02T00:00:00Z' })).json,
+    { edgesOpened: 0 },
+    'already packed',
+  );
   t.equal((await lineage(c, aud, P, '?direction=down')).json.nodes.length, 2);
 });
 
@@ -90,7 +153,14 @@ t.test('cycles end; the node cap truncates', async (t) => {
   const aud = await auditor(c);
   const cyc = await lineage(c, aud, '88.100.7/A', '?direction=down&depth=20');
   t.equal(cyc.status, 200);
-  t.same(cyc.json.nodes.map((n: any) => [n.handle, n.depth]), [['88.100.7/A', 0], ['88.100.7/B', 1], ['88.100.7/C', 2]]);
+  t.same(
+    cyc.json.nodes.map((n: any) => [n.handle, n.depth]),
+    [
+      ['88.100.7/A', 0],
+      ['88.100.7/B', 1],
+      ['88.100.7/C', 2],
+    ],
+  );
   t.equal(cyc.json.edges.length, 3, 'the edge back to the root is reported once');
   t.equal(cyc.json.truncated, false, 'a cycle is not a truncation');
   const kids = Array.from({ length: 10 }, (_, i) => `88.100.7/K-${i}`);
@@ -98,7 +168,10 @@ t.test('cycles end; the node cap truncates', async (t) => {
   const wide = await lineage(c, aud, '88.100.7/WIDE', '?direction=down');
   t.equal(wide.json.nodes.length, 5, 'lineage.maxNodes');
   t.equal(wide.json.truncated, true);
-  t.ok(wide.json.edges.every((e: any) => wide.json.nodes.some((n: any) => n.handle === e.to)), 'no edge to a node left out');
+  t.ok(
+    wide.json.edges.every((e: any) => wide.json.nodes.some((n: any) => n.handle === e.to)),
+    'no edge to a node left out',
+  );
   const tooDeep = await lineage(c, aud, '88.100.7/A', '?depth=21');
   t.equal(tooDeep.status, 400);
   t.match(tooDeep.json, { code: 'IDN_BAD_REQUEST', responseCode: 4, message: /lineage.maxDepth/ });
@@ -115,7 +188,10 @@ t.test('bad events and bad queries get clear 4xx', async (t) => {
     [{ type: 'aggregation', action: 'ADD', parent: '88.100.7/P', children: ['88.100.7/C'], eventTime: 'yesterday' }, /eventTime must be an ISO-8601 time/],
     [{ type: 'aggregation', action: 'ADD', parent: '88.100.7/P', children: ['88.100.7/C'], eventTime: '2026-01-01T00:00:00' }, /with a zone/],
     [{ type: 'aggregation', action: 'ADD', parent: '88.100.7/P', children: ['88.100.7/C'], eventTime: '2026-13-45T00:00:00Z' }, /eventTime/],
-    [{ type: 'aggregation', action: 'ADD', parent: '88.100.7/P', children: ['a', 'b', 'c', 'd'].map((s) => `88.100.7/${s}`), eventTime: at }, /4 identifiers; at most 3 .*lineage.eventItemsMax/],
+    [
+      { type: 'aggregation', action: 'ADD', parent: '88.100.7/P', children: ['a', 'b', 'c', 'd'].map((s) => `88.100.7/${s}`), eventTime: at },
+      /4 identifiers; at most 3 .*lineage.eventItemsMax/,
+    ],
     [{ type: 'aggregation', action: 'ADD', parent: '88.100.7/P', children: [], eventTime: at }, /children must name at least one/],
     [{ type: 'aggregation', action: 'ADD', parent: '88.100.7/P', children: 'x', eventTime: at }, /children must be a list/],
     [{ type: 'aggregation', action: 'ADD', parent: '88.100.7/P', children: ['nope'], eventTime: at }, /children\[0\]: /],
@@ -150,10 +226,21 @@ t.test('roles: registrars post only in scope, auditors read and write nothing', 
   const cross = await event(c, reg7, { type: 'aggregation', action: 'ADD', parent: '88.100.7/P', children: ['88.100.8/C'], eventTime: at });
   t.equal(cross.status, 403);
   t.match(cross.json, { code: 'IDN_FORBIDDEN', responseCode: 401, handle: '88.100.8/C', message: /may not write under 88.100.8/ });
-  t.equal((await event(c, reg7, { type: 'aggregation', action: 'ADD', parent: '88.100.7/P', children: ['88.300.1/FOREIGN'], eventTime: at })).status, 201, 'foreign identifiers need no scope');
-  t.equal((await event(c, ADMIN, { type: 'aggregation', action: 'ADD', parent: '88.100.7/P', children: ['88.100.8/C'], eventTime: at })).status, 201, 'admin always');
+  t.equal(
+    (await event(c, reg7, { type: 'aggregation', action: 'ADD', parent: '88.100.7/P', children: ['88.300.1/FOREIGN'], eventTime: at })).status,
+    201,
+    'foreign identifiers need no scope',
+  );
+  t.equal(
+    (await event(c, ADMIN, { type: 'aggregation', action: 'ADD', parent: '88.100.7/P', children: ['88.100.8/C'], eventTime: at })).status,
+    201,
+    'admin always',
+  );
   const aud = await auditor(c);
-  t.match((await event(c, aud, { type: 'aggregation', action: 'ADD', parent: '88.100.7/P', children: ['88.100.7/C'], eventTime: at })).json, { code: 'IDN_FORBIDDEN', message: /registrar or admin/ });
+  t.match((await event(c, aud, { type: 'aggregation', action: 'ADD', parent: '88.100.7/P', children: ['88.100.7/C'], eventTime: at })).json, {
+    code: 'IDN_FORBIDDEN',
+    message: /registrar or admin/,
+  });
   t.equal((await c.call('PUT', '/api/handles/88.100.7/X', { token: aud, body: sampleValues })).status, 403, 'auditors write no records');
   t.equal((await c.call('POST', '/api/events', { body: {} })).status, 401);
   t.equal((await lineage(c, reg7, '88.100.7/P')).status, 403, 'registrars do not read lineage');

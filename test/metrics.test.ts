@@ -20,7 +20,11 @@ t.test('/metrics: requests, resolution latency by source, cache, SQLite writes, 
   await c.call('GET', '/api/handles/88.100.7/M-1?type=URL'); // hit through fastify
   await c.call('GET', '/api/handles/88.200/U-1'); // forwarded
   await c.call('GET', '/api/handles/77.1/nowhere'); // upstream relays 301: an answer, not a failure
-  await c.call('POST', '/api/prefixes/88.100.7/handles', { token: reg, body: '{"handle":"88.100.7/B-1","values":[{"index":1,"type":"URL","data":"x"}]}\n', headers: { 'content-type': 'application/x-ndjson' } });
+  await c.call('POST', '/api/prefixes/88.100.7/handles', {
+    token: reg,
+    body: '{"handle":"88.100.7/B-1","values":[{"index":1,"type":"URL","data":"x"}]}\n',
+    headers: { 'content-type': 'application/x-ndjson' },
+  });
   await c.call('GET', '/no/such/route');
   const res = await c.call('GET', '/metrics');
   t.equal(res.status, 200);

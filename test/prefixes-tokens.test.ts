@@ -10,7 +10,10 @@ t.test('prefixes: create hosted and delegated, get, list, patch, delete', async 
   t.same(deleg.json, { prefix: '88.100.9', owner: { name: 'E' }, site: 'http://127.0.0.1:8009', status: 'active', parent: '88.100' });
   t.same((await c.call('GET', '/api/prefixes/88.100.7', { token: ADMIN })).json, created.json);
   t.same((await c.call('GET', '/api/prefixes/88.100', { token: ADMIN })).json, { prefix: '88.100', owner: {}, status: 'active', parent: '88', homed: true });
-  t.same((await c.call('GET', '/api/prefixes?parent=88.100', { token: ADMIN })).json.prefixes.map((p: any) => p.prefix), ['88.100.7', '88.100.9']);
+  t.same(
+    (await c.call('GET', '/api/prefixes?parent=88.100', { token: ADMIN })).json.prefixes.map((p: any) => p.prefix),
+    ['88.100.7', '88.100.9'],
+  );
   t.same((await c.call('GET', '/api/prefixes?parent=88.100.7', { token: ADMIN })).json.prefixes, []);
   t.equal((await c.call('GET', '/api/prefixes', { token: ADMIN })).json.prefixes.length, 2);
   const patched = await c.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { owner: { name: 'Acme 2' }, status: 'suspended' } });
@@ -26,7 +29,10 @@ t.test('prefixes: create hosted and delegated, get, list, patch, delete', async 
   t.match(delegateNonEmpty.json, { code: 'IDN_PREFIX_NOT_EMPTY' });
   await c.call('POST', '/api/prefixes', { token: ADMIN, body: { prefix: '88.100.7.1', owner: { name: 'Child' } } });
   await c.call('DELETE', '/api/handles/88.100.7/x', { token: ADMIN });
-  t.match((await c.call('DELETE', '/api/prefixes/88.100.7', { token: ADMIN })).json, { code: 'IDN_PREFIX_NOT_EMPTY', message: /child prefixes \(88.100.7.1\)/ });
+  t.match((await c.call('DELETE', '/api/prefixes/88.100.7', { token: ADMIN })).json, {
+    code: 'IDN_PREFIX_NOT_EMPTY',
+    message: /child prefixes \(88.100.7.1\)/,
+  });
   t.equal((await c.call('DELETE', '/api/prefixes/88.100.7.1', { token: ADMIN })).status, 200);
   t.equal((await c.call('DELETE', '/api/prefixes/88.100.7', { token: ADMIN })).status, 200);
   t.equal((await c.call('GET', '/api/prefixes/88.100.7', { token: ADMIN })).status, 404);
@@ -95,8 +101,13 @@ t.test('tokens: secret once, hash only, scoped roles, revoke', async (t) => {
     [{ role: 'registrar', prefixes: ['99.1'] }, /not under a prefix this node homes/],
     [{ role: 'auditor', label: 5 }, /label must be a string/],
   ];
-  for (const [body, msg] of cases) t.match((await c.call('POST', '/api/tokens', { token: ADMIN, body })).json, { responseCode: 202, message: msg }, String(msg));
-  t.equal((await c.call('POST', '/api/tokens', { token: ADMIN, body: { role: 'node', prefixes: ['99.1'] } })).status, 201, 'node tokens may name a child node prefix anywhere');
+  for (const [body, msg] of cases)
+    t.match((await c.call('POST', '/api/tokens', { token: ADMIN, body })).json, { responseCode: 202, message: msg }, String(msg));
+  t.equal(
+    (await c.call('POST', '/api/tokens', { token: ADMIN, body: { role: 'node', prefixes: ['99.1'] } })).status,
+    201,
+    'node tokens may name a child node prefix anywhere',
+  );
   const reg = await registrar(c);
   t.equal((await c.call('POST', '/api/tokens', { token: reg, body: { role: 'admin' } })).status, 403);
   t.equal((await c.call('GET', '/api/tokens')).status, 401);

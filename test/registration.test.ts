@@ -17,7 +17,11 @@ t.test('PUT create/replace, overwrite=false, case variants keep the first spelli
   t.equal(replaced.status, 200);
   t.equal(replaced.json.handle, '88.100.7/ABC', 'overwrite through a case variant keeps the spelling');
   const got = await c.call('GET', '/api/handles/88.100.7/ABC');
-  t.same(got.json.values.map((v: any) => v.index), [9], 'replaced entirely, and the cache was invalidated in the same request');
+  t.same(
+    got.json.values.map((v: any) => v.index),
+    [9],
+    'replaced entirely, and the cache was invalidated in the same request',
+  );
   const createdDefault = await c.call('PUT', '/api/handles/88.100.7/NEW', { token: reg, body: sampleValues });
   t.equal(createdDefault.status, 200, 'overwrite=true create answers 200');
 });
@@ -29,11 +33,22 @@ t.test('index= adds or replaces only those values; DELETE ?index= removes values
   const before = (await c.call('GET', '/api/handles/88.100.7/V')).json.values;
   const add = await c.call('PUT', '/api/handles/88.100.7/V?index=2&index=10', {
     token: reg,
-    body: [{ index: 2, type: 'name', data: 'renamed' }, { index: 10, type: 'note', data: 'added' }],
+    body: [
+      { index: 2, type: 'name', data: 'renamed' },
+      { index: 10, type: 'note', data: 'added' },
+    ],
   });
   t.equal(add.status, 200);
   const after = (await c.call('GET', '/api/handles/88.100.7/V')).json.values;
-  t.same(after.map((v: any) => [v.index, v.data.value]), [[1, 'https://example.com/p/1'], [2, 'renamed'], [3, 'B-0001'], [10, 'added']]);
+  t.same(
+    after.map((v: any) => [v.index, v.data.value]),
+    [
+      [1, 'https://example.com/p/1'],
+      [2, 'renamed'],
+      [3, 'B-0001'],
+      [10, 'added'],
+    ],
+  );
   t.equal(after[0].timestamp, before[0].timestamp, 'untouched values keep their timestamp');
   const various = await c.call('PUT', '/api/handles/88.100.7/V?index=various', { token: reg, body: [{ index: 11, type: 'n', data: 'v' }] });
   t.equal(various.status, 200);
@@ -49,7 +64,10 @@ t.test('index= adds or replaces only those values; DELETE ?index= removes values
 
   const del = await c.call('DELETE', '/api/handles/88.100.7/V?index=10,11', { token: reg });
   t.equal(del.status, 200);
-  t.same((await c.call('GET', '/api/handles/88.100.7/V')).json.values.map((v: any) => v.index), [1, 2, 3]);
+  t.same(
+    (await c.call('GET', '/api/handles/88.100.7/V')).json.values.map((v: any) => v.index),
+    [1, 2, 3],
+  );
   const delMissing = await c.call('DELETE', '/api/handles/88.100.7/V?index=42', { token: reg });
   t.equal(delMissing.status, 404);
   t.match(delMissing.json, { responseCode: 200, code: 'IDN_VALUE_NOT_FOUND', message: /no value at index 42/ });
@@ -131,7 +149,11 @@ t.test('order of checks: syntax → routing → authentication → scope → bod
   t.equal((await c.call('PUT', '/api/handles/88.100.7/basic', { body: sampleValues, headers: { authorization: `Basic ${basicUser}` } })).status, 200);
   const actor = c.node.store.db.prepare("SELECT actor FROM audit_log WHERE target = '88.100.7/basic'").pluck().get();
   t.match(actor, /^tok_[0-9a-f]+ \(300:88.100\/ADMIN\)$/, 'the Basic user is recorded as the actor label');
-  t.equal((await c.call('PUT', '/api/handles/88.100.7/b2', { body: sampleValues, headers: { authorization: `Basic ${Buffer.from('nocolon').toString('base64')}` } })).status, 403);
+  t.equal(
+    (await c.call('PUT', '/api/handles/88.100.7/b2', { body: sampleValues, headers: { authorization: `Basic ${Buffer.from('nocolon').toString('base64')}` } }))
+      .status,
+    403,
+  );
 });
 
 t.test('registrars write only under active prefixes in scope; admin anywhere under homed', async (t) => {

@@ -12,11 +12,14 @@ t.test('GET/HEAD answer Handle.Net JSON with ETag, Cache-Control, Cache-Status; 
   t.equal(miss.status, 200);
   t.equal(miss.json.responseCode, 1);
   t.equal(miss.json.handle, '88.100.7/ABC-1');
-  t.same(miss.json.values.map((v: any) => [v.index, v.type, v.data, v.ttl]), [
-    [1, 'URL', { format: 'string', value: 'https://example.com/p/1' }, 86400],
-    [2, 'name', { format: 'string', value: 'Brake caliper JH-C320' }, 86400],
-    [3, 'batch', { format: 'string', value: 'B-0001' }, 3600],
-  ]);
+  t.same(
+    miss.json.values.map((v: any) => [v.index, v.type, v.data, v.ttl]),
+    [
+      [1, 'URL', { format: 'string', value: 'https://example.com/p/1' }, 86400],
+      [2, 'name', { format: 'string', value: 'Brake caliper JH-C320' }, 86400],
+      [3, 'batch', { format: 'string', value: 'B-0001' }, 3600],
+    ],
+  );
   t.match(miss.json.values[0].timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
   t.notOk('permissions' in miss.json.values[0], 'default permissions are not rendered');
   t.equal(miss.headers.get('cache-control'), 'max-age=3600', 'smallest ttl');
@@ -53,15 +56,24 @@ t.test('GET/HEAD answer Handle.Net JSON with ETag, Cache-Control, Cache-Status; 
 t.test('rows written before schema v5 (no stored ETag or max-age) answer exactly like rows written after it', async (t) => {
   const c = await startNode(t, { cache: { maxBytes: 0 } });
   const reg = await registrar(c);
-  const values = [...sampleValues, { index: 4, type: 'recall', data: 'none', ttl: new Date(Date.now() + 600_000).toISOString() }, { index: 5, type: 'cost', data: '9', ttl: 5, permissions: '1100' }];
+  const values = [
+    ...sampleValues,
+    { index: 4, type: 'recall', data: 'none', ttl: new Date(Date.now() + 600_000).toISOString() },
+    { index: 5, type: 'cost', data: '9', ttl: 5, permissions: '1100' },
+  ];
   await c.call('PUT', '/api/handles/88.100.7/META-1', { token: reg, body: { values } });
-  const stored = c.node.store.db.prepare("SELECT max_age AS maxAge, expires_at AS expiresAt, etag FROM records WHERE handle_key = '88.100.7/meta-1'").get() as any;
+  const stored = c.node.store.db
+    .prepare("SELECT max_age AS maxAge, expires_at AS expiresAt, etag FROM records WHERE handle_key = '88.100.7/meta-1'")
+    .get() as any;
   t.equal(stored.maxAge, 3600, 'smallest relative ttl of the public values');
   t.ok(stored.expiresAt > Date.now(), 'earliest absolute expiry');
   const v5 = await c.call('GET', '/api/handles/88.100.7/META-1');
   t.equal(v5.headers.get('etag'), stored.etag);
   t.match(v5.headers.get('cache-control'), /^max-age=(59\d|600)$/, 'the absolute expiry is nearer than the 3600 s ttl');
-  t.notOk(v5.json.values.some((v: any) => v.index === 5), 'public view');
+  t.notOk(
+    v5.json.values.some((v: any) => v.index === 5),
+    'public view',
+  );
   c.node.store.db.prepare('UPDATE records SET max_age = NULL, expires_at = NULL, etag = NULL').run();
   const v4 = await c.call('GET', '/api/handles/88.100.7/META-1');
   t.equal(v4.text, v5.text);
@@ -72,8 +84,20 @@ t.test('rows written before schema v5 (no stored ETag or max-age) answer exactly
 t.test('non-ASCII answers: Content-Length counts UTF-8 bytes on a miss, a hit and a filtered answer', async (t) => {
   const c = await startNode(t);
   const reg = await registrar(c);
-  await c.call('PUT', '/api/handles/88.100.7/发动机-1', { token: reg, body: { values: [{ index: 1, type: 'name', data: '发动机总成 ENGINE' }, { index: 2, type: 'URL', data: 'http://x/é' }] } });
-  for (const [label, path] of [['miss', '/api/handles/88.100.7/发动机-1'], ['hit', '/api/handles/88.100.7/发动机-1'], ['filtered', '/api/handles/88.100.7/发动机-1?type=name']] as const) {
+  await c.call('PUT', '/api/handles/88.100.7/发动机-1', {
+    token: reg,
+    body: {
+      values: [
+        { index: 1, type: 'name', data: '发动机总成 ENGINE' },
+        { index: 2, type: 'URL', data: 'http://x/é' },
+      ],
+    },
+  });
+  for (const [label, path] of [
+    ['miss', '/api/handles/88.100.7/发动机-1'],
+    ['hit', '/api/handles/88.100.7/发动机-1'],
+    ['filtered', '/api/handles/88.100.7/发动机-1?type=name'],
+  ] as const) {
     const a = await c.call('GET', encodeURI(path));
     t.equal(a.status, 200, label);
     t.equal(Number(a.headers.get('content-length')), Buffer.byteLength(a.text), `${label}: bytes, not characters`);
@@ -90,11 +114,23 @@ t.test('type and index filters, subtypes, pretty', async (t) => {
     body: [...sampleValues, { index: 4, type: 'URL.backup', data: 'https://b' }, { index: 5, type: 'URLX', data: 'no' }],
   });
   const byType = await c.call('GET', '/api/handles/88.100.7/F?type=url');
-  t.same(byType.json.values.map((v: any) => v.index), [1], 'type is case-insensitive and exact without a dot');
+  t.same(
+    byType.json.values.map((v: any) => v.index),
+    [1],
+    'type is case-insensitive and exact without a dot',
+  );
   const sub = await c.call('GET', '/api/handles/88.100.7/F?type=URL.');
-  t.same(sub.json.values.map((v: any) => v.index), [1, 4], 'trailing dot matches the type and its subtypes');
+  t.same(
+    sub.json.values.map((v: any) => v.index),
+    [1, 4],
+    'trailing dot matches the type and its subtypes',
+  );
   const or = await c.call('GET', '/api/handles/88.100.7/F?type=batch&index=2&index=5');
-  t.same(or.json.values.map((v: any) => v.index), [2, 3, 5], 'type and index are OR-ed, order kept');
+  t.same(
+    or.json.values.map((v: any) => v.index),
+    [2, 3, 5],
+    'type and index are OR-ed, order kept',
+  );
   t.equal(or.headers.get('cache-control'), 'max-age=3600');
   t.not(or.headers.get('etag'), (await c.call('GET', '/api/handles/88.100.7/F')).headers.get('etag'), 'filtered answers have their own ETag');
   const none = await c.call('GET', '/api/handles/88.100.7/F?type=nothing');
@@ -114,25 +150,50 @@ t.test('non-public values only for authorised readers; never from the public cac
   const other = await registrar(c, '88.100.8');
   await c.call('PUT', '/api/handles/88.100.7/P', {
     token: reg,
-    body: [{ index: 1, type: 'name', data: 'pub' }, { index: 2, type: 'cost', data: '12.50 CNY', permissions: '1100' }],
+    body: [
+      { index: 1, type: 'name', data: 'pub' },
+      { index: 2, type: 'cost', data: '12.50 CNY', permissions: '1100' },
+    ],
   });
   const anon = await c.call('GET', '/api/handles/88.100.7/P');
-  t.same(anon.json.values.map((v: any) => v.index), [1]);
+  t.same(
+    anon.json.values.map((v: any) => v.index),
+    [1],
+  );
   const anonHit = await c.call('GET', '/api/handles/88.100.7/P');
   t.equal(anonHit.headers.get('cache-status'), 'idnode; hit');
   const auditor = (await c.call('POST', '/api/tokens', { token: ADMIN, body: { role: 'auditor' } })).json.secret;
-  for (const [who, token] of [['admin', ADMIN], ['registrar', reg], ['auditor', auditor]] as const) {
+  for (const [who, token] of [
+    ['admin', ADMIN],
+    ['registrar', reg],
+    ['auditor', auditor],
+  ] as const) {
     const full = await c.call('GET', '/api/handles/88.100.7/P', { token });
-    t.same(full.json.values.map((v: any) => [v.index, v.permissions]), [[1, undefined], [2, '1100']], `${who} sees the non-public value`);
+    t.same(
+      full.json.values.map((v: any) => [v.index, v.permissions]),
+      [
+        [1, undefined],
+        [2, '1100'],
+      ],
+      `${who} sees the non-public value`,
+    );
     t.not(full.headers.get('cache-status'), 'idnode; hit', `${who} is not served the public cache entry`);
   }
   const outsider = await c.call('GET', '/api/handles/88.100.7/P', { token: other });
-  t.same(outsider.json.values.map((v: any) => v.index), [1], 'a registrar of another prefix sees only public values');
+  t.same(
+    outsider.json.values.map((v: any) => v.index),
+    [1],
+    'a registrar of another prefix sees only public values',
+  );
   const basic = Buffer.from(`300%3A88.100%2FADMIN:${ADMIN}`).toString('base64');
   const viaBasic = await c.call('GET', '/api/handles/88.100.7/P', { headers: { authorization: `Basic ${basic}` } });
   t.equal(viaBasic.json.values.length, 2, 'HTTP Basic as Handle clients send it');
   const again = await c.call('GET', '/api/handles/88.100.7/P');
-  t.same(again.json.values.map((v: any) => v.index), [1], 'public cache still public after private reads');
+  t.same(
+    again.json.values.map((v: any) => v.index),
+    [1],
+    'public cache still public after private reads',
+  );
   const bad = await c.call('GET', '/api/handles/88.100.7/P', { token: 'wrong' });
   t.equal(bad.status, 403);
   t.match(bad.json, { responseCode: 403, code: 'IDN_AUTH_FAILED' });
@@ -221,8 +282,19 @@ t.test('batch resolve: one answer per identifier, in order; bounded', async (t) 
   const r = await c.call('POST', '/api/resolve?type=batch', { body: { handles: ['88.100.7/a', 'bad', '88.100.7/none'] } });
   t.equal(r.status, 200);
   t.equal(r.json.responseCode, 1);
-  t.same(r.json.results.map((x: any) => [x.responseCode, x.handle]), [[1, '88.100.7/A'], [301, '0.NA/bad'], [100, '88.100.7/none']]);
-  t.same(r.json.results[0].values.map((v: any) => v.type), ['batch'], 'filters apply to each');
+  t.same(
+    r.json.results.map((x: any) => [x.responseCode, x.handle]),
+    [
+      [1, '88.100.7/A'],
+      [301, '0.NA/bad'],
+      [100, '88.100.7/none'],
+    ],
+  );
+  t.same(
+    r.json.results[0].values.map((v: any) => v.type),
+    ['batch'],
+    'filters apply to each',
+  );
   t.equal(r.json.results[2].code, 'IDN_NOT_FOUND');
   const big = await c.call('POST', '/api/resolve', { body: { handles: ['a/1', 'a/2', 'a/3', 'a/4'] } });
   t.equal(big.status, 400);

@@ -7,7 +7,13 @@ t.test('past the in-flight bound: 503/3 at once, accepted requests keep their la
   const slow = createServer((req, res) => {
     setTimeout(() => {
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ responseCode: 1, handle: decodeURIComponent(req.url!.slice(13)), values: [{ index: 1, type: 'URL', data: { format: 'string', value: 'x' }, ttl: 0 }] }));
+      res.end(
+        JSON.stringify({
+          responseCode: 1,
+          handle: decodeURIComponent(req.url!.slice(13)),
+          values: [{ index: 1, type: 'URL', data: { format: 'string', value: 'x' }, ttl: 0 }],
+        }),
+      );
     }, 400);
   });
   await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));

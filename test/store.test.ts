@@ -46,22 +46,51 @@ t.test('one write path: version rows and a hash-chained audit entry per write, r
   t.teardown(() => s.close());
   const put = (values: string) =>
     s.write({ actor: 'tok_1', action: 'record.update', target: '88.1/a' }, (tx) => {
-      const v = tx.putRecord({ handleKey: '88.1/a', handle: '88.1/a', prefixKey: '88.1', valuesJson: values, publicJson: null, maxAge: null, expiresAt: null, etag: null });
+      const v = tx.putRecord({
+        handleKey: '88.1/a',
+        handle: '88.1/a',
+        prefixKey: '88.1',
+        valuesJson: values,
+        publicJson: null,
+        maxAge: null,
+        expiresAt: null,
+        etag: null,
+      });
       return { result: v, payload: values };
     });
   t.equal(put('[1]'), 1);
   now += 1000;
   t.equal(put('[2]'), 2);
-  const deleted = s.write({ actor: 'tok_1', action: 'record.delete', target: '88.1/a' }, (tx) => ({ result: tx.deleteRecord('88.1/a', '88.1/a'), payload: '' }));
+  const deleted = s.write({ actor: 'tok_1', action: 'record.delete', target: '88.1/a' }, (tx) => ({
+    result: tx.deleteRecord('88.1/a', '88.1/a'),
+    payload: '',
+  }));
   t.equal(deleted, 3);
   t.equal(s.getRecord('88.1/a'), undefined);
   t.equal(put('[4]'), 4, 'versions continue after a delete');
-  t.throws(() => s.write({ actor: 'x', action: 'y', target: 'z' }, (tx) => {
-    tx.putRecord({ handleKey: '88.1/b', handle: '88.1/b', prefixKey: '88.1', valuesJson: '[]', publicJson: null, maxAge: null, expiresAt: null, etag: null });
-    throw new Error('boom');
-  }), { code: 'IDN_INTERNAL' });
+  t.throws(
+    () =>
+      s.write({ actor: 'x', action: 'y', target: 'z' }, (tx) => {
+        tx.putRecord({
+          handleKey: '88.1/b',
+          handle: '88.1/b',
+          prefixKey: '88.1',
+          valuesJson: '[]',
+          publicJson: null,
+          maxAge: null,
+          expiresAt: null,
+          etag: null,
+        });
+        throw new Error('boom');
+      }),
+    { code: 'IDN_INTERNAL' },
+  );
   t.equal(s.getRecord('88.1/b'), undefined, 'rolled back');
-  t.equal(s.write({ actor: 'x', action: 'noop', target: 'z' }, () => ({ result: 7, payload: null })), 7, 'payload null writes no audit entry');
+  t.equal(
+    s.write({ actor: 'x', action: 'noop', target: 'z' }, () => ({ result: 7, payload: null })),
+    7,
+    'payload null writes no audit entry',
+  );
 
   const versions = s.db.prepare('SELECT version, actor, action, values_json AS v, audit_seq AS seq FROM record_versions ORDER BY version').all();
   t.same(versions, [
@@ -70,7 +99,9 @@ t.test('one write path: version rows and a hash-chained audit entry per write, r
     { version: 3, actor: 'tok_1', action: 'record.delete', v: null, seq: 3 },
     { version: 4, actor: 'tok_1', action: 'record.update', v: '[4]', seq: 4 },
   ]);
-  const log = s.db.prepare('SELECT seq, at, actor, action, target, digest, prev_hash AS prevHash, hash FROM audit_log ORDER BY seq').all() as Array<Record<string, any>>;
+  const log = s.db.prepare('SELECT seq, at, actor, action, target, digest, prev_hash AS prevHash, hash FROM audit_log ORDER BY seq').all() as Array<
+    Record<string, any>
+  >;
   t.equal(log.length, 4);
   let prev = GENESIS_HASH;
   for (const e of log) {

@@ -40,9 +40,15 @@ t.test('templates: define, read, validate every rule on write, immutable once us
   const writes: Array<[unknown, RegExp]> = [
     [{ values: [{ index: 1, type: 'URL', data: 'x' }] }, /uses metadata templates \(versions 1.0\): add \{"index": 1001/],
     [rec('7'), /names template version "7", which prefix 88.100.7 does not have/],
-    [{ values: [...rec('1.0').values.filter((v) => v.index !== 1001), { index: 1001, type: 'VERSION', data: '1.0' }] }, /index 1001 is reserved for the template version/],
+    [
+      { values: [...rec('1.0').values.filter((v) => v.index !== 1001), { index: 1001, type: 'VERSION', data: '1.0' }] },
+      /index 1001 is reserved for the template version/,
+    ],
     [rec('1.0', [], [2001]), /index 2001 \(item "batchNo", template 1.0\) is required and missing/],
-    [rec('1.0', [], [2001]).values.concat([{ index: 2001, type: 'lot', data: 'B-1' }]), /index 2001 \(item "batchNo", template 1.0\): type must be "batch", got "lot"/],
+    [
+      rec('1.0', [], [2001]).values.concat([{ index: 2001, type: 'lot', data: 'B-1' }]),
+      /index 2001 \(item "batchNo", template 1.0\): type must be "batch", got "lot"/,
+    ],
     [rec('1.0', [], [2001]).values.concat([{ index: 2001, type: 'batch', data: 'B-0123456789012' }]), /15 characters; at most 12/],
     [rec('1.0', [], [2001]).values.concat([{ index: 2001, type: 'batch', data: 'X-1' }]), /"X-1" does not match the pattern \^B-/],
     [rec('1.0', [], [2001]).values.concat([{ index: 2001, type: 'batch', data: { format: 'hex', value: 'ab' } }]), /data must be a string value/],
@@ -61,23 +67,36 @@ t.test('templates: define, read, validate every rule on write, immutable once us
   }
   t.equal((await c.call('GET', '/api/handles/88.100.7/E-1')).status, 404, 'nothing was written');
 
-  const good = await put(c, reg, '88.100.7/E-1', rec('1.0', [
-    { index: 2002, type: 'quantity', data: '-12.5' },
-    { index: 2004, type: 'URL', data: 'https://acme.example/manual.pdf' },
-    { index: 2005, type: 'parts', data: '88.100.7/P-1, 88.100.7/P-2' },
-    { index: 2006, type: 'supplier', data: '88.200/S-1' },
-  ]));
+  const good = await put(
+    c,
+    reg,
+    '88.100.7/E-1',
+    rec('1.0', [
+      { index: 2002, type: 'quantity', data: '-12.5' },
+      { index: 2004, type: 'URL', data: 'https://acme.example/manual.pdf' },
+      { index: 2005, type: 'parts', data: '88.100.7/P-1, 88.100.7/P-2' },
+      { index: 2006, type: 'supplier', data: '88.200/S-1' },
+    ]),
+  );
   t.equal(good.status, 200, good.text);
   t.equal((await c.call('GET', '/api/templates/88.100.7/1.0')).json.used, true);
   const locked = await c.call('PUT', '/api/templates/88.100.7/1.0', { token: reg, body: { items } });
   t.equal(locked.status, 409);
   t.match(locked.json, { code: 'IDN_TEMPLATE_IN_USE', responseCode: 101, message: /PUT a new version/ });
-  t.match((await c.call('DELETE', '/api/handles/88.100.7/E-1?index=2001', { token: reg })).json, { code: 'IDN_INVALID_VALUE', message: /required and missing/ }, 'removing a required value is refused');
+  t.match(
+    (await c.call('DELETE', '/api/handles/88.100.7/E-1?index=2001', { token: reg })).json,
+    { code: 'IDN_INVALID_VALUE', message: /required and missing/ },
+    'removing a required value is refused',
+  );
 
   // Reference items are lineage edges typed by the item name, kept in step with the record.
   const aud = (await c.call('POST', '/api/tokens', { token: ADMIN, body: { role: 'auditor' } })).json.secret;
   const lin = await c.call('GET', '/api/lineage/88.100.7/E-1?direction=down', { token: aud });
-  t.same(lin.json.edges.map((e: any) => [e.to, e.type, e.eventId]).sort(), [['88.100.7/P-1', 'parts', 0], ['88.100.7/P-2', 'parts', 0], ['88.200/S-1', 'supplier', 0]]);
+  t.same(lin.json.edges.map((e: any) => [e.to, e.type, e.eventId]).sort(), [
+    ['88.100.7/P-1', 'parts', 0],
+    ['88.100.7/P-2', 'parts', 0],
+    ['88.200/S-1', 'supplier', 0],
+  ]);
   await put(c, reg, '88.100.7/E-1?index=2005', [{ index: 2005, type: 'parts', data: '88.100.7/P-2' }]);
   const after = await c.call('GET', '/api/lineage/88.100.7/E-1?direction=down', { token: aud });
   t.same(after.json.nodes.map((n: any) => n.handle).sort(), ['88.100.7/E-1', '88.100.7/P-2', '88.200/S-1'], 'a removed reference closes its edge');
@@ -88,12 +107,23 @@ t.test('template versions: items are disabled, never deleted; item rules; who ma
   const reg = await registrar(c);
   t.equal((await c.call('PUT', '/api/templates/88.100.7/1', { token: reg, body: { items } })).status, 201);
   const dropped = await c.call('PUT', '/api/templates/88.100.7/2', { token: reg, body: { items: items.slice(1) } });
-  t.match(dropped.json, { code: 'IDN_INVALID_VALUE', message: /item "batchNo" \(idIndex 2001\) of version 1 is missing; items are never deleted: keep it with "state": "disabled"/ });
-  t.match((await c.call('PUT', '/api/templates/88.100.7/1', { token: reg, body: { items: items.slice(1) } })).json, { code: 'IDN_INVALID_VALUE', message: /never deleted/ }, 'not even from an unused version');
+  t.match(dropped.json, {
+    code: 'IDN_INVALID_VALUE',
+    message: /item "batchNo" \(idIndex 2001\) of version 1 is missing; items are never deleted: keep it with "state": "disabled"/,
+  });
+  t.match(
+    (await c.call('PUT', '/api/templates/88.100.7/1', { token: reg, body: { items: items.slice(1) } })).json,
+    { code: 'IDN_INVALID_VALUE', message: /never deleted/ },
+    'not even from an unused version',
+  );
   const v2 = await c.call('PUT', '/api/templates/88.100.7/2', { token: reg, body: { items: [{ ...items[0], state: 'disabled' }, ...items.slice(1)] } });
   t.equal(v2.status, 201, v2.text);
   t.equal((await put(c, reg, '88.100.7/E-2', rec('2', [], [2001]))).status, 200, 'a disabled item is not required');
-  t.equal((await put(c, reg, '88.100.7/E-3', rec('2', [], [2001]).values.concat([{ index: 2001, type: 'anything', data: 'old data' }]))).status, 200, 'nor checked');
+  t.equal(
+    (await put(c, reg, '88.100.7/E-3', rec('2', [], [2001]).values.concat([{ index: 2001, type: 'anything', data: 'old data' }]))).status,
+    200,
+    'nor checked',
+  );
   t.equal((await put(c, reg, '88.100.7/E-4', rec('1'))).status, 200, 'older versions stay usable');
 
   const bad: Array<[unknown, RegExp]> = [
@@ -123,7 +153,10 @@ t.test('template versions: items are disabled, never deleted; item rules; who ma
     t.equal(r.status, 400, String(message));
     t.match(r.json, { code: 'IDN_INVALID_VALUE', message }, String(message));
   }
-  t.match((await c.call('PUT', '/api/templates/88.100.7/bad version', { token: reg, body: { items } })).json, { code: 'IDN_BAD_REQUEST', message: /template version is 1 to 32/ });
+  t.match((await c.call('PUT', '/api/templates/88.100.7/bad version', { token: reg, body: { items } })).json, {
+    code: 'IDN_BAD_REQUEST',
+    message: /template version is 1 to 32/,
+  });
   t.match((await c.call('PUT', '/api/templates/88..7/1', { token: reg, body: { items } })).json, { code: 'IDN_BAD_REQUEST' });
   t.match((await c.call('GET', '/api/templates/88..7')).json, { code: 'IDN_BAD_REQUEST' });
   t.match((await c.call('PUT', '/api/templates/99.1/1', { token: reg, body: { items } })).json, { code: 'IDN_NOT_RESPONSIBLE', responseCode: 301 });

@@ -63,21 +63,53 @@ t.test('body shapes and limits', async (t) => {
     [{ values: 'x' }, /must be \{"values": \[...\]\} or a JSON array/],
     [[], /has no values/],
     [Array.from({ length: 6 }, (_, i) => ({ index: i + 1, type: 'a', data: 'b' })), /6 values; at most 5 .*limits.valuesMax/],
-    [[{ index: 1, type: 'a', data: 'b' }, { index: 1, type: 'c', data: 'd' }], /values\[1\].index 1 appears more than once/],
-    [[{ index: 1, type: 'a', data: 'b' }, { index: 2, type: 'c' }], /values\[1\].data must be/],
+    [
+      [
+        { index: 1, type: 'a', data: 'b' },
+        { index: 1, type: 'c', data: 'd' },
+      ],
+      /values\[1\].index 1 appears more than once/,
+    ],
+    [
+      [
+        { index: 1, type: 'a', data: 'b' },
+        { index: 2, type: 'c' },
+      ],
+      /values\[1\].data must be/,
+    ],
   ];
   for (const [body, msg] of cases) t.throws(() => parseValuesBody(body, opts), { code: 'IDN_INVALID_VALUE', message: msg }, String(msg));
-  t.throws(() => parseValuesBody({ handle: '88.1/other', values: [] }, { ...opts, handleKey: '88.1/x' }), { message: /names handle "88.1\/other" but the URL names/ });
+  t.throws(() => parseValuesBody({ handle: '88.1/other', values: [] }, { ...opts, handleKey: '88.1/x' }), {
+    message: /names handle "88.1\/other" but the URL names/,
+  });
 });
 
 t.test('merge keeps written order and unchanged timestamps', async (t) => {
   const v = (index: number, data: string) => checkValue({ index, type: 't', data }, 'v');
   const first = mergeValues([], [v(3, 'c'), v(1, 'a')], 'T1');
-  t.same(first.map((x) => [x.index, x.timestamp]), [[3, 'T1'], [1, 'T1']], 'order as written, not sorted');
+  t.same(
+    first.map((x) => [x.index, x.timestamp]),
+    [
+      [3, 'T1'],
+      [1, 'T1'],
+    ],
+    'order as written, not sorted',
+  );
   const second = mergeValues(first, [v(3, 'c'), v(1, 'A')], 'T2');
-  t.same(second.map((x) => x.timestamp), ['T1', 'T2'], 'only the changed value gets a new timestamp');
+  t.same(
+    second.map((x) => x.timestamp),
+    ['T1', 'T2'],
+    'only the changed value gets a new timestamp',
+  );
   const partial = mergeValues(second, [v(1, 'z'), v(9, 'new')], 'T3', new Set([1, 9]));
-  t.same(partial.map((x) => [x.index, x.data.value, x.timestamp]), [[3, 'c', 'T1'], [1, 'z', 'T3'], [9, 'new', 'T3']]);
+  t.same(
+    partial.map((x) => [x.index, x.data.value, x.timestamp]),
+    [
+      [3, 'c', 'T1'],
+      [1, 'z', 'T3'],
+      [9, 'new', 'T3'],
+    ],
+  );
 });
 
 t.test('rendering: public view only when needed; ttl seconds', async (t) => {
@@ -112,7 +144,12 @@ t.test('answer metadata stored at write time equals what a read would compute, a
     const r = renderRecord(values);
     const served = r.publicJson ?? r.valuesJson;
     t.equal(answerEtag('88.1/A', r), etagOf(answerText('88.1/A', served)), 'etag of the public body');
-    for (const now of [Date.parse('2025-12-31T00:00:00Z'), Date.parse('2026-01-01T00:05:00Z'), Date.parse('2026-01-01T00:30:00Z'), Date.parse('2026-03-01T00:00:00Z')])
+    for (const now of [
+      Date.parse('2025-12-31T00:00:00Z'),
+      Date.parse('2026-01-01T00:05:00Z'),
+      Date.parse('2026-01-01T00:30:00Z'),
+      Date.parse('2026-03-01T00:00:00Z'),
+    ])
       t.equal(maxAgeAt(r, now), smallestTtl(JSON.parse(served) as HandleValue[], now), `${served} at ${new Date(now).toISOString()}`);
   }
   t.equal(renderRecord([v(2, 5, '1100')]).maxAge, 0, 'nothing public: max-age 0');

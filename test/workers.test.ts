@@ -25,7 +25,10 @@ function freshGet(url: string): Promise<{ status: number; body: string; cacheSta
 
 t.test('two workers: a write on one reaches the other’s cache at once; concurrent writers lose and double nothing', async (t) => {
   const dir = t.testdir({ 'c.json': JSON.stringify({ db: 'w.db', listen: { port: 0 }, logLevel: 'warn' }) });
-  const child = spawn(process.execPath, [...process.execArgv, CLI, 'serve', '--config', join(dir, 'c.json'), '--workers', '2'], { cwd: dir, env: { ...cleanEnv, IDNODE_ADMIN_TOKEN: ADMIN } });
+  const child = spawn(process.execPath, [...process.execArgv, CLI, 'serve', '--config', join(dir, 'c.json'), '--workers', '2'], {
+    cwd: dir,
+    env: { ...cleanEnv, IDNODE_ADMIN_TOKEN: ADMIN },
+  });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
@@ -40,7 +43,10 @@ t.test('two workers: a write on one reaches the other’s cache at once; concurr
   await put('v1');
   for (let i = 0; i < 10; i++) await freshGet(`${url}/api/handles/88.100.7/X`);
   const warm = await Promise.all(Array.from({ length: 6 }, () => freshGet(`${url}/api/handles/88.100.7/X`)));
-  t.ok(warm.every((r) => r.cacheStatus === 'idnode; hit' && r.body.includes('"v1"')), 'both workers hold v1 in their caches');
+  t.ok(
+    warm.every((r) => r.cacheStatus === 'idnode; hit' && r.body.includes('"v1"')),
+    'both workers hold v1 in their caches',
+  );
 
   await put('v2');
   const t0 = Date.now();
@@ -58,10 +64,20 @@ t.test('two workers: a write on one reaches the other’s cache at once; concurr
   t.ok(consistentAt >= 0 && consistentAt <= 1000, `within ${consistentAt} ms (target 100 ms; the bound here is loose for a loaded CI machine)`);
 
   // Concurrent writers on both workers: distinct records, and index= additions to one record.
-  const distinct = Array.from({ length: 100 }, (_, i) => c.call('PUT', `/api/handles/88.100.7/D-${i}`, { token: ADMIN, body: [{ index: 1, type: 'URL', data: `d${i}` }] }));
-  const adds = Array.from({ length: 40 }, (_, i) => c.call('PUT', `/api/handles/88.100.7/X?index=${i + 10}`, { token: ADMIN, body: [{ index: i + 10, type: 'part', data: `p${i}` }] }));
+  const distinct = Array.from({ length: 100 }, (_, i) =>
+    c.call('PUT', `/api/handles/88.100.7/D-${i}`, { token: ADMIN, body: [{ index: 1, type: 'URL', data: `d${i}` }] }),
+  );
+  const adds = Array.from({ length: 40 }, (_, i) =>
+    c.call('PUT', `/api/handles/88.100.7/X?index=${i + 10}`, { token: ADMIN, body: [{ index: i + 10, type: 'part', data: `p${i}` }] }),
+  );
   const all = await Promise.all([...distinct, ...adds]);
-  t.ok(all.every((r) => r.status === 200), all.filter((r) => r.status !== 200).map((r) => r.text).join('\n'));
+  t.ok(
+    all.every((r) => r.status === 200),
+    all
+      .filter((r) => r.status !== 200)
+      .map((r) => r.text)
+      .join('\n'),
+  );
   const x = JSON.parse((await freshGet(`${url}/api/handles/88.100.7/X?auth=true`)).body);
   t.equal(x.values.length, 41, 'no index= addition was lost');
   t.equal((await c.call('GET', '/api/handles?prefix=88.100.7&pageSize=0', { token: ADMIN })).json.totalCount, 101);

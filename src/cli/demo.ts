@@ -47,7 +47,7 @@ export async function runDemo(opts: { basePort: number; dir: string; out: (line:
     nodes.push(node);
     await new Promise<void>((ok, fail) => {
       let seen = '';
-      child.stdout!.on('data', (d) => {
+      child.stdout.on('data', (d) => {
         seen += d;
         if (seen.includes('listening on')) ok();
       });
@@ -81,20 +81,26 @@ export async function runDemo(opts: { basePort: number; dir: string; out: (line:
       start('A', p + 1, { homed: ['88.100'], seed: true, upstream: { url: T.url, token: tokenA } }),
       start('B', p + 2, { homed: ['88.200'], upstream: { url: T.url, token: tokenB } }),
     ]);
-    const tokenE = (await call(A!.url, 'POST', '/api/tokens', { role: 'node', prefixes: ['88.100.9'], label: 'enterprise node E' })).secret;
-    await call(A!.url, 'POST', '/api/prefixes', { prefix: '88.100.9', owner: { name: 'Enterprise node E (gearboxes)' }, site: url(p + 9) });
-    const E = await start('E', p + 9, { homed: ['88.100.9'], upstream: { url: A!.url, token: tokenE } });
-    await call(B!.url, 'PUT', '/api/handles/88.200/PUMP-2026-0001', [{ index: 1, type: 'URL', data: 'https://b.example/p/PUMP-2026-0001' }, { index: 2, type: 'name', data: 'Water pump WP-220' }]);
-    await call(E.url, 'PUT', '/api/handles/88.100.9/GEARBOX-2026-0001', [{ index: 1, type: 'URL', data: 'https://e.example/g/GEARBOX-2026-0001' }, { index: 2, type: 'name', data: 'Gearbox 6AT' }]);
+    const tokenE = (await call(A.url, 'POST', '/api/tokens', { role: 'node', prefixes: ['88.100.9'], label: 'enterprise node E' })).secret;
+    await call(A.url, 'POST', '/api/prefixes', { prefix: '88.100.9', owner: { name: 'Enterprise node E (gearboxes)' }, site: url(p + 9) });
+    const E = await start('E', p + 9, { homed: ['88.100.9'], upstream: { url: A.url, token: tokenE } });
+    await call(B.url, 'PUT', '/api/handles/88.200/PUMP-2026-0001', [
+      { index: 1, type: 'URL', data: 'https://b.example/p/PUMP-2026-0001' },
+      { index: 2, type: 'name', data: 'Water pump WP-220' },
+    ]);
+    await call(E.url, 'PUT', '/api/handles/88.100.9/GEARBOX-2026-0001', [
+      { index: 1, type: 'URL', data: 'https://e.example/g/GEARBOX-2026-0001' },
+      { index: 2, type: 'name', data: 'Gearbox 6AT' },
+    ]);
     opts.out(`idnode demo: a three-tier hierarchy in ${dir} (admin token on every node: ${ADMIN})`);
     opts.out(`  T  top-level node, homes 88            ${T.url}`);
-    opts.out(`  A  secondary node 88.100 (seeded)     ${A!.url}   upstream T`);
-    opts.out(`  B  secondary node 88.200               ${B!.url}   upstream T`);
+    opts.out(`  A  secondary node 88.100 (seeded)     ${A.url}   upstream T`);
+    opts.out(`  B  secondary node 88.200               ${B.url}   upstream T`);
     opts.out(`  E  enterprise node 88.100.9            ${E.url}   delegated from A`);
     opts.out('try:');
     opts.out(`  curl ${T.url}/api/handles/88.100.9/GEARBOX-2026-0001     # T → A → E`);
-    opts.out(`  curl -i ${A!.url}/api/handles/88.200/PUMP-2026-0001      # A → T → B; again: Cache-Status: idnode; hit`);
-    opts.out(`  curl ${B!.url}/api/handles/88.100.1/ENGINE-2026-000001   # B → T → A`);
+    opts.out(`  curl -i ${A.url}/api/handles/88.200/PUMP-2026-0001      # A → T → B; again: Cache-Status: idnode; hit`);
+    opts.out(`  curl ${B.url}/api/handles/88.100.1/ENGINE-2026-000001   # B → T → A`);
     opts.out(`  curl -H "Authorization: Bearer ${ADMIN}" ${T.url}/api/sync/reports   # what A, B and E reported up`);
     if (opts.stopAfterSetup) return 0;
     await new Promise<void>((done) => {

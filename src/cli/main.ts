@@ -85,7 +85,9 @@ async function servePrimary(config: Config, embedded: boolean): Promise<void> {
   };
   const ready = Array.from({ length: config.workers }, () => {
     const w = fork();
-    return new Promise<string>((resolve) => w.once('listening', (a) => resolve(`http://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${a.port}`)));
+    return new Promise<string>((resolve) =>
+      w.once('listening', (a) => resolve(`http://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${a.port}`)),
+    );
   });
   const urls = await Promise.all(ready);
   out(`idnode listening on ${urls[0]} (db ${config.db}, homed ${config.homed.join(', ')}, ${config.workers} workers)`);
@@ -118,7 +120,8 @@ async function serve(config: Config, embedded: boolean): Promise<void> {
       ? {
           peers: {
             publish: (msg: PeerMessage) => void process.send!({ idnode: msg }),
-            subscribe: (apply: (msg: PeerMessage) => void) => void process.on('message', (m: { idnode?: PeerMessage }) => m?.idnode !== undefined && apply(m.idnode)),
+            subscribe: (apply: (msg: PeerMessage) => void) =>
+              void process.on('message', (m: { idnode?: PeerMessage }) => m?.idnode !== undefined && apply(m.idnode)),
           },
           // One process sends the sync reports.
           runSync: worker.id === 1,
@@ -127,7 +130,14 @@ async function serve(config: Config, embedded: boolean): Promise<void> {
   });
   if (worker) {
     await node.listen();
-    process.on('SIGTERM', () => void node.close().then(() => process.exit(0), () => process.exit(1)));
+    process.on(
+      'SIGTERM',
+      () =>
+        void node.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        ),
+    );
     return;
   }
   let firstSecret: string | undefined;
@@ -220,9 +230,15 @@ export async function main(argv: string[]): Promise<number> {
   if (command === 'export') return exportCommand(values.db ?? loadConfig(values.config !== undefined ? { file: values.config } : {}).db, values.out, io);
   if (command === 'import') {
     if (sub === undefined) throw new ConfigError('usage: idnode import FILE --prefix PREFIX');
-    if (values.overwrite !== undefined && values.overwrite !== 'true' && values.overwrite !== 'false') throw new ConfigError('--overwrite must be true or false');
+    if (values.overwrite !== undefined && values.overwrite !== 'true' && values.overwrite !== 'false')
+      throw new ConfigError('--overwrite must be true or false');
     const config = loadConfig(values.config !== undefined ? { file: values.config } : {});
-    return importFile(config, sub, { prefix: values.prefix?.[0], format: values.format, template: values.template, overwrite: values.overwrite !== 'false' }, io);
+    return importFile(
+      config,
+      sub,
+      { prefix: values.prefix?.[0], format: values.format, template: values.template, overwrite: values.overwrite !== 'false' },
+      io,
+    );
   }
   if (command === 'demo') {
     const basePort = Number(values['base-port'] ?? '8100');

@@ -100,7 +100,8 @@ export async function importFile(
   opts: { prefix: string | undefined; format: string | undefined; template: string | undefined; overwrite: boolean },
   io: Output,
 ): Promise<number> {
-  if (opts.prefix === undefined) throw new ConfigError('usage: idnode import FILE --prefix PREFIX [--format ndjson|csv] [--template VERSION] [--overwrite false]');
+  if (opts.prefix === undefined)
+    throw new ConfigError('usage: idnode import FILE --prefix PREFIX [--format ndjson|csv] [--template VERSION] [--overwrite false]');
   if (!existsSync(file)) throw new ConfigError(`no file ${file}`);
   const format = opts.format ?? (file.toLowerCase().endsWith('.csv') ? 'csv' : 'ndjson');
   if (format !== 'csv' && format !== 'ndjson') throw new ConfigError('--format must be ndjson or csv');
@@ -133,7 +134,9 @@ export async function importFile(
             if (item !== undefined) return { index: item.idIndex, type: item.idType };
             const m = /^(\d+):(.+)$/.exec(name);
             if (m !== null) return { index: Number(m[1]), type: m[2]! };
-            throw new ConfigError(`CSV column ${i + 1} "${name}" is neither "handle", an item of template ${opts.template ?? '(none: pass --template)'}, nor INDEX:TYPE such as 1:URL`);
+            throw new ConfigError(
+              `CSV column ${i + 1} "${name}" is neither "handle", an item of template ${opts.template ?? '(none: pass --template)'}, nor INDEX:TYPE such as 1:URL`,
+            );
           }),
         opts.template,
       );
@@ -158,7 +161,13 @@ export async function importFile(
     let summary: Summary | undefined;
     await reg.bulk.run(
       input,
-      { prefixKey, overwrite: opts.overwrite, onError: 'line', actor: admin.actor, checkLine: (id) => authorizeWrite(reg.router.route(id.prefixKey), admin, id) },
+      {
+        prefixKey,
+        overwrite: opts.overwrite,
+        onError: 'line',
+        actor: admin.actor,
+        checkLine: (id) => authorizeWrite(reg.router.route(id.prefixKey), admin, id),
+      },
       (r: LineResult | Summary) => {
         if ('summary' in r) {
           summary = r;

@@ -37,14 +37,11 @@ function invalid(message: string, handle: string | undefined): IdnError {
 export function prefixProblem(prefix: string): string | undefined {
   if (prefix.length === 0) return 'the prefix (before the first "/") is empty';
   const segments = prefix.split('.');
-  if (segments.length > MAX_PREFIX_SEGMENTS)
-    return `the prefix has ${segments.length} segments; at most ${MAX_PREFIX_SEGMENTS} are allowed`;
+  if (segments.length > MAX_PREFIX_SEGMENTS) return `the prefix has ${segments.length} segments; at most ${MAX_PREFIX_SEGMENTS} are allowed`;
   for (const seg of segments) {
     if (seg.length === 0) return `the prefix "${prefix}" has an empty segment (two dots, or a dot at an end)`;
-    if (seg.length > MAX_SEGMENT_LENGTH)
-      return `prefix segment "${seg.slice(0, 20)}…" is ${seg.length} characters; at most ${MAX_SEGMENT_LENGTH} are allowed`;
-    if (!SEGMENT.test(seg))
-      return `prefix segment "${seg}" may only contain ASCII letters, digits, "-" and "_"`;
+    if (seg.length > MAX_SEGMENT_LENGTH) return `prefix segment "${seg.slice(0, 20)}…" is ${seg.length} characters; at most ${MAX_SEGMENT_LENGTH} are allowed`;
+    if (!SEGMENT.test(seg)) return `prefix segment "${seg}" may only contain ASCII letters, digits, "-" and "_"`;
   }
   return undefined;
 }
@@ -84,8 +81,7 @@ export function parseIdentifier(input: unknown, opts: { slashlessIsPrefix?: bool
   if (text.length === 0) throw invalid('the identifier is empty; expected prefix/suffix such as 88.100.7/ABC-1', text);
   let slash = text.indexOf('/');
   if (slash < 0) {
-    if (!opts.slashlessIsPrefix)
-      throw invalid(`"${clip(text)}" has no "/"; an identifier is prefix/suffix such as 88.100.7/ABC-1`, text);
+    if (!opts.slashlessIsPrefix) throw invalid(`"${clip(text)}" has no "/"; an identifier is prefix/suffix such as 88.100.7/ABC-1`, text);
     const problem = prefixProblem(text);
     if (problem !== undefined) throw invalid(problem, text);
     text = `${PREFIX_HANDLE_PREFIX}/${text}`;

@@ -44,7 +44,10 @@ function identifierList(raw: unknown, field: string, max: number, allowEmpty: bo
   if (!Array.isArray(raw)) throw new IdnError('IDN_INVALID_VALUE', `${field} must be a list of identifiers such as ["88.100.7/PART-1"]`);
   if (raw.length === 0 && !allowEmpty) throw new IdnError('IDN_INVALID_VALUE', `${field} must name at least one identifier`);
   if (raw.length > max)
-    throw new IdnError('IDN_INVALID_VALUE', `${field} has ${raw.length} identifiers; at most ${max} are allowed in one event (config lineage.eventItemsMax); split it into several events`);
+    throw new IdnError(
+      'IDN_INVALID_VALUE',
+      `${field} has ${raw.length} identifiers; at most ${max} are allowed in one event (config lineage.eventItemsMax); split it into several events`,
+    );
   const seen = new Map<string, Identifier>();
   raw.forEach((text, i) => {
     const id = eventIdentifier(text, `${field}[${i}]`);
@@ -60,7 +63,8 @@ function eventIdentifier(raw: unknown, field: string): Identifier {
   } catch (err) {
     throw new IdnError('IDN_INVALID_VALUE', `${field}: ${(err as Error).message}`);
   }
-  if (id.namedPrefixKey !== undefined) throw new IdnError('IDN_INVALID_VALUE', `${field}: ${id.text} is a prefix handle; events name products, parts and batches`);
+  if (id.namedPrefixKey !== undefined)
+    throw new IdnError('IDN_INVALID_VALUE', `${field}: ${id.text} is a prefix handle; events name products, parts and batches`);
   return id;
 }
 
@@ -71,10 +75,8 @@ export function parseEvent(body: unknown, itemsMax: number): LineageEvent {
   if (typeof body !== 'object' || body === null || Array.isArray(body))
     throw new IdnError('IDN_INVALID_VALUE', 'the body must be an event object: {"type":"aggregation"|"transformation", …, "eventTime"}');
   const b = body as Record<string, unknown>;
-  const allowed =
-    b.type === 'aggregation' ? ['action', 'parent', 'children'] : b.type === 'transformation' ? ['inputs', 'outputs'] : undefined;
-  if (allowed === undefined)
-    throw new IdnError('IDN_INVALID_VALUE', `type must be "aggregation" or "transformation"; got ${JSON.stringify(b.type)}`);
+  const allowed = b.type === 'aggregation' ? ['action', 'parent', 'children'] : b.type === 'transformation' ? ['inputs', 'outputs'] : undefined;
+  if (allowed === undefined) throw new IdnError('IDN_INVALID_VALUE', `type must be "aggregation" or "transformation"; got ${JSON.stringify(b.type)}`);
   for (const k of Object.keys(b))
     if (!COMMON.has(k) && !allowed.includes(k))
       throw new IdnError('IDN_INVALID_VALUE', `unknown field "${k}" in a ${b.type} event; allowed: ${[...allowed, ...COMMON].join(', ')}`);
@@ -82,7 +84,7 @@ export function parseEvent(body: unknown, itemsMax: number): LineageEvent {
   const extra: Record<string, unknown> = {};
   for (const k of ['eventID', 'bizStep', 'readPoint', 'bizLocation', 'transformationID', 'disposition']) {
     if (b[k] === undefined) continue;
-    if (typeof b[k] !== 'string' || (b[k] as string).length > 1024) throw new IdnError('IDN_INVALID_VALUE', `${k} must be a string of at most 1024 characters`);
+    if (typeof b[k] !== 'string' || b[k].length > 1024) throw new IdnError('IDN_INVALID_VALUE', `${k} must be a string of at most 1024 characters`);
     extra[k] = b[k];
   }
   if (b.type === 'aggregation') {
@@ -98,7 +100,10 @@ export function parseEvent(body: unknown, itemsMax: number): LineageEvent {
   const inputs = identifierList(b.inputs, 'inputs', itemsMax, false);
   const outputs = identifierList(b.outputs, 'outputs', itemsMax, false);
   if (inputs.length + outputs.length > itemsMax)
-    throw new IdnError('IDN_INVALID_VALUE', `inputs and outputs name ${inputs.length + outputs.length} identifiers; at most ${itemsMax} are allowed in one event (config lineage.eventItemsMax)`);
+    throw new IdnError(
+      'IDN_INVALID_VALUE',
+      `inputs and outputs name ${inputs.length + outputs.length} identifiers; at most ${itemsMax} are allowed in one event (config lineage.eventItemsMax)`,
+    );
   const outKeys = new Set(outputs.map((o) => o.key));
   const both = inputs.find((i) => outKeys.has(i.key));
   if (both !== undefined) throw new IdnError('IDN_INVALID_VALUE', `${both.text} is both an input and an output; a transformation makes something new`);
@@ -113,7 +118,14 @@ export function eventIdentifiers(ev: LineageEvent): Identifier[] {
 /** The canonical JSON of an event: what is stored and what the audit digest covers. */
 export function canonicalEvent(ev: LineageEvent): string {
   if (ev.type === 'aggregation')
-    return JSON.stringify({ type: ev.type, action: ev.action, parent: ev.parent.text, children: ev.children.map((c) => c.text), eventTime: ev.eventTime, ...ev.extra });
+    return JSON.stringify({
+      type: ev.type,
+      action: ev.action,
+      parent: ev.parent.text,
+      children: ev.children.map((c) => c.text),
+      eventTime: ev.eventTime,
+      ...ev.extra,
+    });
   return JSON.stringify({ type: ev.type, inputs: ev.inputs.map((c) => c.text), outputs: ev.outputs.map((c) => c.text), eventTime: ev.eventTime, ...ev.extra });
 }
 
@@ -126,7 +138,8 @@ export function applyEvent(tx: WriteTx, ev: LineageEvent, bodyJson: string): { e
   const unmatched: string[] = [];
   if (ev.type === 'aggregation') {
     if (ev.action === 'DELETE') {
-      const keys = ev.children.length > 0 ? ev.children.map((c) => [c.key, c.text] as const) : tx.openChildren(ev.parent.key, 'aggregation').map((k) => [k, k] as const);
+      const keys =
+        ev.children.length > 0 ? ev.children.map((c) => [c.key, c.text] as const) : tx.openChildren(ev.parent.key, 'aggregation').map((k) => [k, k] as const);
       for (const [key, text] of keys) {
         if (tx.closeEdge(ev.parent.key, key, 'aggregation', ev.eventTime, eventId)) closed++;
         else unmatched.push(text);

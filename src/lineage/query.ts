@@ -56,7 +56,8 @@ export function createAuditing(deps: { store: Store; maxNodes: number; isLocalPr
         frontier.set(d, []);
         for (const r of rows) {
           if (r.more === 1) frontier.get(d)!.push(r.key);
-          if (r.edgeId !== null) edges.set(r.edgeId, { id: r.edgeId, fromKey: r.fromKey!, toKey: r.toKey!, type: r.type!, since: r.since!, until: r.until, eventId: r.eventId! });
+          if (r.edgeId !== null)
+            edges.set(r.edgeId, { id: r.edgeId, fromKey: r.fromKey!, toKey: r.toKey!, type: r.type!, since: r.since!, until: r.until, eventId: r.eventId! });
           const known = depthOf.get(r.key);
           if (known !== undefined && known <= r.depth) continue;
           depthOf.set(r.key, r.depth);

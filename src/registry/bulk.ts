@@ -105,7 +105,8 @@ export function createBulk(deps: {
     const extra = Object.keys(rest)[0];
     if (extra !== undefined) throw new IdnError('IDN_INVALID_VALUE', `line ${lineNo} has an unknown field "${extra}"; send {"handle", "values"}`);
     const id = parseIdentifier(handle);
-    if (id.namedPrefixKey !== undefined) throw new IdnError('IDN_FORBIDDEN', `${id.text} is a prefix handle; manage prefixes through /api/prefixes`, { handle: id.text });
+    if (id.namedPrefixKey !== undefined)
+      throw new IdnError('IDN_FORBIDDEN', `${id.text} is a prefix handle; manage prefixes through /api/prefixes`, { handle: id.text });
     if (!isUnderPrefix(id.prefixKey, opts.prefixKey))
       throw new IdnError('IDN_INVALID_VALUE', `${id.text} is not under prefix ${opts.prefixKey} named in the URL`, { handle: id.text });
     let parsed: InputValue[];
@@ -136,7 +137,12 @@ export function createBulk(deps: {
       const seen = new Set<string>();
       for (const p of chunk) {
         if (seen.has(p.id.key)) {
-          results.push({ line: p.line, handle: p.id.text, responseCode: 101, message: `${p.id.text} appears earlier in the same chunk; send each identifier once` });
+          results.push({
+            line: p.line,
+            handle: p.id.text,
+            responseCode: 101,
+            message: `${p.id.text} appears earlier in the same chunk; send each identifier once`,
+          });
           continue;
         }
         seen.add(p.id.key);
@@ -149,7 +155,12 @@ export function createBulk(deps: {
           continue;
         }
         if (existing !== undefined && !opts.overwrite) {
-          results.push({ line: p.line, handle, responseCode: 101, message: `${p.id.text} already exists with other values; send overwrite=true to replace it` });
+          results.push({
+            line: p.line,
+            handle,
+            responseCode: 101,
+            message: `${p.id.text} already exists with other values; send overwrite=true to replace it`,
+          });
           continue;
         }
         tx.putRecord({ handleKey: p.id.key, handle, prefixKey: p.id.prefixKey, ...rendered, etag: answerEtag(handle, rendered) });
@@ -178,7 +189,12 @@ export function createBulk(deps: {
         const bad = pending.find((r) => r.responseCode !== 1);
         if (chunk.length > 0) {
           if (opts.onError === 'chunk' && bad !== undefined)
-            results = chunk.map((p) => ({ line: p.line, handle: p.id.text, responseCode: 2, message: `not committed: line ${bad.line} of this chunk failed (onError=chunk)` }));
+            results = chunk.map((p) => ({
+              line: p.line,
+              handle: p.id.text,
+              responseCode: 2,
+              message: `not committed: line ${bad.line} of this chunk failed (onError=chunk)`,
+            }));
           else {
             try {
               results = commit(chunk, opts);
@@ -206,7 +222,11 @@ export function createBulk(deps: {
         if ('text' in item && item.text.trim() === '') continue;
         summary.total++;
         if ('tooLong' in item) {
-          pending.push({ line: lineNo, responseCode: 4, message: `line ${lineNo} has ${item.tooLong} bytes; at most ${deps.lineMaxBytes} are allowed per line (config limits.bulkLineMaxBytes)` });
+          pending.push({
+            line: lineNo,
+            responseCode: 4,
+            message: `line ${lineNo} has ${item.tooLong} bytes; at most ${deps.lineMaxBytes} are allowed per line (config limits.bulkLineMaxBytes)`,
+          });
         } else {
           try {
             chunk.push(parseLine(item.text, lineNo, opts));

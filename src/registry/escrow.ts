@@ -69,7 +69,9 @@ export function exportTo(store: Store, dir: string, now: Date = new Date()): Man
     formatVersion: 1,
     schemaVersion: store.schemaVersion,
     exportedAt: now.toISOString(),
-    files: Object.fromEntries([...files.values()].map((f) => [`${f.table}.ndjson`, { table: f.table, rows: f.rows, bytes: f.bytes, sha256: f.hash.digest('hex') }])),
+    files: Object.fromEntries(
+      [...files.values()].map((f) => [`${f.table}.ndjson`, { table: f.table, rows: f.rows, bytes: f.bytes, sha256: f.hash.digest('hex') }]),
+    ),
     counts: { records: rows('records'), prefixes: rows('prefixes'), templates: rows('templates'), events: rows('events'), auditEntries: rows('audit_log') },
     templateVersions,
     auditHead: head.seq === 0 ? store.auditHead() : head,
@@ -93,7 +95,8 @@ export async function restoreFrom(dir: string, dbPath: string): Promise<{ manife
   const mpath = join(dir, MANIFEST);
   if (!existsSync(mpath)) throw new IdnError('IDN_BAD_REQUEST', `no ${MANIFEST} in ${dir}; point --from at a folder written by idnode export`);
   const manifest = JSON.parse(readFileSync(mpath, 'utf8')) as Manifest;
-  if (manifest.format !== 'idnode-escrow' || manifest.formatVersion !== 1) throw new IdnError('IDN_BAD_REQUEST', `${mpath} is not an idnode escrow manifest (format version 1)`);
+  if (manifest.format !== 'idnode-escrow' || manifest.formatVersion !== 1)
+    throw new IdnError('IDN_BAD_REQUEST', `${mpath} is not an idnode escrow manifest (format version 1)`);
   for (const [name, f] of Object.entries(manifest.files)) {
     const path = join(dir, name);
     if (!existsSync(path)) throw new IdnError('IDN_BAD_REQUEST', `${name} is listed in the manifest but missing from ${dir}`);
@@ -101,7 +104,8 @@ export async function restoreFrom(dir: string, dbPath: string): Promise<{ manife
       throw new IdnError('IDN_BAD_REQUEST', `${name} does not match the manifest (size or SHA-256 differs): the export was changed or is incomplete`);
   }
   for (const table of Store.ESCROW_TABLES)
-    if (manifest.files[`${table}.ndjson`] === undefined) throw new IdnError('IDN_BAD_REQUEST', `the manifest lists no ${table}.ndjson; the export is incomplete`);
+    if (manifest.files[`${table}.ndjson`] === undefined)
+      throw new IdnError('IDN_BAD_REQUEST', `the manifest lists no ${table}.ndjson; the export is incomplete`);
   if (existsSync(dbPath)) throw new IdnError('IDN_BAD_REQUEST', `${dbPath} exists; restore into a new database file`);
   const store = new Store(dbPath);
   let ok = false;
@@ -124,9 +128,13 @@ export async function restoreFrom(dir: string, dbPath: string): Promise<{ manife
     }
     const verdict = store.verifyAudit();
     const head = store.auditHead();
-    if (!verdict.ok) throw new IdnError('IDN_BAD_REQUEST', `the restored audit chain does not verify: entry ${verdict.firstBroken!.seq}: ${verdict.firstBroken!.reason}`);
+    if (!verdict.ok)
+      throw new IdnError('IDN_BAD_REQUEST', `the restored audit chain does not verify: entry ${verdict.firstBroken!.seq}: ${verdict.firstBroken!.reason}`);
     if (head.seq !== manifest.auditHead.seq || head.hash !== manifest.auditHead.hash)
-      throw new IdnError('IDN_BAD_REQUEST', `the restored audit head (${head.seq}, ${head.hash}) is not the manifest's (${manifest.auditHead.seq}, ${manifest.auditHead.hash})`);
+      throw new IdnError(
+        'IDN_BAD_REQUEST',
+        `the restored audit head (${head.seq}, ${head.hash}) is not the manifest's (${manifest.auditHead.seq}, ${manifest.auditHead.hash})`,
+      );
     ok = true;
     return { manifest, checked: verdict.checked };
   } finally {

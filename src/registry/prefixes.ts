@@ -32,7 +32,14 @@ export interface Prefixes {
 
 /** What a node reports to its upstream about a prefix it created or changed. */
 function report(tx: WriteTx, row: PrefixRow, event: 'created' | 'changed' | 'deleted'): void {
-  const body = { kind: 'prefix', event, prefix: row.prefix, owner: JSON.parse(row.ownerJson) as unknown, status: row.status, ...(row.site !== null ? { site: row.site } : {}) };
+  const body = {
+    kind: 'prefix',
+    event,
+    prefix: row.prefix,
+    owner: JSON.parse(row.ownerJson) as unknown,
+    status: row.status,
+    ...(row.site !== null ? { site: row.site } : {}),
+  };
   tx.enqueueReport('prefix', `prefix:${row.prefixKey}:${randomUUID()}`, JSON.stringify(body));
 }
 
@@ -45,8 +52,7 @@ function infoOf(row: PrefixRow): PrefixInfo {
 const invalid = (message: string) => new IdnError('IDN_INVALID_VALUE', message);
 
 function checkOwner(owner: unknown): Record<string, unknown> {
-  if (typeof owner !== 'object' || owner === null || Array.isArray(owner))
-    throw invalid('owner must be an object such as {"name": "Acme Engines Co."}');
+  if (typeof owner !== 'object' || owner === null || Array.isArray(owner)) throw invalid('owner must be an object such as {"name": "Acme Engines Co."}');
   const name = (owner as Record<string, unknown>).name;
   if (typeof name !== 'string' || name.trim() === '' || name.length > 200) throw invalid('owner.name must be a non-empty string of at most 200 characters');
   return owner as Record<string, unknown>;
@@ -139,7 +145,10 @@ export function createPrefixes(deps: {
       const { prefix, key } = parse(input.prefix);
       const homedKey = router.homedAncestor(key);
       if (homedKey === undefined || homedKey === key)
-        throw new IdnError('IDN_NOT_RESPONSIBLE', `${prefix} is not under a prefix this node homes (${router.homed().join(', ')}); create it on its parent node`);
+        throw new IdnError(
+          'IDN_NOT_RESPONSIBLE',
+          `${prefix} is not under a prefix this node homes (${router.homed().join(', ')}); create it on its parent node`,
+        );
       const owner = checkOwner(input.owner);
       const site = input.site === undefined ? null : checkSite(input.site);
       const under = delegatedAncestor(key);
@@ -148,7 +157,8 @@ export function createPrefixes(deps: {
       if (site !== null && store.countRecordsUnder(key) > 0)
         throw new IdnError('IDN_PREFIX_NOT_EMPTY', `identifiers under ${prefix} are stored here; delete them before delegating the prefix to ${site}`);
       const row = store.write({ actor, action: 'prefix.create', target: prefix }, (tx) => {
-        if (store.getPrefix(key) !== undefined) throw new IdnError('IDN_PREFIX_EXISTS', `prefix ${prefix} already exists; change it with PATCH /api/prefixes/${prefix}`);
+        if (store.getPrefix(key) !== undefined)
+          throw new IdnError('IDN_PREFIX_EXISTS', `prefix ${prefix} already exists; change it with PATCH /api/prefixes/${prefix}`);
         const row: PrefixRow = {
           prefixKey: key,
           prefix,
@@ -188,8 +198,7 @@ export function createPrefixes(deps: {
       if (input.owner !== undefined) next.ownerJson = JSON.stringify(checkOwner(input.owner));
       if (input.site !== undefined) next.site = input.site === null ? null : checkSite(input.site);
       if (input.status !== undefined) {
-        if (typeof input.status !== 'string' || !STATUSES.includes(input.status as PrefixStatus))
-          throw invalid(`status must be one of ${STATUSES.join(', ')}`);
+        if (typeof input.status !== 'string' || !STATUSES.includes(input.status as PrefixStatus)) throw invalid(`status must be one of ${STATUSES.join(', ')}`);
         next.status = input.status as PrefixStatus;
       }
       if (next.site !== null && row.site === null && store.countRecordsUnder(row.prefixKey) > 0)

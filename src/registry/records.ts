@@ -51,8 +51,7 @@ export function authorizeLocal(
   handle: string | undefined,
   mode: 'write' | 'read' = 'write',
 ): Principal {
-  if (principal === undefined)
-    throw new IdnError('IDN_AUTH_REQUIRED', 'this request needs a token: send "Authorization: Bearer <token>"', { handle });
+  if (principal === undefined) throw new IdnError('IDN_AUTH_REQUIRED', 'this request needs a token: send "Authorization: Bearer <token>"', { handle });
   const allowed = mode === 'write' ? canWrite(principal, prefixKey) : canReadPrivate(principal, prefixKey) || canWrite(principal, prefixKey);
   if (!allowed)
     throw new IdnError(
@@ -97,8 +96,7 @@ export function createRecords(deps: {
           if (!only.has(v.index))
             throw new IdnError('IDN_INVALID_VALUE', `value index ${v.index} is in the body but not in index=; list it or leave it out`, { handle: id.text });
         const inBody = new Set(incoming.map((v) => v.index));
-        for (const i of only)
-          if (!inBody.has(i)) throw new IdnError('IDN_INVALID_VALUE', `index=${i} names no value in the body`, { handle: id.text });
+        for (const i of only) if (!inBody.has(i)) throw new IdnError('IDN_INVALID_VALUE', `index=${i} names no value in the body`, { handle: id.text });
       }
       const out = store.write({ actor, action: 'record.update', target: id.text }, (tx) => {
         const existing = store.getRecord(id.key);

@@ -18,7 +18,9 @@ export function seedIfEmpty(deps: { store: Store; router: { reload(): void } }, 
   const { store } = deps;
   if (store.totalRecords() > 0) return 0;
   const prefixes = JSON.parse(readFileSync(join(dir, 'prefixes.json'), 'utf8')) as SeedPrefix[];
-  const lines = readFileSync(join(dir, 'records.ndjson'), 'utf8').split('\n').filter((l) => l.trim() !== '');
+  const lines = readFileSync(join(dir, 'records.ndjson'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   const records = lines.map((line, i) => {
     try {
       const { handle, values } = JSON.parse(line) as { handle: string; values: unknown };
@@ -29,7 +31,11 @@ export function seedIfEmpty(deps: { store: Store; router: { reload(): void } }, 
     }
   });
   const eventsFile = join(dir, 'events.ndjson');
-  const eventLines = existsSync(eventsFile) ? readFileSync(eventsFile, 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
+  const eventLines = existsSync(eventsFile)
+    ? readFileSync(eventsFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+    : [];
   const events: LineageEvent[] = eventLines.map((line, i) => {
     try {
       return parseEvent(JSON.parse(line), 100_000);

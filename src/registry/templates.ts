@@ -71,7 +71,8 @@ function checkItem(raw: unknown, i: number): TemplateItem {
   if (r.required !== undefined && typeof r.required !== 'boolean') throw invalid(`${where}.required must be true or false`);
   if (r.state !== undefined && r.state !== 'enabled' && r.state !== 'disabled') throw invalid(`${where}.state must be "enabled" or "disabled"`);
   for (const k of ['minLength', 'maxLength'])
-    if (r[k] !== undefined && (!Number.isInteger(r[k]) || (r[k] as number) < 0 || (r[k] as number) > 1_000_000)) throw invalid(`${where}.${k} must be a whole number`);
+    if (r[k] !== undefined && (!Number.isInteger(r[k]) || (r[k] as number) < 0 || (r[k] as number) > 1_000_000))
+      throw invalid(`${where}.${k} must be a whole number`);
   if (r.minLength !== undefined && r.maxLength !== undefined && (r.minLength as number) > (r.maxLength as number))
     throw invalid(`${where}.minLength must not exceed maxLength`);
   if (r.pattern !== undefined) {
@@ -84,11 +85,18 @@ function checkItem(raw: unknown, i: number): TemplateItem {
   }
   if (r.referenceType !== undefined && (r.dataType !== 'reference' || (r.referenceType !== 'one' && r.referenceType !== 'many')))
     throw invalid(`${where}.referenceType is "one" or "many", for dataType reference only`);
-  const item: TemplateItem = { name: r.name, idIndex: r.idIndex as number, idType: r.idType, dataType: r.dataType as DataType, required: r.required === true, state: (r.state as TemplateItem['state']) ?? 'enabled' };
+  const item: TemplateItem = {
+    name: r.name,
+    idIndex: r.idIndex as number,
+    idType: r.idType,
+    dataType: r.dataType as DataType,
+    required: r.required === true,
+    state: (r.state as TemplateItem['state']) ?? 'enabled',
+  };
   if (r.minLength !== undefined) item.minLength = r.minLength as number;
   if (r.maxLength !== undefined) item.maxLength = r.maxLength as number;
-  if (r.pattern !== undefined) item.pattern = r.pattern as string;
-  if (item.dataType === 'reference') item.referenceType = (r.referenceType as 'one' | 'many' | undefined) ?? 'one';
+  if (r.pattern !== undefined) item.pattern = r.pattern;
+  if (item.dataType === 'reference') item.referenceType = r.referenceType ?? 'one';
   return item;
 }
 
@@ -113,7 +121,13 @@ function isUrl(s: string): boolean {
 
 /** Identifiers a reference value names: one, or a comma-separated list for referenceType many. */
 function referenced(item: TemplateItem, text: string): Identifier[] {
-  const parts = item.referenceType === 'many' ? text.split(',').map((s) => s.trim()).filter((s) => s !== '') : [text];
+  const parts =
+    item.referenceType === 'many'
+      ? text
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '')
+      : [text];
   return parts.map((p) => parseIdentifier(p));
 }
 
@@ -192,17 +206,25 @@ export function createTemplates(deps: { store: Store; onChange?: () => void }): 
     return c;
   }
 
-  function versionOf(id: Identifier, values: readonly InputValue[]): { row: TemplateRow; items: TemplateItem[]; byIndex: Map<number, TemplateItem> } | undefined {
+  function versionOf(
+    id: Identifier,
+    values: readonly InputValue[],
+  ): { row: TemplateRow; items: TemplateItem[]; byIndex: Map<number, TemplateItem> } | undefined {
     const versions = byPrefix.get(id.prefixKey);
     if (versions === undefined || versions.size === 0) return undefined;
     const tv = values.find((v) => v.index === TEMPLATE_INDEX);
     const known = () => [...versions.keys()].join(', ');
     if (tv === undefined)
-      throw invalid(`prefix ${id.prefix} uses metadata templates (versions ${known()}): add {"index": ${TEMPLATE_INDEX}, "type": "${TEMPLATE_TYPE}", "data": "<version>"}`);
+      throw invalid(
+        `prefix ${id.prefix} uses metadata templates (versions ${known()}): add {"index": ${TEMPLATE_INDEX}, "type": "${TEMPLATE_TYPE}", "data": "<version>"}`,
+      );
     if (tv.type !== TEMPLATE_TYPE || tv.data.format !== 'string' || typeof tv.data.value !== 'string')
-      throw invalid(`index ${TEMPLATE_INDEX} is reserved for the template version: type "${TEMPLATE_TYPE}", data a version string such as "${[...versions.keys()][0]}"`);
+      throw invalid(
+        `index ${TEMPLATE_INDEX} is reserved for the template version: type "${TEMPLATE_TYPE}", data a version string such as "${[...versions.keys()][0]}"`,
+      );
     const row = versions.get(tv.data.value);
-    if (row === undefined) throw invalid(`index ${TEMPLATE_INDEX} names template version "${tv.data.value}", which prefix ${id.prefix} does not have (it has ${known()})`);
+    if (row === undefined)
+      throw invalid(`index ${TEMPLATE_INDEX} names template version "${tv.data.value}", which prefix ${id.prefix} does not have (it has ${known()})`);
     return { row, ...itemsOf(row) };
   }
 
@@ -210,12 +232,15 @@ export function createTemplates(deps: { store: Store; onChange?: () => void }): 
     put(prefix, version, body, actor) {
       const p = parse(prefix);
       if (!VERSION.test(version)) throw new IdnError('IDN_BAD_REQUEST', 'a template version is 1 to 32 letters, digits, ".", "_" or "-", such as "1.0"');
-      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('the body must be {"items": [...]} (optionally "name" and "industryCode")');
+      if (typeof body !== 'object' || body === null || Array.isArray(body))
+        throw invalid('the body must be {"items": [...]} (optionally "name" and "industryCode")');
       const b = body as Record<string, unknown>;
-      for (const k of Object.keys(b)) if (!['items', 'name', 'industryCode'].includes(k)) throw invalid(`unknown field "${k}"; allowed: items, name, industryCode`);
+      for (const k of Object.keys(b))
+        if (!['items', 'name', 'industryCode'].includes(k)) throw invalid(`unknown field "${k}"; allowed: items, name, industryCode`);
       for (const k of ['name', 'industryCode'])
-        if (b[k] !== undefined && (typeof b[k] !== 'string' || (b[k] as string).length > 200)) throw invalid(`${k} must be a string of at most 200 characters`);
-      if (!Array.isArray(b.items) || b.items.length === 0 || b.items.length > MAX_ITEMS) throw invalid(`items must be a list of 1 to ${MAX_ITEMS} template items`);
+        if (b[k] !== undefined && (typeof b[k] !== 'string' || b[k].length > 200)) throw invalid(`${k} must be a string of at most 200 characters`);
+      if (!Array.isArray(b.items) || b.items.length === 0 || b.items.length > MAX_ITEMS)
+        throw invalid(`items must be a list of 1 to ${MAX_ITEMS} template items`);
       const items = b.items.map(checkItem);
       const names = new Set<string>();
       const indexes = new Set<number>();
@@ -235,10 +260,24 @@ export function createTemplates(deps: { store: Store; onChange?: () => void }): 
       if (before !== undefined)
         for (const old of (JSON.parse(before.bodyJson) as { items: TemplateItem[] }).items)
           if (!indexes.has(old.idIndex))
-            throw invalid(`item "${old.name}" (idIndex ${old.idIndex}) of version ${before.version} is missing; items are never deleted: keep it with "state": "disabled"`);
-      const doc = JSON.stringify({ ...(b.name !== undefined ? { name: b.name } : {}), ...(b.industryCode !== undefined ? { industryCode: b.industryCode } : {}), items });
+            throw invalid(
+              `item "${old.name}" (idIndex ${old.idIndex}) of version ${before.version} is missing; items are never deleted: keep it with "state": "disabled"`,
+            );
+      const doc = JSON.stringify({
+        ...(b.name !== undefined ? { name: b.name } : {}),
+        ...(b.industryCode !== undefined ? { industryCode: b.industryCode } : {}),
+        items,
+      });
       const row = store.write({ actor, action: existing ? 'template.update' : 'template.create', target: `${p.prefix}@${version}` }, (tx) => {
-        const row: TemplateRow = { prefixKey: p.key, version, prefix: p.prefix, bodyJson: doc, used: 0, createdAt: existing?.createdAt ?? tx.at, updatedAt: tx.at };
+        const row: TemplateRow = {
+          prefixKey: p.key,
+          version,
+          prefix: p.prefix,
+          bodyJson: doc,
+          used: 0,
+          createdAt: existing?.createdAt ?? tx.at,
+          updatedAt: tx.at,
+        };
         tx.putTemplate(row);
         return { result: row, payload: `${p.prefix}@${version}\n${doc}`, keepPayload: true };
       });
@@ -250,7 +289,8 @@ export function createTemplates(deps: { store: Store; onChange?: () => void }): 
 
     get(prefix, version) {
       const row = byPrefix.get(parse(prefix).key)?.get(version);
-      if (row === undefined) throw new IdnError('IDN_TEMPLATE_NOT_FOUND', `prefix ${prefix} has no template version ${version}; list them with GET /api/templates/${prefix}`);
+      if (row === undefined)
+        throw new IdnError('IDN_TEMPLATE_NOT_FOUND', `prefix ${prefix} has no template version ${version}; list them with GET /api/templates/${prefix}`);
       return shape(row);
     },
 

@@ -79,8 +79,7 @@ export function createTokens(deps: { store: Store; homedAncestor: (prefixKey: st
     });
     if ((role === 'registrar' || role === 'node') && prefixes.length === 0)
       throw new IdnError('IDN_INVALID_VALUE', `a ${role} token needs at least one prefix in "prefixes"`);
-    if (role === 'admin' && prefixes.length > 0)
-      throw new IdnError('IDN_INVALID_VALUE', 'an admin token covers every homed prefix; leave "prefixes" out');
+    if (role === 'admin' && prefixes.length > 0) throw new IdnError('IDN_INVALID_VALUE', 'an admin token covers every homed prefix; leave "prefixes" out');
     if (input.label !== undefined && (typeof input.label !== 'string' || input.label.length > 200))
       throw new IdnError('IDN_INVALID_VALUE', 'label must be a string of at most 200 characters');
     const id = `tok_${randomBytes(8).toString('hex')}`;
@@ -178,4 +177,3 @@ export function canReadPrivate(p: Principal | undefined, prefixKey: string): boo
   if (p.role === 'registrar') return p.prefixes.some((s) => isUnderPrefix(prefixKey, s));
   return false;
 }
-

@@ -51,8 +51,7 @@ function isIndex(v: unknown): v is number {
 }
 
 function checkReference(r: unknown, where: string): Reference {
-  if (!isObject(r) || typeof r.handle !== 'string' || !isIndex(r.index))
-    throw bad(`${where} must be {"handle": "<identifier>", "index": <1..${MAX_INDEX}>}`);
+  if (!isObject(r) || typeof r.handle !== 'string' || !isIndex(r.index)) throw bad(`${where} must be {"handle": "<identifier>", "index": <1..${MAX_INDEX}>}`);
   try {
     parseIdentifier(r.handle);
   } catch (err) {
@@ -82,8 +81,7 @@ function checkData(data: unknown, where: string): HandleValue['data'] {
         throw bad(`${where}.data.value must be base64 text (A-Z, a-z, 0-9, +, /, = padding) for format "${format}"`);
       break;
     case 'hex':
-      if (typeof value !== 'string' || !HEX.test(value))
-        throw bad(`${where}.data.value must be an even number of hex digits for format "hex"`);
+      if (typeof value !== 'string' || !HEX.test(value)) throw bad(`${where}.data.value must be an even number of hex digits for format "hex"`);
       break;
     case 'admin': {
       if (!isObject(value) || typeof value.permissions !== 'string' || !/^[01]{1,16}$/.test(value.permissions))
@@ -114,9 +112,8 @@ export function checkValue(raw: unknown, where: string): InputValue {
     const ttl = raw.ttl;
     const okNumber = typeof ttl === 'number' && Number.isInteger(ttl) && ttl >= 0 && ttl <= MAX_TTL;
     const okDate = typeof ttl === 'string' && ISO.test(ttl) && !Number.isNaN(Date.parse(ttl));
-    if (!okNumber && !okDate)
-      throw bad(`${where}.ttl must be seconds (0 to ${MAX_TTL}) or an ISO-8601 expiry time; got ${JSON.stringify(ttl)}`);
-    value.ttl = ttl as number | string;
+    if (!okNumber && !okDate) throw bad(`${where}.ttl must be seconds (0 to ${MAX_TTL}) or an ISO-8601 expiry time; got ${JSON.stringify(ttl)}`);
+    value.ttl = ttl;
   }
   if (raw.timestamp !== undefined && typeof raw.timestamp !== 'string')
     throw bad(`${where}.timestamp must be a string (it is set by the server and may be left out)`);
@@ -127,8 +124,7 @@ export function checkValue(raw: unknown, where: string): InputValue {
   }
   if (raw.references !== undefined) {
     if (!Array.isArray(raw.references)) throw bad(`${where}.references must be a list of {"handle", "index"}`);
-    if (raw.references.length > 0)
-      value.references = raw.references.map((r, i) => checkReference(r, `${where}.references[${i}]`));
+    if (raw.references.length > 0) value.references = raw.references.map((r, i) => checkReference(r, `${where}.references[${i}]`));
   }
   return value;
 }
@@ -140,8 +136,7 @@ export function checkValue(raw: unknown, where: string): InputValue {
 export function parseValuesBody(body: unknown, opts: { valuesMax: number; handleKey?: string }): InputValue[] {
   let list: unknown = body;
   if (isObject(body)) {
-    for (const k of Object.keys(body))
-      if (k !== 'values' && k !== 'handle') throw bad(`the body has an unknown field "${k}"; send {"values": [...]}`);
+    for (const k of Object.keys(body)) if (k !== 'values' && k !== 'handle') throw bad(`the body has an unknown field "${k}"; send {"values": [...]}`);
     if (body.handle !== undefined && opts.handleKey !== undefined) {
       if (typeof body.handle !== 'string' || body.handle.toLowerCase() !== opts.handleKey.toLowerCase())
         throw bad(`the body names handle ${JSON.stringify(body.handle)} but the URL names ${opts.handleKey}; leave "handle" out or make them match`);

@@ -90,7 +90,9 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: impor
   } else body = new IdnError('IDN_BAD_REQUEST', `the HTTP request could not be parsed (${err.code ?? 'unknown'}); check the request line and headers`);
   const text = JSON.stringify(body.toBody());
   if (socket.writable)
-    socket.write(`HTTP/1.1 ${status}\r\nContent-Length: ${Buffer.byteLength(text)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${text}`);
+    socket.write(
+      `HTTP/1.1 ${status}\r\nContent-Length: ${Buffer.byteLength(text)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${text}`,
+    );
   socket.destroy();
 }
 
@@ -147,8 +149,8 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     },
     transform: ({ schema, url, route }) => {
-      const docsBody = (route.config as { docsBody?: unknown } | undefined)?.docsBody;
-      return { schema: docsBody === undefined ? schema : ({ ...schema, body: docsBody } as typeof schema), url };
+      const docsBody = route.config?.docsBody;
+      return { schema: docsBody === undefined ? schema : { ...schema, body: docsBody }, url };
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });

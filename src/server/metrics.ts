@@ -52,7 +52,12 @@ export function createMetrics(deps: { resolver: () => Resolver; upstream: () => 
     registers: [registry],
   });
   const bySource = { cache: resolution.labels('cache'), store: resolution.labels('store'), upstream: resolution.labels('upstream') };
-  const storeWrite = new Histogram({ name: 'idnode_sqlite_write_seconds', help: 'Duration of each committed write transaction', buckets: LATENCY_BUCKETS, registers: [registry] });
+  const storeWrite = new Histogram({
+    name: 'idnode_sqlite_write_seconds',
+    help: 'Duration of each committed write transaction',
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
   const upstreamLatency = new Histogram({
     name: 'idnode_upstream_request_seconds',
     help: 'Forwarded resolutions by origin',
@@ -60,8 +65,17 @@ export function createMetrics(deps: { resolver: () => Resolver; upstream: () => 
     buckets: LATENCY_BUCKETS,
     registers: [registry],
   });
-  const upstreamErrors = new Counter({ name: 'idnode_upstream_errors_total', help: 'Failed forwarded resolutions by origin and IDN_* code', labelNames: ['origin', 'code'], registers: [registry] });
-  const bulk = new Counter({ name: 'idnode_bulk_records_total', help: 'Records written by bulk registration (rate() gives records per second)', registers: [registry] });
+  const upstreamErrors = new Counter({
+    name: 'idnode_upstream_errors_total',
+    help: 'Failed forwarded resolutions by origin and IDN_* code',
+    labelNames: ['origin', 'code'],
+    registers: [registry],
+  });
+  const bulk = new Counter({
+    name: 'idnode_bulk_records_total',
+    help: 'Records written by bulk registration (rate() gives records per second)',
+    registers: [registry],
+  });
   const cacheCounter = (name: string, help: string, key: 'hits' | 'misses' | 'stale' | 'evictions') => {
     let last = 0;
     return new Counter({

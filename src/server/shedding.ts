@@ -50,8 +50,7 @@ export function createShedder(opts: SheddingOptions): Shedder {
   return {
     refuse() {
       if (overloaded) return `the node is overloaded (event loop ${Math.round(lastDelay)} ms behind; config shedding.eventLoopDelayMs); retry shortly`;
-      if (opts.maxInFlight > 0 && inFlight >= opts.maxInFlight)
-        return `${inFlight} requests are in flight (config shedding.maxInFlight); retry shortly`;
+      if (opts.maxInFlight > 0 && inFlight >= opts.maxInFlight) return `${inFlight} requests are in flight (config shedding.maxInFlight); retry shortly`;
       inFlight++;
       return undefined;
     },

@@ -221,7 +221,12 @@ export interface StoreOptions {
 
 /** The schema version this code expects (the highest schema/NNN_*.sql). */
 export function latestSchemaVersion(): number {
-  return Math.max(0, ...readdirSync(SCHEMA_DIR).filter((f) => /^\d{3}_.*\.sql$/.test(f)).map((f) => Number(f.slice(0, 3))));
+  return Math.max(
+    0,
+    ...readdirSync(SCHEMA_DIR)
+      .filter((f) => /^\d{3}_.*\.sql$/.test(f))
+      .map((f) => Number(f.slice(0, 3))),
+  );
 }
 
 export class Store {
@@ -259,7 +264,10 @@ export class Store {
     else if (this.schemaVersion < latestSchemaVersion()) {
       const found = this.schemaVersion;
       this.db.close();
-      throw new IdnError('IDN_INTERNAL', `database ${path} has schema v${found}, older than this idnode's v${latestSchemaVersion()}; start a node on it once to migrate`);
+      throw new IdnError(
+        'IDN_INTERNAL',
+        `database ${path} has schema v${found}, older than this idnode's v${latestSchemaVersion()}; start a node on it once to migrate`,
+      );
     }
     const db = this.db;
     /** The lineage walk one way: from `self` along edges to `next`, one row per (identifier, depth, edge). */
@@ -288,9 +296,7 @@ export class Store {
       getRecord: db.prepare(
         'SELECT handle_key AS handleKey, handle, prefix_key AS prefixKey, values_json AS valuesJson, public_json AS publicJson, max_age AS maxAge, expires_at AS expiresAt, etag, version, updated_at AS updatedAt FROM records WHERE handle_key = ?',
       ),
-      answerRow: db
-        .prepare('SELECT handle, values_json, public_json, max_age, expires_at, etag FROM records WHERE handle_key = ?')
-        .raw(),
+      answerRow: db.prepare('SELECT handle, values_json, public_json, max_age, expires_at, etag FROM records WHERE handle_key = ?').raw(),
       listRecords: db.prepare('SELECT handle FROM records WHERE prefix_key = ? ORDER BY handle_key LIMIT ? OFFSET ?').pluck(),
       countRecords: db.prepare('SELECT count(*) FROM records WHERE prefix_key = ?').pluck(),
       countUnder: db.prepare("SELECT count(*) FROM records WHERE prefix_key = ? OR (prefix_key > ? || '.' AND prefix_key < ? || '/')").pluck(),
@@ -303,18 +309,14 @@ export class Store {
         'SELECT version, handle, at, actor, action, values_json AS valuesJson, audit_seq AS auditSeq FROM record_versions WHERE handle_key = ? AND at <= ? ORDER BY version DESC LIMIT 1',
       ),
       versionsBySeq: db.prepare('SELECT handle_key AS handleKey, handle, values_json AS valuesJson FROM record_versions WHERE audit_seq = ?'),
-      auditPage: db.prepare(
-        'SELECT seq, at, actor, action, target, digest, prev_hash AS prevHash, hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?',
-      ),
+      auditPage: db.prepare('SELECT seq, at, actor, action, target, digest, prev_hash AS prevHash, hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?'),
       auditWithPayload: db.prepare(
         `SELECT a.seq, a.at, a.actor, a.action, a.target, a.digest, a.prev_hash AS prevHash, a.hash, p.payload
          FROM audit_log a LEFT JOIN audit_payloads p ON p.seq = a.seq WHERE a.seq > ? ORDER BY a.seq LIMIT ?`,
       ),
       orphanPayload: db.prepare('SELECT min(seq) FROM audit_payloads WHERE seq NOT IN (SELECT seq FROM audit_log)').pluck(),
       insertPayload: db.prepare('INSERT INTO audit_payloads (seq, payload) VALUES (?, ?)'),
-      insertEvent: db.prepare(
-        'INSERT INTO events (type, action, event_time, record_time, actor, body_json, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      ),
+      insertEvent: db.prepare('INSERT INTO events (type, action, event_time, record_time, actor, body_json, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       openEdgeExists: db.prepare('SELECT 1 FROM edges WHERE from_key = ? AND to_key = ? AND type = ? AND until IS NULL LIMIT 1').pluck(),
       insertEdge: db.prepare('INSERT INTO edges (from_key, to_key, type, since, until, event_id) VALUES (?, ?, ?, ?, NULL, ?)'),
       closeEdge: db.prepare(
@@ -332,9 +334,7 @@ export class Store {
       allTemplates: db.prepare(
         'SELECT prefix_key AS prefixKey, version, prefix, body_json AS bodyJson, used, created_at AS createdAt, updated_at AS updatedAt FROM templates ORDER BY prefix_key, created_at, version',
       ),
-      enqueue: db.prepare(
-        "INSERT INTO outbox (kind, idem_key, body_json, state, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, 'pending', 0, 0, ?)",
-      ),
+      enqueue: db.prepare("INSERT INTO outbox (kind, idem_key, body_json, state, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, 'pending', 0, 0, ?)"),
       dueReports: db.prepare(
         `SELECT id, kind, idem_key AS idemKey, body_json AS bodyJson, state, attempts, next_attempt_at AS nextAttemptAt, last_error AS lastError,
            created_at AS createdAt, done_at AS doneAt FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?`,
@@ -417,10 +417,12 @@ export class Store {
       const version = Number(file.slice(0, 3));
       if (version <= current) continue;
       const sql = readFileSync(join(SCHEMA_DIR, file), 'utf8');
-      this.db.transaction(() => {
-        this.db.exec(sql);
-        this.db.pragma(`user_version = ${version}`);
-      }).immediate();
+      this.db
+        .transaction(() => {
+          this.db.exec(sql);
+          this.db.pragma(`user_version = ${version}`);
+        })
+        .immediate();
     }
   }
 
@@ -505,7 +507,12 @@ export class Store {
       const rows = this.stmt.auditWithPayload.all(expected - 1, page) as Array<AuditRow & { payload: string | null }>;
       for (const row of rows) {
         const broken = (reason: string): AuditVerdict => ({ ok: false, checked: expected - 1, firstBroken: { seq: row.seq, reason } });
-        if (row.seq !== expected) return { ok: false, checked: expected - 1, firstBroken: { seq: expected, reason: `entry ${expected} is missing (deleted); the next entry is ${row.seq}` } };
+        if (row.seq !== expected)
+          return {
+            ok: false,
+            checked: expected - 1,
+            firstBroken: { seq: expected, reason: `entry ${expected} is missing (deleted); the next entry is ${row.seq}` },
+          };
         if (row.prevHash !== prevHash) return broken("prev_hash is not the previous entry's hash (an entry before it was removed, inserted or rewritten)");
         if (auditHash(prevHash, row) !== row.hash) return broken('hash does not match the entry (seq, at, actor, action, target or digest was edited)');
         if (row.payload !== null && sha256(row.payload) !== row.digest) return broken('the stored payload does not match the digest (the payload was edited)');
@@ -526,7 +533,12 @@ export class Store {
       if (rows.length < page) break;
     }
     const orphan = this.stmt.orphanPayload.get() as number | null;
-    if (orphan !== null) return { ok: false, checked: expected - 1, firstBroken: { seq: orphan, reason: 'a payload exists for an entry that is not in the log (the entry was deleted)' } };
+    if (orphan !== null)
+      return {
+        ok: false,
+        checked: expected - 1,
+        firstBroken: { seq: orphan, reason: 'a payload exists for an entry that is not in the log (the entry was deleted)' },
+      };
     return { ok: true, checked: expected - 1 };
   }
 
@@ -546,7 +558,18 @@ export class Store {
   }
 
   /** Tables an escrow export carries (tokens and the outbox stay with the node). */
-  static readonly ESCROW_TABLES = ['prefixes', 'records', 'record_versions', 'audit_log', 'audit_payloads', 'templates', 'events', 'edges', 'lineage_names', 'sync_reports'] as const;
+  static readonly ESCROW_TABLES = [
+    'prefixes',
+    'records',
+    'record_versions',
+    'audit_log',
+    'audit_payloads',
+    'templates',
+    'events',
+    'edges',
+    'lineage_names',
+    'sync_reports',
+  ] as const;
 
   /** Calls `row` for every row of every escrow table, inside one read transaction (a consistent snapshot). */
   snapshot(row: (table: string, values: Record<string, unknown>) => void): void {
@@ -560,9 +583,11 @@ export class Store {
     if (rows.length === 0) return;
     const cols = Object.keys(rows[0]!);
     const stmt = this.db.prepare(`INSERT INTO ${table} (${cols.join(', ')}) VALUES (${cols.map((c) => `@${c}`).join(', ')})`);
-    this.db.transaction(() => {
-      for (const r of rows) stmt.run(r);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        for (const r of rows) stmt.run(r);
+      })
+      .immediate();
   }
 
   auditHead(): { seq: number; hash: string } {

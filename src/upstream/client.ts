@@ -116,10 +116,14 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
     if (o.downUntil > 0) {
       const wait = o.downUntil - now();
       if (wait > 0 || o.probing)
-        throw new IdnError('IDN_UNAVAILABLE', `the node at ${base} is marked down after ${o.consecutiveFailures} failures in a row; it is probed again in ${Math.max(1, Math.ceil(wait / 1000))} s`, {
-          handle,
-          headers: { 'retry-after': String(Math.max(1, Math.ceil(wait / 1000))) },
-        });
+        throw new IdnError(
+          'IDN_UNAVAILABLE',
+          `the node at ${base} is marked down after ${o.consecutiveFailures} failures in a row; it is probed again in ${Math.max(1, Math.ceil(wait / 1000))} s`,
+          {
+            handle,
+            headers: { 'retry-after': String(Math.max(1, Math.ceil(wait / 1000))) },
+          },
+        );
       o.probing = true;
       return true;
     }
@@ -148,8 +152,17 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
     if (err instanceof IdnError) return err;
     const code = (err as { code?: string }).code ?? '';
     const name = (err as { name?: string }).name ?? '';
-    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || name === 'TimeoutError' || code === 'UND_ERR_ABORTED')
-      return new IdnError('IDN_UPSTREAM_TIMEOUT', `the node at ${base} did not answer within ${opts.timeoutMs} ms (config upstream.timeoutMs)`, { handle, cause: err });
+    if (
+      code === 'UND_ERR_HEADERS_TIMEOUT' ||
+      code === 'UND_ERR_BODY_TIMEOUT' ||
+      code === 'UND_ERR_CONNECT_TIMEOUT' ||
+      name === 'TimeoutError' ||
+      code === 'UND_ERR_ABORTED'
+    )
+      return new IdnError('IDN_UPSTREAM_TIMEOUT', `the node at ${base} did not answer within ${opts.timeoutMs} ms (config upstream.timeoutMs)`, {
+        handle,
+        cause: err,
+      });
     return new IdnError('IDN_UPSTREAM_UNREACHABLE', `could not reach the node at ${base} (${code || name || 'connection failed'})`, { handle, cause: err });
   }
 
@@ -160,7 +173,9 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
       size += chunk.length;
       if (size > opts.maxResponseBytes) {
         body.destroy();
-        throw new IdnError('IDN_UPSTREAM_BAD_ANSWER', `the node at ${base} sent more than ${opts.maxResponseBytes} bytes (config upstream.maxResponseBytes)`, { handle });
+        throw new IdnError('IDN_UPSTREAM_BAD_ANSWER', `the node at ${base} sent more than ${opts.maxResponseBytes} bytes (config upstream.maxResponseBytes)`, {
+          handle,
+        });
       }
       chunks.push(chunk);
     }
@@ -168,7 +183,8 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
   }
 
   function validate(base: string, status: number, body: Buffer, handle: string): Omit<UpstreamAnswer, 'status' | 'body' | 'cacheStatus' | 'etag'> {
-    const bad = (why: string) => new IdnError('IDN_UPSTREAM_BAD_ANSWER', `the node at ${base} answered something that is not a Handle answer (${why})`, { handle });
+    const bad = (why: string) =>
+      new IdnError('IDN_UPSTREAM_BAD_ANSWER', `the node at ${base} answered something that is not a Handle answer (${why})`, { handle });
     let json: unknown;
     try {
       json = JSON.parse(body.toString('utf8'));
@@ -191,7 +207,11 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
   return {
     async resolve(base, identifier, { hops, auth }) {
       if (hops + 1 > MAX_HOPS)
-        throw new IdnError('IDN_HOP_LIMIT', `${identifier} was forwarded ${hops} times already (at most ${MAX_HOPS}); the delegations form a loop or are too deep`, { handle: identifier });
+        throw new IdnError(
+          'IDN_HOP_LIMIT',
+          `${identifier} was forwarded ${hops} times already (at most ${MAX_HOPS}); the delegations form a loop or are too deep`,
+          { handle: identifier },
+        );
       const o = originOf(base);
       const probe = admit(base, o, identifier);
       o.inFlight++;

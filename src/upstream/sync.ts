@@ -205,9 +205,9 @@ const invalid = (m: string) => new IdnError('IDN_INVALID_VALUE', m);
 function checkStats(b: Record<string, unknown>): void {
   for (const k of ['registrations', 'resolutions'])
     if (!Number.isInteger(b[k]) || (b[k] as number) < 0) throw invalid(`${k} must be a whole number of events in the interval`);
-  for (const k of ['from', 'to']) if (typeof b[k] !== 'string' || Number.isNaN(Date.parse(b[k] as string))) throw invalid(`${k} must be an ISO-8601 time`);
+  for (const k of ['from', 'to']) if (typeof b[k] !== 'string' || Number.isNaN(Date.parse(b[k]))) throw invalid(`${k} must be an ISO-8601 time`);
   const l = b.latencyMs as Record<string, unknown> | undefined;
-  if (typeof l !== 'object' || l === null || !['p50', 'p95', 'p99'].every((p) => typeof l[p] === 'number' && (l[p] as number) >= 0))
+  if (typeof l !== 'object' || l === null || !['p50', 'p95', 'p99'].every((p) => typeof l[p] === 'number' && l[p] >= 0))
     throw invalid('latencyMs must be {"p50","p95","p99"} in milliseconds');
 }
 

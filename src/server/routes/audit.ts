@@ -63,9 +63,13 @@ export function registerAuditRoutes(app: FastifyInstance, deps: NodeDeps): void 
         if (p.role === 'admin') return;
         const outside = ids.find((id) => isLocal(id) && !canWrite(p, id.prefixKey));
         if (outside !== undefined)
-          throw new IdnError('IDN_FORBIDDEN', `token ${p.id} may not write under ${outside.prefix} (it names ${outside.text}); it is scoped to ${p.prefixes.join(', ')}`, {
-            handle: outside.text,
-          });
+          throw new IdnError(
+            'IDN_FORBIDDEN',
+            `token ${p.id} may not write under ${outside.prefix} (it names ${outside.text}); it is scoped to ${p.prefixes.join(', ')}`,
+            {
+              handle: outside.text,
+            },
+          );
       });
       return reply.code(201).send(posted);
     },

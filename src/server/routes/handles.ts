@@ -126,7 +126,11 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
       const id = request.idn!;
       const q = request.query as ResolveQueryT;
       const principal = tokens.authenticate(request.headers.authorization);
-      const { entry, cacheStatus, source } = await resolver.resolve(id, { bypassCache: q.auth === true, privateAccess: privateAccess(principal, id), hops: hopsOf(request) });
+      const { entry, cacheStatus, source } = await resolver.resolve(id, {
+        bypassCache: q.auth === true,
+        privateAccess: privateAccess(principal, id),
+        hops: hopsOf(request),
+      });
       const ms = performance.now() - t0;
       deps.stats.resolution(ms);
       deps.metrics.resolution(source, ms);
@@ -153,7 +157,8 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
       config: { docsBody: RecordBody },
       schema: {
         summary: 'Create or replace a record',
-        description: 'Body {"values":[…]} or a bare array. overwrite=false → 409 if it exists, 201 on create. index= adds/replaces only those values. mintNewSuffix=true appends a fresh suffix.',
+        description:
+          'Body {"values":[…]} or a bare array. overwrite=false → 409 if it exists, 201 on create. index= adds/replaces only those values. mintNewSuffix=true appends a fresh suffix.',
         tags: ['registration'],
         security: bearer,
         querystring: WriteQuery,
@@ -237,7 +242,10 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
       const q = request.query as ResolveQueryT;
       const { handles } = request.body as { handles: string[] };
       if (handles.length > config.limits.batchMax)
-        throw new IdnError('IDN_BAD_REQUEST', `${handles.length} identifiers in one batch; at most ${config.limits.batchMax} are allowed (config limits.batchMax)`);
+        throw new IdnError(
+          'IDN_BAD_REQUEST',
+          `${handles.length} identifiers in one batch; at most ${config.limits.batchMax} are allowed (config limits.batchMax)`,
+        );
       const principal = tokens.authenticate(request.headers.authorization);
       const hops = hopsOf(request);
       const parts: string[] = new Array(handles.length);

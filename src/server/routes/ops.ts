@@ -16,7 +16,11 @@ export function registerOpsRoutes(app: FastifyInstance, deps: NodeDeps): void {
     }
     const cache = deps.resolver.stats();
     // An upstream that is down does not make this node unready: it still answers what it holds.
-    const upstream = { url: deps.config.upstream.url || null, origins: deps.upstream.stats(), pendingReports: store === 'ok' ? deps.store.pendingReports() : null };
+    const upstream = {
+      url: deps.config.upstream.url || null,
+      origins: deps.upstream.stats(),
+      pendingReports: store === 'ok' ? deps.store.pendingReports() : null,
+    };
     return reply.code(store === 'ok' ? 200 : 503).send({ ready: store === 'ok', store, cache, upstream });
   });
 }

@@ -74,7 +74,6 @@ export function registerPrefixRoutes(app: FastifyInstance, deps: NodeDeps): void
   );
 }
 
-
 export function objectBody(body: unknown): Record<string, unknown> {
   if (body === undefined || body === null) throw new IdnError('IDN_BODY_UNPARSABLE', 'the request has no body; send a JSON object');
   if (typeof body !== 'object' || Array.isArray(body)) throw new IdnError('IDN_INVALID_VALUE', 'the body must be a JSON object');

@@ -21,7 +21,8 @@ export function registerSyncRoutes(app: FastifyInstance, deps: NodeDeps): void {
     {
       schema: {
         summary: 'A child node reports a prefix it created or changed, or its statistics (token role node)',
-        description: 'Idempotent by idempotencyKey: a re-sent report answers 200 with the stored outcome. A prefix outside the reporter\'s delegation is rejected (403).',
+        description:
+          "Idempotent by idempotencyKey: a re-sent report answers 200 with the stored outcome. A prefix outside the reporter's delegation is rejected (403).",
         tags,
         security: bearer,
       },
@@ -29,9 +30,12 @@ export function registerSyncRoutes(app: FastifyInstance, deps: NodeDeps): void {
     async (request, reply) => {
       const p = requirePrincipal(request, deps);
       if (p.role !== 'node') throw new IdnError('IDN_FORBIDDEN', `sync reports are sent with a token of role node; token ${p.id} has role ${p.role}`);
-      if (request.body === undefined || request.body === null) throw new IdnError('IDN_BODY_UNPARSABLE', 'the request has no body; send a report as application/json');
+      if (request.body === undefined || request.body === null)
+        throw new IdnError('IDN_BODY_UNPARSABLE', 'the request has no body; send a report as application/json');
       const { created, report } = syncReceiver.receive({ id: p.id, prefixes: p.prefixes, actor: p.actor }, request.body);
-      return reply.code(created ? 201 : 200).send({ responseCode: 1, duplicate: !created, ...report, ...(report.kind === 'prefix' ? { status: 'active' } : {}) });
+      return reply
+        .code(created ? 201 : 200)
+        .send({ responseCode: 1, duplicate: !created, ...report, ...(report.kind === 'prefix' ? { status: 'active' } : {}) });
     },
   );
 
@@ -47,7 +51,15 @@ export function registerSyncRoutes(app: FastifyInstance, deps: NodeDeps): void {
 
   app.get(
     '/api/sync/outbox',
-    { schema: { summary: "This node's reports to its upstream and whether they were sent (admin)", tags, security: bearer, querystring: Page, response: err4xx } },
+    {
+      schema: {
+        summary: "This node's reports to its upstream and whether they were sent (admin)",
+        tags,
+        security: bearer,
+        querystring: Page,
+        response: err4xx,
+      },
+    },
     async (request) => {
       requireAdmin(request, deps);
       const q = request.query as { after?: number; limit?: number };

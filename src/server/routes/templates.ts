@@ -48,10 +48,12 @@ export function registerTemplateRoutes(app: FastifyInstance, deps: NodeDeps): vo
         throw new IdnError('IDN_BAD_REQUEST', `prefix: ${(err as Error).message}`);
       }
       const route = router.route(key);
-      if (route.kind !== 'local') throw new IdnError('IDN_NOT_RESPONSIBLE', `this node does not home prefix ${prefix}; define its templates on the node that does`);
+      if (route.kind !== 'local')
+        throw new IdnError('IDN_NOT_RESPONSIBLE', `this node does not home prefix ${prefix}; define its templates on the node that does`);
       const p = requirePrincipal(request, deps);
       authorizeLocal(route, p, key, undefined);
-      if (request.body === undefined || request.body === null) throw new IdnError('IDN_BODY_UNPARSABLE', 'the request has no body; send {"items": [...]} as application/json');
+      if (request.body === undefined || request.body === null)
+        throw new IdnError('IDN_BODY_UNPARSABLE', 'the request has no body; send {"items": [...]} as application/json');
       const { created, template } = templates.put(prefix, version, request.body, p.actor);
       return reply.code(created ? 201 : 200).send(template);
     },

@@ -28,7 +28,14 @@ export function registerTokenRoutes(app: FastifyInstance, deps: NodeDeps): void 
 
   app.get(
     '/api/tokens',
-    { schema: { summary: 'List tokens (never their secrets)', tags, security: bearer, response: { 200: Type.Object({ tokens: Type.Array(TokenInfo) }), ...err4xx } } },
+    {
+      schema: {
+        summary: 'List tokens (never their secrets)',
+        tags,
+        security: bearer,
+        response: { 200: Type.Object({ tokens: Type.Array(TokenInfo) }), ...err4xx },
+      },
+    },
     async (request) => {
       requireAdmin(request, deps);
       return { tokens: tokens.list() };
