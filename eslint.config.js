@@ -15,8 +15,8 @@ export default tseslint.config(
     },
   },
   {
-    // Tests read answers of unknown shape as `any` and assert on them; tap awaits subtests.
-    files: ['test/**/*.ts'],
+    // Tests and benchmarks read answers of unknown shape as `any` and check them; tap awaits subtests.
+    files: ['test/**/*.ts', 'bench/**/*.ts'],
     rules: {
       '@typescript-eslint/no-explicit-any': 'off',
       '@typescript-eslint/no-unsafe-member-access': 'off',

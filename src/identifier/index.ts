@@ -108,6 +108,7 @@ export function parseIdentifier(input: unknown, opts: { slashlessIsPrefix?: bool
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+// eslint-disable-next-line no-control-regex -- the range starts at NUL on purpose: anything above 0x7f is not ASCII
 const NON_ASCII = /[^\x00-\x7f]/;
 
 /**

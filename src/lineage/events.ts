@@ -79,7 +79,7 @@ export function parseEvent(body: unknown, itemsMax: number): LineageEvent {
   if (allowed === undefined) throw new IdnError('IDN_INVALID_VALUE', `type must be "aggregation" or "transformation"; got ${JSON.stringify(b.type)}`);
   for (const k of Object.keys(b))
     if (!COMMON.has(k) && !allowed.includes(k))
-      throw new IdnError('IDN_INVALID_VALUE', `unknown field "${k}" in a ${b.type} event; allowed: ${[...allowed, ...COMMON].join(', ')}`);
+      throw new IdnError('IDN_INVALID_VALUE', `unknown field "${k}" in a ${String(b.type)} event; allowed: ${[...allowed, ...COMMON].join(', ')}`);
   const eventTime = parseTime(b.eventTime, 'eventTime');
   const extra: Record<string, unknown> = {};
   for (const k of ['eventID', 'bizStep', 'readPoint', 'bizLocation', 'transformationID', 'disposition']) {
