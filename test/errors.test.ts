@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { ERRORS, httpStatusFor, IdnError } from '../src/errors.js';
 
 /**
- * Errors whose HTTP status is not the generic mapping of their responseCode (API.md §3):
+ * Errors whose HTTP status is not the generic mapping of their responseCode (docs/API.md §3):
  * gateway errors (504/502 by contract), and a DELETE ?index= naming a missing value (Handle
  * code 200 "values not found" maps to HTTP 200 only on resolution; a failed write is a 404).
  */
@@ -44,14 +44,30 @@ t.test('every error follows the responseCode → HTTP mapping (gateway errors ex
   for (const [rc, http] of pairs) t.equal(httpStatusFor(rc), http, `responseCode ${rc}`);
 });
 
-t.test('README error table matches src/errors.ts exactly', async (t) => {
-  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-  const rows = new Map<string, { http: number; responseCode: number }>();
-  for (const m of readme.matchAll(/^\|\s*`(IDN_[A-Z_]+)`\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|/gm))
-    rows.set(m[1]!, { http: Number(m[2]), responseCode: Number(m[3]) });
-  t.same([...rows.keys()].sort(), Object.keys(ERRORS).sort(), 'same codes');
-  for (const [code, e] of Object.entries(ERRORS)) t.same(rows.get(code), e, code);
-});
+/**
+ * The error table of a Markdown file: rows `| \`IDN_…\` | HTTP | responseCode | … |`, in order.
+ * Every row is kept (a Map would hide a code listed twice).
+ */
+function errorTable(file: string): Array<{ code: string; http: number; responseCode: number }> {
+  const text = readFileSync(new URL(file, import.meta.url), 'utf8');
+  return [...text.matchAll(/^\|\s*`(IDN_[A-Z_]+)`\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|/gm)].map((m) => ({
+    code: m[1]!,
+    http: Number(m[2]),
+    responseCode: Number(m[3]),
+  }));
+}
+
+for (const [name, file] of [
+  ['README.md', '../README.md'],
+  ['docs/API.md', '../docs/API.md'],
+] as const) {
+  t.test(`${name} error table matches src/errors.ts exactly`, async (t) => {
+    const rows = errorTable(file);
+    t.same(rows.map((r) => r.code).sort(), Object.keys(ERRORS).sort(), 'every code once, no other');
+    const byCode = new Map(rows.map((r) => [r.code, { http: r.http, responseCode: r.responseCode }]));
+    for (const [code, e] of Object.entries(ERRORS)) t.same(byCode.get(code), e, code);
+  });
+}
 
 t.test('IdnError body', async (t) => {
   const e = new IdnError('IDN_NOT_FOUND', 'gone', { handle: '88.100/x', headers: { 'retry-after': '1' } });
