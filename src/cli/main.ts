@@ -3,7 +3,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ConfigError, configKeys, loadConfig, type Config } from '../config.js';
+import { ConfigError, loadConfig, renderConfigHelp, type Config } from '../config.js';
 import { isIdnError } from '../errors.js';
 import { createNode, openRegistry, type PeerMessage } from '../main.js';
 import { SEEDS_DIR } from '../paths.js';
@@ -44,11 +44,7 @@ Usage:
                                         works while a node runs); exit 0 intact, 1 broken
   idnode --help
 
-Config keys (JSON file; each overridable by its environment variable):
-${configKeys()
-  .map((k) => `  ${k.key.padEnd(26)} ${k.env}`)
-  .join('\n')}
-  IDNODE_ADMIN_TOKEN: on start, create the first admin token with this secret.
+${renderConfigHelp()}
 `;
 
 function out(line: string): void {

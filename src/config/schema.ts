@@ -1,0 +1,344 @@
+/**
+ * The config schema: every key declared once. The `Config` type, validation of the file and
+ * the environment, `idnode --help` and README's Configuration table all come from CONFIG_KEYS.
+ *
+ * To add a key: add one entry to CONFIG_KEYS (dotted name, kind, default, bounds, env, doc),
+ * read it as `config.group.name`, run `npm run docs:config` to rewrite README's table.
+ * Env names are `IDNODE_` + the dotted name in SCREAMING_SNAKE case (test/config.test.ts
+ * checks). Every size, count and duration gets a `max`, so a typo cannot exhaust the machine.
+ */
+
+interface Common {
+  env: `IDNODE_${string}`;
+  /** Markdown, one sentence or two: what the key does (README renders it as is, help without backticks). */
+  doc: string;
+  /** What the default means when the value itself would mislead (e.g. '' = derived). */
+  defaultText?: string;
+}
+
+export type KeySpec =
+  | (Common & { kind: 'string'; default: string; maxLength: number })
+  | (Common & { kind: 'url'; default: string; maxLength: number })
+  | (Common & { kind: 'enum'; default: string; values: readonly string[] })
+  | (Common & { kind: 'bool'; default: boolean })
+  | (Common & { kind: 'int'; default: number; min: number; max: number; unit?: 'bytes' | 'ms' | 'seconds' })
+  | (Common & { kind: 'prefixes'; default: readonly string[]; maxItems: number });
+
+export type Kind = KeySpec['kind'];
+
+const KiB = 1024;
+const MiB = 1024 ** 2;
+const GiB = 1024 ** 3;
+const URL_MAX = 2048;
+const PATH_MAX = 4096;
+
+export const CONFIG_KEYS = {
+  'listen.host': { kind: 'string', default: '127.0.0.1', maxLength: 253, env: 'IDNODE_LISTEN_HOST', doc: 'address the HTTP server listens on' },
+  'listen.port': { kind: 'int', default: 8000, min: 0, max: 65535, env: 'IDNODE_LISTEN_PORT', doc: 'port of the HTTP server (0 = any free port)' },
+  baseUrl: {
+    kind: 'url',
+    default: '',
+    defaultText: '`http://<listen.host>:<listen.port>`',
+    maxLength: URL_MAX,
+    env: 'IDNODE_BASE_URL',
+    doc: 'public base URL of this node; published in `HS_SITE` values',
+  },
+  db: { kind: 'string', default: 'data/idnode.db', maxLength: PATH_MAX, env: 'IDNODE_DB', doc: 'the SQLite file' },
+  // maxItems: routing matches a missed prefix against the homed ones one by one.
+  homed: { kind: 'prefixes', default: ['88.100'], maxItems: 1000, env: 'IDNODE_HOMED', doc: 'prefixes this node is responsible for' },
+  'upstream.url': {
+    kind: 'url',
+    default: '',
+    defaultText: 'none',
+    maxLength: URL_MAX,
+    env: 'IDNODE_UPSTREAM_URL',
+    doc: 'the parent node; new prefixes are `active` at once when there is no upstream, `pending` until the upstream accepts them otherwise',
+  },
+  'upstream.token': {
+    kind: 'string',
+    default: '',
+    defaultText: 'none',
+    maxLength: 1024,
+    env: 'IDNODE_UPSTREAM_TOKEN',
+    doc: 'a `node` token issued by the upstream, for sync reports',
+  },
+  'upstream.timeoutMs': {
+    kind: 'int',
+    default: 5000,
+    min: 1,
+    max: 600_000,
+    unit: 'ms',
+    env: 'IDNODE_UPSTREAM_TIMEOUT_MS',
+    doc: 'bounds each phase of a forwarded request (connect, headers, body) → 504',
+  },
+  'upstream.maxInFlight': {
+    kind: 'int',
+    default: 256,
+    min: 1,
+    max: 100_000,
+    env: 'IDNODE_UPSTREAM_MAX_IN_FLIGHT',
+    doc: 'requests in flight per origin; more → 503/3 at once',
+  },
+  'upstream.maxResponseBytes': {
+    kind: 'int',
+    default: MiB,
+    min: KiB,
+    max: 256 * MiB,
+    unit: 'bytes',
+    env: 'IDNODE_UPSTREAM_MAX_RESPONSE_BYTES',
+    doc: 'largest answer accepted from another node; a larger one → 502',
+  },
+  'upstream.failuresToDown': {
+    kind: 'int',
+    default: 5,
+    min: 1,
+    max: 1000,
+    env: 'IDNODE_UPSTREAM_FAILURES_TO_DOWN',
+    doc: 'failures in a row that mark an origin down (callers fail fast with 503/3)',
+  },
+  'upstream.downCooldownMs': {
+    kind: 'int',
+    default: 10_000,
+    min: 1,
+    max: 3_600_000,
+    unit: 'ms',
+    env: 'IDNODE_UPSTREAM_DOWN_COOLDOWN_MS',
+    doc: 'how long an origin stays down until one probe request is let through',
+  },
+  'sync.statsIntervalSeconds': {
+    kind: 'int',
+    default: 60,
+    min: 0,
+    max: 86400,
+    unit: 'seconds',
+    env: 'IDNODE_SYNC_STATS_INTERVAL_SECONDS',
+    doc: 'statistics reports to the upstream every this many seconds (0: no statistics reports)',
+  },
+  'sync.retryMaxMs': {
+    kind: 'int',
+    default: 30_000,
+    min: 100,
+    max: 3_600_000,
+    unit: 'ms',
+    env: 'IDNODE_SYNC_RETRY_MAX_MS',
+    doc: 'longest wait between two attempts to send a report',
+  },
+  'cache.maxBytes': {
+    kind: 'int',
+    default: 256 * MiB,
+    min: 0,
+    max: 64 * GiB,
+    unit: 'bytes',
+    env: 'IDNODE_CACHE_MAX_BYTES',
+    doc: 'memory of the answer cache, counted as answer bytes + key + 200 bytes per entry (0 turns the cache off)',
+  },
+  'cache.notFoundTtlSeconds': {
+    kind: 'int',
+    default: 5,
+    min: 0,
+    max: 86400,
+    unit: 'seconds',
+    env: 'IDNODE_CACHE_NOT_FOUND_TTL_SECONDS',
+    doc: 'how long a not-found answer is cached (a write to the identifier drops it at once)',
+  },
+  'cache.staleWindowSeconds': {
+    kind: 'int',
+    default: 86400,
+    min: 0,
+    max: 30 * 86400,
+    unit: 'seconds',
+    env: 'IDNODE_CACHE_STALE_WINDOW_SECONDS',
+    doc: 'how long past its ttl a forwarded answer is kept, to be served stale when the upstream fails',
+  },
+  'limits.bodyMaxBytes': {
+    kind: 'int',
+    default: 256 * KiB,
+    min: KiB,
+    max: 64 * MiB,
+    unit: 'bytes',
+    env: 'IDNODE_LIMITS_BODY_MAX_BYTES',
+    doc: "largest JSON request body (Handle.Net's message limit is 256 KiB)",
+  },
+  'limits.batchMax': {
+    kind: 'int',
+    default: 1000,
+    min: 1,
+    max: 100_000,
+    env: 'IDNODE_LIMITS_BATCH_MAX',
+    doc: 'identifiers per `POST /api/resolve`',
+  },
+  'limits.valuesMax': { kind: 'int', default: 2048, min: 1, max: 100_000, env: 'IDNODE_LIMITS_VALUES_MAX', doc: 'values per record' },
+  'limits.pageSizeMax': {
+    kind: 'int',
+    default: 10000,
+    min: 1,
+    max: 1_000_000,
+    env: 'IDNODE_LIMITS_PAGE_SIZE_MAX',
+    doc: 'largest page of `GET /api/handles?prefix=` and of record history',
+  },
+  'limits.bulkLineMaxBytes': {
+    kind: 'int',
+    default: 256 * KiB,
+    min: KiB,
+    max: 64 * MiB,
+    unit: 'bytes',
+    env: 'IDNODE_LIMITS_BULK_LINE_MAX_BYTES',
+    doc: 'largest line of a bulk NDJSON upload (the stream as a whole has no limit)',
+  },
+  'bulk.chunkSize': {
+    kind: 'int',
+    default: 1000,
+    min: 1,
+    max: 100_000,
+    env: 'IDNODE_BULK_CHUNK_SIZE',
+    doc: 'lines per committed chunk (one transaction, one audit entry)',
+  },
+  'lineage.defaultDepth': {
+    kind: 'int',
+    default: 10,
+    min: 1,
+    max: 1000,
+    env: 'IDNODE_LINEAGE_DEFAULT_DEPTH',
+    doc: 'depth of a lineage query that names none (at most `lineage.maxDepth`)',
+  },
+  'lineage.maxDepth': {
+    kind: 'int',
+    default: 50,
+    min: 1,
+    max: 1000,
+    env: 'IDNODE_LINEAGE_MAX_DEPTH',
+    doc: 'largest depth a lineage query may ask for (deeper asks are 400)',
+  },
+  'lineage.maxNodes': {
+    kind: 'int',
+    default: 10000,
+    min: 1,
+    max: 10_000_000,
+    env: 'IDNODE_LINEAGE_MAX_NODES',
+    doc: 'nodes per lineage answer (then `truncated: true`)',
+  },
+  'lineage.eventItemsMax': {
+    kind: 'int',
+    default: 1000,
+    min: 1,
+    max: 1_000_000,
+    env: 'IDNODE_LINEAGE_EVENT_ITEMS_MAX',
+    doc: 'identifiers per event (children, or inputs plus outputs)',
+  },
+  'sqlite.cacheBytes': {
+    kind: 'int',
+    default: 64 * MiB,
+    min: MiB,
+    max: 64 * GiB,
+    unit: 'bytes',
+    env: 'IDNODE_SQLITE_CACHE_BYTES',
+    doc: 'SQLite page cache per connection (per worker)',
+  },
+  'sqlite.mmapBytes': {
+    kind: 'int',
+    default: 2 * GiB,
+    min: 0,
+    max: 1024 * GiB,
+    unit: 'bytes',
+    env: 'IDNODE_SQLITE_MMAP_BYTES',
+    doc:
+      'bytes of the database file read through mmap instead of read() calls (0: off; SQLite as built by better-sqlite3 caps it at 2 GiB − 64 KiB). ' +
+      'Mapped pages count in the process\'s RSS as file-backed pages (bench/README.md, "Memory")',
+  },
+  history: {
+    kind: 'bool',
+    default: true,
+    env: 'IDNODE_HISTORY',
+    doc: 'keep record versions and the audit chain; `false` only for throwaway nodes (the registration benchmark measures the cost)',
+  },
+  'shedding.maxInFlight': {
+    kind: 'int',
+    default: 1024,
+    min: 0,
+    max: 1_000_000,
+    env: 'IDNODE_SHEDDING_MAX_IN_FLIGHT',
+    doc: 'requests in flight past the cache-hit fast path (misses, writes, forwarding); more → 503/3 with `Retry-After: 1` at once (0: no bound)',
+  },
+  'shedding.eventLoopDelayMs': {
+    kind: 'int',
+    default: 500,
+    min: 0,
+    max: 60_000,
+    unit: 'ms',
+    env: 'IDNODE_SHEDDING_EVENT_LOOP_DELAY_MS',
+    doc:
+      'while the longest event-loop delay of the last 200 ms check is above this, requests past the fast path get 503/3 (0: off). ' +
+      '`/healthz`, `/readyz`, `/metrics` are never shed',
+  },
+  workers: {
+    kind: 'int',
+    default: 1,
+    min: 1,
+    max: 64,
+    env: 'IDNODE_WORKERS',
+    doc:
+      '`idnode serve --workers N`: N processes (node:cluster) share the port and the SQLite file (WAL, busy timeout 5 s), each with its own cache; ' +
+      'a write on one worker invalidates the key on the others through the primary (measured: a few ms); one worker sends the sync reports',
+  },
+  shutdownTimeoutMs: {
+    kind: 'int',
+    default: 10_000,
+    min: 0,
+    max: 3_600_000,
+    unit: 'ms',
+    env: 'IDNODE_SHUTDOWN_TIMEOUT_MS',
+    doc:
+      'on SIGTERM/SIGINT, stop accepting, let requests in flight (bulk uploads included) finish, stop the sync worker, close SQLite; ' +
+      'exit 1 if that takes longer',
+  },
+  seed: { kind: 'bool', default: false, env: 'IDNODE_SEED', doc: 'on start, seed an empty database from `seedDir` (`npm start` sets it)' },
+  seedDir: {
+    kind: 'string',
+    default: '',
+    defaultText: 'the `seeds/` shipped with idnode',
+    maxLength: PATH_MAX,
+    env: 'IDNODE_SEED_DIR',
+    doc: 'folder with `prefixes.json` and `records.ndjson` to seed from',
+  },
+  logRequests: {
+    kind: 'bool',
+    default: false,
+    env: 'IDNODE_LOG_REQUESTS',
+    doc: 'log a line per request (costs ~1.6x CPU on the hot path)',
+  },
+  logLevel: {
+    kind: 'enum',
+    default: 'info',
+    values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    env: 'IDNODE_LOG_LEVEL',
+    doc: 'level of the pino JSON log lines',
+  },
+} as const satisfies Record<string, KeySpec>;
+
+export type ConfigKey = keyof typeof CONFIG_KEYS;
+
+/** Checks that involve more than one key, run after every layer is applied; an answer is the message. */
+export const CROSS_CHECKS: ReadonlyArray<(c: Record<ConfigKey, unknown>) => string | undefined> = [
+  (c) =>
+    (c['lineage.defaultDepth'] as number) > (c['lineage.maxDepth'] as number)
+      ? `config key "lineage.defaultDepth" (${String(c['lineage.defaultDepth'])}) must not exceed "lineage.maxDepth" (${String(c['lineage.maxDepth'])})`
+      : undefined,
+];
+
+// The Config type, inferred: 'a.b' keys become nested groups, each leaf typed by its kind.
+type ValueOf<S> = S extends { kind: 'int' }
+  ? number
+  : S extends { kind: 'bool' }
+    ? boolean
+    : S extends { kind: 'prefixes' }
+      ? string[]
+      : S extends { kind: 'enum'; values: readonly (infer V)[] }
+        ? V
+        : string;
+type Leaves<T> = { -readonly [K in keyof T as K extends `${string}.${string}` ? never : K]: ValueOf<T[K]> };
+type GroupName<K> = K extends `${infer G}.${string}` ? G : never;
+type Members<T, G extends string> = { [K in keyof T as K extends `${G}.${infer Rest}` ? Rest : never]: T[K] };
+type Groups<T> = { -readonly [G in GroupName<keyof T>]: Shape<Members<T, G>> };
+type Shape<T> = Leaves<T> & Groups<T> extends infer O ? { [K in keyof O]: O[K] } : never;
+
+export type Config = Shape<typeof CONFIG_KEYS>;
