@@ -1,6 +1,7 @@
 /**
  * Every error idnode answers with: a stable IDN_* code, the Handle responseCode and the
- * HTTP status. README.md carries the same table; test/errors.test.ts keeps them in step.
+ * HTTP status. README.md and docs/API.md carry the same table; test/errors.test.ts keeps
+ * them in step.
  * This file imports nothing from src/.
  */
 

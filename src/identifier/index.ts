@@ -73,7 +73,7 @@ export function isUnderPrefix(prefix: string, ancestor: string): boolean {
 
 /**
  * Parses an identifier. `slashlessIsPrefix` turns `88.100.7` into `0.NA/88.100.7`
- * (what a URL path without `/` means, API.md §5).
+ * (what a URL path without `/` means, docs/API.md §1).
  */
 export function parseIdentifier(input: unknown, opts: { slashlessIsPrefix?: boolean } = {}): Identifier {
   if (typeof input !== 'string') throw invalid('an identifier must be a string such as "88.100.7/ABC-1"', undefined);
