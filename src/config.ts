@@ -69,7 +69,7 @@ export interface Config {
   shedding: {
     /** Requests in flight on the fastify path (misses, writes, forwarding); more get 503/3 (0: no bound). */
     maxInFlight: number;
-    /** Longest event-loop delay within a 200 ms check that turns shedding on, ms (0: off). */
+    /** 90th percentile of event-loop delay over 1 s that turns shedding on, ms (0: off). */
     eventLoopDelayMs: number;
   };
   /** Processes serving the port (node:cluster), each with its own cache. */
@@ -98,7 +98,7 @@ export function defaultConfig(): Config {
     lineage: { defaultDepth: 10, maxDepth: 50, maxNodes: 10000, eventItemsMax: 1000 },
     sqlite: { cacheBytes: 64 * 1024 * 1024, mmapBytes: 2 * 1024 ** 3 },
     history: true,
-    shedding: { maxInFlight: 1024, eventLoopDelayMs: 500 },
+    shedding: { maxInFlight: 1024, eventLoopDelayMs: 200 },
     workers: 1,
     shutdownTimeoutMs: 10_000,
     seed: false,
