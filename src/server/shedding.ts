@@ -49,7 +49,7 @@ export interface Shedder {
   overloaded(): boolean;
   /** Feeds one event-loop delay measurement, ms (the monitor does this once per window; tests may too). */
   observeDelay(ms: number): void;
-  /** Calls `listener` after every change of the in-flight count or of the delay state; returns the unsubscribe. */
+  /** Calls `listener` after every change of the in-flight count and every delay measurement; returns the unsubscribe. */
   watch(listener: () => void): () => void;
   stop(): void;
 }
@@ -64,9 +64,8 @@ export function createShedder(opts: SheddingOptions): Shedder {
   };
   const observeDelay = (ms: number) => {
     lastDelay = ms;
-    const was = overloaded;
     overloaded = opts.eventLoopDelayMs > 0 && ms > opts.eventLoopDelayMs;
-    if (overloaded !== was) changed();
+    changed();
   };
   let timer: NodeJS.Timeout | undefined;
   let monitor: ReturnType<typeof monitorEventLoopDelay> | undefined;
