@@ -1,6 +1,8 @@
 import t, { type Test } from 'tap';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { runDemo } from '../src/cli/demo.js';
 import type { Shedder } from '../src/server/shedding.js';
 import { ADMIN, type Answer, registrar, sampleValues, startNode } from './helpers.js';
 
@@ -239,4 +241,25 @@ t.test('event-loop delay turns shedding on and off', async (t) => {
   }
   await until(shedder, () => !shedder.overloaded());
   t.equal((await c.call('GET', '/api/handles/88.100/after-0')).status, 404, 'and back once the loop keeps up');
+});
+
+t.test('idnode demo sets up its hierarchy while every node sheds', async (t) => {
+  // With a 1 ms threshold an idle loop (about 10 ms at the monitor's resolution) reads as overloaded.
+  const c = await startNode(t, { shedding: { maxInFlight: 0, eventLoopDelayMs: 1 } });
+  await until(c.node.app.shedder, () => c.node.app.shedder.overloaded());
+  assertShed(t, await c.call('GET', '/api/handles/88.100/none'), 'anonymous read at a 1 ms threshold', /event loop \d+ ms behind/);
+  t.equal((await c.call('GET', '/api/tokens', { token: ADMIN })).status, 200, 'admin call at a 1 ms threshold');
+
+  // The demo's nodes read their config from the environment too; its setup calls are admin calls.
+  const saved = process.env.IDNODE_SHEDDING_EVENT_LOOP_DELAY_MS;
+  process.env.IDNODE_SHEDDING_EVENT_LOOP_DELAY_MS = '1';
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.IDNODE_SHEDDING_EVENT_LOOP_DELAY_MS;
+    else process.env.IDNODE_SHEDDING_EVENT_LOOP_DELAY_MS = saved;
+  });
+  const lines: string[] = [];
+  const base = 20000 + Math.floor(Math.random() * 40000);
+  const code = await runDemo({ basePort: base, dir: join(t.testdir({}), 'demo'), out: (l) => lines.push(l), stopAfterSetup: true });
+  t.equal(code, 0, 'every setup call was answered');
+  t.match(lines.join('\n'), /E {2}enterprise node 88\.100\.9/);
 });
