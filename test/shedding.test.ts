@@ -156,6 +156,8 @@ t.test('overloaded: health, metrics and admin calls (Bearer and Basic) are answe
   assertShed(t, await c.call('GET', '/api/tokens', { token: 'not-a-token' }), 'unknown token', full);
   assertShed(t, await c.call('GET', '/api/tokens', { headers: { authorization: 'Digest x' } }), 'unsupported scheme', full);
   assertShed(t, await c.call('GET', '/api/tokens', { headers: { authorization: 'Basic bm9jb2xvbg==' } }), 'Basic without a colon', full);
+  assertShed(t, await c.call('GET', '/api/tokens', { headers: { authorization: 'Bearer' } }), 'empty Bearer token', full);
+  assertShed(t, await c.call('GET', '/api/tokens', { headers: { authorization: '' } }), 'empty Authorization header', full);
 
   // Admin, Bearer: reads and writes.
   const list = await c.call('GET', '/api/tokens', { token: ADMIN });
