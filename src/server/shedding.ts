@@ -31,8 +31,8 @@ export interface SheddingOptions {
 /** Paths answered whatever the load: an overloaded node must still say so. */
 const NEVER_SHED = new Set(['/healthz', '/readyz', '/metrics']);
 
-export const DELAY_PERCENTILE = 90;
-export const DELAY_WINDOW_MS = 1000;
+const DELAY_PERCENTILE = 90;
+const DELAY_WINDOW_MS = 1000;
 
 export interface Shedder {
   /** Whether to refuse a new request now; when it returns undefined the caller must `done()` later. */
