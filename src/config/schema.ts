@@ -257,18 +257,18 @@ export const CONFIG_KEYS = {
     min: 0,
     max: 1_000_000,
     env: 'IDNODE_SHEDDING_MAX_IN_FLIGHT',
-    doc: 'requests in flight past the cache-hit fast path (misses, writes, forwarding); more → 503/3 with `Retry-After: 1` at once (0: no bound)',
+    doc: 'requests in flight past the cache-hit fast path (misses, writes, forwarding); more → 503/3 with `Retry-After: 1` at once (0: no bound). Health checks, `/metrics` and admin calls always pass (see Operations)',
   },
   'shedding.eventLoopDelayMs': {
     kind: 'int',
-    default: 500,
+    default: 200,
     min: 0,
     max: 60_000,
     unit: 'ms',
     env: 'IDNODE_SHEDDING_EVENT_LOOP_DELAY_MS',
     doc:
-      'while the longest event-loop delay of the last 200 ms check is above this, requests past the fast path get 503/3 (0: off). ' +
-      '`/healthz`, `/readyz`, `/metrics` are never shed',
+      'while the 90th percentile of event-loop delay over the last second is above this, requests past the fast path get 503/3 (0: off). ' +
+      '`/healthz`, `/readyz`, `/metrics` and admin calls are never shed; why 200 ms and p90: see Operations',
   },
   workers: {
     kind: 'int',

@@ -35,6 +35,8 @@ export interface Tokens {
   revoke(id: string, actor: string): TokenInfo;
   /** undefined when no credentials were sent; throws IDN_AUTH_FAILED for bad ones. */
   authenticate(authorization: string | undefined): Principal | undefined;
+  /** True for a valid, unrevoked admin token; never throws (the shedder asks this under overload). */
+  isAdmin(authorization: string | undefined): boolean;
   /** Creates an admin token with this secret when the node has no active admin token. */
   bootstrapAdmin(secret: string): TokenInfo | undefined;
 }
@@ -101,8 +103,8 @@ export function createTokens(deps: { store: Store; homedAncestor: (prefixKey: st
     return { ...info(row), secret: plain };
   }
 
-  function authenticate(authorization: string | undefined): Principal | undefined {
-    if (authorization === undefined || authorization === '') return undefined;
+  /** The secret and Basic-auth user of an Authorization header, or why it cannot carry a token. */
+  function credentials(authorization: string): { secret: string; user: string | undefined } | string {
     const space = authorization.indexOf(' ');
     const scheme = (space < 0 ? authorization : authorization.slice(0, space)).toLowerCase();
     const cred = space < 0 ? '' : authorization.slice(space + 1).trim();
@@ -113,23 +115,38 @@ export function createTokens(deps: { store: Store; homedAncestor: (prefixKey: st
     } else if (scheme === 'basic') {
       const decoded = Buffer.from(cred, 'base64').toString('utf8');
       const colon = decoded.lastIndexOf(':');
-      if (colon < 0) throw authFailed('HTTP Basic credentials must be "<index>:<handle>:<token secret>" in base64');
+      if (colon < 0) return 'HTTP Basic credentials must be "<index>:<handle>:<token secret>" in base64';
       secret = decoded.slice(colon + 1);
-      try {
-        user = decodeURIComponent(decoded.slice(0, colon));
-      } catch {
-        user = decoded.slice(0, colon);
-      }
+      user = decoded.slice(0, colon);
     } else {
-      throw authFailed(`unsupported Authorization scheme "${scheme}"; send "Bearer <token>" or HTTP Basic`);
+      return `unsupported Authorization scheme "${scheme}"; send "Bearer <token>" or HTTP Basic`;
     }
-    if (secret === '') throw authFailed('the Authorization header carries an empty token');
+    if (secret === '') return 'the Authorization header carries an empty token';
+    return { secret, user };
+  }
+
+  /** The token row of a secret; the lookup is by hash, so timing reveals nothing of the secret; compare anyway. */
+  function rowOf(secret: string): TokenRow | undefined {
     const hash = hashSecret(secret);
     const row = store.tokenByHash(hash);
-    // The lookup is by hash, so timing reveals nothing of the secret; compare anyway.
-    if (row === undefined || !timingSafeEqual(Buffer.from(row.secretHash), Buffer.from(hash)))
-      throw authFailed('the token is not known to this node; check the secret or ask an admin for a new token');
+    return row !== undefined && timingSafeEqual(Buffer.from(row.secretHash), Buffer.from(hash)) ? row : undefined;
+  }
+
+  function authenticate(authorization: string | undefined): Principal | undefined {
+    if (authorization === undefined || authorization === '') return undefined;
+    const c = credentials(authorization);
+    if (typeof c === 'string') throw authFailed(c);
+    const row = rowOf(c.secret);
+    if (row === undefined) throw authFailed('the token is not known to this node; check the secret or ask an admin for a new token');
     if (row.revokedAt !== null) throw authFailed(`token ${row.id} was revoked at ${row.revokedAt}`);
+    let user = c.user;
+    if (user !== undefined) {
+      try {
+        user = decodeURIComponent(user);
+      } catch {
+        // Not percent-encoded after all: the label keeps the raw text.
+      }
+    }
     return {
       id: row.id,
       role: row.role,
@@ -138,9 +155,19 @@ export function createTokens(deps: { store: Store; homedAncestor: (prefixKey: st
     };
   }
 
+  // Read from the store on every call, never cached: `idnode token revoke` and other workers revoke through the SQLite file.
+  function isAdmin(authorization: string | undefined): boolean {
+    if (authorization === undefined || authorization === '') return false;
+    const c = credentials(authorization);
+    if (typeof c === 'string') return false;
+    const row = rowOf(c.secret);
+    return row !== undefined && row.revokedAt === null && row.role === 'admin';
+  }
+
   return {
     create,
     authenticate,
+    isAdmin,
     list: () => store.listTokens().map(info),
     revoke(id, actor) {
       const row = store.tokenById(id);

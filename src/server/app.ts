@@ -125,12 +125,14 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
     if (idn.http >= 500) request.log.error({ err, cause: idn.cause }, idn.message);
     return sendError(reply, idn);
   });
-  // Shedding comes first: an overloaded node refuses before it parses, authenticates or reads a body.
-  const shedder = createShedder({ maxInFlight: deps.config.shedding.maxInFlight, eventLoopDelayMs: deps.config.shedding.eventLoopDelayMs });
+  // Shedding comes first: an overloaded node refuses before it parses or reads a body (health, metrics and admin calls pass).
+  const shedder = createShedder({
+    maxInFlight: deps.config.shedding.maxInFlight,
+    eventLoopDelayMs: deps.config.shedding.eventLoopDelayMs,
+    isAdmin: (authorization) => deps.tokens.isAdmin(authorization),
+  });
   app.addHook('onRequest', async (request, reply) => {
-    const path = request.url.split('?')[0]!;
-    if (path === '/healthz' || path === '/readyz' || path === '/metrics') return;
-    const why = shedder.refuse();
+    const why = shedder.admit(request.url, request.headers.authorization);
     if (why !== undefined) throw new IdnError('IDN_UNAVAILABLE', why, { headers: { 'retry-after': '1' } });
     reply.raw.once('close', shedder.done);
   });
