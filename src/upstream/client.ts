@@ -244,7 +244,8 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
     if (rc === 1 || rc === 200) {
       if (status !== 200) throw bad(`responseCode ${rc} with HTTP ${status}`);
       if (typeof a.handle !== 'string' || a.values === undefined) throw bad('a success without handle and values');
-      if (!Array.isArray(a.values)) throw bad(`values is ${a.values === null ? 'null' : typeof a.values === 'object' ? 'an object' : `a ${typeof a.values}`}, not a list`);
+      if (!Array.isArray(a.values))
+        throw bad(`values is ${a.values === null ? 'null' : typeof a.values === 'object' ? 'an object' : `a ${typeof a.values}`}, not a list`);
       if (!namesAsked(a.handle, handle)) throw wrongHandle(base, a.handle, handle);
       const problem = checkValues(a.values);
       if (problem !== undefined) throw new IdnError('IDN_UPSTREAM_BAD_ANSWER', `the node at ${base} answered an invalid value: ${problem}`, { handle });
