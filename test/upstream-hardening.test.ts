@@ -66,11 +66,13 @@ function drip(res: ServerResponse, body: string, sent: { bytes: number }) {
   res.flushHeaders();
   const text = ' '.repeat(5000) + body;
   let i = 0;
-  const timer = setInterval(() => {
+  const next = () => {
     if (i >= text.length) return void (clearInterval(timer), res.end());
     res.write(text[i++]);
     sent.bytes++;
-  }, 20);
+  };
+  const timer = setInterval(next, 20);
+  next();
   res.on('close', () => clearInterval(timer));
 }
 

@@ -100,6 +100,11 @@ function namesAsked(handle: string, asked: string): boolean {
   }
 }
 
+interface Deadline {
+  signal: AbortSignal;
+  clear(): void;
+}
+
 export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
   const now = opts.now ?? Date.now;
   const origins = new Map<string, Origin>();
@@ -207,11 +212,6 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
     return Buffer.concat(chunks);
   }
 
-  interface Deadline {
-    signal: AbortSignal;
-    clear(): void;
-  }
-
   /**
    * Aborts the request when the deadline passes; undici then destroys its socket. Errors are
    * told apart by `signal.aborted`, whatever undici wraps the abort in.
@@ -286,7 +286,6 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
           signal: deadline.signal,
         });
         const body = await readBody(base, res.body, identifier);
-        deadline.clear();
         const answer = validate(base, res.statusCode, body, identifier, checkValues);
         failed = false;
         failure = undefined;
