@@ -188,12 +188,13 @@ t.test('an answer for another identifier is 502 and never cached', async (t) => 
     '0.NA/77.2': answer('77.2'),
     '0.NA/77.3': answer('0.NA/77.4'),
     '77.1/Bad': answer('no slash here!'),
+    '77.1/Long': answer(`77.1/${'L'.repeat(1000)}`),
   };
   const up = await fakeNode(t, (_req, res, id) => {
     if (id === '77.1/Gone') return send(res, JSON.stringify({ responseCode: 100, handle: '77.1/Elsewhere', message: 'not here', code: 'IDN_NOT_FOUND' }), 404);
     send(res, lies[id] ?? answer(id));
   });
-  const a = await startNode(t, { upstream: { url: up.url } });
+  const a = await startNode(t, { upstream: { url: up.url, failuresToDown: 1000 } });
   for (let round = 1; round <= 2; round++) {
     const r = await a.call('GET', '/api/handles/77.1/X');
     t.equal(r.status, 502, `round ${round}`);
@@ -204,6 +205,12 @@ t.test('an answer for another identifier is 502 and never cached', async (t) => 
   t.equal(gone.status, 502, 'a not-found answer naming another identifier is refused too');
   t.match(gone.json, { code: 'IDN_UPSTREAM_BAD_ANSWER', message: /"77\.1\/Elsewhere"/ });
   t.match((await a.call('GET', '/api/handles/77.1/Bad')).json, { code: 'IDN_UPSTREAM_BAD_ANSWER', message: /"no slash here!"/ }, 'not an identifier at all');
+  const long = await a.call('GET', '/api/handles/77.1/Long');
+  t.match(
+    long.json,
+    { code: 'IDN_UPSTREAM_BAD_ANSWER', message: /"77\.1\/L{195}…" when asked for 77\.1\/Long$/ },
+    'a long foreign identifier is clipped in the message',
+  );
 
   const cased = await a.call('GET', '/api/handles/77.1/Case');
   t.equal(cased.status, 200, 'ASCII case does not matter');
@@ -239,6 +246,7 @@ t.test('invalid values are 502 naming the value and field, never cached', async 
     ['not-object', [value(1), 'URL'], /values\[1\] must be an object/],
     ['object-values', { 1: value(1) }, /values is an object, not a list/],
     ['string-values', 'none', /values is a string, not a list/],
+    ['null-values', null, /values is null, not a list/],
   ];
   const bodies = new Map(cases.map(([name, values]) => [`77.1/${name}`, answer(`77.1/${name}`, values)]));
   const up = await fakeNode(t, (_req, res, id) => send(res, bodies.get(id) ?? answer(id)));
@@ -312,4 +320,15 @@ t.test('a valid answer is still relayed byte for byte, and cached', async (t) =>
   t.equal(again.headers.get('cache-status'), 'idnode; hit');
   t.equal(again.text, body);
   t.equal(up.seen.length, 1);
+});
+
+t.test('refused answers count against the breaker like transport failures', async (t) => {
+  const up = await fakeNode(t, (_req, res) => send(res, answer('77.1/OTHER')));
+  const a = await startNode(t, { upstream: { url: up.url, failuresToDown: 2, downCooldownMs: 600_000 } });
+  t.equal((await a.call('GET', '/api/handles/77.1/A')).status, 502);
+  t.equal((await a.call('GET', '/api/handles/77.1/B')).status, 502);
+  const fast = await a.call('GET', '/api/handles/77.1/C');
+  t.equal(fast.status, 503, 'marked down after two lies in a row');
+  t.match(fast.json, { code: 'IDN_UNAVAILABLE', message: /marked down after 2 failures/ });
+  t.equal(up.seen.length, 2, 'the third request never reached the lying node');
 });
