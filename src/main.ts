@@ -80,6 +80,7 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
   });
   const upstream = createUpstreamClient({
     timeoutMs: config.upstream.timeoutMs,
+    deadlineMs: config.upstream.deadlineMs,
     maxInFlight: config.upstream.maxInFlight,
     maxResponseBytes: config.upstream.maxResponseBytes,
     failuresToDown: config.upstream.failuresToDown,

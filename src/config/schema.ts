@@ -71,6 +71,15 @@ export const CONFIG_KEYS = {
     env: 'IDNODE_UPSTREAM_TIMEOUT_MS',
     doc: 'bounds each phase of a forwarded request (connect, headers, body) → 504',
   },
+  'upstream.deadlineMs': {
+    kind: 'int',
+    default: 10_000,
+    min: 1,
+    max: 600_000,
+    unit: 'ms',
+    env: 'IDNODE_UPSTREAM_DEADLINE_MS',
+    doc: 'bounds a whole request to another node (connect, headers and the entire body, however slowly it trickles in) → 504',
+  },
   'upstream.maxInFlight': {
     kind: 'int',
     default: 256,

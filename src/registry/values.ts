@@ -155,6 +155,35 @@ export function parseValuesBody(body: unknown, opts: { valuesMax: number; handle
   });
 }
 
+/**
+ * What is wrong with a value list another node answered with, or undefined: each value is
+ * checked as a write checks it, and must also carry what every stored value has (a ttl and
+ * an ISO-8601 timestamp). Pure and free of registry state, so the upstream client can take
+ * it as an argument (src/upstream must not import src/registry).
+ */
+export function relayedValuesProblem(values: unknown[]): string | undefined {
+  const seen = new Set<number>();
+  for (let i = 0; i < values.length; i++) {
+    const where = `values[${i}]`;
+    const raw = values[i];
+    // Checked before checkValue, whose message for a write says the timestamp may be left out.
+    const ts = isObject(raw) ? raw.timestamp : undefined;
+    if (ts !== undefined && (typeof ts !== 'string' || !ISO.test(ts) || Number.isNaN(Date.parse(ts))))
+      return `${where}.timestamp must be an ISO-8601 time such as "2026-01-01T00:00:00Z"; got ${JSON.stringify(ts)}`;
+    let v: InputValue;
+    try {
+      v = checkValue(raw, where);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    if ((raw as Record<string, unknown>).ttl === undefined) return `${where}.ttl is missing`;
+    if (ts === undefined) return `${where}.timestamp is missing`;
+    if (seen.has(v.index)) return `${where}.index ${v.index} appears more than once; indexes must be unique within a record`;
+    seen.add(v.index);
+  }
+  return undefined;
+}
+
 function sameContent(a: InputValue, b: InputValue): boolean {
   return (
     a.type === b.type &&

@@ -6,7 +6,7 @@ import { LRUCache } from 'lru-cache';
 import { IdnError, isIdnError } from '../errors.js';
 import type { Identifier } from '../identifier/index.js';
 import type { Prefixes } from '../registry/prefixes.js';
-import type { HandleValue } from '../registry/values.js';
+import { type HandleValue, relayedValuesProblem } from '../registry/values.js';
 import type { RecordRow, Store } from '../store/index.js';
 import type { UpstreamAnswer, UpstreamClient } from '../upstream/client.js';
 import type { Router } from '../upstream/routing.js';
@@ -205,7 +205,9 @@ export function createResolver(deps: {
 
   async function forward(id: Identifier, base: string, opts: ResolveOptions): Promise<Resolution> {
     try {
-      return adopt(id, await deps.upstream.resolve(base, id.text, { hops: opts.hops, auth: opts.bypassCache }), opts.bypassCache);
+      // The client rejects values the write path would refuse, so nothing invalid is cached or relayed.
+      const answer = await deps.upstream.resolve(base, id.text, { hops: opts.hops, auth: opts.bypassCache, checkValues: relayedValuesProblem });
+      return adopt(id, answer, opts.bypassCache);
     } catch (err) {
       const stale = enabled && !opts.bypassCache && isIdnError(err) && STALE_ON.has(err.code) ? cache.get(id.key) : undefined;
       if (stale === undefined || stale.freshUntil === undefined || stale.status !== 200) throw err;

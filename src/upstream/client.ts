@@ -1,19 +1,23 @@
 /**
  * The only module that imports undici: one keep-alive Pool per origin, explicit connect,
- * headers and body timeouts (each phase bounded by upstream.timeoutMs), a bound on in-flight requests per
+ * headers and body timeouts (each phase bounded by upstream.timeoutMs), a total deadline per
+ * request (upstream.deadlineMs), a bound on in-flight requests per
  * origin (over it: 503/3 at once, never a queue), a response size limit, validation of what
- * comes back, and a breaker that marks an origin down after repeated failures so callers
- * fail fast until a probe succeeds.
+ * comes back (a Handle answer, for the identifier asked, with valid values), and a breaker
+ * that marks an origin down after repeated failures so callers fail fast until a probe succeeds.
  */
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { IdnError } from '../errors.js';
+import { foldCase, parseIdentifier } from '../identifier/index.js';
 
 export const HOP_HEADER = 'idn-hop-count';
 export const MAX_HOPS = 8;
 
 export interface UpstreamOptions {
   timeoutMs: number;
+  /** Bounds a whole request (connect, headers, entire body): undici's timeouts restart on every chunk. */
+  deadlineMs: number;
   maxInFlight: number;
   maxResponseBytes: number;
   /** Consecutive failures that mark an origin down. */
@@ -51,9 +55,19 @@ export interface OriginStats {
   consecutiveFailures: number;
 }
 
+export interface ResolveOptions {
+  hops: number;
+  auth: boolean;
+  /**
+   * Checks a success answer's value list and returns what is wrong with it (`values[2].ttl is
+   * missing`), or undefined. Passed in by the caller: the rules live with the write path's.
+   */
+  checkValues: (values: unknown[]) => string | undefined;
+}
+
 export interface UpstreamClient {
   /** GET {base}/api/handles/{identifier}[?auth=true], with the hop count this request carries. */
-  resolve(base: string, identifier: string, opts: { hops: number; auth: boolean }): Promise<UpstreamAnswer>;
+  resolve(base: string, identifier: string, opts: ResolveOptions): Promise<UpstreamAnswer>;
   /** POST JSON to {base}{path} with a bearer token (sync reports); any HTTP status is returned. */
   postJson(base: string, path: string, body: unknown, token: string): Promise<{ status: number; json: unknown }>;
   stats(): Record<string, OriginStats>;
@@ -77,8 +91,18 @@ export function identifierPath(identifier: string): string {
   return `/api/handles/${encodeURIComponent(identifier).replace(/%2F/g, '/')}`;
 }
 
-function isHandleValue(v: unknown): boolean {
-  return typeof v === 'object' && v !== null && Number.isInteger((v as { index?: unknown }).index) && typeof (v as { type?: unknown }).type === 'string';
+/** Whether an answer's `handle` names `asked` (already parsed): ASCII case-insensitive, `88.1` the same as `0.NA/88.1`. */
+function namesAsked(handle: string, asked: string): boolean {
+  try {
+    return parseIdentifier(handle, { slashlessIsPrefix: true }).key === foldCase(asked);
+  } catch {
+    return false;
+  }
+}
+
+interface Deadline {
+  signal: AbortSignal;
+  clear(): void;
 }
 
 export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
@@ -148,8 +172,14 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
   }
 
   /** Translates transport errors into IDN_* errors, keeping the cause. */
-  function transportError(base: string, err: unknown, handle: string | undefined): IdnError {
+  function transportError(base: string, err: unknown, handle: string | undefined, deadline: Deadline): IdnError {
     if (err instanceof IdnError) return err;
+    if (deadline.signal.aborted)
+      return new IdnError(
+        'IDN_UPSTREAM_TIMEOUT',
+        `the node at ${base} did not send its whole answer within ${opts.deadlineMs} ms (config upstream.deadlineMs)`,
+        { handle, cause: err },
+      );
     const code = (err as { code?: string }).code ?? '';
     const name = (err as { name?: string }).name ?? '';
     if (
@@ -182,7 +212,23 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
     return Buffer.concat(chunks);
   }
 
-  function validate(base: string, status: number, body: Buffer, handle: string): Omit<UpstreamAnswer, 'status' | 'body' | 'cacheStatus' | 'etag'> {
+  /**
+   * Aborts the request when the deadline passes; undici then destroys its socket. Errors are
+   * told apart by `signal.aborted`, whatever undici wraps the abort in.
+   */
+  function startDeadline(): Deadline {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), opts.deadlineMs);
+    return { signal: ac.signal, clear: () => clearTimeout(timer) };
+  }
+
+  function validate(
+    base: string,
+    status: number,
+    body: Buffer,
+    handle: string,
+    checkValues: ResolveOptions['checkValues'],
+  ): Omit<UpstreamAnswer, 'status' | 'body' | 'cacheStatus' | 'etag'> {
     const bad = (why: string) =>
       new IdnError('IDN_UPSTREAM_BAD_ANSWER', `the node at ${base} answered something that is not a Handle answer (${why})`, { handle });
     let json: unknown;
@@ -197,15 +243,26 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
     const rc = a.responseCode as number;
     if (rc === 1 || rc === 200) {
       if (status !== 200) throw bad(`responseCode ${rc} with HTTP ${status}`);
-      if (typeof a.handle !== 'string' || !Array.isArray(a.values) || !a.values.every(isHandleValue)) throw bad('a success without handle and values');
+      if (typeof a.handle !== 'string' || a.values === undefined) throw bad('a success without handle and values');
+      if (!Array.isArray(a.values))
+        throw bad(`values is ${a.values === null ? 'null' : typeof a.values === 'object' ? 'an object' : `a ${typeof a.values}`}, not a list`);
+      if (!namesAsked(a.handle, handle)) throw wrongHandle(base, a.handle, handle);
+      const problem = checkValues(a.values);
+      if (problem !== undefined) throw new IdnError('IDN_UPSTREAM_BAD_ANSWER', `the node at ${base} answered an invalid value: ${problem}`, { handle });
       return { responseCode: rc, handle: a.handle, values: a.values as UpstreamAnswer['values'] };
     }
     if (status < 400) throw bad(`error responseCode ${rc} with HTTP ${status}`);
+    if (typeof a.handle === 'string' && !namesAsked(a.handle, handle)) throw wrongHandle(base, a.handle, handle);
     return { responseCode: rc, handle: typeof a.handle === 'string' ? a.handle : undefined, values: undefined };
   }
 
+  function wrongHandle(base: string, got: string, asked: string): IdnError {
+    const shown = got.length > 200 ? `${got.slice(0, 200)}…` : got;
+    return new IdnError('IDN_UPSTREAM_BAD_ANSWER', `the node at ${base} answered for ${JSON.stringify(shown)} when asked for ${asked}`, { handle: asked });
+  }
+
   return {
-    async resolve(base, identifier, { hops, auth }) {
+    async resolve(base, identifier, { hops, auth, checkValues }) {
       if (hops + 1 > MAX_HOPS)
         throw new IdnError(
           'IDN_HOP_LIMIT',
@@ -220,14 +277,16 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
       let failed = true;
       let failure: string | undefined = 'IDN_UPSTREAM_BAD_ANSWER';
       const t0 = performance.now();
+      const deadline = startDeadline();
       try {
         const res = await o.pool.request({
           path: `${o.basePath}${identifierPath(identifier)}${auth ? '?auth=true' : ''}`,
           method: 'GET',
           headers: { [HOP_HEADER]: String(hops + 1), accept: 'application/json' },
+          signal: deadline.signal,
         });
         const body = await readBody(base, res.body, identifier);
-        const answer = validate(base, res.statusCode, body, identifier);
+        const answer = validate(base, res.statusCode, body, identifier, checkValues);
         failed = false;
         failure = undefined;
         const cs = res.headers['cache-status'];
@@ -240,10 +299,11 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
           etag: typeof etag === 'string' && STRONG_ETAG.test(etag) ? etag : undefined,
         };
       } catch (err) {
-        const e = transportError(base, err, identifier);
+        const e = transportError(base, err, identifier, deadline);
         failure = e.code;
         throw e;
       } finally {
+        deadline.clear();
         o.inFlight--;
         settle(o, probe, failed);
         opts.onResult?.(base, performance.now() - t0, failure);
@@ -256,12 +316,14 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
       o.inFlight++;
       o.requests++;
       let failed = true;
+      const deadline = startDeadline();
       try {
         const res = await o.pool.request({
           path: `${o.basePath}${path}`,
           method: 'POST',
           headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
           body: JSON.stringify(body),
+          signal: deadline.signal,
         });
         const text = (await readBody(base, res.body, undefined)).toString('utf8');
         let json: unknown;
@@ -273,8 +335,9 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
         failed = res.statusCode >= 500;
         return { status: res.statusCode, json };
       } catch (err) {
-        throw transportError(base, err, undefined);
+        throw transportError(base, err, undefined, deadline);
       } finally {
+        deadline.clear();
         o.inFlight--;
         settle(o, probe, failed);
       }
