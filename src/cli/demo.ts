@@ -16,7 +16,12 @@ interface DemoNode {
   child: ChildProcess;
 }
 
-async function call(url: string, method: string, path: string, body?: unknown): Promise<any> {
+/** The fields of an answer the demo reads (the secret of a token it creates). */
+interface DemoAnswer {
+  secret?: string;
+}
+
+async function call(url: string, method: string, path: string, body?: unknown): Promise<DemoAnswer> {
   const res = await fetch(url + path, {
     method,
     headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
@@ -24,7 +29,14 @@ async function call(url: string, method: string, path: string, body?: unknown): 
   });
   const text = await res.text();
   if (res.status >= 300) throw new Error(`${method} ${url}${path}: ${res.status} ${text}`);
-  return JSON.parse(text);
+  return JSON.parse(text) as DemoAnswer;
+}
+
+/** The secret of a token the demo just created (an answer without one is a bug worth stopping for). */
+async function newSecret(answer: Promise<DemoAnswer>): Promise<string> {
+  const { secret } = await answer;
+  if (secret === undefined) throw new Error('POST /api/tokens answered without a secret');
+  return secret;
 }
 
 /** Runs the demo until SIGINT/SIGTERM; `out` prints a line. Resolves when the nodes have stopped. */
@@ -73,15 +85,15 @@ export async function runDemo(opts: { basePort: number; dir: string; out: (line:
     const p = opts.basePort;
     const T = await start('T', p, { homed: ['88'] });
     const url = (port: number) => `http://127.0.0.1:${port}`;
-    const tokenA = (await call(T.url, 'POST', '/api/tokens', { role: 'node', prefixes: ['88.100'], label: 'secondary node A' })).secret;
-    const tokenB = (await call(T.url, 'POST', '/api/tokens', { role: 'node', prefixes: ['88.200'], label: 'secondary node B' })).secret;
+    const tokenA = await newSecret(call(T.url, 'POST', '/api/tokens', { role: 'node', prefixes: ['88.100'], label: 'secondary node A' }));
+    const tokenB = await newSecret(call(T.url, 'POST', '/api/tokens', { role: 'node', prefixes: ['88.200'], label: 'secondary node B' }));
     await call(T.url, 'POST', '/api/prefixes', { prefix: '88.100', owner: { name: 'Secondary node A (auto parts)' }, site: url(p + 1) });
     await call(T.url, 'POST', '/api/prefixes', { prefix: '88.200', owner: { name: 'Secondary node B (pumps)' }, site: url(p + 2) });
     const [A, B] = await Promise.all([
       start('A', p + 1, { homed: ['88.100'], seed: true, upstream: { url: T.url, token: tokenA } }),
       start('B', p + 2, { homed: ['88.200'], upstream: { url: T.url, token: tokenB } }),
     ]);
-    const tokenE = (await call(A.url, 'POST', '/api/tokens', { role: 'node', prefixes: ['88.100.9'], label: 'enterprise node E' })).secret;
+    const tokenE = await newSecret(call(A.url, 'POST', '/api/tokens', { role: 'node', prefixes: ['88.100.9'], label: 'enterprise node E' }));
     await call(A.url, 'POST', '/api/prefixes', { prefix: '88.100.9', owner: { name: 'Enterprise node E (gearboxes)' }, site: url(p + 9) });
     const E = await start('E', p + 9, { homed: ['88.100.9'], upstream: { url: A.url, token: tokenE } });
     await call(B.url, 'PUT', '/api/handles/88.200/PUMP-2026-0001', [
