@@ -4,10 +4,11 @@
  */
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { IdnError, isIdnError } from '../errors.js';
 import type { Identifier } from '../identifier/index.js';
 import type { Principal } from '../registry/tokens.js';
+import { replyError, writeSocketError } from './answer.js';
 import type { NodeDeps } from './deps.js';
 import { registerAuditRoutes } from './routes/audit.js';
 import { registerBulkRoutes } from './routes/bulk.js';
@@ -66,11 +67,6 @@ export function toIdnError(err: unknown, request?: FastifyRequest): IdnError {
   return wrap('IDN_INTERNAL', 'internal error; the node logged the details');
 }
 
-export function sendError(reply: FastifyReply, err: IdnError): FastifyReply {
-  if (err.headers) reply.headers(err.headers);
-  return reply.code(err.http).type('application/json; charset=utf-8').send(JSON.stringify(err.toBody()));
-}
-
 /**
  * Requests node:http cannot parse never reach a route; answer them in the Handle error shape.
  * Raw non-ASCII bytes in the path land here (HPE_INVALID_URL): they must be percent-encoded.
@@ -88,12 +84,7 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: impor
     status = '408 Request Timeout';
     body = new IdnError('IDN_BAD_REQUEST', 'the request was not received in time');
   } else body = new IdnError('IDN_BAD_REQUEST', `the HTTP request could not be parsed (${err.code ?? 'unknown'}); check the request line and headers`);
-  const text = JSON.stringify(body.toBody());
-  if (socket.writable)
-    socket.write(
-      `HTTP/1.1 ${status}\r\nContent-Length: ${Buffer.byteLength(text)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${text}`,
-    );
-  socket.destroy();
+  writeSocketError(socket, status, body);
 }
 
 export interface BuildOptions {
@@ -111,7 +102,7 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, useDefaults: true } },
     clientErrorHandler,
     frameworkErrors: (err, request, reply) => {
-      sendError(reply, toIdnError(err, request));
+      replyError(reply, toIdnError(err, request));
     },
   });
   // JSON only: a text/plain body would otherwise reach the validators as a string.
@@ -123,7 +114,7 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
   app.setErrorHandler((err, request, reply) => {
     const idn = toIdnError(err, request);
     if (idn.http >= 500) request.log.error({ err, cause: idn.cause }, idn.message);
-    return sendError(reply, idn);
+    return replyError(reply, idn);
   });
   // Shedding comes first: an overloaded node refuses before it parses, authenticates or reads a body.
   const shedder = createShedder({ maxInFlight: deps.config.shedding.maxInFlight, eventLoopDelayMs: deps.config.shedding.eventLoopDelayMs });
@@ -140,7 +131,7 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
     deps.metrics.request(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode);
   });
   app.setNotFoundHandler((request, reply) =>
-    sendError(reply, new IdnError('IDN_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}; the API is described at /docs`)),
+    replyError(reply, new IdnError('IDN_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}; the API is described at /docs`)),
   );
 
   await app.register(swagger, {

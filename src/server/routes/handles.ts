@@ -1,5 +1,5 @@
 /** /api/handles (resolution, registration, listing) and /api/resolve (batch). */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { IdnError, isIdnError } from '../../errors.js';
 import { decodePathIdentifier, foldCase, type Identifier, parseIdentifier, parsePrefix } from '../../identifier/index.js';
 import { authorizeLocal, authorizeWrite, mintSuffix } from '../../registry/records.js';
@@ -9,12 +9,12 @@ import { smallestTtl } from '../../registry/answer.js';
 import { buildEntry, type Entry, entryAnswer } from '../../resolver/index.js';
 import { HOP_HEADER } from '../../upstream/client.js';
 import { performance } from 'node:perf_hooks';
-import { pageLimit, requirePrincipal } from '../app.js';
+import { pageLimit } from '../app.js';
+import { replyEntry, replyJson } from '../answer.js';
 import type { NodeDeps } from '../deps.js';
 import { BatchBody, bearer, HandleAnswer, ListAnswer, ListQuery, RecordBody, ResolveQuery, WriteQuery } from '../schemas.js';
 
 export const HANDLES_PATH = '/api/handles/';
-const JSON_TYPE = 'application/json; charset=utf-8';
 /** Identifiers of one batch resolved at the same time (matters only for forwarded ones). */
 const BATCH_CONCURRENCY = 16;
 
@@ -62,20 +62,6 @@ export function hopsOf(request: FastifyRequest): number {
   const n = typeof raw === 'string' && /^\d{1,4}$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isInteger(n)) throw new IdnError('IDN_BAD_REQUEST', `the ${HOP_HEADER} header must be a whole number of hops; got ${JSON.stringify(raw)}`);
   return n;
-}
-
-export function etagMatches(ifNoneMatch: string | undefined, etag: string | undefined): boolean {
-  if (ifNoneMatch === undefined || etag === undefined) return false;
-  if (ifNoneMatch.trim() === '*') return true;
-  return ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
-}
-
-function sendEntry(request: FastifyRequest, reply: FastifyReply, entry: Entry, cacheStatus: string): FastifyReply {
-  if (entry.etag !== undefined) reply.header('etag', entry.etag);
-  if (entry.maxAge !== undefined) reply.header('cache-control', `max-age=${entry.maxAge}`);
-  reply.header('cache-status', cacheStatus);
-  if (entry.status === 200 && etagMatches(request.headers['if-none-match'], entry.etag)) return reply.code(304).send();
-  return reply.code(entry.status).type(JSON_TYPE).send(entry.body);
 }
 
 /** Parses `index=` for writes: repeated and/or comma-separated numbers, or `various` (PUT only). */
@@ -134,7 +120,7 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
       const ms = performance.now() - t0;
       deps.stats.resolution(ms);
       deps.metrics.resolution(source, ms);
-      return sendEntry(request, reply, shapeAnswer(entry, q, Date.now()), cacheStatus);
+      return replyEntry(request, reply, shapeAnswer(entry, q, Date.now()), cacheStatus);
     },
   );
 
@@ -266,7 +252,7 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
         while (next < handles.length) await one(next++);
       };
       await Promise.all(Array.from({ length: Math.min(BATCH_CONCURRENCY, handles.length) }, worker));
-      return reply.type(JSON_TYPE).send(`{"responseCode":1,"results":[${parts.join(',')}]}`);
+      return replyJson(reply, 200, `{"responseCode":1,"results":[${parts.join(',')}]}`);
     },
   );
 }
