@@ -6,33 +6,23 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { IdnError, isIdnError } from '../errors.js';
-import type { Identifier } from '../identifier/index.js';
-import type { Principal } from '../registry/tokens.js';
 import { replyError, writeSocketError } from './answer.js';
+import { registerAuthorization } from './auth.js';
 import type { NodeDeps } from './deps.js';
-import { registerAuditRoutes } from './routes/audit.js';
-import { registerBulkRoutes } from './routes/bulk.js';
-import { registerHandleRoutes } from './routes/handles.js';
-import { registerOpsRoutes } from './routes/ops.js';
-import { registerPrefixRoutes } from './routes/prefixes.js';
-import { registerSyncRoutes } from './routes/sync.js';
-import { registerTemplateRoutes } from './routes/templates.js';
-import { registerTokenRoutes } from './routes/tokens.js';
+import auditRoutes from './routes/audit.js';
+import bulkRoutes, { acceptNdjson } from './routes/bulk.js';
+import handleRoutes from './routes/handles.js';
+import opsRoutes from './routes/ops.js';
+import prefixRoutes from './routes/prefixes.js';
+import syncRoutes from './routes/sync.js';
+import templateRoutes from './routes/templates.js';
+import tokenRoutes from './routes/tokens.js';
 import { ErrorBody } from './schemas.js';
 import { createShedder, type Shedder } from './shedding.js';
 
 declare module 'fastify' {
-  interface FastifyRequest {
-    /** The identifier the request names, once parsed (echoed in error bodies). */
-    idn: Identifier | undefined;
-    principal: Principal | undefined;
-  }
   interface FastifyInstance {
     shedder: Shedder;
-  }
-  interface FastifyContextConfig {
-    /** A body schema shown in /docs but validated by our own code (messages say what to fix). */
-    docsBody?: unknown;
   }
 }
 
@@ -147,37 +137,10 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  registerHandleRoutes(app, deps);
-  registerPrefixRoutes(app, deps);
-  registerTokenRoutes(app, deps);
-  registerAuditRoutes(app, deps);
-  registerBulkRoutes(app, deps);
-  registerSyncRoutes(app, deps);
-  registerTemplateRoutes(app, deps);
-  registerOpsRoutes(app, deps);
+  // Before the routes: the hook turns each route's `config.auth` into its permission check.
+  registerAuthorization(app, deps.tokens);
+  acceptNdjson(app);
+  for (const routes of [handleRoutes, prefixRoutes, tokenRoutes, auditRoutes, bulkRoutes, syncRoutes, templateRoutes, opsRoutes])
+    await app.register(routes, { deps });
   return app;
-}
-
-/**
- * A page size from the query: 100 (at most `max`) when absent, 400/4 over `max`.
- * `name` and `how` are the parameter and the way to page, for the message.
- */
-export function pageLimit(value: number | undefined, max: number, name: string, how: string): number {
-  if (value === undefined) return Math.min(100, max);
-  if (value > max) throw new IdnError('IDN_BAD_REQUEST', `${name} ${value} is over the limit of ${max} (config limits.pageSizeMax); page through with ${how}`);
-  return value;
-}
-
-/** The principal of the request, or a 401/403 IdnError. */
-export function requirePrincipal(request: FastifyRequest, deps: NodeDeps): Principal {
-  const p = deps.tokens.authenticate(request.headers.authorization);
-  if (p === undefined) throw new IdnError('IDN_AUTH_REQUIRED', 'this request needs a token: send "Authorization: Bearer <token>"');
-  request.principal = p;
-  return p;
-}
-
-export function requireAdmin(request: FastifyRequest, deps: NodeDeps): Principal {
-  const p = requirePrincipal(request, deps);
-  if (p.role !== 'admin') throw new IdnError('IDN_FORBIDDEN', `this needs an admin token; token ${p.id} has role ${p.role}`);
-  return p;
 }
