@@ -85,6 +85,11 @@ t.test('hit, miss, 304, HEAD, not-found, invalid identifier and Chinese text: fa
   t.equal(head.headers.get('content-length'), String(Buffer.byteLength(hit.text)), 'HEAD: the length of the GET body');
   t.equal(head.headers.get('etag'), etag);
 
+  const head304 = await threeWays(t, c, auditor, 'HEAD 304', '/api/handles/88.100.7/ANS-1', { method: 'HEAD', headers: { 'if-none-match': etag } });
+  t.equal(head304.status, 304);
+  t.equal(head304.headers.get('content-length'), null, 'a 304 to HEAD claims no length either');
+  t.equal(head304.headers.get('etag'), etag);
+
   const nfMiss = await threeWays(t, c, auditor, 'not-found miss', '/api/handles/88.100.7/NOPE', { invalidate: '88.100.7/nope' });
   t.equal(nfMiss.status, 404);
   t.same(JSON.parse(nfMiss.text), { responseCode: 100, handle: '88.100.7/NOPE', message: '88.100.7/NOPE is not registered', code: 'IDN_NOT_FOUND' });

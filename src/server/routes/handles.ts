@@ -93,21 +93,22 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
     return allows(principal, 'record.readPrivate', { key: id.namedPrefixKey ?? id.prefixKey });
   }
 
-  app.get(
-    '/api/handles/*',
-    {
-      schema: {
-        summary: 'Resolve an identifier',
-        description: 'Handle.Net JSON. Slashless = prefix handle 0.NA/<prefix>. Headers: ETag, Cache-Control, Cache-Status; If-None-Match → 304.',
-        tags: ['resolution'],
-        querystring: ResolveQuery,
-        response: { 200: HandleAnswer, '4xx': { $ref: 'ErrorBody#' } },
-      },
-      onRequest: async (request) => {
-        readIdentifier(request);
-      },
+  // HEAD is declared, not derived: fastify's derived HEAD would add Content-Length: 0 to a 304,
+  // which the fast path (and the one answer writer) does not send.
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/api/handles/*',
+    schema: {
+      summary: 'Resolve an identifier',
+      description: 'Handle.Net JSON. Slashless = prefix handle 0.NA/<prefix>. Headers: ETag, Cache-Control, Cache-Status; If-None-Match → 304.',
+      tags: ['resolution'],
+      querystring: ResolveQuery,
+      response: { 200: HandleAnswer, '4xx': { $ref: 'ErrorBody#' } },
     },
-    async (request, reply) => {
+    onRequest: async (request) => {
+      readIdentifier(request);
+    },
+    handler: async (request, reply) => {
       const t0 = performance.now();
       const id = request.idn!;
       const q = request.query;
@@ -122,7 +123,7 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
       deps.metrics.resolution(source, ms);
       return replyEntry(request, reply, shapeAnswer(entry, q, Date.now()), cacheStatus);
     },
-  );
+  });
 
   /** PUT/DELETE, checked before the body is read: syntax → routing → auth → scope → prefix status. */
   const writeAuth: AuthDeclaration = {
