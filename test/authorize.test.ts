@@ -180,6 +180,12 @@ t.test('the messages say what to fix, and errors echo the identifier', async (t)
     'the audit log covers every prefix; token tok_aud is scoped to 88.100.7, so it needs an unscoped auditor or admin token',
   );
   t.equal(authorize(principals.registrar, 'record.write', { key: IN }), principals.registrar, 'the principal comes back when allowed');
+  for (const action of ['record.write', 'template.write', 'record.readPrivate', 'lineage.read'] as const)
+    t.throws(
+      () => authorize(principals.admin, action),
+      { message: `authorize: ${action} needs the prefix it applies to` },
+      `${action} without a prefix is a bug, never a grant`,
+    );
 });
 
 t.test('writeTarget: prefix handles and prefixes homed elsewhere are refused before the token matters', async (t) => {
