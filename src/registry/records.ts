@@ -4,7 +4,8 @@ import { IdnError } from '../errors.js';
 import type { Identifier } from '../identifier/index.js';
 import type { Store, WriteTx } from '../store/index.js';
 import type { Route } from '../upstream/routing.js';
-import { canReadPrivate, canWrite, type Principal } from './tokens.js';
+import { authorize, writeTarget } from './authorize.js';
+import type { Principal } from './tokens.js';
 import { type HandleValue, type InputValue, mergeValues, parseValuesBody } from './values.js';
 import { answerEtag, renderRecord } from './answer.js';
 
@@ -30,45 +31,7 @@ export function mintSuffix(text: string): string {
  * authentication (401/402) → scope (403/401) → prefix status (403/401).
  */
 export function authorizeWrite(route: Route, principal: Principal | undefined, id: Identifier): void {
-  if (id.namedPrefixKey !== undefined)
-    throw new IdnError('IDN_FORBIDDEN', `${id.text} is a prefix handle; manage prefixes through /api/prefixes`, { handle: id.text });
-  if (route.kind !== 'local')
-    throw new IdnError(
-      'IDN_NOT_RESPONSIBLE',
-      route.kind === 'delegated'
-        ? `prefix ${id.prefix} is delegated to ${route.site}; write there`
-        : `this node does not home prefix ${id.prefix}; write to the node that does`,
-      { handle: id.text },
-    );
-  authorizeLocal(route, principal, id.prefixKey, id.text);
-}
-
-/** Authentication, scope and prefix status for a write or a read of private data under a local prefix. */
-export function authorizeLocal(
-  route: Extract<Route, { kind: 'local' }>,
-  principal: Principal | undefined,
-  prefixKey: string,
-  handle: string | undefined,
-  mode: 'write' | 'read' = 'write',
-): Principal {
-  if (principal === undefined) throw new IdnError('IDN_AUTH_REQUIRED', 'this request needs a token: send "Authorization: Bearer <token>"', { handle });
-  const allowed = mode === 'write' ? canWrite(principal, prefixKey) : canReadPrivate(principal, prefixKey) || canWrite(principal, prefixKey);
-  if (!allowed)
-    throw new IdnError(
-      'IDN_FORBIDDEN',
-      `token ${principal.id} (role ${principal.role}) may not ${mode} under prefix ${prefixKey}${principal.prefixes.length ? `; it is scoped to ${principal.prefixes.join(', ')}` : ''}`,
-      { handle },
-    );
-  if (mode === 'write') {
-    const inactive = route.registered.find((p) => p.status !== 'active');
-    if (inactive !== undefined)
-      throw new IdnError(
-        'IDN_PREFIX_NOT_ACTIVE',
-        `prefix ${inactive.prefix} is ${inactive.status}${inactive.status === 'pending' ? ' (waiting for the upstream node to accept it)' : ''}; registrations open when it is active`,
-        { handle },
-      );
-  }
-  return principal;
+  authorize(principal, 'record.write', writeTarget(route, id));
 }
 
 export function createRecords(deps: {

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { IdnError } from '../errors.js';
-import { isUnderPrefix, parsePrefix } from '../identifier/index.js';
+import { parsePrefix } from '../identifier/index.js';
 import type { Store, TokenRow } from '../store/index.js';
 
 export const ROLES = ['admin', 'registrar', 'auditor', 'node'] as const;
@@ -187,20 +187,4 @@ export function createTokens(deps: { store: Store; homedAncestor: (prefixKey: st
       return rest;
     },
   };
-}
-
-/** True when the principal may write under `prefixKey` (routing has already made it homed). */
-export function canWrite(p: Principal, prefixKey: string): boolean {
-  if (p.role === 'admin') return true;
-  if (p.role !== 'registrar') return false;
-  return p.prefixes.some((s) => isUnderPrefix(prefixKey, s));
-}
-
-/** True when the principal may read non-public values, history and audit for `prefixKey`. */
-export function canReadPrivate(p: Principal | undefined, prefixKey: string): boolean {
-  if (p === undefined) return false;
-  if (p.role === 'admin') return true;
-  if (p.role === 'auditor') return p.prefixes.length === 0 || p.prefixes.some((s) => isUnderPrefix(prefixKey, s));
-  if (p.role === 'registrar') return p.prefixes.some((s) => isUnderPrefix(prefixKey, s));
-  return false;
 }

@@ -48,34 +48,12 @@ export interface Entry {
   freshUntil?: number;
 }
 
-const JSON_TYPE = 'application/json; charset=utf-8';
-
 /**
  * What an entry costs beyond its body's bytes and its key's characters: string headers, the
  * Entry object, its ETag string and lru-cache's bookkeeping. Measured 190 bytes per entry
  * with a million entries (heap after a full GC; bench/README.md, "Memory"); rounded up.
  */
 export const ENTRY_OVERHEAD_BYTES = 200;
-const maxAgeTexts = new Map<number, string>();
-
-/** "max-age=N", built once per distinct N (a handful in practice) instead of once per answer sent. */
-function maxAgeText(n: number): string {
-  let text = maxAgeTexts.get(n);
-  if (text === undefined) {
-    text = `max-age=${n}`;
-    if (maxAgeTexts.size < 1024) maxAgeTexts.set(n, text);
-  }
-  return text;
-}
-
-/** The raw header list (node:http writeHead form) for sending `entry` with its body. */
-export function entryHeaders(entry: Entry, cacheStatus: string): string[] {
-  const h = ['content-type', JSON_TYPE, 'content-length', String(entry.bytes), 'cache-status', cacheStatus];
-  if (entry.etag !== undefined) h.push('etag', entry.etag);
-  if (entry.maxAge !== undefined) h.push('cache-control', maxAgeText(entry.maxAge));
-  return h;
-}
-
 export interface Resolution {
   entry: Entry;
   cacheStatus: string;

@@ -4,34 +4,25 @@
  */
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { IdnError, isIdnError } from '../errors.js';
-import type { Identifier } from '../identifier/index.js';
-import type { Principal } from '../registry/tokens.js';
+import { replyError, writeSocketError } from './answer.js';
+import { registerAuthorization } from './auth.js';
 import type { NodeDeps } from './deps.js';
-import { registerAuditRoutes } from './routes/audit.js';
-import { registerBulkRoutes } from './routes/bulk.js';
-import { registerHandleRoutes } from './routes/handles.js';
-import { registerOpsRoutes } from './routes/ops.js';
-import { registerPrefixRoutes } from './routes/prefixes.js';
-import { registerSyncRoutes } from './routes/sync.js';
-import { registerTemplateRoutes } from './routes/templates.js';
-import { registerTokenRoutes } from './routes/tokens.js';
+import auditRoutes from './routes/audit.js';
+import bulkRoutes, { acceptNdjson } from './routes/bulk.js';
+import handleRoutes from './routes/handles.js';
+import opsRoutes from './routes/ops.js';
+import prefixRoutes from './routes/prefixes.js';
+import syncRoutes from './routes/sync.js';
+import templateRoutes from './routes/templates.js';
+import tokenRoutes from './routes/tokens.js';
 import { ErrorBody } from './schemas.js';
 import { createShedder, type Shedder } from './shedding.js';
 
 declare module 'fastify' {
-  interface FastifyRequest {
-    /** The identifier the request names, once parsed (echoed in error bodies). */
-    idn: Identifier | undefined;
-    principal: Principal | undefined;
-  }
   interface FastifyInstance {
     shedder: Shedder;
-  }
-  interface FastifyContextConfig {
-    /** A body schema shown in /docs but validated by our own code (messages say what to fix). */
-    docsBody?: unknown;
   }
 }
 
@@ -66,11 +57,6 @@ export function toIdnError(err: unknown, request?: FastifyRequest): IdnError {
   return wrap('IDN_INTERNAL', 'internal error; the node logged the details');
 }
 
-export function sendError(reply: FastifyReply, err: IdnError): FastifyReply {
-  if (err.headers) reply.headers(err.headers);
-  return reply.code(err.http).type('application/json; charset=utf-8').send(JSON.stringify(err.toBody()));
-}
-
 /**
  * Requests node:http cannot parse never reach a route; answer them in the Handle error shape.
  * Raw non-ASCII bytes in the path land here (HPE_INVALID_URL): they must be percent-encoded.
@@ -88,12 +74,7 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: impor
     status = '408 Request Timeout';
     body = new IdnError('IDN_BAD_REQUEST', 'the request was not received in time');
   } else body = new IdnError('IDN_BAD_REQUEST', `the HTTP request could not be parsed (${err.code ?? 'unknown'}); check the request line and headers`);
-  const text = JSON.stringify(body.toBody());
-  if (socket.writable)
-    socket.write(
-      `HTTP/1.1 ${status}\r\nContent-Length: ${Buffer.byteLength(text)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${text}`,
-    );
-  socket.destroy();
+  writeSocketError(socket, status, body);
 }
 
 export interface BuildOptions {
@@ -111,7 +92,7 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, useDefaults: true } },
     clientErrorHandler,
     frameworkErrors: (err, request, reply) => {
-      sendError(reply, toIdnError(err, request));
+      replyError(reply, toIdnError(err, request));
     },
   });
   // JSON only: a text/plain body would otherwise reach the validators as a string.
@@ -123,7 +104,7 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
   app.setErrorHandler((err, request, reply) => {
     const idn = toIdnError(err, request);
     if (idn.http >= 500) request.log.error({ err, cause: idn.cause }, idn.message);
-    return sendError(reply, idn);
+    return replyError(reply, idn);
   });
   // Shedding comes first: an overloaded node refuses before it parses or reads a body (health, metrics and admin calls pass).
   const shedder = createShedder({
@@ -142,7 +123,7 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
     deps.metrics.request(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode);
   });
   app.setNotFoundHandler((request, reply) =>
-    sendError(reply, new IdnError('IDN_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}; the API is described at /docs`)),
+    replyError(reply, new IdnError('IDN_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}; the API is described at /docs`)),
   );
 
   await app.register(swagger, {
@@ -158,37 +139,10 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  registerHandleRoutes(app, deps);
-  registerPrefixRoutes(app, deps);
-  registerTokenRoutes(app, deps);
-  registerAuditRoutes(app, deps);
-  registerBulkRoutes(app, deps);
-  registerSyncRoutes(app, deps);
-  registerTemplateRoutes(app, deps);
-  registerOpsRoutes(app, deps);
+  // Before the routes: the hook turns each route's `config.auth` into its permission check.
+  registerAuthorization(app, deps.tokens);
+  acceptNdjson(app);
+  for (const routes of [handleRoutes, prefixRoutes, tokenRoutes, auditRoutes, bulkRoutes, syncRoutes, templateRoutes, opsRoutes])
+    await app.register(routes, { deps });
   return app;
-}
-
-/**
- * A page size from the query: 100 (at most `max`) when absent, 400/4 over `max`.
- * `name` and `how` are the parameter and the way to page, for the message.
- */
-export function pageLimit(value: number | undefined, max: number, name: string, how: string): number {
-  if (value === undefined) return Math.min(100, max);
-  if (value > max) throw new IdnError('IDN_BAD_REQUEST', `${name} ${value} is over the limit of ${max} (config limits.pageSizeMax); page through with ${how}`);
-  return value;
-}
-
-/** The principal of the request, or a 401/403 IdnError. */
-export function requirePrincipal(request: FastifyRequest, deps: NodeDeps): Principal {
-  const p = deps.tokens.authenticate(request.headers.authorization);
-  if (p === undefined) throw new IdnError('IDN_AUTH_REQUIRED', 'this request needs a token: send "Authorization: Bearer <token>"');
-  request.principal = p;
-  return p;
-}
-
-export function requireAdmin(request: FastifyRequest, deps: NodeDeps): Principal {
-  const p = requirePrincipal(request, deps);
-  if (p.role !== 'admin') throw new IdnError('IDN_FORBIDDEN', `this needs an admin token; token ${p.id} has role ${p.role}`);
-  return p;
 }

@@ -10,11 +10,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { IdnError, isIdnError } from '../errors.js';
 import { decodePathIdentifier, foldCase, type Identifier, parseIdentifier } from '../identifier/index.js';
-import { CACHE_STATUS, type Entry, entryHeaders, type Resolution, type Resolver } from '../resolver/index.js';
+import { CACHE_STATUS, type Resolution, type Resolver } from '../resolver/index.js';
 import { HOP_HEADER } from '../upstream/client.js';
 import type { NodeStats } from '../upstream/sync.js';
+import { writeEntry, writeError } from './answer.js';
 import type { Metrics } from './metrics.js';
-import { etagMatches, HANDLES_PATH } from './routes/handles.js';
+import { HANDLES_PATH } from './routes/handles.js';
 
 const NEEDS_DECODING = /[%\x80-\uffff]/;
 
@@ -24,7 +25,7 @@ export interface FastPathGate {
   overloaded(): boolean;
   /** Takes an in-flight slot for a forwarded miss; a reason when there is none. */
   refuse(): string | undefined;
-  done(): void;
+  done: () => void;
   logError(err: unknown, message: string): void;
 }
 
@@ -36,21 +37,11 @@ export function createFastPath(
 ): (req: IncomingMessage, res: ServerResponse) => boolean {
   const skip = HANDLES_PATH.length;
 
-  function send(req: IncomingMessage, res: ServerResponse, entry: Entry, cacheStatus: string): void {
-    if (entry.status === 200 && etagMatches(req.headers['if-none-match'], entry.etag)) {
-      res.writeHead(304, ['etag', entry.etag!, 'cache-control', `max-age=${entry.maxAge}`, 'cache-status', cacheStatus]);
-      res.end();
-    } else {
-      res.writeHead(entry.status, entryHeaders(entry, cacheStatus));
-      res.end(req.method === 'HEAD' ? undefined : entry.body);
-    }
-  }
-
   /** A miss for an identifier homed elsewhere: resolved asynchronously, errors in the Handle error shape. */
   function forward(req: IncomingMessage, res: ServerResponse, id: Identifier, t0: number): void {
     res.once('close', gate.done);
     const answered = (r: Resolution) => {
-      send(req, res, r.entry, r.cacheStatus);
+      writeEntry(req, res, r.entry, r.cacheStatus);
       const ms = performance.now() - t0;
       stats.resolution(ms);
       metrics.fastHit(res.statusCode, ms, r.source);
@@ -59,11 +50,7 @@ export function createFastPath(
       const idn = isIdnError(err) ? err : new IdnError('IDN_INTERNAL', 'the answer could not be built', { handle: id.text, cause: err });
       if (!isIdnError(err)) gate.logError(err, idn.message);
       idn.handle ??= id.text;
-      const body = JSON.stringify(idn.toBody());
-      const headers = ['content-type', 'application/json; charset=utf-8', 'content-length', String(Buffer.byteLength(body))];
-      for (const [k, v] of Object.entries(idn.headers ?? {})) headers.push(k, v);
-      res.writeHead(idn.http, headers);
-      res.end(req.method === 'HEAD' ? undefined : body);
+      writeError(req, res, idn);
       metrics.fastHit(idn.http, undefined);
     };
     resolver.resolve(id, { bypassCache: false, privateAccess: false, hops: 0 }).then(answered).catch(failed);
@@ -104,7 +91,7 @@ export function createFastPath(
       entry = miss.entry;
       cacheStatus = miss.cacheStatus;
     }
-    send(req, res, entry, cacheStatus);
+    writeEntry(req, res, entry, cacheStatus);
     const ms = performance.now() - t0;
     stats.resolution(ms);
     metrics.fastHit(res.statusCode, ms, cacheStatus === CACHE_STATUS.hit ? 'cache' : 'store');

@@ -1,50 +1,32 @@
 /** Auditors' routes (API.md §3.4): events, lineage, history, the audit log and its verification. */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
 import { IdnError } from '../../errors.js';
-import { decodePathIdentifier, type Identifier, parseIdentifier } from '../../identifier/index.js';
 import { parseTime } from '../../lineage/events.js';
-import type { Direction } from '../../lineage/query.js';
-import { canReadPrivate, canWrite, type Principal } from '../../registry/tokens.js';
-import { pageLimit, requirePrincipal } from '../app.js';
+import { authorize, type PrefixTarget } from '../../registry/authorize.js';
+import { type AuthDeclaration, principalOf } from '../auth.js';
 import type { NodeDeps } from '../deps.js';
+import { pageLimit, pathIdentifier } from '../request.js';
 import { AuditEntry, AuditQuery, AuditVerdict, bearer, EventBody, EventPosted, HandleAnswer, HistoryQuery, LineageAnswer, LineageQuery } from '../schemas.js';
 
 const err4xx = { '4xx': { $ref: 'ErrorBody#' } };
-const READERS = 'history, lineage and the audit log are read with an auditor or admin token';
 
-/** The identifier after `base` in the request path, percent-decoded once. */
-function pathIdentifier(request: FastifyRequest, base: string): Identifier {
-  const q = request.url.indexOf('?');
-  const raw = q < 0 ? request.url.slice(base.length) : request.url.slice(base.length, q);
-  const id = parseIdentifier(decodePathIdentifier(raw));
-  request.idn = id;
-  return id;
-}
+/** Lineage and history name an identifier: read before the token, checked before the query. */
+const readerOf = (base: string): AuthDeclaration => ({
+  action: 'lineage.read',
+  stage: 'request',
+  target: (request: FastifyRequest): PrefixTarget => ({ key: pathIdentifier(request, base).prefixKey }),
+});
 
-/** Admin, or an auditor whose scope covers `prefixKey` (the whole log needs an unscoped auditor). */
-function requireReader(request: FastifyRequest, deps: NodeDeps, prefixKey: string | undefined): Principal {
-  const p = requirePrincipal(request, deps);
-  if (p.role === 'admin') return p;
-  if (p.role !== 'auditor') throw new IdnError('IDN_FORBIDDEN', `${READERS}; token ${p.id} has role ${p.role}`);
-  if (prefixKey === undefined ? p.prefixes.length > 0 : !canReadPrivate(p, prefixKey))
-    throw new IdnError(
-      'IDN_FORBIDDEN',
-      prefixKey === undefined
-        ? `the audit log covers every prefix; token ${p.id} is scoped to ${p.prefixes.join(', ')}, so it needs an unscoped auditor or admin token`
-        : `token ${p.id} is scoped to ${p.prefixes.join(', ')}, not to ${prefixKey}`,
-    );
-  return p;
-}
-
-export function registerAuditRoutes(app: FastifyInstance, deps: NodeDeps): void {
+const auditRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { deps }) => {
   const { events, auditing, config } = deps;
   const tags = ['lineage and audit'];
 
   app.post(
     '/api/events',
     {
-      config: { docsBody: EventBody },
+      config: { docsBody: EventBody, auth: 'event.write' },
       schema: {
         summary: 'Record a lineage event (aggregation or transformation); append-only',
         description: 'Admin, or a registrar with write scope on every local identifier in the event. Foreign identifiers are allowed and flagged.',
@@ -54,22 +36,11 @@ export function registerAuditRoutes(app: FastifyInstance, deps: NodeDeps): void 
       },
     },
     async (request, reply) => {
-      const p = requirePrincipal(request, deps);
-      if (p.role !== 'admin' && p.role !== 'registrar')
-        throw new IdnError('IDN_FORBIDDEN', `events are posted with a registrar or admin token; token ${p.id} has role ${p.role}`);
+      const p = principalOf(request);
       if (request.body === undefined || request.body === null)
         throw new IdnError('IDN_BODY_UNPARSABLE', 'the request has no body; send an event as application/json');
       const posted = events.post(request.body, p.actor, (ids, isLocal) => {
-        if (p.role === 'admin') return;
-        const outside = ids.find((id) => isLocal(id) && !canWrite(p, id.prefixKey));
-        if (outside !== undefined)
-          throw new IdnError(
-            'IDN_FORBIDDEN',
-            `token ${p.id} may not write under ${outside.prefix} (it names ${outside.text}); it is scoped to ${p.prefixes.join(', ')}`,
-            {
-              handle: outside.text,
-            },
-          );
+        for (const id of ids) if (isLocal(id)) authorize(p, 'event.write', { key: id.prefixKey, spelled: id.prefix, handle: id.text });
       });
       return reply.code(201).send(posted);
     },
@@ -78,6 +49,7 @@ export function registerAuditRoutes(app: FastifyInstance, deps: NodeDeps): void 
   app.get(
     '/api/lineage/*',
     {
+      config: { auth: readerOf('/api/lineage/') },
       schema: {
         summary: 'Transitive lineage: what an identifier is made of (down), what it went into (up), or both',
         tags,
@@ -85,12 +57,9 @@ export function registerAuditRoutes(app: FastifyInstance, deps: NodeDeps): void 
         querystring: LineageQuery,
         response: { 200: LineageAnswer, ...err4xx },
       },
-      onRequest: async (request) => {
-        requireReader(request, deps, pathIdentifier(request, '/api/lineage/').prefixKey);
-      },
     },
     async (request) => {
-      const q = request.query as { direction?: Direction; depth?: number; asOf?: string };
+      const q = request.query;
       const depth = q.depth ?? config.lineage.defaultDepth;
       if (depth > config.lineage.maxDepth)
         throw new IdnError('IDN_BAD_REQUEST', `depth ${depth} is over the limit of ${config.lineage.maxDepth} (config lineage.maxDepth)`);
@@ -102,6 +71,7 @@ export function registerAuditRoutes(app: FastifyInstance, deps: NodeDeps): void 
   app.get(
     '/api/history/*',
     {
+      config: { auth: readerOf('/api/history/') },
       schema: {
         summary: 'Every version of a record (who, when, what); with asOf, the record as it was then',
         tags,
@@ -127,12 +97,9 @@ export function registerAuditRoutes(app: FastifyInstance, deps: NodeDeps): void 
           ...err4xx,
         },
       },
-      onRequest: async (request) => {
-        requireReader(request, deps, pathIdentifier(request, '/api/history/').prefixKey);
-      },
     },
     async (request) => {
-      const q = request.query as { asOf?: string; after?: number; limit?: number };
+      const q = request.query;
       if (q.asOf !== undefined) return auditing.asOf(request.idn!, parseTime(q.asOf, 'asOf', 'IDN_BAD_REQUEST'));
       return auditing.history(request.idn!, q.after ?? 0, pageLimit(q.limit, config.limits.pageSizeMax, 'limit', 'after='));
     },
@@ -141,6 +108,7 @@ export function registerAuditRoutes(app: FastifyInstance, deps: NodeDeps): void 
   app.get(
     '/api/audit',
     {
+      config: { auth: 'audit.read' },
       schema: {
         summary: 'The append-only, hash-chained log of every write',
         description: 'hash = SHA-256(prevHash + "\\n" + JSON [seq, at, actor, action, target, digest]); digest = SHA-256 of what was written.',
@@ -151,18 +119,19 @@ export function registerAuditRoutes(app: FastifyInstance, deps: NodeDeps): void 
       },
     },
     async (request) => {
-      requireReader(request, deps, undefined);
-      const q = request.query as { after?: number; limit?: number };
+      const q = request.query;
       return auditing.audit(q.after ?? 0, pageLimit(q.limit, config.limits.pageSizeMax, 'limit', 'after='));
     },
   );
 
   app.get(
     '/api/audit/verify',
-    { schema: { summary: 'Check the whole chain; names the first broken entry', tags, security: bearer, response: { 200: AuditVerdict, ...err4xx } } },
-    async (request) => {
-      requireReader(request, deps, undefined);
-      return auditing.verify();
+    {
+      config: { auth: 'audit.read' },
+      schema: { summary: 'Check the whole chain; names the first broken entry', tags, security: bearer, response: { 200: AuditVerdict, ...err4xx } },
     },
+    async () => auditing.verify(),
   );
-}
+};
+
+export default auditRoutes;

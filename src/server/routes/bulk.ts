@@ -1,33 +1,53 @@
 /** POST /api/prefixes/{prefix}/handles: streamed NDJSON bulk registration (API.md §3.2). */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import type { IncomingMessage } from 'node:http';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import { IdnError } from '../../errors.js';
-import { parsePrefix } from '../../identifier/index.js';
-import { authorizeLocal, authorizeWrite } from '../../registry/records.js';
-import { requirePrincipal } from '../app.js';
+import { authorize, writeTarget } from '../../registry/authorize.js';
+import { principalOf } from '../auth.js';
 import type { NodeDeps } from '../deps.js';
+import { prefixParam, routeParam } from '../request.js';
 import { bearer } from '../schemas.js';
 
 export const NDJSON = 'application/x-ndjson';
 
-export function registerBulkRoutes(app: FastifyInstance, deps: NodeDeps): void {
-  const { router, bulk } = deps;
-  // The body stays a stream: the handler reads it line by line (no whole-body buffering,
-  // so no body limit here; each line is bounded by limits.bulkLineMaxBytes).
+/**
+ * The body stays a stream: the bulk handler reads it line by line (no whole-body buffering,
+ * so no body limit here; each line is bounded by limits.bulkLineMaxBytes). Registered on
+ * the whole app, as before routes were plugins: what other routes do with such a body is unchanged.
+ */
+export function acceptNdjson(app: FastifyInstance): void {
   app.addContentTypeParser(NDJSON, (_request, payload, done) => done(null, payload));
+}
+
+const bulkRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { deps }) => {
+  const { router, bulk } = deps;
+  const Params = Type.Object({ prefix: Type.String() });
 
   app.post(
     '/api/prefixes/:prefix/handles',
     {
+      config: {
+        auth: {
+          action: 'record.write',
+          // Syntax (400/102) and routing (400/301) before the token, as for single writes.
+          target: (request) => {
+            const prefix = prefixParam(routeParam(request, 'prefix'), 'IDN_INVALID_IDENTIFIER', 'prefix');
+            const route = router.route(prefix.key);
+            if (route.kind !== 'local')
+              throw new IdnError('IDN_NOT_RESPONSIBLE', `this node does not home prefix ${prefix.prefix}; send the records to the node that does`);
+            return { key: prefix.key, registered: route.registered };
+          },
+        },
+      },
       schema: {
         summary: 'Bulk registration: NDJSON {"handle","values"} per line, committed in chunks',
         description:
           'Answers NDJSON: one {"line","handle","responseCode","message"?} per input line, then {"summary":true,"total","ok","failed","committedThroughLine"}. overwrite=false: existing → 101, identical existing → ok ("unchanged"). onError=chunk: a chunk with a bad line commits nothing.',
         tags: ['registration'],
         security: bearer,
-        params: Type.Object({ prefix: Type.String() }),
+        params: Params,
         querystring: Type.Object(
           {
             overwrite: Type.Optional(Type.Boolean({ default: true })),
@@ -38,20 +58,12 @@ export function registerBulkRoutes(app: FastifyInstance, deps: NodeDeps): void {
       },
     },
     async (request, reply) => {
-      let prefix: { prefix: string; key: string };
-      try {
-        prefix = parsePrefix((request.params as { prefix: string }).prefix);
-      } catch (err) {
-        throw new IdnError('IDN_INVALID_IDENTIFIER', `prefix: ${(err as Error).message}`);
-      }
-      const route = router.route(prefix.key);
-      if (route.kind !== 'local')
-        throw new IdnError('IDN_NOT_RESPONSIBLE', `this node does not home prefix ${prefix.prefix}; send the records to the node that does`);
-      const principal = requirePrincipal(request, deps);
-      authorizeLocal(route, principal, prefix.key, undefined);
-      if (request.headers['content-type']?.split(';')[0]?.trim().toLowerCase() !== NDJSON)
+      const prefix = prefixParam(request.params.prefix, 'IDN_INVALID_IDENTIFIER', 'prefix');
+      const principal = principalOf(request);
+      // The NDJSON parser hands the body over as the request stream.
+      if (request.headers['content-type']?.split(';')[0]?.trim().toLowerCase() !== NDJSON || !(request.body instanceof Readable))
         throw new IdnError('IDN_BAD_REQUEST', `send the records as ${NDJSON}: one {"handle","values"} per line`);
-      const q = request.query as { overwrite?: boolean; onError?: 'line' | 'chunk' };
+      const q = request.query;
       const out = new PassThrough();
       reply.type(`${NDJSON}; charset=utf-8`).send(out);
       const emit = async (line: unknown) => {
@@ -69,13 +81,13 @@ export function registerBulkRoutes(app: FastifyInstance, deps: NodeDeps): void {
       };
       try {
         await bulk.run(
-          request.body as IncomingMessage,
+          request.body,
           {
             prefixKey: prefix.key,
             overwrite: q.overwrite !== false,
             onError: q.onError ?? 'line',
             actor: principal.actor,
-            checkLine: (id) => authorizeWrite(router.route(id.prefixKey), principal, id),
+            checkLine: (id) => void authorize(principal, 'record.write', writeTarget(router.route(id.prefixKey), id)),
           },
           emit,
         );
@@ -88,4 +100,6 @@ export function registerBulkRoutes(app: FastifyInstance, deps: NodeDeps): void {
       return reply;
     },
   );
-}
+};
+
+export default bulkRoutes;

@@ -1,34 +1,32 @@
 /** /api/handles (resolution, registration, listing) and /api/resolve (batch). */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Static } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
+import { performance } from 'node:perf_hooks';
 import { IdnError, isIdnError } from '../../errors.js';
-import { decodePathIdentifier, foldCase, type Identifier, parseIdentifier, parsePrefix } from '../../identifier/index.js';
-import { authorizeLocal, authorizeWrite, mintSuffix } from '../../registry/records.js';
-import { canReadPrivate, type Principal } from '../../registry/tokens.js';
-import type { HandleValue } from '../../registry/values.js';
+import { foldCase, type Identifier, parseIdentifier } from '../../identifier/index.js';
 import { smallestTtl } from '../../registry/answer.js';
+import { allows, writeTarget } from '../../registry/authorize.js';
+import { mintSuffix } from '../../registry/records.js';
+import type { Principal } from '../../registry/tokens.js';
+import type { HandleValue } from '../../registry/values.js';
 import { buildEntry, type Entry, entryAnswer } from '../../resolver/index.js';
 import { HOP_HEADER } from '../../upstream/client.js';
-import { performance } from 'node:perf_hooks';
-import { pageLimit, requirePrincipal } from '../app.js';
+import { replyEntry, replyJson } from '../answer.js';
+import { type AuthDeclaration, principalOf } from '../auth.js';
 import type { NodeDeps } from '../deps.js';
+import { pageLimit, pathAfter, prefixParam, rawQueryParam } from '../request.js';
 import { BatchBody, bearer, HandleAnswer, ListAnswer, ListQuery, RecordBody, ResolveQuery, WriteQuery } from '../schemas.js';
 
 export const HANDLES_PATH = '/api/handles/';
-const JSON_TYPE = 'application/json; charset=utf-8';
 /** Identifiers of one batch resolved at the same time (matters only for forwarded ones). */
 const BATCH_CONCURRENCY = 16;
 
-interface ResolveQueryT {
-  type?: string[];
-  index?: number[];
-  auth?: boolean;
-  pretty?: boolean | '';
-}
+type ResolveQueryT = Static<typeof ResolveQuery>;
 
 /** The identifier text in the request path: raw bytes → UTF-8 → percent-decoded once. */
 export function pathIdentifierText(url: string): string {
-  const q = url.indexOf('?');
-  return decodePathIdentifier(q < 0 ? url.slice(HANDLES_PATH.length) : url.slice(HANDLES_PATH.length, q));
+  return pathAfter(url, HANDLES_PATH);
 }
 
 function typeMatches(type: string, wanted: string[]): boolean {
@@ -64,20 +62,6 @@ export function hopsOf(request: FastifyRequest): number {
   return n;
 }
 
-export function etagMatches(ifNoneMatch: string | undefined, etag: string | undefined): boolean {
-  if (ifNoneMatch === undefined || etag === undefined) return false;
-  if (ifNoneMatch.trim() === '*') return true;
-  return ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
-}
-
-function sendEntry(request: FastifyRequest, reply: FastifyReply, entry: Entry, cacheStatus: string): FastifyReply {
-  if (entry.etag !== undefined) reply.header('etag', entry.etag);
-  if (entry.maxAge !== undefined) reply.header('cache-control', `max-age=${entry.maxAge}`);
-  reply.header('cache-status', cacheStatus);
-  if (entry.status === 200 && etagMatches(request.headers['if-none-match'], entry.etag)) return reply.code(304).send();
-  return reply.code(entry.status).type(JSON_TYPE).send(entry.body);
-}
-
 /** Parses `index=` for writes: repeated and/or comma-separated numbers, or `various` (PUT only). */
 export function parseIndexParam(raw: unknown, allowVarious: boolean): Set<number> | 'various' | undefined {
   if (raw === undefined) return undefined;
@@ -93,7 +77,8 @@ export function parseIndexParam(raw: unknown, allowVarious: boolean): Set<number
   return out;
 }
 
-export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void {
+/** /api/handles and /api/resolve, as an encapsulated plugin. */
+const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { deps }) => {
   const { resolver, router, tokens, records, config } = deps;
 
   /** Syntax (400/102), then routing for reads: unroutable → 400/301. */
@@ -103,28 +88,30 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
     return id;
   }
 
+  /** Non-public values are granted silently: a reader without them gets the public answer. */
   function privateAccess(principal: Principal | undefined, id: Identifier): boolean {
-    return principal !== undefined && canReadPrivate(principal, id.namedPrefixKey ?? id.prefixKey);
+    return allows(principal, 'record.readPrivate', { key: id.namedPrefixKey ?? id.prefixKey });
   }
 
-  app.get(
-    '/api/handles/*',
-    {
-      schema: {
-        summary: 'Resolve an identifier',
-        description: 'Handle.Net JSON. Slashless = prefix handle 0.NA/<prefix>. Headers: ETag, Cache-Control, Cache-Status; If-None-Match → 304.',
-        tags: ['resolution'],
-        querystring: ResolveQuery,
-        response: { 200: HandleAnswer, '4xx': { $ref: 'ErrorBody#' } },
-      },
-      onRequest: async (request) => {
-        readIdentifier(request);
-      },
+  // HEAD is declared, not derived: fastify's derived HEAD would add Content-Length: 0 to a 304,
+  // which the fast path (and the one answer writer) does not send.
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/api/handles/*',
+    schema: {
+      summary: 'Resolve an identifier',
+      description: 'Handle.Net JSON. Slashless = prefix handle 0.NA/<prefix>. Headers: ETag, Cache-Control, Cache-Status; If-None-Match → 304.',
+      tags: ['resolution'],
+      querystring: ResolveQuery,
+      response: { 200: HandleAnswer, '4xx': { $ref: 'ErrorBody#' } },
     },
-    async (request, reply) => {
+    onRequest: async (request) => {
+      readIdentifier(request);
+    },
+    handler: async (request, reply) => {
       const t0 = performance.now();
       const id = request.idn!;
-      const q = request.query as ResolveQueryT;
+      const q = request.query;
       const principal = tokens.authenticate(request.headers.authorization);
       const { entry, cacheStatus, source } = await resolver.resolve(id, {
         bypassCache: q.auth === true,
@@ -134,27 +121,27 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
       const ms = performance.now() - t0;
       deps.stats.resolution(ms);
       deps.metrics.resolution(source, ms);
-      return sendEntry(request, reply, shapeAnswer(entry, q, Date.now()), cacheStatus);
+      return replyEntry(request, reply, shapeAnswer(entry, q, Date.now()), cacheStatus);
     },
-  );
+  });
 
-  /** PUT/DELETE guard, run before the body is read: syntax → routing → auth → scope. */
-  async function writeGuard(request: FastifyRequest): Promise<void> {
-    const q = request.query as Record<string, unknown>;
-    let text = pathIdentifierText(request.url);
-    if (request.method === 'PUT' && q.mintNewSuffix === 'true') text = mintSuffix(text);
-    const id = parseIdentifier(text, { slashlessIsPrefix: true });
-    request.idn = id;
-    const route = router.route(id.prefixKey);
-    const principal = route.kind === 'local' ? tokens.authenticate(request.headers.authorization) : undefined;
-    authorizeWrite(route, principal, id);
-    request.principal = principal;
-  }
+  /** PUT/DELETE, checked before the body is read: syntax → routing → auth → scope → prefix status. */
+  const writeAuth: AuthDeclaration = {
+    action: 'record.write',
+    stage: 'request',
+    target: (request: FastifyRequest) => {
+      let text = pathIdentifierText(request.url);
+      if (request.method === 'PUT' && rawQueryParam(request, 'mintNewSuffix') === 'true') text = mintSuffix(text);
+      const id = parseIdentifier(text, { slashlessIsPrefix: true });
+      request.idn = id;
+      return writeTarget(router.route(id.prefixKey), id);
+    },
+  };
 
   app.put(
     '/api/handles/*',
     {
-      config: { docsBody: RecordBody },
+      config: { docsBody: RecordBody, auth: writeAuth },
       schema: {
         summary: 'Create or replace a record',
         description:
@@ -164,16 +151,15 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
         querystring: WriteQuery,
         response: { 200: HandleAnswer, 201: HandleAnswer, '4xx': { $ref: 'ErrorBody#' } },
       },
-      onRequest: writeGuard,
     },
     async (request, reply) => {
       const id = request.idn!;
-      const q = request.query as { overwrite?: boolean; index?: string[]; mintNewSuffix?: boolean };
+      const q = request.query;
       const overwrite = q.mintNewSuffix === true ? false : q.overwrite !== false;
       const only = parseIndexParam(q.index, true);
       if (request.body === undefined || request.body === null)
         throw new IdnError('IDN_BODY_UNPARSABLE', 'the request has no body; send {"values": [...]} as application/json');
-      const out = records.put(id, request.body, only === undefined ? { overwrite } : { overwrite, only }, request.principal!.actor);
+      const out = records.put(id, request.body, only === undefined ? { overwrite } : { overwrite, only }, principalOf(request).actor);
       const status = out.created && !overwrite ? 201 : 200;
       return reply.code(status).send({ responseCode: 1, handle: out.handle });
     },
@@ -182,6 +168,7 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
   app.delete(
     '/api/handles/*',
     {
+      config: { auth: writeAuth },
       schema: {
         summary: 'Delete a record, or some of its values (index=)',
         tags: ['registration'],
@@ -189,12 +176,10 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
         querystring: WriteQuery,
         response: { 200: HandleAnswer, '4xx': { $ref: 'ErrorBody#' } },
       },
-      onRequest: writeGuard,
     },
     async (request) => {
-      const q = request.query as { index?: string[] };
-      const only = parseIndexParam(q.index, false) as Set<number> | undefined;
-      const out = records.remove(request.idn!, only, request.principal!.actor);
+      const only = parseIndexParam(request.query.index, false);
+      const out = records.remove(request.idn!, only === 'various' ? undefined : only, principalOf(request).actor);
       return { responseCode: 1, handle: out.handle };
     },
   );
@@ -202,6 +187,18 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
   app.get(
     '/api/handles',
     {
+      config: {
+        auth: {
+          action: 'record.readPrivate',
+          target: (request) => {
+            // Runs after validation: prefix= is there, once.
+            const p = prefixParam(String(rawQueryParam(request, 'prefix')), 'IDN_BAD_REQUEST', 'prefix=');
+            const route = router.route(p.key);
+            if (route.kind !== 'local') throw new IdnError('IDN_NOT_RESPONSIBLE', `this node does not home prefix ${p.prefix}; list it on the node that does`);
+            return { key: p.key };
+          },
+        },
+      },
       schema: {
         summary: 'List the identifiers under a prefix',
         tags: ['registration'],
@@ -211,16 +208,8 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
       },
     },
     async (request) => {
-      const q = request.query as { prefix: string; page?: number; pageSize?: number };
-      let prefix: { prefix: string; key: string };
-      try {
-        prefix = parsePrefix(q.prefix);
-      } catch (err) {
-        throw new IdnError('IDN_BAD_REQUEST', `prefix=: ${(err as Error).message}`);
-      }
-      const route = router.route(prefix.key);
-      if (route.kind !== 'local') throw new IdnError('IDN_NOT_RESPONSIBLE', `this node does not home prefix ${prefix.prefix}; list it on the node that does`);
-      authorizeLocal(route, tokens.authenticate(request.headers.authorization), prefix.key, undefined, 'read');
+      const q = request.query;
+      const prefix = prefixParam(q.prefix, 'IDN_BAD_REQUEST', 'prefix=');
       const pageSize = pageLimit(q.pageSize, config.limits.pageSizeMax, 'pageSize', 'page=');
       const { totalCount, handles } = records.list(prefix.key, q.page ?? 0, pageSize);
       return { responseCode: 1, prefix: prefix.prefix, totalCount, handles };
@@ -239,8 +228,8 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
       },
     },
     async (request, reply) => {
-      const q = request.query as ResolveQueryT;
-      const { handles } = request.body as { handles: string[] };
+      const q = request.query;
+      const { handles } = request.body;
       if (handles.length > config.limits.batchMax)
         throw new IdnError(
           'IDN_BAD_REQUEST',
@@ -248,7 +237,7 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
         );
       const principal = tokens.authenticate(request.headers.authorization);
       const hops = hopsOf(request);
-      const parts: string[] = new Array(handles.length);
+      const parts: string[] = new Array<string>(handles.length);
       const now = Date.now();
       const one = async (i: number) => {
         try {
@@ -266,7 +255,9 @@ export function registerHandleRoutes(app: FastifyInstance, deps: NodeDeps): void
         while (next < handles.length) await one(next++);
       };
       await Promise.all(Array.from({ length: Math.min(BATCH_CONCURRENCY, handles.length) }, worker));
-      return reply.type(JSON_TYPE).send(`{"responseCode":1,"results":[${parts.join(',')}]}`);
+      return replyJson(reply, 200, `{"responseCode":1,"results":[${parts.join(',')}]}`);
     },
   );
-}
+};
+
+export default handleRoutes;

@@ -1,8 +1,8 @@
 /** Liveness and readiness. */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { NodeDeps } from '../deps.js';
 
-export function registerOpsRoutes(app: FastifyInstance, deps: NodeDeps): void {
+const opsRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { deps }) => {
   app.get('/healthz', { schema: { summary: 'Alive', tags: ['operations'] } }, async () => ({ status: 'ok' }));
   app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['operations'] } }, async (_request, reply) =>
     reply.type(deps.metrics.registry.contentType).send(await deps.metrics.render()),
@@ -23,4 +23,6 @@ export function registerOpsRoutes(app: FastifyInstance, deps: NodeDeps): void {
     };
     return reply.code(store === 'ok' ? 200 : 503).send({ ready: store === 'ok', store, cache, upstream });
   });
-}
+};
+
+export default opsRoutes;

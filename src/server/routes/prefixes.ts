@@ -1,34 +1,31 @@
 /** /api/prefixes: enterprise prefixes under the homed ones (admin token). */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { IdnError } from '../../errors.js';
-import { requireAdmin } from '../app.js';
+import { principalOf } from '../auth.js';
 import type { NodeDeps } from '../deps.js';
+import { objectBody } from '../request.js';
 import { bearer, PrefixCreate, PrefixInfo, PrefixPatch } from '../schemas.js';
 
 const PrefixParams = Type.Object({ prefix: Type.String() });
 const err4xx = { '4xx': { $ref: 'ErrorBody#' } };
 
-export function registerPrefixRoutes(app: FastifyInstance, deps: NodeDeps): void {
+const prefixRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { deps }) => {
   const { prefixes } = deps;
   const tags = ['prefixes'];
 
   app.post(
     '/api/prefixes',
     {
-      config: { docsBody: PrefixCreate },
+      config: { docsBody: PrefixCreate, auth: 'prefix.admin' },
       schema: { summary: 'Create a child prefix: hosted here, or delegated to `site`', tags, security: bearer, response: { 201: PrefixInfo, ...err4xx } },
     },
-    async (request, reply) => {
-      const p = requireAdmin(request, deps);
-      const body = objectBody(request.body);
-      return reply.code(201).send(prefixes.create(body, p.actor));
-    },
+    async (request, reply) => reply.code(201).send(prefixes.create(objectBody(request.body), principalOf(request).actor)),
   );
 
   app.get(
     '/api/prefixes',
     {
+      config: { auth: 'prefix.admin' },
       schema: {
         summary: 'List prefixes (optionally the children of `parent`)',
         tags,
@@ -37,45 +34,35 @@ export function registerPrefixRoutes(app: FastifyInstance, deps: NodeDeps): void
         response: { 200: Type.Object({ prefixes: Type.Array(PrefixInfo) }), ...err4xx },
       },
     },
-    async (request) => {
-      requireAdmin(request, deps);
-      return { prefixes: prefixes.list((request.query as { parent?: string }).parent) };
-    },
+    async (request) => ({ prefixes: prefixes.list(request.query.parent) }),
   );
 
   app.get(
     '/api/prefixes/:prefix',
-    { schema: { summary: 'A prefix record', tags, security: bearer, params: PrefixParams, response: { 200: PrefixInfo, ...err4xx } } },
-    async (request) => {
-      requireAdmin(request, deps);
-      return prefixes.get((request.params as { prefix: string }).prefix);
+    {
+      config: { auth: 'prefix.admin' },
+      schema: { summary: 'A prefix record', tags, security: bearer, params: PrefixParams, response: { 200: PrefixInfo, ...err4xx } },
     },
+    async (request) => prefixes.get(request.params.prefix),
   );
 
   app.patch(
     '/api/prefixes/:prefix',
     {
-      config: { docsBody: PrefixPatch },
+      config: { docsBody: PrefixPatch, auth: 'prefix.admin' },
       schema: { summary: 'Change owner, site or status', tags, security: bearer, params: PrefixParams, response: { 200: PrefixInfo, ...err4xx } },
     },
-    async (request) => {
-      const p = requireAdmin(request, deps);
-      return prefixes.patch((request.params as { prefix: string }).prefix, objectBody(request.body), p.actor);
-    },
+    async (request) => prefixes.patch(request.params.prefix, objectBody(request.body), principalOf(request).actor),
   );
 
   app.delete(
     '/api/prefixes/:prefix',
-    { schema: { summary: 'Delete an empty prefix', tags, security: bearer, params: PrefixParams, response: { 200: PrefixInfo, ...err4xx } } },
-    async (request) => {
-      const p = requireAdmin(request, deps);
-      return prefixes.remove((request.params as { prefix: string }).prefix, p.actor);
+    {
+      config: { auth: 'prefix.admin' },
+      schema: { summary: 'Delete an empty prefix', tags, security: bearer, params: PrefixParams, response: { 200: PrefixInfo, ...err4xx } },
     },
+    async (request) => prefixes.remove(request.params.prefix, principalOf(request).actor),
   );
-}
+};
 
-export function objectBody(body: unknown): Record<string, unknown> {
-  if (body === undefined || body === null) throw new IdnError('IDN_BODY_UNPARSABLE', 'the request has no body; send a JSON object');
-  if (typeof body !== 'object' || Array.isArray(body)) throw new IdnError('IDN_INVALID_VALUE', 'the body must be a JSON object');
-  return body as Record<string, unknown>;
-}
+export default prefixRoutes;

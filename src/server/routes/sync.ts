@@ -1,9 +1,10 @@
 /** Sync between nodes (API.md §3.3): reports from child nodes, and this node's own outbox. */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { IdnError } from '../../errors.js';
-import { pageLimit, requireAdmin, requirePrincipal } from '../app.js';
+import { principalOf } from '../auth.js';
 import type { NodeDeps } from '../deps.js';
+import { pageLimit } from '../request.js';
 import { bearer } from '../schemas.js';
 
 const err4xx = { '4xx': { $ref: 'ErrorBody#' } };
@@ -12,13 +13,14 @@ const Page = Type.Object(
   { additionalProperties: false },
 );
 
-export function registerSyncRoutes(app: FastifyInstance, deps: NodeDeps): void {
+const syncRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { deps }) => {
   const { syncReceiver, store, config } = deps;
   const tags = ['sync'];
 
   app.post(
     '/api/sync/reports',
     {
+      config: { auth: 'sync.report' },
       schema: {
         summary: 'A child node reports a prefix it created or changed, or its statistics (token role node)',
         description:
@@ -28,8 +30,7 @@ export function registerSyncRoutes(app: FastifyInstance, deps: NodeDeps): void {
       },
     },
     async (request, reply) => {
-      const p = requirePrincipal(request, deps);
-      if (p.role !== 'node') throw new IdnError('IDN_FORBIDDEN', `sync reports are sent with a token of role node; token ${p.id} has role ${p.role}`);
+      const p = principalOf(request);
       if (request.body === undefined || request.body === null)
         throw new IdnError('IDN_BODY_UNPARSABLE', 'the request has no body; send a report as application/json');
       const { created, report } = syncReceiver.receive({ id: p.id, prefixes: p.prefixes, actor: p.actor }, request.body);
@@ -41,10 +42,12 @@ export function registerSyncRoutes(app: FastifyInstance, deps: NodeDeps): void {
 
   app.get(
     '/api/sync/reports',
-    { schema: { summary: 'Reports received from child nodes (admin)', tags, security: bearer, querystring: Page, response: err4xx } },
+    {
+      config: { auth: 'sync.admin' },
+      schema: { summary: 'Reports received from child nodes (admin)', tags, security: bearer, querystring: Page, response: err4xx },
+    },
     async (request) => {
-      requireAdmin(request, deps);
-      const q = request.query as { after?: number; limit?: number };
+      const q = request.query;
       return syncReceiver.list(q.after ?? 0, pageLimit(q.limit, config.limits.pageSizeMax, 'limit', 'after='));
     },
   );
@@ -52,6 +55,7 @@ export function registerSyncRoutes(app: FastifyInstance, deps: NodeDeps): void {
   app.get(
     '/api/sync/outbox',
     {
+      config: { auth: 'sync.admin' },
       schema: {
         summary: "This node's reports to its upstream and whether they were sent (admin)",
         tags,
@@ -61,8 +65,7 @@ export function registerSyncRoutes(app: FastifyInstance, deps: NodeDeps): void {
       },
     },
     async (request) => {
-      requireAdmin(request, deps);
-      const q = request.query as { after?: number; limit?: number };
+      const q = request.query;
       const limit = pageLimit(q.limit, config.limits.pageSizeMax, 'limit', 'after=');
       const rows = store.outbox(q.after ?? 0, limit + 1);
       const page = rows.slice(0, limit);
@@ -83,4 +86,6 @@ export function registerSyncRoutes(app: FastifyInstance, deps: NodeDeps): void {
       };
     },
   );
-}
+};
+
+export default syncRoutes;

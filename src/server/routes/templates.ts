@@ -1,11 +1,10 @@
 /** /api/templates: metadata templates, versioned per prefix (IDIS). */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { IdnError } from '../../errors.js';
-import { parsePrefix } from '../../identifier/index.js';
-import { authorizeLocal } from '../../registry/records.js';
-import { requirePrincipal } from '../app.js';
+import { principalOf } from '../auth.js';
 import type { NodeDeps } from '../deps.js';
+import { prefixParam, routeParam } from '../request.js';
 import { bearer } from '../schemas.js';
 
 const err4xx = { '4xx': { $ref: 'ErrorBody#' } };
@@ -23,7 +22,7 @@ const Item = Type.Object({
 });
 const TemplateBody = Type.Object({ name: Type.Optional(Type.String()), industryCode: Type.Optional(Type.String()), items: Type.Array(Item) });
 
-export function registerTemplateRoutes(app: FastifyInstance, deps: NodeDeps): void {
+const templateRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { deps }) => {
   const { templates, router } = deps;
   const tags = ['templates'];
   const Params = Type.Object({ prefix: Type.String(), version: Type.String() });
@@ -31,7 +30,20 @@ export function registerTemplateRoutes(app: FastifyInstance, deps: NodeDeps): vo
   app.put(
     '/api/templates/:prefix/:version',
     {
-      config: { docsBody: TemplateBody },
+      config: {
+        docsBody: TemplateBody,
+        auth: {
+          action: 'template.write',
+          target: (request) => {
+            const prefix = routeParam(request, 'prefix');
+            const { key } = prefixParam(prefix, 'IDN_BAD_REQUEST', 'prefix');
+            const route = router.route(key);
+            if (route.kind !== 'local')
+              throw new IdnError('IDN_NOT_RESPONSIBLE', `this node does not home prefix ${prefix}; define its templates on the node that does`);
+            return { key, registered: route.registered };
+          },
+        },
+      },
       schema: {
         summary: 'Create or change a template version (immutable once a record uses it; items are disabled, never deleted)',
         tags,
@@ -40,18 +52,8 @@ export function registerTemplateRoutes(app: FastifyInstance, deps: NodeDeps): vo
       },
     },
     async (request, reply) => {
-      const { prefix, version } = request.params as { prefix: string; version: string };
-      let key: string;
-      try {
-        key = parsePrefix(prefix).key;
-      } catch (err) {
-        throw new IdnError('IDN_BAD_REQUEST', `prefix: ${(err as Error).message}`);
-      }
-      const route = router.route(key);
-      if (route.kind !== 'local')
-        throw new IdnError('IDN_NOT_RESPONSIBLE', `this node does not home prefix ${prefix}; define its templates on the node that does`);
-      const p = requirePrincipal(request, deps);
-      authorizeLocal(route, p, key, undefined);
+      const { prefix, version } = request.params;
+      const p = principalOf(request);
       if (request.body === undefined || request.body === null)
         throw new IdnError('IDN_BODY_UNPARSABLE', 'the request has no body; send {"items": [...]} as application/json');
       const { created, template } = templates.put(prefix, version, request.body, p.actor);
@@ -60,13 +62,15 @@ export function registerTemplateRoutes(app: FastifyInstance, deps: NodeDeps): vo
   );
 
   app.get('/api/templates/:prefix/:version', { schema: { summary: 'A template version', tags, params: Params, response: err4xx } }, async (request) => {
-    const { prefix, version } = request.params as { prefix: string; version: string };
+    const { prefix, version } = request.params;
     return templates.get(prefix, version);
   });
 
   app.get(
     '/api/templates/:prefix',
     { schema: { summary: 'Every template version of a prefix', tags, params: Type.Object({ prefix: Type.String() }), response: err4xx } },
-    async (request) => ({ templates: templates.list((request.params as { prefix: string }).prefix) }),
+    async (request) => ({ templates: templates.list(request.params.prefix) }),
   );
-}
+};
+
+export default templateRoutes;

@@ -1,0 +1,123 @@
+/**
+ * The one answer writer: every resolution answer (200, 304, HEAD, a cached 404) and every
+ * error in the Handle shape gets its status, Content-Type, Content-Length, ETag,
+ * Cache-Control and Cache-Status here, whether the fast path writes it on a raw
+ * `node:http` response or a fastify route sends it through its reply.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { IdnError } from '../errors.js';
+import type { Entry } from '../resolver/index.js';
+
+export const JSON_TYPE = 'application/json; charset=utf-8';
+
+const maxAgeTexts = new Map<number, string>();
+
+/** "max-age=N", built once per distinct N (a handful in practice) instead of once per answer sent. */
+export function maxAgeText(n: number): string {
+  let text = maxAgeTexts.get(n);
+  if (text === undefined) {
+    text = `max-age=${n}`;
+    if (maxAgeTexts.size < 1024) maxAgeTexts.set(n, text);
+  }
+  return text;
+}
+
+/** True when `If-None-Match` names the entry's ETag (weak or strong, or `*`). */
+export function etagMatches(ifNoneMatch: string | undefined, etag: string | undefined): boolean {
+  if (ifNoneMatch === undefined || etag === undefined) return false;
+  if (ifNoneMatch.trim() === '*') return true;
+  return ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
+}
+
+/** True when the answer to a request with this `If-None-Match` is a 304. */
+export function notModified(entry: Entry, ifNoneMatch: string | undefined): boolean {
+  return entry.status === 200 && etagMatches(ifNoneMatch, entry.etag);
+}
+
+/** The raw header list (node:http writeHead form) for sending `entry` with its body. */
+export function entryHeaders(entry: Entry, cacheStatus: string): string[] {
+  const h = ['content-type', JSON_TYPE, 'content-length', String(entry.bytes), 'cache-status', cacheStatus];
+  if (entry.etag !== undefined) h.push('etag', entry.etag);
+  if (entry.maxAge !== undefined) h.push('cache-control', maxAgeText(entry.maxAge));
+  return h;
+}
+
+/** The header list of a 304 for `entry` (no body, so no Content-Type or Content-Length). */
+export function notModifiedHeaders(entry: Entry, cacheStatus: string): string[] {
+  return ['etag', entry.etag!, 'cache-control', maxAgeText(entry.maxAge!), 'cache-status', cacheStatus];
+}
+
+/** The Handle error body of `err`. */
+export function errorText(err: IdnError): string {
+  return JSON.stringify(err.toBody());
+}
+
+/** The header list of an error answer whose body is `text` (plus what the error carries, e.g. Retry-After). */
+export function errorHeaders(err: IdnError, text: string): string[] {
+  const h = ['content-type', JSON_TYPE, 'content-length', String(Buffer.byteLength(text))];
+  if (err.headers !== undefined) for (const k in err.headers) h.push(k, err.headers[k]!);
+  return h;
+}
+
+/** Raw response: the entry, or a 304 when the client holds it already; HEAD gets no body. */
+export function writeEntry(req: IncomingMessage, res: ServerResponse, entry: Entry, cacheStatus: string): void {
+  if (notModified(entry, req.headers['if-none-match'])) {
+    res.writeHead(304, notModifiedHeaders(entry, cacheStatus));
+    res.end();
+  } else {
+    res.writeHead(entry.status, entryHeaders(entry, cacheStatus));
+    res.end(req.method === 'HEAD' ? undefined : entry.body);
+  }
+}
+
+/** Raw response: an error in the Handle shape; HEAD gets no body. */
+export function writeError(req: IncomingMessage, res: ServerResponse, err: IdnError): void {
+  const text = errorText(err);
+  res.writeHead(err.http, errorHeaders(err, text));
+  res.end(req.method === 'HEAD' ? undefined : text);
+}
+
+/**
+ * A request node:http could not parse, answered on the socket itself (no response object
+ * exists); the connection is closed after it.
+ */
+export function writeSocketError(socket: Socket, status: string, err: IdnError): void {
+  const text = errorText(err);
+  const h = errorHeaders(err, text);
+  let head = `HTTP/1.1 ${status}\r\n`;
+  for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
+  if (socket.writable) socket.write(`${head}Connection: close\r\n\r\n${text}`);
+  socket.destroy();
+}
+
+/** Copies a raw header list onto a fastify reply (the adapter between the two forms). */
+function setHeaders(reply: FastifyReply, h: string[]): void {
+  for (let i = 0; i < h.length; i += 2) reply.header(h[i]!, h[i + 1]);
+}
+
+/**
+ * Fastify route: the same status, headers and body as `writeEntry`. Sent through the reply
+ * (not reply.raw) so fastify's hooks still see it; fastify strips the body of a HEAD.
+ */
+export function replyEntry(request: FastifyRequest, reply: FastifyReply, entry: Entry, cacheStatus: string): FastifyReply {
+  if (notModified(entry, request.headers['if-none-match'])) {
+    setHeaders(reply, notModifiedHeaders(entry, cacheStatus));
+    return reply.code(304).send();
+  }
+  setHeaders(reply, entryHeaders(entry, cacheStatus));
+  return reply.code(entry.status).send(entry.body);
+}
+
+/** Fastify: an error in the Handle shape, with the same headers as `writeError`. */
+export function replyError(reply: FastifyReply, err: IdnError): FastifyReply {
+  const text = errorText(err);
+  setHeaders(reply, errorHeaders(err, text));
+  return reply.code(err.http).send(text);
+}
+
+/** Fastify: a JSON text built by hand (batch answers), typed like every other answer. */
+export function replyJson(reply: FastifyReply, status: number, text: string): FastifyReply {
+  return reply.code(status).header('content-type', JSON_TYPE).send(text);
+}
