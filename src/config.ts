@@ -66,6 +66,12 @@ export interface Config {
   };
   /** Keep record versions and the hash-chained audit log (off only for throwaway nodes). */
   history: boolean;
+  changes: {
+    /** How often a node looks for writes by other processes (CLI, other workers), ms. */
+    pollMs: number;
+    /** Change-feed rows kept; a node further behind drops its whole cache. */
+    retention: number;
+  };
   shedding: {
     /** Requests in flight on the fastify path (misses, writes, forwarding); more get 503/3 (0: no bound). */
     maxInFlight: number;
@@ -98,6 +104,7 @@ export function defaultConfig(): Config {
     lineage: { defaultDepth: 10, maxDepth: 50, maxNodes: 10000, eventItemsMax: 1000 },
     sqlite: { cacheBytes: 64 * 1024 * 1024, mmapBytes: 2 * 1024 ** 3 },
     history: true,
+    changes: { pollMs: 20, retention: 100_000 },
     shedding: { maxInFlight: 1024, eventLoopDelayMs: 500 },
     workers: 1,
     shutdownTimeoutMs: 10_000,
@@ -141,6 +148,8 @@ const KEYS: Record<string, { kind: Kind; min?: number; max?: number }> = {
   'sqlite.cacheBytes': { kind: 'int', min: 1024 * 1024, max: 64 * 1024 ** 3 },
   'sqlite.mmapBytes': { kind: 'int', min: 0, max: 1024 ** 4 },
   history: { kind: 'bool' },
+  'changes.pollMs': { kind: 'int', min: 1, max: 60_000 },
+  'changes.retention': { kind: 'int', min: 1, max: 100_000_000 },
   'shedding.maxInFlight': { kind: 'int', min: 0, max: 1_000_000 },
   'shedding.eventLoopDelayMs': { kind: 'int', min: 0, max: 60_000 },
   workers: { kind: 'int', min: 1, max: 64 },

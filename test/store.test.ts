@@ -8,15 +8,15 @@ t.test('opens in WAL, applies migrations once, keeps data across reopen', async 
   const path = join(t.testdir({}), 'sub', 'a.db');
   const s = new Store(path);
   t.equal(s.db.pragma('journal_mode', { simple: true }), 'wal');
-  t.equal(s.schemaVersion, 5);
-  t.equal(latestSchemaVersion(), 5);
+  t.equal(s.schemaVersion, 6);
+  t.equal(latestSchemaVersion(), 6);
   s.write({ actor: 'test', action: 'record.create', target: '88.1/a' }, (tx) => {
     tx.putRecord({ handleKey: '88.1/a', handle: '88.1/A', prefixKey: '88.1', valuesJson: '[]', publicJson: null, maxAge: null, expiresAt: null, etag: null });
     return { result: undefined, payload: 'x' };
   });
   s.close();
   const again = new Store(path);
-  t.equal(again.schemaVersion, 5);
+  t.equal(again.schemaVersion, 6);
   t.equal(again.getRecord('88.1/a')?.handle, '88.1/A');
   t.equal(again.getRecord('88.1/a')?.version, 1);
   again.close();
@@ -32,9 +32,9 @@ t.test('a v1 database migrates to the latest with its data; read-only refuses an
   v1.pragma('user_version = 1');
   v1.prepare("INSERT INTO records (handle_key, handle, prefix_key, values_json, version, updated_at) VALUES ('88.1/a', '88.1/A', '88.1', '[]', 1, 'x')").run();
   v1.close();
-  t.throws(() => new Store(path, { readonly: true }), { code: 'IDN_INTERNAL', message: /schema v1, older than this idnode's v5; start a node on it once/ });
+  t.throws(() => new Store(path, { readonly: true }), { code: 'IDN_INTERNAL', message: /schema v1, older than this idnode's v6; start a node on it once/ });
   const s = new Store(path);
-  t.equal(s.schemaVersion, 5);
+  t.equal(s.schemaVersion, 6);
   t.equal(s.getRecord('88.1/a')?.handle, '88.1/A');
   t.same(s.verifyAudit(), { ok: true, checked: 0 });
   s.close();
