@@ -101,7 +101,7 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
       for (let i = 0; i < keys.length; i++) stats.registration();
     },
   });
-  const tokens = createTokens({ store, homedAncestor: router.homedAncestor });
+  const tokens = createTokens({ store, homedAncestor: (prefixKey) => router.homedAncestor(prefixKey) });
   const events = createEvents({ store, router, itemsMax: config.lineage.eventItemsMax });
   const auditing = createAuditing({ store, maxNodes: config.lineage.maxNodes, isLocalPrefix: (p) => router.route(p).kind === 'local' });
   const syncWorker =
@@ -166,9 +166,9 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
   const late: { registry?: Registry; app?: FastifyInstance } = {};
   const metrics = createMetrics({ resolver: () => late.registry!.resolver, upstream: () => late.registry!.upstream });
   const registry = openRegistry(config, {
-    onWrite: metrics.storeWrite,
-    onUpstream: metrics.upstreamResult,
-    onBulk: metrics.bulkRecords,
+    onWrite: (ms) => metrics.storeWrite(ms),
+    onUpstream: (base, ms, failure) => metrics.upstreamResult(base, ms, failure),
+    onBulk: (records) => metrics.bulkRecords(records),
   });
   late.registry = registry;
   try {

@@ -147,7 +147,8 @@ export function createBulk(deps: {
           continue;
         }
         seen.add(p.id.key);
-        const w = writeRecord(tx, p.id, store.getRecord(p.id.key), { put: p.values }, () => opts.overwrite);
+        const existing = store.getRecord(p.id.key);
+        const w = writeRecord(tx, p.id, existing, { put: p.values }, () => existing === undefined || opts.overwrite);
         if (w.state === 'unchanged') {
           results.push({ line: p.line, handle: w.handle, responseCode: 1, message: 'unchanged' });
           continue;
