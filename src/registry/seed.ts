@@ -1,7 +1,7 @@
 /**
  * Seeds an empty node from seeds/: prefixes.json, records.ndjson and events.ndjson, in one
  * audited write whose kept payload starts with the record versions' lines in key order (so
- * verification checks every seeded version), then the seed files.
+ * verification checks every seeded version), then the prefixes and the events.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -72,7 +72,8 @@ export function seedIfEmpty(deps: { store: Store }, dir: string): number {
     const versions = written.map((w) => w[2]).join('\n');
     return {
       result: undefined,
-      payload: `${versions}\n${prefixes.length} prefixes, ${records.length} records, ${events.length} events\n${lines.join('\n')}\n${eventLines.join('\n')}`,
+      // The versions stand for the record lines (stamped as stored); the prefixes and events follow as read.
+      payload: `${versions}\n${prefixes.length} prefixes, ${records.length} records, ${events.length} events\n${JSON.stringify(prefixes)}\n${eventLines.join('\n')}`,
       keepPayload: true,
     };
   });
