@@ -437,7 +437,7 @@ export class Store {
       insertChange: db.prepare('INSERT INTO changes (audit_seq, kind, key) VALUES (?, ?, ?)'),
       pruneChanges: db.prepare('DELETE FROM changes WHERE id <= ?'),
       changesAfter: db.prepare('SELECT id, audit_seq AS auditSeq, kind, key FROM changes WHERE id > ? ORDER BY id LIMIT ?'),
-      changesHead: db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").pluck(),
+      changesHead: db.prepare('SELECT max(id) FROM changes').pluck(),
       versionsOutsideLog: db.prepare('SELECT min(audit_seq) FROM record_versions WHERE audit_seq NOT IN (SELECT seq FROM audit_log)').pluck(),
     };
   }
@@ -698,9 +698,9 @@ export class Store {
     return this.stmt.changesAfter.all(cursor, limit) as ChangeRow[];
   }
 
-  /** The cursor of the newest feed row ever written (0: none yet), pruned or not. */
+  /** The cursor of the newest feed row (0: none yet); pruning always keeps it. */
   changesHead(): number {
-    return (this.stmt.changesHead.get() as number | undefined) ?? 0;
+    return (this.stmt.changesHead.get() as number | null) ?? 0;
   }
 
   /** Registers `fn` to run right after each commit on this connection that changed cached state; returns the unsubscribe. */
