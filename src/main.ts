@@ -14,7 +14,7 @@ import { createTemplates, type Templates } from './registry/templates.js';
 import { createRecords, type Records } from './registry/records.js';
 import { seedIfEmpty } from './registry/seed.js';
 import { createTokens, type Tokens } from './registry/tokens.js';
-import { createResolver, type Resolver } from './resolver/index.js';
+import { type ChangeFollower, createChangeFollower, createResolver, type Resolver } from './resolver/index.js';
 import { buildApp } from './server/app.js';
 import { createMetrics } from './server/metrics.js';
 import type { NodeDeps } from './server/deps.js';
@@ -41,30 +41,27 @@ export interface Registry {
   syncReceiver: SyncReceiver;
   /** Sends reports to the upstream; undefined without one. */
   syncWorker: SyncWorker | undefined;
+  /** Keeps this process's caches (answers, routing, templates) in step with the change feed. */
+  changes: ChangeFollower;
 }
-
-/** Store, routing, cache and registries: everything but HTTP (the CLI uses this alone). */
-/** What one process tells the others of a cluster so their caches stay right. */
-export type PeerMessage = { t: 'keys'; keys: string[] } | { t: 'prefix'; key: string } | { t: 'templates' };
 
 /** Observers the HTTP layer's metrics attach (the CLI runs without). */
 export interface Hooks {
-  /** A write here changed cached state: tell the other workers. */
-  onLocalChange?: (msg: PeerMessage) => void;
   onWrite?: (ms: number) => void;
   onUpstream?: (base: string, ms: number, failure: string | undefined) => void;
   onBulk?: (records: number) => void;
 }
 
+/** Store, routing, cache and registries: everything but HTTP (the CLI uses this alone). */
 export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
   const store = new Store(config.db, {
     history: config.history,
     cacheBytes: config.sqlite.cacheBytes,
     mmapBytes: config.sqlite.mmapBytes,
+    changesRetention: config.changes.retention,
     ...(hooks.onWrite ? { onWrite: hooks.onWrite } : {}),
   });
   const router = createRouter({ store, homed: config.homed, upstreamUrl: config.upstream.url });
-  const late: { resolver?: Resolver } = {};
   const prefixes = createPrefixes({
     store,
     router,
@@ -72,11 +69,6 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
     baseUrl: config.baseUrl,
     hasUpstream: config.upstream.url !== '',
     startedAt: isoSeconds(new Date()),
-    // A prefix change can re-route the identifiers under it: drop their cached answers.
-    onChange: (prefixKey) => {
-      late.resolver?.invalidateUnder(prefixKey);
-      hooks.onLocalChange?.({ t: 'prefix', key: prefixKey });
-    },
   });
   const upstream = createUpstreamClient({
     timeoutMs: config.upstream.timeoutMs,
@@ -96,19 +88,9 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
     notFoundTtlSeconds: config.cache.notFoundTtlSeconds,
     staleWindowSeconds: config.cache.staleWindowSeconds,
   });
-  late.resolver = resolver;
   const stats = createNodeStats();
-  const templates = createTemplates({ store, onChange: () => hooks.onLocalChange?.({ t: 'templates' }) });
-  const records = createRecords({
-    store,
-    templates,
-    valuesMax: config.limits.valuesMax,
-    onChange: (key) => {
-      resolver.invalidate(key);
-      hooks.onLocalChange?.({ t: 'keys', keys: [key] });
-      stats.registration();
-    },
-  });
+  const templates = createTemplates({ store });
+  const records = createRecords({ store, templates, valuesMax: config.limits.valuesMax, onWritten: () => stats.registration() });
   const bulk = createBulk({
     store,
     templates,
@@ -117,14 +99,10 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
     chunkSize: config.bulk.chunkSize,
     onWritten: (keys) => {
       hooks.onBulk?.(keys.length);
-      if (keys.length > 0) hooks.onLocalChange?.({ t: 'keys', keys });
-      for (const key of keys) {
-        resolver.invalidate(key);
-        stats.registration();
-      }
+      for (let i = 0; i < keys.length; i++) stats.registration();
     },
   });
-  const tokens = createTokens({ store, homedAncestor: router.homedAncestor });
+  const tokens = createTokens({ store, homedAncestor: (prefixKey) => router.homedAncestor(prefixKey) });
   const events = createEvents({ store, router, itemsMax: config.lineage.eventItemsMax });
   const auditing = createAuditing({ store, maxNodes: config.lineage.maxNodes, isLocalPrefix: (p) => router.route(p).kind === 'local' });
   const syncWorker =
@@ -141,7 +119,32 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
           onPrefixAccepted: (p) => prefixes.accept(p),
         });
   const syncReceiver = createSyncReceiver({ store });
-  return { config, store, router, resolver, upstream, records, bulk, templates, prefixes, tokens, events, auditing, stats, syncReceiver, syncWorker };
+  const changes = createChangeFollower({
+    store,
+    pollMs: config.changes.pollMs,
+    apply(rows) {
+      const prefixKeys: string[] = [];
+      let templatesChanged = false;
+      for (const r of rows) {
+        if (r.kind === 'record') resolver.invalidate(r.key);
+        else if (r.kind === 'prefix') prefixKeys.push(r.key);
+        else if (r.kind === 'template') templatesChanged = true;
+        // 'token': tokens are looked up in the store on every request; nothing is cached.
+      }
+      if (prefixKeys.length > 0) {
+        // Routing first: an answer resolved after the drop must take the new route.
+        router.reload();
+        for (const key of prefixKeys) resolver.invalidateUnder(key);
+      }
+      if (templatesChanged) templates.reload();
+    },
+    reset() {
+      router.reload();
+      templates.reload();
+      resolver.clear();
+    },
+  });
+  return { config, store, router, resolver, upstream, records, bulk, templates, prefixes, tokens, events, auditing, stats, syncReceiver, syncWorker, changes };
 }
 
 export interface IdNode extends Registry {
@@ -155,19 +158,8 @@ export interface NodeOptions {
   /** Secret for the first admin token (IDNODE_ADMIN_TOKEN). */
   adminToken?: string;
   logger?: boolean | { level: string };
-  /** The other workers of a cluster: what this one changes is published, what they change applied. */
-  peers?: { publish(msg: PeerMessage): void; subscribe(apply: (msg: PeerMessage) => void): void };
   /** Run the sync worker (one process of a cluster does). Default true. */
   runSync?: boolean;
-}
-
-/** Applies another worker's change to this worker's caches. */
-export function applyPeerMessage(registry: Registry, msg: PeerMessage): void {
-  if (msg.t === 'keys') for (const key of msg.keys) registry.resolver.invalidate(key);
-  else if (msg.t === 'prefix') {
-    registry.router.reload();
-    registry.resolver.invalidateUnder(msg.key);
-  } else registry.templates.reload();
 }
 
 export async function createNode(config: Config, opts: NodeOptions = {}): Promise<IdNode> {
@@ -175,13 +167,11 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
   const late: { registry?: Registry; app?: FastifyInstance } = {};
   const metrics = createMetrics({ resolver: () => late.registry!.resolver, upstream: () => late.registry!.upstream });
   const registry = openRegistry(config, {
-    onWrite: metrics.storeWrite,
-    onUpstream: metrics.upstreamResult,
-    onBulk: metrics.bulkRecords,
-    ...(opts.peers ? { onLocalChange: opts.peers.publish } : {}),
+    onWrite: (ms) => metrics.storeWrite(ms),
+    onUpstream: (base, ms, failure) => metrics.upstreamResult(base, ms, failure),
+    onBulk: (records) => metrics.bulkRecords(records),
   });
   late.registry = registry;
-  opts.peers?.subscribe((msg) => applyPeerMessage(registry, msg));
   try {
     if (opts.adminToken) registry.tokens.bootstrapAdmin(opts.adminToken);
     if (config.seed) seedIfEmpty(registry, config.seedDir === '' ? SEEDS_DIR : config.seedDir);
@@ -210,6 +200,7 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
         return `http://${host}:${port}`;
       },
       async close() {
+        registry.changes.stop();
         await registry.syncWorker?.stop();
         await app.close();
         await registry.upstream.close();
@@ -217,6 +208,7 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
       },
     };
   } catch (err) {
+    registry.changes.stop();
     registry.store.close();
     throw err;
   }

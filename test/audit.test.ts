@@ -164,3 +164,45 @@ t.test('history off: no versions and no audit entries (the benchmark compares th
   t.same((await c.call('GET', '/api/audit', { token: aud })).json, { entries: [], next: null });
   t.equal((await c.call('GET', '/api/history/88.100.7/A', { token: aud })).status, 404);
 });
+
+t.test('verify covers the record versions of every action: a seeded version edited in the file breaks it', async (t) => {
+  const c = await startNode(t, { seed: true });
+  const aud = await auditor(c);
+  const verify = async () => (await c.call('GET', '/api/audit/verify', { token: aud })).json;
+  const seed = (await c.call('GET', '/api/audit', { token: aud })).json.entries.find((e: any) => e.action === 'seed');
+  t.ok(seed, 'seeding is one audit entry');
+  t.match(await verify(), { ok: true });
+
+  const db = new Database(c.config.db);
+  t.teardown(() => db.close());
+  const row = db
+    .prepare('SELECT handle_key AS key, values_json AS v FROM record_versions WHERE audit_seq = ? ORDER BY handle_key LIMIT 1 OFFSET 3')
+    .get(seed.seq) as {
+    key: string;
+    v: string;
+  };
+  t.ok(row, 'the seed wrote record versions');
+  db.prepare('UPDATE record_versions SET values_json = ? WHERE handle_key = ? AND audit_seq = ?').run(
+    row.v.replace(/"index":1,/, '"index":9,'),
+    row.key,
+    seed.seq,
+  );
+  t.match(
+    await verify(),
+    { ok: false, firstBroken: { seq: seed.seq, reason: /record versions this seed entry wrote do not match its payload/ } },
+    'an edited seeded version',
+  );
+  db.prepare('UPDATE record_versions SET values_json = ? WHERE handle_key = ? AND audit_seq = ?').run(row.v, row.key, seed.seq);
+  t.match(await verify(), { ok: true }, 'restored');
+
+  const whole = db.prepare('SELECT * FROM record_versions WHERE handle_key = ? AND audit_seq = ?').get(row.key, seed.seq) as Record<string, unknown>;
+  db.prepare('DELETE FROM record_versions WHERE handle_key = ? AND audit_seq = ?').run(row.key, seed.seq);
+  t.match(await verify(), { ok: false, firstBroken: { seq: seed.seq } }, 'a seeded version removed');
+  const insert = db.prepare(
+    'INSERT INTO record_versions (handle_key, version, handle, at, actor, action, values_json, audit_seq) VALUES (@handle_key, @version, @handle, @at, @actor, @action, @values_json, @audit_seq)',
+  );
+  insert.run(whole);
+  t.match(await verify(), { ok: true }, 'put back');
+  insert.run({ ...whole, version: 99, audit_seq: 9999 });
+  t.match(await verify(), { ok: false, firstBroken: { seq: 9999, reason: /not in the log/ } }, 'a version naming no entry');
+});

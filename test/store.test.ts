@@ -2,21 +2,21 @@ import t from 'tap';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { readFileSync } from 'node:fs';
-import { auditHash, GENESIS_HASH, latestSchemaVersion, Store } from '../src/store/index.js';
+import { auditHash, GENESIS_HASH, latestSchemaVersion, Store, versionLine } from '../src/store/index.js';
 
 t.test('opens in WAL, applies migrations once, keeps data across reopen', async (t) => {
   const path = join(t.testdir({}), 'sub', 'a.db');
   const s = new Store(path);
   t.equal(s.db.pragma('journal_mode', { simple: true }), 'wal');
-  t.equal(s.schemaVersion, 5);
-  t.equal(latestSchemaVersion(), 5);
+  t.equal(s.schemaVersion, 6);
+  t.equal(latestSchemaVersion(), 6);
   s.write({ actor: 'test', action: 'record.create', target: '88.1/a' }, (tx) => {
     tx.putRecord({ handleKey: '88.1/a', handle: '88.1/A', prefixKey: '88.1', valuesJson: '[]', publicJson: null, maxAge: null, expiresAt: null, etag: null });
     return { result: undefined, payload: 'x' };
   });
   s.close();
   const again = new Store(path);
-  t.equal(again.schemaVersion, 5);
+  t.equal(again.schemaVersion, 6);
   t.equal(again.getRecord('88.1/a')?.handle, '88.1/A');
   t.equal(again.getRecord('88.1/a')?.version, 1);
   again.close();
@@ -32,9 +32,9 @@ t.test('a v1 database migrates to the latest with its data; read-only refuses an
   v1.pragma('user_version = 1');
   v1.prepare("INSERT INTO records (handle_key, handle, prefix_key, values_json, version, updated_at) VALUES ('88.1/a', '88.1/A', '88.1', '[]', 1, 'x')").run();
   v1.close();
-  t.throws(() => new Store(path, { readonly: true }), { code: 'IDN_INTERNAL', message: /schema v1, older than this idnode's v5; start a node on it once/ });
+  t.throws(() => new Store(path, { readonly: true }), { code: 'IDN_INTERNAL', message: /schema v1, older than this idnode's v6; start a node on it once/ });
   const s = new Store(path);
-  t.equal(s.schemaVersion, 5);
+  t.equal(s.schemaVersion, 6);
   t.equal(s.getRecord('88.1/a')?.handle, '88.1/A');
   t.same(s.verifyAudit(), { ok: true, checked: 0 });
   s.close();
@@ -114,4 +114,42 @@ t.test('one write path: version rows and a hash-chained audit entry per write, r
 
 t.test('a database that cannot be opened is a clear error', async (t) => {
   t.throws(() => new Store(join(t.testdir({}), 'missing.db'), { readonly: true }), { code: 'IDN_INTERNAL', message: /cannot open database/ });
+});
+
+t.test('verify covers record versions of any action: a kept payload must start with them; a legacy seed without one is let through', async (t) => {
+  const s = new Store(join(t.testdir({}), 'a.db'));
+  t.teardown(() => s.close());
+  const row = (key: string, values: string) => ({
+    handleKey: key,
+    handle: key.toUpperCase(),
+    prefixKey: '88.1',
+    valuesJson: values,
+    publicJson: null,
+    maxAge: 0,
+    expiresAt: null,
+    etag: '"e"',
+  });
+  // Written as the seed writes: versions' lines in key order, then the rest.
+  s.write({ actor: 'seed', action: 'seed', target: 'dir' }, (tx) => {
+    tx.putRecord(row('88.1/b', '[2]'));
+    tx.putRecord(row('88.1/a', '[1]'));
+    return { result: undefined, payload: `${versionLine('88.1/A', '[1]')}\n${versionLine('88.1/B', '[2]')}\nrest`, keepPayload: true };
+  });
+  t.same(s.verifyAudit(), { ok: true, checked: 1 });
+  s.db.prepare("UPDATE record_versions SET values_json = '[3]' WHERE handle_key = '88.1/b'").run();
+  t.match(s.verifyAudit(), { ok: false, firstBroken: { seq: 1, reason: /do not match its payload/ } });
+  s.db.prepare("UPDATE record_versions SET values_json = '[2]' WHERE handle_key = '88.1/b'").run();
+
+  // A seed from before schema v6 kept no payload: nothing to check its versions against.
+  s.write({ actor: 'seed', action: 'seed', target: 'old' }, (tx) => {
+    tx.putRecord(row('88.1/c', '[1]'));
+    return { result: undefined, payload: 'old seed files' };
+  });
+  t.same(s.verifyAudit(), { ok: true, checked: 2 });
+  // Any other action that writes versions must cover them.
+  s.write({ actor: 'x', action: 'import.legacy', target: 'x' }, (tx) => {
+    tx.putRecord(row('88.1/d', '[1]'));
+    return { result: undefined, payload: 'no versions here' };
+  });
+  t.match(s.verifyAudit(), { ok: false, firstBroken: { seq: 3, reason: /wrote record versions its digest does not cover/ } });
 });

@@ -139,7 +139,6 @@ t.test('a stale cached answer is served when the slow upstream hits the deadline
     baseUrl: 'http://127.0.0.1:1',
     hasUpstream: true,
     startedAt: '2026-01-01T00:00:00Z',
-    onChange: () => {},
   });
   const upstream = createUpstreamClient({
     timeoutMs: 600_000,

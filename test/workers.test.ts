@@ -1,6 +1,7 @@
 /** `idnode serve --workers 2`: real processes sharing one port and one SQLite file. */
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +24,7 @@ function freshGet(url: string): Promise<{ status: number; body: string; cacheSta
   });
 }
 
-t.test('two workers: a write on one reaches the other’s cache at once; concurrent writers lose and double nothing', async (t) => {
+t.test('two workers: a write on one reaches the other’s cache through the change feed; concurrent writers lose and double nothing', async (t) => {
   const dir = t.testdir({ 'c.json': JSON.stringify({ db: 'w.db', listen: { port: 0 }, logLevel: 'warn' }) });
   const child = spawn(process.execPath, [...process.execArgv, CLI, 'serve', '--config', join(dir, 'c.json'), '--workers', '2'], {
     cwd: dir,
@@ -84,6 +85,25 @@ t.test('two workers: a write on one reaches the other’s cache at once; concurr
   const hist = await c.call('GET', '/api/history/88.100.7/X?limit=1000', { token: ADMIN });
   t.equal(hist.json.versions.length, 42, 'one version per write, none doubled');
   t.same((await c.call('GET', '/api/audit/verify', { token: ADMIN })).json.ok, true, 'the audit chain is intact');
+
+  // A third process (idnode import) writes the file: each worker follows the feed itself.
+  for (let i = 0; i < 10; i++) await freshGet(`${url}/api/handles/88.100.7/D-0`);
+  const warmD = await Promise.all(Array.from({ length: 6 }, () => freshGet(`${url}/api/handles/88.100.7/D-0`)));
+  t.ok(
+    warmD.every((r) => r.cacheStatus === 'idnode; hit' && r.body.includes('"d0"')),
+    'both workers hold D-0 in their caches',
+  );
+  writeFileSync(join(dir, 'in.ndjson'), `${JSON.stringify({ handle: '88.100.7/D-0', values: [{ index: 1, type: 'URL', data: 'imported' }] })}\n`);
+  const imported = spawnSync(process.execPath, [...process.execArgv, CLI, 'import', 'in.ndjson', '--prefix', '88.100.7', '--config', join(dir, 'c.json')], {
+    cwd: dir,
+    env: cleanEnv,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  t.equal(imported.status, 0, imported.stderr);
+  let seen = 0;
+  for (let i = 0; i < 400 && seen < 6; i++) seen = (await freshGet(`${url}/api/handles/88.100.7/D-0`)).body.includes('"imported"') ? seen + 1 : 0;
+  t.equal(seen, 6, 'every worker answers the imported values');
 
   child.kill('SIGTERM');
   t.equal(await exited, 0);

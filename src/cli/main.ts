@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, renderConfigHelp, type Config } from '../config.js';
 import { isIdnError } from '../errors.js';
-import { createNode, openRegistry, type PeerMessage } from '../main.js';
+import { createNode, openRegistry } from '../main.js';
 import { SEEDS_DIR } from '../paths.js';
 import { seedIfEmpty } from '../registry/seed.js';
 import { Store } from '../store/index.js';
@@ -67,10 +67,6 @@ async function servePrimary(config: Config, embedded: boolean): Promise<void> {
   const fork = () => {
     const w = cluster.fork();
     workers.add(w);
-    // A worker's writes reach the others' caches through the primary.
-    w.on('message', (m: { idnode?: unknown }) => {
-      if (m?.idnode !== undefined) for (const other of workers) if (other !== w && other.isConnected()) other.send(m);
-    });
     w.on('exit', (code, signal) => {
       workers.delete(w);
       if (closing) return;
@@ -112,17 +108,8 @@ async function serve(config: Config, embedded: boolean): Promise<void> {
   const node = await createNode(config, {
     ...(process.env.IDNODE_ADMIN_TOKEN ? { adminToken: process.env.IDNODE_ADMIN_TOKEN } : {}),
     logger: { level: config.logLevel },
-    ...(worker
-      ? {
-          peers: {
-            publish: (msg: PeerMessage) => void process.send!({ idnode: msg }),
-            subscribe: (apply: (msg: PeerMessage) => void) =>
-              void process.on('message', (m: { idnode?: PeerMessage }) => m?.idnode !== undefined && apply(m.idnode)),
-          },
-          // One process sends the sync reports.
-          runSync: worker.id === 1,
-        }
-      : {}),
+    // Each worker follows the change feed itself; one of them sends the sync reports.
+    ...(worker ? { runSync: worker.id === 1 } : {}),
   });
   if (worker) {
     await node.listen();

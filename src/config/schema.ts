@@ -279,6 +279,25 @@ export const CONFIG_KEYS = {
       'while the 90th percentile of event-loop delay over the last second is above this, requests past the fast path get 503/3 (0: off). ' +
       '`/healthz`, `/readyz`, `/metrics` and admin calls are never shed; why 200 ms and p90: see Operations',
   },
+  'changes.pollMs': {
+    kind: 'int',
+    default: 20,
+    min: 1,
+    max: 60_000,
+    unit: 'ms',
+    env: 'IDNODE_CHANGES_POLL_MS',
+    doc:
+      'how often a node checks the SQLite file for writes by other processes (CLI, other workers) and drops what they changed from its cache; ' +
+      'its own writes apply at once',
+  },
+  'changes.retention': {
+    kind: 'int',
+    default: 100_000,
+    min: 1,
+    max: 100_000_000,
+    env: 'IDNODE_CHANGES_RETENTION',
+    doc: 'change-feed rows kept; a node that fell further behind drops its whole answer cache',
+  },
   workers: {
     kind: 'int',
     default: 1,
@@ -287,7 +306,7 @@ export const CONFIG_KEYS = {
     env: 'IDNODE_WORKERS',
     doc:
       '`idnode serve --workers N`: N processes (node:cluster) share the port and the SQLite file (WAL, busy timeout 5 s), each with its own cache; ' +
-      'a write on one worker invalidates the key on the others through the primary (measured: a few ms); one worker sends the sync reports',
+      'each follows the change feed, so a write on one worker reaches the others within `changes.pollMs` (measured: 3-22 ms); one worker sends the sync reports',
   },
   shutdownTimeoutMs: {
     kind: 'int',

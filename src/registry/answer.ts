@@ -57,6 +57,12 @@ export function answerEtag(handle: string, r: RenderedRecord): string {
   return etagOf(answerText(handle, r.publicJson ?? r.valuesJson));
 }
 
+/** A record's stored form with its public answer's ETag, as `writeRecord` stores it (restore rebuilds rows with it). */
+export function storedForm(handle: string, values: HandleValue[]): RenderedRecord & { etag: string } {
+  const rendered = renderRecord(values);
+  return { ...rendered, etag: answerEtag(handle, rendered) };
+}
+
 /** max-age now, from stored metadata. */
 export function maxAgeAt(meta: Pick<RenderedRecord, 'maxAge' | 'expiresAt'>, nowMs: number): number {
   if (meta.expiresAt === null) return meta.maxAge;

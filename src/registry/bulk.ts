@@ -7,8 +7,8 @@
 import { IdnError, isIdnError } from '../errors.js';
 import { type Identifier, isUnderPrefix, parseIdentifier } from '../identifier/index.js';
 import type { Store, WriteTx } from '../store/index.js';
-import { type HandleValue, type InputValue, mergeValues, parseValuesBody } from './values.js';
-import { answerEtag, renderRecord } from './answer.js';
+import { type InputValue, parseValuesBody } from './values.js';
+import { writeRecord } from './records.js';
 
 export interface LineResult {
   line: number;
@@ -86,6 +86,7 @@ export function createBulk(deps: {
   valuesMax: number;
   lineMaxBytes: number;
   chunkSize: number;
+  /** The records a chunk wrote (metrics and statistics). */
   onWritten: (keys: string[]) => void;
   /** Metadata templates: checked per line (a bad line fails alone), applied in the chunk. */
   templates?: { check(id: Identifier, values: readonly InputValue[]): void; apply(tx: WriteTx, id: Identifier, values: readonly InputValue[]): void };
@@ -147,27 +148,24 @@ export function createBulk(deps: {
         }
         seen.add(p.id.key);
         const existing = store.getRecord(p.id.key);
-        const previous = existing === undefined ? [] : (JSON.parse(existing.valuesJson) as HandleValue[]);
-        const handle = existing?.handle ?? p.id.text;
-        const rendered = renderRecord(mergeValues(previous, p.values, tx.at));
-        if (existing !== undefined && rendered.valuesJson === existing.valuesJson) {
-          results.push({ line: p.line, handle, responseCode: 1, message: 'unchanged' });
+        const w = writeRecord(tx, p.id, existing, { put: p.values }, () => existing === undefined || opts.overwrite);
+        if (w.state === 'unchanged') {
+          results.push({ line: p.line, handle: w.handle, responseCode: 1, message: 'unchanged' });
           continue;
         }
-        if (existing !== undefined && !opts.overwrite) {
+        if (w.state === 'refused') {
           results.push({
             line: p.line,
-            handle,
+            handle: w.handle,
             responseCode: 101,
             message: `${p.id.text} already exists with other values; send overwrite=true to replace it`,
           });
           continue;
         }
-        tx.putRecord({ handleKey: p.id.key, handle, prefixKey: p.id.prefixKey, ...rendered, etag: answerEtag(handle, rendered) });
-        deps.templates?.apply(tx, p.id, p.values);
-        payload.push([p.id.key, `${handle}\n${rendered.valuesJson}`]);
+        deps.templates?.apply(tx, p.id, w.values);
+        payload.push([p.id.key, w.line]);
         written.push(p.id.key);
-        results.push({ line: p.line, handle, responseCode: 1, ...(existing === undefined ? {} : { message: 'replaced' }) });
+        results.push({ line: p.line, handle: w.handle, responseCode: 1, ...(w.state === 'created' ? {} : { message: 'replaced' }) });
       }
       if (payload.length === 0) return { result: undefined, payload: null };
       // The digest covers every record of the chunk, in key order (verification recomputes it).

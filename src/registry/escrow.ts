@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { IdnError } from '../errors.js';
 import { Store } from '../store/index.js';
+import { storedForm } from './answer.js';
+import type { HandleValue } from './values.js';
 
 export const MANIFEST = 'manifest.json';
 /** Not a table: the records as NDJSON {"handle","values"} lines (what bulk import reads). */
@@ -87,6 +89,19 @@ function sha256File(path: string): string {
 }
 
 /**
+ * A records row as the write path would store it: the escrowed values (what the audit chain
+ * covers) with the public list, max-age and ETag rendered again, so a row from an export of
+ * any schema version answers like a freshly written one.
+ */
+function withAnswerMeta(row: Record<string, unknown>): Record<string, unknown> {
+  const valuesJson = row.values_json;
+  if (typeof valuesJson !== 'string' || typeof row.handle !== 'string')
+    throw new IdnError('IDN_BAD_REQUEST', 'records.ndjson holds a row without handle or values_json; the export is damaged');
+  const form = storedForm(row.handle, JSON.parse(valuesJson) as HandleValue[]);
+  return { ...row, public_json: form.publicJson, max_age: form.maxAge, expires_at: form.expiresAt, etag: form.etag };
+}
+
+/**
  * Rebuilds a database at `dbPath` (which must not exist) from an export in `dir`: checks
  * every file against the manifest first, loads the rows, then verifies the audit chain and
  * its head against the manifest. A failed restore leaves no database behind.
@@ -118,7 +133,8 @@ export async function restoreFrom(dir: string, dbPath: string): Promise<{ manife
       const lines = createInterface({ input: createReadStream(join(dir, name)), crlfDelay: Infinity });
       for await (const line of lines) {
         if (line === '') continue;
-        batch.push(JSON.parse(line) as Record<string, unknown>);
+        const row = JSON.parse(line) as Record<string, unknown>;
+        batch.push(table === 'records' ? withAnswerMeta(row) : row);
         if (batch.length >= 5000) {
           store.insertRows(table, batch);
           batch = [];

@@ -97,16 +97,7 @@ export function siteValue(baseUrl: string, desc: string, at: string): HandleValu
   };
 }
 
-export function createPrefixes(deps: {
-  store: Store;
-  router: Router;
-  homed: string[];
-  baseUrl: string;
-  hasUpstream: boolean;
-  startedAt: string;
-  /** A prefix was created, changed or deleted: answers under it may route differently now. */
-  onChange: (prefixKey: string) => void;
-}): Prefixes {
+export function createPrefixes(deps: { store: Store; router: Router; homed: string[]; baseUrl: string; hasUpstream: boolean; startedAt: string }): Prefixes {
   const { store, router } = deps;
   const homedByKey = new Map(deps.homed.map((h) => [foldCase(h), h]));
 
@@ -132,11 +123,6 @@ export function createPrefixes(deps: {
       if (row?.site != null) return row;
     }
     return undefined;
-  }
-
-  function changed(prefixKey: string): void {
-    router.reload();
-    deps.onChange(prefixKey);
   }
 
   return {
@@ -173,7 +159,6 @@ export function createPrefixes(deps: {
         if (deps.hasUpstream) report(tx, row, 'created');
         return { result: row, payload: JSON.stringify([row.prefix, row.ownerJson, row.site, row.status]), keepPayload: true };
       });
-      changed(key);
       return infoOf(row);
     },
 
@@ -210,7 +195,6 @@ export function createPrefixes(deps: {
         if (deps.hasUpstream && row.status !== 'pending') report(tx, next, 'changed');
         return { result: next, payload: JSON.stringify([next.prefix, next.ownerJson, next.site, next.status]), keepPayload: true };
       });
-      changed(row.prefixKey);
       return infoOf(out);
     },
 
@@ -225,7 +209,6 @@ export function createPrefixes(deps: {
         tx.deletePrefix(row.prefixKey);
         return { result: undefined, payload: row.prefix, keepPayload: true };
       });
-      changed(row.prefixKey);
       return infoOf(row);
     },
 
@@ -237,7 +220,6 @@ export function createPrefixes(deps: {
         tx.putPrefix(next);
         return { result: undefined, payload: JSON.stringify([next.prefix, next.ownerJson, next.site, next.status]), keepPayload: true };
       });
-      changed(row.prefixKey);
     },
 
     prefixRecord(prefixKey) {

@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { IdnError } from '../errors.js';
 import type { Identifier } from '../identifier/index.js';
-import type { Store, WriteTx } from '../store/index.js';
+import { type RecordRow, type Store, versionLine, type WriteTx } from '../store/index.js';
 import type { Route } from '../upstream/routing.js';
 import { authorize, writeTarget } from './authorize.js';
 import type { Principal } from './tokens.js';
@@ -21,6 +21,47 @@ export interface Records {
   list(prefixKey: string, page: number, pageSize: number): { totalCount: number; handles: string[] };
 }
 
+/** What to do to a record's values: merge `put` in (only the indexes in `only`, if given), or drop some indexes. */
+export type RecordEdit = { put: readonly InputValue[]; only?: Set<number> } | { drop: ReadonlySet<number> };
+
+export interface RecordWritten {
+  /** 'unchanged': the result equals what is stored (or `accept` said no); nothing was written. */
+  state: 'created' | 'replaced' | 'unchanged' | 'refused';
+  handle: string;
+  /** The values after the edit. */
+  values: HandleValue[];
+  /** This record's part of the audit digest. */
+  line: string;
+  /** The version written (0 when nothing was). */
+  version: number;
+}
+
+/**
+ * The one write of a record, for PUT, PUT ?index=, DELETE ?index=, bulk chunks and seeding:
+ * merges the edit into the stored values, renders the stored form with its answer's metadata
+ * (public list, ETag, max-age), stores it as a new version and returns its audit digest line.
+ * `accept` sees the values of a real change before it is stored: it throws to refuse the
+ * write, or returns false to leave the record as it is ('refused').
+ */
+export function writeRecord(
+  tx: WriteTx,
+  id: Pick<Identifier, 'key' | 'prefixKey' | 'text'>,
+  existing: RecordRow | undefined,
+  edit: RecordEdit,
+  accept?: (values: HandleValue[]) => boolean | void,
+): RecordWritten {
+  const handle = existing?.handle ?? id.text;
+  const previous = existing === undefined ? [] : (JSON.parse(existing.valuesJson) as HandleValue[]);
+  const values = 'put' in edit ? mergeValues(previous, edit.put as InputValue[], tx.at, edit.only) : previous.filter((v) => !edit.drop.has(v.index));
+  const rendered = renderRecord(values);
+  const line = versionLine(handle, rendered.valuesJson);
+  if (existing !== undefined && rendered.valuesJson === existing.valuesJson) return { state: 'unchanged', handle, values, line, version: 0 };
+  if (accept?.(values) === false) return { state: 'refused', handle, values, line, version: 0 };
+  // The ETag is hashed only for what is written (an overwrite=false re-import hashes nothing).
+  const version = tx.putRecord({ handleKey: id.key, handle, prefixKey: id.prefixKey, ...rendered, etag: answerEtag(handle, rendered) });
+  return { state: existing === undefined ? 'created' : 'replaced', handle, values, line, version };
+}
+
 /** Appends a fresh suffix to `text` (mintNewSuffix=true). */
 export function mintSuffix(text: string): string {
   return `${text}${randomUUID()}`;
@@ -37,7 +78,8 @@ export function authorizeWrite(route: Route, principal: Principal | undefined, i
 export function createRecords(deps: {
   store: Store;
   valuesMax: number;
-  onChange: (key: string) => void;
+  /** A put or remove was stored (statistics). */
+  onWritten?: () => void;
   /** Metadata templates: checks the final values, then keeps template state and edges in step. */
   templates?: { check(id: Identifier, values: readonly InputValue[]): void; apply(tx: WriteTx, id: Identifier, values: readonly InputValue[]): void };
 }): Records {
@@ -73,22 +115,16 @@ export function createRecords(deps: {
           );
         if (existing === undefined && only !== undefined)
           throw new IdnError('IDN_NOT_FOUND', `${id.text} does not exist; create it with a PUT without index=`, { handle: id.text });
-        const handle = existing?.handle ?? id.text;
-        const previous = existing === undefined ? [] : (JSON.parse(existing.valuesJson) as HandleValue[]);
-        const merged = mergeValues(previous, incoming, tx.at, only);
-        const rendered = renderRecord(merged);
-        if (existing !== undefined && rendered.valuesJson === existing.valuesJson)
-          return { result: { created: false, handle, unchanged: true }, payload: null };
-        deps.templates?.check(id, merged);
-        tx.putRecord({ handleKey: id.key, handle, prefixKey: id.prefixKey, ...rendered, etag: answerEtag(handle, rendered) });
-        deps.templates?.apply(tx, id, merged);
+        const w = writeRecord(tx, id, existing, { put: incoming, ...(only !== undefined ? { only } : {}) }, (values) => deps.templates?.check(id, values));
+        if (w.state === 'unchanged') return { result: { created: false, handle: w.handle, unchanged: true }, payload: null };
+        deps.templates?.apply(tx, id, w.values);
         return {
-          result: { created: existing === undefined, handle, unchanged: false },
-          payload: `${handle}\n${rendered.valuesJson}`,
-          action: existing === undefined ? 'record.create' : 'record.update',
+          result: { created: w.state === 'created', handle: w.handle, unchanged: false },
+          payload: w.line,
+          action: w.state === 'created' ? 'record.create' : 'record.update',
         };
       });
-      deps.onChange(id.key);
+      deps.onWritten?.();
       return out;
     },
 
@@ -98,25 +134,22 @@ export function createRecords(deps: {
         if (existing === undefined) throw new IdnError('IDN_NOT_FOUND', `${id.text} does not exist`, { handle: id.text });
         if (only === undefined) {
           tx.deleteRecord(id.key, existing.handle);
-          return { result: { handle: existing.handle }, payload: `${existing.handle}\n` };
+          return { result: { handle: existing.handle }, payload: versionLine(existing.handle, null) };
         }
         const values = JSON.parse(existing.valuesJson) as HandleValue[];
         const present = new Set(values.map((v) => v.index));
         const missing = [...only].filter((i) => !present.has(i));
         if (missing.length > 0)
           throw new IdnError('IDN_VALUE_NOT_FOUND', `${existing.handle} has no value at index ${missing.join(', ')}`, { handle: existing.handle });
-        const kept = values.filter((v) => !only.has(v.index));
-        if (kept.length === 0)
+        if (values.every((v) => only.has(v.index)))
           throw new IdnError('IDN_INVALID_VALUE', 'this would remove every value; a record needs at least one (DELETE without index= removes the identifier)', {
             handle: existing.handle,
           });
-        deps.templates?.check(id, kept);
-        const rendered = renderRecord(kept);
-        tx.putRecord({ handleKey: id.key, handle: existing.handle, prefixKey: id.prefixKey, ...rendered, etag: answerEtag(existing.handle, rendered) });
-        deps.templates?.apply(tx, id, kept);
-        return { result: { handle: existing.handle }, payload: `${existing.handle}\n${rendered.valuesJson}`, action: 'record.values.delete' };
+        const w = writeRecord(tx, id, existing, { drop: only }, (kept) => deps.templates?.check(id, kept));
+        deps.templates?.apply(tx, id, w.values);
+        return { result: { handle: existing.handle }, payload: w.line, action: 'record.values.delete' };
       });
-      deps.onChange(id.key);
+      deps.onWritten?.();
       return out;
     },
 

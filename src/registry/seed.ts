@@ -1,12 +1,16 @@
-/** Seeds an empty node from seeds/: prefixes.json, records.ndjson and events.ndjson, in one audited write. */
+/**
+ * Seeds an empty node from seeds/: prefixes.json, records.ndjson and events.ndjson, in one
+ * audited write whose kept payload starts with the record versions' lines in key order (so
+ * verification checks every seeded version), then the prefixes and the events.
+ */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IdnError } from '../errors.js';
 import { parentPrefix, parseIdentifier, parsePrefix } from '../identifier/index.js';
 import { applyEvent, canonicalEvent, type LineageEvent, parseEvent } from '../lineage/events.js';
 import type { Store } from '../store/index.js';
-import { mergeValues, parseValuesBody } from './values.js';
-import { answerEtag, renderRecord } from './answer.js';
+import { parseValuesBody } from './values.js';
+import { writeRecord } from './records.js';
 
 export interface SeedPrefix {
   prefix: string;
@@ -14,7 +18,7 @@ export interface SeedPrefix {
 }
 
 /** Loads the seed files and writes them when the store holds no records; returns how many records it wrote. */
-export function seedIfEmpty(deps: { store: Store; router: { reload(): void } }, dir: string): number {
+export function seedIfEmpty(deps: { store: Store }, dir: string): number {
   const { store } = deps;
   if (store.totalRecords() > 0) return 0;
   const prefixes = JSON.parse(readFileSync(join(dir, 'prefixes.json'), 'utf8')) as SeedPrefix[];
@@ -58,16 +62,20 @@ export function seedIfEmpty(deps: { store: Store; router: { reload(): void } }, 
         updatedAt: tx.at,
       });
     }
+    const written: Array<[string, number, string]> = [];
     for (const r of records) {
-      const rendered = renderRecord(mergeValues([], r.values, tx.at));
-      tx.putRecord({ handleKey: r.id.key, handle: r.id.text, prefixKey: r.id.prefixKey, ...rendered, etag: answerEtag(r.id.text, rendered) });
+      const w = writeRecord(tx, r.id, store.getRecord(r.id.key), { put: r.values });
+      if (w.version > 0) written.push([r.id.key, w.version, w.line]);
     }
     for (const ev of events) applyEvent(tx, ev, canonicalEvent(ev));
+    written.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]));
+    const versions = written.map((w) => w[2]).join('\n');
     return {
       result: undefined,
-      payload: `${prefixes.length} prefixes, ${records.length} records, ${events.length} events\n${lines.join('\n')}\n${eventLines.join('\n')}`,
+      // The versions stand for the record lines (stamped as stored); the prefixes and events follow as read.
+      payload: `${versions}\n${prefixes.length} prefixes, ${records.length} records, ${events.length} events\n${JSON.stringify(prefixes)}\n${eventLines.join('\n')}`,
+      keepPayload: true,
     };
   });
-  deps.router.reload();
   return records.length;
 }

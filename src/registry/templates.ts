@@ -51,7 +51,7 @@ export interface Templates {
   apply(tx: WriteTx, id: Identifier, values: readonly InputValue[]): void;
   /** Versions of a prefix (for export). */
   all(): Template[];
-  /** Re-reads every template (another process changed one). */
+  /** Re-reads every template (the change feed named one). */
   reload(): void;
 }
 
@@ -173,9 +173,9 @@ function shape(row: TemplateRow): Template {
   return { prefix: row.prefix, version: row.version, ...body, used: row.used === 1, createdAt: row.createdAt, updatedAt: row.updatedAt };
 }
 
-export function createTemplates(deps: { store: Store; onChange?: () => void }): Templates {
+export function createTemplates(deps: { store: Store }): Templates {
   const { store } = deps;
-  /** prefixKey → version → row, loaded once and kept in step by `put` and `apply`. */
+  /** prefixKey → version → row, loaded once and kept in step by the change feed (every process's writes, this one's included). */
   const byPrefix = new Map<string, Map<string, TemplateRow>>();
   function load(): void {
     byPrefix.clear();
@@ -281,9 +281,6 @@ export function createTemplates(deps: { store: Store; onChange?: () => void }): 
         tx.putTemplate(row);
         return { result: row, payload: `${p.prefix}@${version}\n${doc}`, keepPayload: true };
       });
-      versions.set(version, row);
-      byPrefix.set(p.key, versions);
-      deps.onChange?.();
       return { created: existing === undefined, template: shape(row) };
     },
 
@@ -319,11 +316,8 @@ export function createTemplates(deps: { store: Store; onChange?: () => void }): 
     apply(tx, id, values) {
       const t = versionOf(id, values);
       if (t === undefined) return;
-      if (t.row.used === 0) {
-        tx.markTemplateUsed(id.prefixKey, t.row.version);
-        t.row.used = 1;
-        deps.onChange?.();
-      }
+      // Recorded in the feed; every process reloads its templates after the commit.
+      if (t.row.used === 0) tx.markTemplateUsed(id.prefixKey, t.row.version);
       const since = new Date(Date.parse(tx.at)).toISOString();
       for (const item of t.items) {
         if (item.dataType !== 'reference') continue;

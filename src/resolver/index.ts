@@ -1,13 +1,14 @@
 /**
  * The only place that caches: cache → store (→ upstream, later). The cache holds answers
- * serialised once, with their headers, so a hit is a map lookup and a socket write.
+ * serialised once, with their headers, so a hit is a map lookup and a socket write. What it
+ * holds is kept right by following the store's change feed (`createChangeFollower`).
  */
 import { LRUCache } from 'lru-cache';
 import { IdnError, isIdnError } from '../errors.js';
 import type { Identifier } from '../identifier/index.js';
 import type { Prefixes } from '../registry/prefixes.js';
 import { type HandleValue, relayedValuesProblem } from '../registry/values.js';
-import type { RecordRow, Store } from '../store/index.js';
+import type { ChangeRow, RecordRow, Store } from '../store/index.js';
 import type { UpstreamAnswer, UpstreamClient } from '../upstream/client.js';
 import type { Router } from '../upstream/routing.js';
 import { answerText, etagOf, MAX_TTL_SECONDS, maxAgeAt, smallestTtl } from '../registry/answer.js';
@@ -78,6 +79,8 @@ export interface Resolver {
   invalidate(key: string): void;
   /** Drops every answer for an identifier under `prefixKey`, and its prefix handle. */
   invalidateUnder(prefixKey: string): void;
+  /** Drops every answer (the change feed was pruned past what this process saw). */
+  clear(): void;
   stats(): ResolverStats;
 }
 
@@ -274,6 +277,97 @@ export function createResolver(deps: {
         if (p === prefixKey || p.startsWith(`${prefixKey}.`)) cache.delete(key);
       }
     },
+    clear: () => cache.clear(),
     stats: () => ({ entries: cache.size, bytes: cache.calculatedSize, maxBytes, ...counts }),
+  };
+}
+
+export interface ChangeFollower {
+  /** The last feed row this process applied. */
+  cursor(): number;
+  /** Resolves once this process has applied every change up to `cursor` (tests wait on it instead of sleeping). */
+  caughtUp(cursor: number): Promise<void>;
+  /** Reads and applies whatever is new in the feed now (after this connection's own commits). */
+  check(): void;
+  /** Stops the periodic check (the node closes). */
+  stop(): void;
+}
+
+/**
+ * Follows the store's change feed from the newest row at start: `apply` gets each batch of
+ * new rows in order; `reset` runs instead when rows this process never saw were pruned (its
+ * whole cache must go). Other processes' commits are noticed by `PRAGMA data_version` every
+ * `pollMs` (cheap: no read of the feed unless something was committed elsewhere).
+ */
+export function createChangeFollower(deps: {
+  store: Store;
+  pollMs: number;
+  apply: (rows: ChangeRow[]) => void;
+  reset: () => void;
+  /** Rows read per statement (a long backlog is read in pages). */
+  pageSize?: number;
+}): ChangeFollower {
+  const { store } = deps;
+  const pageSize = deps.pageSize ?? 10_000;
+  let cursor = store.changesHead();
+  let dataVersion = store.dataVersion();
+  let waiters: Array<{ cursor: number; resolve: () => void }> = [];
+
+  function dropAll(): void {
+    // The head is read before the reset, so whatever the reset reloads covers it.
+    cursor = store.changesHead();
+    deps.reset();
+  }
+
+  function catchUp(): void {
+    for (;;) {
+      const rows = store.changesAfter(cursor, pageSize);
+      // Kept rows are contiguous: a first row past cursor + 1 means the ones between were pruned.
+      if (rows.length === 0 ? store.changesHead() > cursor : rows[0]!.id !== cursor + 1) return dropAll();
+      if (rows.length === 0) return;
+      deps.apply(rows);
+      cursor = rows[rows.length - 1]!.id;
+      if (rows.length < pageSize) return;
+    }
+  }
+
+  function check(): void {
+    try {
+      catchUp();
+    } catch {
+      // A read failed (the file went away, the connection closed): nothing cached can be trusted.
+      deps.reset();
+    }
+    if (waiters.length === 0) return;
+    const still: typeof waiters = [];
+    for (const w of waiters)
+      if (cursor >= w.cursor) w.resolve();
+      else still.push(w);
+    waiters = still;
+  }
+
+  const timer = setInterval(() => {
+    if (!store.db.open) return stop();
+    const v = store.dataVersion();
+    if (v === dataVersion) return;
+    dataVersion = v;
+    check();
+  }, deps.pollMs);
+  timer.unref();
+  const unsubscribe = store.onCommit(check);
+
+  function stop(): void {
+    clearInterval(timer);
+    unsubscribe();
+  }
+
+  return {
+    cursor: () => cursor,
+    caughtUp(target) {
+      if (cursor >= target) return Promise.resolve();
+      return new Promise((resolve) => waiters.push({ cursor: target, resolve }));
+    },
+    check,
+    stop,
   };
 }

@@ -152,6 +152,24 @@ export interface AuditVerdict {
   firstBroken?: { seq: number; reason: string };
 }
 
+/** What a change-feed row names: the cached state a write made stale. */
+export type ChangeKind = 'record' | 'prefix' | 'template' | 'token';
+
+export interface ChangeRow {
+  /** The feed's cursor: increasing, never reused. */
+  id: number;
+  /** The audit entry of the write (null with history off). */
+  auditSeq: number | null;
+  kind: ChangeKind;
+  /** Handle key, prefix key, `prefixKey@version` or token id. */
+  key: string;
+}
+
+/** The line a record version contributes to its audit digest (values null: deleted). */
+export function versionLine(handle: string, valuesJson: string | null): string {
+  return `${handle}\n${valuesJson ?? ''}`;
+}
+
 /** What `apply` returns: payload null means nothing was written (no audit entry). */
 export interface WriteOutcome<T> {
   result: T;
@@ -189,6 +207,11 @@ export interface WriteTx {
   insertReport(row: Omit<ReportRow, 'id' | 'receivedAt'>): number;
   putTemplate(row: TemplateRow): void;
   markTemplateUsed(prefixKey: string, version: string): void;
+  /**
+   * Records a change in the feed. The methods above record theirs themselves; this is for a
+   * write that changes cached state some other way.
+   */
+  changed(kind: ChangeKind, key: string): void;
 }
 
 function sha256(text: string): string {
@@ -217,6 +240,8 @@ export interface StoreOptions {
   cacheBytes?: number;
   /** Bytes of the file SQLite reads through mmap instead of read() calls (default 1 GiB; 0: off). */
   mmapBytes?: number;
+  /** Change-feed rows kept (default 100000); a follower further behind drops its whole cache. */
+  changesRetention?: number;
 }
 
 /** The schema version this code expects (the highest schema/NNN_*.sql). */
@@ -235,6 +260,9 @@ export class Store {
   readonly history: boolean;
   private readonly onWrite: ((ms: number) => void) | undefined;
   private readonly now: () => Date;
+  private readonly changesRetention: number;
+  /** Called synchronously after each commit of this connection that recorded changes. */
+  private readonly committed = new Set<() => void>();
   private readonly stmt;
 
   constructor(path: string, opts: StoreOptions = {}) {
@@ -242,6 +270,7 @@ export class Store {
     this.now = opts.now ?? (() => new Date());
     this.history = opts.history ?? true;
     this.onWrite = opts.onWrite;
+    this.changesRetention = Math.max(1, opts.changesRetention ?? 100_000);
     if (path !== ':memory:' && !opts.readonly) mkdirSync(dirname(path), { recursive: true });
     try {
       this.db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
@@ -308,7 +337,7 @@ export class Store {
       versionAsOf: db.prepare(
         'SELECT version, handle, at, actor, action, values_json AS valuesJson, audit_seq AS auditSeq FROM record_versions WHERE handle_key = ? AND at <= ? ORDER BY version DESC LIMIT 1',
       ),
-      versionsBySeq: db.prepare('SELECT handle_key AS handleKey, handle, values_json AS valuesJson FROM record_versions WHERE audit_seq = ?'),
+      versionsBySeq: db.prepare('SELECT handle_key AS handleKey, version, handle, values_json AS valuesJson FROM record_versions WHERE audit_seq = ?'),
       auditPage: db.prepare('SELECT seq, at, actor, action, target, digest, prev_hash AS prevHash, hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?'),
       auditWithPayload: db.prepare(
         `SELECT a.seq, a.at, a.actor, a.action, a.target, a.digest, a.prev_hash AS prevHash, a.hash, p.payload
@@ -405,6 +434,11 @@ export class Store {
       ),
       recordCount: db.prepare('SELECT count(*) FROM records').pluck(),
       dataVersion: db.prepare('PRAGMA data_version').pluck(),
+      insertChange: db.prepare('INSERT INTO changes (audit_seq, kind, key) VALUES (?, ?, ?)'),
+      pruneChanges: db.prepare('DELETE FROM changes WHERE id <= ?'),
+      changesAfter: db.prepare('SELECT id, audit_seq AS auditSeq, kind, key FROM changes WHERE id > ? ORDER BY id LIMIT ?'),
+      changesHead: db.prepare('SELECT max(id) FROM changes').pluck(),
+      versionsOutsideLog: db.prepare('SELECT min(audit_seq) FROM record_versions WHERE audit_seq NOT IN (SELECT seq FROM audit_log)').pluck(),
     };
   }
 
@@ -516,22 +550,20 @@ export class Store {
         if (row.prevHash !== prevHash) return broken("prev_hash is not the previous entry's hash (an entry before it was removed, inserted or rewritten)");
         if (auditHash(prevHash, row) !== row.hash) return broken('hash does not match the entry (seq, at, actor, action, target or digest was edited)');
         if (row.payload !== null && sha256(row.payload) !== row.digest) return broken('the stored payload does not match the digest (the payload was edited)');
-        if (row.action === 'bulk.chunk') {
-          const versions = this.stmt.versionsBySeq.all(row.seq) as Array<{ handle: string; valuesJson: string | null; handleKey: string }>;
-          versions.sort((a, b) => (a.handleKey < b.handleKey ? -1 : a.handleKey > b.handleKey ? 1 : 0));
-          if (sha256(versions.map((v) => `${v.handle}\n${v.valuesJson ?? ''}`).join('\n')) !== row.digest)
-            return broken('the record versions this bulk chunk wrote do not match its digest (record_versions was edited)');
-        }
-        if (row.action.startsWith('record.')) {
-          const versions = this.stmt.versionsBySeq.all(row.seq) as Array<{ handle: string; valuesJson: string | null }>;
-          if (versions.length !== 1 || sha256(`${versions[0]!.handle}\n${versions[0]!.valuesJson ?? ''}`) !== row.digest)
-            return broken('the record version this entry wrote does not match its digest (record_versions was edited)');
-        }
+        const problem = this.versionProblem(row);
+        if (problem !== undefined) return broken(problem);
         prevHash = row.hash;
         expected++;
       }
       if (rows.length < page) break;
     }
+    const stray = this.stmt.versionsOutsideLog.get() as number | null;
+    if (stray !== null)
+      return {
+        ok: false,
+        checked: expected - 1,
+        firstBroken: { seq: stray, reason: 'record versions name an entry that is not in the log (a version was inserted or its entry deleted)' },
+      };
     const orphan = this.stmt.orphanPayload.get() as number | null;
     if (orphan !== null)
       return {
@@ -540,6 +572,34 @@ export class Store {
         firstBroken: { seq: orphan, reason: 'a payload exists for an entry that is not in the log (the entry was deleted)' },
       };
     return { ok: true, checked: expected - 1 };
+  }
+
+  /**
+   * Whether the record versions an entry wrote match its digest, whatever its action: a
+   * record write's digest is its one version line; a bulk chunk's, its versions' lines in key
+   * order; any other entry that wrote versions (seeding) keeps its payload, which starts with
+   * those lines in key order.
+   */
+  private versionProblem(row: AuditRow & { payload: string | null }): string | undefined {
+    const versions = this.stmt.versionsBySeq.all(row.seq) as Array<{ handle: string; valuesJson: string | null; handleKey: string; version: number }>;
+    if (row.action.startsWith('record.')) {
+      if (versions.length !== 1 || sha256(versionLine(versions[0]!.handle, versions[0]!.valuesJson)) !== row.digest)
+        return 'the record version this entry wrote does not match its digest (record_versions was edited)';
+      return undefined;
+    }
+    versions.sort((a, b) => (a.handleKey < b.handleKey ? -1 : a.handleKey > b.handleKey ? 1 : a.version - b.version));
+    const lines = versions.map((v) => versionLine(v.handle, v.valuesJson)).join('\n');
+    if (row.action === 'bulk.chunk') {
+      if (sha256(lines) !== row.digest) return 'the record versions this bulk chunk wrote do not match its digest (record_versions was edited)';
+      return undefined;
+    }
+    if (versions.length === 0) return undefined;
+    // Seeds written before schema v6 kept no payload: their versions cannot be checked.
+    if (row.payload === null) return row.action === 'seed' ? undefined : `this ${row.action} entry wrote record versions its digest does not cover`;
+    // Compared line by line: a newline slipped into a version cannot shift it into the rest.
+    if (row.payload.split('\n', 2 * versions.length).join('\n') !== lines)
+      return `the record versions this ${row.action} entry wrote do not match its payload (record_versions was edited)`;
+    return undefined;
   }
 
   /**
@@ -633,12 +693,29 @@ export class Store {
     return this.stmt.dataVersion.get() as number;
   }
 
+  /** Feed rows after `cursor`, oldest first. */
+  changesAfter(cursor: number, limit: number): ChangeRow[] {
+    return this.stmt.changesAfter.all(cursor, limit) as ChangeRow[];
+  }
+
+  /** The cursor of the newest feed row (0: none yet); pruning always keeps it. */
+  changesHead(): number {
+    return (this.stmt.changesHead.get() as number | null) ?? 0;
+  }
+
+  /** Registers `fn` to run right after each commit on this connection that changed cached state; returns the unsubscribe. */
+  onCommit(fn: () => void): () => void {
+    this.committed.add(fn);
+    return () => void this.committed.delete(fn);
+  }
+
   /**
    * The one write path. `apply` runs inside an IMMEDIATE transaction and returns the
    * result plus the canonical text of what was written (its SHA-256 is the audit digest).
    * Must not await: the transaction is synchronous by design.
    */
   write<T>(entry: WriteEntry, apply: (tx: WriteTx) => WriteOutcome<T>): T {
+    let recorded = false;
     const run = this.db.transaction((): T => {
       const at = isoSeconds(this.now());
       const head = this.stmt.auditHead.get() as { seq: number; hash: string } | undefined;
@@ -650,32 +727,41 @@ export class Store {
         ((history ? (stmt.lastVersion.get(handleKey) as number | null) : (stmt.currentVersion.get(handleKey) as number | undefined)) ?? 0) + 1;
       // The version rows name the action the write ends up with (known once apply returns).
       const versionRows: Array<[string, number, string, string | null]> = [];
+      // Recorded here, by the methods that change cached state, so no writer can forget one.
+      const changes = new Set<string>();
+      const changed = (kind: ChangeKind, key: string) => void changes.add(`${kind} ${key}`);
       const tx: WriteTx = {
         at,
         seq,
         putRecord(row) {
           const version = nextVersion(row.handleKey);
           stmt.upsertRecord.run({ ...row, version, updatedAt: at });
+          changed('record', row.handleKey);
           if (history) versionRows.push([row.handleKey, version, row.handle, row.valuesJson]);
           return version;
         },
         deleteRecord(handleKey, handle) {
           const version = nextVersion(handleKey);
           stmt.deleteRecord.run(handleKey);
+          changed('record', handleKey);
           if (history) versionRows.push([handleKey, version, handle, null]);
           return version;
         },
         putPrefix(row) {
           stmt.putPrefix.run(row);
+          changed('prefix', row.prefixKey);
         },
         deletePrefix(prefixKey) {
           stmt.deletePrefix.run(prefixKey);
+          changed('prefix', prefixKey);
         },
         insertToken(row) {
           stmt.insertToken.run(row);
+          changed('token', row.id);
         },
         revokeToken(id) {
           stmt.revokeToken.run(at, id);
+          changed('token', id);
         },
         insertEvent(row) {
           return Number(stmt.insertEvent.run(row.type, row.action, row.eventTime, at, entry.actor, row.bodyJson, seq).lastInsertRowid);
@@ -699,15 +785,28 @@ export class Store {
         },
         putTemplate(row) {
           stmt.putTemplate.run(row);
+          changed('template', `${row.prefixKey}@${row.version}`);
         },
         markTemplateUsed(prefixKey, version) {
-          stmt.markTemplateUsed.run(prefixKey, version);
+          if (stmt.markTemplateUsed.run(prefixKey, version).changes > 0) changed('template', `${prefixKey}@${version}`);
         },
+        changed,
         insertReport(row) {
           return Number(stmt.insertReport.run({ ...row, receivedAt: at }).lastInsertRowid);
         },
       };
       const { result, payload, action, keepPayload } = apply(tx);
+      if (changes.size > 0) {
+        const auditSeq = history && payload !== null ? seq : null;
+        let last = 0;
+        for (const c of changes) {
+          const space = c.indexOf(' ');
+          last = Number(stmt.insertChange.run(auditSeq, c.slice(0, space), c.slice(space + 1)).lastInsertRowid);
+        }
+        // Bounded: a follower further behind than this drops its whole cache instead.
+        if (last > this.changesRetention) stmt.pruneChanges.run(last - this.changesRetention);
+        recorded = true;
+      }
       if (payload === null) return result;
       const finalAction = action ?? entry.action;
       for (const [key, version, handle, values] of versionRows) stmt.insertVersion.run(key, version, handle, at, entry.actor, finalAction, values, seq);
@@ -718,14 +817,17 @@ export class Store {
       return result;
     });
     const t0 = performance.now();
+    let out: T;
     try {
-      const out = run.immediate();
+      out = run.immediate();
       this.onWrite?.(performance.now() - t0);
-      return out;
     } catch (err) {
       if (err instanceof IdnError) throw err;
       throw new IdnError('IDN_INTERNAL', 'the write could not be stored', { cause: err });
     }
+    // The writer's own caches follow at once: a PUT then a GET here never sees the old answer.
+    if (recorded) for (const fn of this.committed) fn();
+    return out;
   }
 
   close(): void {

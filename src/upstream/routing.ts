@@ -17,34 +17,16 @@ export interface Router {
   /** The homed prefix (normalised) this prefix lies under, if any. */
   homedAncestor(prefixKey: string): string | undefined;
   homed(): readonly string[];
-  /** Re-reads the prefix table (after a write on this connection). */
+  /** Re-reads the prefix table (the change feed named a prefix). */
   reload(): void;
 }
 
-export function createRouter(deps: {
-  store: Store;
-  homed: string[];
-  upstreamUrl: string;
-  /** How often to look for prefix changes made by other processes (CLI), ms. */
-  recheckMs?: number;
-}): Router {
+export function createRouter(deps: { store: Store; homed: string[]; upstreamUrl: string }): Router {
   const homedKeys = deps.homed.map(foldCase).sort((a, b) => b.length - a.length);
-  const recheckMs = deps.recheckMs ?? 1000;
   let byKey = new Map<string, PrefixRow>();
-  let dataVersion = -1;
-  let checkedAt = 0;
 
   function reload(): void {
     byKey = new Map(deps.store.allPrefixes().map((p) => [p.prefixKey, p]));
-    dataVersion = deps.store.dataVersion();
-    checkedAt = Date.now();
-  }
-
-  function fresh(): void {
-    const now = Date.now();
-    if (now - checkedAt < recheckMs) return;
-    checkedAt = now;
-    if (deps.store.dataVersion() !== dataVersion) reload();
   }
 
   function homedAncestor(prefixKey: string): string | undefined {
@@ -57,7 +39,6 @@ export function createRouter(deps: {
     homedAncestor,
     homed: () => homedKeys,
     route(prefixKey) {
-      fresh();
       const registered: PrefixRow[] = [];
       for (const p of prefixChain(prefixKey)) {
         const row = byKey.get(p);
