@@ -54,10 +54,14 @@ export interface Hooks {
   onWrite?: (ms: number) => void;
   onUpstream?: (base: string, ms: number, failure: string | undefined) => void;
   onBulk?: (records: number) => void;
+  /** The one clock (ms since the epoch) of the store, cache, upstream client and sync; tests move it. */
+  now?: (() => number) | undefined;
 }
 
 export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
+  const now = hooks.now ?? Date.now;
   const store = new Store(config.db, {
+    now: () => new Date(now()),
     history: config.history,
     cacheBytes: config.sqlite.cacheBytes,
     mmapBytes: config.sqlite.mmapBytes,
@@ -71,7 +75,7 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
     homed: config.homed,
     baseUrl: config.baseUrl,
     hasUpstream: config.upstream.url !== '',
-    startedAt: isoSeconds(new Date()),
+    startedAt: isoSeconds(new Date(now())),
     // A prefix change can re-route the identifiers under it: drop their cached answers.
     onChange: (prefixKey) => {
       late.resolver?.invalidateUnder(prefixKey);
@@ -84,6 +88,7 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
     maxResponseBytes: config.upstream.maxResponseBytes,
     failuresToDown: config.upstream.failuresToDown,
     downCooldownMs: config.upstream.downCooldownMs,
+    now,
     ...(hooks.onUpstream ? { onResult: hooks.onUpstream } : {}),
   });
   const resolver = createResolver({
@@ -94,9 +99,10 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
     cacheMaxBytes: config.cache.maxBytes,
     notFoundTtlSeconds: config.cache.notFoundTtlSeconds,
     staleWindowSeconds: config.cache.staleWindowSeconds,
+    now,
   });
   late.resolver = resolver;
-  const stats = createNodeStats();
+  const stats = createNodeStats(now());
   const templates = createTemplates({ store, onChange: () => hooks.onLocalChange?.({ t: 'templates' }) });
   const records = createRecords({
     store,
@@ -138,6 +144,7 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
           statsIntervalSeconds: config.sync.statsIntervalSeconds,
           stats,
           onPrefixAccepted: (p) => prefixes.accept(p),
+          now,
         });
   const syncReceiver = createSyncReceiver({ store });
   return { config, store, router, resolver, upstream, records, bulk, templates, prefixes, tokens, events, auditing, stats, syncReceiver, syncWorker };
@@ -158,6 +165,8 @@ export interface NodeOptions {
   peers?: { publish(msg: PeerMessage): void; subscribe(apply: (msg: PeerMessage) => void): void };
   /** Run the sync worker (one process of a cluster does). Default true. */
   runSync?: boolean;
+  /** The clock, ms since the epoch (default Date.now): TTLs, stale windows, cool-downs, audit times. */
+  now?: () => number;
 }
 
 /** Applies another worker's change to this worker's caches. */
@@ -178,6 +187,7 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
     onUpstream: metrics.upstreamResult,
     onBulk: metrics.bulkRecords,
     ...(opts.peers ? { onLocalChange: opts.peers.publish } : {}),
+    now: opts.now,
   });
   late.registry = registry;
   opts.peers?.subscribe((msg) => applyPeerMessage(registry, msg));
