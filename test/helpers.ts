@@ -129,7 +129,7 @@ export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promi
 export const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('IDNODE_')));
 
 /** Collects a child's stdout and stderr; `waitFor` resolves when the output matches (an event, not a delay). */
-export function watch(child: ChildProcess): { output(): string; waitFor(re: RegExp): Promise<RegExpExecArray> } {
+export function watch(child: ChildProcess): { output: () => string; waitFor: (re: RegExp) => Promise<RegExpExecArray> } {
   let out = '';
   const waiters: Array<{ re: RegExp; resolve(m: RegExpExecArray): void; reject(e: Error): void }> = [];
   let exited: string | undefined;
