@@ -58,8 +58,8 @@ export function testConfig(t: Test, overrides: Record<string, unknown> = {}): Co
 
 /** A clock tests move by hand (pass `now` to startNode): TTLs, stale windows, cool-downs, audit times. */
 export interface TestClock {
-  now(): number;
-  advance(ms: number): void;
+  now: () => number;
+  advance: (ms: number) => void;
 }
 
 export function testClock(startMs = Date.now()): TestClock {
