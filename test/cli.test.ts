@@ -139,6 +139,7 @@ t.test('serve --config: no seed, IDNODE_ADMIN_TOKEN bootstrap, SIGTERM shuts dow
 t.test('embedded default: seeded on first start, prints token and curl lines; restart keeps data', async (t) => {
   const dir = t.testdir({});
   const calipers = seedCounts().recordsUnder('88.100.2');
+  t.ok(calipers > 0, 'the seeds hold 88.100.2 records');
   const first = serve(t, [], { cwd: dir, env: { IDNODE_LISTEN_PORT: '0' } });
   const url = await first.ready;
   // The third curl line is the last line of the start-up text.
