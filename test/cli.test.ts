@@ -10,10 +10,13 @@ const BIN = fileURLToPath(new URL('../src/cli/bin.ts', import.meta.url));
 const BUILT = fileURLToPath(new URL('../dist/src/cli/bin.js', import.meta.url));
 // Processes run the TypeScript source with the same loaders tap gave this process (coverage included).
 const nodeArgs = [...process.execArgv, BIN];
+// A node just started on a busy machine (compiling, collecting) lags its event loop: these tests
+// are not about shedding, so it is off, as in-process test nodes have it (test/helpers.ts).
+const NO_SHEDDING = { IDNODE_SHEDDING_EVENT_LOOP_DELAY_MS: '0' };
 
 /** Starts `idnode serve` as a process; `ready` resolves with its URL once it prints it. */
 function serve(t: Test, args: string[], opts: { cwd: string; env?: Record<string, string> }) {
-  const child = spawn(process.execPath, [...nodeArgs, 'serve', ...args], { cwd: opts.cwd, env: { ...cleanEnv, ...opts.env } });
+  const child = spawn(process.execPath, [...nodeArgs, 'serve', ...args], { cwd: opts.cwd, env: { ...cleanEnv, ...NO_SHEDDING, ...opts.env } });
   const w = watch(child);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   t.teardown(() => child.kill('SIGKILL'));
@@ -21,21 +24,24 @@ function serve(t: Test, args: string[], opts: { cwd: string; env?: Record<string
   return { child, ready, exited, output: w.output, waitFor: w.waitFor };
 }
 
-/** Collects what a socket receives; `waitFor` resolves once it holds the text. */
+/** Collects what a socket receives; `waitFor` resolves once it holds the text (rejects if it closes first). */
 function received(sock: Socket) {
   let text = '';
-  const waiters: Array<[string, () => void]> = [];
+  const waiters: Array<{ s: string; resolve: () => void; reject: (e: Error) => void }> = [];
   sock.on('data', (d) => {
     text += String(d);
     for (const w of [...waiters]) {
-      if (!text.includes(w[0])) continue;
+      if (!text.includes(w.s)) continue;
       waiters.splice(waiters.indexOf(w), 1);
-      w[1]();
+      w.resolve();
     }
+  });
+  sock.once('close', () => {
+    for (const w of waiters.splice(0)) w.reject(new Error(`the connection closed before "${w.s}" arrived: ${text}`));
   });
   return {
     text: () => text,
-    waitFor: (s: string) => new Promise<void>((resolve) => (text.includes(s) ? resolve() : waiters.push([s, resolve]))),
+    waitFor: (s: string) => new Promise<void>((resolve, reject) => (text.includes(s) ? resolve() : waiters.push({ s, resolve, reject }))),
   };
 }
 
@@ -191,7 +197,10 @@ t.test('the built command (what npm start and npx idnode run)', { skip: !existsS
 t.test('idnode demo: a three-tier hierarchy of processes, stopped by SIGTERM', async (t) => {
   const dir = t.testdir({});
   const base = await freeDemoBase();
-  const child = spawn(process.execPath, [...nodeArgs, 'demo', '--base-port', String(base), '--dir', join(dir, 'demo')], { cwd: dir, env: cleanEnv });
+  const child = spawn(process.execPath, [...nodeArgs, 'demo', '--base-port', String(base), '--dir', join(dir, 'demo')], {
+    cwd: dir,
+    env: { ...cleanEnv, ...NO_SHEDDING },
+  });
   const w = watch(child);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   t.teardown(() => child.kill('SIGKILL'));
@@ -213,7 +222,7 @@ t.test('SIGTERM lets a bulk upload in flight finish, then closes SQLite and exit
   const dir = t.testdir({ 'c.json': JSON.stringify({ db: 'n.db', listen: { port: 0 }, bulk: { chunkSize: 2 } }) });
   const s = serve(t, ['--config', join(dir, 'c.json')], { cwd: dir, env: { IDNODE_ADMIN_TOKEN: 'boot-secret' } });
   const url = await s.ready;
-  await client(url).call('POST', '/api/prefixes', { token: 'boot-secret', body: { prefix: '88.100.7', owner: { name: 'A' } } });
+  t.equal((await client(url).call('POST', '/api/prefixes', { token: 'boot-secret', body: { prefix: '88.100.7', owner: { name: 'A' } } })).status, 201);
   const { hostname, port } = new URL(url);
   const sock = connect(Number(port), hostname);
   await new Promise((r) => sock.once('connect', r));
