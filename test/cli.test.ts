@@ -4,7 +4,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cleanEnv, client, runCli, seedCounts, watch } from './helpers.js';
+import { cleanEnv, client, runCli, seedCounts, watch, tempDir } from './helpers.js';
 
 const BIN = fileURLToPath(new URL('../src/cli/bin.ts', import.meta.url));
 const BUILT = fileURLToPath(new URL('../dist/src/cli/bin.js', import.meta.url));
@@ -88,7 +88,7 @@ t.test('importing the CLI runs nothing; main() answers with an exit code', async
 });
 
 t.test('init, token, prefix commands work on the database directly', async (t) => {
-  const dir = t.testdir({});
+  const dir = tempDir(t);
   writeFileSync(join(dir, 'c.json'), JSON.stringify({ db: join(dir, 'x.db') }));
   const cfg = ['--config', join(dir, 'c.json')];
   const run = (args: string[]) => runCli([...args, ...cfg]);
@@ -118,7 +118,7 @@ t.test('init, token, prefix commands work on the database directly', async (t) =
 });
 
 t.test('bad config stops the start, naming the key', async (t) => {
-  const dir = t.testdir({ 'c.json': JSON.stringify({ cache: { maxByte: 5 } }) });
+  const dir = tempDir(t, { 'c.json': JSON.stringify({ cache: { maxByte: 5 } }) });
   const r = await runCli(['serve', '--config', join(dir, 'c.json')]);
   t.equal(r.code, 2);
   t.match(r.err, /unknown config key "cache.maxByte"/);
@@ -130,7 +130,7 @@ t.test('bad config stops the start, naming the key', async (t) => {
 });
 
 t.test('serve --config: no seed, IDNODE_ADMIN_TOKEN bootstrap, SIGTERM shuts down cleanly', async (t) => {
-  const dir = t.testdir({ 'c.json': JSON.stringify({ db: 'n.db', listen: { port: 0 }, homed: ['88.200'] }) });
+  const dir = tempDir(t, { 'c.json': JSON.stringify({ db: 'n.db', listen: { port: 0 }, homed: ['88.200'] }) });
   const s = serve(t, ['--config', join(dir, 'c.json')], { cwd: dir, env: { IDNODE_ADMIN_TOKEN: 'boot-secret' } });
   const url = await s.ready;
   const c = client(url);
@@ -143,7 +143,7 @@ t.test('serve --config: no seed, IDNODE_ADMIN_TOKEN bootstrap, SIGTERM shuts dow
 });
 
 t.test('embedded default: seeded on first start, prints token and curl lines; restart keeps data', async (t) => {
-  const dir = t.testdir({});
+  const dir = tempDir(t);
   const calipers = seedCounts().recordsUnder('88.100.2');
   t.ok(calipers > 0, 'the seeds hold 88.100.2 records');
   const first = serve(t, [], { cwd: dir, env: { IDNODE_LISTEN_PORT: '0' } });
@@ -195,7 +195,7 @@ t.test('the built command (what npm start and npx idnode run)', { skip: !existsS
 });
 
 t.test('idnode demo: a three-tier hierarchy of processes, stopped by SIGTERM', async (t) => {
-  const dir = t.testdir({});
+  const dir = tempDir(t);
   const base = await freeDemoBase();
   const child = spawn(process.execPath, [...nodeArgs, 'demo', '--base-port', String(base), '--dir', join(dir, 'demo')], {
     cwd: dir,
@@ -219,7 +219,7 @@ t.test('idnode demo: a three-tier hierarchy of processes, stopped by SIGTERM', a
 });
 
 t.test('SIGTERM lets a bulk upload in flight finish, then closes SQLite and exits 0', async (t) => {
-  const dir = t.testdir({ 'c.json': JSON.stringify({ db: 'n.db', listen: { port: 0 }, bulk: { chunkSize: 2 } }) });
+  const dir = tempDir(t, { 'c.json': JSON.stringify({ db: 'n.db', listen: { port: 0 }, bulk: { chunkSize: 2 } }) });
   const s = serve(t, ['--config', join(dir, 'c.json')], { cwd: dir, env: { IDNODE_ADMIN_TOKEN: 'boot-secret' } });
   const url = await s.ready;
   t.equal((await client(url).call('POST', '/api/prefixes', { token: 'boot-secret', body: { prefix: '88.100.7', owner: { name: 'A' } } })).status, 201);

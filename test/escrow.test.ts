@@ -5,7 +5,7 @@ import { loadConfig } from '../src/config.js';
 import { createNode } from '../src/main.js';
 import { exportTo, restoreFrom } from '../src/registry/escrow.js';
 import { Store } from '../src/store/index.js';
-import { ADMIN, client, registrar, runCli, sampleValues, seedCounts, startNode } from './helpers.js';
+import { ADMIN, client, registrar, runCli, sampleValues, seedCounts, startNode, tempDir } from './helpers.js';
 
 t.test('export → restore rebuilds a node whose answers, lineage, history and audit match', async (t) => {
   const a = await startNode(t, { seed: true });
@@ -34,7 +34,7 @@ t.test('export → restore rebuilds a node whose answers, lineage, history and a
     token: reg,
     body: { type: 'aggregation', action: 'ADD', parent: '88.100.7/T-1', children: ['88.100.7/X'], eventTime: '2026-01-01T00:00:00Z' },
   });
-  const dir = t.testdir({});
+  const dir = tempDir(t);
   const exported = exportTo(a.node.store, join(dir, 'exp'));
   // The seeds plus what this test wrote: records T-1 and A, prefix 88.100.7, one event.
   const seeded = seedCounts();
@@ -98,7 +98,7 @@ t.test('export → restore rebuilds a node whose answers, lineage, history and a
 t.test('a restore whose chain does not verify is refused', async (t) => {
   const a = await startNode(t);
   await registrar(a);
-  const dir = t.testdir({});
+  const dir = tempDir(t);
   const m = exportTo(a.node.store, join(dir, 'exp'));
   const store = new Store(join(dir, 'tampered.db'));
   store.close();
@@ -115,7 +115,7 @@ t.test('a restore whose chain does not verify is refused', async (t) => {
 });
 
 t.test('CLI: import NDJSON and CSV with progress and per-line errors; export; restore', async (t) => {
-  const dir = t.testdir({
+  const dir = tempDir(t, {
     'c.json': JSON.stringify({ db: 'n.db' }),
     'good.ndjson': `${[1, 2, 3].map((i) => JSON.stringify({ handle: `88.100.7/N-${i}`, values: [{ index: 1, type: 'URL', data: `https://x/${i}` }] })).join('\n')}\n`,
     'bad.ndjson': `${JSON.stringify({ handle: '88.100.7/N-9', values: [{ index: 1, type: 'URL', data: 'x' }] })}\nnope\n`,

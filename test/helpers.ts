@@ -1,8 +1,9 @@
 /** Test helpers: a real node (real SQLite file, real HTTP on port 0) per test. */
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Test } from 'tap';
 import { main } from '../src/cli/main.js';
 import { type Config, loadConfig } from '../src/config.js';
@@ -47,8 +48,22 @@ export function client(url: string): Client {
   };
 }
 
+/**
+ * A new directory of its own (with `files` written in it), removed when the test ends. Unlike
+ * t.testdir, whose path is named after the test, two runs of the suite at once never share it.
+ */
+export function tempDir(t: Test, files: Record<string, string> = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), 'idnode-test-'));
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, name)), { recursive: true });
+    writeFileSync(join(dir, name), text);
+  }
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
 export function testConfig(t: Test, overrides: Record<string, unknown> = {}): Config {
-  const dir = t.testdir({});
+  const dir = tempDir(t);
   // In-process nodes share the test's event loop: a test's own synchronous work must not shed their requests.
   return loadConfig({
     overrides: { db: join(dir, 'idnode.db'), listen: { port: 0 }, shedding: { maxInFlight: 1024, eventLoopDelayMs: 0 }, ...overrides },

@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cleanEnv, client, type Client, watch } from './helpers.js';
+import { cleanEnv, client, type Client, watch, tempDir } from './helpers.js';
 
 const BIN = fileURLToPath(new URL('../src/cli/bin.ts', import.meta.url));
 
@@ -81,7 +81,7 @@ async function ok(p: Promise<{ status: number; text: string; json: any }>, statu
 }
 
 t.test('a four-node hierarchy: forwarding, caching, one flight, failures, sync across restarts, loops', async (t) => {
-  const dir = t.testdir({});
+  const dir = tempDir(t);
   const T = await node(t, dir, 'T', { homed: ['88'] });
   await T.start();
   const tokenA = (await ok(T.call('POST', '/api/tokens', { token: T.admin, body: { role: 'node', prefixes: ['88.100'] } }), 201)).secret;
