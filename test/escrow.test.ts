@@ -5,7 +5,7 @@ import { loadConfig } from '../src/config.js';
 import { createNode } from '../src/main.js';
 import { exportTo, restoreFrom } from '../src/registry/escrow.js';
 import { Store } from '../src/store/index.js';
-import { ADMIN, client, registrar, runCli, sampleValues, seedCounts, startNode, tempDir } from './helpers.js';
+import { ADMIN, client, registrar, runCli, sampleValues, seedCounts, startNode, tempDir, testConfig } from './helpers.js';
 
 t.test('export → restore rebuilds a node whose answers, lineage, history and audit match', async (t) => {
   const a = await startNode(t, { seed: true });
@@ -54,7 +54,8 @@ t.test('export → restore rebuilds a node whose answers, lineage, history and a
 
   const restored = await restoreFrom(join(dir, 'exp'), join(dir, 'b.db'));
   t.equal(restored.checked, exported.auditHead.seq);
-  const b = await createNode(loadConfig({ overrides: { db: join(dir, 'b.db'), listen: { port: 0 } }, env: {} }), { adminToken: 'restored-admin' });
+  // Like every test node (testConfig): no shedding because this process's own work lags the event loop.
+  const b = await createNode(testConfig(t, { db: join(dir, 'b.db') }), { adminToken: 'restored-admin' });
   t.teardown(() => b.close());
   const bc = client(await b.listen());
   for (const id of ['88.100.1/ENGINE-2026-000001', '88.100.2/CALIPER-2026-000500', '88.100.7/T-1', '88.100.1/A', '0.NA/88.100.7', '88.100.7/none']) {
