@@ -36,7 +36,7 @@ import { answerEtag, renderRecord } from '../src/registry/answer.js';
 import { load, type LoadOptions, type LoadResult, median, runInfo, type Server, startServer } from './lib.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = join(ROOT, 'dist/src/cli/main.js');
+const CLI = join(ROOT, 'dist/src/cli/bin.js');
 const BARE = join(ROOT, 'dist/bench/bare.js');
 const ADMIN = 'bench-admin-secret';
 const AUTH = { authorization: `Bearer ${ADMIN}` };

@@ -50,11 +50,15 @@ export interface Hooks {
   onWrite?: (ms: number) => void;
   onUpstream?: (base: string, ms: number, failure: string | undefined) => void;
   onBulk?: (records: number) => void;
+  /** The one clock (ms since the epoch) of the store, cache, upstream client and sync; tests move it. */
+  now?: (() => number) | undefined;
 }
 
 /** Store, routing, cache and registries: everything but HTTP (the CLI uses this alone). */
 export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
+  const now = hooks.now ?? Date.now;
   const store = new Store(config.db, {
+    now: () => new Date(now()),
     history: config.history,
     cacheBytes: config.sqlite.cacheBytes,
     mmapBytes: config.sqlite.mmapBytes,
@@ -68,7 +72,7 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
     homed: config.homed,
     baseUrl: config.baseUrl,
     hasUpstream: config.upstream.url !== '',
-    startedAt: isoSeconds(new Date()),
+    startedAt: isoSeconds(new Date(now())),
   });
   const upstream = createUpstreamClient({
     timeoutMs: config.upstream.timeoutMs,
@@ -77,6 +81,7 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
     maxResponseBytes: config.upstream.maxResponseBytes,
     failuresToDown: config.upstream.failuresToDown,
     downCooldownMs: config.upstream.downCooldownMs,
+    now,
     ...(hooks.onUpstream ? { onResult: hooks.onUpstream } : {}),
   });
   const resolver = createResolver({
@@ -87,8 +92,9 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
     cacheMaxBytes: config.cache.maxBytes,
     notFoundTtlSeconds: config.cache.notFoundTtlSeconds,
     staleWindowSeconds: config.cache.staleWindowSeconds,
+    now,
   });
-  const stats = createNodeStats();
+  const stats = createNodeStats(now());
   const templates = createTemplates({ store });
   const records = createRecords({ store, templates, valuesMax: config.limits.valuesMax, onWritten: () => stats.registration() });
   const bulk = createBulk({
@@ -117,6 +123,7 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
           statsIntervalSeconds: config.sync.statsIntervalSeconds,
           stats,
           onPrefixAccepted: (p) => prefixes.accept(p),
+          now,
         });
   const syncReceiver = createSyncReceiver({ store });
   const changes = createChangeFollower({
@@ -160,6 +167,8 @@ export interface NodeOptions {
   logger?: boolean | { level: string };
   /** Run the sync worker (one process of a cluster does). Default true. */
   runSync?: boolean;
+  /** The clock, ms since the epoch (default Date.now): TTLs, stale windows, cool-downs, audit times. */
+  now?: () => number;
 }
 
 export async function createNode(config: Config, opts: NodeOptions = {}): Promise<IdNode> {
@@ -170,6 +179,7 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
     onWrite: (ms) => metrics.storeWrite(ms),
     onUpstream: (base, ms, failure) => metrics.upstreamResult(base, ms, failure),
     onBulk: (records) => metrics.bulkRecords(records),
+    now: opts.now,
   });
   late.registry = registry;
   try {

@@ -1,23 +1,20 @@
 import t from 'tap';
 import Database from 'better-sqlite3';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { ADMIN, type Client, registrar, sampleValues, startNode } from './helpers.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+import { ADMIN, type Client, registrar, runCli, sampleValues, startNode, testClock } from './helpers.js';
 
 async function auditor(c: Client): Promise<string> {
   return (await c.call('POST', '/api/tokens', { token: ADMIN, body: { role: 'auditor' } })).json.secret as string;
 }
 
 t.test('history lists every version with who and when; asOf returns the record as it was', async (t) => {
-  const c = await startNode(t);
+  // Versions carry whole seconds: the clock moves a second between writes.
+  const clock = testClock();
+  const c = await startNode(t, {}, { now: clock.now });
   const reg = await registrar(c);
   const regId = (await c.call('GET', '/api/tokens', { token: ADMIN })).json.tokens.find((x: any) => x.role === 'registrar').id;
   const id = '88.100.7/Hist-1';
   t.equal((await c.call('PUT', `/api/handles/${id}`, { token: reg, body: [{ index: 1, type: 'URL', data: 'https://a/1' }] })).status, 200);
-  await sleep(1100);
+  clock.advance(1100);
   await c.call('PUT', `/api/handles/${id}`, {
     token: reg,
     body: [
@@ -25,9 +22,9 @@ t.test('history lists every version with who and when; asOf returns the record a
       { index: 9, type: 'cost', data: '1 CNY', permissions: '1100' },
     ],
   });
-  await sleep(1100);
+  clock.advance(1100);
   await c.call('DELETE', `/api/handles/${id}`, { token: reg });
-  await sleep(1100);
+  clock.advance(1100);
   await c.call('PUT', `/api/handles/${id}`, { token: ADMIN, body: [{ index: 1, type: 'URL', data: 'https://a/4' }] });
 
   const aud = await auditor(c);
@@ -138,20 +135,17 @@ t.test('the audit log: every write, hash-chained, paged; verify names the first 
   t.match(await verify(), { ok: false, checked: 5, firstBroken: { seq: 6, reason: /hash does not match/ } }, 'inserted entry');
 
   // Offline, on the file, while the node still runs (WAL: the node holds no exclusive lock).
-  const offline = spawnSync(process.execPath, [...process.execArgv, CLI, 'audit', 'verify', '--db', c.config.db], { encoding: 'utf8', timeout: 60_000 });
-  t.equal(offline.status, 1, offline.stderr);
-  t.match(JSON.parse(offline.stdout), { ok: false, firstBroken: { seq: 6 } });
+  const offline = await runCli(['audit', 'verify', '--db', c.config.db]);
+  t.equal(offline.code, 1, offline.err);
+  t.match(JSON.parse(offline.out), { ok: false, firstBroken: { seq: 6 } });
   db.prepare('DELETE FROM audit_log WHERE seq = 6').run();
   db.prepare('UPDATE audit_log SET seq = seq - 100 WHERE seq > 100').run();
-  const fixed = spawnSync(process.execPath, [...process.execArgv, CLI, 'audit', 'verify', '--db', c.config.db], { encoding: 'utf8', timeout: 60_000 });
-  t.equal(fixed.status, 0, fixed.stderr);
-  t.same(JSON.parse(fixed.stdout), { ok: true, checked: 7 });
-  const missing = spawnSync(process.execPath, [...process.execArgv, CLI, 'audit', 'verify', '--db', '/nonexistent/x.db'], {
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  t.equal(missing.status, 2);
-  t.match(missing.stderr, /no database at \/nonexistent\/x.db/);
+  const fixed = await runCli(['audit', 'verify', '--db', c.config.db]);
+  t.equal(fixed.code, 0, fixed.err);
+  t.same(JSON.parse(fixed.out), { ok: true, checked: 7 });
+  const missing = await runCli(['audit', 'verify', '--db', '/nonexistent/x.db']);
+  t.equal(missing.code, 2);
+  t.match(missing.err, /no database at \/nonexistent\/x.db/);
 });
 
 t.test('history off: no versions and no audit entries (the benchmark compares the cost)', async (t) => {

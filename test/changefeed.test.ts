@@ -12,9 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { parseIdentifier } from '../src/identifier/index.js';
 import { openRegistry, type Registry } from '../src/main.js';
 import { Store } from '../src/store/index.js';
-import { ADMIN, registrar, startNode } from './helpers.js';
+import { ADMIN, registrar, startNode, tempDir } from './helpers.js';
 
-const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+const CLI = fileURLToPath(new URL('../src/cli/bin.ts', import.meta.url));
 const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('IDNODE_')));
 
 const url = (v: string) => [{ index: 1, type: 'URL', data: v }];
@@ -147,7 +147,7 @@ t.test('the feed is bounded: a follower behind the pruned window drops its whole
 });
 
 t.test('every write records its changes with its audit entry; history off keeps a cursor of its own', async (t) => {
-  const dir = t.testdir({});
+  const dir = tempDir(t);
   for (const history of [true, false]) {
     const s = new Store(join(dir, `${history}.db`), { history });
     t.teardown(() => s.close());

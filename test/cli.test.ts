@@ -1,104 +1,136 @@
 import t, { type Test } from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { connect } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { client } from './helpers.js';
+import { cleanEnv, client, runCli, seedCounts, watch, tempDir } from './helpers.js';
 
-const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
-const BUILT = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
-// Run the TypeScript source with the same loaders tap gave this process (coverage included).
-const nodeArgs = [...process.execArgv, CLI];
-const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('IDNODE_')));
+const BIN = fileURLToPath(new URL('../src/cli/bin.ts', import.meta.url));
+const BUILT = fileURLToPath(new URL('../dist/src/cli/bin.js', import.meta.url));
+// Processes run the TypeScript source with the same loaders tap gave this process (coverage included).
+const nodeArgs = [...process.execArgv, BIN];
+// A node just started on a busy machine (compiling, collecting) lags its event loop: these tests
+// are not about shedding, so it is off, as in-process test nodes have it (test/helpers.ts).
+const NO_SHEDDING = { IDNODE_SHEDDING_EVENT_LOOP_DELAY_MS: '0' };
 
-function run(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}) {
-  const r = spawnSync(process.execPath, [...nodeArgs, ...args], { cwd: opts.cwd, env: { ...cleanEnv, ...opts.env }, encoding: 'utf8', timeout: 60_000 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
-
-/** Starts `idnode serve` and resolves once it prints its URL. */
-function serve(t: Test, args: string[], opts: { cwd: string; env?: Record<string, string>; bin?: string[] }) {
-  const child = spawn(process.execPath, [...(opts.bin ?? nodeArgs), 'serve', ...args], { cwd: opts.cwd, env: { ...cleanEnv, ...opts.env } });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
+/** Starts `idnode serve` as a process; `ready` resolves with its URL once it prints it. */
+function serve(t: Test, args: string[], opts: { cwd: string; env?: Record<string, string> }) {
+  const child = spawn(process.execPath, [...nodeArgs, 'serve', ...args], { cwd: opts.cwd, env: { ...cleanEnv, ...NO_SHEDDING, ...opts.env } });
+  const w = watch(child);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   t.teardown(() => child.kill('SIGKILL'));
-  const ready = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${out} ${err}`)), 60_000);
-    const check = () => {
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        setTimeout(() => resolve(m[1]!), 50);
-      }
-    };
-    child.stdout.on('data', check);
-    child.on('exit', () => reject(new Error(`serve exited: ${out} ${err}`)));
+  const ready = w.waitFor(/listening on (http:\/\/\S+)/).then((m) => m[1]!);
+  return { child, ready, exited, output: w.output, waitFor: w.waitFor };
+}
+
+/** Collects what a socket receives; `waitFor` resolves once it holds the text (rejects if it closes first). */
+function received(sock: Socket) {
+  let text = '';
+  const waiters: Array<{ s: string; resolve: () => void; reject: (e: Error) => void }> = [];
+  sock.on('data', (d) => {
+    text += String(d);
+    for (const w of [...waiters]) {
+      if (!text.includes(w.s)) continue;
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve();
+    }
   });
-  return { child, ready, exited, output: () => out, errors: () => err };
+  sock.once('close', () => {
+    for (const w of waiters.splice(0)) w.reject(new Error(`the connection closed before "${w.s}" arrived: ${text}`));
+  });
+  return {
+    text: () => text,
+    waitFor: (s: string) => new Promise<void>((resolve, reject) => (text.includes(s) ? resolve() : waiters.push({ s, resolve, reject }))),
+  };
+}
+
+/** A base port whose demo ports (N, N+1, N+2, N+9) are free right now. */
+async function freeDemoBase(): Promise<number> {
+  const free = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+  for (;;) {
+    const base = 20000 + Math.floor(Math.random() * 40000);
+    if ((await Promise.all([0, 1, 2, 9].map((d) => free(base + d)))).every(Boolean)) return base;
+  }
 }
 
 t.test('help and usage errors', async (t) => {
-  const help = run(['--help']);
+  const help = await runCli(['--help']);
   t.equal(help.code, 0);
   t.match(help.out, /idnode serve \[--config FILE\]/);
   t.match(help.out, /IDNODE_CACHE_MAX_BYTES/);
-  t.equal(run([]).code, 2);
-  const unknown = run(['frobnicate'], { cwd: t.testdir({}) });
+  t.equal((await runCli([])).code, 2);
+  const unknown = await runCli(['frobnicate']);
   t.equal(unknown.code, 2);
   t.match(unknown.err, /unknown command "frobnicate"/);
-  const badFlag = run(['--nope']);
+  const badFlag = await runCli(['--nope']);
   t.equal(badFlag.code, 2);
   t.match(badFlag.err, /idnode: .*--nope/);
 });
 
+t.test('importing the CLI runs nothing; main() answers with an exit code', async (t) => {
+  const before = process.exitCode;
+  const mod = await import('../src/cli/main.js');
+  t.equal(process.exitCode, before, 'no command ran on import');
+  t.type(mod.main, 'function');
+  t.equal(mod.SERVING, -1);
+  const defaultDb = join(process.cwd(), 'data', 'idnode.db');
+  const existed = existsSync(defaultDb);
+  const unknown = await runCli(['init', 'twice']);
+  t.equal(unknown.code, 2);
+  t.match(unknown.err, /unknown command "init twice"/);
+  t.equal(existsSync(defaultDb), existed, 'an unknown command opens no database');
+});
+
 t.test('init, token, prefix commands work on the database directly', async (t) => {
-  const dir = t.testdir({ 'c.json': JSON.stringify({ db: 'x.db' }) });
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'c.json'), JSON.stringify({ db: join(dir, 'x.db') }));
   const cfg = ['--config', join(dir, 'c.json')];
-  const init = run(['init', ...cfg], { cwd: dir });
+  const run = (args: string[]) => runCli([...args, ...cfg]);
+  const init = await run(['init']);
   t.equal(init.code, 0, init.err);
   t.match(init.out, /admin token tok_[0-9a-f]+ created; secret \(shown once\): idn_/);
-  const prefix = run(['prefix', 'add', '88.100.7', '--owner', 'Acme', ...cfg], { cwd: dir });
+  const prefix = await run(['prefix', 'add', '88.100.7', '--owner', 'Acme']);
   t.equal(prefix.code, 0, prefix.err);
   t.match(JSON.parse(prefix.out), { prefix: '88.100.7', owner: { name: 'Acme' }, status: 'active' });
-  t.match(run(['prefix', 'add', '88.100.9', '--owner', 'E', '--site', 'http://127.0.0.1:9', ...cfg], { cwd: dir }).out, /"site":"http:\/\/127.0.0.1:9"/);
-  t.equal(
-    run(['prefix', 'list', ...cfg], { cwd: dir })
-      .out.trim()
-      .split('\n').length,
-    2,
-  );
-  const created = run(['token', 'create', '--role', 'registrar', '--prefix', '88.100.7', '--label', 'line 1', ...cfg], { cwd: dir });
+  t.match((await run(['prefix', 'add', '88.100.9', '--owner', 'E', '--site', 'http://127.0.0.1:9'])).out, /"site":"http:\/\/127.0.0.1:9"/);
+  t.equal((await run(['prefix', 'list'])).out.trim().split('\n').length, 2);
+  const created = await run(['token', 'create', '--role', 'registrar', '--prefix', '88.100.7', '--label', 'line 1']);
   t.equal(created.code, 0, created.err);
   const tok = JSON.parse(created.out);
   t.match(tok, { role: 'registrar', prefixes: ['88.100.7'], secret: /^idn_/ });
-  const list = run(['token', 'list', ...cfg], { cwd: dir });
+  const list = await run(['token', 'list']);
   t.equal(list.out.trim().split('\n').length, 2);
   t.notOk(list.out.includes(tok.secret));
-  const revoke = run(['token', 'revoke', tok.id, ...cfg], { cwd: dir });
+  const revoke = await run(['token', 'revoke', tok.id]);
   t.match(JSON.parse(revoke.out), { id: tok.id, revokedAt: /Z$/ });
-  const bad = run(['token', 'create', '--role', 'root', ...cfg], { cwd: dir });
+  const bad = await run(['token', 'create', '--role', 'root']);
   t.equal(bad.code, 2);
   t.match(bad.err, /role must be one of/);
-  t.equal(run(['token', 'revoke', ...cfg], { cwd: dir }).code, 2);
-  t.equal(run(['prefix', 'add', '88.100.8', ...cfg], { cwd: dir }).code, 2);
-  t.match(run(['token', 'revoke', 'tok_none', ...cfg], { cwd: dir }).err, /no token with id tok_none/);
+  t.equal((await run(['token', 'revoke'])).code, 2);
+  t.equal((await run(['prefix', 'add', '88.100.8'])).code, 2);
+  t.match((await run(['token', 'revoke', 'tok_none'])).err, /no token with id tok_none/);
 });
 
 t.test('bad config stops the start, naming the key', async (t) => {
-  const dir = t.testdir({ 'c.json': JSON.stringify({ cache: { maxByte: 5 } }) });
-  const r = run(['serve', '--config', join(dir, 'c.json')], { cwd: dir });
+  const dir = tempDir(t, { 'c.json': JSON.stringify({ cache: { maxByte: 5 } }) });
+  const r = await runCli(['serve', '--config', join(dir, 'c.json')]);
   t.equal(r.code, 2);
   t.match(r.err, /unknown config key "cache.maxByte"/);
-  const env = run(['serve', '--config', join(dir, 'c.json')], { cwd: dir, env: { IDNODE_LISTEN_PORT: 'x' } });
+  const env = await runCli(['serve', '--config', join(dir, 'c.json')], { IDNODE_LISTEN_PORT: 'x' });
   t.match(env.err, /IDNODE_LISTEN_PORT|cache.maxByte/);
+  const badEnv = await runCli(['serve'], { IDNODE_LISTEN_PORT: 'x' });
+  t.equal(badEnv.code, 2);
+  t.match(badEnv.err, /IDNODE_LISTEN_PORT/, 'the environment main() was given is the one read');
 });
 
 t.test('serve --config: no seed, IDNODE_ADMIN_TOKEN bootstrap, SIGTERM shuts down cleanly', async (t) => {
-  const dir = t.testdir({ 'c.json': JSON.stringify({ db: 'n.db', listen: { port: 0 }, homed: ['88.200'] }) });
+  const dir = tempDir(t, { 'c.json': JSON.stringify({ db: 'n.db', listen: { port: 0 }, homed: ['88.200'] }) });
   const s = serve(t, ['--config', join(dir, 'c.json')], { cwd: dir, env: { IDNODE_ADMIN_TOKEN: 'boot-secret' } });
   const url = await s.ready;
   const c = client(url);
@@ -111,9 +143,13 @@ t.test('serve --config: no seed, IDNODE_ADMIN_TOKEN bootstrap, SIGTERM shuts dow
 });
 
 t.test('embedded default: seeded on first start, prints token and curl lines; restart keeps data', async (t) => {
-  const dir = t.testdir({});
+  const dir = tempDir(t);
+  const calipers = seedCounts().recordsUnder('88.100.2');
+  t.ok(calipers > 0, 'the seeds hold 88.100.2 records');
   const first = serve(t, [], { cwd: dir, env: { IDNODE_LISTEN_PORT: '0' } });
   const url = await first.ready;
+  // The third curl line is the last line of the start-up text.
+  await first.waitFor(/(^\s+curl .*\n){3}/m);
   const out = first.output();
   const secret = /admin token \(shown once, keep it\): (idn_\S+)/.exec(out)?.[1];
   t.ok(secret, 'prints the admin token');
@@ -127,7 +163,7 @@ t.test('embedded default: seeded on first start, prints token and curl lines; re
   t.match(body.handle, /^88\.100\.1\/ENGINE-2026-\d{6}$/);
   t.ok(body.values.some((v: any) => v.type === 'batch'));
   const listed = await client(url).call('GET', '/api/handles?prefix=88.100.2&pageSize=0', { token: secret! });
-  t.equal(listed.json.totalCount, 1220, 'a thousand calipers, their 20 batches, 200 brake assemblies');
+  t.equal(listed.json.totalCount, calipers, 'every seeded 88.100.2 record: calipers, their batches, brake assemblies');
   const lineageCurl = /curl -H "Authorization: Bearer (\S+)" '(http:\/\/\S+\/api\/lineage\/\S+)'/.exec(curls[2]!);
   t.ok(lineageCurl, 'the third line shows a lineage query');
   const bom = (await (await fetch(lineageCurl![2]!, { headers: { authorization: `Bearer ${lineageCurl![1]}` } })).json()) as any;
@@ -142,29 +178,34 @@ t.test('embedded default: seeded on first start, prints token and curl lines; re
   await first.exited;
   const second = serve(t, [], { cwd: dir, env: { IDNODE_LISTEN_PORT: '0' } });
   const url2 = await second.ready;
+  await second.waitFor(/(^\s+curl .*\n){3}/m);
   t.notMatch(second.output(), /admin token \(shown once/, 'no second token');
-  t.equal((await client(url2).call('GET', '/api/handles?prefix=88.100.2&pageSize=0', { token: secret! })).json.totalCount, 1220, 'not seeded twice');
+  t.equal((await client(url2).call('GET', '/api/handles?prefix=88.100.2&pageSize=0', { token: secret! })).json.totalCount, calipers, 'not seeded twice');
   second.child.kill('SIGTERM');
   await second.exited;
 });
 
 t.test('the built command (what npm start and npx idnode run)', { skip: !existsSync(BUILT) && 'dist/ not built' }, async (t) => {
-  const r = spawnSync(process.execPath, [BUILT, '--help'], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [BUILT, '--help'], { encoding: 'utf8', env: cleanEnv });
   t.equal(r.status, 0);
   t.match(r.stdout, /idnode serve/);
+  const unknown = spawnSync(process.execPath, [BUILT, 'frobnicate'], { encoding: 'utf8', env: cleanEnv });
+  t.equal(unknown.status, 2, 'the exit code main() answers becomes the process exit code');
+  t.match(unknown.stderr, /unknown command "frobnicate"/);
 });
 
 t.test('idnode demo: a three-tier hierarchy of processes, stopped by SIGTERM', async (t) => {
-  const dir = t.testdir({});
-  const base = 20000 + Math.floor(Math.random() * 40000);
-  const child = spawn(process.execPath, [...nodeArgs, 'demo', '--base-port', String(base), '--dir', join(dir, 'demo')], { cwd: dir, env: cleanEnv });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
+  const dir = tempDir(t);
+  const base = await freeDemoBase();
+  const child = spawn(process.execPath, [...nodeArgs, 'demo', '--base-port', String(base), '--dir', join(dir, 'demo')], {
+    cwd: dir,
+    env: { ...cleanEnv, ...NO_SHEDDING },
+  });
+  const w = watch(child);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   t.teardown(() => child.kill('SIGKILL'));
-  for (let i = 0; i < 600 && !out.includes('what A, B and E reported up'); i++) await new Promise((r) => setTimeout(r, 100));
-  t.match(out, /T {2}top-level node, homes 88/);
+  await w.waitFor(/what A, B and E reported up/);
+  t.match(w.output(), /T {2}top-level node, homes 88/);
   const viaTop = await fetch(`http://127.0.0.1:${base}/api/handles/88.100.9/GEARBOX-2026-0001`);
   t.equal(viaTop.status, 200, 'T → A → E');
   const viaB = (await (await fetch(`http://127.0.0.1:${base + 2}/api/handles/88.100.1/ENGINE-2026-000001`)).json()) as any;
@@ -172,19 +213,20 @@ t.test('idnode demo: a three-tier hierarchy of processes, stopped by SIGTERM', a
   child.kill('SIGTERM');
   t.equal(await exited, 0);
   await t.rejects(fetch(`http://127.0.0.1:${base}/healthz`), 'the nodes stop with it');
-  t.equal(run(['demo', '--base-port', 'x']).code, 2);
+  const badPort = await runCli(['demo', '--base-port', 'x']);
+  t.equal(badPort.code, 2);
+  t.match(badPort.err, /--base-port must be a port number/);
 });
 
 t.test('SIGTERM lets a bulk upload in flight finish, then closes SQLite and exits 0', async (t) => {
-  const dir = t.testdir({ 'c.json': JSON.stringify({ db: 'n.db', listen: { port: 0 }, bulk: { chunkSize: 2 } }) });
+  const dir = tempDir(t, { 'c.json': JSON.stringify({ db: 'n.db', listen: { port: 0 }, bulk: { chunkSize: 2 } }) });
   const s = serve(t, ['--config', join(dir, 'c.json')], { cwd: dir, env: { IDNODE_ADMIN_TOKEN: 'boot-secret' } });
   const url = await s.ready;
-  await client(url).call('POST', '/api/prefixes', { token: 'boot-secret', body: { prefix: '88.100.7', owner: { name: 'A' } } });
+  t.equal((await client(url).call('POST', '/api/prefixes', { token: 'boot-secret', body: { prefix: '88.100.7', owner: { name: 'A' } } })).status, 201);
   const { hostname, port } = new URL(url);
   const sock = connect(Number(port), hostname);
   await new Promise((r) => sock.once('connect', r));
-  let answer = '';
-  sock.on('data', (d) => (answer += d));
+  const answer = received(sock);
   const ended = new Promise((r) => sock.once('close', r));
   sock.write(
     'POST /api/prefixes/88.100.7/handles HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer boot-secret\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n',
@@ -192,13 +234,14 @@ t.test('SIGTERM lets a bulk upload in flight finish, then closes SQLite and exit
   const send = (text: string) => sock.write(`${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`);
   const line = (i: number) => `${JSON.stringify({ handle: `88.100.7/S-${i}`, values: [{ index: 1, type: 'URL', data: `https://x/${i}` }] })}\n`;
   send(line(1) + line(2) + line(3));
-  for (let i = 0; i < 100 && !answer.includes('"line":2'); i++) await new Promise((r) => setTimeout(r, 20));
+  await answer.waitFor('"line":2');
   s.child.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 300));
+  // The node has begun its shutdown: the rest of the upload arrives after the signal was handled.
+  await s.waitFor(/SIGTERM: shutting down/);
   send(line(4) + line(5));
   sock.write('0\r\n\r\n');
-  for (let i = 0; i < 100 && !answer.includes('"summary"'); i++) await new Promise((r) => setTimeout(r, 20));
-  t.match(answer, /\{"summary":true,"total":5,"ok":5,"failed":0,"committedThroughLine":5\}/, 'the upload in flight finished');
+  await answer.waitFor('"summary"');
+  t.match(answer.text(), /\{"summary":true,"total":5,"ok":5,"failed":0,"committedThroughLine":5\}/, 'the upload in flight finished');
   sock.end();
   await ended;
   t.equal(await s.exited, 0);

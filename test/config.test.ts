@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CONFIG_KEYS, configKeys, defaultConfig, envName, loadConfig, renderConfigHelp, renderConfigTable, type KeySpec } from '../src/config.js';
 import { readmeConfigTable, replaceConfigTable, TABLE_BEGIN, TABLE_END } from '../src/config/docs.js';
+import { tempDir } from './helpers.js';
 
 const README = fileURLToPath(new URL('../README.md', import.meta.url));
 const DOCS_SCRIPT = fileURLToPath(new URL('../src/config/docs.ts', import.meta.url));
@@ -20,7 +21,7 @@ t.test('defaults are the embedded secondary node', async (t) => {
 });
 
 t.test('file, then environment', async (t) => {
-  const dir = t.testdir({});
+  const dir = tempDir(t);
   const file = join(dir, 'c.json');
   writeFileSync(file, JSON.stringify({ listen: { port: 8001 }, homed: ['88'], upstream: { url: 'http://127.0.0.1:9/' }, cache: { maxBytes: 1000 } }));
   const c = loadConfig({ file, env: { IDNODE_LISTEN_PORT: '8002', IDNODE_HOMED: '88.1, 88.2', IDNODE_SEED: 'true', IDNODE_ADMIN_TOKEN: 'x' } });
@@ -34,7 +35,7 @@ t.test('file, then environment', async (t) => {
 });
 
 t.test('unknown keys and bad values stop the start, naming the key', async (t) => {
-  const dir = t.testdir({});
+  const dir = tempDir(t);
   const write = (obj: unknown) => {
     const f = join(dir, `${Math.random()}.json`);
     writeFileSync(f, typeof obj === 'string' ? obj : JSON.stringify(obj));
@@ -158,7 +159,7 @@ t.test('replaceConfigTable rewrites only the text between the markers', async (t
 });
 
 t.test('npm run docs:config (the script) rewrites a stale table in the README it is given', async (t) => {
-  const dir = t.testdir({ 'README.md': `intro\n${TABLE_BEGIN}\n| stale |\n${TABLE_END}\nrest\n` });
+  const dir = tempDir(t, { 'README.md': `intro\n${TABLE_BEGIN}\n| stale |\n${TABLE_END}\nrest\n` });
   const file = join(dir, 'README.md');
   // The same TypeScript loader tap gave this process, as package.json's docs:config uses.
   const run = () => spawnSync(process.execPath, [...process.execArgv, DOCS_SCRIPT, file], { encoding: 'utf8', timeout: 60_000 });

@@ -14,6 +14,7 @@ import { IdnError } from '../src/errors.js';
 async function serve(t: Test, fail: () => Error, refuse: string | undefined) {
   const log: unknown[] = [];
   let inFlight = 0;
+  const idleWaiters: Array<() => void> = [];
   const resolver = {
     cached: () => undefined,
     resolveLocal: () => undefined,
@@ -33,7 +34,10 @@ async function serve(t: Test, fail: () => Error, refuse: string | undefined) {
         inFlight++;
         return undefined;
       },
-      done: () => void inFlight--,
+      done: () => {
+        inFlight--;
+        if (inFlight === 0) for (const w of idleWaiters.splice(0)) w();
+      },
       logError: (err) => void log.push(err),
     },
   );
@@ -42,7 +46,14 @@ async function serve(t: Test, fail: () => Error, refuse: string | undefined) {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.teardown(() => new Promise<void>((r) => server.close(() => r())));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, log, counted, inFlight: () => inFlight };
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    log,
+    counted,
+    inFlight: () => inFlight,
+    /** Resolves once every slot taken has been given back (the answers' close events ran). */
+    idle: () => new Promise<void>((resolve) => (inFlight === 0 ? resolve() : idleWaiters.push(resolve))),
+  };
 }
 
 t.test('a forwarded miss that fails with a foreign error: 500 IDN_INTERNAL in the Handle shape, logged, slot released', async (t) => {
@@ -55,7 +66,7 @@ t.test('a forwarded miss that fails with a foreign error: 500 IDN_INTERNAL in th
   const head = await fetch(`${s.url}/api/handles/77.1/X`, { method: 'HEAD' });
   t.equal(head.status, 500);
   t.equal(await head.text(), '', 'HEAD: no body');
-  await new Promise((r) => setTimeout(r, 50));
+  await s.idle();
   t.equal(s.inFlight(), 0, 'every in-flight slot given back when the answer closed');
   t.same(s.counted, [500, 500], 'counted as requests');
 });

@@ -1,9 +1,14 @@
 import t, { type Test } from 'tap';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ADMIN, type Client, sampleValues, startNode } from './helpers.js';
+import { ADMIN, type Client, sampleValues, startNode, testClock } from './helpers.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A promise and the function that resolves it: tests wait for events, never for time. */
+function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
 
 /** A real HTTP server on port 0 with a handler of the test's choosing; counts requests. */
 async function fakeNode(t: Test, handler: (req: IncomingMessage, res: ServerResponse) => void) {
@@ -30,12 +35,15 @@ function handleAnswer(handle: string, ttl = 86400) {
   });
 }
 
-function answerWith(body: (url: string) => string, status = 200, delayMs = 0) {
+/** Answers with `body`; with `held`, only once the test resolves it (a slow upstream, released by an event). */
+function answerWith(body: (url: string) => string, status = 200, held?: Promise<void>) {
   return (req: IncomingMessage, res: ServerResponse) => {
-    setTimeout(() => {
+    const answer = () => {
       res.writeHead(status, { 'content-type': 'application/json', 'cache-status': 'upstream; hit' });
       res.end(body(req.url!));
-    }, delayMs);
+    };
+    if (held === undefined) answer();
+    else void held.then(answer);
   };
 }
 
@@ -49,7 +57,8 @@ async function put(c: Client, id: string, values: unknown = sampleValues) {
 t.test('forwards up and down, caches by ttl, relays Handle errors, keeps hop counts', async (t) => {
   const top = await startNode(t, { homed: ['88.200'] });
   const enterprise = await startNode(t, { homed: ['88.100.9'] });
-  const a = await startNode(t, { homed: ['88.100'], upstream: { url: top.url } });
+  // No sync worker: the report about 88.100.9 stays in the outbox for /readyz to count (its timer made that a race).
+  const a = await startNode(t, { homed: ['88.100'], upstream: { url: top.url } }, { runSync: false });
   await put(top, '88.200/B-1');
   await put(top, '88.200/Zero', [{ index: 1, type: 'URL', data: 'https://z', ttl: 0 }]);
   await put(enterprise, '88.100.9/E-1');
@@ -134,11 +143,20 @@ t.test('a loop in delegations stops at the hop limit', async (t) => {
 });
 
 t.test('concurrent misses for one identifier make one upstream request', async (t) => {
-  const up = await fakeNode(
-    t,
-    answerWith((url) => handleAnswer(handleOf(url)), 200, 150),
-  );
+  // The upstream answers ONE only once all 200 requests have reached the node (and so joined the
+  // flight), and TWO only once all 5 forwarded requests reached it (joining a flight, they would not).
+  const allArrived = deferred();
+  const fiveForwarded = deferred();
+  const answer = (held: Promise<void>) => answerWith((url) => handleAnswer(handleOf(url)), 200, held);
+  const up = await fakeNode(t, (req, res) => {
+    if (!req.url!.endsWith('/TWO')) return answer(allArrived.promise)(req, res);
+    if (up.seen.filter((s) => s.url.endsWith('/TWO')).length === 5) fiveForwarded.resolve();
+    answer(fiveForwarded.promise)(req, res);
+  });
   const a = await startNode(t, { upstream: { url: up.url } });
+  let arrived = 0;
+  // Listeners run in order: the node's own handler has taken the request when this one runs.
+  a.node.app.server.on('request', () => void (++arrived === 200 && allArrived.resolve()));
   const answers = await Promise.all(Array.from({ length: 200 }, () => a.call('GET', '/api/handles/77.1/ONE')));
   t.ok(answers.every((r) => r.status === 200 && r.json.handle === '77.1/ONE'));
   t.equal(up.seen.length, 1, 'one upstream request for 200 concurrent misses');
@@ -150,13 +168,14 @@ t.test('concurrent misses for one identifier make one upstream request', async (
 });
 
 t.test('bad upstreams: hung → 504 in time, garbage → 502, too large → 502, in-flight bound → 503', async (t) => {
-  const hung = await fakeNode(t, () => {});
+  const gaveUp = deferred();
+  const hung = await fakeNode(t, (req) => void req.socket.once('close', () => gaveUp.resolve()));
   const a = await startNode(t, { upstream: { url: hung.url, timeoutMs: 300 } });
-  const t0 = Date.now();
   const r = await a.call('GET', '/api/handles/77.1/H');
   t.equal(r.status, 504);
   t.match(r.json, { responseCode: 2, code: 'IDN_UPSTREAM_TIMEOUT', handle: '77.1/H', message: /300 ms/ });
-  t.ok(Date.now() - t0 < 2000, `answered in ${Date.now() - t0} ms`);
+  t.equal(hung.seen.length, 1, 'the request reached the hung upstream');
+  await gaveUp.promise; // the node closed the connection it stopped waiting on
 
   for (const [name, handler, why] of [
     ['text', answerWith(() => 'hello, world'), /not JSON/],
@@ -180,12 +199,26 @@ t.test('bad upstreams: hung → 504 in time, garbage → 502, too large → 502,
   const c = await startNode(t, { upstream: { url: big.url, maxResponseBytes: 2048 } });
   t.match((await c.call('GET', '/api/handles/77.1/BIG')).json, { code: 'IDN_UPSTREAM_BAD_ANSWER', message: /more than 2048 bytes.*upstream.maxResponseBytes/ });
 
-  const slow = await fakeNode(
-    t,
-    answerWith((u) => handleAnswer(handleOf(u)), 200, 300),
-  );
+  // The slow upstream holds its answers until each of the 6 requests is either held there or answered.
+  const accounted = deferred();
+  let settled = 0;
+  let slowSeen = () => 0;
+  const check = () => void (slowSeen() + settled === 6 && accounted.resolve());
+  const holdSlow = answerWith((u) => handleAnswer(handleOf(u)), 200, accounted.promise);
+  const slow = await fakeNode(t, (req, res) => {
+    holdSlow(req, res);
+    check();
+  });
+  slowSeen = () => slow.seen.length;
   const d = await startNode(t, { upstream: { url: slow.url, maxInFlight: 2 } });
-  const many = await Promise.all(Array.from({ length: 6 }, (_, i) => d.call('GET', `/api/handles/77.1/S-${i}`)));
+  const many = await Promise.all(
+    Array.from({ length: 6 }, (_, i) =>
+      d.call('GET', `/api/handles/77.1/S-${i}`).finally(() => {
+        settled++;
+        check();
+      }),
+    ),
+  );
   const busy = many.filter((m) => m.status === 503);
   t.equal(many.filter((m) => m.status === 200).length, 2, 'the bound lets two through');
   t.equal(busy.length, 4, 'the rest are refused at once, not queued');
@@ -199,11 +232,12 @@ t.test('upstream down: stale answers within the window, then fast failures, then
     if (!alive) return req.socket.destroy();
     answerWith((u) => handleAnswer(handleOf(u), 1))(req, res);
   });
-  const a = await startNode(t, { upstream: { url: up.url, failuresToDown: 2, downCooldownMs: 400 }, cache: { staleWindowSeconds: 60 } });
+  const clock = testClock();
+  const a = await startNode(t, { upstream: { url: up.url, failuresToDown: 2, downCooldownMs: 400 }, cache: { staleWindowSeconds: 60 } }, { now: clock.now });
   t.equal((await a.call('GET', '/api/handles/77.1/S')).status, 200);
   t.equal((await a.call('GET', '/api/handles/77.1/S')).headers.get('cache-status'), 'idnode; hit');
   alive = false;
-  await sleep(1100);
+  clock.advance(1100); // past the answer's ttl of 1 s
   const stale = await a.call('GET', '/api/handles/77.1/S');
   t.equal(stale.status, 200, 'an expired answer is served when the upstream fails');
   t.match(stale.headers.get('cache-status'), /^idnode; hit; ttl=-\d+; detail=stale$/);
@@ -211,16 +245,16 @@ t.test('upstream down: stale answers within the window, then fast failures, then
   const bypass = await a.call('GET', '/api/handles/77.1/S?auth=true');
   t.equal(bypass.status, 502, 'auth=true never gets a stale answer');
   t.match(bypass.json, { code: 'IDN_UPSTREAM_UNREACHABLE' });
-  const t0 = Date.now();
+  const reached = up.seen.length;
   const fast = await a.call('GET', '/api/handles/77.1/never-cached');
   t.equal(fast.status, 503, 'marked down after repeated failures: fail fast');
   t.match(fast.json, { responseCode: 3, code: 'IDN_UNAVAILABLE', message: /marked down after 2 failures/ });
   t.ok(Number(fast.headers.get('retry-after')) >= 1);
-  t.ok(Date.now() - t0 < 500);
+  t.equal(up.seen.length, reached, 'failing fast: no request went to the upstream');
   t.equal((await a.call('GET', '/api/handles/77.1/S')).headers.get('cache-status')!.endsWith('detail=stale'), true, 'stale while down');
   t.equal(a.node.upstream.stats()[up.url]!.state, 'down');
   alive = true;
-  await sleep(450);
+  clock.advance(450); // past the 400 ms cool-down
   const back = await a.call('GET', '/api/handles/77.1/never-cached');
   t.equal(back.status, 200, 'the probe after the cool-down succeeds');
   t.equal(a.node.upstream.stats()[up.url]!.state, 'up');
@@ -299,6 +333,7 @@ t.test('sync: prefixes stay pending until the upstream accepts; rejected outside
 t.test('reports are retried with backoff until the upstream is back', async (t) => {
   let up = true;
   let received = 0;
+  const arrived = deferred();
   const top = await fakeNode(t, (req, res) => {
     let body = '';
     req.on('data', (d) => (body += d));
@@ -308,21 +343,27 @@ t.test('reports are retried with backoff until the upstream is back', async (t) 
         return res.end('{"responseCode":3,"message":"busy","code":"IDN_UNAVAILABLE"}');
       }
       received++;
+      arrived.resolve();
       res.writeHead(201, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ responseCode: 1, outcome: 'accepted', got: JSON.parse(body) }));
     });
   });
   up = false;
-  const a = await startNode(t, { upstream: { url: top.url, token: 'x', failuresToDown: 100 }, sync: { statsIntervalSeconds: 0, retryMaxMs: 200 } });
+  const clock = testClock();
+  const a = await startNode(
+    t,
+    { upstream: { url: top.url, token: 'x', failuresToDown: 100 }, sync: { statsIntervalSeconds: 0, retryMaxMs: 200 } },
+    { now: clock.now },
+  );
   await a.call('POST', '/api/prefixes', { token: ADMIN, body: { prefix: '88.100.7', owner: { name: 'Acme' } } });
   await a.node.syncWorker!.tick();
   let ob = (await a.call('GET', '/api/sync/outbox', { token: ADMIN })).json;
   t.match(ob.reports[0], { state: 'pending', attempts: 1, lastError: /HTTP 503/ });
   up = true;
-  for (let i = 0; i < 50 && ob.pending > 0; i++) {
-    await sleep(100);
-    ob = (await a.call('GET', '/api/sync/outbox', { token: ADMIN })).json;
-  }
+  clock.advance(1000); // past the longest backoff (retryMaxMs 200, jitter up to 1.5×)
+  await arrived.promise; // the worker's own timer sent it
+  await a.node.syncWorker!.tick(); // joins that round, or finds nothing left to send
+  ob = (await a.call('GET', '/api/sync/outbox', { token: ADMIN })).json;
   t.equal(ob.pending, 0, 'sent by the timer once the upstream answers');
   t.equal(received, 1);
   t.equal((await a.call('GET', '/api/prefixes/88.100.7', { token: ADMIN })).json.status, 'active');

@@ -1,9 +1,14 @@
 /** Test helpers: a real node (real SQLite file, real HTTP on port 0) per test. */
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Test } from 'tap';
+import { main } from '../src/cli/main.js';
 import { type Config, loadConfig } from '../src/config.js';
-import { createNode, type IdNode } from '../src/main.js';
+import { createNode, type IdNode, type NodeOptions } from '../src/main.js';
+import { SEEDS_DIR } from '../src/paths.js';
 
 export const ADMIN = 'test-admin-secret';
 
@@ -43,8 +48,22 @@ export function client(url: string): Client {
   };
 }
 
+/**
+ * A new directory of its own (with `files` written in it), removed when the test ends. Unlike
+ * t.testdir, whose path is named after the test, two runs of the suite at once never share it.
+ */
+export function tempDir(t: Test, files: Record<string, string> = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), 'idnode-test-'));
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, name)), { recursive: true });
+    writeFileSync(join(dir, name), text);
+  }
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
 export function testConfig(t: Test, overrides: Record<string, unknown> = {}): Config {
-  const dir = t.testdir({});
+  const dir = tempDir(t);
   // In-process nodes share the test's event loop: a test's own synchronous work must not shed their requests.
   return loadConfig({
     overrides: { db: join(dir, 'idnode.db'), listen: { port: 0 }, shedding: { maxInFlight: 1024, eventLoopDelayMs: 0 }, ...overrides },
@@ -52,10 +71,30 @@ export function testConfig(t: Test, overrides: Record<string, unknown> = {}): Co
   });
 }
 
+/** A clock tests move by hand (pass `now` to startNode): TTLs, stale windows, cool-downs, audit times. */
+export interface TestClock {
+  now: () => number;
+  advance: (ms: number) => void;
+}
+
+export function testClock(startMs = Date.now()): TestClock {
+  let ms = startMs;
+  return {
+    now: () => ms,
+    advance(by) {
+      ms += by;
+    },
+  };
+}
+
 /** Starts a node; closes it when the test ends. */
-export async function startNode(t: Test, overrides: Record<string, unknown> = {}): Promise<Client & { node: IdNode; config: Config }> {
+export async function startNode(
+  t: Test,
+  overrides: Record<string, unknown> = {},
+  opts: Omit<NodeOptions, 'adminToken'> = {},
+): Promise<Client & { node: IdNode; config: Config }> {
   const config = testConfig(t, overrides);
-  const node = await createNode(config, { adminToken: ADMIN });
+  const node = await createNode(config, { ...opts, adminToken: ADMIN });
   const url = await node.listen();
   t.teardown(() => node.close());
   return { ...client(url), node, config };
@@ -91,4 +130,67 @@ export async function registrar(c: Client, prefix = '88.100.7'): Promise<string>
   const tok = await c.call('POST', '/api/tokens', { token: ADMIN, body: { role: 'registrar', prefixes: [prefix] } });
   if (tok.status !== 201) throw new Error(`token create failed: ${tok.text}`);
   return tok.json.secret as string;
+}
+
+/** Runs an idnode command in this process, as the shell would; `env` replaces the environment. */
+export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(args, { stdout: (s) => (out += s), stderr: (s) => (err += s), env, isTTY: false });
+  return { code, out, err };
+}
+
+/** The environment without IDNODE_* variables, for child processes. */
+export const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('IDNODE_')));
+
+/** Collects a child's stdout and stderr; `waitFor` resolves when the output matches (an event, not a delay). */
+export function watch(child: ChildProcess): { output: () => string; waitFor: (re: RegExp) => Promise<RegExpExecArray> } {
+  let out = '';
+  const waiters: Array<{ re: RegExp; resolve(m: RegExpExecArray): void; reject(e: Error): void }> = [];
+  let exited: string | undefined;
+  const check = () => {
+    for (const w of [...waiters]) {
+      const m = w.re.exec(out);
+      if (m !== null) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(m);
+      } else if (exited !== undefined) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.reject(new Error(`the process ${exited} before printing ${w.re}: ${out}`));
+      }
+    }
+  };
+  const take = (d: Buffer | string) => {
+    out += String(d);
+    check();
+  };
+  child.stdout?.on('data', take);
+  child.stderr?.on('data', take);
+  child.once('close', (code, signal) => {
+    exited = `exited (${signal ?? code})`;
+    check();
+  });
+  return {
+    output: () => out,
+    waitFor: (re) =>
+      new Promise((resolve, reject) => {
+        waiters.push({ re, resolve, reject });
+        check();
+      }),
+  };
+}
+
+/** What seeds/ holds, counted from the files (tests compare with these, never with typed-in numbers). */
+export function seedCounts(): { prefixes: number; records: number; events: number; recordsUnder(prefix: string): number } {
+  const lines = (file: string) =>
+    readFileSync(join(SEEDS_DIR, file), 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '');
+  const handles = lines('records.ndjson').map((l) => (JSON.parse(l) as { handle: string }).handle);
+  return {
+    prefixes: (JSON.parse(readFileSync(join(SEEDS_DIR, 'prefixes.json'), 'utf8')) as unknown[]).length,
+    records: handles.length,
+    events: lines('events.ndjson').length,
+    recordsUnder: (prefix) => handles.filter((h) => h.startsWith(`${prefix}/`)).length,
+  };
 }

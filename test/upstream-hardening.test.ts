@@ -13,7 +13,7 @@ import { createResolver } from '../src/resolver/index.js';
 import { Store } from '../src/store/index.js';
 import { createUpstreamClient } from '../src/upstream/client.js';
 import { createRouter } from '../src/upstream/routing.js';
-import { ADMIN, startNode } from './helpers.js';
+import { ADMIN, startNode, tempDir } from './helpers.js';
 
 /** A real HTTP server on port 0; counts requests per identifier and reports closed sockets. */
 async function fakeNode(t: Test, handler: (req: IncomingMessage, res: ServerResponse, id: string) => void) {
@@ -123,7 +123,7 @@ t.test('the deadline also bounds a node that never sends headers, and sync repor
 });
 
 t.test('a stale cached answer is served when the slow upstream hits the deadline', async (t) => {
-  const dir = t.testdir({});
+  const dir = tempDir(t);
   let clock = Date.parse('2026-06-01T00:00:00Z');
   let slow = false;
   const body = answer('77.1/S', [value(1, { ttl: 60 })]);

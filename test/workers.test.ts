@@ -5,9 +5,9 @@ import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { client } from './helpers.js';
+import { client, tempDir } from './helpers.js';
 
-const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+const CLI = fileURLToPath(new URL('../src/cli/bin.ts', import.meta.url));
 const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('IDNODE_')));
 const ADMIN = 'workers-admin';
 
@@ -25,7 +25,7 @@ function freshGet(url: string): Promise<{ status: number; body: string; cacheSta
 }
 
 t.test('two workers: a write on one reaches the other’s cache through the change feed; concurrent writers lose and double nothing', async (t) => {
-  const dir = t.testdir({ 'c.json': JSON.stringify({ db: 'w.db', listen: { port: 0 }, logLevel: 'warn' }) });
+  const dir = tempDir(t, { 'c.json': JSON.stringify({ db: 'w.db', listen: { port: 0 }, logLevel: 'warn' }) });
   const child = spawn(process.execPath, [...process.execArgv, CLI, 'serve', '--config', join(dir, 'c.json'), '--workers', '2'], {
     cwd: dir,
     env: { ...cleanEnv, IDNODE_ADMIN_TOKEN: ADMIN },

@@ -45,7 +45,7 @@ export async function runDemo(opts: { basePort: number; dir: string; out: (line:
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   // The same CLI this runs from: dist/ when installed, the TypeScript source under the tests.
-  const cli = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './main.ts' : './main.js', import.meta.url));
+  const cli = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './bin.ts' : './bin.js', import.meta.url));
   const nodes: DemoNode[] = [];
 
   async function start(name: string, port: number, config: Record<string, unknown>): Promise<DemoNode> {

@@ -1,5 +1,7 @@
-#!/usr/bin/env node
-/** The idnode command. */
+/**
+ * The idnode command as a function: `main(argv, io)` resolves to an exit code and has no
+ * side effect on import; bin.ts is the executable that calls it.
+ */
 import cluster, { type Worker } from 'node:cluster';
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -47,16 +49,36 @@ Usage:
 ${renderConfigHelp()}
 `;
 
-function out(line: string): void {
-  process.stdout.write(`${line}\n`);
+/** Where the command writes and what it reads of its environment (tests pass their own). */
+export interface CliIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  env: NodeJS.ProcessEnv;
+  /** stderr is a terminal: import progress redraws one line. */
+  isTTY: boolean;
 }
 
+/** `serve` resolves to this: the process keeps running and its signal handlers end it. */
+export const SERVING = -1;
+
+export function processIo(): CliIo {
+  return {
+    stdout: (text) => void process.stdout.write(text),
+    stderr: (text) => void process.stderr.write(text),
+    env: process.env,
+    isTTY: process.stderr.isTTY === true,
+  };
+}
+
+const ADMIN_COMMANDS = new Set(['init', 'token create', 'token list', 'token revoke', 'prefix add', 'prefix list']);
+
 /** Prepares the database once (migrations, first admin token, seed), then runs N workers. */
-async function servePrimary(config: Config, embedded: boolean): Promise<void> {
+async function servePrimary(config: Config, embedded: boolean, io: CliIo): Promise<void> {
+  const out = (line: string) => io.stdout(`${line}\n`);
   const reg = openRegistry(config);
   let firstSecret: string | undefined;
   try {
-    if (process.env.IDNODE_ADMIN_TOKEN) reg.tokens.bootstrapAdmin(process.env.IDNODE_ADMIN_TOKEN);
+    if (io.env.IDNODE_ADMIN_TOKEN) reg.tokens.bootstrapAdmin(io.env.IDNODE_ADMIN_TOKEN);
     if (config.seed) seedIfEmpty(reg, config.seedDir === '' ? SEEDS_DIR : config.seedDir);
     if (embedded && reg.store.activeAdminCount() === 0) firstSecret = reg.tokens.create({ role: 'admin', label: 'first start' }, 'cli').secret;
   } finally {
@@ -102,11 +124,12 @@ async function servePrimary(config: Config, embedded: boolean): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-async function serve(config: Config, embedded: boolean): Promise<void> {
-  if (config.workers > 1 && cluster.isPrimary) return servePrimary(config, embedded);
+async function serve(config: Config, embedded: boolean, io: CliIo): Promise<void> {
+  if (config.workers > 1 && cluster.isPrimary) return servePrimary(config, embedded, io);
+  const out = (line: string) => io.stdout(`${line}\n`);
   const worker = cluster.isWorker ? cluster.worker! : undefined;
   const node = await createNode(config, {
-    ...(process.env.IDNODE_ADMIN_TOKEN ? { adminToken: process.env.IDNODE_ADMIN_TOKEN } : {}),
+    ...(io.env.IDNODE_ADMIN_TOKEN ? { adminToken: io.env.IDNODE_ADMIN_TOKEN } : {}),
     logger: { level: config.logLevel },
     // Each worker follows the change feed itself; one of them sends the sync reports.
     ...(worker ? { runSync: worker.id === 1 } : {}),
@@ -149,7 +172,7 @@ async function serve(config: Config, embedded: boolean): Promise<void> {
     // Past the limit, stop anyway: SQLite's WAL keeps every committed write; an open bulk
     // chunk is rolled back and its client sees the stream end without a summary.
     const timer = setTimeout(() => {
-      process.stderr.write(`idnode: shutdown took longer than ${config.shutdownTimeoutMs} ms (config shutdownTimeoutMs); exiting\n`);
+      io.stderr(`idnode: shutdown took longer than ${config.shutdownTimeoutMs} ms (config shutdownTimeoutMs); exiting\n`);
       process.exit(1);
     }, config.shutdownTimeoutMs);
     timer.unref();
@@ -166,20 +189,39 @@ async function serve(config: Config, embedded: boolean): Promise<void> {
 }
 
 /** Opens the database read-only (no migration, no exclusive lock) and walks the chain. */
-function auditVerify(db: string | undefined, configFile: string | undefined): number {
-  const path = db ?? loadConfig(configFile !== undefined ? { file: configFile } : {}).db;
+function auditVerify(db: string | undefined, configFile: string | undefined, io: CliIo): number {
+  const path = db ?? loadConfig({ ...(configFile !== undefined ? { file: configFile } : {}), env: io.env }).db;
   if (!existsSync(path)) throw new ConfigError(`no database at ${path}; pass --db FILE`);
   const store = new Store(path, { readonly: true });
   try {
     const verdict = store.verifyAudit();
-    out(JSON.stringify(verdict));
+    io.stdout(`${JSON.stringify(verdict)}\n`);
     return verdict.ok ? 0 : 1;
   } finally {
     store.close();
   }
 }
 
-export async function main(argv: string[]): Promise<number> {
+/**
+ * Runs one idnode command; resolves to its exit code (0 done, 1 failed, 2 usage or config
+ * error), or to SERVING for `serve`, whose process runs until a signal.
+ */
+export async function main(argv: string[], io: CliIo = processIo()): Promise<number> {
+  try {
+    return await run(argv, io);
+  } catch (err) {
+    if (err instanceof ConfigError || isIdnError(err) || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.stderr(`idnode: ${(err as Error).message}\n`);
+      return 2;
+    }
+    io.stderr(`idnode: ${(err as Error).stack ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+async function run(argv: string[], io: CliIo): Promise<number> {
+  const out = (line: string) => io.stdout(`${line}\n`);
+  const fileConfig = (file: string | undefined) => ({ ...(file !== undefined ? { file } : {}), env: io.env });
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -207,20 +249,20 @@ export async function main(argv: string[]): Promise<number> {
     out(HELP);
     return values.help || command === 'help' ? 0 : 2;
   }
-  if (command === 'audit' && sub === 'verify') return auditVerify(values.db, values.config);
-  const io = { out, err: (text: string) => void process.stderr.write(text), tty: process.stderr.isTTY === true };
-  if (command === 'restore') return restoreCommand(values.from, values.db, io);
-  if (command === 'export') return exportCommand(values.db ?? loadConfig(values.config !== undefined ? { file: values.config } : {}).db, values.out, io);
+  if (command === 'audit' && sub === 'verify') return auditVerify(values.db, values.config, io);
+  const output = { out, err: (text: string) => io.stderr(text), tty: io.isTTY };
+  if (command === 'restore') return restoreCommand(values.from, values.db, output);
+  if (command === 'export') return exportCommand(values.db ?? loadConfig(fileConfig(values.config)).db, values.out, output);
   if (command === 'import') {
     if (sub === undefined) throw new ConfigError('usage: idnode import FILE --prefix PREFIX');
     if (values.overwrite !== undefined && values.overwrite !== 'true' && values.overwrite !== 'false')
       throw new ConfigError('--overwrite must be true or false');
-    const config = loadConfig(values.config !== undefined ? { file: values.config } : {});
+    const config = loadConfig(fileConfig(values.config));
     return importFile(
       config,
       sub,
       { prefix: values.prefix?.[0], format: values.format, template: values.template, overwrite: values.overwrite !== 'false' },
-      io,
+      output,
     );
   }
   if (command === 'demo') {
@@ -228,20 +270,26 @@ export async function main(argv: string[]): Promise<number> {
     if (!Number.isInteger(basePort) || basePort < 1 || basePort > 65526) throw new ConfigError('--base-port must be a port number from 1 to 65526');
     return runDemo({ basePort, dir: values.dir ?? 'data/demo', out });
   }
+  const key = `${command} ${sub ?? ''}`.trim();
+  // An unknown command touches no database (the default one may not be this directory's).
+  if (command !== 'serve' && !ADMIN_COMMANDS.has(key)) {
+    io.stderr(`unknown command "${positionals.join(' ')}"\n\n${HELP}`);
+    return 2;
+  }
   const embedded = command === 'serve' && values.config === undefined;
   const overrides: Record<string, unknown> = embedded ? { seed: true } : {};
   if (values.workers !== undefined) {
     if (!/^\d+$/.test(values.workers)) throw new ConfigError('--workers must be a whole number of processes, such as 2');
     overrides.workers = Number(values.workers);
   }
-  const config = loadConfig({ ...(values.config !== undefined ? { file: values.config } : {}), overrides });
+  const config = loadConfig({ ...fileConfig(values.config), overrides });
   if (command === 'serve') {
-    await serve(config, embedded);
-    return -1;
+    await serve(config, embedded, io);
+    return SERVING;
   }
   const reg = openRegistry(config);
   try {
-    switch (`${command} ${sub ?? ''}`.trim()) {
+    switch (key) {
       case 'init': {
         const t = reg.tokens.create({ role: 'admin', label: 'idnode init' }, 'cli');
         out(`admin token ${t.id} created; secret (shown once): ${t.secret}`);
@@ -266,26 +314,11 @@ export async function main(argv: string[]): Promise<number> {
       case 'prefix list':
         for (const p of reg.prefixes.list()) out(JSON.stringify(p));
         return 0;
+      /* c8 ignore next 2 */
       default:
-        process.stderr.write(`unknown command "${positionals.join(' ')}"\n\n${HELP}`);
-        return 2;
+        throw new Error(`command "${key}" is listed but not handled`);
     }
   } finally {
     reg.store.close();
   }
 }
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    if (code >= 0) process.exitCode = code;
-  },
-  (err: unknown) => {
-    if (err instanceof ConfigError || isIdnError(err) || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`idnode: ${(err as Error).message}\n`);
-      process.exitCode = 2;
-    } else {
-      process.stderr.write(`idnode: ${(err as Error).stack ?? String(err)}\n`);
-      process.exitCode = 1;
-    }
-  },
-);
