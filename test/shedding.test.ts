@@ -18,7 +18,8 @@ async function heldUpstream(t: Test) {
       JSON.stringify({
         responseCode: 1,
         handle: decodeURIComponent(url.slice(13)),
-        values: [{ index: 1, type: 'URL', data: { format: 'string', value: 'x' }, ttl: 0 }],
+        // A whole Handle value: forwarded answers are checked (ttl and timestamp included).
+        values: [{ index: 1, type: 'URL', data: { format: 'string', value: 'x' }, ttl: 0, timestamp: '2026-01-01T00:00:00Z' }],
       }),
     );
   };
