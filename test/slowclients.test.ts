@@ -68,11 +68,11 @@ async function exchange(url: string, line: string, headers = ''): Promise<Return
   return parse(await raw.closed);
 }
 
-/** Writes one byte every few ms until the socket closes: a client that is never quite silent. */
+/** Writes one byte every 50 ms until the socket closes: a client that is never quite silent. */
 function trickle(raw: Raw, byte: string): void {
   const timer = setInterval(() => {
     if (!raw.socket.destroyed) raw.socket.write(byte);
-  }, 20);
+  }, 50);
   raw.socket.once('close', () => clearInterval(timer));
 }
 
@@ -134,12 +134,12 @@ t.test('a body that does not arrive within limits.requestTimeoutMs is cut with 4
   t.equal((await c.call('GET', '/api/handles/88.100.7/SLOW', { token: R })).status, 404, 'nothing was written');
   t.equal(c.node.app.shedder.inFlight(), 0);
 
-  // A body sent after an early answer (a 401 before the body) is bounded too: the connection is closed.
+  // A body still arriving after an early answer (403: the token is checked before the body) is bounded too.
   const refused = await open(c.url, putHead('/api/handles/88.100.7/SLOW-2', 'not-a-token', 4000).replace('Expect: 100-continue\r\n', '') + '{');
   trickle(refused, ' ');
   const text = await refused.closed;
   t.notMatch(text, /408/, 'no second answer once one was sent');
-  t.match(parse(text).status, /^4\d\d$/, 'the early answer was sent, then the connection closed');
+  t.equal(parse(text).status, 403, 'the early answer was sent, then the connection closed');
 });
 
 t.test('headers that trickle are cut with 408 naming limits.headersTimeoutMs', async (t) => {

@@ -236,7 +236,7 @@ export const CONFIG_KEYS = {
     min: 1,
     max: 1_000_000,
     env: 'IDNODE_LIMITS_MAX_CONNECTIONS',
-    doc: 'open client connections; a request on a connection over the bound gets 503/3 with `Retry-After: 1` and the connection is closed (health checks, `/metrics` and admin calls are answered, then closed)',
+    doc: 'open client connections per process (each worker of `--workers` has its own); a request on a connection over the bound gets 503/3 with `Retry-After: 1`, cache hits included, and the connection is closed (health checks, `/metrics` and admin calls are answered, then closed)',
   },
   'bulk.chunkSize': {
     kind: 'int',
