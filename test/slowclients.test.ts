@@ -197,9 +197,10 @@ function bulkUpload(url: string, token: string) {
     req,
     finished,
     line: (handle: string) => req.write(`${JSON.stringify({ handle, values: sampleValues })}\n`),
-    /** Resolves once `n` answer lines arrived (or the answer ended). */
-    async answered(n: number) {
+    /** Resolves once `n` answer lines arrived: true, or false when the answer ended first. */
+    async answered(n: number): Promise<boolean> {
       while (answers.length < n && !ended) await new Promise<void>((r) => waiters.push(r));
+      return answers.length >= n;
     },
   };
 }
@@ -211,15 +212,17 @@ t.test('bulk uploads: bounded by idle time, not by limits.requestTimeoutMs', asy
   // A moving upload outlives the request bound: it is still sending after a trickler started later was cut by it.
   const moving = bulkUpload(c.url, R);
   moving.line('88.100.7/BULK-0');
-  await moving.answered(1);
+  t.ok(await moving.answered(1), 'the first line is answered');
   const probe = await open(c.url, putHead('/api/handles/88.100.7/PROBE', R, 100) + '{');
   let probeCut = false;
   void probe.closed.then(() => (probeCut = true));
   let sent = 1;
-  while (!probeCut) {
+  let alive = true;
+  while (!probeCut && alive) {
     moving.line(`88.100.7/BULK-${sent++}`);
-    await moving.answered(sent);
+    alive = await moving.answered(sent);
   }
+  t.ok(alive, 'the upload was never cut');
   t.equal(parse((await probe.closed).replace('HTTP/1.1 100 Continue\r\n\r\n', '')).status, 408, 'a plain body was cut meanwhile');
   moving.req.end();
   const result = await moving.finished;
@@ -232,7 +235,7 @@ t.test('a bulk upload that goes silent is cut after limits.bodyIdleTimeoutMs', a
   const R = await registrar(c);
   const stalled = bulkUpload(c.url, R);
   stalled.line('88.100.7/STALL-0');
-  await stalled.answered(1);
+  t.ok(await stalled.answered(1), 'the first line is answered');
   const result = await stalled.finished;
   t.notOk(result.complete, 'the answer was cut, not completed');
   t.notOk(

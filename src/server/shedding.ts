@@ -160,7 +160,6 @@ export interface ConnectionGuard {
   attach<S extends Server>(server: S): S;
   /** Call first for every request: true when the guard answered it (a connection over the bound). */
   request(req: IncomingMessage, res: ServerResponse): boolean;
-  connections(): number;
 }
 
 const STREAMED_TYPE = 'application/x-ndjson';
@@ -275,6 +274,5 @@ export function createConnectionGuard(limits: ConnectionLimits, exempt: (url: st
       else timeBody(req, res);
       return false;
     },
-    connections: () => open,
   };
 }
