@@ -2,8 +2,8 @@
  * Load shedding: under overload, answer 503/3 with Retry-After at once instead of letting
  * latency grow without bound. Two signals: requests in flight on the fastify path (misses,
  * writes, forwarding: the work that queues), and event-loop delay (the loop itself is
- * behind, whatever the cause). Cache hits before fastify are never refused (answering one
- * costs less than refusing it); store misses before fastify are not counted in flight (they
+ * behind, whatever the cause). Cache hits before fastify are never shed (answering one
+ * costs less than refusing it; only the connection bound below refuses them); store misses before fastify are not counted in flight (they
  * are answered synchronously) but defer to fastify, and so are refused, while overloaded.
  *
  * The operator is never locked out: health checks, /metrics and calls with a valid admin
