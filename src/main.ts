@@ -19,6 +19,7 @@ import { buildApp } from './server/app.js';
 import { createMetrics } from './server/metrics.js';
 import type { NodeDeps } from './server/deps.js';
 import { createFastPath } from './server/fastpath.js';
+import { createConnectionGuard } from './server/shedding.js';
 import { isoSeconds, Store } from './store/index.js';
 import { createUpstreamClient, type UpstreamClient } from './upstream/client.js';
 import { createRouter, type Router } from './upstream/routing.js';
@@ -192,9 +193,11 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
       done: () => late.app?.shedder.done(),
       logError: (err, message) => late.app?.log.error({ err }, message),
     });
+    const guard = createConnectionGuard(config.limits, (url, authorization) => late.app?.shedder.exempt(url, authorization) ?? false);
     const app = await buildApp(deps, {
       logger: opts.logger ?? false,
-      serverFactory: (handler) => createServer((req, res) => (fastPath(req, res) ? undefined : handler(req, res))),
+      serverFactory: (handler) =>
+        guard.attach(createServer(guard.serverOptions, (req, res) => (guard.request(req, res) || fastPath(req, res) ? undefined : handler(req, res)))),
     });
     late.app = app;
     await app.ready();
@@ -203,7 +206,8 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
       ...registry,
       app,
       async listen() {
-        await app.listen({ host: config.listen.host, port: config.listen.port });
+        // An accept queue as deep as the connection bound: a dropped SYN costs a client a 1 s retransmit.
+        await app.listen({ host: config.listen.host, port: config.listen.port, backlog: Math.max(511, config.limits.maxConnections) });
         const addr = app.server.address();
         const port = typeof addr === 'object' && addr !== null ? addr.port : config.listen.port;
         const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;

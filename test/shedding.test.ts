@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { join } from 'node:path';
 import { runDemo } from '../src/cli/demo.js';
 import type { Shedder } from '../src/server/shedding.js';
@@ -18,7 +18,8 @@ async function heldUpstream(t: Test) {
       JSON.stringify({
         responseCode: 1,
         handle: decodeURIComponent(url.slice(13)),
-        values: [{ index: 1, type: 'URL', data: { format: 'string', value: 'x' }, ttl: 0 }],
+        // A whole Handle value: forwarded answers are checked (ttl and timestamp included).
+        values: [{ index: 1, type: 'URL', data: { format: 'string', value: 'x' }, ttl: 0, timestamp: '2026-01-01T00:00:00Z' }],
       }),
     );
   };
@@ -192,6 +193,60 @@ t.test('overloaded: health, metrics and admin calls (Bearer and Basic) are answe
   t.notOk(shedder.overloaded());
   t.equal((await c.call('GET', '/api/handles/88.100/UNCACHED-1')).status, 404, 'not shed once the load is gone');
   t.equal((await c.call('GET', '/api/tokens', { token: secret })).status, 403, 'the revoked token is refused, as before');
+});
+
+/** A PUT whose headers go now (answered 100 Continue once the node took them) and whose body goes at `finish()`. */
+async function slowPut(url: string, path: string, token: string, body: string) {
+  const { hostname, port } = new URL(url);
+  const sock = connect(Number(port), hostname);
+  let text = '';
+  sock.setEncoding('utf8');
+  const continued = new Promise<void>((resolve) =>
+    sock.on('data', (d: string) => {
+      text += d;
+      if (text.includes('100 Continue')) resolve();
+    }),
+  );
+  const closed = new Promise<string>((resolve) => sock.on('close', () => resolve(text)));
+  sock.write(
+    `PUT ${path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+  );
+  await continued;
+  return { finish: () => sock.write(body), closed };
+}
+
+t.test('the slot is taken once the body is in: admitted headers can still be refused, exempt ones are served', async (t) => {
+  const up = await heldUpstream(t);
+  const c = await startNode(t, { upstream: { url: up.url }, shedding: { maxInFlight: 2, eventLoopDelayMs: 0 } });
+  const shedder = c.node.app.shedder;
+  const R = await registrar(c);
+  t.equal((await c.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { status: 'active' } })).status, 200);
+  const body = JSON.stringify({ values: sampleValues });
+  // Headers in while the node has room: they pass the shed check but hold no slot.
+  const late = await slowPut(c.url, '/api/handles/88.100.7/LATE-1', R, body);
+  t.equal(shedder.inFlight(), 0, 'headers alone take no slot');
+  const blockers = [c.call('GET', '/api/handles/77.1/B-0'), c.call('GET', '/api/handles/77.1/B-1')];
+  await up.waitHeld(2);
+  t.ok(shedder.overloaded());
+  // An admin's headers, seen while overloaded, are exempt; its body is still to come.
+  const admin = await slowPut(c.url, '/api/handles/88.100.7/ADMIN-LATE', ADMIN, body);
+  late.finish();
+  admin.finish();
+  const refused = await late.closed;
+  t.match(refused, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 503 /, 'a body that arrives at a full node is refused then');
+  t.match(refused.toLowerCase(), /\r\nretry-after: 1\r\n/);
+  t.match(refused, /2 requests are in flight \(config shedding\.maxInFlight\)/);
+  t.match(await admin.closed, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /, 'the admin write, exempt when its headers came, is served');
+  t.equal(up.held(), 2, 'the blockers still hold the bound');
+  up.release();
+  t.same(
+    (await Promise.all(blockers)).map((r) => r.status),
+    [200, 200],
+  );
+  await until(shedder, () => shedder.inFlight() === 0);
+  t.equal((await c.call('GET', '/api/handles/88.100.7/LATE-1', { token: R })).status, 404, 'the refused write wrote nothing');
+  t.equal((await c.call('GET', '/api/handles/88.100.7/ADMIN-LATE', { token: R })).status, 200);
 });
 
 t.test('event-loop delay turns shedding on and off', async (t) => {

@@ -72,7 +72,8 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: impor
     body = new IdnError('IDN_BAD_REQUEST', 'the request line or headers are too large; identifiers are at most 2048 bytes');
   } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     status = '408 Request Timeout';
-    body = new IdnError('IDN_BAD_REQUEST', 'the request was not received in time');
+    // node:http times headers only (bodies are timed by the connection guard, which answers itself).
+    body = new IdnError('IDN_BAD_REQUEST', 'the request line and headers did not arrive in time (config limits.headersTimeoutMs); send them at once');
   } else body = new IdnError('IDN_BAD_REQUEST', `the HTTP request could not be parsed (${err.code ?? 'unknown'}); check the request line and headers`);
   writeSocketError(socket, status, body);
 }
@@ -106,15 +107,28 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
     if (idn.http >= 500) request.log.error({ err, cause: idn.cause }, idn.message);
     return replyError(reply, idn);
   });
-  // Shedding comes first: an overloaded node refuses before it parses or reads a body (health, metrics and admin calls pass).
+  // Shedding comes first: an overloaded node refuses before it reads a body (health, metrics and admin calls pass).
   const shedder = createShedder({
     maxInFlight: deps.config.shedding.maxInFlight,
     eventLoopDelayMs: deps.config.shedding.eventLoopDelayMs,
     isAdmin: (authorization) => deps.tokens.isAdmin(authorization),
   });
-  app.addHook('onRequest', async (request, reply) => {
-    const why = shedder.admit(request.url, request.headers.authorization);
-    if (why !== undefined) throw new IdnError('IDN_UNAVAILABLE', why, { headers: { 'retry-after': '1' } });
+  const unavailable = (why: string) => new IdnError('IDN_UNAVAILABLE', why, { headers: { 'retry-after': '1' } });
+  // Exempt requests seen while overloaded, so the slot need not ask for the token again.
+  const exempted = new WeakSet<FastifyRequest>();
+  app.addHook('onRequest', async (request) => {
+    const why = shedder.reason();
+    if (why === undefined) return;
+    if (!shedder.exempt(request.url, request.headers.authorization)) throw unavailable(why);
+    exempted.add(request);
+  });
+  // The slot is taken once the body is in: a client still sending one holds none (limits.* bound it).
+  app.addHook('preValidation', async (request, reply) => {
+    if (exempted.has(request)) shedder.enter();
+    else {
+      const why = shedder.admit(request.url, request.headers.authorization);
+      if (why !== undefined) throw unavailable(why);
+    }
     reply.raw.once('close', shedder.done);
   });
   app.addHook('onClose', async () => shedder.stop());
