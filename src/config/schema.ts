@@ -185,6 +185,22 @@ export const CONFIG_KEYS = {
     env: 'IDNODE_LIMITS_PAGE_SIZE_MAX',
     doc: 'largest page of `GET /api/handles?prefix=` and of record history',
   },
+  'limits.listAllMax': {
+    kind: 'int',
+    default: 10000,
+    min: 1,
+    max: 1_000_000,
+    env: 'IDNODE_LIMITS_LIST_ALL_MAX',
+    doc: 'most identifiers `GET /api/handles?prefix=` returns when asked for all of them (no or a negative `page`/`pageSize`); more → 400 saying to page',
+  },
+  'limits.jsonMaxDepth': {
+    kind: 'int',
+    default: 64,
+    min: 2,
+    max: 1000,
+    env: 'IDNODE_LIMITS_JSON_MAX_DEPTH',
+    doc: 'deepest nesting of arrays and objects in a JSON body or a bulk NDJSON line (deeper → 400)',
+  },
   'limits.bulkLineMaxBytes': {
     kind: 'int',
     default: 256 * KiB,
@@ -193,6 +209,14 @@ export const CONFIG_KEYS = {
     unit: 'bytes',
     env: 'IDNODE_LIMITS_BULK_LINE_MAX_BYTES',
     doc: 'largest line of a bulk NDJSON upload (the stream as a whole has no limit)',
+  },
+  'cors.writeOrigins': {
+    kind: 'string',
+    default: '',
+    defaultText: 'none',
+    maxLength: 8192,
+    env: 'IDNODE_CORS_WRITE_ORIGINS',
+    doc: 'comma-separated origins (`https://console.example`) whose browsers may call the routes other than resolution; resolution is open to any origin',
   },
   'bulk.chunkSize': {
     kind: 'int',

@@ -11,6 +11,8 @@ import type { IdnError } from '../errors.js';
 import type { Entry } from '../resolver/index.js';
 
 export const JSON_TYPE = 'application/json; charset=utf-8';
+/** Every 401 names both schemes a Handle client may use (RFC 9110 §11.6.1). */
+export const WWW_AUTHENTICATE = 'Basic realm="idnode", Bearer realm="idnode"';
 
 const maxAgeTexts = new Map<number, string>();
 
@@ -38,7 +40,7 @@ export function notModified(entry: Entry, ifNoneMatch: string | undefined): bool
 
 /** The raw header list (node:http writeHead form) for sending `entry` with its body. */
 export function entryHeaders(entry: Entry, cacheStatus: string): string[] {
-  const h = ['content-type', JSON_TYPE, 'content-length', String(entry.bytes), 'cache-status', cacheStatus];
+  const h = ['content-type', JSON_TYPE, 'content-length', String(entry.bytes), 'cache-status', cacheStatus, 'x-content-type-options', 'nosniff'];
   if (entry.etag !== undefined) h.push('etag', entry.etag);
   if (entry.maxAge !== undefined) h.push('cache-control', maxAgeText(entry.maxAge));
   return h;
@@ -46,7 +48,7 @@ export function entryHeaders(entry: Entry, cacheStatus: string): string[] {
 
 /** The header list of a 304 for `entry` (no body, so no Content-Type or Content-Length). */
 export function notModifiedHeaders(entry: Entry, cacheStatus: string): string[] {
-  return ['etag', entry.etag!, 'cache-control', maxAgeText(entry.maxAge!), 'cache-status', cacheStatus];
+  return ['etag', entry.etag!, 'cache-control', maxAgeText(entry.maxAge!), 'cache-status', cacheStatus, 'x-content-type-options', 'nosniff'];
 }
 
 /** The Handle error body of `err`. */
@@ -56,7 +58,8 @@ export function errorText(err: IdnError): string {
 
 /** The header list of an error answer whose body is `text` (plus what the error carries, e.g. Retry-After). */
 export function errorHeaders(err: IdnError, text: string): string[] {
-  const h = ['content-type', JSON_TYPE, 'content-length', String(Buffer.byteLength(text))];
+  const h = ['content-type', JSON_TYPE, 'content-length', String(Buffer.byteLength(text)), 'x-content-type-options', 'nosniff'];
+  if (err.http === 401) h.push('www-authenticate', WWW_AUTHENTICATE);
   if (err.headers !== undefined) for (const k in err.headers) h.push(k, err.headers[k]!);
   return h;
 }

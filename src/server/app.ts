@@ -2,6 +2,7 @@
  * The only place that imports fastify. `buildApp()` never listens: main.ts (or a test) does.
  * One error handler translates every error into the Handle error body with an IDN_* code.
  */
+import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
@@ -17,12 +18,18 @@ import prefixRoutes from './routes/prefixes.js';
 import syncRoutes from './routes/sync.js';
 import templateRoutes from './routes/templates.js';
 import tokenRoutes from './routes/tokens.js';
+import { jsonTooDeep } from '../registry/bulk.js';
+import { absolutePath, corsDelegator, jsonpName, parseQueryString, reshapeJson } from './request.js';
 import { ErrorBody } from './schemas.js';
 import { createShedder, type Shedder } from './shedding.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     shedder: Shedder;
+  }
+  interface FastifyRequest {
+    /** `callback` (checked) and `pretty` of the query: applied to every JSON answer as it is sent. */
+    jsonOut: { callback: string | undefined; pretty: boolean } | undefined;
   }
 }
 
@@ -77,6 +84,12 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: impor
   writeSocketError(socket, status, body);
 }
 
+/** The resolution route shapes `pretty` itself (into its cached, ETagged answer). */
+function routeTakesPretty(request: FastifyRequest): boolean {
+  const qs = request.routeOptions.schema?.querystring as { properties?: Record<string, unknown> } | undefined;
+  return qs?.properties?.pretty !== undefined;
+}
+
 export interface BuildOptions {
   logger?: FastifyServerOptions['logger'];
   serverFactory?: FastifyServerOptions['serverFactory'];
@@ -89,6 +102,9 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
     bodyLimit: deps.config.limits.bodyMaxBytes,
     routerOptions: { maxParamLength: 16384 },
     ...(opts.serverFactory ? { serverFactory: opts.serverFactory } : {}),
+    // An absolute-form target (`GET http://host/api/…`) is routed by its path, as RFC 9112 §3.2.2 asks of servers.
+    rewriteUrl: (req) => absolutePath(req.url ?? '/'),
+    querystringParser: parseQueryString,
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, useDefaults: true } },
     clientErrorHandler,
     frameworkErrors: (err, request, reply) => {
@@ -97,6 +113,20 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
   });
   // JSON only: a text/plain body would otherwise reach the validators as a string.
   app.removeContentTypeParser('text/plain');
+  // Nesting is bounded before parsing: a deeply nested body would overflow the stack of whatever walks it next.
+  const maxDepth = deps.config.limits.jsonMaxDepth;
+  const defaultJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body.toString();
+    if (jsonTooDeep(text, maxDepth))
+      return done(
+        new IdnError('IDN_BODY_UNPARSABLE', `the JSON body nests arrays and objects deeper than ${maxDepth} levels (config limits.jsonMaxDepth); flatten it`),
+        undefined,
+      );
+    defaultJson(request, text, done);
+  });
+  app.decorateRequest('jsonOut', undefined);
   app.decorateRequest('idn', undefined);
   app.decorateRequest('principal', undefined);
   app.addSchema(ErrorBody);
@@ -118,6 +148,34 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
     reply.raw.once('close', shedder.done);
   });
   app.addHook('onClose', async () => shedder.stop());
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+    const q = request.query as Record<string, unknown>;
+    if (q.callback === undefined && q.pretty === undefined) return;
+    const callback = q.callback === undefined ? undefined : jsonpName(q.callback);
+    request.jsonOut = { callback, pretty: q.pretty === 'true' };
+  });
+  // Routes whose query schema refuses unknown parameters still take callback= and pretty (the send hook applies them).
+  app.addHook('preValidation', async (request) => {
+    if (request.jsonOut === undefined) return;
+    const q = request.query as Record<string, unknown>;
+    delete q.callback;
+    if (!routeTakesPretty(request)) delete q.pretty;
+  });
+  app.addHook('onSend', async (request, reply, payload) => {
+    const out = request.jsonOut;
+    if (out === undefined || reply.statusCode === 304 || (typeof payload !== 'string' && !Buffer.isBuffer(payload))) return payload;
+    if (!String(reply.getHeader('content-type') ?? '').startsWith('application/json')) return payload;
+    const text = payload.toString();
+    // JSON.stringify without indentation never writes a raw newline: one there means the route made it pretty already.
+    const shaped = reshapeJson(text, out.pretty && !text.includes('\n'), out.callback);
+    if (out.callback !== undefined) {
+      reply.header('content-type', 'application/javascript; charset=utf-8');
+      // The ETag names the JSON; a JSONP answer is another representation.
+      reply.removeHeader('etag');
+    }
+    return shaped;
+  });
   app.decorate('shedder', shedder);
   app.addHook('onResponse', async (request, reply) => {
     deps.metrics.request(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode);
@@ -136,7 +194,13 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
       return { schema: docsBody === undefined ? schema : { ...schema, body: docsBody }, url };
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(cors, { delegator: corsDelegator(deps.config.cors.writeOrigins) });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    staticCSP: true,
+    // The node is often served over plain http on a LAN: upgrading its own scripts to https would break the page.
+    transformStaticCSP: (header) => header.replace(' upgrade-insecure-requests;', ''),
+  });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   // Before the routes: the hook turns each route's `config.auth` into its permission check.

@@ -69,6 +69,8 @@ export function createFastPath(
         return false;
       }
     }
+    // Resolution is open to any origin (docs/API.md §6); the answer is the same, so no need to decline.
+    if (req.headers.origin !== undefined) res.setHeader('access-control-allow-origin', '*');
     const t0 = performance.now();
     let entry = resolver.cached(foldCase(text));
     let cacheStatus: string = CACHE_STATUS.hit;
