@@ -86,12 +86,12 @@ export function writeError(req: IncomingMessage, res: ServerResponse, err: IdnEr
  * A request node:http could not parse, answered on the socket itself (no response object
  * exists); the connection is closed after it.
  */
-export function writeSocketError(socket: Socket, status: string, err: IdnError): void {
+export function writeSocketError(socket: Socket, status: string, err: IdnError, head = false): void {
   const text = errorText(err);
   const h = errorHeaders(err, text);
-  let head = `HTTP/1.1 ${status}\r\n`;
-  for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
-  if (socket.writable) socket.write(`${head}Connection: close\r\n\r\n${text}`);
+  let lines = `HTTP/1.1 ${status}\r\n`;
+  for (let i = 0; i < h.length; i += 2) lines += `${h[i]}: ${h[i + 1]}\r\n`;
+  if (socket.writable) socket.write(`${lines}Connection: close\r\n\r\n${head ? '' : text}`);
   socket.destroy();
 }
 

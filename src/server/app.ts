@@ -81,7 +81,8 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: impor
     status = '408 Request Timeout';
     body = new IdnError('IDN_BAD_REQUEST', 'the request was not received in time');
   } else body = new IdnError('IDN_BAD_REQUEST', `the HTTP request could not be parsed (${err.code ?? 'unknown'}); check the request line and headers`);
-  writeSocketError(socket, status, body);
+  // No request object exists: the method is read from the bytes received, so a HEAD gets headers only.
+  writeSocketError(socket, status, body, (err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD ');
 }
 
 /** The resolution route shapes `pretty` itself (into its cached, ETagged answer). */
@@ -100,11 +101,10 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
     logger: opts.logger ?? false,
     logController: new LogController({ disableRequestLogging: !deps.config.logRequests }),
     bodyLimit: deps.config.limits.bodyMaxBytes,
-    routerOptions: { maxParamLength: 16384 },
+    routerOptions: { maxParamLength: 16384, querystringParser: parseQueryString },
     ...(opts.serverFactory ? { serverFactory: opts.serverFactory } : {}),
     // An absolute-form target (`GET http://host/api/…`) is routed by its path, as RFC 9112 §3.2.2 asks of servers.
     rewriteUrl: (req) => absolutePath(req.url ?? '/'),
-    querystringParser: parseQueryString,
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, useDefaults: true } },
     clientErrorHandler,
     frameworkErrors: (err, request, reply) => {
@@ -161,6 +161,15 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
     const q = request.query as Record<string, unknown>;
     delete q.callback;
     if (!routeTakesPretty(request)) delete q.pretty;
+  });
+  // Ajv coerces "1e309" to Infinity and lets it through its bounds: refuse it before a handler does arithmetic with it.
+  app.addHook('preHandler', async (request) => {
+    const q = request.query;
+    if (typeof q !== 'object' || q === null) return;
+    for (const [name, value] of Object.entries(q))
+      for (const v of Array.isArray(value) ? value : [value])
+        if (typeof v === 'number' && !Number.isFinite(v))
+          throw new IdnError('IDN_BAD_REQUEST', `${name}= must be a whole number within the parameter's bounds; got a number too large to represent`);
   });
   app.addHook('onSend', async (request, reply, payload) => {
     const out = request.jsonOut;
