@@ -4,6 +4,8 @@
  * be a 4xx, never a 500. Real nodes on port 0, raw sockets where fetch would normalise.
  */
 import t from 'tap';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { ADMIN, rawRequest, registrar, sampleValues, startNode } from './helpers.js';
 
 const ID = '88.100.7/ENGINE-1';
@@ -174,6 +176,22 @@ t.test('wrong or unknown credentials: 401 with responseCode 403; every 401 carri
   const scope = await c.call('GET', '/api/tokens', { token: await registrar(c, '88.100.8') });
   t.equal(scope.status, 403, 'a valid token without the permission stays 403');
   t.equal(scope.headers.get('www-authenticate'), null);
+});
+
+t.test("a 401 relayed from the upstream carries this node's WWW-Authenticate too", async (t) => {
+  const up = createServer((_req, res) => {
+    res.writeHead(401, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ responseCode: 402, handle: '77.1/X', message: 'the upstream wants credentials' }));
+  });
+  await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => up.close(() => r())));
+  const c = await startNode(t, { upstream: { url: `http://127.0.0.1:${(up.address() as AddressInfo).port}` } });
+  for (const path of ['/api/handles/77.1/X', '/api/handles/77.1/X?type=URL']) {
+    const res = await c.call('GET', path);
+    t.equal(res.status, 401, path);
+    t.match(res.json, { responseCode: 402 });
+    t.match(res.headers.get('www-authenticate'), /Basic realm="idnode", Bearer realm="idnode"/, path);
+  }
 });
 
 t.test('CORS: resolution from any origin (fast path hit and miss, fastify, preflight); writes only from cors.writeOrigins', async (t) => {

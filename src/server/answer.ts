@@ -43,6 +43,8 @@ export function entryHeaders(entry: Entry, cacheStatus: string): string[] {
   const h = ['content-type', JSON_TYPE, 'content-length', String(entry.bytes), 'cache-status', cacheStatus, 'x-content-type-options', 'nosniff'];
   if (entry.etag !== undefined) h.push('etag', entry.etag);
   if (entry.maxAge !== undefined) h.push('cache-control', maxAgeText(entry.maxAge));
+  // A 401 relayed from another node is still a 401 of this one.
+  if (entry.status === 401) h.push('www-authenticate', WWW_AUTHENTICATE);
   return h;
 }
 

@@ -124,7 +124,8 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
         new IdnError('IDN_BODY_UNPARSABLE', `the JSON body nests arrays and objects deeper than ${maxDepth} levels (config limits.jsonMaxDepth); flatten it`),
         undefined,
       );
-    defaultJson(request, text, done);
+    // Fastify's own parser (prototype-poisoning checks, its error codes) does the parsing.
+    void defaultJson(request, text, done);
   });
   app.decorateRequest('jsonOut', undefined);
   app.decorateRequest('idn', undefined);
