@@ -260,6 +260,10 @@ t.test('deep JSON is 400 at parse time, in bodies and in each bulk line; huge nu
     t.equal(res.status, 400, `${method} ${path}`);
     t.match(res.json, { responseCode: 4, code: 'IDN_BODY_UNPARSABLE', message: /deeper than 16 levels \(config limits\.jsonMaxDepth\)/ });
   }
+  const defaults = await startNode(t);
+  const dflt = await defaults.call('PUT', '/api/handles/88.100/DEEP', { token: ADMIN, body: `{"values":${deep(5000)}}` });
+  t.equal(dflt.status, 400, 'the default bound (64) holds too');
+  t.match(dflt.json, { code: 'IDN_BODY_UNPARSABLE', message: /deeper than 64 levels/ });
   const atLimit = `{"values":[{"index":1,"type":"URL","data":{"format":"string","value":${deep(12)}}}]}`;
   t.not((await c.call('PUT', `/api/handles/${ID}`, { token: reg, body: atLimit })).json.code, 'IDN_BODY_UNPARSABLE', '16 levels parse');
   const strings = `{"values":[{"index":1,"type":"URL","data":"${'['.repeat(100)}\\"{{"}]}`;
