@@ -112,6 +112,14 @@ t.test('JSONP callback= and pretty on every JSON endpoint; strict callback names
     t.match(res.json, { responseCode: 4, code: 'IDN_BAD_REQUEST', message: /callback= must be one JavaScript name .* at most 128 characters/ });
   }
   t.equal((await c.call('GET', `/api/handles/${ID}?callback=a&callback=b`)).status, 400, 'a repeated callback is refused');
+  const badId = await c.call('GET', '/api/handles/88..7/x?callback=alert(1)');
+  t.equal(badId.status, 400);
+  t.match(badId.json, { code: 'IDN_INVALID_IDENTIFIER' }, 'the identifier is checked first, and its error is not wrapped in a bad name');
+  const badBoth = await c.call('GET', `/api/handles/${ID}?callback=alert(1)`);
+  t.match(badBoth.json, { handle: ID, code: 'IDN_BAD_REQUEST' }, 'the callback error names the identifier');
+  const unauth = await c.call('PUT', `/api/handles/${ID}?callback=alert(1)`, { body: sampleValues });
+  t.equal(unauth.status, 401, 'a write authenticates before it reads query parameters');
+  t.notMatch(unauth.text, /alert/, 'no answer is wrapped in a refused name');
   t.equal((await c.call('GET', `/api/handles/${ID}?callback=${'a'.repeat(128)}`)).status, 200, '128 characters are allowed');
 });
 

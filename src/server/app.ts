@@ -19,7 +19,7 @@ import syncRoutes from './routes/sync.js';
 import templateRoutes from './routes/templates.js';
 import tokenRoutes from './routes/tokens.js';
 import { jsonTooDeep } from '../registry/bulk.js';
-import { absolutePath, corsDelegator, jsonpName, parseQueryString, reshapeJson } from './request.js';
+import { absolutePath, corsDelegator, isJsonpName, jsonpName, parseQueryString, reshapeJson } from './request.js';
 import { ErrorBody } from './schemas.js';
 import { createShedder, type Shedder } from './shedding.js';
 
@@ -153,13 +153,15 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
     reply.header('x-content-type-options', 'nosniff');
     const q = request.query as Record<string, unknown>;
     if (q.callback === undefined && q.pretty === undefined) return;
-    const callback = q.callback === undefined ? undefined : jsonpName(q.callback);
+    // A bad name is refused with the other query checks (after the identifier and the token); until then no answer is wrapped in it.
+    const callback = q.callback === undefined || !isJsonpName(q.callback) ? undefined : q.callback;
     request.jsonOut = { callback, pretty: q.pretty === 'true' };
   });
   // Routes whose query schema refuses unknown parameters still take callback= and pretty (the send hook applies them).
   app.addHook('preValidation', async (request) => {
     if (request.jsonOut === undefined) return;
     const q = request.query as Record<string, unknown>;
+    if (q.callback !== undefined && request.jsonOut.callback === undefined) jsonpName(q.callback);
     delete q.callback;
     if (!routeTakesPretty(request)) delete q.pretty;
   });

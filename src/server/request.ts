@@ -18,9 +18,14 @@ export function parseQueryString(text: string): Record<string, string | string[]
 const JSONP_NAME = /^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*$/;
 const JSONP_MAX = 128;
 
-/** A JSONP callback name: a dotted path of JavaScript identifiers, so the answer cannot carry script of the caller's choosing. */
+/** True for a JSONP callback name: a dotted path of JavaScript identifiers, so the answer cannot carry script of the caller's choosing. */
+export function isJsonpName(raw: unknown): raw is string {
+  return typeof raw === 'string' && raw.length <= JSONP_MAX && JSONP_NAME.test(raw);
+}
+
+/** The callback name, or the 400 that states the rule. */
 export function jsonpName(raw: unknown): string {
-  if (typeof raw !== 'string' || raw.length > JSONP_MAX || !JSONP_NAME.test(raw))
+  if (!isJsonpName(raw))
     throw new IdnError(
       'IDN_BAD_REQUEST',
       `callback= must be one JavaScript name or a dotted path of them (letters, digits, _ and $, not starting with a digit, e.g. a.b_c$1), at most ${JSONP_MAX} characters, sent once`,
