@@ -214,6 +214,11 @@ t.test('CORS: resolution from any origin (fast path hit and miss, fastify, prefl
   const hit = await c.call('GET', `/api/handles/${ID}`, { headers: origin });
   t.equal(hit.headers.get('cache-status'), 'idnode; hit', 'a hit');
   t.equal(hit.headers.get('access-control-allow-origin'), '*');
+  const noOrigin = await c.call('GET', `/api/handles/${ID}`);
+  t.equal(noOrigin.headers.get('access-control-allow-origin'), '*', 'the same answer without Origin, as fastify gives it');
+  const notModified = await c.call('GET', `/api/handles/${ID}`, { headers: { ...origin, 'if-none-match': hit.headers.get('etag')! } });
+  t.equal(notModified.status, 304);
+  t.equal(notModified.headers.get('access-control-allow-origin'), '*', '304');
   const head = await c.call('HEAD', `/api/handles/${ID}`, { headers: origin });
   t.equal(head.headers.get('access-control-allow-origin'), '*', 'HEAD');
   const notFound = await c.call('GET', '/api/handles/88.100.7/NOPE', { headers: origin });
@@ -247,6 +252,12 @@ t.test('CORS: resolution from any origin (fast path hit and miss, fastify, prefl
   t.equal(putElsewhere.headers.get('access-control-allow-origin'), null, 'a write from another origin gets no CORS header');
   const list = await c.call('GET', '/api/handles?prefix=88.100.7', { token: reg, headers: origin });
   t.equal(list.headers.get('access-control-allow-origin'), null, 'listing is not resolution');
+
+  // A forwarded miss the fast path answers with an error: the upstream refuses connections.
+  const lone = await startNode(t, { upstream: { url: 'http://127.0.0.1:1', timeoutMs: 2000 } });
+  const failed = await lone.call('GET', '/api/handles/77.1/X', { headers: origin });
+  t.ok(failed.status >= 500, `upstream down: ${failed.status}`);
+  t.equal(failed.headers.get('access-control-allow-origin'), '*', 'a failed forwarded resolution');
 
   const closed = await startNode(t);
   const none = await closed.call('OPTIONS', '/api/tokens', { headers: { origin: 'https://console.example', 'access-control-request-method': 'POST' } });

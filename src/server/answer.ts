@@ -38,9 +38,21 @@ export function notModified(entry: Entry, ifNoneMatch: string | undefined): bool
   return entry.status === 200 && etagMatches(ifNoneMatch, entry.etag);
 }
 
-/** The raw header list (node:http writeHead form) for sending `entry` with its body. */
+/** The raw header list (node:http writeHead form) for sending `entry` (a resolution answer) with its body. */
 export function entryHeaders(entry: Entry, cacheStatus: string): string[] {
-  const h = ['content-type', JSON_TYPE, 'content-length', String(entry.bytes), 'cache-status', cacheStatus, 'x-content-type-options', 'nosniff'];
+  // Resolution is open to any origin (docs/API.md §3): the same bytes whatever Origin is sent, so no Vary.
+  const h = [
+    'content-type',
+    JSON_TYPE,
+    'content-length',
+    String(entry.bytes),
+    'cache-status',
+    cacheStatus,
+    'x-content-type-options',
+    'nosniff',
+    'access-control-allow-origin',
+    '*',
+  ];
   if (entry.etag !== undefined) h.push('etag', entry.etag);
   if (entry.maxAge !== undefined) h.push('cache-control', maxAgeText(entry.maxAge));
   // A 401 relayed from another node is still a 401 of this one.
@@ -50,7 +62,18 @@ export function entryHeaders(entry: Entry, cacheStatus: string): string[] {
 
 /** The header list of a 304 for `entry` (no body, so no Content-Type or Content-Length). */
 export function notModifiedHeaders(entry: Entry, cacheStatus: string): string[] {
-  return ['etag', entry.etag!, 'cache-control', maxAgeText(entry.maxAge!), 'cache-status', cacheStatus, 'x-content-type-options', 'nosniff'];
+  return [
+    'etag',
+    entry.etag!,
+    'cache-control',
+    maxAgeText(entry.maxAge!),
+    'cache-status',
+    cacheStatus,
+    'x-content-type-options',
+    'nosniff',
+    'access-control-allow-origin',
+    '*',
+  ];
 }
 
 /** The Handle error body of `err`. */

@@ -50,6 +50,8 @@ export function createFastPath(
       const idn = isIdnError(err) ? err : new IdnError('IDN_INTERNAL', 'the answer could not be built', { handle: id.text, cause: err });
       if (!isIdnError(err)) gate.logError(err, idn.message);
       idn.handle ??= id.text;
+      // Entries carry it in their header list; an error of a resolution is as readable from any origin.
+      res.setHeader('access-control-allow-origin', '*');
       writeError(req, res, idn);
       metrics.fastHit(idn.http, undefined);
     };
@@ -69,8 +71,6 @@ export function createFastPath(
         return false;
       }
     }
-    // Resolution is open to any origin (docs/API.md §6); the answer is the same, so no need to decline.
-    if (req.headers.origin !== undefined) res.setHeader('access-control-allow-origin', '*');
     const t0 = performance.now();
     let entry = resolver.cached(foldCase(text));
     let cacheStatus: string = CACHE_STATUS.hit;
