@@ -13,7 +13,7 @@ export const ERRORS = {
   IDN_BODY_TOO_LARGE: { http: 400, responseCode: 4 },
   IDN_INVALID_VALUE: { http: 400, responseCode: 202 },
   IDN_AUTH_REQUIRED: { http: 401, responseCode: 402 },
-  IDN_AUTH_FAILED: { http: 403, responseCode: 403 },
+  IDN_AUTH_FAILED: { http: 401, responseCode: 403 },
   IDN_FORBIDDEN: { http: 403, responseCode: 401 },
   IDN_PREFIX_NOT_ACTIVE: { http: 403, responseCode: 401 },
   IDN_NOT_FOUND: { http: 404, responseCode: 100 },

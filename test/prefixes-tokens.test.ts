@@ -87,7 +87,7 @@ t.test('tokens: secret once, hash only, scoped roles, revoke', async (t) => {
   const revoked = await c.call('DELETE', `/api/tokens/${made.json.id}`, { token: ADMIN });
   t.match(revoked.json, { id: made.json.id, revokedAt: /Z$/ });
   const use = await c.call('PUT', '/api/handles/88.100.7/x', { token: made.json.secret, body: sampleValues });
-  t.equal(use.status, 403);
+  t.equal(use.status, 401);
   t.match(use.json, { responseCode: 403, message: /revoked/ });
   t.equal((await c.call('DELETE', `/api/tokens/${made.json.id}`, { token: ADMIN })).status, 200, 'revoking twice is harmless');
   t.match((await c.call('DELETE', '/api/tokens/tok_nope', { token: ADMIN })).json, { code: 'IDN_TOKEN_NOT_FOUND' });

@@ -109,7 +109,8 @@ t.test('listing with paging; count only; bounds', async (t) => {
   const count = await c.call('GET', '/api/handles?prefix=88.100.7&pageSize=0', { token: ADMIN });
   t.same(count.json, { responseCode: 1, prefix: '88.100.7', totalCount: 4, handles: [] });
   t.match((await c.call('GET', '/api/handles?prefix=88.100.7&pageSize=51', { token: reg })).json, { responseCode: 4, message: /limits.pageSizeMax/ });
-  t.match((await c.call('GET', '/api/handles?prefix=88.100.7&page=-1', { token: reg })).json, { responseCode: 4 });
+  // Round 2 (docs/API.md §5): a negative page asks for every identifier, as the reference does.
+  t.same((await c.call('GET', '/api/handles?prefix=88.100.7&page=-1', { token: reg })).json, all.json);
   t.match((await c.call('GET', '/api/handles', { token: reg })).json, { responseCode: 4, code: 'IDN_BAD_REQUEST' });
   t.match((await c.call('GET', '/api/handles?prefix=88..7', { token: reg })).json, { responseCode: 4, message: /prefix=/ });
   t.equal((await c.call('GET', '/api/handles?prefix=88.100.7')).status, 401);
@@ -127,8 +128,8 @@ t.test('order of checks: syntax → routing → authentication → scope → bod
     ['PUT', '/api/handles/88.100.7', { body: sampleValues, token: ADMIN }, 403, 401, 'IDN_FORBIDDEN'],
     ['PUT', '/api/handles/99.1/x', { body: '{bad' }, 400, 301, 'IDN_NOT_RESPONSIBLE'],
     ['PUT', '/api/handles/88.100.7/x', { body: '{bad' }, 401, 402, 'IDN_AUTH_REQUIRED'],
-    ['PUT', '/api/handles/88.100.7/x', { body: '{bad', token: 'nope' }, 403, 403, 'IDN_AUTH_FAILED'],
-    ['PUT', '/api/handles/88.100.7/x', { body: '{bad', headers: { authorization: 'Digest abc' } }, 403, 403, 'IDN_AUTH_FAILED'],
+    ['PUT', '/api/handles/88.100.7/x', { body: '{bad', token: 'nope' }, 401, 403, 'IDN_AUTH_FAILED'],
+    ['PUT', '/api/handles/88.100.7/x', { body: '{bad', headers: { authorization: 'Digest abc' } }, 401, 403, 'IDN_AUTH_FAILED'],
     ['PUT', '/api/handles/88.100.7/x', { body: '{bad', token: other }, 403, 401, 'IDN_FORBIDDEN'],
     ['PUT', '/api/handles/88.100.7/x', { body: '{bad', token: reg }, 400, 4, 'IDN_BODY_UNPARSABLE'],
     ['PUT', '/api/handles/88.100.7/x', { body: [{ index: 1 }], token: reg }, 400, 202, 'IDN_INVALID_VALUE'],
@@ -152,7 +153,7 @@ t.test('order of checks: syntax → routing → authentication → scope → bod
   t.equal(
     (await c.call('PUT', '/api/handles/88.100.7/b2', { body: sampleValues, headers: { authorization: `Basic ${Buffer.from('nocolon').toString('base64')}` } }))
       .status,
-    403,
+    401,
   );
 });
 

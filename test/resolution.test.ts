@@ -195,7 +195,7 @@ t.test('non-public values only for authorised readers; never from the public cac
     'public cache still public after private reads',
   );
   const bad = await c.call('GET', '/api/handles/88.100.7/P', { token: 'wrong' });
-  t.equal(bad.status, 403);
+  t.equal(bad.status, 401);
   t.match(bad.json, { responseCode: 403, code: 'IDN_AUTH_FAILED' });
   const batch = await c.call('POST', '/api/resolve', { token: reg, body: { handles: ['88.100.7/P'] } });
   t.equal(batch.json.results[0].values.length, 2, 'batch honours the reader too');

@@ -192,7 +192,7 @@ t.test('overloaded: health, metrics and admin calls (Bearer and Basic) are answe
   await until(shedder, () => shedder.inFlight() === 0);
   t.notOk(shedder.overloaded());
   t.equal((await c.call('GET', '/api/handles/88.100/UNCACHED-1')).status, 404, 'not shed once the load is gone');
-  t.equal((await c.call('GET', '/api/tokens', { token: secret })).status, 403, 'the revoked token is refused, as before');
+  t.equal((await c.call('GET', '/api/tokens', { token: secret })).status, 401, 'the revoked token is refused, as before (401 since round 2)');
 });
 
 /** A PUT whose headers go now (answered 100 Continue once the node took them) and whose body goes at `finish()`. */

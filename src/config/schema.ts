@@ -185,6 +185,22 @@ export const CONFIG_KEYS = {
     env: 'IDNODE_LIMITS_PAGE_SIZE_MAX',
     doc: 'largest page of `GET /api/handles?prefix=` and of record history',
   },
+  'limits.listAllMax': {
+    kind: 'int',
+    default: 10000,
+    min: 1,
+    max: 1_000_000,
+    env: 'IDNODE_LIMITS_LIST_ALL_MAX',
+    doc: 'most identifiers `GET /api/handles?prefix=` returns when asked for all of them (no or a negative `page`/`pageSize`); more → 400 saying to page',
+  },
+  'limits.jsonMaxDepth': {
+    kind: 'int',
+    default: 64,
+    min: 2,
+    max: 1000,
+    env: 'IDNODE_LIMITS_JSON_MAX_DEPTH',
+    doc: 'deepest nesting of arrays and objects in a JSON body or a bulk NDJSON line (deeper → 400)',
+  },
   'limits.bulkLineMaxBytes': {
     kind: 'int',
     default: 256 * KiB,
@@ -237,6 +253,14 @@ export const CONFIG_KEYS = {
     max: 1_000_000,
     env: 'IDNODE_LIMITS_MAX_CONNECTIONS',
     doc: 'open client connections per process (each worker of `--workers` has its own); a request on a connection over the bound gets 503/3 with `Retry-After: 1`, cache hits included, and the connection is closed (health checks, `/metrics` and admin calls are answered, then closed)',
+  },
+  'cors.writeOrigins': {
+    kind: 'string',
+    default: '',
+    defaultText: 'none',
+    maxLength: 8192,
+    env: 'IDNODE_CORS_WRITE_ORIGINS',
+    doc: 'comma-separated origins (`https://console.example`) whose browsers may call the routes other than resolution; resolution is open to any origin',
   },
   'bulk.chunkSize': {
     kind: 'int',

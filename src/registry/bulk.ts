@@ -10,6 +10,23 @@ import type { Store, WriteTx } from '../store/index.js';
 import { type InputValue, parseValuesBody } from './values.js';
 import { writeRecord } from './records.js';
 
+/** True when arrays and objects in a JSON text nest deeper than `max` (one linear scan, no recursion). */
+export function jsonTooDeep(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
 export interface LineResult {
   line: number;
   handle?: string;
@@ -35,6 +52,8 @@ export interface BulkOptions {
   actor: string;
   /** Called before a line is accepted (scope, routing, prefix status, templates). */
   checkLine?: (id: Identifier, values: InputValue[]) => void;
+  /** Deepest nesting a line may have (config limits.jsonMaxDepth); deeper lines fail alone. */
+  jsonMaxDepth?: number;
 }
 
 export interface Bulk {
@@ -95,6 +114,11 @@ export function createBulk(deps: {
 
   function parseLine(text: string, lineNo: number, opts: BulkOptions): Parsed {
     let obj: unknown;
+    if (opts.jsonMaxDepth !== undefined && jsonTooDeep(text, opts.jsonMaxDepth))
+      throw new IdnError(
+        'IDN_BODY_UNPARSABLE',
+        `line ${lineNo} nests arrays and objects deeper than ${opts.jsonMaxDepth} levels (config limits.jsonMaxDepth); flatten it`,
+      );
     try {
       obj = JSON.parse(text);
     } catch (err) {

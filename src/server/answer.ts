@@ -11,6 +11,8 @@ import type { IdnError } from '../errors.js';
 import type { Entry } from '../resolver/index.js';
 
 export const JSON_TYPE = 'application/json; charset=utf-8';
+/** Every 401 names both schemes a Handle client may use (RFC 9110 §11.6.1). */
+export const WWW_AUTHENTICATE = 'Basic realm="idnode", Bearer realm="idnode"';
 
 const maxAgeTexts = new Map<number, string>();
 
@@ -36,17 +38,42 @@ export function notModified(entry: Entry, ifNoneMatch: string | undefined): bool
   return entry.status === 200 && etagMatches(ifNoneMatch, entry.etag);
 }
 
-/** The raw header list (node:http writeHead form) for sending `entry` with its body. */
+/** The raw header list (node:http writeHead form) for sending `entry` (a resolution answer) with its body. */
 export function entryHeaders(entry: Entry, cacheStatus: string): string[] {
-  const h = ['content-type', JSON_TYPE, 'content-length', String(entry.bytes), 'cache-status', cacheStatus];
+  // Resolution is open to any origin (docs/API.md §3): the same bytes whatever Origin is sent, so no Vary.
+  const h = [
+    'content-type',
+    JSON_TYPE,
+    'content-length',
+    String(entry.bytes),
+    'cache-status',
+    cacheStatus,
+    'x-content-type-options',
+    'nosniff',
+    'access-control-allow-origin',
+    '*',
+  ];
   if (entry.etag !== undefined) h.push('etag', entry.etag);
   if (entry.maxAge !== undefined) h.push('cache-control', maxAgeText(entry.maxAge));
+  // A 401 relayed from another node is still a 401 of this one.
+  if (entry.status === 401) h.push('www-authenticate', WWW_AUTHENTICATE);
   return h;
 }
 
 /** The header list of a 304 for `entry` (no body, so no Content-Type or Content-Length). */
 export function notModifiedHeaders(entry: Entry, cacheStatus: string): string[] {
-  return ['etag', entry.etag!, 'cache-control', maxAgeText(entry.maxAge!), 'cache-status', cacheStatus];
+  return [
+    'etag',
+    entry.etag!,
+    'cache-control',
+    maxAgeText(entry.maxAge!),
+    'cache-status',
+    cacheStatus,
+    'x-content-type-options',
+    'nosniff',
+    'access-control-allow-origin',
+    '*',
+  ];
 }
 
 /** The Handle error body of `err`. */
@@ -56,7 +83,8 @@ export function errorText(err: IdnError): string {
 
 /** The header list of an error answer whose body is `text` (plus what the error carries, e.g. Retry-After). */
 export function errorHeaders(err: IdnError, text: string): string[] {
-  const h = ['content-type', JSON_TYPE, 'content-length', String(Buffer.byteLength(text))];
+  const h = ['content-type', JSON_TYPE, 'content-length', String(Buffer.byteLength(text)), 'x-content-type-options', 'nosniff'];
+  if (err.http === 401) h.push('www-authenticate', WWW_AUTHENTICATE);
   if (err.headers !== undefined) for (const k in err.headers) h.push(k, err.headers[k]!);
   return h;
 }
@@ -83,12 +111,12 @@ export function writeError(req: IncomingMessage, res: ServerResponse, err: IdnEr
  * A request node:http could not parse, answered on the socket itself (no response object
  * exists); the connection is closed after it.
  */
-export function writeSocketError(socket: Socket, status: string, err: IdnError): void {
+export function writeSocketError(socket: Socket, status: string, err: IdnError, head = false): void {
   const text = errorText(err);
   const h = errorHeaders(err, text);
-  let head = `HTTP/1.1 ${status}\r\n`;
-  for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
-  if (socket.writable) socket.write(`${head}Connection: close\r\n\r\n${text}`);
+  let lines = `HTTP/1.1 ${status}\r\n`;
+  for (let i = 0; i < h.length; i += 2) lines += `${h[i]}: ${h[i + 1]}\r\n`;
+  if (socket.writable) socket.write(`${lines}Connection: close\r\n\r\n${head ? '' : text}`);
   socket.destroy();
 }
 

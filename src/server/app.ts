@@ -2,6 +2,7 @@
  * The only place that imports fastify. `buildApp()` never listens: main.ts (or a test) does.
  * One error handler translates every error into the Handle error body with an IDN_* code.
  */
+import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
@@ -17,12 +18,18 @@ import prefixRoutes from './routes/prefixes.js';
 import syncRoutes from './routes/sync.js';
 import templateRoutes from './routes/templates.js';
 import tokenRoutes from './routes/tokens.js';
+import { jsonTooDeep } from '../registry/bulk.js';
+import { absolutePath, corsDelegator, isJsonpName, jsonpName, parseQueryString, reshapeJson } from './request.js';
 import { ErrorBody } from './schemas.js';
 import { createShedder, type Shedder } from './shedding.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     shedder: Shedder;
+  }
+  interface FastifyRequest {
+    /** `callback` (checked) and `pretty` of the query: applied to every JSON answer as it is sent. */
+    jsonOut: { callback: string | undefined; pretty: boolean } | undefined;
   }
 }
 
@@ -75,7 +82,14 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: impor
     // node:http times headers only (bodies are timed by the connection guard, which answers itself).
     body = new IdnError('IDN_BAD_REQUEST', 'the request line and headers did not arrive in time (config limits.headersTimeoutMs); send them at once');
   } else body = new IdnError('IDN_BAD_REQUEST', `the HTTP request could not be parsed (${err.code ?? 'unknown'}); check the request line and headers`);
-  writeSocketError(socket, status, body);
+  // No request object exists: the method is read from the bytes received, so a HEAD gets headers only.
+  writeSocketError(socket, status, body, (err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD ');
+}
+
+/** The resolution route shapes `pretty` itself (into its cached, ETagged answer). */
+function routeTakesPretty(request: FastifyRequest): boolean {
+  const qs = request.routeOptions.schema?.querystring as { properties?: Record<string, unknown> } | undefined;
+  return qs?.properties?.pretty !== undefined;
 }
 
 export interface BuildOptions {
@@ -88,8 +102,10 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
     logger: opts.logger ?? false,
     logController: new LogController({ disableRequestLogging: !deps.config.logRequests }),
     bodyLimit: deps.config.limits.bodyMaxBytes,
-    routerOptions: { maxParamLength: 16384 },
+    routerOptions: { maxParamLength: 16384, querystringParser: parseQueryString },
     ...(opts.serverFactory ? { serverFactory: opts.serverFactory } : {}),
+    // An absolute-form target (`GET http://host/api/…`) is routed by its path, as RFC 9112 §3.2.2 asks of servers.
+    rewriteUrl: (req) => absolutePath(req.url ?? '/'),
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, useDefaults: true } },
     clientErrorHandler,
     frameworkErrors: (err, request, reply) => {
@@ -98,6 +114,21 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
   });
   // JSON only: a text/plain body would otherwise reach the validators as a string.
   app.removeContentTypeParser('text/plain');
+  // Nesting is bounded before parsing: a deeply nested body would overflow the stack of whatever walks it next.
+  const maxDepth = deps.config.limits.jsonMaxDepth;
+  const defaultJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body.toString();
+    if (jsonTooDeep(text, maxDepth))
+      return done(
+        new IdnError('IDN_BODY_UNPARSABLE', `the JSON body nests arrays and objects deeper than ${maxDepth} levels (config limits.jsonMaxDepth); flatten it`),
+        undefined,
+      );
+    // Fastify's own parser (prototype-poisoning checks, its error codes) does the parsing.
+    void defaultJson(request, text, done);
+  });
+  app.decorateRequest('jsonOut', undefined);
   app.decorateRequest('idn', undefined);
   app.decorateRequest('principal', undefined);
   app.addSchema(ErrorBody);
@@ -132,6 +163,45 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
     reply.raw.once('close', shedder.done);
   });
   app.addHook('onClose', async () => shedder.stop());
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+    const q = request.query as Record<string, unknown>;
+    if (q.callback === undefined && q.pretty === undefined) return;
+    // A bad name is refused with the other query checks (after the identifier and the token); until then no answer is wrapped in it.
+    const callback = q.callback === undefined || !isJsonpName(q.callback) ? undefined : q.callback;
+    request.jsonOut = { callback, pretty: q.pretty === 'true' };
+  });
+  // Routes whose query schema refuses unknown parameters still take callback= and pretty (the send hook applies them).
+  app.addHook('preValidation', async (request) => {
+    if (request.jsonOut === undefined) return;
+    const q = request.query as Record<string, unknown>;
+    if (q.callback !== undefined && request.jsonOut.callback === undefined) jsonpName(q.callback);
+    delete q.callback;
+    if (!routeTakesPretty(request)) delete q.pretty;
+  });
+  // Ajv coerces "1e309" to Infinity and lets it through its bounds: refuse it before a handler does arithmetic with it.
+  app.addHook('preHandler', async (request) => {
+    const q = request.query;
+    if (typeof q !== 'object' || q === null) return;
+    for (const [name, value] of Object.entries(q))
+      for (const v of Array.isArray(value) ? value : [value])
+        if (typeof v === 'number' && !Number.isFinite(v))
+          throw new IdnError('IDN_BAD_REQUEST', `${name}= must be a whole number within the parameter's bounds; got a number too large to represent`);
+  });
+  app.addHook('onSend', async (request, reply, payload) => {
+    const out = request.jsonOut;
+    if (out === undefined || reply.statusCode === 304 || (typeof payload !== 'string' && !Buffer.isBuffer(payload))) return payload;
+    if (!String(reply.getHeader('content-type') ?? '').startsWith('application/json')) return payload;
+    const text = payload.toString();
+    // JSON.stringify without indentation never writes a raw newline: one there means the route made it pretty already.
+    const shaped = reshapeJson(text, out.pretty && !text.includes('\n'), out.callback);
+    if (out.callback !== undefined) {
+      reply.header('content-type', 'application/javascript; charset=utf-8');
+      // The ETag names the JSON; a JSONP answer is another representation.
+      reply.removeHeader('etag');
+    }
+    return shaped;
+  });
   app.decorate('shedder', shedder);
   app.addHook('onResponse', async (request, reply) => {
     deps.metrics.request(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode);
@@ -150,7 +220,13 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
       return { schema: docsBody === undefined ? schema : { ...schema, body: docsBody }, url };
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(cors, { delegator: corsDelegator(deps.config.cors.writeOrigins) });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    staticCSP: true,
+    // The node is often served over plain http on a LAN: upgrading its own scripts to https would break the page.
+    transformStaticCSP: (header) => header.replace(' upgrade-insecure-requests;', ''),
+  });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   // Before the routes: the hook turns each route's `config.auth` into its permission check.

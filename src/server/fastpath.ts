@@ -50,6 +50,8 @@ export function createFastPath(
       const idn = isIdnError(err) ? err : new IdnError('IDN_INTERNAL', 'the answer could not be built', { handle: id.text, cause: err });
       if (!isIdnError(err)) gate.logError(err, idn.message);
       idn.handle ??= id.text;
+      // Entries carry it in their header list; an error of a resolution is as readable from any origin.
+      res.setHeader('access-control-allow-origin', '*');
       writeError(req, res, idn);
       metrics.fastHit(idn.http, undefined);
     };

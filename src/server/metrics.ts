@@ -23,6 +23,19 @@ export interface Metrics {
   render(): Promise<string>;
 }
 
+/**
+ * What /metrics and /readyz show of a node's URL: scheme, host and port only. Anyone may read
+ * them, and a configured URL may carry credentials (`http://user:pass@…`) or a private path.
+ */
+export function originLabel(base: string): string {
+  try {
+    const origin = new URL(base).origin;
+    return origin === 'null' ? 'unknown' : origin;
+  } catch {
+    return 'unknown';
+  }
+}
+
 const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 export function createMetrics(deps: { resolver: () => Resolver; upstream: () => UpstreamClient }): Metrics {
@@ -116,7 +129,8 @@ export function createMetrics(deps: { resolver: () => Resolver; upstream: () => 
     registers: [registry],
     collect() {
       this.reset();
-      for (const [origin, s] of Object.entries(deps.upstream().stats())) this.set({ origin, state: s.state }, s.inFlight);
+      // Two bases on one origin (different paths) add up under one label.
+      for (const [base, s] of Object.entries(deps.upstream().stats())) this.inc({ origin: originLabel(base), state: s.state }, s.inFlight);
     },
   });
 
@@ -131,8 +145,9 @@ export function createMetrics(deps: { resolver: () => Resolver; upstream: () => 
     resolution: (source, ms) => bySource[source].observe(ms / 1000),
     storeWrite: (ms) => storeWrite.observe(ms / 1000),
     upstreamResult(base, ms, failure) {
-      upstreamLatency.labels(base).observe(ms / 1000);
-      if (failure !== undefined) upstreamErrors.inc({ origin: base, code: failure });
+      const origin = originLabel(base);
+      upstreamLatency.labels(origin).observe(ms / 1000);
+      if (failure !== undefined) upstreamErrors.inc({ origin, code: failure });
     },
     bulkRecords: (n) => bulk.inc(n),
     render: () => registry.metrics(),

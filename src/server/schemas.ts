@@ -1,6 +1,11 @@
 /** Route schemas (TypeBox → JSON Schema): validation, fast serialisation and /docs. */
 import { Type } from '@sinclair/typebox';
 
+/** Bounds of numeric query parameters: a huge or non-finite number (`1e309`) is a 400, never reaches SQLite. */
+const INT32_MAX = 2147483647;
+const SEQ_MAX = Number.MAX_SAFE_INTEGER;
+const UINT32_MAX = 4294967295;
+
 export const ErrorBody = Type.Object(
   {
     responseCode: Type.Integer({ description: 'Handle responseCode' }),
@@ -40,8 +45,11 @@ export const HandleAnswer = Type.Object({
 
 export const ResolveQuery = Type.Object({
   type: Type.Optional(Type.Array(Type.String(), { description: 'Repeatable; a trailing "." matches subtypes' })),
-  index: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { description: 'Repeatable; OR-ed with type' })),
-  auth: Type.Optional(Type.Boolean({ description: 'Bypass every cache' })),
+  index: Type.Optional(
+    Type.Array(Type.Integer({ minimum: -UINT32_MAX, maximum: UINT32_MAX }), { description: 'Repeatable; OR-ed with type; 0 or negative matches no value' }),
+  ),
+  auth: Type.Optional(Type.Boolean({ description: 'Bypass every cache; `?auth` alone means true' })),
+  publicOnly: Type.Optional(Type.Boolean({ description: 'Only values with publicRead, whatever the token allows' })),
   pretty: Type.Optional(Type.Union([Type.Boolean(), Type.Literal('')])),
 });
 
@@ -54,8 +62,8 @@ export const WriteQuery = Type.Object({
 export const ListQuery = Type.Object(
   {
     prefix: Type.String({ minLength: 1 }),
-    page: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
-    pageSize: Type.Optional(Type.Integer({ minimum: 0 })),
+    page: Type.Optional(Type.Integer({ minimum: -INT32_MAX, maximum: INT32_MAX, description: '0-based; negative = all' })),
+    pageSize: Type.Optional(Type.Integer({ minimum: -INT32_MAX, maximum: INT32_MAX, description: '0 = count only; absent or negative = all' })),
   },
   { additionalProperties: false },
 );
@@ -109,6 +117,8 @@ export const TokenCreated = Type.Object({
   secret: Type.String({ description: 'Shown only in this answer' }),
 });
 
+export const QUERY_INT_MAX = { INT32_MAX, SEQ_MAX };
+
 export const bearer = [{ bearer: [] as string[] }];
 
 export const EventBody = Type.Union([
@@ -141,7 +151,7 @@ export const EventPosted = Type.Object({
 export const LineageQuery = Type.Object(
   {
     direction: Type.Optional(Type.Union([Type.Literal('up'), Type.Literal('down'), Type.Literal('both')], { default: 'both' })),
-    depth: Type.Optional(Type.Integer({ minimum: 1, description: 'Default lineage.defaultDepth (10), at most lineage.maxDepth (50)' })),
+    depth: Type.Optional(Type.Integer({ minimum: 1, maximum: INT32_MAX, description: 'Default lineage.defaultDepth (10), at most lineage.maxDepth (50)' })),
     asOf: Type.Optional(Type.String({ description: 'ISO-8601 time with a zone; edges valid then' })),
   },
   { additionalProperties: false },
@@ -166,16 +176,16 @@ export const LineageAnswer = Type.Object({
 export const HistoryQuery = Type.Object(
   {
     asOf: Type.Optional(Type.String({ description: 'ISO-8601 time with a zone: the record as it was then' })),
-    after: Type.Optional(Type.Integer({ minimum: 0, default: 0, description: 'Versions after this one' })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, description: 'Default 100, at most limits.pageSizeMax' })),
+    after: Type.Optional(Type.Integer({ minimum: 0, maximum: SEQ_MAX, default: 0, description: 'Versions after this one' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: INT32_MAX, description: 'Default 100, at most limits.pageSizeMax' })),
   },
   { additionalProperties: false },
 );
 
 export const AuditQuery = Type.Object(
   {
-    after: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, description: 'Default 100, at most limits.pageSizeMax' })),
+    after: Type.Optional(Type.Integer({ minimum: 0, maximum: SEQ_MAX, default: 0 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: INT32_MAX, description: 'Default 100, at most limits.pageSizeMax' })),
   },
   { additionalProperties: false },
 );

@@ -87,6 +87,7 @@ const bulkRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { 
             overwrite: q.overwrite !== false,
             onError: q.onError ?? 'line',
             actor: principal.actor,
+            jsonMaxDepth: deps.config.limits.jsonMaxDepth,
             checkLine: (id) => void authorize(principal, 'record.write', writeTarget(router.route(id.prefixKey), id)),
           },
           emit,

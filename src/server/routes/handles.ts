@@ -77,6 +77,12 @@ export function parseIndexParam(raw: unknown, allowVarious: boolean): Set<number
   return out;
 }
 
+/** The prefix= of a listing: a prefix, or its prefix handle `0.NA/<prefix>` as Handle clients send it. */
+function listPrefix(text: string): { prefix: string; key: string } {
+  const bare = /^0\.NA\//i.test(text) ? text.slice(5) : text;
+  return prefixParam(bare, 'IDN_BAD_REQUEST', 'prefix=');
+}
+
 /** /api/handles and /api/resolve, as an encapsulated plugin. */
 const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { deps }) => {
   const { resolver, router, tokens, records, config } = deps;
@@ -115,7 +121,7 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
       const principal = tokens.authenticate(request.headers.authorization);
       const { entry, cacheStatus, source } = await resolver.resolve(id, {
         bypassCache: q.auth === true,
-        privateAccess: privateAccess(principal, id),
+        privateAccess: q.publicOnly !== true && privateAccess(principal, id),
         hops: hopsOf(request),
       });
       const ms = performance.now() - t0;
@@ -192,7 +198,7 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
           action: 'record.readPrivate',
           target: (request) => {
             // Runs after validation: prefix= is there, once.
-            const p = prefixParam(String(rawQueryParam(request, 'prefix')), 'IDN_BAD_REQUEST', 'prefix=');
+            const p = listPrefix(String(rawQueryParam(request, 'prefix')));
             const route = router.route(p.key);
             if (route.kind !== 'local') throw new IdnError('IDN_NOT_RESPONSIBLE', `this node does not home prefix ${p.prefix}; list it on the node that does`);
             return { key: p.key };
@@ -209,7 +215,18 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
     },
     async (request) => {
       const q = request.query;
-      const prefix = prefixParam(q.prefix, 'IDN_BAD_REQUEST', 'prefix=');
+      const prefix = listPrefix(q.prefix);
+      // As the reference does: no pageSize, or a negative page or pageSize, asks for every identifier.
+      if (q.pageSize === undefined || q.pageSize < 0 || (q.page !== undefined && q.page < 0)) {
+        const max = config.limits.listAllMax;
+        const { totalCount } = records.list(prefix.key, 0, 0);
+        if (totalCount > max)
+          throw new IdnError(
+            'IDN_BAD_REQUEST',
+            `prefix ${prefix.prefix} has ${totalCount} identifiers, more than ${max} listed at once (config limits.listAllMax); page through them with page=0,1,… and pageSize= up to ${config.limits.pageSizeMax}`,
+          );
+        return { responseCode: 1, prefix: prefix.prefix, totalCount, handles: records.list(prefix.key, 0, max).handles };
+      }
       const pageSize = pageLimit(q.pageSize, config.limits.pageSizeMax, 'pageSize', 'page=');
       const { totalCount, handles } = records.list(prefix.key, q.page ?? 0, pageSize);
       return { responseCode: 1, prefix: prefix.prefix, totalCount, handles };
@@ -242,7 +259,11 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
       const one = async (i: number) => {
         try {
           const id = parseIdentifier(handles[i], { slashlessIsPrefix: true });
-          const { entry } = await resolver.resolve(id, { bypassCache: q.auth === true, privateAccess: privateAccess(principal, id), hops });
+          const { entry } = await resolver.resolve(id, {
+            bypassCache: q.auth === true,
+            privateAccess: q.publicOnly !== true && privateAccess(principal, id),
+            hops,
+          });
           parts[i] = shapeAnswer(entry, { ...q, pretty: false }, now).body;
         } catch (err) {
           if (!isIdnError(err)) throw err;

@@ -1,6 +1,7 @@
 /** Liveness and readiness. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { NodeDeps } from '../deps.js';
+import { originLabel } from '../metrics.js';
 
 const opsRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { deps }) => {
   app.get('/healthz', { schema: { summary: 'Alive', tags: ['operations'] } }, async () => ({ status: 'ok' }));
@@ -16,9 +17,11 @@ const opsRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { d
     }
     const cache = deps.resolver.stats();
     // An upstream that is down does not make this node unready: it still answers what it holds.
+    const origins: Record<string, unknown> = {};
+    for (const [base, stats] of Object.entries(deps.upstream.stats())) origins[originLabel(base)] = stats;
     const upstream = {
-      url: deps.config.upstream.url || null,
-      origins: deps.upstream.stats(),
+      url: deps.config.upstream.url === '' ? null : originLabel(deps.config.upstream.url),
+      origins,
       pendingReports: store === 'ok' ? deps.store.pendingReports() : null,
     };
     return reply.code(store === 'ok' ? 200 : 503).send({ ready: store === 'ok', store, cache, upstream });

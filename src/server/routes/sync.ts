@@ -5,11 +5,14 @@ import { IdnError } from '../../errors.js';
 import { principalOf } from '../auth.js';
 import type { NodeDeps } from '../deps.js';
 import { pageLimit } from '../request.js';
-import { bearer } from '../schemas.js';
+import { bearer, QUERY_INT_MAX } from '../schemas.js';
 
 const err4xx = { '4xx': { $ref: 'ErrorBody#' } };
 const Page = Type.Object(
-  { after: Type.Optional(Type.Integer({ minimum: 0 })), limit: Type.Optional(Type.Integer({ minimum: 1 })) },
+  {
+    after: Type.Optional(Type.Integer({ minimum: 0, maximum: QUERY_INT_MAX.SEQ_MAX })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: QUERY_INT_MAX.INT32_MAX })),
+  },
   { additionalProperties: false },
 );
 
