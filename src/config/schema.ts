@@ -300,6 +300,20 @@ export const CONFIG_KEYS = {
       'on SIGTERM/SIGINT, stop accepting, let requests in flight (bulk uploads included) finish, stop the sync worker, close SQLite; ' +
       'exit 1 if that takes longer',
   },
+  'face.redirect': {
+    kind: 'bool',
+    default: false,
+    env: 'IDNODE_FACE_REDIRECT',
+    doc: "browsers opening a short URL `/{prefix}/{suffix}` are sent (302) to the record's first http(s) `URL` value, as the Handle proxy does; `?noredirect` shows the page",
+  },
+  'face.labelsMax': {
+    kind: 'int',
+    default: 200,
+    min: 1,
+    max: 5000,
+    env: 'IDNODE_FACE_LABELS_MAX',
+    doc: 'QR labels on one `/labels` sheet',
+  },
   seed: { kind: 'bool', default: false, env: 'IDNODE_SEED', doc: 'on start, seed an empty database from `seedDir` (`npm start` sets it)' },
   seedDir: {
     kind: 'string',
