@@ -9,6 +9,7 @@ header{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center;justify-content:
 header a.home{font-weight:600;color:#1a1a1a;text-decoration:none}
 a{color:#0b57d0;overflow-wrap:anywhere}
 h1{font-size:1.25rem;margin:.25rem 0 1rem;overflow-wrap:anywhere}
+h2{font-size:1.05rem;margin:0 0 .75rem}
 .card{background:#fff;border-radius:.5rem;padding:1rem;margin:0 0 1rem;box-shadow:0 1px 2px rgba(0,0,0,.08)}
 .id{font-family:ui-monospace,"Noto Sans Mono",monospace;font-size:1.05rem;overflow-wrap:anywhere;word-break:break-all;user-select:all;margin:0}
 .button{display:block;text-align:center;background:#0b57d0;color:#fff;padding:.8rem 1rem;border-radius:.5rem;text-decoration:none;font-weight:600;margin:0 0 1rem;overflow-wrap:anywhere}
