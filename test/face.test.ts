@@ -11,6 +11,7 @@ import { PNG } from 'pngjs';
 import t, { type Test } from 'tap';
 import { labelList } from '../src/server/pages/index.js';
 import { prefersHtml, pickLang } from '../src/server/pages/negotiate.js';
+import { createSessions, sessionSecret } from '../src/server/pages/session.js';
 import { ADMIN, type Client, registrar, startNode } from './helpers.js';
 
 // jsqr is CommonJS with an ES-style default export: under Node's interop the function is `.default`.
@@ -110,7 +111,7 @@ t.test('the page over plain HTTP: headers, public values only, caching, escaping
   const r = await get(c, PAGE, { accept: BROWSER_ACCEPT });
   t.equal(r.status, 200);
   t.equal(r.headers.get('content-type'), 'text/html; charset=utf-8');
-  t.equal(r.headers.get('vary'), 'Accept, Accept-Language');
+  t.equal(r.headers.get('vary'), 'Accept, Accept-Language, Cookie', 'HTML also varies by the login cookie');
   t.equal(r.headers.get('link'), `</api/handles/${ID}>; rel="alternate"; type="application/json"`);
   t.equal(r.headers.get('x-content-type-options'), 'nosniff');
   t.match(r.headers.get('content-security-policy'), /default-src 'none'/);
@@ -252,10 +253,11 @@ async function watchedPage(browser: Browser, origin: string, opts: Parameters<Br
   const page = await browser.newPage(opts);
   const problems: string[] = [];
   const external: string[] = [];
-  const expected404 = new Set<string>();
+  const expectedErrors = new Set<string>();
   page.on('console', (m) => {
-    // Chromium logs a document answered 404 as an error: expected for a not-found page, nothing else.
-    if (m.type() === 'error' && !(/status of 404/.test(m.text()) && expected404.has(m.location().url))) problems.push(m.text());
+    // Chromium logs a document answered 403/404 as an error: expected for the pages a test names, nothing else.
+    if (m.type() === 'error' && !(/status of 40[34]/.test(m.text()) && expectedErrors.has(m.location().url)))
+      problems.push(`${m.text()} @ ${m.location().url}`);
   });
   page.on('pageerror', (e) => problems.push(e.message));
   page.on('dialog', (d) => {
@@ -265,7 +267,7 @@ async function watchedPage(browser: Browser, origin: string, opts: Parameters<Br
   page.on('request', (r) => {
     if (!r.url().startsWith(origin)) external.push(r.url());
   });
-  return { page, problems, external, expected404 };
+  return { page, problems, external, expectedErrors };
 }
 
 async function noHorizontalScroll(page: Page): Promise<boolean> {
@@ -306,7 +308,7 @@ t.test('in a browser at phone size (zh-CN): what a person reads, the button, the
   t.equal(res?.status(), 200);
   const headers = res!.headers();
   t.match(headers['content-type'], /^text\/html/);
-  t.equal(headers.vary, 'Accept, Accept-Language');
+  t.equal(headers.vary, 'Accept, Accept-Language, Cookie');
   t.equal(headers['x-content-type-options'], 'nosniff');
   t.equal(await page.locator('html').getAttribute('lang'), 'zh-CN');
   t.equal(await page.locator('#identifier').innerText(), ID);
@@ -352,10 +354,10 @@ t.test('in a browser: an XSS attempt shows as text; desktop layout; labels', BRO
   const browser = await launch(t);
   if (browser === undefined) return;
   const c = await seeded(t);
-  const { page, problems, external, expected404 } = await watchedPage(browser, c.url, { viewport: { width: 1280, height: 800 }, locale: 'en-US' });
+  const { page, problems, external, expectedErrors } = await watchedPage(browser, c.url, { viewport: { width: 1280, height: 800 }, locale: 'en-US' });
   const attack = '88.100.7/<img src=x onerror=alert(1)>"\'';
   const attackUrl = `${c.url}/88.100.7/${encodeURIComponent(attack.slice(9))}`;
-  expected404.add(attackUrl);
+  expectedErrors.add(attackUrl);
   const res = await page.goto(attackUrl, { waitUntil: 'load' });
   t.equal(res?.status(), 404);
   t.equal(await page.locator('#identifier').innerText(), attack, 'the identifier reads as the text that was sent');
@@ -380,6 +382,124 @@ t.test('in a browser: an XSS attempt shows as text; desktop layout; labels', BRO
   t.equal(await page.locator('header').isVisible(), false, 'print hides the page chrome');
   await page.screenshot({ path: new URL('labels-print.png', SHOTS).pathname, fullPage: true });
 
+  t.same(problems, [], 'no console errors');
+  t.same(external, [], 'no request leaves the node');
+});
+
+t.test('page sessions: signed, expiring, revocable; the API ignores the cookie', async (t) => {
+  const c = await seeded(t);
+  const auditor = (await c.call('POST', '/api/tokens', { token: ADMIN, body: { role: 'auditor' } })).json as { id: string; secret: string };
+  const registrarTok = (await c.call('POST', '/api/tokens', { token: ADMIN, body: { role: 'registrar', prefixes: ['88.100.7'] } })).json as { id: string };
+  const secret = sessionSecret('', c.config.db);
+  t.same(sessionSecret('', c.config.db), secret, 'the generated secret is kept beside the database');
+  const sessions = createSessions({ secret, ttlSeconds: 600, secure: false, tokens: c.node.tokens });
+  const now = Date.parse('2026-06-01T00:00:00Z');
+  const cookie = sessions.issue(auditor.id, now);
+  t.match(cookie, /^idn_face=[^;]+; Max-Age=600; Path=\/; HttpOnly; SameSite=Strict$/);
+  const value = cookie.split(';')[0]!;
+  t.match(sessions.read(value, now + 599_000), { id: auditor.id, role: 'auditor' });
+  t.equal(sessions.read(value, now + 600_000), undefined, 'expired');
+  t.equal(sessions.read(`${value.slice(0, -2)}xx`, now), undefined, 'a changed signature');
+  const forged = `idn_face=${Buffer.from(JSON.stringify({ t: auditor.id, e: 9e9 })).toString('base64url')}.${value.split('.')[1]}`;
+  t.equal(sessions.read(forged, now), undefined, 'a changed payload');
+  t.equal(sessions.read(sessions.issue(registrarTok.id, now).split(';')[0], now), undefined, 'a registrar is no page user');
+  t.equal(createSessions({ secret: Buffer.from('other'), ttlSeconds: 600, secure: false, tokens: c.node.tokens }).read(value, now), undefined, 'another key');
+
+  // Through HTTP: log in with the form, see the non-public value; the API does not.
+  const bad = await fetch(`${c.url}/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'token=wrong&next=/',
+    redirect: 'manual',
+  });
+  t.equal(bad.status, 403);
+  t.equal(bad.headers.get('set-cookie'), null);
+  const login = await fetch(`${c.url}/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: `token=${encodeURIComponent(auditor.secret)}&next=${encodeURIComponent(PAGE)}`,
+    redirect: 'manual',
+  });
+  t.equal(login.status, 303);
+  t.equal(login.headers.get('location'), PAGE);
+  const session = login.headers.get('set-cookie')!.split(';')[0]!;
+  t.match(login.headers.get('set-cookie'), /HttpOnly; SameSite=Strict/);
+  const offsite = await fetch(`${c.url}/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example' },
+    body: `token=${encodeURIComponent(auditor.secret)}&next=//evil.example`,
+    redirect: 'manual',
+  });
+  t.equal(offsite.status, 403, 'a login posted from another site is refused');
+  const page = await get(c, PAGE, { accept: BROWSER_ACCEPT, cookie: session });
+  t.match(page.text, /SECRET-COST-12\.5/, 'logged in, the page shows the non-public value');
+  t.match(page.text, /class="mark"/, 'marked as non-public');
+  t.equal(page.headers.get('cache-control'), 'private, no-store');
+  t.equal(page.headers.get('etag'), null);
+  const api = await get(c, `/api/handles/${ID}`, { cookie: session });
+  t.notMatch(api.text, /SECRET-COST/, '/api routes ignore the cookie');
+  const json = await get(c, PAGE, { cookie: session });
+  t.notMatch(json.text, /SECRET-COST/, 'the JSON of the short URL ignores it too');
+  t.equal((await c.call('DELETE', `/api/tokens/${auditor.id}`, { token: ADMIN })).status, 200);
+  t.notMatch((await get(c, PAGE, { accept: BROWSER_ACCEPT, cookie: session })).text, /SECRET-COST/, 'a revoked token ends the session');
+  const out = await fetch(`${c.url}/logout`, { method: 'POST', redirect: 'manual' });
+  t.equal(out.status, 303);
+  t.match(out.headers.get('set-cookie'), /^idn_face=; Max-Age=0/);
+});
+
+t.test('in a browser: an auditor logs in, sees non-public values, history and lineage, follows a box', BROWSER_TESTS, async (t) => {
+  const browser = await launch(t);
+  if (browser === undefined) return;
+  const c = await seeded(t);
+  const auditor = (await c.call('POST', '/api/tokens', { token: ADMIN, body: { role: 'auditor' } })).json as { id: string; secret: string };
+  const ev1 = await c.call('POST', '/api/events', {
+    token: c.reg,
+    body: { type: 'aggregation', action: 'ADD', parent: ID, children: ['88.100.7/PART-0001'], eventTime: '2026-03-01T08:00:00+08:00' },
+  });
+  t.equal(ev1.status, 201, ev1.text);
+  const ev2 = await c.call('POST', '/api/events', {
+    token: c.reg,
+    body: { type: 'transformation', inputs: ['88.200.15/STEEL-LOT-1'], outputs: ['88.100.7/PART-0001'], eventTime: '2026-02-01T08:00:00Z' },
+  });
+  t.equal(ev2.status, 201, ev2.text);
+
+  const { page, problems, external, expectedErrors } = await watchedPage(browser, c.url, {
+    viewport: { width: 390, height: 844 },
+    locale: 'zh-CN',
+    isMobile: true,
+    hasTouch: true,
+  });
+  expectedErrors.add(`${c.url}/login`);
+  await page.goto(c.url + PAGE, { waitUntil: 'load' });
+  t.notMatch(await page.content(), /SECRET-COST/, 'anonymous first');
+  await page.locator('a.login').click();
+  await page.waitForURL(/\/login/);
+  await page.locator('#token').fill('not-a-token');
+  await page.locator('form.login button').click();
+  await page.waitForSelector('#login-failed');
+  t.ok(await page.locator('#login-failed').isVisible(), 'a wrong token is refused with a message');
+  await page.locator('#token').fill(auditor.secret);
+  await page.locator('form.login button').click();
+  await page.waitForURL(`${c.url}${PAGE}?lang=zh`);
+  t.match(await page.locator('#who').innerText(), auditor.id);
+  const values = await page.locator('#values').innerText();
+  t.match(values, 'SECRET-COST-12.5', 'the auditor sees the non-public value');
+  t.match(values, '非公开', 'marked non-public');
+  t.match(await page.locator('#history').innerText(), 'record.create', 'the history lists the write');
+  t.equal(await page.locator('svg.lineage a.node').count(), 3, 'the engine, its part and the foreign steel lot');
+  t.match(await page.locator('svg.lineage').innerHTML(), /stroke-dasharray/, 'the foreign lot is marked');
+  t.ok(await noHorizontalScroll(page), 'the graph scrolls inside its box, not the page');
+  await page.screenshot({ path: new URL('phone-auditor.png', SHOTS).pathname, fullPage: true });
+  await page.locator('svg.lineage a.node[data-handle="88.100.7/PART-0001"]').click();
+  await page.waitForURL(`${c.url}/88.100.7/PART-0001`);
+  t.equal(await page.locator('#identifier').innerText(), '88.100.7/PART-0001', 'a lineage box opens its page');
+  t.equal(await page.locator('svg.lineage a.node').count(), 3, "the part's own graph: engine above, lot below");
+
+  await page.locator('form.logout button').click();
+  await page.waitForURL(`${c.url}/`);
+  await page.goto(c.url + PAGE, { waitUntil: 'load' });
+  t.notMatch(await page.content(), /SECRET-COST/, 'logged out, the value is hidden again');
+  t.equal(await page.locator('svg.lineage').count(), 0);
   t.same(problems, [], 'no console errors');
   t.same(external, [], 'no request leaves the node');
 });

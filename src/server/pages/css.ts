@@ -27,6 +27,15 @@ form.search input{flex:1;min-width:0;font-size:1rem;padding:.6rem;border:1px sol
 form.search button{font-size:1rem;padding:.6rem 1rem;border:0;border-radius:.4rem;background:#0b57d0;color:#fff}
 .muted{color:#666;font-size:.9rem}
 footer{color:#666;font-size:.85rem}
+.tools{display:flex;gap:.75rem;align-items:center;flex-wrap:wrap}
+form.logout{display:inline;margin:0;font-size:.85rem}
+form.logout button,form.login button{font-size:.9rem;padding:.3rem .8rem;border:1px solid #0b57d0;border-radius:.4rem;background:#fff;color:#0b57d0}
+form.login{display:flex;flex-direction:column;gap:.5rem}
+form.login input{font-size:1rem;padding:.6rem;border:1px solid #c4c7cc;border-radius:.4rem}
+.problem{color:#a50e0e}
+.mark{display:inline-block;font-size:.75rem;background:#fce8b2;color:#5f3b00;border-radius:.25rem;padding:0 .35rem;margin-left:.25rem}
+.graph{overflow-x:auto}
+svg.lineage a.node:hover rect{stroke-width:2}
 .labels{display:grid;grid-template-columns:repeat(auto-fill,minmax(9rem,1fr));gap:1rem}
 .label{background:#fff;padding:.5rem;text-align:center;break-inside:avoid;page-break-inside:avoid}
 .label svg.qr{width:100%;height:auto}

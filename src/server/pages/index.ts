@@ -5,10 +5,13 @@
  * public view), so they never reveal or hint at a non-public value.
  */
 import { createHash } from 'node:crypto';
+import { parse as parseForm } from 'node:querystring';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { IdnError, isIdnError } from '../../errors.js';
 import { type Identifier, parseIdentifier, prefixChain } from '../../identifier/index.js';
+import { allows } from '../../registry/authorize.js';
 import { TEMPLATE_INDEX, TEMPLATE_TYPE } from '../../registry/templates.js';
+import type { Principal } from '../../registry/tokens.js';
 import { entryAnswer, type Entry } from '../../resolver/index.js';
 import { etagMatches, maxAgeText, replyEntry } from '../answer.js';
 import type { NodeDeps } from '../deps.js';
@@ -17,9 +20,11 @@ import { hopsOf } from '../routes/handles.js';
 import { CSS, CSS_ETAG } from './css.js';
 import type { Word } from './i18n.js';
 import { type Lang, pickLang, prefersHtml } from './negotiate.js';
+import { lineageSvg } from './graph.js';
 import { isShortUrl, variantHeaders } from './paths.js';
 import { qrSvg } from './qr.js';
-import { errorPage, FAVICON, firstUrl, homePage, idPath, labelsPage, type PageContext, recordPage, valueText } from './render.js';
+import { errorPage, FAVICON, firstUrl, homePage, idPath, labelsPage, loginPage, type PageContext, recordPage, valueText } from './render.js';
+import { createSessions, sessionSecret } from './session.js';
 
 const HTML_TYPE = 'text/html; charset=utf-8';
 // Our own stylesheet only; no script at all; forms and links stay on this node.
@@ -62,16 +67,44 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
   // A node listening on port 0 learns its port late: its pages then name the host the client used.
   const fixedBase = /:0$/.test(configured) ? undefined : configured;
 
+  const sessions = createSessions({
+    secret: sessionSecret(config.face.sessionSecret, config.db),
+    ttlSeconds: config.face.sessionSeconds,
+    secure: configured.startsWith('https:'),
+    tokens: deps.tokens,
+  });
+  const users = new WeakMap<FastifyRequest, Principal | null>();
+
+  /** The auditor or admin logged in by cookie (page routes only; the API never reads it). */
+  function pageUser(request: FastifyRequest): Principal | undefined {
+    let user = users.get(request);
+    if (user === undefined) {
+      user = sessions.read(request.headers.cookie, Date.now()) ?? null;
+      users.set(request, user);
+    }
+    return user ?? undefined;
+  }
+
   function context(request: FastifyRequest): PageContext {
     const q = request.query as Record<string, unknown>;
     const lang: Lang = pickLang(one(q.lang), request.headers['accept-language']);
-    return { lang, baseUrl: fixedBase ?? `${request.protocol}://${request.host}` };
+    const user = pageUser(request);
+    return {
+      lang,
+      baseUrl: fixedBase ?? `${request.protocol}://${request.host}`,
+      path: request.url.split('?')[0]!,
+      ...(user !== undefined ? { who: `${user.role} ${user.id}` } : {}),
+    };
   }
 
   /** Sends a page with the security headers; 304 when the client holds this exact page. */
   function sendPage(request: FastifyRequest, reply: FastifyReply, status: number, page: string, maxAge: number): FastifyReply {
     const etag = etagOfText(page);
     reply.header('content-security-policy', CSP).header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer');
+    // A login changes the page: caches keep anonymous and logged-in pages apart.
+    const vary = reply.getHeader('vary');
+    reply.header('vary', typeof vary === 'string' ? `${vary}, Cookie` : 'Cookie');
+    if (pageUser(request) !== undefined) return reply.header('cache-control', 'private, no-store').code(status).type(HTML_TYPE).send(page);
     reply.header('cache-control', maxAgeText(maxAge));
     if (status === 200) {
       reply.header('etag', etag);
@@ -138,10 +171,12 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
       if (!wantHtml || !isIdnError(err)) throw err;
       return sendError(request, reply, err, text);
     }
+    const user = wantHtml ? pageUser(request) : undefined;
+    const privateAccess = user !== undefined && allows(user, 'record.readPrivate', { key: id.namedPrefixKey ?? id.prefixKey });
     let entry: Entry;
     let cacheStatus: string;
     try {
-      ({ entry, cacheStatus } = await resolver.resolve(id, { bypassCache: false, privateAccess: false, hops: hopsOf(request) }));
+      ({ entry, cacheStatus } = await resolver.resolve(id, { bypassCache: false, privateAccess, hops: hopsOf(request) }));
     } catch (err) {
       if (!wantHtml || !isIdnError(err)) throw err;
       err.handle ??= id.text;
@@ -154,7 +189,7 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
       return sendError(request, reply, err, id.text);
     }
     const { handle, values } = entryAnswer(entry);
-    if (config.face.redirect && !('noredirect' in q) && id.namedPrefixKey === undefined) {
+    if (config.face.redirect && user === undefined && !('noredirect' in q) && id.namedPrefixKey === undefined) {
       const target = firstUrl(values);
       if (target !== undefined)
         return reply
@@ -166,7 +201,11 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
     const named = id.namedPrefixKey !== undefined ? id.suffix : id.prefix;
     const owner = ownerOf(named);
     const foreign = router.route(id.namedPrefixKey ?? id.prefixKey).kind !== 'local';
-    const page = recordPage(context(request), {
+    const ctx = context(request);
+    const audit =
+      user !== undefined && !foreign && id.namedPrefixKey === undefined && allows(user, 'lineage.read', { key: id.prefixKey }) ? auditView(id, ctx.lang) : {};
+    const page = recordPage(ctx, {
+      ...audit,
       handle,
       values,
       items: templateItems(id, values),
@@ -177,7 +216,56 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
     return sendPage(request, reply, 200, page, entry.maxAge ?? 0);
   }
 
+  /** History and lineage of a local record, for a reader allowed `lineage.read` on it. */
+  function auditView(id: Identifier, lang: Lang) {
+    const asOf = new Date().toISOString();
+    const depth = config.lineage.defaultDepth;
+    const up = deps.auditing.lineage(id, { direction: 'up', depth, asOf });
+    const down = deps.auditing.lineage(id, { direction: 'down', depth, asOf });
+    const lineage = lineageSvg(up.root, up, down, lang);
+    return {
+      history: deps.auditing.history(id, 0, 100),
+      lineageTruncated: up.truncated || down.truncated,
+      ...(lineage !== undefined ? { lineage } : {}),
+    };
+  }
+
   app.route({ method: ['GET', 'HEAD'], url: '/*', ...HIDDEN, handler: shortUrl });
+
+  // Login forms post urlencoded bodies; the parser lives in this plugin's scope only.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 8192 }, (_req, body, done) => {
+    done(null, parseForm(body as string));
+  });
+
+  /** Where a login returns: a path on this node, never another origin. */
+  const safeNext = (next: string | undefined) => (next !== undefined && /^\/(?![/\\])/.test(next) ? next : '/');
+
+  app.get('/login', HIDDEN, async (request, reply) => {
+    const q = request.query as Record<string, unknown>;
+    return sendPage(request, reply, 200, loginPage(context(request), safeNext(one(q.next)), false), 0);
+  });
+
+  app.post('/login', HIDDEN, async (request, reply) => {
+    const origin = request.headers.origin;
+    if (origin !== undefined && origin !== 'null' && new URL(origin).host !== request.host)
+      throw new IdnError('IDN_FORBIDDEN', 'log in from a page of this node (the Origin header names another site)');
+    const form = (request.body ?? {}) as Record<string, unknown>;
+    const next = safeNext(one(form.next));
+    const secret = one(form.token)?.trim() ?? '';
+    let user: Principal | undefined;
+    try {
+      user = secret === '' ? undefined : deps.tokens.authenticate(`Bearer ${secret}`);
+    } catch (err) {
+      if (!isIdnError(err)) throw err;
+    }
+    if (user === undefined || (user.role !== 'admin' && user.role !== 'auditor'))
+      return sendPage(request, reply, 403, loginPage(context(request), next, true), 0);
+    const lang = one(form.lang);
+    const target = lang === 'en' || lang === 'zh' ? `${next}${next.includes('?') ? '&' : '?'}lang=${lang}` : next;
+    return reply.header('set-cookie', sessions.issue(user.id, Date.now())).header('cache-control', 'no-store').redirect(target, 303);
+  });
+
+  app.post('/logout', HIDDEN, async (_request, reply) => reply.header('set-cookie', sessions.clear()).header('cache-control', 'no-store').redirect('/', 303));
 
   app.get('/', HIDDEN, async (request, reply) => {
     const q = request.query as Record<string, unknown>;

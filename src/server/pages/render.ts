@@ -1,5 +1,6 @@
 /** The pages themselves: pure functions from what was resolved to HTML (no I/O here). */
-import type { HandleValue } from '../../registry/values.js';
+import type { HistoryAnswer } from '../../lineage/query.js';
+import { type HandleValue, isPublic } from '../../registry/values.js';
 import { html, raw, type Safe } from './html.js';
 import { t, typeLabel, type Word } from './i18n.js';
 import type { Lang } from './negotiate.js';
@@ -43,6 +44,19 @@ export interface PageContext {
   lang: Lang;
   /** Public base URL of the node (no trailing slash). */
   baseUrl: string;
+  /** The logged-in auditor or admin (token id and role), if any. */
+  who?: string;
+  /** This page's path, where the login page returns to. */
+  path?: string;
+}
+
+/** Logged in: who and a logout button (a POST, so no link can log anyone out); else a login link. */
+function tools(ctx: PageContext): Safe {
+  if (ctx.who !== undefined)
+    return html`<form class="logout" method="post" action="/logout">
+      <span id="who">${t(ctx.lang, 'loggedInAs')}${ctx.who}</span> <button type="submit">${t(ctx.lang, 'logout')}</button>
+    </form>`;
+  return html`<a class="login" href="/login?lang=${ctx.lang}&next=${encodeURIComponent(ctx.path ?? '/')}">${t(ctx.lang, 'login')}</a>`;
 }
 
 function layout(ctx: PageContext, title: string, body: Safe): string {
@@ -59,7 +73,9 @@ function layout(ctx: PageContext, title: string, body: Safe): string {
       <body>
         <header>
           <a class="home" href="/?lang=${ctx.lang}">${t(ctx.lang, 'title')}</a
-          ><a class="lang" href="?lang=${other}" hreflang="${other}" lang="${other === 'zh' ? 'zh-CN' : 'en'}">${t(ctx.lang, 'other')}</a>
+          ><span class="tools"
+            >${tools(ctx)} <a class="lang" href="?lang=${other}" hreflang="${other}" lang="${other === 'zh' ? 'zh-CN' : 'en'}">${t(ctx.lang, 'other')}</a></span
+          >
         </header>
         <main>${body}</main>
         <footer>idnode · <a href="/docs">API</a></footer>
@@ -114,6 +130,53 @@ export interface RecordView {
   /** Template item names by value index, when the record names a template this node knows. */
   items: Map<number, string>;
   foreign: boolean;
+  /** Logged in: the record's history and the lineage graph. */
+  history?: HistoryAnswer;
+  lineage?: Safe;
+  lineageTruncated?: boolean;
+}
+
+function historySection(lang: Lang, h: HistoryAnswer): Safe {
+  const rows = h.versions.map(
+    (v) =>
+      html`<tr>
+        <td>${v.version}</td>
+        <td>${v.at}</td>
+        <td>${v.actor}</td>
+        <td>${v.action}</td>
+        <td class="data">${v.values === null ? t(lang, 'deleted') : v.values.map((x) => `${x.index}:${x.type}=${valueText(x)}`).join('; ')}</td>
+      </tr>`,
+  );
+  return html`<section class="card tech" id="history">
+    <h2>${t(lang, 'history')}</h2>
+    <table>
+      <thead>
+        <tr>
+          <th>${t(lang, 'version')}</th>
+          <th>${t(lang, 'when')}</th>
+          <th>${t(lang, 'who')}</th>
+          <th>${t(lang, 'action')}</th>
+          <th>${t(lang, 'values')}</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${rows}
+      </tbody>
+    </table>
+  </section>`;
+}
+
+function lineageSection(lang: Lang, view: RecordView): Safe {
+  if (view.history === undefined) return html``;
+  return html`<section class="card" id="lineage">
+    <h2>${t(lang, 'lineage')}</h2>
+    ${view.lineage !== undefined ? html`<div class="graph">${view.lineage}</div>` : html`<p class="muted">${t(lang, 'lineageNone')}</p>`}
+    ${view.lineageTruncated === true ? html`<p class="muted">${t(lang, 'truncated')}</p>` : ''}
+  </section>`;
+}
+
+function privateMark(lang: Lang, v: HandleValue): Safe | string {
+  return isPublic(v) ? '' : html` <span class="mark">${t(lang, 'nonPublic')}</span>`;
 }
 
 export function recordPage(ctx: PageContext, view: RecordView): string {
@@ -152,11 +215,12 @@ export function recordPage(ctx: PageContext, view: RecordView): string {
               ${people.map(
                 (v) =>
                   html`<dt>${labelOf(ctx, v, view.items)}</dt>
-                    <dd data-index="${v.index}">${valueCell(v)}</dd>`,
+                    <dd data-index="${v.index}">${valueCell(v)}${privateMark(lang, v)}</dd>`,
               )}
             </dl>`
       }
     </section>
+    ${lineageSection(lang, view)} ${view.history !== undefined ? historySection(lang, view.history) : ''}
     <section class="card qrbox">
       <h2>${t(lang, 'qr')}</h2>
       <a href="/qr${idPath(view.handle)}">${raw(qrSvg(canonical, t(lang, 'qrOf') + view.handle))}</a>
@@ -219,6 +283,18 @@ export function errorPage(ctx: PageContext, view: ErrorView): string {
     </div>
     ${searchForm(ctx, view.text)}`;
   return layout(ctx, `${view.status} ${t(lang, view.title)}`, body);
+}
+
+export function loginPage(ctx: PageContext, next: string, failed: boolean): string {
+  const { lang } = ctx;
+  const body = html`<h1>${t(lang, 'login')}</h1>
+    <form class="card login" method="post" action="/login">
+      <p class="muted">${t(lang, 'loginHelp')}</p>
+      ${failed ? html`<p class="problem" role="alert" id="login-failed">${t(lang, 'loginFailed')}</p>` : ''}
+      <label for="token">${t(lang, 'token')}</label><input id="token" name="token" type="password" autocomplete="off" required />
+      <input type="hidden" name="next" value="${next}" /><input type="hidden" name="lang" value="${lang}" /><button type="submit">${t(lang, 'login')}</button>
+    </form>`;
+  return layout(ctx, t(lang, 'login'), body);
 }
 
 export function labelsPage(ctx: PageContext, handles: string[]): string {
