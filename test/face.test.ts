@@ -9,6 +9,7 @@ import jsQRModule from 'jsqr';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import t, { type Test } from 'tap';
+import { FOLD_AT, lineageSvg } from '../src/server/pages/graph.js';
 import { labelList } from '../src/server/pages/index.js';
 import { prefersHtml, pickLang } from '../src/server/pages/negotiate.js';
 import { createSessions, sessionSecret } from '../src/server/pages/session.js';
@@ -502,4 +503,39 @@ t.test('in a browser: an auditor logs in, sees non-public values, history and li
   t.equal(await page.locator('svg.lineage').count(), 0);
   t.same(problems, [], 'no console errors');
   t.same(external, [], 'no request leaves the node');
+});
+
+t.test('lineage graph: columns by depth, wide columns folded, foreign marked, boxes link', async (t) => {
+  const root = '88.100.4/VIN-1';
+  const parts = Array.from({ length: 12 }, (_, i) => `88.100.2/P-${String(i).padStart(2, '0')}`);
+  const down = {
+    root,
+    nodes: [...parts.map((handle) => ({ handle, depth: 1, location: 'local' as const })), { handle: '88.200/LOT<1>', depth: 2, location: 'foreign' as const }],
+    edges: [
+      ...parts.map((to, i) => ({ from: root, to, type: 'aggregation', since: '2026-01-01T00:00:00.000Z', eventId: i + 1 })),
+      { from: parts[0]!, to: '88.200/LOT<1>', type: 'transformation', since: '2026-01-01T00:00:00.000Z', eventId: 99 },
+    ],
+    truncated: false,
+  };
+  const up = {
+    root,
+    nodes: [{ handle: '88.100.9/SHIP-1', depth: 1, location: 'local' as const }],
+    edges: [{ from: '88.100.9/SHIP-1', to: root, type: 'aggregation', since: '2026-01-01T00:00:00.000Z', eventId: 100 }],
+    truncated: false,
+  };
+  const svg = lineageSvg(root, up, down, 'en')!.__html;
+  const links = [...svg.matchAll(/<a href="([^"]+)" class="node" data-handle="([^"]+)"/g)];
+  t.equal(links.length, 1 + 1 + (FOLD_AT - 1) + 1, 'root, one ancestor, the shown parts, the lot');
+  t.match(svg, `and ${12 - (FOLD_AT - 1)} more`, 'the rest of the wide column is folded');
+  t.ok(
+    links.some((m) => m[1] === '/88.200/LOT%3C1%3E'),
+    'boxes link to their pages (encoded)',
+  );
+  t.notMatch(svg, /LOT<1>/, 'identifier text is escaped inside the SVG');
+  t.match(svg, /stroke-dasharray/, 'the foreign lot is dashed');
+  const xs = new Map([...svg.matchAll(/data-handle="([^"]+)"[\s\S]*?<rect\s+x="(\d+)"/g)].map((m) => [m[1]!, Number(m[2])]));
+  const x = (h: string) => xs.get(h) ?? NaN;
+  t.ok(x('88.100.9/SHIP-1') < x(root), 'the ancestor left of the root');
+  t.ok(x(root) < x(parts[0]!) && x(parts[0]!) < x('88.200/LOT&lt;1&gt;'), 'descendants right, by depth');
+  t.equal(lineageSvg(root, { ...up, nodes: [], edges: [] }, { ...down, nodes: [], edges: [] }, 'en'), undefined, 'no lineage, no graph');
 });
