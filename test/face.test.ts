@@ -102,6 +102,10 @@ t.test('the short URL answers the /api/handles JSON to machine clients, with Var
   t.equal(missing.text, missingApi.text, 'not found: the same JSON error as /api/handles');
   const prefix = await get(c, '/88.100.7');
   t.equal(prefix.text, (await get(c, '/api/handles/88.100.7')).text, 'the prefix handle');
+  const withToken = await get(c, PAGE, { authorization: `Bearer ${c.reg}` });
+  t.match(withToken.text, /SECRET-COST/, 'a token reads non-public values, as on /api/handles');
+  t.equal(withToken.text, (await get(c, `/api/handles/${ID}`, { authorization: `Bearer ${c.reg}` })).text);
+  t.equal((await get(c, PAGE, { authorization: 'Bearer wrong' })).status, 403, 'a bad token is refused, as on /api/handles');
   const route = await get(c, '/api/nothing');
   t.equal(route.status, 404);
   t.match(JSON.parse(route.text), { code: 'IDN_ROUTE_NOT_FOUND' }, 'unknown API routes stay JSON 404s');

@@ -171,7 +171,8 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
       if (!wantHtml || !isIdnError(err)) throw err;
       return sendError(request, reply, err, text);
     }
-    const user = wantHtml ? pageUser(request) : undefined;
+    // JSON reads a token as /api/handles does; pages read the login cookie instead.
+    const user = wantHtml ? pageUser(request) : deps.tokens.authenticate(request.headers.authorization);
     const privateAccess = user !== undefined && allows(user, 'record.readPrivate', { key: id.namedPrefixKey ?? id.prefixKey });
     let entry: Entry;
     let cacheStatus: string;
