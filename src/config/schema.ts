@@ -387,6 +387,37 @@ export const CONFIG_KEYS = {
       'on SIGTERM/SIGINT, stop accepting, let requests in flight (bulk uploads included) finish, stop the sync worker, close SQLite; ' +
       'exit 1 if that takes longer',
   },
+  'face.redirect': {
+    kind: 'bool',
+    default: false,
+    env: 'IDNODE_FACE_REDIRECT',
+    doc: "browsers opening a short URL `/{prefix}/{suffix}` are sent (302) to the record's first http(s) `URL` value, as the Handle proxy does; `?noredirect` shows the page",
+  },
+  'face.labelsMax': {
+    kind: 'int',
+    default: 200,
+    min: 1,
+    max: 5000,
+    env: 'IDNODE_FACE_LABELS_MAX',
+    doc: 'QR labels on one `/labels` sheet',
+  },
+  'face.sessionSecret': {
+    kind: 'string',
+    default: '',
+    defaultText: 'generated once, kept in `<db>.face-secret`',
+    maxLength: 1024,
+    env: 'IDNODE_FACE_SESSION_SECRET',
+    doc: 'HMAC key that signs the session cookie of auditors logged in to the pages (`/login`)',
+  },
+  'face.sessionSeconds': {
+    kind: 'int',
+    default: 3600,
+    min: 60,
+    max: 604_800,
+    unit: 'seconds',
+    env: 'IDNODE_FACE_SESSION_SECONDS',
+    doc: 'how long a page login lasts',
+  },
   seed: { kind: 'bool', default: false, env: 'IDNODE_SEED', doc: 'on start, seed an empty database from `seedDir` (`npm start` sets it)' },
   seedDir: {
     kind: 'string',

@@ -89,13 +89,18 @@ export function errorHeaders(err: IdnError, text: string): string[] {
   return h;
 }
 
-/** Raw response: the entry, or a 304 when the client holds it already; HEAD gets no body. */
-export function writeEntry(req: IncomingMessage, res: ServerResponse, entry: Entry, cacheStatus: string): void {
+/**
+ * Raw response: the entry, or a 304 when the client holds it already; HEAD gets no body.
+ * `extra` headers (Vary and Link of a short URL) go on both.
+ */
+export function writeEntry(req: IncomingMessage, res: ServerResponse, entry: Entry, cacheStatus: string, extra?: string[]): void {
   if (notModified(entry, req.headers['if-none-match'])) {
-    res.writeHead(304, notModifiedHeaders(entry, cacheStatus));
+    const h = notModifiedHeaders(entry, cacheStatus);
+    res.writeHead(304, extra === undefined ? h : h.concat(extra));
     res.end();
   } else {
-    res.writeHead(entry.status, entryHeaders(entry, cacheStatus));
+    const h = entryHeaders(entry, cacheStatus);
+    res.writeHead(entry.status, extra === undefined ? h : h.concat(extra));
     res.end(req.method === 'HEAD' ? undefined : entry.body);
   }
 }

@@ -14,6 +14,7 @@ import auditRoutes from './routes/audit.js';
 import bulkRoutes, { acceptNdjson } from './routes/bulk.js';
 import handleRoutes from './routes/handles.js';
 import opsRoutes from './routes/ops.js';
+import pageRoutes from './pages/index.js';
 import prefixRoutes from './routes/prefixes.js';
 import syncRoutes from './routes/sync.js';
 import templateRoutes from './routes/templates.js';
@@ -234,5 +235,7 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
   acceptNdjson(app);
   for (const routes of [handleRoutes, prefixRoutes, tokenRoutes, auditRoutes, bulkRoutes, syncRoutes, templateRoutes, opsRoutes])
     await app.register(routes, { deps });
+  // Last: its `/*` (the short URL of an identifier) must not shadow any other route.
+  await app.register(pageRoutes, { deps });
   return app;
 }

@@ -15,6 +15,8 @@ import { HOP_HEADER } from '../upstream/client.js';
 import type { NodeStats } from '../upstream/sync.js';
 import { writeEntry, writeError } from './answer.js';
 import type { Metrics } from './metrics.js';
+import { prefersHtml } from './pages/negotiate.js';
+import { isShortUrl, variantHeaders } from './pages/paths.js';
 import { HANDLES_PATH } from './routes/handles.js';
 
 const NEEDS_DECODING = /[%\x80-\uffff]/;
@@ -58,11 +60,36 @@ export function createFastPath(
     resolver.resolve(id, { bypassCache: false, privateAccess: false, hops: 0 }).then(answered).catch(failed);
   }
 
+  /**
+   * The short URL `/{prefix}/{suffix}` asked for JSON (no Accept, `*∕*`, application/json):
+   * a cache hit is the /api/handles answer plus Vary and Link; anything else goes to fastify.
+   */
+  function shortUrl(req: IncomingMessage, res: ServerResponse, url: string): boolean {
+    if (url.includes('?') || req.headers.authorization !== undefined || !isShortUrl(url) || prefersHtml(req.headers.accept)) return false;
+    let text = url.slice(1);
+    if (NEEDS_DECODING.test(text)) {
+      try {
+        text = decodePathIdentifier(text);
+      } catch {
+        return false;
+      }
+    }
+    const t0 = performance.now();
+    const entry = resolver.cached(foldCase(text));
+    if (entry === undefined) return false;
+    writeEntry(req, res, entry, CACHE_STATUS.hit, variantHeaders(text));
+    const ms = performance.now() - t0;
+    stats.resolution(ms);
+    metrics.fastHit(res.statusCode, ms, 'cache');
+    return true;
+  }
+
   return (req, res) => {
     const method = req.method;
     if (method !== 'GET' && method !== 'HEAD') return false;
     const url = req.url!;
-    if (!url.startsWith(HANDLES_PATH) || url.includes('?') || req.headers.authorization !== undefined) return false;
+    if (!url.startsWith(HANDLES_PATH)) return shortUrl(req, res, url);
+    if (url.includes('?') || req.headers.authorization !== undefined) return false;
     let text = url.slice(skip);
     if (NEEDS_DECODING.test(text)) {
       try {
