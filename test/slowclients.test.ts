@@ -134,12 +134,12 @@ t.test('a body that does not arrive within limits.requestTimeoutMs is cut with 4
   t.equal((await c.call('GET', '/api/handles/88.100.7/SLOW', { token: R })).status, 404, 'nothing was written');
   t.equal(c.node.app.shedder.inFlight(), 0);
 
-  // A body still arriving after an early answer (403: the token is checked before the body) is bounded too.
+  // A body still arriving after an early answer (401: the token is checked before the body) is bounded too.
   const refused = await open(c.url, putHead('/api/handles/88.100.7/SLOW-2', 'not-a-token', 4000).replace('Expect: 100-continue\r\n', '') + '{');
   trickle(refused, ' ');
   const text = await refused.closed;
   t.notMatch(text, /408/, 'no second answer once one was sent');
-  t.equal(parse(text).status, 403, 'the early answer was sent, then the connection closed');
+  t.equal(parse(text).status, 401, 'the early answer (an unknown token) was sent, then the connection closed');
 });
 
 t.test('headers that trickle are cut with 408 naming limits.headersTimeoutMs', async (t) => {
