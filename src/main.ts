@@ -19,6 +19,7 @@ import { buildApp } from './server/app.js';
 import { createMetrics } from './server/metrics.js';
 import type { NodeDeps } from './server/deps.js';
 import { createFastPath } from './server/fastpath.js';
+import { createNativeServer, type NativeServer } from './native/server.js';
 import { isoSeconds, Store } from './store/index.js';
 import { createUpstreamClient, type UpstreamClient } from './upstream/client.js';
 import { createRouter, type Router } from './upstream/routing.js';
@@ -146,6 +147,8 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
 
 export interface IdNode extends Registry {
   app: FastifyInstance;
+  /** The native Handle protocol listeners (TCP and UDP); undefined when native.port is 0. */
+  native: NativeServer | undefined;
   /** Listens on config.listen; resolves to the base URL actually bound (port 0 → real port). */
   listen(): Promise<string>;
   close(): Promise<void>;
@@ -199,17 +202,32 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
     late.app = app;
     await app.ready();
     if (opts.runSync !== false) registry.syncWorker?.start();
+    let httpBase = config.baseUrl;
+    const native =
+      config.native.port === 0
+        ? undefined
+        : createNativeServer({
+            resolver: registry.resolver,
+            options: config.native,
+            httpBaseUrl: () => httpBase,
+            onRequest: (transport, rc, ms, source) => metrics.nativeRequest(transport, rc, ms, source),
+            logError: (err, message) => app.log.error({ err }, message),
+          });
     return {
       ...registry,
       app,
+      native,
       async listen() {
         await app.listen({ host: config.listen.host, port: config.listen.port });
         const addr = app.server.address();
         const port = typeof addr === 'object' && addr !== null ? addr.port : config.listen.port;
         const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+        if (httpBase === '') httpBase = `http://${host}:${port}`;
+        await native?.listen();
         return `http://${host}:${port}`;
       },
       async close() {
+        await native?.close();
         await registry.syncWorker?.stop();
         await app.close();
         await registry.upstream.close();
