@@ -222,7 +222,8 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
         const addr = app.server.address();
         const port = typeof addr === 'object' && addr !== null ? addr.port : config.listen.port;
         const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
-        if (httpBase === '') httpBase = `http://${host}:${port}`;
+        // The derived default names port 0 when HTTP listens on any free port: name the real one.
+        if (httpBase === `http://${host}:${config.listen.port}`) httpBase = `http://${host}:${port}`;
         await native?.listen();
         return `http://${host}:${port}`;
       },
