@@ -191,21 +191,25 @@ export interface ResponseSpec {
 /** Flags an answer echoes; signing, encryption and sessions are not offered. */
 const ECHOED = MSG_FLAG.AUTH | MSG_FLAG.RECU | MSG_FLAG.CACR | MSG_FLAG.KPAL | MSG_FLAG.PUBL;
 
-/** Encodes a response message (header + body, without the envelope). */
-export function encodeResponse(spec: ResponseSpec): Buffer {
+/**
+ * Encodes a response message (header + body). With `headroom`, that many bytes are left free
+ * before the header, so a transport can write its envelope there without another copy.
+ */
+export function encodeResponse(spec: ResponseSpec, headroom = 0): Buffer {
   const digest = spec.digestOf !== undefined && (spec.requestFlags & MSG_FLAG.RRDG) !== 0 ? createHash('sha256').update(spec.digestOf).digest() : undefined;
   let bodyLength = digest === undefined ? 0 : 1 + digest.length;
   for (const b of spec.body) bodyLength += b.length;
-  const out = Buffer.allocUnsafe(HEADER_SIZE + bodyLength);
-  out.writeUInt32BE(spec.opCode >>> 0, 0);
-  out.writeUInt32BE(spec.responseCode, 4);
-  out.writeUInt32BE(((spec.requestFlags & ECHOED) | (digest === undefined ? 0 : MSG_FLAG.RRDG)) >>> 0, 8);
-  out.writeUInt16BE(spec.siteInfoSerial & 0xffff, 12);
-  out[14] = 0;
-  out[15] = 0;
-  out.writeUInt32BE(spec.expiration >>> 0, 16);
-  out.writeInt32BE(bodyLength, 20);
-  let at = HEADER_SIZE;
+  const out = Buffer.allocUnsafe(headroom + HEADER_SIZE + bodyLength);
+  const h = headroom;
+  out.writeUInt32BE(spec.opCode >>> 0, h);
+  out.writeUInt32BE(spec.responseCode, h + 4);
+  out.writeUInt32BE(((spec.requestFlags & ECHOED) | (digest === undefined ? 0 : MSG_FLAG.RRDG)) >>> 0, h + 8);
+  out.writeUInt16BE(spec.siteInfoSerial & 0xffff, h + 12);
+  out[h + 14] = 0;
+  out[h + 15] = 0;
+  out.writeUInt32BE(spec.expiration >>> 0, h + 16);
+  out.writeInt32BE(bodyLength, h + 20);
+  let at = h + HEADER_SIZE;
   if (digest !== undefined) {
     out[at++] = HASH_SHA256;
     at += digest.copy(out, at);

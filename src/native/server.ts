@@ -18,12 +18,12 @@ import {
   decodeRequest,
   ENV_FLAG,
   ENVELOPE_SIZE,
+  HEADER_SIZE,
   encodeEnvelope,
   encodeResponse,
   encodeSite,
   encodeValue,
   errorBody,
-  lenBytes,
   MSG_FLAG,
   OC,
   PERM,
@@ -32,8 +32,8 @@ import {
   PROTOCOL_MINOR,
   RC,
   type Request,
-  tcpFrame,
   u32,
+  UDP_DATA_SIZE,
   udpDatagrams,
 } from './codec.js';
 
@@ -102,15 +102,11 @@ export function createNativeServer(deps: NativeDeps): NativeServer {
   const note = deps.onRequest ?? (() => {});
 
   function respond(req: Request, responseCode: number, body: Buffer[], opCode = req.opCode): Buffer {
-    return encodeResponse({
-      opCode,
-      responseCode,
-      requestFlags: req.opFlags,
-      siteInfoSerial: SITE_SERIAL,
-      expiration: req.expiration,
-      digestOf: req.raw,
-      body,
-    });
+    // The envelope's bytes are left free at the front: the transport writes it in place.
+    return encodeResponse(
+      { opCode, responseCode, requestFlags: req.opFlags, siteInfoSerial: SITE_SERIAL, expiration: req.expiration, digestOf: req.raw, body },
+      ENVELOPE_SIZE,
+    );
   }
 
   function fromEntry(req: Request, handle: Buffer, entry: Entry): Buffer {
@@ -131,12 +127,12 @@ export function createNativeServer(deps: NativeDeps): NativeServer {
       p = prepare(entry);
       prepared.set(entry, p);
     }
-    if (req.indexes.length === 0 && req.types.length === 0) return respond(req, RC.SUCCESS, [lenBytes(handle), p.all]);
+    if (req.indexes.length === 0 && req.types.length === 0) return respond(req, RC.SUCCESS, [u32(handle.length), handle, p.all]);
     const indexes = new Set(req.indexes);
     const types = req.types.map((t) => foldCase(t.toString('utf8')));
     const chosen = p.values.filter((v) => indexes.has(v.index) || typeMatches(v.type, types));
     if (chosen.length === 0) return respond(req, RC.VALUES_NOT_FOUND, errorBody('no value of this identifier matches the requested indexes or types'));
-    return respond(req, RC.SUCCESS, [lenBytes(handle), u32(chosen.length), ...chosen.map((v) => v.bytes)]);
+    return respond(req, RC.SUCCESS, [u32(handle.length), handle, u32(chosen.length), ...chosen.map((v) => v.bytes)]);
   }
 
   function failure(req: Request, err: unknown): Buffer {
@@ -163,7 +159,10 @@ export function createNativeServer(deps: NativeDeps): NativeServer {
     return respond(req, RC.SUCCESS, [site]);
   }
 
-  /** Answers one message (header + body); undefined drops it. A cache hit is answered synchronously. */
+  /**
+   * Answers one message (header + body) with a framed answer (ENVELOPE_SIZE free bytes, then
+   * header and body); undefined drops it. A cache hit is answered synchronously.
+   */
   function answer(msg: Buffer, transport: Transport): Buffer | Promise<Buffer> | undefined {
     const t0 = performance.now();
     let req: Request;
@@ -178,7 +177,7 @@ export function createNativeServer(deps: NativeDeps): NativeServer {
         return undefined;
       }
       note(transport, RC.PROTOCOL_ERROR);
-      const req0: Request = { ...h, raw: msg.subarray(0, 24 + h.bodyLength), indexes: [], types: [] };
+      const req0: Request = { ...h, raw: msg.subarray(0, HEADER_SIZE + h.bodyLength), indexes: [], types: [] };
       return respond(req0, RC.PROTOCOL_ERROR, errorBody(`malformed request: ${(err as Error).message}`));
     }
     // A response (or anything with a response code) sent to a server is not answered.
@@ -212,7 +211,7 @@ export function createNativeServer(deps: NativeDeps): NativeServer {
     const hit = bypass ? undefined : deps.resolver.cached(foldCase(text));
     if (hit !== undefined) {
       const out = fromEntry(req, handle, hit);
-      note(transport, out.readUInt32BE(4), performance.now() - t0, 'cache');
+      note(transport, out.readUInt32BE(ENVELOPE_SIZE + 4), performance.now() - t0, 'cache');
       return out;
     }
     let id;
@@ -220,7 +219,7 @@ export function createNativeServer(deps: NativeDeps): NativeServer {
       id = parseIdentifier(text);
     } catch (err) {
       const out = failure(req, err);
-      note(transport, out.readUInt32BE(4));
+      note(transport, out.readUInt32BE(ENVELOPE_SIZE + 4));
       return out;
     }
     if (inFlight >= opts.maxInFlight) {
@@ -233,12 +232,12 @@ export function createNativeServer(deps: NativeDeps): NativeServer {
       .then(
         (r) => {
           const out = fromEntry(req, handle, r.entry);
-          note(transport, out.readUInt32BE(4), performance.now() - t0, r.source);
+          note(transport, out.readUInt32BE(ENVELOPE_SIZE + 4), performance.now() - t0, r.source);
           return out;
         },
         (err: unknown) => {
           const out = failure(req, err);
-          note(transport, out.readUInt32BE(4));
+          note(transport, out.readUInt32BE(ENVELOPE_SIZE + 4));
           return out;
         },
       )
@@ -263,10 +262,11 @@ export function createNativeServer(deps: NativeDeps): NativeServer {
       if (out === undefined || udp === undefined) return;
       const base = { major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR, sessionId: env.sessionId, requestId: env.requestId };
       // Too large for UDP: an empty truncated reply; HANDLE.NET clients then ask again over TCP.
-      const grams =
-        out.length > opts.udpMaxResponseBytes
-          ? [encodeEnvelope({ ...base, flags: ENV_FLAG.TRUNCATED, messageId: 0, messageLength: 0 })]
-          : udpDatagrams(base, out);
+      const length = out.length - ENVELOPE_SIZE;
+      let grams: Buffer[];
+      if (length > opts.udpMaxResponseBytes) grams = [encodeEnvelope({ ...base, flags: ENV_FLAG.TRUNCATED, messageId: 0, messageLength: 0 })];
+      else if (length <= UDP_DATA_SIZE) grams = [encodeEnvelope({ ...base, flags: 0, messageId: 0, messageLength: length }, out, 0)];
+      else grams = udpDatagrams(base, out.subarray(ENVELOPE_SIZE));
       for (const g of grams) udp.send(g, rinfo.port, rinfo.address);
     };
     try {
@@ -315,7 +315,8 @@ export function createNativeServer(deps: NativeDeps): NativeServer {
           return;
         }
         const write = (o: Buffer | undefined) => {
-          if (o !== undefined && !sock.destroyed) sock.write(tcpFrame(base, o));
+          if (o !== undefined && !sock.destroyed)
+            sock.write(encodeEnvelope({ ...base, flags: 0, messageId: 0, messageLength: o.length - ENVELOPE_SIZE }, o, 0));
         };
         if (out instanceof Promise) {
           const p = out;
