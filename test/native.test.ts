@@ -30,6 +30,7 @@ import {
   responseBody,
   udpDatagrams,
 } from '../src/native/codec.js';
+import { createNativeServer } from '../src/native/server.js';
 import { ADMIN, type Client, startNode } from './helpers.js';
 
 const HDL_RESOLVE = fileURLToPath(new URL('./tools/handle-client/hdl-resolve', import.meta.url));
@@ -482,6 +483,27 @@ t.test('bounds: malformed datagrams are dropped, oversized TCP frames close, too
   hung.closeAllConnections();
   t.equal((await slow)?.message.readUInt32BE(4), RC.ERROR, 'the request held in flight ends with an error once its upstream goes');
   await n.node.close();
+});
+
+t.test('a UDP port already taken fails the listen and releases the TCP side', async (t) => {
+  const { node } = await startNode(t);
+  const port = await freePort();
+  const squatter = createSocket('udp4');
+  await new Promise<void>((r) => squatter.bind(port, '127.0.0.1', r));
+  t.teardown(() => squatter.close());
+  const server = createNativeServer({
+    resolver: node.resolver,
+    options: { host: '127.0.0.1', port, maxInFlight: 8, maxMessageBytes: 4096, idleTimeoutMs: 1000, udpMaxResponseBytes: 4096 },
+    httpBaseUrl: () => 'http://127.0.0.1:1',
+  });
+  await t.rejects(server.listen(), { code: 'EADDRINUSE' });
+  const tcp = createTcpServer();
+  await new Promise<void>((resolve, reject) => {
+    tcp.once('error', reject);
+    tcp.listen(port, '127.0.0.1', () => resolve());
+  });
+  t.pass('the TCP port is free again');
+  await new Promise<void>((r) => tcp.close(() => r()));
 });
 
 t.test('a forwarded identifier resolves through the upstream', async (t) => {

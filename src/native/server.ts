@@ -342,10 +342,16 @@ export function createNativeServer(deps: NativeDeps): NativeServer {
       udp = createSocket({ type: isIPv6(opts.host) ? 'udp6' : 'udp4' });
       udp.on('message', onDatagram);
       udp.on('error', (err) => deps.logError?.(err, 'native UDP socket error'));
-      await new Promise<void>((resolve, reject) => {
-        udp!.once('error', reject);
-        udp!.bind({ address: opts.host, port: boundPort }, () => resolve());
-      });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          udp!.once('error', reject);
+          udp!.bind({ address: opts.host, port: boundPort }, () => resolve());
+        });
+      } catch (err) {
+        // Half a listener is worse than none: the TCP side goes too.
+        await this.close();
+        throw err;
+      }
       return boundPort;
     },
     port: () => boundPort,
