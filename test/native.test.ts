@@ -24,6 +24,7 @@ import {
   encodeResolutionRequest,
   encodeSite,
   encodeValue,
+  valueData,
   MSG_FLAG,
   OC,
   RC,
@@ -228,6 +229,26 @@ t.test('codec: requests, site records, UDP datagrams', async (t) => {
   t.equal(site.address[0]!.toString('hex'), '0000000000000000000000007f000001', 'IPv4 as ::a.b.c.d');
   t.same(site.servers[0]!.interfaces, [{ query: true, admin: false, protocol: 'TCP', port: 2641 }]);
 
+  // An HS_SITE value as the REST API stores it (Handle.Net's JSON site shape) becomes a binary site record.
+  const fromJson = decodeSite(
+    valueData({
+      format: 'site',
+      value: {
+        serialNumber: 2,
+        primarySite: false,
+        multiPrimary: true,
+        attributes: [{ name: 'desc', value: '主站' }],
+        servers: [{ serverId: 7, address: '2001:db8::1', interfaces: [{ query: true, admin: true, protocol: 'UDP', port: 3641 }] }],
+      },
+    }),
+  );
+  t.equal(fromJson.serialNumber, 2);
+  t.equal(fromJson.primarySite, false);
+  t.equal(fromJson.multiPrimary, true);
+  t.same(fromJson.attributes, [{ name: 'desc', value: '主站' }]);
+  t.equal(fromJson.address[0]!.toString('hex'), '20010db8000000000000000000000001');
+  t.same(fromJson.servers[0]!.interfaces, [{ query: true, admin: true, protocol: 'UDP', port: 3641 }]);
+
   const big = Buffer.alloc(1200, 7);
   const grams = udpDatagrams({ major: 2, minor: 10, sessionId: 0, requestId: 9 }, big);
   t.equal(grams.length, 3);
@@ -339,6 +360,12 @@ t.test('type and index filters, and every error the REST mapping has', async (t)
     either.map((v) => v.index),
     [1, 3],
     'indexes and types are OR-ed',
+  );
+  const dotted = decodeResolutionBody(responseBody(await pick({ handle: SEEDED, types: ['email.'] }))).values;
+  t.same(
+    dotted.map((v) => v.type),
+    ['EMAIL'],
+    'a type ending in "." matches the type itself',
   );
   const none = await pick({ handle: SEEDED, types: ['nothing'] });
   t.equal(decodeHeader(none).responseCode, RC.VALUES_NOT_FOUND);
@@ -458,6 +485,41 @@ t.test('bounds: malformed datagrams are dropped, oversized TCP frames close, too
   });
   t.equal(closed, 'closed', 'a frame over native.maxMessageBytes closes the connection');
 
+  const compressed = await new Promise<string>((resolve) => {
+    const c = connect(n.port, '127.0.0.1');
+    const { message } = encodeResolutionRequest({ handle: SEEDED });
+    const env = encodeEnvelope({ major: 2, minor: 10, flags: ENV_FLAG.COMPRESSED, sessionId: 0, requestId: 1, messageId: 0, messageLength: message.length });
+    c.on('close', () => resolve('closed'));
+    c.on('error', () => undefined);
+    c.write(Buffer.concat([env, message]));
+  });
+  t.equal(compressed, 'closed', 'compressed messages are not supported: the connection is closed');
+
+  // One frame in two writes (split after the envelope, inside the message) is read whole.
+  const whole = request({ handle: SEEDED, requestId: 9 }).frame;
+  const split = await new Promise<Buffer>((resolve, reject) => {
+    const c = connect(n.port, '127.0.0.1', () => {
+      c.write(whole.subarray(0, 30));
+      setImmediate(() => c.write(whole.subarray(30)));
+    });
+    let buf = Buffer.alloc(0);
+    c.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length >= ENVELOPE_SIZE && buf.length >= ENVELOPE_SIZE + buf.readInt32BE(16)) {
+        c.destroy();
+        resolve(buf.subarray(ENVELOPE_SIZE));
+      }
+    });
+    c.on('error', reject);
+  });
+  t.equal(decodeHeader(split).responseCode, RC.SUCCESS);
+
+  // A datagram over native.maxMessageBytes is dropped: the next valid one is still answered.
+  const oversized = createSocket('udp4');
+  await new Promise<void>((r) => oversized.send(Buffer.concat([whole, Buffer.alloc(2000)]), n.port, '127.0.0.1', () => r()));
+  oversized.close();
+  t.equal(decodeHeader((await udpAsk(n.port, base)).message).responseCode, RC.SUCCESS);
+
   const idle = await new Promise<string>((resolve) => {
     const c = connect(n.port, '127.0.0.1');
     c.on('close', () => resolve('closed'));
@@ -478,7 +540,7 @@ t.test('bounds: malformed datagrams are dropped, oversized TCP frames close, too
   t.match(metrics.text, /idnode_native_requests_total\{transport="udp",rc="1"\} \d+/);
   t.match(metrics.text, /idnode_native_requests_total\{transport="udp",rc="dropped"\} \d+/);
   t.match(metrics.text, /idnode_native_requests_total\{transport="udp",rc="3"\} 1/);
-  t.match(metrics.text, /idnode_native_requests_total\{transport="tcp",rc="dropped"\} 1/);
+  t.match(metrics.text, /idnode_native_requests_total\{transport="tcp",rc="dropped"\} 2/);
   // Let the held upstream request fail now rather than at its 60 s timeout.
   hung.closeAllConnections();
   t.equal((await slow)?.message.readUInt32BE(4), RC.ERROR, 'the request held in flight ends with an error once its upstream goes');

@@ -503,11 +503,3 @@ export function udpDatagrams(env: Omit<Envelope, 'messageId' | 'messageLength' |
   }
   return out;
 }
-
-/** One TCP frame: envelope then message. */
-export function tcpFrame(env: Omit<Envelope, 'messageId' | 'messageLength' | 'flags'>, message: Buffer): Buffer {
-  const d = Buffer.allocUnsafe(ENVELOPE_SIZE + message.length);
-  encodeEnvelope({ ...env, flags: 0, messageId: 0, messageLength: message.length }, d, 0);
-  message.copy(d, ENVELOPE_SIZE);
-  return d;
-}
