@@ -264,6 +264,34 @@ t.test('codec: requests, site records, UDP datagrams', async (t) => {
   t.throws(() => decodeHeader(Buffer.alloc(10)), CodecError);
 });
 
+t.test('codec: defaults of a sparse site value, digests of other hashes', async (t) => {
+  const sparse = decodeSite(valueData({ format: 'site', value: { servers: [{ interfaces: [{ protocol: 'SCTP' }] }, {}] } }));
+  t.equal(sparse.serialNumber, 1);
+  t.equal(sparse.primarySite, true);
+  t.same(sparse.attributes, []);
+  t.same(
+    sparse.servers.map((x) => [x.serverId, x.address, x.interfaces]),
+    [
+      [1, '0.0.0.0', [{ query: true, admin: false, protocol: 'TCP', port: 0 }]],
+      [2, '0.0.0.0', []],
+    ],
+    'missing fields take the defaults; an unknown protocol is TCP',
+  );
+  // A response carrying an MD5 (1) or SHA-1 (2) request digest: the body starts after it.
+  for (const [alg, size] of [
+    [1, 16],
+    [2, 20],
+  ] as const) {
+    const body = Buffer.from('body');
+    const msg = Buffer.alloc(24 + 1 + size + body.length);
+    msg.writeUInt32BE(MSG_FLAG.RRDG >>> 0, 8);
+    msg.writeInt32BE(1 + size + body.length, 20);
+    msg[24] = alg;
+    body.copy(msg, 25 + size);
+    t.equal(responseBody(msg).toString(), 'body');
+  }
+});
+
 /** mulberry32: a small seeded PRNG, so a failing input can be reproduced. */
 function prng(seed: number) {
   let a = seed >>> 0;
