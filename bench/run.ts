@@ -34,6 +34,9 @@ import { parseArgs } from 'node:util';
 import type { HandleValue } from '../src/registry/values.js';
 import { answerEtag, renderRecord } from '../src/registry/answer.js';
 import { load, type LoadOptions, type LoadResult, median, runInfo, type Server, startServer } from './lib.js';
+import { createSocket } from 'node:dgram';
+import { connect, createServer as createTcpServer, type AddressInfo } from 'node:net';
+import { decodeEnvelope, ENVELOPE_SIZE, encodeEnvelope, encodeResolutionRequest } from '../src/native/codec.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist/src/cli/bin.js');
@@ -841,6 +844,176 @@ async function bulkScenario(o: Options & { records: number }): Promise<Outcome> 
   });
 }
 
+/** A port free for TCP and UDP on 127.0.0.1 (native.port 0 means "off"). */
+async function freeNativePort(): Promise<number> {
+  for (;;) {
+    const srv = createTcpServer();
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as AddressInfo).port;
+    const udp = createSocket('udp4');
+    const ok = await new Promise<boolean>((r) => {
+      udp.once('error', () => r(false));
+      udp.bind(port, '127.0.0.1', () => r(true));
+    });
+    await new Promise<void>((r) => srv.close(() => r()));
+    if (ok) await new Promise<void>((r) => udp.close(() => r()));
+    if (ok) return port;
+  }
+}
+
+function p99Of(latencies: number[]): number {
+  const s = latencies.sort((a, b) => a - b);
+  return s.length === 0 ? NaN : Math.round(s[Math.min(s.length - 1, Math.floor(s.length * 0.99))]! * 100) / 100;
+}
+
+/**
+ * Native load: `window` resolution requests kept in flight (UDP: on one socket, a lost answer
+ * is re-sent after 1 s and counted as an error; TCP: `connections` connections, `window /
+ * connections` requests pipelined on each). Frames are encoded once; only the request id changes.
+ */
+async function nativeLoad(server: Server, port: number, transport: 'udp' | 'tcp', handles: string[], seconds: number, window: number): Promise<LoadResult> {
+  const frames = handles.map((handle) => {
+    const { envelope, message } = encodeResolutionRequest({ handle });
+    return Buffer.concat([encodeEnvelope(envelope), message]);
+  });
+  const pick = (id: number) => {
+    const f = Buffer.from(frames[Math.floor(Math.random() * frames.length)]!);
+    f.writeInt32BE(id, 8);
+    return f;
+  };
+  let requests = 0;
+  let non2xx = 0;
+  let errors = 0;
+  const latencies: number[] = [];
+  const sentAt = new Map<number, number>();
+  let nextId = 1;
+  let stopping = false;
+  const cpu0 = server.cpuMs();
+  const t0 = performance.now();
+  const done = (msg: Buffer, id: number) => {
+    const at = sentAt.get(id);
+    if (at === undefined) return false;
+    sentAt.delete(id);
+    requests++;
+    latencies.push(performance.now() - at);
+    if (msg.readUInt32BE(4) !== 1) non2xx++;
+    return true;
+  };
+  if (transport === 'udp') {
+    const sock = createSocket('udp4');
+    const send = () => {
+      if (stopping) return;
+      const id = nextId++;
+      sentAt.set(id, performance.now());
+      sock.send(pick(id), port, '127.0.0.1');
+    };
+    sock.on('message', (d) => {
+      const env = decodeEnvelope(d);
+      if (done(d.subarray(ENVELOPE_SIZE), env.requestId)) send();
+    });
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+    for (let i = 0; i < window; i++) send();
+    const resend = setInterval(() => {
+      const now = performance.now();
+      for (const [id, at] of sentAt)
+        if (now - at > 1000) {
+          sentAt.delete(id);
+          errors++;
+          send();
+        }
+    }, 250);
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    stopping = true;
+    clearInterval(resend);
+    sock.close();
+  } else {
+    const perConn = Math.max(1, Math.floor(window / 32));
+    const socks = await Promise.all(
+      Array.from({ length: Math.min(32, window) }, () => {
+        return new Promise<ReturnType<typeof connect>>((resolve) => {
+          const c = connect(port, '127.0.0.1', () => resolve(c));
+          c.setNoDelay(true);
+          let buf: Buffer = Buffer.alloc(0);
+          const send = () => {
+            if (stopping) return;
+            const id = nextId++;
+            sentAt.set(id, performance.now());
+            c.write(pick(id));
+          };
+          c.on('data', (chunk: Buffer) => {
+            buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+            while (buf.length >= ENVELOPE_SIZE) {
+              const len = buf.readInt32BE(16);
+              if (buf.length < ENVELOPE_SIZE + len) break;
+              const id = buf.readInt32BE(8);
+              if (done(buf.subarray(ENVELOPE_SIZE, ENVELOPE_SIZE + len), id)) send();
+              buf = buf.subarray(ENVELOPE_SIZE + len);
+            }
+          });
+          c.on('error', () => errors++);
+          c.once('connect', () => {
+            for (let i = 0; i < perConn; i++) send();
+          });
+        });
+      }),
+    );
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    stopping = true;
+    for (const c of socks) c.destroy();
+  }
+  const cpuMs = server.cpuMs() - cpu0;
+  const elapsed = (performance.now() - t0) / 1000;
+  return {
+    requests,
+    rps: requests / elapsed,
+    p50: NaN,
+    p99: p99Of(latencies),
+    non2xx,
+    errors,
+    cpuMs,
+    cpuUsPerReq: requests === 0 ? NaN : (cpuMs * 1000) / requests,
+  };
+}
+
+/** Native resolution of cache hits over UDP and TCP against the HTTP hot path, same node, same keys. */
+async function nativeScenario(o: Options): Promise<Outcome> {
+  return withDir(async (dir) => {
+    const port = await freeNativePort();
+    const node = await startIdnode(dir, { seed: true, native: { port } });
+    try {
+      const handles: string[] = [];
+      for (const prefix of ['88.100.1', '88.100.2', '88.100.3'])
+        for (const h of (await call(node.url, 'GET', `/api/handles?prefix=${prefix}&pageSize=10000`)).handles as string[]) handles.push(h);
+      const paths = handles.map((h) => `/api/handles/${h}`);
+      const bodyBytes = await meanAnswerBytes(node.url, paths);
+      const window = o.connections * 4;
+      const runs: Record<string, LoadResult[]> = { http: [], udp: [], tcp: [] };
+      await load(node, paths, { seconds: 2, connections: o.connections });
+      await nativeLoad(node, port, 'udp', handles, 2, window);
+      await nativeLoad(node, port, 'tcp', handles, 2, window);
+      for (let i = 0; i < o.runs; i++) {
+        runs.http!.push(await load(node, paths, { seconds: o.seconds, connections: o.connections }));
+        runs.udp!.push(await nativeLoad(node, port, 'udp', handles, o.seconds, window));
+        runs.tcp!.push(await nativeLoad(node, port, 'tcp', handles, o.seconds, window));
+      }
+      for (const [label, rs] of Object.entries(runs)) for (const r of rs) if (r.non2xx > 0) throw new Error(`${label}: ${r.non2xx} answers were not successes`);
+      const sides = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, summarise(v)]));
+      return {
+        sides,
+        ratios: [
+          { name: 'throughput native UDP/HTTP', value: sides.udp!.rps / sides.http!.rps },
+          { name: 'throughput native TCP/HTTP', value: sides.tcp!.rps / sides.http!.rps },
+          { name: 'CPU per request native UDP/HTTP', value: sides.udp!.cpuUsPerReq / sides.http!.cpuUsPerReq },
+          { name: 'CPU per request native TCP/HTTP', value: sides.tcp!.cpuUsPerReq / sides.http!.cpuUsPerReq },
+        ],
+        notes: { keys: handles.length, httpBodyBytes: bodyBytes, nativeInFlight: window, udpLost: runs.udp!.reduce((a, r) => a + r.errors, 0) },
+      };
+    } finally {
+      await node.stop();
+    }
+  });
+}
+
 const SCENARIOS: Record<string, { about: string; run: (o: Options & { records: number }) => Promise<Outcome> }> = {
   hot: { about: 'cache hits, random keys over the seeded identifiers', run: hot },
   lineage: { about: 'lineage queries over a depth-5 tree of 9,331 identifiers', run: lineageScenario },
@@ -852,6 +1025,7 @@ const SCENARIOS: Record<string, { about: string; run: (o: Options & { records: n
   notfound: { about: 'not-found flood: a new unregistered identifier per request', run: notFound },
   mixed: { about: 'Zipf reads over the seeded identifiers with 5 % writes', run: mixed },
   forwarded: { about: 'forwarded resolution to an upstream idnode: warm (cached) and cold (every request forwarded)', run: forwarded },
+  native: { about: 'native Handle protocol (UDP, TCP) cache hits vs the HTTP hot path on the same node', run: nativeScenario },
 };
 
 async function main(): Promise<void> {

@@ -19,6 +19,7 @@ import { buildApp } from './server/app.js';
 import { createMetrics } from './server/metrics.js';
 import type { NodeDeps } from './server/deps.js';
 import { createFastPath } from './server/fastpath.js';
+import { createNativeServer, type NativeServer } from './native/server.js';
 import { createConnectionGuard } from './server/shedding.js';
 import { isoSeconds, Store } from './store/index.js';
 import { createUpstreamClient, type UpstreamClient } from './upstream/client.js';
@@ -157,6 +158,8 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
 
 export interface IdNode extends Registry {
   app: FastifyInstance;
+  /** The native Handle protocol listeners (TCP and UDP); undefined when native.port is 0. */
+  native: NativeServer | undefined;
   /** Listens on config.listen; resolves to the base URL actually bound (port 0 → real port). */
   listen(): Promise<string>;
   close(): Promise<void>;
@@ -202,18 +205,34 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
     late.app = app;
     await app.ready();
     if (opts.runSync !== false) registry.syncWorker?.start();
+    let httpBase = config.baseUrl;
+    const native =
+      config.native.port === 0
+        ? undefined
+        : createNativeServer({
+            resolver: registry.resolver,
+            options: config.native,
+            httpBaseUrl: () => httpBase,
+            onRequest: (transport, rc, ms, source) => metrics.nativeRequest(transport, rc, ms, source),
+            logError: (err, message) => app.log.error({ err }, message),
+          });
     return {
       ...registry,
       app,
+      native,
       async listen() {
         // An accept queue as deep as the connection bound: a dropped SYN costs a client a 1 s retransmit.
         await app.listen({ host: config.listen.host, port: config.listen.port, backlog: Math.max(511, config.limits.maxConnections) });
         const addr = app.server.address();
         const port = typeof addr === 'object' && addr !== null ? addr.port : config.listen.port;
         const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+        // The derived default names port 0 when HTTP listens on any free port: name the real one.
+        if (httpBase === `http://${host}:${config.listen.port}`) httpBase = `http://${host}:${port}`;
+        await native?.listen();
         return `http://${host}:${port}`;
       },
       async close() {
+        await native?.close();
         registry.changes.stop();
         await registry.syncWorker?.stop();
         await app.close();

@@ -105,7 +105,11 @@ t.test('the short URL answers the /api/handles JSON to machine clients, with Var
   const withToken = await get(c, PAGE, { authorization: `Bearer ${c.reg}` });
   t.match(withToken.text, /SECRET-COST/, 'a token reads non-public values, as on /api/handles');
   t.equal(withToken.text, (await get(c, `/api/handles/${ID}`, { authorization: `Bearer ${c.reg}` })).text);
-  t.equal((await get(c, PAGE, { authorization: 'Bearer wrong' })).status, 403, 'a bad token is refused, as on /api/handles');
+  const badPage = await get(c, PAGE, { authorization: 'Bearer wrong' });
+  const badApi = await get(c, `/api/handles/${ID}`, { authorization: 'Bearer wrong' });
+  t.equal(badPage.status, 401, 'a bad token is refused');
+  t.equal(badPage.text, badApi.text, 'as on /api/handles');
+  t.equal(badPage.headers.get('www-authenticate'), badApi.headers.get('www-authenticate'));
   const route = await get(c, '/api/nothing');
   t.equal(route.status, 404);
   t.match(JSON.parse(route.text), { code: 'IDN_ROUTE_NOT_FOUND' }, 'unknown API routes stay JSON 404s');

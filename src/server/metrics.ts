@@ -20,6 +20,8 @@ export interface Metrics {
   storeWrite(ms: number): void;
   upstreamResult(base: string, ms: number, failure: string | undefined): void;
   bulkRecords(n: number): void;
+  /** A native-protocol request (src/native): its Handle responseCode, or 'dropped' when nothing was sent back. */
+  nativeRequest(transport: 'udp' | 'tcp', responseCode: number | 'dropped', ms?: number, source?: Source): void;
   render(): Promise<string>;
 }
 
@@ -89,6 +91,12 @@ export function createMetrics(deps: { resolver: () => Resolver; upstream: () => 
     help: 'Records written by bulk registration (rate() gives records per second)',
     registers: [registry],
   });
+  const nativeRequests = new Counter({
+    name: 'idnode_native_requests_total',
+    help: 'Native Handle protocol requests by transport and responseCode ("dropped": malformed, nothing sent back)',
+    labelNames: ['transport', 'rc'],
+    registers: [registry],
+  });
   const cacheCounter = (name: string, help: string, key: 'hits' | 'misses' | 'stale' | 'evictions') => {
     let last = 0;
     return new Counter({
@@ -150,6 +158,10 @@ export function createMetrics(deps: { resolver: () => Resolver; upstream: () => 
       if (failure !== undefined) upstreamErrors.inc({ origin, code: failure });
     },
     bulkRecords: (n) => bulk.inc(n),
+    nativeRequest(transport, responseCode, ms, source = 'cache') {
+      nativeRequests.inc({ transport, rc: String(responseCode) });
+      if (ms !== undefined) bySource[source].observe(ms / 1000);
+    },
     render: () => registry.metrics(),
   };
 }
