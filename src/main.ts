@@ -19,7 +19,7 @@ import { buildApp } from './server/app.js';
 import { createMetrics } from './server/metrics.js';
 import type { NodeDeps } from './server/deps.js';
 import { createFastPath } from './server/fastpath.js';
-import { isoSeconds, Store } from './store/index.js';
+import { isoSeconds, openStore, type Store } from './store/index.js';
 import { createUpstreamClient, type UpstreamClient } from './upstream/client.js';
 import { createRouter, type Router } from './upstream/routing.js';
 import { createNodeStats, createSyncReceiver, createSyncWorker, type NodeStats, type SyncReceiver, type SyncWorker } from './upstream/sync.js';
@@ -54,7 +54,7 @@ export interface Hooks {
 
 /** Store, routing, cache and registries: everything but HTTP (the CLI uses this alone). */
 export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
-  const store = new Store(config.db, {
+  const store = openStore(config.db, {
     history: config.history,
     cacheBytes: config.sqlite.cacheBytes,
     mmapBytes: config.sqlite.mmapBytes,

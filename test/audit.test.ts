@@ -1,8 +1,8 @@
 import t from 'tap';
-import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ADMIN, type Client, registrar, sampleValues, startNode } from './helpers.js';
+import { tamper } from './tamper.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
@@ -102,47 +102,52 @@ t.test('the audit log: every write, hash-chained, paged; verify names the first 
   t.same((await c.call('GET', '/api/audit/verify', { token: aud })).json, { ok: true, checked: 7 });
 
   // Tamper with the SQLite file directly, as someone with file access would.
-  const db = new Database(c.config.db);
+  const db = tamper(c.config.db);
   t.teardown(() => db.close());
   const verify = async () => (await c.call('GET', '/api/audit/verify', { token: aud })).json;
 
-  db.prepare("UPDATE audit_log SET actor = 'tok_someone_else' WHERE seq = 4").run();
+  db.setAuditActor(4, 'tok_someone_else');
   t.match(await verify(), { ok: false, checked: 3, firstBroken: { seq: 4, reason: /hash does not match/ } }, 'edited entry');
-  db.prepare('UPDATE audit_log SET actor = ? WHERE seq = 4').run(all.json.entries[3].actor);
+  db.setAuditActor(4, all.json.entries[3].actor);
   t.same(await verify(), { ok: true, checked: 7 }, 'restored');
 
-  const versionBefore = db.prepare('SELECT values_json FROM record_versions WHERE audit_seq = 5').pluck().get() as string;
-  db.prepare("UPDATE record_versions SET values_json = '[]' WHERE audit_seq = 5").run();
+  const versionBefore = db.versionsOf(5)[0]!.values_json as string;
+  db.setVersionValues(5, '[]');
   t.match(await verify(), { ok: false, firstBroken: { seq: 5, reason: /record_versions was edited/ } }, 'edited record version');
-  db.prepare('UPDATE record_versions SET values_json = ? WHERE audit_seq = 5').run(versionBefore);
+  db.setVersionValues(5, versionBefore);
 
-  const payload = db.prepare('SELECT payload FROM audit_payloads WHERE seq = 6').pluck().get() as string;
-  db.prepare('UPDATE audit_payloads SET payload = ? WHERE seq = 6').run(payload.replace('88.100.7/B', '88.100.7/Z'));
+  const payload = db.payload(6)!;
+  db.setPayload(6, payload.replace('88.100.7/B', '88.100.7/Z'));
   t.match(await verify(), { ok: false, firstBroken: { seq: 6, reason: /payload does not match/ } }, 'edited event payload');
-  db.prepare('UPDATE audit_payloads SET payload = ? WHERE seq = 6').run(payload);
+  db.setPayload(6, payload);
 
-  const row5 = db.prepare('SELECT * FROM audit_log WHERE seq = 5').get() as Record<string, unknown>;
-  const payload5 = db.prepare('SELECT payload FROM audit_payloads WHERE seq = 5').pluck().get();
-  db.prepare('DELETE FROM audit_log WHERE seq = 5').run();
+  const row5 = db.auditEntry(5)!;
+  const payload5 = db.payload(5);
+  db.deleteAuditEntry(5);
   t.match(await verify(), { ok: false, checked: 4, firstBroken: { seq: 5, reason: /entry 5 is missing/ } }, 'deleted entry');
-  db.prepare(
-    'INSERT INTO audit_log (seq, at, actor, action, target, digest, prev_hash, hash) VALUES (@seq, @at, @actor, @action, @target, @digest, @prev_hash, @hash)',
-  ).run(row5);
+  db.insertAuditEntry(row5);
   t.equal(payload5, undefined);
   t.same(await verify(), { ok: true, checked: 7 });
 
-  db.prepare('UPDATE audit_log SET seq = seq + 100 WHERE seq >= 6').run();
-  db.prepare(
-    "INSERT INTO audit_log (seq, at, actor, action, target, digest, prev_hash, hash) VALUES (6, '2026-01-01T00:00:00Z', 'tok_x', 'record.create', '88.100.7/FAKE', ?, ?, ?)",
-  ).run('0'.repeat(64), all.json.entries[4].hash, 'f'.repeat(64));
+  db.shiftAuditSeqs(6, 100);
+  db.insertAuditEntry({
+    seq: 6,
+    at: '2026-01-01T00:00:00Z',
+    actor: 'tok_x',
+    action: 'record.create',
+    target: '88.100.7/FAKE',
+    digest: '0'.repeat(64),
+    prev_hash: all.json.entries[4].hash,
+    hash: 'f'.repeat(64),
+  });
   t.match(await verify(), { ok: false, checked: 5, firstBroken: { seq: 6, reason: /hash does not match/ } }, 'inserted entry');
 
   // Offline, on the file, while the node still runs (WAL: the node holds no exclusive lock).
   const offline = spawnSync(process.execPath, [...process.execArgv, CLI, 'audit', 'verify', '--db', c.config.db], { encoding: 'utf8', timeout: 60_000 });
   t.equal(offline.status, 1, offline.stderr);
   t.match(JSON.parse(offline.stdout), { ok: false, firstBroken: { seq: 6 } });
-  db.prepare('DELETE FROM audit_log WHERE seq = 6').run();
-  db.prepare('UPDATE audit_log SET seq = seq - 100 WHERE seq > 100').run();
+  db.deleteAuditEntry(6);
+  db.shiftAuditSeqs(101, -100);
   const fixed = spawnSync(process.execPath, [...process.execArgv, CLI, 'audit', 'verify', '--db', c.config.db], { encoding: 'utf8', timeout: 60_000 });
   t.equal(fixed.status, 0, fixed.stderr);
   t.same(JSON.parse(fixed.stdout), { ok: true, checked: 7 });
@@ -173,36 +178,24 @@ t.test('verify covers the record versions of every action: a seeded version edit
   t.ok(seed, 'seeding is one audit entry');
   t.match(await verify(), { ok: true });
 
-  const db = new Database(c.config.db);
+  const db = tamper(c.config.db);
   t.teardown(() => db.close());
-  const row = db
-    .prepare('SELECT handle_key AS key, values_json AS v FROM record_versions WHERE audit_seq = ? ORDER BY handle_key LIMIT 1 OFFSET 3')
-    .get(seed.seq) as {
-    key: string;
-    v: string;
-  };
-  t.ok(row, 'the seed wrote record versions');
-  db.prepare('UPDATE record_versions SET values_json = ? WHERE handle_key = ? AND audit_seq = ?').run(
-    row.v.replace(/"index":1,/, '"index":9,'),
-    row.key,
-    seed.seq,
-  );
+  const whole = db.versionsOf(seed.seq)[3]!;
+  t.ok(whole, 'the seed wrote record versions');
+  const row = { key: whole.handle_key as string, v: whole.values_json as string };
+  db.setVersionValues(seed.seq, row.v.replace(/"index":1,/, '"index":9,'), row.key);
   t.match(
     await verify(),
     { ok: false, firstBroken: { seq: seed.seq, reason: /record versions this seed entry wrote do not match its payload/ } },
     'an edited seeded version',
   );
-  db.prepare('UPDATE record_versions SET values_json = ? WHERE handle_key = ? AND audit_seq = ?').run(row.v, row.key, seed.seq);
+  db.setVersionValues(seed.seq, row.v, row.key);
   t.match(await verify(), { ok: true }, 'restored');
 
-  const whole = db.prepare('SELECT * FROM record_versions WHERE handle_key = ? AND audit_seq = ?').get(row.key, seed.seq) as Record<string, unknown>;
-  db.prepare('DELETE FROM record_versions WHERE handle_key = ? AND audit_seq = ?').run(row.key, seed.seq);
+  db.deleteVersion(row.key, seed.seq);
   t.match(await verify(), { ok: false, firstBroken: { seq: seed.seq } }, 'a seeded version removed');
-  const insert = db.prepare(
-    'INSERT INTO record_versions (handle_key, version, handle, at, actor, action, values_json, audit_seq) VALUES (@handle_key, @version, @handle, @at, @actor, @action, @values_json, @audit_seq)',
-  );
-  insert.run(whole);
+  db.insertVersion(whole);
   t.match(await verify(), { ok: true }, 'put back');
-  insert.run({ ...whole, version: 99, audit_seq: 9999 });
+  db.insertVersion({ ...whole, version: 99, audit_seq: 9999 });
   t.match(await verify(), { ok: false, firstBroken: { seq: 9999, reason: /not in the log/ } }, 'a version naming no entry');
 });

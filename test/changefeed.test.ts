@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseIdentifier } from '../src/identifier/index.js';
 import { openRegistry, type Registry } from '../src/main.js';
-import { Store } from '../src/store/index.js';
+import { openStore } from '../src/store/index.js';
 import { ADMIN, registrar, startNode } from './helpers.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
@@ -149,7 +149,7 @@ t.test('the feed is bounded: a follower behind the pruned window drops its whole
 t.test('every write records its changes with its audit entry; history off keeps a cursor of its own', async (t) => {
   const dir = t.testdir({});
   for (const history of [true, false]) {
-    const s = new Store(join(dir, `${history}.db`), { history });
+    const s = openStore(join(dir, `${history}.db`), { history });
     t.teardown(() => s.close());
     let commits = 0;
     s.onCommit(() => commits++);

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config.js';
 import { createNode } from '../src/main.js';
 import { exportTo, restoreFrom } from '../src/registry/escrow.js';
-import { Store } from '../src/store/index.js';
+import { openStore } from '../src/store/index.js';
 import { ADMIN, client, registrar, sampleValues, startNode } from './helpers.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
@@ -100,7 +100,7 @@ t.test('a restore whose chain does not verify is refused', async (t) => {
   await registrar(a);
   const dir = t.testdir({});
   const m = exportTo(a.node.store, join(dir, 'exp'));
-  const store = new Store(join(dir, 'tampered.db'));
+  const store = openStore(join(dir, 'tampered.db'));
   store.close();
   // Rewrite one audit row in the export and fix up its checksum: the manifest matches, the chain does not.
   const file = join(dir, 'exp', 'audit_log.ndjson');

@@ -1,13 +1,15 @@
 import t from 'tap';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { readFileSync } from 'node:fs';
-import { auditHash, GENESIS_HASH, latestSchemaVersion, Store, versionLine } from '../src/store/index.js';
+import { auditHash, GENESIS_HASH, latestSchemaVersion, openStore, versionLine } from '../src/store/index.js';
+import { tamper, writeV1Database } from './tamper.js';
 
 t.test('opens in WAL, applies migrations once, keeps data across reopen', async (t) => {
   const path = join(t.testdir({}), 'sub', 'a.db');
-  const s = new Store(path);
-  t.equal(s.db.pragma('journal_mode', { simple: true }), 'wal');
+  const s = openStore(path);
+  const file = tamper(path);
+  t.equal(file.journalMode(), 'wal');
+  file.close();
   t.equal(s.schemaVersion, 6);
   t.equal(latestSchemaVersion(), 6);
   s.write({ actor: 'test', action: 'record.create', target: '88.1/a' }, (tx) => {
@@ -15,25 +17,21 @@ t.test('opens in WAL, applies migrations once, keeps data across reopen', async 
     return { result: undefined, payload: 'x' };
   });
   s.close();
-  const again = new Store(path);
+  const again = openStore(path);
   t.equal(again.schemaVersion, 6);
   t.equal(again.getRecord('88.1/a')?.handle, '88.1/A');
   t.equal(again.getRecord('88.1/a')?.version, 1);
   again.close();
-  const ro = new Store(path, { readonly: true });
+  const ro = openStore(path, { readonly: true });
   t.equal(ro.totalRecords(), 1);
   ro.close();
 });
 
 t.test('a v1 database migrates to the latest with its data; read-only refuses an old schema', async (t) => {
   const path = join(t.testdir({}), 'old.db');
-  const v1 = new Database(path);
-  v1.exec(readFileSync(new URL('../schema/001_init.sql', import.meta.url), 'utf8'));
-  v1.pragma('user_version = 1');
-  v1.prepare("INSERT INTO records (handle_key, handle, prefix_key, values_json, version, updated_at) VALUES ('88.1/a', '88.1/A', '88.1', '[]', 1, 'x')").run();
-  v1.close();
-  t.throws(() => new Store(path, { readonly: true }), { code: 'IDN_INTERNAL', message: /schema v1, older than this idnode's v6; start a node on it once/ });
-  const s = new Store(path);
+  writeV1Database(path, readFileSync(new URL('../schema/001_init.sql', import.meta.url), 'utf8'));
+  t.throws(() => openStore(path, { readonly: true }), { code: 'IDN_INTERNAL', message: /schema v1, older than this idnode's v6; start a node on it once/ });
+  const s = openStore(path);
   t.equal(s.schemaVersion, 6);
   t.equal(s.getRecord('88.1/a')?.handle, '88.1/A');
   t.same(s.verifyAudit(), { ok: true, checked: 0 });
@@ -42,7 +40,7 @@ t.test('a v1 database migrates to the latest with its data; read-only refuses an
 
 t.test('one write path: version rows and a hash-chained audit entry per write, rollback on error', async (t) => {
   let now = Date.parse('2026-01-01T00:00:00Z');
-  const s = new Store(join(t.testdir({}), 'a.db'), { now: () => new Date(now) });
+  const s = openStore(join(t.testdir({}), 'a.db'), { now: () => new Date(now) });
   t.teardown(() => s.close());
   const put = (values: string) =>
     s.write({ actor: 'tok_1', action: 'record.update', target: '88.1/a' }, (tx) => {
@@ -92,16 +90,15 @@ t.test('one write path: version rows and a hash-chained audit entry per write, r
     'payload null writes no audit entry',
   );
 
-  const versions = s.db.prepare('SELECT version, actor, action, values_json AS v, audit_seq AS seq FROM record_versions ORDER BY version').all();
+  const versions = s.versions('88.1/a', 0, 100).map((v) => ({ version: v.version, actor: v.actor, action: v.action, v: v.valuesJson, seq: v.auditSeq }));
   t.same(versions, [
     { version: 1, actor: 'tok_1', action: 'record.update', v: '[1]', seq: 1 },
     { version: 2, actor: 'tok_1', action: 'record.update', v: '[2]', seq: 2 },
     { version: 3, actor: 'tok_1', action: 'record.delete', v: null, seq: 3 },
     { version: 4, actor: 'tok_1', action: 'record.update', v: '[4]', seq: 4 },
   ]);
-  const log = s.db.prepare('SELECT seq, at, actor, action, target, digest, prev_hash AS prevHash, hash FROM audit_log ORDER BY seq').all() as Array<
-    Record<string, any>
-  >;
+  const log = s.auditPage(0, 100);
+  t.same(s.versions('88.1/b', 0, 100), [], 'the rolled-back write left no version');
   t.equal(log.length, 4);
   let prev = GENESIS_HASH;
   for (const e of log) {
@@ -113,11 +110,11 @@ t.test('one write path: version rows and a hash-chained audit entry per write, r
 });
 
 t.test('a database that cannot be opened is a clear error', async (t) => {
-  t.throws(() => new Store(join(t.testdir({}), 'missing.db'), { readonly: true }), { code: 'IDN_INTERNAL', message: /cannot open database/ });
+  t.throws(() => openStore(join(t.testdir({}), 'missing.db'), { readonly: true }), { code: 'IDN_INTERNAL', message: /cannot open database/ });
 });
 
 t.test('verify covers record versions of any action: a kept payload must start with them; a legacy seed without one is let through', async (t) => {
-  const s = new Store(join(t.testdir({}), 'a.db'));
+  const s = openStore(join(t.testdir({}), 'a.db'));
   t.teardown(() => s.close());
   const row = (key: string, values: string) => ({
     handleKey: key,
@@ -136,9 +133,11 @@ t.test('verify covers record versions of any action: a kept payload must start w
     return { result: undefined, payload: `${versionLine('88.1/A', '[1]')}\n${versionLine('88.1/B', '[2]')}\nrest`, keepPayload: true };
   });
   t.same(s.verifyAudit(), { ok: true, checked: 1 });
-  s.db.prepare("UPDATE record_versions SET values_json = '[3]' WHERE handle_key = '88.1/b'").run();
+  const file = tamper(s.path);
+  t.teardown(() => file.close());
+  file.setVersionValues(1, '[3]', '88.1/b');
   t.match(s.verifyAudit(), { ok: false, firstBroken: { seq: 1, reason: /do not match its payload/ } });
-  s.db.prepare("UPDATE record_versions SET values_json = '[2]' WHERE handle_key = '88.1/b'").run();
+  file.setVersionValues(1, '[2]', '88.1/b');
 
   // A seed from before schema v6 kept no payload: nothing to check its versions against.
   s.write({ actor: 'seed', action: 'seed', target: 'old' }, (tx) => {

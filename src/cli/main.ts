@@ -8,7 +8,7 @@ import { isIdnError } from '../errors.js';
 import { createNode, openRegistry } from '../main.js';
 import { SEEDS_DIR } from '../paths.js';
 import { seedIfEmpty } from '../registry/seed.js';
-import { Store } from '../store/index.js';
+import { openStore } from '../store/index.js';
 import { runDemo } from './demo.js';
 import { exportCommand, importFile, restoreCommand } from './transfer.js';
 
@@ -169,7 +169,7 @@ async function serve(config: Config, embedded: boolean): Promise<void> {
 function auditVerify(db: string | undefined, configFile: string | undefined): number {
   const path = db ?? loadConfig(configFile !== undefined ? { file: configFile } : {}).db;
   if (!existsSync(path)) throw new ConfigError(`no database at ${path}; pass --db FILE`);
-  const store = new Store(path, { readonly: true });
+  const store = openStore(path, { readonly: true });
   try {
     const verdict = store.verifyAudit();
     out(JSON.stringify(verdict));

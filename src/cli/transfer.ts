@@ -8,7 +8,7 @@ import type { LineResult, Summary } from '../registry/bulk.js';
 import { exportTo, restoreFrom } from '../registry/escrow.js';
 import { authorizeWrite } from '../registry/records.js';
 import { TEMPLATE_INDEX, TEMPLATE_TYPE } from '../registry/templates.js';
-import { Store } from '../store/index.js';
+import { openStore } from '../store/index.js';
 
 export interface Output {
   out(line: string): void;
@@ -193,7 +193,7 @@ export async function importFile(
 export function exportCommand(db: string, out: string | undefined, io: Output): number {
   if (out === undefined) throw new ConfigError('usage: idnode export --out DIR [--db FILE | --config FILE]');
   if (!existsSync(db)) throw new ConfigError(`no database at ${db}`);
-  const store = new Store(db, { readonly: true });
+  const store = openStore(db, { readonly: true });
   try {
     const m = exportTo(store, out);
     io.out(JSON.stringify({ out, counts: m.counts, auditHead: m.auditHead, templateVersions: m.templateVersions }));

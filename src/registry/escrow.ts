@@ -10,7 +10,7 @@ import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readFileS
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { IdnError } from '../errors.js';
-import { Store } from '../store/index.js';
+import { ESCROW_TABLES, openStore, type Store } from '../store/index.js';
 import { storedForm } from './answer.js';
 import type { HandleValue } from './values.js';
 
@@ -34,7 +34,7 @@ export function exportTo(store: Store, dir: string, now: Date = new Date()): Man
   mkdirSync(dir, { recursive: true });
   if (existsSync(join(dir, MANIFEST))) throw new IdnError('IDN_BAD_REQUEST', `${dir} already holds an export (${MANIFEST}); choose an empty folder`);
   const files = new Map<string, { fd: number; table: string; rows: number; bytes: number; hash: ReturnType<typeof createHash>; buf: string[] }>();
-  for (const table of [...Store.ESCROW_TABLES, HANDLES])
+  for (const table of [...ESCROW_TABLES, HANDLES])
     files.set(table, { fd: openSync(join(dir, `${table}.ndjson`), 'w'), table, rows: 0, bytes: 0, hash: createHash('sha256'), buf: [] });
   const add = (table: string, line: string) => {
     const f = files.get(table)!;
@@ -118,16 +118,16 @@ export async function restoreFrom(dir: string, dbPath: string): Promise<{ manife
     if (statSync(path).size !== f.bytes || sha256File(path) !== f.sha256)
       throw new IdnError('IDN_BAD_REQUEST', `${name} does not match the manifest (size or SHA-256 differs): the export was changed or is incomplete`);
   }
-  for (const table of Store.ESCROW_TABLES)
+  for (const table of ESCROW_TABLES)
     if (manifest.files[`${table}.ndjson`] === undefined)
       throw new IdnError('IDN_BAD_REQUEST', `the manifest lists no ${table}.ndjson; the export is incomplete`);
   if (existsSync(dbPath)) throw new IdnError('IDN_BAD_REQUEST', `${dbPath} exists; restore into a new database file`);
-  const store = new Store(dbPath);
+  const store = openStore(dbPath);
   let ok = false;
   try {
     if (store.schemaVersion < manifest.schemaVersion)
       throw new IdnError('IDN_BAD_REQUEST', `the export has schema v${manifest.schemaVersion}, newer than this idnode's v${store.schemaVersion}`);
-    for (const table of Store.ESCROW_TABLES) {
+    for (const table of ESCROW_TABLES) {
       const name = `${table}.ndjson`;
       let batch: Array<Record<string, unknown>> = [];
       const lines = createInterface({ input: createReadStream(join(dir, name)), crlfDelay: Infinity });

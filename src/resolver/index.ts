@@ -347,7 +347,7 @@ export function createChangeFollower(deps: {
   }
 
   const timer = setInterval(() => {
-    if (!store.db.open) return stop();
+    if (!store.isOpen()) return stop();
     const v = store.dataVersion();
     if (v === dataVersion) return;
     dataVersion = v;
