@@ -42,10 +42,10 @@ t.test('export → restore rebuilds a node whose answers, lineage, history and a
     body: { type: 'aggregation', action: 'ADD', parent: '88.100.7/T-1', children: ['88.100.7/X'], eventTime: '2026-01-01T00:00:00Z' },
   });
   const dir = t.testdir({});
-  const exported = exportTo(a.node.store, join(dir, 'exp'));
+  const exported = await exportTo(a.node.store, join(dir, 'exp'));
   t.match(exported, { format: 'idnode-escrow', counts: { records: 3362, prefixes: 5, templates: 1, events: 521 }, templateVersions: ['88.100.7@1'] });
   t.equal(exported.auditHead.seq, (await a.call('GET', '/api/audit/verify', { token: ADMIN })).json.checked);
-  t.throws(() => exportTo(a.node.store, join(dir, 'exp')), { message: /already holds an export/ });
+  await t.rejects(exportTo(a.node.store, join(dir, 'exp')), { message: /already holds an export/ });
   const handles = readFileSync(join(dir, 'exp', 'handles.ndjson'), 'utf8')
     .trim()
     .split('\n');
@@ -99,9 +99,9 @@ t.test('a restore whose chain does not verify is refused', async (t) => {
   const a = await startNode(t);
   await registrar(a);
   const dir = t.testdir({});
-  const m = exportTo(a.node.store, join(dir, 'exp'));
+  const m = await exportTo(a.node.store, join(dir, 'exp'));
   const store = openStore(join(dir, 'tampered.db'));
-  store.close();
+  await store.close();
   // Rewrite one audit row in the export and fix up its checksum: the manifest matches, the chain does not.
   const file = join(dir, 'exp', 'audit_log.ndjson');
   const lines = readFileSync(file, 'utf8').replace('"actor":"system"', '"actor":"mallory"');

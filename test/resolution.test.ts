@@ -63,7 +63,7 @@ t.test('rows written before schema v5 (no stored ETag or max-age) answer exactly
     { index: 5, type: 'cost', data: '9', ttl: 5, permissions: '1100' },
   ];
   await c.call('PUT', '/api/handles/88.100.7/META-1', { token: reg, body: { values } });
-  const stored = c.node.store.getRecord('88.100.7/meta-1')!;
+  const stored = (await c.node.store.getRecord('88.100.7/meta-1'))!;
   t.equal(stored.maxAge, 3600, 'smallest relative ttl of the public values');
   t.ok(stored.expiresAt! > Date.now(), 'earliest absolute expiry');
   const v5 = await c.call('GET', '/api/handles/88.100.7/META-1');

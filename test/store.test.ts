@@ -12,19 +12,28 @@ t.test('opens in WAL, applies migrations once, keeps data across reopen', async 
   file.close();
   t.equal(s.schemaVersion, 6);
   t.equal(latestSchemaVersion(), 6);
-  s.write({ actor: 'test', action: 'record.create', target: '88.1/a' }, (tx) => {
-    tx.putRecord({ handleKey: '88.1/a', handle: '88.1/A', prefixKey: '88.1', valuesJson: '[]', publicJson: null, maxAge: null, expiresAt: null, etag: null });
+  await s.write({ actor: 'test', action: 'record.create', target: '88.1/a' }, async (tx) => {
+    await tx.putRecord({
+      handleKey: '88.1/a',
+      handle: '88.1/A',
+      prefixKey: '88.1',
+      valuesJson: '[]',
+      publicJson: null,
+      maxAge: null,
+      expiresAt: null,
+      etag: null,
+    });
     return { result: undefined, payload: 'x' };
   });
-  s.close();
+  await s.close();
   const again = openStore(path);
   t.equal(again.schemaVersion, 6);
-  t.equal(again.getRecord('88.1/a')?.handle, '88.1/A');
-  t.equal(again.getRecord('88.1/a')?.version, 1);
-  again.close();
+  t.equal((await again.getRecord('88.1/a'))?.handle, '88.1/A');
+  t.equal((await again.getRecord('88.1/a'))?.version, 1);
+  await again.close();
   const ro = openStore(path, { readonly: true });
-  t.equal(ro.totalRecords(), 1);
-  ro.close();
+  t.equal(await ro.totalRecords(), 1);
+  await ro.close();
 });
 
 t.test('a v1 database migrates to the latest with its data; read-only refuses an old schema', async (t) => {
@@ -33,9 +42,9 @@ t.test('a v1 database migrates to the latest with its data; read-only refuses an
   t.throws(() => openStore(path, { readonly: true }), { code: 'IDN_INTERNAL', message: /schema v1, older than this idnode's v6; start a node on it once/ });
   const s = openStore(path);
   t.equal(s.schemaVersion, 6);
-  t.equal(s.getRecord('88.1/a')?.handle, '88.1/A');
-  t.same(s.verifyAudit(), { ok: true, checked: 0 });
-  s.close();
+  t.equal((await s.getRecord('88.1/a'))?.handle, '88.1/A');
+  t.same(await s.verifyAudit(), { ok: true, checked: 0 });
+  await s.close();
 });
 
 t.test('one write path: version rows and a hash-chained audit entry per write, rollback on error', async (t) => {
@@ -43,8 +52,8 @@ t.test('one write path: version rows and a hash-chained audit entry per write, r
   const s = openStore(join(t.testdir({}), 'a.db'), { now: () => new Date(now) });
   t.teardown(() => s.close());
   const put = (values: string) =>
-    s.write({ actor: 'tok_1', action: 'record.update', target: '88.1/a' }, (tx) => {
-      const v = tx.putRecord({
+    s.write({ actor: 'tok_1', action: 'record.update', target: '88.1/a' }, async (tx) => {
+      const v = await tx.putRecord({
         handleKey: '88.1/a',
         handle: '88.1/a',
         prefixKey: '88.1',
@@ -56,49 +65,50 @@ t.test('one write path: version rows and a hash-chained audit entry per write, r
       });
       return { result: v, payload: values };
     });
-  t.equal(put('[1]'), 1);
+  t.equal(await put('[1]'), 1);
   now += 1000;
-  t.equal(put('[2]'), 2);
-  const deleted = s.write({ actor: 'tok_1', action: 'record.delete', target: '88.1/a' }, (tx) => ({
-    result: tx.deleteRecord('88.1/a', '88.1/a'),
+  t.equal(await put('[2]'), 2);
+  const deleted = await s.write({ actor: 'tok_1', action: 'record.delete', target: '88.1/a' }, async (tx) => ({
+    result: await tx.deleteRecord('88.1/a', '88.1/a'),
     payload: '',
   }));
   t.equal(deleted, 3);
-  t.equal(s.getRecord('88.1/a'), undefined);
-  t.equal(put('[4]'), 4, 'versions continue after a delete');
-  t.throws(
-    () =>
-      s.write({ actor: 'x', action: 'y', target: 'z' }, (tx) => {
-        tx.putRecord({
-          handleKey: '88.1/b',
-          handle: '88.1/b',
-          prefixKey: '88.1',
-          valuesJson: '[]',
-          publicJson: null,
-          maxAge: null,
-          expiresAt: null,
-          etag: null,
-        });
-        throw new Error('boom');
-      }),
+  t.equal(await s.getRecord('88.1/a'), undefined);
+  t.equal(await put('[4]'), 4, 'versions continue after a delete');
+  await t.rejects(
+    s.write({ actor: 'x', action: 'y', target: 'z' }, async (tx) => {
+      await tx.putRecord({
+        handleKey: '88.1/b',
+        handle: '88.1/b',
+        prefixKey: '88.1',
+        valuesJson: '[]',
+        publicJson: null,
+        maxAge: null,
+        expiresAt: null,
+        etag: null,
+      });
+      throw new Error('boom');
+    }),
     { code: 'IDN_INTERNAL' },
   );
-  t.equal(s.getRecord('88.1/b'), undefined, 'rolled back');
-  t.equal(
-    s.write({ actor: 'x', action: 'noop', target: 'z' }, () => ({ result: 7, payload: null })),
-    7,
-    'payload null writes no audit entry',
-  );
+  t.equal(await s.getRecord('88.1/b'), undefined, 'rolled back');
+  t.equal(await s.write({ actor: 'x', action: 'noop', target: 'z' }, async () => ({ result: 7, payload: null })), 7, 'payload null writes no audit entry');
 
-  const versions = s.versions('88.1/a', 0, 100).map((v) => ({ version: v.version, actor: v.actor, action: v.action, v: v.valuesJson, seq: v.auditSeq }));
+  const versions = (await s.versions('88.1/a', 0, 100)).map((v) => ({
+    version: v.version,
+    actor: v.actor,
+    action: v.action,
+    v: v.valuesJson,
+    seq: v.auditSeq,
+  }));
   t.same(versions, [
     { version: 1, actor: 'tok_1', action: 'record.update', v: '[1]', seq: 1 },
     { version: 2, actor: 'tok_1', action: 'record.update', v: '[2]', seq: 2 },
     { version: 3, actor: 'tok_1', action: 'record.delete', v: null, seq: 3 },
     { version: 4, actor: 'tok_1', action: 'record.update', v: '[4]', seq: 4 },
   ]);
-  const log = s.auditPage(0, 100);
-  t.same(s.versions('88.1/b', 0, 100), [], 'the rolled-back write left no version');
+  const log = await s.auditPage(0, 100);
+  t.same(await s.versions('88.1/b', 0, 100), [], 'the rolled-back write left no version');
   t.equal(log.length, 4);
   let prev = GENESIS_HASH;
   for (const e of log) {
@@ -127,28 +137,28 @@ t.test('verify covers record versions of any action: a kept payload must start w
     etag: '"e"',
   });
   // Written as the seed writes: versions' lines in key order, then the rest.
-  s.write({ actor: 'seed', action: 'seed', target: 'dir' }, (tx) => {
-    tx.putRecord(row('88.1/b', '[2]'));
-    tx.putRecord(row('88.1/a', '[1]'));
+  await s.write({ actor: 'seed', action: 'seed', target: 'dir' }, async (tx) => {
+    await tx.putRecord(row('88.1/b', '[2]'));
+    await tx.putRecord(row('88.1/a', '[1]'));
     return { result: undefined, payload: `${versionLine('88.1/A', '[1]')}\n${versionLine('88.1/B', '[2]')}\nrest`, keepPayload: true };
   });
-  t.same(s.verifyAudit(), { ok: true, checked: 1 });
+  t.same(await s.verifyAudit(), { ok: true, checked: 1 });
   const file = tamper(s.path);
   t.teardown(() => file.close());
   file.setVersionValues(1, '[3]', '88.1/b');
-  t.match(s.verifyAudit(), { ok: false, firstBroken: { seq: 1, reason: /do not match its payload/ } });
+  t.match(await s.verifyAudit(), { ok: false, firstBroken: { seq: 1, reason: /do not match its payload/ } });
   file.setVersionValues(1, '[2]', '88.1/b');
 
   // A seed from before schema v6 kept no payload: nothing to check its versions against.
-  s.write({ actor: 'seed', action: 'seed', target: 'old' }, (tx) => {
-    tx.putRecord(row('88.1/c', '[1]'));
+  await s.write({ actor: 'seed', action: 'seed', target: 'old' }, async (tx) => {
+    await tx.putRecord(row('88.1/c', '[1]'));
     return { result: undefined, payload: 'old seed files' };
   });
-  t.same(s.verifyAudit(), { ok: true, checked: 2 });
+  t.same(await s.verifyAudit(), { ok: true, checked: 2 });
   // Any other action that writes versions must cover them.
-  s.write({ actor: 'x', action: 'import.legacy', target: 'x' }, (tx) => {
-    tx.putRecord(row('88.1/d', '[1]'));
+  await s.write({ actor: 'x', action: 'import.legacy', target: 'x' }, async (tx) => {
+    await tx.putRecord(row('88.1/d', '[1]'));
     return { result: undefined, payload: 'no versions here' };
   });
-  t.match(s.verifyAudit(), { ok: false, firstBroken: { seq: 3, reason: /wrote record versions its digest does not cover/ } });
+  t.match(await s.verifyAudit(), { ok: false, firstBroken: { seq: 3, reason: /wrote record versions its digest does not cover/ } });
 });

@@ -131,7 +131,7 @@ t.test('a stale cached answer is served when the slow upstream hits the deadline
   const failures: Array<string | undefined> = [];
   const store = openStore(join(dir, 'idnode.db'));
   t.teardown(() => store.close());
-  const router = createRouter({ store, homed: ['88.100'], upstreamUrl: up.url });
+  const router = await createRouter({ store, homed: ['88.100'], upstreamUrl: up.url });
   const prefixes = createPrefixes({
     store,
     router,

@@ -53,14 +53,15 @@ function out(line: string): void {
 
 /** Prepares the database once (migrations, first admin token, seed), then runs N workers. */
 async function servePrimary(config: Config, embedded: boolean): Promise<void> {
-  const reg = openRegistry(config);
+  const reg = await openRegistry(config);
   let firstSecret: string | undefined;
   try {
-    if (process.env.IDNODE_ADMIN_TOKEN) reg.tokens.bootstrapAdmin(process.env.IDNODE_ADMIN_TOKEN);
-    if (config.seed) seedIfEmpty(reg, config.seedDir === '' ? SEEDS_DIR : config.seedDir);
-    if (embedded && reg.store.activeAdminCount() === 0) firstSecret = reg.tokens.create({ role: 'admin', label: 'first start' }, 'cli').secret;
+    if (process.env.IDNODE_ADMIN_TOKEN) await reg.tokens.bootstrapAdmin(process.env.IDNODE_ADMIN_TOKEN);
+    if (config.seed) await seedIfEmpty(reg, config.seedDir === '' ? SEEDS_DIR : config.seedDir);
+    if (embedded && (await reg.store.activeAdminCount()) === 0) firstSecret = (await reg.tokens.create({ role: 'admin', label: 'first start' }, 'cli')).secret;
   } finally {
-    reg.store.close();
+    reg.changes.stop();
+    await reg.store.close();
   }
   let closing = false;
   const workers = new Set<Worker>();
@@ -124,18 +125,18 @@ async function serve(config: Config, embedded: boolean): Promise<void> {
     return;
   }
   let firstSecret: string | undefined;
-  if (embedded && node.store.activeAdminCount() === 0) firstSecret = node.tokens.create({ role: 'admin', label: 'first start' }, 'cli').secret;
+  if (embedded && (await node.store.activeAdminCount()) === 0) firstSecret = (await node.tokens.create({ role: 'admin', label: 'first start' }, 'cli')).secret;
   const url = await node.listen();
   out(`idnode listening on ${url} (db ${config.db}, homed ${config.homed.join(', ')})`);
   if (firstSecret !== undefined) out(`admin token (shown once, keep it): ${firstSecret}`);
-  else if (node.store.activeAdminCount() === 0) out('no admin token yet: run `idnode init` (or start with IDNODE_ADMIN_TOKEN) to create one');
+  else if ((await node.store.activeAdminCount()) === 0) out('no admin token yet: run `idnode init` (or start with IDNODE_ADMIN_TOKEN) to create one');
   if (embedded) {
-    const sample = node.records.list('88.100.1', 0, 1).handles[0];
+    const sample = (await node.records.list('88.100.1', 0, 1)).handles[0];
     if (sample !== undefined) {
       out('try:');
       out(`  curl ${url}/api/handles/${sample}`);
       out(`  curl '${url}/api/handles/${sample}?type=batch&pretty'`);
-      const vehicle = node.records.list('88.100.4', 0, 1).handles[0];
+      const vehicle = (await node.records.list('88.100.4', 0, 1)).handles[0];
       const token = firstSecret ?? '<admin token>';
       if (vehicle !== undefined) out(`  curl -H "Authorization: Bearer ${token}" '${url}/api/lineage/${vehicle}?direction=down'`);
       else out(`  curl -H "Authorization: Bearer ${token}" '${url}/api/handles?prefix=88.100.1&pageSize=5'`);
@@ -166,16 +167,16 @@ async function serve(config: Config, embedded: boolean): Promise<void> {
 }
 
 /** Opens the database read-only (no migration, no exclusive lock) and walks the chain. */
-function auditVerify(db: string | undefined, configFile: string | undefined): number {
+async function auditVerify(db: string | undefined, configFile: string | undefined): Promise<number> {
   const path = db ?? loadConfig(configFile !== undefined ? { file: configFile } : {}).db;
   if (!existsSync(path)) throw new ConfigError(`no database at ${path}; pass --db FILE`);
   const store = openStore(path, { readonly: true });
   try {
-    const verdict = store.verifyAudit();
+    const verdict = await store.verifyAudit();
     out(JSON.stringify(verdict));
     return verdict.ok ? 0 : 1;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -239,39 +240,40 @@ export async function main(argv: string[]): Promise<number> {
     await serve(config, embedded);
     return -1;
   }
-  const reg = openRegistry(config);
+  const reg = await openRegistry(config);
   try {
     switch (`${command} ${sub ?? ''}`.trim()) {
       case 'init': {
-        const t = reg.tokens.create({ role: 'admin', label: 'idnode init' }, 'cli');
+        const t = await reg.tokens.create({ role: 'admin', label: 'idnode init' }, 'cli');
         out(`admin token ${t.id} created; secret (shown once): ${t.secret}`);
         return 0;
       }
       case 'token create': {
-        const t = reg.tokens.create({ role: values.role, prefixes: values.prefix ?? [], ...(values.label ? { label: values.label } : {}) }, 'cli');
+        const t = await reg.tokens.create({ role: values.role, prefixes: values.prefix ?? [], ...(values.label ? { label: values.label } : {}) }, 'cli');
         out(JSON.stringify({ id: t.id, role: t.role, prefixes: t.prefixes, secret: t.secret }));
         return 0;
       }
       case 'token list':
-        for (const t of reg.tokens.list()) out(JSON.stringify(t));
+        for (const t of await reg.tokens.list()) out(JSON.stringify(t));
         return 0;
       case 'token revoke':
         if (arg === undefined) throw new ConfigError('usage: idnode token revoke ID');
-        out(JSON.stringify(reg.tokens.revoke(arg, 'cli')));
+        out(JSON.stringify(await reg.tokens.revoke(arg, 'cli')));
         return 0;
       case 'prefix add':
         if (arg === undefined || values.owner === undefined) throw new ConfigError('usage: idnode prefix add PREFIX --owner NAME [--site URL]');
-        out(JSON.stringify(reg.prefixes.create({ prefix: arg, owner: { name: values.owner }, ...(values.site ? { site: values.site } : {}) }, 'cli')));
+        out(JSON.stringify(await reg.prefixes.create({ prefix: arg, owner: { name: values.owner }, ...(values.site ? { site: values.site } : {}) }, 'cli')));
         return 0;
       case 'prefix list':
-        for (const p of reg.prefixes.list()) out(JSON.stringify(p));
+        for (const p of await reg.prefixes.list()) out(JSON.stringify(p));
         return 0;
       default:
         process.stderr.write(`unknown command "${positionals.join(' ')}"\n\n${HELP}`);
         return 2;
     }
   } finally {
-    reg.store.close();
+    reg.changes.stop();
+    await reg.store.close();
   }
 }
 

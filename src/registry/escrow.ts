@@ -30,7 +30,7 @@ export interface Manifest {
 }
 
 /** Writes the snapshot into `dir` (created; must not hold an export already). */
-export function exportTo(store: Store, dir: string, now: Date = new Date()): Manifest {
+export async function exportTo(store: Store, dir: string, now: Date = new Date()): Promise<Manifest> {
   mkdirSync(dir, { recursive: true });
   if (existsSync(join(dir, MANIFEST))) throw new IdnError('IDN_BAD_REQUEST', `${dir} already holds an export (${MANIFEST}); choose an empty folder`);
   const files = new Map<string, { fd: number; table: string; rows: number; bytes: number; hash: ReturnType<typeof createHash>; buf: string[] }>();
@@ -52,7 +52,7 @@ export function exportTo(store: Store, dir: string, now: Date = new Date()): Man
   const templateVersions: string[] = [];
   let head = { seq: 0, hash: '' };
   try {
-    store.snapshot((table, row) => {
+    await store.snapshot((table, row) => {
       add(table, `${JSON.stringify(row)}\n`);
       // The same records in the bulk format, for `idnode import` or another Handle server.
       if (table === 'records') add(HANDLES, `{"handle":${JSON.stringify(row.handle)},"values":${row.values_json as string}}\n`);
@@ -76,7 +76,7 @@ export function exportTo(store: Store, dir: string, now: Date = new Date()): Man
     ),
     counts: { records: rows('records'), prefixes: rows('prefixes'), templates: rows('templates'), events: rows('events'), auditEntries: rows('audit_log') },
     templateVersions,
-    auditHead: head.seq === 0 ? store.auditHead() : head,
+    auditHead: head.seq === 0 ? await store.auditHead() : head,
   };
   const fd = openSync(join(dir, MANIFEST), 'w');
   writeSync(fd, `${JSON.stringify(manifest, null, 2)}\n`);
@@ -136,14 +136,14 @@ export async function restoreFrom(dir: string, dbPath: string): Promise<{ manife
         const row = JSON.parse(line) as Record<string, unknown>;
         batch.push(table === 'records' ? withAnswerMeta(row) : row);
         if (batch.length >= 5000) {
-          store.insertRows(table, batch);
+          await store.insertRows(table, batch);
           batch = [];
         }
       }
-      store.insertRows(table, batch);
+      await store.insertRows(table, batch);
     }
-    const verdict = store.verifyAudit();
-    const head = store.auditHead();
+    const verdict = await store.verifyAudit();
+    const head = await store.auditHead();
     if (!verdict.ok)
       throw new IdnError('IDN_BAD_REQUEST', `the restored audit chain does not verify: entry ${verdict.firstBroken!.seq}: ${verdict.firstBroken!.reason}`);
     if (head.seq !== manifest.auditHead.seq || head.hash !== manifest.auditHead.hash)
@@ -154,7 +154,7 @@ export async function restoreFrom(dir: string, dbPath: string): Promise<{ manife
     ok = true;
     return { manifest, checked: verdict.checked };
   } finally {
-    store.close();
+    await store.close();
     if (!ok) for (const suffix of ['', '-wal', '-shm']) rmSync(`${dbPath}${suffix}`, { force: true });
   }
 }

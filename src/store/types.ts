@@ -170,28 +170,32 @@ export interface WriteTx {
   readonly at: string;
   /** The audit sequence number this write's entry will have. */
   readonly seq: number;
+  /** Reads through the write transaction: they see what this write did so far. */
+  getRecord(handleKey: string): Promise<RecordRow | undefined>;
+  getPrefix(prefixKey: string): Promise<PrefixRow | undefined>;
+  reportByKey(reporter: string, idemKey: string): Promise<ReportRow | undefined>;
   /** Stores a record version (values null = deleted) and makes it current. */
-  putRecord(row: Omit<RecordRow, 'version' | 'updatedAt'>): number;
-  deleteRecord(handleKey: string, handle: string): number;
-  putPrefix(row: PrefixRow): void;
-  deletePrefix(prefixKey: string): void;
-  insertToken(row: TokenRow): void;
-  revokeToken(id: string): void;
-  insertEvent(row: EventRow): number;
+  putRecord(row: Omit<RecordRow, 'version' | 'updatedAt'>): Promise<number>;
+  deleteRecord(handleKey: string, handle: string): Promise<number>;
+  putPrefix(row: PrefixRow): Promise<void>;
+  deletePrefix(prefixKey: string): Promise<void>;
+  insertToken(row: TokenRow): Promise<void>;
+  revokeToken(id: string): Promise<void>;
+  insertEvent(row: EventRow): Promise<number>;
   /** Opens an edge; returns false when an open edge from→to (same type) already exists. */
-  openEdge(fromKey: string, toKey: string, type: string, since: string, eventId: number): boolean;
+  openEdge(fromKey: string, toKey: string, type: string, since: string, eventId: number): Promise<boolean>;
   /** Closes the open edge from→to valid at `until`; returns false when there is none. */
-  closeEdge(fromKey: string, toKey: string, type: string, until: string, eventId: number): boolean;
+  closeEdge(fromKey: string, toKey: string, type: string, until: string, eventId: number): Promise<boolean>;
   /** Open edges from `fromKey` of `type` (an aggregation DELETE with no children empties the parent). */
-  openChildren(fromKey: string, type: string): string[];
+  openChildren(fromKey: string, type: string): Promise<string[]>;
   /** Remembers the spelling an identifier was first named with in an event. */
-  nameIdentifier(key: string, handle: string): void;
+  nameIdentifier(key: string, handle: string): Promise<void>;
   /** Queues a report for the upstream, sent after this write commits. */
-  enqueueReport(kind: string, idemKey: string, bodyJson: string): void;
+  enqueueReport(kind: string, idemKey: string, bodyJson: string): Promise<void>;
   /** Stores a report received from a child node. */
-  insertReport(row: Omit<ReportRow, 'id' | 'receivedAt'>): number;
-  putTemplate(row: TemplateRow): void;
-  markTemplateUsed(prefixKey: string, version: string): void;
+  insertReport(row: Omit<ReportRow, 'id' | 'receivedAt'>): Promise<number>;
+  putTemplate(row: TemplateRow): Promise<void>;
+  markTemplateUsed(prefixKey: string, version: string): Promise<void>;
   /**
    * Records a change in the feed. The methods above record theirs themselves; this is for a
    * write that changes cached state some other way.
@@ -222,44 +226,44 @@ export type EscrowTable =
   'prefixes' | 'records' | 'record_versions' | 'audit_log' | 'audit_payloads' | 'templates' | 'events' | 'edges' | 'lineage_names' | 'sync_reports';
 
 export interface RecordReads {
-  getRecord(handleKey: string): RecordRow | undefined;
+  getRecord(handleKey: string): Promise<RecordRow | undefined>;
   /** What a resolution needs of a record, as an array (the cold-read path: no row object, no unused columns). */
-  answerRow(handleKey: string): AnswerRow | undefined;
-  listRecordHandles(prefixKey: string, limit: number, offset: number): string[];
-  countRecords(prefixKey: string): number;
+  answerRow(handleKey: string): Promise<AnswerRow | undefined>;
+  listRecordHandles(prefixKey: string, limit: number, offset: number): Promise<string[]>;
+  countRecords(prefixKey: string): Promise<number>;
   /** Records whose prefix is `prefixKey` or lies under it. */
-  countRecordsUnder(prefixKey: string): number;
-  totalRecords(): number;
+  countRecordsUnder(prefixKey: string): Promise<number>;
+  totalRecords(): Promise<number>;
   /** Versions of a record after `afterVersion`, oldest first, at most `limit`. */
-  versions(handleKey: string, afterVersion: number, limit: number): VersionRow[];
+  versions(handleKey: string, afterVersion: number, limit: number): Promise<VersionRow[]>;
   /** The version current at `at` (ISO seconds), deleted ones included. */
-  versionAsOf(handleKey: string, at: string): VersionRow | undefined;
+  versionAsOf(handleKey: string, at: string): Promise<VersionRow | undefined>;
 }
 
 export interface PrefixReads {
-  getPrefix(prefixKey: string): PrefixRow | undefined;
-  allPrefixes(): PrefixRow[];
+  getPrefix(prefixKey: string): Promise<PrefixRow | undefined>;
+  allPrefixes(): Promise<PrefixRow[]>;
 }
 
 export interface TokenReads {
-  tokenByHash(hash: string): TokenRow | undefined;
-  tokenById(id: string): TokenRow | undefined;
-  listTokens(): TokenRow[];
-  activeAdminCount(): number;
+  tokenByHash(hash: string): Promise<TokenRow | undefined>;
+  tokenById(id: string): Promise<TokenRow | undefined>;
+  listTokens(): Promise<TokenRow[]>;
+  activeAdminCount(): Promise<number>;
 }
 
 export interface TemplateReads {
-  allTemplates(): TemplateRow[];
+  allTemplates(): Promise<TemplateRow[]>;
 }
 
 export interface AuditReads {
-  auditPage(afterSeq: number, limit: number): AuditRow[];
-  auditHead(): { seq: number; hash: string };
+  auditPage(afterSeq: number, limit: number): Promise<AuditRow[]>;
+  auditHead(): Promise<{ seq: number; hash: string }>;
   /**
    * Walks the whole chain: seq contiguous from 1, each prev_hash the previous hash, each hash
    * recomputed, each kept payload and each record version matching the entry's digest.
    */
-  verifyAudit(): AuditVerdict;
+  verifyAudit(): Promise<AuditVerdict>;
 }
 
 export interface LineageReads {
@@ -267,39 +271,39 @@ export interface LineageReads {
    * Breadth-first walk from `rootKey` (down follows edges from→to, up to→from), one row per
    * (identifier, depth, edge it was reached by), with the identifier's spellings.
    */
-  walk(rootKey: string, direction: 'down' | 'up', maxDepth: number, asOf: string, rowLimit: number): WalkRow[];
+  walk(rootKey: string, direction: 'down' | 'up', maxDepth: number, asOf: string, rowLimit: number): Promise<WalkRow[]>;
   /** Edges valid at `asOf` leaving (down) or entering (up) any of `keys`. */
-  edgesAt(keys: string[], direction: 'down' | 'up', asOf: string, limit: number): EdgeRow[];
+  edgesAt(keys: string[], direction: 'down' | 'up', asOf: string, limit: number): Promise<EdgeRow[]>;
 }
 
 /** The outbox of reports to the upstream and the reports received from children. */
 export interface OutboxOps {
   /** Reports due to be sent (pending, next attempt time reached), oldest first. */
-  dueReports(nowMs: number, limit: number): OutboxRow[];
-  outbox(afterId: number, limit: number): OutboxRow[];
-  pendingReports(): number;
+  dueReports(nowMs: number, limit: number): Promise<OutboxRow[]>;
+  outbox(afterId: number, limit: number): Promise<OutboxRow[]>;
+  pendingReports(): Promise<number>;
   /** Outbox bookkeeping (not an audited change: the report itself was audited when queued). */
-  markReport(id: number, state: 'sent' | 'rejected', error: string | null): void;
-  retryReport(id: number, nextAttemptAt: number, error: string): void;
-  reportByKey(reporter: string, idemKey: string): ReportRow | undefined;
-  reports(afterId: number, limit: number): ReportRow[];
+  markReport(id: number, state: 'sent' | 'rejected', error: string | null): Promise<void>;
+  retryReport(id: number, nextAttemptAt: number, error: string): Promise<void>;
+  reportByKey(reporter: string, idemKey: string): Promise<ReportRow | undefined>;
+  reports(afterId: number, limit: number): Promise<ReportRow[]>;
 }
 
 /** The change feed other processes' caches follow. */
 export interface ChangeReads {
   /** Changes when another connection (CLI, another worker) commits. */
-  dataVersion(): number;
+  dataVersion(): Promise<number>;
   /** Feed rows after `cursor`, oldest first. */
-  changesAfter(cursor: number, limit: number): ChangeRow[];
+  changesAfter(cursor: number, limit: number): Promise<ChangeRow[]>;
   /** The cursor of the newest feed row (0: none yet); pruning always keeps it. */
-  changesHead(): number;
+  changesHead(): Promise<number>;
 }
 
 export interface EscrowOps {
   /** Calls `row` for every row of every escrow table, in one consistent snapshot. */
-  snapshot(row: (table: string, values: Record<string, unknown>) => void): void;
+  snapshot(row: (table: string, values: Record<string, unknown>) => void): Promise<void>;
   /** Inserts rows verbatim into an escrow table (restore into an empty database). */
-  insertRows(table: EscrowTable, rows: Array<Record<string, unknown>>): void;
+  insertRows(table: EscrowTable, rows: Array<Record<string, unknown>>): Promise<void>;
 }
 
 /** A storage engine: the reads of every aggregate, the one audited write path, its lifecycle. */
@@ -311,12 +315,24 @@ export interface StoreEngine extends RecordReads, PrefixReads, TokenReads, Templ
   readonly schemaVersion: number;
   /** False once closed. */
   isOpen(): boolean;
-  /** Registers `fn` to run right after each commit of this engine that changed cached state; returns the unsubscribe. */
-  onCommit(fn: () => void): () => void;
+  /**
+   * Registers `fn` to run right after each commit of this engine that changed cached state
+   * (the write's promise settles after it); returns the unsubscribe.
+   */
+  onCommit(fn: () => void | Promise<void>): () => void;
   /**
    * The one write path. `apply` runs inside one transaction and returns the result plus the
-   * canonical text of what was written (its SHA-256 is the audit digest).
+   * canonical text of what was written (its SHA-256 is the audit digest). Writes of one
+   * engine run one at a time; reads never see a write before it commits.
    */
-  write<T>(entry: WriteEntry, apply: (tx: WriteTx) => WriteOutcome<T>): T;
-  close(): void;
+  write<T>(entry: WriteEntry, apply: (tx: WriteTx) => Promise<WriteOutcome<T>>): Promise<T>;
+  /**
+   * The cache-miss read of a resolution, answered synchronously (an engine capability: the
+   * fast path answers misses before fastify when an engine has it, else takes the async path).
+   */
+  answerRowSync?: (handleKey: string) => AnswerRow | undefined;
+  /** A token by its secret's hash, synchronously (a capability: load shedding's admin check needs it). */
+  tokenByHashSync?: (hash: string) => TokenRow | undefined;
+  /** Waits for queued writes, then closes. */
+  close(): Promise<void>;
 }

@@ -112,7 +112,7 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
       const t0 = performance.now();
       const id = request.idn!;
       const q = request.query;
-      const principal = tokens.authenticate(request.headers.authorization);
+      const principal = await tokens.authenticate(request.headers.authorization);
       const { entry, cacheStatus, source } = await resolver.resolve(id, {
         bypassCache: q.auth === true,
         privateAccess: privateAccess(principal, id),
@@ -159,7 +159,7 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
       const only = parseIndexParam(q.index, true);
       if (request.body === undefined || request.body === null)
         throw new IdnError('IDN_BODY_UNPARSABLE', 'the request has no body; send {"values": [...]} as application/json');
-      const out = records.put(id, request.body, only === undefined ? { overwrite } : { overwrite, only }, principalOf(request).actor);
+      const out = await records.put(id, request.body, only === undefined ? { overwrite } : { overwrite, only }, principalOf(request).actor);
       const status = out.created && !overwrite ? 201 : 200;
       return reply.code(status).send({ responseCode: 1, handle: out.handle });
     },
@@ -179,7 +179,7 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
     },
     async (request) => {
       const only = parseIndexParam(request.query.index, false);
-      const out = records.remove(request.idn!, only === 'various' ? undefined : only, principalOf(request).actor);
+      const out = await records.remove(request.idn!, only === 'various' ? undefined : only, principalOf(request).actor);
       return { responseCode: 1, handle: out.handle };
     },
   );
@@ -211,7 +211,7 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
       const q = request.query;
       const prefix = prefixParam(q.prefix, 'IDN_BAD_REQUEST', 'prefix=');
       const pageSize = pageLimit(q.pageSize, config.limits.pageSizeMax, 'pageSize', 'page=');
-      const { totalCount, handles } = records.list(prefix.key, q.page ?? 0, pageSize);
+      const { totalCount, handles } = await records.list(prefix.key, q.page ?? 0, pageSize);
       return { responseCode: 1, prefix: prefix.prefix, totalCount, handles };
     },
   );
@@ -235,7 +235,7 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
           'IDN_BAD_REQUEST',
           `${handles.length} identifiers in one batch; at most ${config.limits.batchMax} are allowed (config limits.batchMax)`,
         );
-      const principal = tokens.authenticate(request.headers.authorization);
+      const principal = await tokens.authenticate(request.headers.authorization);
       const hops = hopsOf(request);
       const parts: string[] = new Array<string>(handles.length);
       const now = Date.now();

@@ -10,7 +10,7 @@ const opsRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { d
   app.get('/readyz', { schema: { summary: 'Ready: the store answers', tags: ['operations'] } }, async (_request, reply) => {
     let store = 'ok';
     try {
-      deps.store.totalRecords();
+      await deps.store.totalRecords();
     } catch {
       store = 'unavailable';
     }
@@ -19,7 +19,7 @@ const opsRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { d
     const upstream = {
       url: deps.config.upstream.url || null,
       origins: deps.upstream.stats(),
-      pendingReports: store === 'ok' ? deps.store.pendingReports() : null,
+      pendingReports: store === 'ok' ? await deps.store.pendingReports() : null,
     };
     return reply.code(store === 'ok' ? 200 : 503).send({ ready: store === 'ok', store, cache, upstream });
   });

@@ -1,7 +1,7 @@
 /** The hash-chained audit log: appending an entry, paging it, verifying the whole chain. */
 import { auditHash, GENESIS_HASH, sha256, versionLine } from '../chain.js';
 import type { AuditReads, AuditRow, AuditVerdict } from '../types.js';
-import type { Db } from './db.js';
+import type { Db, Sync } from './db.js';
 
 type EntryWithPayload = AuditRow & { payload: string | null };
 
@@ -9,7 +9,7 @@ function headOf(stmt: { get(): unknown }): { seq: number; hash: string } {
   return (stmt.get() as { seq: number; hash: string } | undefined) ?? { seq: 0, hash: GENESIS_HASH };
 }
 
-export function auditReads(db: Db): AuditReads {
+export function auditReads(db: Db): Sync<AuditReads> {
   const head = db.prepare('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
   const page = db.prepare('SELECT seq, at, actor, action, target, digest, prev_hash AS prevHash, hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?');
   const withPayload = db.prepare(

@@ -1,8 +1,8 @@
 /** The change feed: one row per cached thing a write made stale, pruned to a bounded length. */
 import type { ChangeReads, ChangeRow } from '../types.js';
-import type { Db } from './db.js';
+import type { Db, Sync } from './db.js';
 
-export function changeReads(db: Db): ChangeReads {
+export function changeReads(db: Db): Sync<ChangeReads> {
   const dataVersion = db.prepare('PRAGMA data_version').pluck();
   const after = db.prepare('SELECT id, audit_seq AS auditSeq, kind, key FROM changes WHERE id > ? ORDER BY id LIMIT ?');
   const head = db.prepare('SELECT max(id) FROM changes').pluck();

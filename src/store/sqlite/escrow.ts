@@ -1,6 +1,6 @@
 /** Escrow: a consistent snapshot of the escrow tables, and verbatim restore into an empty file. */
 import type { EscrowOps, EscrowTable } from '../types.js';
-import type { Db } from './db.js';
+import type { Db, Sync } from './db.js';
 
 /** Tables an escrow export carries (tokens and the outbox stay with the node). */
 export const ESCROW_TABLES: readonly EscrowTable[] = [
@@ -16,7 +16,7 @@ export const ESCROW_TABLES: readonly EscrowTable[] = [
   'sync_reports',
 ];
 
-export function escrowOps(db: Db): EscrowOps {
+export function escrowOps(db: Db): Sync<EscrowOps> {
   return {
     snapshot(row) {
       // One read transaction: every table from the same committed state.

@@ -1,8 +1,8 @@
 /** Lineage: events, the edges they open and close, identifiers' first spellings, walks. */
 import type { EdgeRow, EventRow, LineageReads, WalkRow } from '../types.js';
-import type { Db } from './db.js';
+import type { Db, Sync } from './db.js';
 
-export function lineageReads(db: Db): LineageReads {
+export function lineageReads(db: Db): Sync<LineageReads> {
   /** The lineage walk one way: from `self` along edges to `next`, one row per (identifier, depth, edge). */
   const walkStatement = (self: string, next: string) =>
     db.prepare(

@@ -1,14 +1,14 @@
 /** The durable outbox of reports to the upstream, and the reports received from child nodes. */
 import { isoSeconds } from '../chain.js';
 import type { OutboxOps, OutboxRow, ReportRow } from '../types.js';
-import type { Db } from './db.js';
+import type { Db, Sync } from './db.js';
 
 const OUTBOX_COLUMNS = `id, kind, idem_key AS idemKey, body_json AS bodyJson, state, attempts, next_attempt_at AS nextAttemptAt, last_error AS lastError,
   created_at AS createdAt, done_at AS doneAt`;
 const REPORT_COLUMNS = 'id, reporter, idem_key AS idemKey, kind, body_json AS bodyJson, outcome, message, received_at AS receivedAt';
 
 /** Reads and the outbox's bookkeeping (not audited: the report itself was audited when queued). */
-export function outboxOps(db: Db, now: () => Date): OutboxOps {
+export function outboxOps(db: Db, now: () => Date): Sync<OutboxOps> {
   const due = db.prepare(`SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?`);
   const outbox = db.prepare(`SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE id > ? ORDER BY id LIMIT ?`);
   const pendingCount = db.prepare("SELECT count(*) FROM outbox WHERE state = 'pending'").pluck();

@@ -1,11 +1,11 @@
 /** Prefixes (delegations and homed prefixes). */
 import type { PrefixReads, PrefixRow } from '../types.js';
-import type { Db } from './db.js';
+import type { Db, Sync } from './db.js';
 
 const COLUMNS =
   'prefix_key AS prefixKey, prefix, parent_key AS parentKey, owner_json AS ownerJson, site, status, created_at AS createdAt, updated_at AS updatedAt';
 
-export function prefixReads(db: Db): PrefixReads {
+export function prefixReads(db: Db): Sync<PrefixReads> {
   const getPrefix = db.prepare(`SELECT ${COLUMNS} FROM prefixes WHERE prefix_key = ?`);
   const allPrefixes = db.prepare(`SELECT ${COLUMNS} FROM prefixes ORDER BY prefix_key`);
   return {

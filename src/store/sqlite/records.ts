@@ -1,12 +1,12 @@
 /** Records and their versions. */
 import type { AnswerRow, RecordReads, RecordRow, VersionRow } from '../types.js';
-import type { Db } from './db.js';
+import type { Db, Sync } from './db.js';
 
 const RECORD_COLUMNS =
   'handle_key AS handleKey, handle, prefix_key AS prefixKey, values_json AS valuesJson, public_json AS publicJson, max_age AS maxAge, expires_at AS expiresAt, etag, version, updated_at AS updatedAt';
 const VERSION_COLUMNS = 'version, handle, at, actor, action, values_json AS valuesJson, audit_seq AS auditSeq';
 
-export function recordReads(db: Db): RecordReads {
+export function recordReads(db: Db): Sync<RecordReads> {
   const getRecord = db.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE handle_key = ?`);
   const answerRow = db.prepare('SELECT handle, values_json, public_json, max_age, expires_at, etag FROM records WHERE handle_key = ?').raw();
   const listRecords = db.prepare('SELECT handle FROM records WHERE prefix_key = ? ORDER BY handle_key LIMIT ? OFFSET ?').pluck();

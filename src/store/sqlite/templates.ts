@@ -1,8 +1,8 @@
 /** Metadata templates, one row per (prefix, version). */
 import type { TemplateReads, TemplateRow } from '../types.js';
-import type { Db } from './db.js';
+import type { Db, Sync } from './db.js';
 
-export function templateReads(db: Db): TemplateReads {
+export function templateReads(db: Db): Sync<TemplateReads> {
   const all = db.prepare(
     'SELECT prefix_key AS prefixKey, version, prefix, body_json AS bodyJson, used, created_at AS createdAt, updated_at AS updatedAt FROM templates ORDER BY prefix_key, created_at, version',
   );

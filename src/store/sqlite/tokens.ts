@@ -1,10 +1,10 @@
 /** API tokens (only the secret's hash is stored). */
 import type { TokenReads, TokenRow } from '../types.js';
-import type { Db } from './db.js';
+import type { Db, Sync } from './db.js';
 
 const COLUMNS = 'id, role, prefixes_json AS prefixesJson, secret_hash AS secretHash, label, created_at AS createdAt, revoked_at AS revokedAt';
 
-export function tokenReads(db: Db): TokenReads {
+export function tokenReads(db: Db): Sync<TokenReads> {
   const byHash = db.prepare(`SELECT ${COLUMNS} FROM tokens WHERE secret_hash = ?`);
   const byId = db.prepare(`SELECT ${COLUMNS} FROM tokens WHERE id = ?`);
   const list = db.prepare(`SELECT ${COLUMNS} FROM tokens ORDER BY created_at, id`);
