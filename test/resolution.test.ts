@@ -1,4 +1,11 @@
 import t from 'tap';
+import { join } from 'node:path';
+import { parseIdentifier } from '../src/identifier/index.js';
+import { createPrefixes } from '../src/registry/prefixes.js';
+import { createResolver } from '../src/resolver/index.js';
+import { openStore, type Store } from '../src/store/index.js';
+import { createUpstreamClient } from '../src/upstream/client.js';
+import { createRouter } from '../src/upstream/routing.js';
 import { ADMIN, rawRequest, registrar, sampleValues, startNode } from './helpers.js';
 import { tamper } from './tamper.js';
 
@@ -321,4 +328,42 @@ t.test('cache is bounded by bytes and can be turned off', async (t) => {
   const second = await off.call('GET', '/api/handles/88.100.7/A');
   t.equal(second.headers.get('cache-status'), 'idnode; fwd=uri-miss', 'maxBytes 0: nothing stored');
   t.equal(off.node.resolver.stats().entries, 0);
+});
+
+t.test('an engine without a synchronous read: misses are answered on the async path only', async (t) => {
+  const full = openStore(join(t.testdir({}), 'a.db'));
+  t.teardown(() => full.close());
+  await full.write({ actor: 'test', action: 'seed', target: 'x' }, async (tx) => {
+    await tx.putRecord({
+      handleKey: '88.100.7/a',
+      handle: '88.100.7/A',
+      prefixKey: '88.100.7',
+      valuesJson: '[]',
+      publicJson: null,
+      maxAge: 60,
+      expiresAt: null,
+      etag: '"e"',
+    });
+    return { result: undefined, payload: null };
+  });
+  const upstream = createUpstreamClient({ timeoutMs: 1000, deadlineMs: 1000, maxInFlight: 1, maxResponseBytes: 1024, failuresToDown: 1, downCooldownMs: 1000 });
+  t.teardown(() => upstream.close());
+  const resolverOn = async (store: Store) => {
+    const router = await createRouter({ store, homed: ['88.100'], upstreamUrl: '' });
+    const prefixes = createPrefixes({ store, router, homed: ['88.100'], baseUrl: 'http://127.0.0.1:1', hasUpstream: false, startedAt: '2026-01-01T00:00:00Z' });
+    return createResolver({ store, router, prefixes, upstream, cacheMaxBytes: 1 << 20, notFoundTtlSeconds: 5, staleWindowSeconds: 0 });
+  };
+  const id = parseIdentifier('88.100.7/A');
+  const opts = { bypassCache: false, privateAccess: false, hops: 0 };
+
+  const asyncOnly = await resolverOn({ ...full, answerRowSync: undefined });
+  t.equal(asyncOnly.resolveLocal(id), undefined, 'no synchronous answer: the fast path hands the miss on');
+  const answered = await asyncOnly.resolve(id, opts);
+  t.match(answered, { source: 'store', entry: { status: 200, etag: '"e"', maxAge: 60 } });
+  t.match(answered.entry.body, /"handle":"88\.100\.7\/A"/);
+
+  const sync = await resolverOn(full);
+  const local = sync.resolveLocal(id);
+  t.match(local, { source: 'store', entry: { status: 200, etag: '"e"' } }, 'with the capability the miss is answered synchronously');
+  t.equal(local!.entry.body, answered.entry.body, 'the same answer either way');
 });

@@ -162,3 +162,86 @@ t.test('verify covers record versions of any action: a kept payload must start w
   });
   t.match(await s.verifyAudit(), { ok: false, firstBroken: { seq: 3, reason: /wrote record versions its digest does not cover/ } });
 });
+
+const recordRow = (key: string, values: string) => ({
+  handleKey: key,
+  handle: key.toUpperCase(),
+  prefixKey: '88.1',
+  valuesJson: values,
+  publicJson: null,
+  maxAge: 0,
+  expiresAt: null,
+  etag: '"e"',
+});
+
+t.test('a read while a write is open sees only committed rows; writes run one at a time', async (t) => {
+  const s = openStore(join(t.testdir({}), 'a.db'));
+  t.teardown(() => s.close());
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let entered!: () => void;
+  const inside = new Promise<void>((r) => (entered = r));
+  const order: string[] = [];
+  const first = s.write({ actor: 'x', action: 'record.create', target: '88.1/a' }, async (tx) => {
+    await tx.putRecord(recordRow('88.1/a', '[1]'));
+    t.equal((await tx.getRecord('88.1/a'))?.valuesJson, '[1]', 'the write sees its own row');
+    entered();
+    await gate;
+    order.push('first');
+    return { result: 'first', payload: versionLine('88.1/A', '[1]') };
+  });
+  const second = s.write({ actor: 'x', action: 'record.create', target: '88.1/b' }, async (tx) => {
+    order.push('second');
+    t.equal((await tx.getRecord('88.1/a'))?.valuesJson, '[1]', 'the next write starts after the first committed');
+    await tx.putRecord(recordRow('88.1/b', '[2]'));
+    return { result: 'second', payload: versionLine('88.1/B', '[2]') };
+  });
+  await inside;
+  t.equal(await s.getRecord('88.1/a'), undefined, 'not visible to reads before the commit');
+  t.equal(s.answerRowSync?.('88.1/a'), undefined, 'nor to the synchronous cache-miss read');
+  release();
+  t.same(await Promise.all([first, second]), ['first', 'second']);
+  t.same(order, ['first', 'second']);
+  t.equal((await s.getRecord('88.1/a'))?.valuesJson, '[1]');
+  t.same(s.answerRowSync?.('88.1/b')?.slice(0, 2), ['88.1/B', '[2]']);
+  t.same(
+    (await s.auditPage(0, 10)).map((e) => e.target),
+    ['88.1/a', '88.1/b'],
+    'one audit entry each, in commit order',
+  );
+
+  // A write that fails after an await rolls back, and the queue goes on.
+  let opened!: () => void;
+  const during = new Promise<void>((r) => (opened = r));
+  let fail!: (err: Error) => void;
+  const failing = s.write({ actor: 'x', action: 'record.create', target: '88.1/a' }, async (tx) => {
+    await tx.putRecord(recordRow('88.1/a', '[9]'));
+    opened();
+    await new Promise<void>((_r, reject) => (fail = reject));
+    return { result: undefined, payload: 'never' };
+  });
+  const after = s.write({ actor: 'x', action: 'record.create', target: '88.1/c' }, async (tx) => {
+    await tx.putRecord(recordRow('88.1/c', '[3]'));
+    return { result: 'after', payload: versionLine('88.1/C', '[3]') };
+  });
+  await during;
+  t.equal((await s.getRecord('88.1/a'))?.valuesJson, '[1]', 'the open write is invisible');
+  fail(new Error('boom'));
+  await t.rejects(failing, { code: 'IDN_INTERNAL' });
+  t.equal(await after, 'after');
+  t.equal((await s.getRecord('88.1/a'))?.valuesJson, '[1]', 'rolled back');
+  t.equal((await s.versions('88.1/a', 0, 10)).length, 1, 'no version from the failed write');
+  t.same(await s.verifyAudit(), { ok: true, checked: 3 });
+});
+
+t.test('close waits for queued writes', async (t) => {
+  const s = openStore(join(t.testdir({}), 'a.db'));
+  const written = s.write({ actor: 'x', action: 'record.create', target: '88.1/a' }, async (tx) => {
+    await tx.putRecord(recordRow('88.1/a', '[1]'));
+    return { result: 1, payload: 'a' };
+  });
+  await s.close();
+  t.equal(await written, 1);
+  t.notOk(s.isOpen());
+  await t.rejects(s.getRecord('88.1/a'), 'reads after close fail');
+});
