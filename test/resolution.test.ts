@@ -367,3 +367,59 @@ t.test('an engine without a synchronous read: misses are answered on the async p
   t.match(local, { source: 'store', entry: { status: 200, etag: '"e"' } }, 'with the capability the miss is answered synchronously');
   t.equal(local!.entry.body, answered.entry.body, 'the same answer either way');
 });
+
+t.test('an async read overtaken by an invalidation is answered but not cached', async (t) => {
+  const full = openStore(join(t.testdir({}), 'a.db'));
+  t.teardown(() => full.close());
+  await full.write({ actor: 'test', action: 'seed', target: 'x' }, async (tx) => {
+    await tx.putRecord({
+      handleKey: '88.100.7/a',
+      handle: '88.100.7/A',
+      prefixKey: '88.100.7',
+      valuesJson: '[]',
+      publicJson: null,
+      maxAge: 60,
+      expiresAt: null,
+      etag: '"e"',
+    });
+    return { result: undefined, payload: null };
+  });
+  const upstream = createUpstreamClient({ timeoutMs: 1000, deadlineMs: 1000, maxInFlight: 1, maxResponseBytes: 1024, failuresToDown: 1, downCooldownMs: 1000 });
+  t.teardown(() => upstream.close());
+  let read!: () => void;
+  const reading = new Promise<void>((r) => (read = r));
+  let release: (() => void) | undefined;
+  const slow: Store = {
+    ...full,
+    answerRowSync: undefined,
+    async answerRow(key) {
+      const row = await full.answerRow(key);
+      if (release === undefined) {
+        const gate = new Promise<void>((r) => (release = r));
+        read();
+        await gate;
+      }
+      return row;
+    },
+  };
+  const router = await createRouter({ store: slow, homed: ['88.100'], upstreamUrl: '' });
+  const prefixes = createPrefixes({
+    store: slow,
+    router,
+    homed: ['88.100'],
+    baseUrl: 'http://127.0.0.1:1',
+    hasUpstream: false,
+    startedAt: '2026-01-01T00:00:00Z',
+  });
+  const resolver = createResolver({ store: slow, router, prefixes, upstream, cacheMaxBytes: 1 << 20, notFoundTtlSeconds: 5, staleWindowSeconds: 0 });
+  const id = parseIdentifier('88.100.7/A');
+  const opts = { bypassCache: false, privateAccess: false, hops: 0 };
+  const first = resolver.resolve(id, opts);
+  await reading;
+  resolver.invalidate(id.key);
+  release!();
+  t.match(await first, { source: 'store', cacheStatus: 'idnode; fwd=uri-miss', entry: { status: 200 } }, 'answered, marked uncached');
+  t.equal(resolver.stats().entries, 0, 'nothing cached');
+  t.match(await resolver.resolve(id, opts), { source: 'store', cacheStatus: 'idnode; fwd=uri-miss; stored' }, 'the next miss reads and caches');
+  t.match(await resolver.resolve(id, opts), { source: 'cache' });
+});

@@ -211,6 +211,9 @@ export function createResolver(deps: {
     return fromRow(id, await deps.store.answerRow(id.key), privateAccess, nowMs);
   }
 
+  /** Counts cache drops (the change feed's invalidations), so an async read can tell one happened meanwhile. */
+  let dropped = 0;
+
   /** The synchronous cache-miss read, when the engine has one (the fast path answers before fastify). */
   const answerRowSync = deps.store.answerRowSync;
 
@@ -259,7 +262,10 @@ export function createResolver(deps: {
         }
         return flight;
       }
-      const { entry, cacheable } = await local(id, opts.privateAccess);
+      const before = dropped;
+      const { entry, cacheable: readable } = await local(id, opts.privateAccess);
+      // A drop while the read was away may have been for what it read: not cached, not stale.
+      const cacheable = readable && dropped === before;
       if (cacheable) store(id.key, entry, entry.status === 200 ? undefined : deps.notFoundTtlSeconds);
       return {
         entry,
@@ -274,8 +280,12 @@ export function createResolver(deps: {
       store(id.key, entry, entry.status === 200 ? undefined : deps.notFoundTtlSeconds);
       return { entry, cacheStatus: enabled ? CACHE_STATUS.stored : CACHE_STATUS.uncacheable, source: 'store' };
     },
-    invalidate: (key) => void cache.delete(key),
+    invalidate(key) {
+      dropped++;
+      cache.delete(key);
+    },
     invalidateUnder(prefixKey) {
+      dropped++;
       // Prefix changes are rare; a scan keeps every unrelated answer (and its stale copy).
       for (const key of cache.keys()) {
         const slash = key.indexOf('/');
@@ -283,7 +293,10 @@ export function createResolver(deps: {
         if (p === prefixKey || p.startsWith(`${prefixKey}.`)) cache.delete(key);
       }
     },
-    clear: () => cache.clear(),
+    clear() {
+      dropped++;
+      cache.clear();
+    },
     stats: () => ({ entries: cache.size, bytes: cache.calculatedSize, maxBytes, ...counts }),
   };
 }
