@@ -21,7 +21,7 @@ import type { NodeDeps } from './server/deps.js';
 import { createFastPath } from './server/fastpath.js';
 import { createNativeServer, type NativeServer } from './native/server.js';
 import { createConnectionGuard } from './server/shedding.js';
-import { isoSeconds, Store } from './store/index.js';
+import { isoSeconds, openStore, type Store } from './store/index.js';
 import { createUpstreamClient, type UpstreamClient } from './upstream/client.js';
 import { createRouter, type Router } from './upstream/routing.js';
 import { createNodeStats, createSyncReceiver, createSyncWorker, type NodeStats, type SyncReceiver, type SyncWorker } from './upstream/sync.js';
@@ -57,9 +57,9 @@ export interface Hooks {
 }
 
 /** Store, routing, cache and registries: everything but HTTP (the CLI uses this alone). */
-export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
+export async function openRegistry(config: Config, hooks: Hooks = {}): Promise<Registry> {
   const now = hooks.now ?? Date.now;
-  const store = new Store(config.db, {
+  const store = openStore(config.db, {
     now: () => new Date(now()),
     history: config.history,
     cacheBytes: config.sqlite.cacheBytes,
@@ -67,7 +67,7 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
     changesRetention: config.changes.retention,
     ...(hooks.onWrite ? { onWrite: hooks.onWrite } : {}),
   });
-  const router = createRouter({ store, homed: config.homed, upstreamUrl: config.upstream.url });
+  const router = await createRouter({ store, homed: config.homed, upstreamUrl: config.upstream.url });
   const prefixes = createPrefixes({
     store,
     router,
@@ -97,7 +97,7 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
     now,
   });
   const stats = createNodeStats(now());
-  const templates = createTemplates({ store });
+  const templates = await createTemplates({ store });
   const records = createRecords({ store, templates, valuesMax: config.limits.valuesMax, onWritten: () => stats.registration() });
   const bulk = createBulk({
     store,
@@ -128,10 +128,10 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
           now,
         });
   const syncReceiver = createSyncReceiver({ store });
-  const changes = createChangeFollower({
+  const changes = await createChangeFollower({
     store,
     pollMs: config.changes.pollMs,
-    apply(rows) {
+    async apply(rows) {
       const prefixKeys: string[] = [];
       let templatesChanged = false;
       for (const r of rows) {
@@ -142,14 +142,14 @@ export function openRegistry(config: Config, hooks: Hooks = {}): Registry {
       }
       if (prefixKeys.length > 0) {
         // Routing first: an answer resolved after the drop must take the new route.
-        router.reload();
+        await router.reload();
         for (const key of prefixKeys) resolver.invalidateUnder(key);
       }
-      if (templatesChanged) templates.reload();
+      if (templatesChanged) await templates.reload();
     },
-    reset() {
-      router.reload();
-      templates.reload();
+    async reset() {
+      await router.reload();
+      await templates.reload();
       resolver.clear();
     },
   });
@@ -179,7 +179,7 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
   // The metrics and the fast path read parts built after them.
   const late: { registry?: Registry; app?: FastifyInstance } = {};
   const metrics = createMetrics({ resolver: () => late.registry!.resolver, upstream: () => late.registry!.upstream });
-  const registry = openRegistry(config, {
+  const registry = await openRegistry(config, {
     onWrite: (ms) => metrics.storeWrite(ms),
     onUpstream: (base, ms, failure) => metrics.upstreamResult(base, ms, failure),
     onBulk: (records) => metrics.bulkRecords(records),
@@ -187,8 +187,8 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
   });
   late.registry = registry;
   try {
-    if (opts.adminToken) registry.tokens.bootstrapAdmin(opts.adminToken);
-    if (config.seed) seedIfEmpty(registry, config.seedDir === '' ? SEEDS_DIR : config.seedDir);
+    if (opts.adminToken) await registry.tokens.bootstrapAdmin(opts.adminToken);
+    if (config.seed) await seedIfEmpty(registry, config.seedDir === '' ? SEEDS_DIR : config.seedDir);
     const deps: NodeDeps = { ...registry, metrics };
     const fastPath = createFastPath(registry.resolver, registry.stats, metrics, {
       overloaded: () => late.app?.shedder.overloaded() ?? false,
@@ -237,12 +237,12 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
         await registry.syncWorker?.stop();
         await app.close();
         await registry.upstream.close();
-        registry.store.close();
+        await registry.store.close();
       },
     };
   } catch (err) {
     registry.changes.stop();
-    registry.store.close();
+    await registry.store.close();
     throw err;
   }
 }

@@ -1,6 +1,6 @@
 import t from 'tap';
-import Database from 'better-sqlite3';
 import { ADMIN, type Client, registrar, runCli, sampleValues, startNode, testClock } from './helpers.js';
+import { tamper } from './tamper.js';
 
 async function auditor(c: Client): Promise<string> {
   return (await c.call('POST', '/api/tokens', { token: ADMIN, body: { role: 'auditor' } })).json.secret as string;
@@ -99,47 +99,52 @@ t.test('the audit log: every write, hash-chained, paged; verify names the first 
   t.same((await c.call('GET', '/api/audit/verify', { token: aud })).json, { ok: true, checked: 7 });
 
   // Tamper with the SQLite file directly, as someone with file access would.
-  const db = new Database(c.config.db);
+  const db = tamper(c.config.db);
   t.teardown(() => db.close());
   const verify = async () => (await c.call('GET', '/api/audit/verify', { token: aud })).json;
 
-  db.prepare("UPDATE audit_log SET actor = 'tok_someone_else' WHERE seq = 4").run();
+  db.setAuditActor(4, 'tok_someone_else');
   t.match(await verify(), { ok: false, checked: 3, firstBroken: { seq: 4, reason: /hash does not match/ } }, 'edited entry');
-  db.prepare('UPDATE audit_log SET actor = ? WHERE seq = 4').run(all.json.entries[3].actor);
+  db.setAuditActor(4, all.json.entries[3].actor);
   t.same(await verify(), { ok: true, checked: 7 }, 'restored');
 
-  const versionBefore = db.prepare('SELECT values_json FROM record_versions WHERE audit_seq = 5').pluck().get() as string;
-  db.prepare("UPDATE record_versions SET values_json = '[]' WHERE audit_seq = 5").run();
+  const versionBefore = db.versionsOf(5)[0]!.values_json as string;
+  db.setVersionValues(5, '[]');
   t.match(await verify(), { ok: false, firstBroken: { seq: 5, reason: /record_versions was edited/ } }, 'edited record version');
-  db.prepare('UPDATE record_versions SET values_json = ? WHERE audit_seq = 5').run(versionBefore);
+  db.setVersionValues(5, versionBefore);
 
-  const payload = db.prepare('SELECT payload FROM audit_payloads WHERE seq = 6').pluck().get() as string;
-  db.prepare('UPDATE audit_payloads SET payload = ? WHERE seq = 6').run(payload.replace('88.100.7/B', '88.100.7/Z'));
+  const payload = db.payload(6)!;
+  db.setPayload(6, payload.replace('88.100.7/B', '88.100.7/Z'));
   t.match(await verify(), { ok: false, firstBroken: { seq: 6, reason: /payload does not match/ } }, 'edited event payload');
-  db.prepare('UPDATE audit_payloads SET payload = ? WHERE seq = 6').run(payload);
+  db.setPayload(6, payload);
 
-  const row5 = db.prepare('SELECT * FROM audit_log WHERE seq = 5').get() as Record<string, unknown>;
-  const payload5 = db.prepare('SELECT payload FROM audit_payloads WHERE seq = 5').pluck().get();
-  db.prepare('DELETE FROM audit_log WHERE seq = 5').run();
+  const row5 = db.auditEntry(5)!;
+  const payload5 = db.payload(5);
+  db.deleteAuditEntry(5);
   t.match(await verify(), { ok: false, checked: 4, firstBroken: { seq: 5, reason: /entry 5 is missing/ } }, 'deleted entry');
-  db.prepare(
-    'INSERT INTO audit_log (seq, at, actor, action, target, digest, prev_hash, hash) VALUES (@seq, @at, @actor, @action, @target, @digest, @prev_hash, @hash)',
-  ).run(row5);
+  db.insertAuditEntry(row5);
   t.equal(payload5, undefined);
   t.same(await verify(), { ok: true, checked: 7 });
 
-  db.prepare('UPDATE audit_log SET seq = seq + 100 WHERE seq >= 6').run();
-  db.prepare(
-    "INSERT INTO audit_log (seq, at, actor, action, target, digest, prev_hash, hash) VALUES (6, '2026-01-01T00:00:00Z', 'tok_x', 'record.create', '88.100.7/FAKE', ?, ?, ?)",
-  ).run('0'.repeat(64), all.json.entries[4].hash, 'f'.repeat(64));
+  db.shiftAuditSeqs(6, 100);
+  db.insertAuditEntry({
+    seq: 6,
+    at: '2026-01-01T00:00:00Z',
+    actor: 'tok_x',
+    action: 'record.create',
+    target: '88.100.7/FAKE',
+    digest: '0'.repeat(64),
+    prev_hash: all.json.entries[4].hash,
+    hash: 'f'.repeat(64),
+  });
   t.match(await verify(), { ok: false, checked: 5, firstBroken: { seq: 6, reason: /hash does not match/ } }, 'inserted entry');
 
   // Offline, on the file, while the node still runs (WAL: the node holds no exclusive lock).
   const offline = await runCli(['audit', 'verify', '--db', c.config.db]);
   t.equal(offline.code, 1, offline.err);
   t.match(JSON.parse(offline.out), { ok: false, firstBroken: { seq: 6 } });
-  db.prepare('DELETE FROM audit_log WHERE seq = 6').run();
-  db.prepare('UPDATE audit_log SET seq = seq - 100 WHERE seq > 100').run();
+  db.deleteAuditEntry(6);
+  db.shiftAuditSeqs(101, -100);
   const fixed = await runCli(['audit', 'verify', '--db', c.config.db]);
   t.equal(fixed.code, 0, fixed.err);
   t.same(JSON.parse(fixed.out), { ok: true, checked: 7 });
@@ -153,7 +158,7 @@ t.test('history off: no versions and no audit entries (the benchmark compares th
   const reg = await registrar(c);
   t.equal((await c.call('PUT', '/api/handles/88.100.7/A', { token: reg, body: sampleValues })).status, 200);
   t.equal((await c.call('PUT', '/api/handles/88.100.7/A', { token: reg, body: [{ index: 1, type: 'URL', data: 'x' }] })).status, 200);
-  t.equal(c.node.store.getRecord('88.100.7/a')!.version, 2, 'versions still count');
+  t.equal((await c.node.store.getRecord('88.100.7/a'))!.version, 2, 'versions still count');
   const aud = await auditor(c);
   t.same((await c.call('GET', '/api/audit', { token: aud })).json, { entries: [], next: null });
   t.equal((await c.call('GET', '/api/history/88.100.7/A', { token: aud })).status, 404);
@@ -167,36 +172,24 @@ t.test('verify covers the record versions of every action: a seeded version edit
   t.ok(seed, 'seeding is one audit entry');
   t.match(await verify(), { ok: true });
 
-  const db = new Database(c.config.db);
+  const db = tamper(c.config.db);
   t.teardown(() => db.close());
-  const row = db
-    .prepare('SELECT handle_key AS key, values_json AS v FROM record_versions WHERE audit_seq = ? ORDER BY handle_key LIMIT 1 OFFSET 3')
-    .get(seed.seq) as {
-    key: string;
-    v: string;
-  };
-  t.ok(row, 'the seed wrote record versions');
-  db.prepare('UPDATE record_versions SET values_json = ? WHERE handle_key = ? AND audit_seq = ?').run(
-    row.v.replace(/"index":1,/, '"index":9,'),
-    row.key,
-    seed.seq,
-  );
+  const whole = db.versionsOf(seed.seq)[3]!;
+  t.ok(whole, 'the seed wrote record versions');
+  const row = { key: whole.handle_key as string, v: whole.values_json as string };
+  db.setVersionValues(seed.seq, row.v.replace(/"index":1,/, '"index":9,'), row.key);
   t.match(
     await verify(),
     { ok: false, firstBroken: { seq: seed.seq, reason: /record versions this seed entry wrote do not match its payload/ } },
     'an edited seeded version',
   );
-  db.prepare('UPDATE record_versions SET values_json = ? WHERE handle_key = ? AND audit_seq = ?').run(row.v, row.key, seed.seq);
+  db.setVersionValues(seed.seq, row.v, row.key);
   t.match(await verify(), { ok: true }, 'restored');
 
-  const whole = db.prepare('SELECT * FROM record_versions WHERE handle_key = ? AND audit_seq = ?').get(row.key, seed.seq) as Record<string, unknown>;
-  db.prepare('DELETE FROM record_versions WHERE handle_key = ? AND audit_seq = ?').run(row.key, seed.seq);
+  db.deleteVersion(row.key, seed.seq);
   t.match(await verify(), { ok: false, firstBroken: { seq: seed.seq } }, 'a seeded version removed');
-  const insert = db.prepare(
-    'INSERT INTO record_versions (handle_key, version, handle, at, actor, action, values_json, audit_seq) VALUES (@handle_key, @version, @handle, @at, @actor, @action, @values_json, @audit_seq)',
-  );
-  insert.run(whole);
+  db.insertVersion(whole);
   t.match(await verify(), { ok: true }, 'put back');
-  insert.run({ ...whole, version: 99, audit_seq: 9999 });
+  db.insertVersion({ ...whole, version: 99, audit_seq: 9999 });
   t.match(await verify(), { ok: false, firstBroken: { seq: 9999, reason: /not in the log/ } }, 'a version naming no entry');
 });

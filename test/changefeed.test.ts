@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseIdentifier } from '../src/identifier/index.js';
 import { openRegistry, type Registry } from '../src/main.js';
-import { Store } from '../src/store/index.js';
+import { openStore } from '../src/store/index.js';
 import { ADMIN, registrar, startNode, tempDir } from './helpers.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/bin.ts', import.meta.url));
@@ -20,11 +20,11 @@ const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => 
 const url = (v: string) => [{ index: 1, type: 'URL', data: v }];
 
 /** A second registry on the node's file: its own connection, as the CLI or another worker has. */
-function second(t: Test, config: Registry['config']): Registry {
-  const reg = openRegistry(config);
-  t.teardown(() => {
+async function second(t: Test, config: Registry['config']): Promise<Registry> {
+  const reg = await openRegistry(config);
+  t.teardown(async () => {
     reg.changes.stop();
-    reg.store.close();
+    await reg.store.close();
   });
   return reg;
 }
@@ -62,7 +62,7 @@ t.test('idnode import into the database of a running node: the node drops what c
   const imported = await run(['import', 'in.ndjson', '--prefix', '88.100.7', '--config', join(dir, 'c.json')], dir);
   t.equal(imported.code, 0, imported.out);
 
-  const head = c.node.store.changesHead();
+  const head = await c.node.store.changesHead();
   t.ok(head > before, 'the import recorded its changes in the feed');
   await c.node.changes.caughtUp(head);
   const fresh = await c.call('GET', '/api/handles/88.100.7/ENGINE-1');
@@ -77,7 +77,7 @@ t.test('idnode import into the database of a running node: the node drops what c
 t.test('a second connection in this process: prefix and template changes reach the node', async (t) => {
   const c = await startNode(t);
   const reg = await registrar(c);
-  const other = second(t, c.config);
+  const other = await second(t, c.config);
 
   // A prefix handle answer, cached, then the prefix suspended through the other connection.
   await c.call('GET', '/api/handles/0.NA/88.100.7');
@@ -85,20 +85,20 @@ t.test('a second connection in this process: prefix and template changes reach t
   // An empty prefix, then delegated elsewhere through the other connection: its routing changes.
   t.equal((await c.call('POST', '/api/prefixes', { token: ADMIN, body: { prefix: '88.100.9', owner: { name: 'Nine' } } })).status, 201);
   t.equal(c.node.router.route('88.100.9').kind, 'local');
-  other.prefixes.patch('88.100.7', { status: 'suspended' }, 'test');
-  other.prefixes.patch('88.100.9', { site: 'http://127.0.0.1:9' }, 'test');
-  await c.node.changes.caughtUp(other.store.changesHead());
+  await other.prefixes.patch('88.100.7', { status: 'suspended' }, 'test');
+  await other.prefixes.patch('88.100.9', { site: 'http://127.0.0.1:9' }, 'test');
+  await c.node.changes.caughtUp(await other.store.changesHead());
   const handle = await c.call('GET', '/api/handles/0.NA/88.100.7');
   t.not(handle.headers.get('cache-status'), 'idnode; hit', 'the prefix handle was dropped');
   t.equal(handle.json.values.find((v: any) => v.type === 'HS_STATUS').data.value, 'suspended');
   t.match(c.node.router.route('88.100.9'), { kind: 'delegated', site: 'http://127.0.0.1:9' }, 'routing reloaded');
   const refused = await c.call('PUT', '/api/handles/88.100.7/X', { token: reg, body: url('https://x.example') });
   t.match(refused.json, { code: 'IDN_PREFIX_NOT_ACTIVE' }, 'the write guard sees the suspension');
-  other.prefixes.patch('88.100.7', { status: 'active' }, 'test');
+  await other.prefixes.patch('88.100.7', { status: 'active' }, 'test');
 
   // A template put through the other connection applies to the node's next write.
-  other.templates.put('88.100.7', '1.0', { items: [{ name: 'batchNo', idIndex: 2001, idType: 'batch', dataType: 'string', required: true }] }, 'test');
-  await c.node.changes.caughtUp(other.store.changesHead());
+  await other.templates.put('88.100.7', '1.0', { items: [{ name: 'batchNo', idIndex: 2001, idType: 'batch', dataType: 'string', required: true }] }, 'test');
+  await c.node.changes.caughtUp(await other.store.changesHead());
   t.same(
     c.node.templates.list('88.100.7').map((x) => x.version),
     ['1.0'],
@@ -112,8 +112,8 @@ t.test('a second connection in this process: prefix and template changes reach t
   });
   t.equal(good.status, 200, good.text);
   // The node's write marked 1.0 used; the other connection learns it from the feed and refuses to change it.
-  await other.changes.caughtUp(c.node.store.changesHead());
-  t.throws(() => other.templates.put('88.100.7', '1.0', { items: [{ name: 'batchNo', idIndex: 2001, idType: 'batch', dataType: 'string' }] }, 'test'), {
+  await other.changes.caughtUp(await c.node.store.changesHead());
+  await t.rejects(other.templates.put('88.100.7', '1.0', { items: [{ name: 'batchNo', idIndex: 2001, idType: 'batch', dataType: 'string' }] }, 'test'), {
     code: 'IDN_TEMPLATE_IN_USE',
   });
 
@@ -134,13 +134,13 @@ t.test('the feed is bounded: a follower behind the pruned window drops its whole
   t.equal(c.node.resolver.stats().entries, 3);
   t.equal((await c.call('GET', '/api/handles/88.100.7/C')).headers.get('cache-status'), 'idnode; hit');
 
-  // Ten writes in one go on another connection: the node's timer cannot run between them.
-  const other = second(t, c.config);
-  for (let i = 0; i < 10; i++) other.records.put(parseIdentifier(`88.100.7/N-${i}`), url(`https://n.example/${i}`), { overwrite: true }, 'test');
-  const kept = other.store.changesAfter(0, 100);
+  // Ten writes in one go on another connection: they settle in microtasks, so the node's timer cannot run between them.
+  const other = await second(t, c.config);
+  for (let i = 0; i < 10; i++) await other.records.put(parseIdentifier(`88.100.7/N-${i}`), url(`https://n.example/${i}`), { overwrite: true }, 'test');
+  const kept = await other.store.changesAfter(0, 100);
   t.equal(kept.length, 5, 'only the newest rows are kept');
   t.ok(kept[0]!.id > c.node.changes.cursor() + 1, 'the node has not seen rows that are gone');
-  await c.node.changes.caughtUp(other.store.changesHead());
+  await c.node.changes.caughtUp(await other.store.changesHead());
   t.equal(c.node.resolver.stats().entries, 0, 'the whole cache was dropped');
   t.not((await c.call('GET', '/api/handles/88.100.7/C')).headers.get('cache-status'), 'idnode; hit', 'an untouched answer is read again');
   t.equal((await c.call('GET', '/api/handles/88.100.7/N-9')).status, 200);
@@ -149,31 +149,49 @@ t.test('the feed is bounded: a follower behind the pruned window drops its whole
 t.test('every write records its changes with its audit entry; history off keeps a cursor of its own', async (t) => {
   const dir = tempDir(t);
   for (const history of [true, false]) {
-    const s = new Store(join(dir, `${history}.db`), { history });
+    const s = openStore(join(dir, `${history}.db`), { history });
     t.teardown(() => s.close());
     let commits = 0;
-    s.onCommit(() => commits++);
-    s.write({ actor: 't', action: 'record.create', target: 'x' }, (tx) => {
-      tx.putRecord({ handleKey: '88.1/a', handle: '88.1/A', prefixKey: '88.1', valuesJson: '[]', publicJson: null, maxAge: 0, expiresAt: null, etag: '"e"' });
+    s.onCommit(() => void commits++);
+    await s.write({ actor: 't', action: 'record.create', target: 'x' }, async (tx) => {
+      await tx.putRecord({
+        handleKey: '88.1/a',
+        handle: '88.1/A',
+        prefixKey: '88.1',
+        valuesJson: '[]',
+        publicJson: null,
+        maxAge: 0,
+        expiresAt: null,
+        etag: '"e"',
+      });
       tx.changed('record', '88.1/a');
-      tx.putPrefix({ prefixKey: '88.1', prefix: '88.1', parentKey: '88', ownerJson: '{}', site: null, status: 'active', createdAt: tx.at, updatedAt: tx.at });
+      await tx.putPrefix({
+        prefixKey: '88.1',
+        prefix: '88.1',
+        parentKey: '88',
+        ownerJson: '{}',
+        site: null,
+        status: 'active',
+        createdAt: tx.at,
+        updatedAt: tx.at,
+      });
       return { result: undefined, payload: 'x' };
     });
-    s.write({ actor: 't', action: 'token.create', target: 'tok' }, (tx) => {
-      tx.insertToken({ id: 'tok', role: 'admin', prefixesJson: '[]', secretHash: 'h', label: null, createdAt: tx.at, revokedAt: null });
-      tx.putTemplate({ prefixKey: '88.1', version: '1', prefix: '88.1', bodyJson: '{}', used: 0, createdAt: tx.at, updatedAt: tx.at });
+    await s.write({ actor: 't', action: 'token.create', target: 'tok' }, async (tx) => {
+      await tx.insertToken({ id: 'tok', role: 'admin', prefixesJson: '[]', secretHash: 'h', label: null, createdAt: tx.at, revokedAt: null });
+      await tx.putTemplate({ prefixKey: '88.1', version: '1', prefix: '88.1', bodyJson: '{}', used: 0, createdAt: tx.at, updatedAt: tx.at });
       return { result: undefined, payload: 'y' };
     });
-    t.throws(() =>
-      s.write({ actor: 't', action: 'x', target: 'x' }, (tx) => {
-        tx.deleteRecord('88.1/a', '88.1/A');
+    await t.rejects(
+      s.write({ actor: 't', action: 'x', target: 'x' }, async (tx) => {
+        await tx.deleteRecord('88.1/a', '88.1/A');
         throw new Error('rolled back');
       }),
     );
-    s.write({ actor: 't', action: 'nothing', target: 'x' }, () => ({ result: undefined, payload: null }));
+    await s.write({ actor: 't', action: 'nothing', target: 'x' }, async () => ({ result: undefined, payload: null }));
     const seq = history ? [1, 1, 2, 2] : [null, null, null, null];
     t.same(
-      s.changesAfter(0, 10),
+      await s.changesAfter(0, 10),
       [
         { id: 1, auditSeq: seq[0], kind: 'record', key: '88.1/a' },
         { id: 2, auditSeq: seq[1], kind: 'prefix', key: '88.1' },
@@ -182,7 +200,7 @@ t.test('every write records its changes with its audit entry; history off keeps 
       ],
       `one row per kind and key, in write order (history ${history})`,
     );
-    t.equal(s.changesHead(), 4, 'a rolled-back write leaves no row and no gap');
+    t.equal(await s.changesHead(), 4, 'a rolled-back write leaves no row and no gap');
     t.equal(commits, 2, 'own-commit listeners run only for writes that changed something');
   }
 });
@@ -190,17 +208,17 @@ t.test('every write records its changes with its audit entry; history off keeps 
 t.test('cross-process visibility latency: 200 writes through a second connection (reported, not asserted)', async (t) => {
   const c = await startNode(t);
   await registrar(c);
-  const other = second(t, c.config);
+  const other = await second(t, c.config);
   const ms: number[] = [];
   for (let i = 0; i < 200; i++) {
     const t0 = performance.now();
-    other.records.put(parseIdentifier(`88.100.7/L-${i % 20}`), url(`https://l.example/${i}`), { overwrite: true }, 'bench');
-    await c.node.changes.caughtUp(other.store.changesHead());
+    await other.records.put(parseIdentifier(`88.100.7/L-${i % 20}`), url(`https://l.example/${i}`), { overwrite: true }, 'bench');
+    await c.node.changes.caughtUp(await other.store.changesHead());
     ms.push(performance.now() - t0);
   }
   ms.sort((a, b) => a - b);
   const pct = (p: number) => ms[Math.min(ms.length - 1, Math.floor(p * ms.length))]!.toFixed(1);
   t.comment(`write → applied by the node's follower (changes.pollMs ${c.config.changes.pollMs}): p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, max ${pct(1)} ms`);
   t.equal(ms.length, 200);
-  t.equal(c.node.changes.cursor(), other.store.changesHead(), 'the node applied every write');
+  t.equal(c.node.changes.cursor(), await other.store.changesHead(), 'the node applied every write');
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../src/config.js';
 import { createNode } from '../src/main.js';
 import { exportTo, restoreFrom } from '../src/registry/escrow.js';
-import { Store } from '../src/store/index.js';
+import { openStore } from '../src/store/index.js';
 import { ADMIN, client, registrar, runCli, sampleValues, seedCounts, startNode, tempDir, testConfig } from './helpers.js';
 
 t.test('export → restore rebuilds a node whose answers, lineage, history and audit match', async (t) => {
@@ -35,7 +35,7 @@ t.test('export → restore rebuilds a node whose answers, lineage, history and a
     body: { type: 'aggregation', action: 'ADD', parent: '88.100.7/T-1', children: ['88.100.7/X'], eventTime: '2026-01-01T00:00:00Z' },
   });
   const dir = tempDir(t);
-  const exported = exportTo(a.node.store, join(dir, 'exp'));
+  const exported = await exportTo(a.node.store, join(dir, 'exp'));
   // The seeds plus what this test wrote: records T-1 and A, prefix 88.100.7, one event.
   const seeded = seedCounts();
   const records = seeded.records + 2;
@@ -45,7 +45,7 @@ t.test('export → restore rebuilds a node whose answers, lineage, history and a
     templateVersions: ['88.100.7@1'],
   });
   t.equal(exported.auditHead.seq, (await a.call('GET', '/api/audit/verify', { token: ADMIN })).json.checked);
-  t.throws(() => exportTo(a.node.store, join(dir, 'exp')), { message: /already holds an export/ });
+  await t.rejects(exportTo(a.node.store, join(dir, 'exp')), { message: /already holds an export/ });
   const handles = readFileSync(join(dir, 'exp', 'handles.ndjson'), 'utf8')
     .trim()
     .split('\n');
@@ -100,9 +100,9 @@ t.test('a restore whose chain does not verify is refused', async (t) => {
   const a = await startNode(t);
   await registrar(a);
   const dir = tempDir(t);
-  const m = exportTo(a.node.store, join(dir, 'exp'));
-  const store = new Store(join(dir, 'tampered.db'));
-  store.close();
+  const m = await exportTo(a.node.store, join(dir, 'exp'));
+  const store = openStore(join(dir, 'tampered.db'));
+  await store.close();
   // Rewrite one audit row in the export and fix up its checksum: the manifest matches, the chain does not.
   const file = join(dir, 'exp', 'audit_log.ndjson');
   const lines = readFileSync(file, 'utf8').replace('"actor":"system"', '"actor":"mallory"');

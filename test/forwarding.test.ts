@@ -300,7 +300,7 @@ t.test('sync: prefixes stay pending until the upstream accepts; rejected outside
   t.equal((await top.call('GET', '/api/sync/reports?limit=1000', { token: ADMIN })).json.reports.filter((r: any) => r.idempotencyKey === 'k-1').length, 1);
 
   a.node.stats.registration();
-  a.node.syncWorker!.reportStats();
+  await a.node.syncWorker!.reportStats();
   await a.node.syncWorker!.tick();
   const stats = (await top.call('GET', '/api/sync/reports?limit=1000', { token: ADMIN })).json.reports.filter((r: any) => r.kind === 'stats');
   t.equal(stats.length, 1);

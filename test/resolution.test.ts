@@ -1,5 +1,13 @@
 import t from 'tap';
+import { join } from 'node:path';
+import { parseIdentifier } from '../src/identifier/index.js';
+import { createPrefixes } from '../src/registry/prefixes.js';
+import { createResolver } from '../src/resolver/index.js';
+import { openStore, type Store } from '../src/store/index.js';
+import { createUpstreamClient } from '../src/upstream/client.js';
+import { createRouter } from '../src/upstream/routing.js';
 import { ADMIN, rawRequest, registrar, sampleValues, startNode } from './helpers.js';
+import { tamper } from './tamper.js';
 
 t.test('GET/HEAD answer Handle.Net JSON with ETag, Cache-Control, Cache-Status; 304 on If-None-Match', async (t) => {
   const c = await startNode(t);
@@ -62,11 +70,9 @@ t.test('rows written before schema v5 (no stored ETag or max-age) answer exactly
     { index: 5, type: 'cost', data: '9', ttl: 5, permissions: '1100' },
   ];
   await c.call('PUT', '/api/handles/88.100.7/META-1', { token: reg, body: { values } });
-  const stored = c.node.store.db
-    .prepare("SELECT max_age AS maxAge, expires_at AS expiresAt, etag FROM records WHERE handle_key = '88.100.7/meta-1'")
-    .get() as any;
+  const stored = (await c.node.store.getRecord('88.100.7/meta-1'))!;
   t.equal(stored.maxAge, 3600, 'smallest relative ttl of the public values');
-  t.ok(stored.expiresAt > Date.now(), 'earliest absolute expiry');
+  t.ok(stored.expiresAt! > Date.now(), 'earliest absolute expiry');
   const v5 = await c.call('GET', '/api/handles/88.100.7/META-1');
   t.equal(v5.headers.get('etag'), stored.etag);
   t.match(v5.headers.get('cache-control'), /^max-age=(59\d|600)$/, 'the absolute expiry is nearer than the 3600 s ttl');
@@ -74,7 +80,10 @@ t.test('rows written before schema v5 (no stored ETag or max-age) answer exactly
     v5.json.values.some((v: any) => v.index === 5),
     'public view',
   );
-  c.node.store.db.prepare('UPDATE records SET max_age = NULL, expires_at = NULL, etag = NULL').run();
+  // As a file written before schema v5 holds them: edited behind the node's back.
+  const file = tamper(c.config.db);
+  file.clearAnswerMetadata();
+  file.close();
   const v4 = await c.call('GET', '/api/handles/88.100.7/META-1');
   t.equal(v4.text, v5.text);
   t.equal(v4.headers.get('etag'), v5.headers.get('etag'), 'computed from the body when not stored');
@@ -319,4 +328,98 @@ t.test('cache is bounded by bytes and can be turned off', async (t) => {
   const second = await off.call('GET', '/api/handles/88.100.7/A');
   t.equal(second.headers.get('cache-status'), 'idnode; fwd=uri-miss', 'maxBytes 0: nothing stored');
   t.equal(off.node.resolver.stats().entries, 0);
+});
+
+t.test('an engine without a synchronous read: misses are answered on the async path only', async (t) => {
+  const full = openStore(join(t.testdir({}), 'a.db'));
+  t.teardown(() => full.close());
+  await full.write({ actor: 'test', action: 'seed', target: 'x' }, async (tx) => {
+    await tx.putRecord({
+      handleKey: '88.100.7/a',
+      handle: '88.100.7/A',
+      prefixKey: '88.100.7',
+      valuesJson: '[]',
+      publicJson: null,
+      maxAge: 60,
+      expiresAt: null,
+      etag: '"e"',
+    });
+    return { result: undefined, payload: null };
+  });
+  const upstream = createUpstreamClient({ timeoutMs: 1000, deadlineMs: 1000, maxInFlight: 1, maxResponseBytes: 1024, failuresToDown: 1, downCooldownMs: 1000 });
+  t.teardown(() => upstream.close());
+  const resolverOn = async (store: Store) => {
+    const router = await createRouter({ store, homed: ['88.100'], upstreamUrl: '' });
+    const prefixes = createPrefixes({ store, router, homed: ['88.100'], baseUrl: 'http://127.0.0.1:1', hasUpstream: false, startedAt: '2026-01-01T00:00:00Z' });
+    return createResolver({ store, router, prefixes, upstream, cacheMaxBytes: 1 << 20, notFoundTtlSeconds: 5, staleWindowSeconds: 0 });
+  };
+  const id = parseIdentifier('88.100.7/A');
+  const opts = { bypassCache: false, privateAccess: false, hops: 0 };
+
+  const asyncOnly = await resolverOn({ ...full, answerRowSync: undefined });
+  t.equal(asyncOnly.resolveLocal(id), undefined, 'no synchronous answer: the fast path hands the miss on');
+  const answered = await asyncOnly.resolve(id, opts);
+  t.match(answered, { source: 'store', entry: { status: 200, etag: '"e"', maxAge: 60 } });
+  t.match(answered.entry.body, /"handle":"88\.100\.7\/A"/);
+
+  const sync = await resolverOn(full);
+  const local = sync.resolveLocal(id);
+  t.match(local, { source: 'store', entry: { status: 200, etag: '"e"' } }, 'with the capability the miss is answered synchronously');
+  t.equal(local!.entry.body, answered.entry.body, 'the same answer either way');
+});
+
+t.test('an async read overtaken by an invalidation is answered but not cached', async (t) => {
+  const full = openStore(join(t.testdir({}), 'a.db'));
+  t.teardown(() => full.close());
+  await full.write({ actor: 'test', action: 'seed', target: 'x' }, async (tx) => {
+    await tx.putRecord({
+      handleKey: '88.100.7/a',
+      handle: '88.100.7/A',
+      prefixKey: '88.100.7',
+      valuesJson: '[]',
+      publicJson: null,
+      maxAge: 60,
+      expiresAt: null,
+      etag: '"e"',
+    });
+    return { result: undefined, payload: null };
+  });
+  const upstream = createUpstreamClient({ timeoutMs: 1000, deadlineMs: 1000, maxInFlight: 1, maxResponseBytes: 1024, failuresToDown: 1, downCooldownMs: 1000 });
+  t.teardown(() => upstream.close());
+  let read!: () => void;
+  const reading = new Promise<void>((r) => (read = r));
+  let release: (() => void) | undefined;
+  const slow: Store = {
+    ...full,
+    answerRowSync: undefined,
+    async answerRow(key) {
+      const row = await full.answerRow(key);
+      if (release === undefined) {
+        const gate = new Promise<void>((r) => (release = r));
+        read();
+        await gate;
+      }
+      return row;
+    },
+  };
+  const router = await createRouter({ store: slow, homed: ['88.100'], upstreamUrl: '' });
+  const prefixes = createPrefixes({
+    store: slow,
+    router,
+    homed: ['88.100'],
+    baseUrl: 'http://127.0.0.1:1',
+    hasUpstream: false,
+    startedAt: '2026-01-01T00:00:00Z',
+  });
+  const resolver = createResolver({ store: slow, router, prefixes, upstream, cacheMaxBytes: 1 << 20, notFoundTtlSeconds: 5, staleWindowSeconds: 0 });
+  const id = parseIdentifier('88.100.7/A');
+  const opts = { bypassCache: false, privateAccess: false, hops: 0 };
+  const first = resolver.resolve(id, opts);
+  await reading;
+  resolver.invalidate(id.key);
+  release!();
+  t.match(await first, { source: 'store', cacheStatus: 'idnode; fwd=uri-miss', entry: { status: 200 } }, 'answered, marked uncached');
+  t.equal(resolver.stats().entries, 0, 'nothing cached');
+  t.match(await resolver.resolve(id, opts), { source: 'store', cacheStatus: 'idnode; fwd=uri-miss; stored' }, 'the next miss reads and caches');
+  t.match(await resolver.resolve(id, opts), { source: 'cache' });
 });

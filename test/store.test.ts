@@ -1,52 +1,59 @@
 import t from 'tap';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { readFileSync } from 'node:fs';
-import { auditHash, GENESIS_HASH, latestSchemaVersion, Store, versionLine } from '../src/store/index.js';
+import { auditHash, GENESIS_HASH, latestSchemaVersion, openStore, versionLine } from '../src/store/index.js';
+import { tamper, writeV1Database } from './tamper.js';
 
 t.test('opens in WAL, applies migrations once, keeps data across reopen', async (t) => {
   const path = join(t.testdir({}), 'sub', 'a.db');
-  const s = new Store(path);
-  t.equal(s.db.pragma('journal_mode', { simple: true }), 'wal');
+  const s = openStore(path);
+  const file = tamper(path);
+  t.equal(file.journalMode(), 'wal');
+  file.close();
   t.equal(s.schemaVersion, 6);
   t.equal(latestSchemaVersion(), 6);
-  s.write({ actor: 'test', action: 'record.create', target: '88.1/a' }, (tx) => {
-    tx.putRecord({ handleKey: '88.1/a', handle: '88.1/A', prefixKey: '88.1', valuesJson: '[]', publicJson: null, maxAge: null, expiresAt: null, etag: null });
+  await s.write({ actor: 'test', action: 'record.create', target: '88.1/a' }, async (tx) => {
+    await tx.putRecord({
+      handleKey: '88.1/a',
+      handle: '88.1/A',
+      prefixKey: '88.1',
+      valuesJson: '[]',
+      publicJson: null,
+      maxAge: null,
+      expiresAt: null,
+      etag: null,
+    });
     return { result: undefined, payload: 'x' };
   });
-  s.close();
-  const again = new Store(path);
+  await s.close();
+  const again = openStore(path);
   t.equal(again.schemaVersion, 6);
-  t.equal(again.getRecord('88.1/a')?.handle, '88.1/A');
-  t.equal(again.getRecord('88.1/a')?.version, 1);
-  again.close();
-  const ro = new Store(path, { readonly: true });
-  t.equal(ro.totalRecords(), 1);
-  ro.close();
+  t.equal((await again.getRecord('88.1/a'))?.handle, '88.1/A');
+  t.equal((await again.getRecord('88.1/a'))?.version, 1);
+  await again.close();
+  const ro = openStore(path, { readonly: true });
+  t.equal(await ro.totalRecords(), 1);
+  await ro.close();
 });
 
 t.test('a v1 database migrates to the latest with its data; read-only refuses an old schema', async (t) => {
   const path = join(t.testdir({}), 'old.db');
-  const v1 = new Database(path);
-  v1.exec(readFileSync(new URL('../schema/001_init.sql', import.meta.url), 'utf8'));
-  v1.pragma('user_version = 1');
-  v1.prepare("INSERT INTO records (handle_key, handle, prefix_key, values_json, version, updated_at) VALUES ('88.1/a', '88.1/A', '88.1', '[]', 1, 'x')").run();
-  v1.close();
-  t.throws(() => new Store(path, { readonly: true }), { code: 'IDN_INTERNAL', message: /schema v1, older than this idnode's v6; start a node on it once/ });
-  const s = new Store(path);
+  writeV1Database(path, readFileSync(new URL('../schema/001_init.sql', import.meta.url), 'utf8'));
+  t.throws(() => openStore(path, { readonly: true }), { code: 'IDN_INTERNAL', message: /schema v1, older than this idnode's v6; start a node on it once/ });
+  const s = openStore(path);
   t.equal(s.schemaVersion, 6);
-  t.equal(s.getRecord('88.1/a')?.handle, '88.1/A');
-  t.same(s.verifyAudit(), { ok: true, checked: 0 });
-  s.close();
+  t.equal((await s.getRecord('88.1/a'))?.handle, '88.1/A');
+  t.same(await s.verifyAudit(), { ok: true, checked: 0 });
+  await s.close();
 });
 
 t.test('one write path: version rows and a hash-chained audit entry per write, rollback on error', async (t) => {
   let now = Date.parse('2026-01-01T00:00:00Z');
-  const s = new Store(join(t.testdir({}), 'a.db'), { now: () => new Date(now) });
+  const s = openStore(join(t.testdir({}), 'a.db'), { now: () => new Date(now) });
   t.teardown(() => s.close());
   const put = (values: string) =>
-    s.write({ actor: 'tok_1', action: 'record.update', target: '88.1/a' }, (tx) => {
-      const v = tx.putRecord({
+    s.write({ actor: 'tok_1', action: 'record.update', target: '88.1/a' }, async (tx) => {
+      const v = await tx.putRecord({
         handleKey: '88.1/a',
         handle: '88.1/a',
         prefixKey: '88.1',
@@ -58,50 +65,50 @@ t.test('one write path: version rows and a hash-chained audit entry per write, r
       });
       return { result: v, payload: values };
     });
-  t.equal(put('[1]'), 1);
+  t.equal(await put('[1]'), 1);
   now += 1000;
-  t.equal(put('[2]'), 2);
-  const deleted = s.write({ actor: 'tok_1', action: 'record.delete', target: '88.1/a' }, (tx) => ({
-    result: tx.deleteRecord('88.1/a', '88.1/a'),
+  t.equal(await put('[2]'), 2);
+  const deleted = await s.write({ actor: 'tok_1', action: 'record.delete', target: '88.1/a' }, async (tx) => ({
+    result: await tx.deleteRecord('88.1/a', '88.1/a'),
     payload: '',
   }));
   t.equal(deleted, 3);
-  t.equal(s.getRecord('88.1/a'), undefined);
-  t.equal(put('[4]'), 4, 'versions continue after a delete');
-  t.throws(
-    () =>
-      s.write({ actor: 'x', action: 'y', target: 'z' }, (tx) => {
-        tx.putRecord({
-          handleKey: '88.1/b',
-          handle: '88.1/b',
-          prefixKey: '88.1',
-          valuesJson: '[]',
-          publicJson: null,
-          maxAge: null,
-          expiresAt: null,
-          etag: null,
-        });
-        throw new Error('boom');
-      }),
+  t.equal(await s.getRecord('88.1/a'), undefined);
+  t.equal(await put('[4]'), 4, 'versions continue after a delete');
+  await t.rejects(
+    s.write({ actor: 'x', action: 'y', target: 'z' }, async (tx) => {
+      await tx.putRecord({
+        handleKey: '88.1/b',
+        handle: '88.1/b',
+        prefixKey: '88.1',
+        valuesJson: '[]',
+        publicJson: null,
+        maxAge: null,
+        expiresAt: null,
+        etag: null,
+      });
+      throw new Error('boom');
+    }),
     { code: 'IDN_INTERNAL' },
   );
-  t.equal(s.getRecord('88.1/b'), undefined, 'rolled back');
-  t.equal(
-    s.write({ actor: 'x', action: 'noop', target: 'z' }, () => ({ result: 7, payload: null })),
-    7,
-    'payload null writes no audit entry',
-  );
+  t.equal(await s.getRecord('88.1/b'), undefined, 'rolled back');
+  t.equal(await s.write({ actor: 'x', action: 'noop', target: 'z' }, async () => ({ result: 7, payload: null })), 7, 'payload null writes no audit entry');
 
-  const versions = s.db.prepare('SELECT version, actor, action, values_json AS v, audit_seq AS seq FROM record_versions ORDER BY version').all();
+  const versions = (await s.versions('88.1/a', 0, 100)).map((v) => ({
+    version: v.version,
+    actor: v.actor,
+    action: v.action,
+    v: v.valuesJson,
+    seq: v.auditSeq,
+  }));
   t.same(versions, [
     { version: 1, actor: 'tok_1', action: 'record.update', v: '[1]', seq: 1 },
     { version: 2, actor: 'tok_1', action: 'record.update', v: '[2]', seq: 2 },
     { version: 3, actor: 'tok_1', action: 'record.delete', v: null, seq: 3 },
     { version: 4, actor: 'tok_1', action: 'record.update', v: '[4]', seq: 4 },
   ]);
-  const log = s.db.prepare('SELECT seq, at, actor, action, target, digest, prev_hash AS prevHash, hash FROM audit_log ORDER BY seq').all() as Array<
-    Record<string, any>
-  >;
+  const log = await s.auditPage(0, 100);
+  t.same(await s.versions('88.1/b', 0, 100), [], 'the rolled-back write left no version');
   t.equal(log.length, 4);
   let prev = GENESIS_HASH;
   for (const e of log) {
@@ -113,11 +120,11 @@ t.test('one write path: version rows and a hash-chained audit entry per write, r
 });
 
 t.test('a database that cannot be opened is a clear error', async (t) => {
-  t.throws(() => new Store(join(t.testdir({}), 'missing.db'), { readonly: true }), { code: 'IDN_INTERNAL', message: /cannot open database/ });
+  t.throws(() => openStore(join(t.testdir({}), 'missing.db'), { readonly: true }), { code: 'IDN_INTERNAL', message: /cannot open database/ });
 });
 
 t.test('verify covers record versions of any action: a kept payload must start with them; a legacy seed without one is let through', async (t) => {
-  const s = new Store(join(t.testdir({}), 'a.db'));
+  const s = openStore(join(t.testdir({}), 'a.db'));
   t.teardown(() => s.close());
   const row = (key: string, values: string) => ({
     handleKey: key,
@@ -130,26 +137,111 @@ t.test('verify covers record versions of any action: a kept payload must start w
     etag: '"e"',
   });
   // Written as the seed writes: versions' lines in key order, then the rest.
-  s.write({ actor: 'seed', action: 'seed', target: 'dir' }, (tx) => {
-    tx.putRecord(row('88.1/b', '[2]'));
-    tx.putRecord(row('88.1/a', '[1]'));
+  await s.write({ actor: 'seed', action: 'seed', target: 'dir' }, async (tx) => {
+    await tx.putRecord(row('88.1/b', '[2]'));
+    await tx.putRecord(row('88.1/a', '[1]'));
     return { result: undefined, payload: `${versionLine('88.1/A', '[1]')}\n${versionLine('88.1/B', '[2]')}\nrest`, keepPayload: true };
   });
-  t.same(s.verifyAudit(), { ok: true, checked: 1 });
-  s.db.prepare("UPDATE record_versions SET values_json = '[3]' WHERE handle_key = '88.1/b'").run();
-  t.match(s.verifyAudit(), { ok: false, firstBroken: { seq: 1, reason: /do not match its payload/ } });
-  s.db.prepare("UPDATE record_versions SET values_json = '[2]' WHERE handle_key = '88.1/b'").run();
+  t.same(await s.verifyAudit(), { ok: true, checked: 1 });
+  const file = tamper(s.path);
+  t.teardown(() => file.close());
+  file.setVersionValues(1, '[3]', '88.1/b');
+  t.match(await s.verifyAudit(), { ok: false, firstBroken: { seq: 1, reason: /do not match its payload/ } });
+  file.setVersionValues(1, '[2]', '88.1/b');
 
   // A seed from before schema v6 kept no payload: nothing to check its versions against.
-  s.write({ actor: 'seed', action: 'seed', target: 'old' }, (tx) => {
-    tx.putRecord(row('88.1/c', '[1]'));
+  await s.write({ actor: 'seed', action: 'seed', target: 'old' }, async (tx) => {
+    await tx.putRecord(row('88.1/c', '[1]'));
     return { result: undefined, payload: 'old seed files' };
   });
-  t.same(s.verifyAudit(), { ok: true, checked: 2 });
+  t.same(await s.verifyAudit(), { ok: true, checked: 2 });
   // Any other action that writes versions must cover them.
-  s.write({ actor: 'x', action: 'import.legacy', target: 'x' }, (tx) => {
-    tx.putRecord(row('88.1/d', '[1]'));
+  await s.write({ actor: 'x', action: 'import.legacy', target: 'x' }, async (tx) => {
+    await tx.putRecord(row('88.1/d', '[1]'));
     return { result: undefined, payload: 'no versions here' };
   });
-  t.match(s.verifyAudit(), { ok: false, firstBroken: { seq: 3, reason: /wrote record versions its digest does not cover/ } });
+  t.match(await s.verifyAudit(), { ok: false, firstBroken: { seq: 3, reason: /wrote record versions its digest does not cover/ } });
+});
+
+const recordRow = (key: string, values: string) => ({
+  handleKey: key,
+  handle: key.toUpperCase(),
+  prefixKey: '88.1',
+  valuesJson: values,
+  publicJson: null,
+  maxAge: 0,
+  expiresAt: null,
+  etag: '"e"',
+});
+
+t.test('a read while a write is open sees only committed rows; writes run one at a time', async (t) => {
+  const s = openStore(join(t.testdir({}), 'a.db'));
+  t.teardown(() => s.close());
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let entered!: () => void;
+  const inside = new Promise<void>((r) => (entered = r));
+  const order: string[] = [];
+  const first = s.write({ actor: 'x', action: 'record.create', target: '88.1/a' }, async (tx) => {
+    await tx.putRecord(recordRow('88.1/a', '[1]'));
+    t.equal((await tx.getRecord('88.1/a'))?.valuesJson, '[1]', 'the write sees its own row');
+    entered();
+    await gate;
+    order.push('first');
+    return { result: 'first', payload: versionLine('88.1/A', '[1]') };
+  });
+  const second = s.write({ actor: 'x', action: 'record.create', target: '88.1/b' }, async (tx) => {
+    order.push('second');
+    t.equal((await tx.getRecord('88.1/a'))?.valuesJson, '[1]', 'the next write starts after the first committed');
+    await tx.putRecord(recordRow('88.1/b', '[2]'));
+    return { result: 'second', payload: versionLine('88.1/B', '[2]') };
+  });
+  await inside;
+  t.equal(await s.getRecord('88.1/a'), undefined, 'not visible to reads before the commit');
+  t.equal(s.answerRowSync?.('88.1/a'), undefined, 'nor to the synchronous cache-miss read');
+  release();
+  t.same(await Promise.all([first, second]), ['first', 'second']);
+  t.same(order, ['first', 'second']);
+  t.equal((await s.getRecord('88.1/a'))?.valuesJson, '[1]');
+  t.same(s.answerRowSync?.('88.1/b')?.slice(0, 2), ['88.1/B', '[2]']);
+  t.same(
+    (await s.auditPage(0, 10)).map((e) => e.target),
+    ['88.1/a', '88.1/b'],
+    'one audit entry each, in commit order',
+  );
+
+  // A write that fails after an await rolls back, and the queue goes on.
+  let opened!: () => void;
+  const during = new Promise<void>((r) => (opened = r));
+  let fail!: (err: Error) => void;
+  const failing = s.write({ actor: 'x', action: 'record.create', target: '88.1/a' }, async (tx) => {
+    await tx.putRecord(recordRow('88.1/a', '[9]'));
+    opened();
+    await new Promise<void>((_r, reject) => (fail = reject));
+    return { result: undefined, payload: 'never' };
+  });
+  const after = s.write({ actor: 'x', action: 'record.create', target: '88.1/c' }, async (tx) => {
+    await tx.putRecord(recordRow('88.1/c', '[3]'));
+    return { result: 'after', payload: versionLine('88.1/C', '[3]') };
+  });
+  await during;
+  t.equal((await s.getRecord('88.1/a'))?.valuesJson, '[1]', 'the open write is invisible');
+  fail(new Error('boom'));
+  await t.rejects(failing, { code: 'IDN_INTERNAL' });
+  t.equal(await after, 'after');
+  t.equal((await s.getRecord('88.1/a'))?.valuesJson, '[1]', 'rolled back');
+  t.equal((await s.versions('88.1/a', 0, 10)).length, 1, 'no version from the failed write');
+  t.same(await s.verifyAudit(), { ok: true, checked: 3 });
+});
+
+t.test('close waits for queued writes', async (t) => {
+  const s = openStore(join(t.testdir({}), 'a.db'));
+  const written = s.write({ actor: 'x', action: 'record.create', target: '88.1/a' }, async (tx) => {
+    await tx.putRecord(recordRow('88.1/a', '[1]'));
+    return { result: 1, payload: 'a' };
+  });
+  await s.close();
+  t.equal(await written, 1);
+  t.notOk(s.isOpen());
+  await t.rejects(s.getRecord('88.1/a'), 'reads after close fail');
 });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseIdentifier } from '../src/identifier/index.js';
 import { createPrefixes } from '../src/registry/prefixes.js';
 import { createResolver } from '../src/resolver/index.js';
-import { Store } from '../src/store/index.js';
+import { openStore } from '../src/store/index.js';
 import { createUpstreamClient } from '../src/upstream/client.js';
 import { createRouter } from '../src/upstream/routing.js';
 import { ADMIN, startNode, tempDir } from './helpers.js';
@@ -129,9 +129,9 @@ t.test('a stale cached answer is served when the slow upstream hits the deadline
   const body = answer('77.1/S', [value(1, { ttl: 60 })]);
   const up = await fakeNode(t, (_req, res) => (slow ? drip(res, body, { bytes: 0 }) : send(res, body)));
   const failures: Array<string | undefined> = [];
-  const store = new Store(join(dir, 'idnode.db'));
+  const store = openStore(join(dir, 'idnode.db'));
   t.teardown(() => store.close());
-  const router = createRouter({ store, homed: ['88.100'], upstreamUrl: up.url });
+  const router = await createRouter({ store, homed: ['88.100'], upstreamUrl: up.url });
   const prefixes = createPrefixes({
     store,
     router,

@@ -10,7 +10,7 @@ import { isIdnError } from '../errors.js';
 import { createNode, openRegistry } from '../main.js';
 import { SEEDS_DIR } from '../paths.js';
 import { seedIfEmpty } from '../registry/seed.js';
-import { Store } from '../store/index.js';
+import { openStore } from '../store/index.js';
 import { runDemo } from './demo.js';
 import { exportCommand, importFile, restoreCommand } from './transfer.js';
 
@@ -75,14 +75,15 @@ const ADMIN_COMMANDS = new Set(['init', 'token create', 'token list', 'token rev
 /** Prepares the database once (migrations, first admin token, seed), then runs N workers. */
 async function servePrimary(config: Config, embedded: boolean, io: CliIo): Promise<void> {
   const out = (line: string) => io.stdout(`${line}\n`);
-  const reg = openRegistry(config);
+  const reg = await openRegistry(config);
   let firstSecret: string | undefined;
   try {
-    if (io.env.IDNODE_ADMIN_TOKEN) reg.tokens.bootstrapAdmin(io.env.IDNODE_ADMIN_TOKEN);
-    if (config.seed) seedIfEmpty(reg, config.seedDir === '' ? SEEDS_DIR : config.seedDir);
-    if (embedded && reg.store.activeAdminCount() === 0) firstSecret = reg.tokens.create({ role: 'admin', label: 'first start' }, 'cli').secret;
+    if (io.env.IDNODE_ADMIN_TOKEN) await reg.tokens.bootstrapAdmin(io.env.IDNODE_ADMIN_TOKEN);
+    if (config.seed) await seedIfEmpty(reg, config.seedDir === '' ? SEEDS_DIR : config.seedDir);
+    if (embedded && (await reg.store.activeAdminCount()) === 0) firstSecret = (await reg.tokens.create({ role: 'admin', label: 'first start' }, 'cli')).secret;
   } finally {
-    reg.store.close();
+    reg.changes.stop();
+    await reg.store.close();
   }
   let closing = false;
   const workers = new Set<Worker>();
@@ -147,19 +148,19 @@ async function serve(config: Config, embedded: boolean, io: CliIo): Promise<void
     return;
   }
   let firstSecret: string | undefined;
-  if (embedded && node.store.activeAdminCount() === 0) firstSecret = node.tokens.create({ role: 'admin', label: 'first start' }, 'cli').secret;
+  if (embedded && (await node.store.activeAdminCount()) === 0) firstSecret = (await node.tokens.create({ role: 'admin', label: 'first start' }, 'cli')).secret;
   const url = await node.listen();
   out(`idnode listening on ${url} (db ${config.db}, homed ${config.homed.join(', ')})`);
   if (firstSecret !== undefined) out(`admin token (shown once, keep it): ${firstSecret}`);
-  else if (node.store.activeAdminCount() === 0) out('no admin token yet: run `idnode init` (or start with IDNODE_ADMIN_TOKEN) to create one');
+  else if ((await node.store.activeAdminCount()) === 0) out('no admin token yet: run `idnode init` (or start with IDNODE_ADMIN_TOKEN) to create one');
   if (embedded) {
-    const sample = node.records.list('88.100.1', 0, 1).handles[0];
+    const sample = (await node.records.list('88.100.1', 0, 1)).handles[0];
     if (sample !== undefined) {
       out('try:');
       out(`  curl ${url}/api/handles/${sample}`);
       out(`  curl '${url}/api/handles/${sample}?type=batch&pretty'`);
       out(`  open ${url}/${sample} in a browser (its page; the URL a QR label holds)`);
-      const vehicle = node.records.list('88.100.4', 0, 1).handles[0];
+      const vehicle = (await node.records.list('88.100.4', 0, 1)).handles[0];
       const token = firstSecret ?? '<admin token>';
       if (vehicle !== undefined) out(`  curl -H "Authorization: Bearer ${token}" '${url}/api/lineage/${vehicle}?direction=down'`);
       else out(`  curl -H "Authorization: Bearer ${token}" '${url}/api/handles?prefix=88.100.1&pageSize=5'`);
@@ -190,16 +191,16 @@ async function serve(config: Config, embedded: boolean, io: CliIo): Promise<void
 }
 
 /** Opens the database read-only (no migration, no exclusive lock) and walks the chain. */
-function auditVerify(db: string | undefined, configFile: string | undefined, io: CliIo): number {
+async function auditVerify(db: string | undefined, configFile: string | undefined, io: CliIo): Promise<number> {
   const path = db ?? loadConfig({ ...(configFile !== undefined ? { file: configFile } : {}), env: io.env }).db;
   if (!existsSync(path)) throw new ConfigError(`no database at ${path}; pass --db FILE`);
-  const store = new Store(path, { readonly: true });
+  const store = openStore(path, { readonly: true });
   try {
-    const verdict = store.verifyAudit();
+    const verdict = await store.verifyAudit();
     io.stdout(`${JSON.stringify(verdict)}\n`);
     return verdict.ok ? 0 : 1;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -288,38 +289,39 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     await serve(config, embedded, io);
     return SERVING;
   }
-  const reg = openRegistry(config);
+  const reg = await openRegistry(config);
   try {
     switch (key) {
       case 'init': {
-        const t = reg.tokens.create({ role: 'admin', label: 'idnode init' }, 'cli');
+        const t = await reg.tokens.create({ role: 'admin', label: 'idnode init' }, 'cli');
         out(`admin token ${t.id} created; secret (shown once): ${t.secret}`);
         return 0;
       }
       case 'token create': {
-        const t = reg.tokens.create({ role: values.role, prefixes: values.prefix ?? [], ...(values.label ? { label: values.label } : {}) }, 'cli');
+        const t = await reg.tokens.create({ role: values.role, prefixes: values.prefix ?? [], ...(values.label ? { label: values.label } : {}) }, 'cli');
         out(JSON.stringify({ id: t.id, role: t.role, prefixes: t.prefixes, secret: t.secret }));
         return 0;
       }
       case 'token list':
-        for (const t of reg.tokens.list()) out(JSON.stringify(t));
+        for (const t of await reg.tokens.list()) out(JSON.stringify(t));
         return 0;
       case 'token revoke':
         if (arg === undefined) throw new ConfigError('usage: idnode token revoke ID');
-        out(JSON.stringify(reg.tokens.revoke(arg, 'cli')));
+        out(JSON.stringify(await reg.tokens.revoke(arg, 'cli')));
         return 0;
       case 'prefix add':
         if (arg === undefined || values.owner === undefined) throw new ConfigError('usage: idnode prefix add PREFIX --owner NAME [--site URL]');
-        out(JSON.stringify(reg.prefixes.create({ prefix: arg, owner: { name: values.owner }, ...(values.site ? { site: values.site } : {}) }, 'cli')));
+        out(JSON.stringify(await reg.prefixes.create({ prefix: arg, owner: { name: values.owner }, ...(values.site ? { site: values.site } : {}) }, 'cli')));
         return 0;
       case 'prefix list':
-        for (const p of reg.prefixes.list()) out(JSON.stringify(p));
+        for (const p of await reg.prefixes.list()) out(JSON.stringify(p));
         return 0;
       /* c8 ignore next 2 */
       default:
         throw new Error(`command "${key}" is listed but not handled`);
     }
   } finally {
-    reg.store.close();
+    reg.changes.stop();
+    await reg.store.close();
   }
 }

@@ -8,7 +8,7 @@ import type { LineResult, Summary } from '../registry/bulk.js';
 import { exportTo, restoreFrom } from '../registry/escrow.js';
 import { authorizeWrite } from '../registry/records.js';
 import { TEMPLATE_INDEX, TEMPLATE_TYPE } from '../registry/templates.js';
-import { Store } from '../store/index.js';
+import { openStore } from '../store/index.js';
 
 export interface Output {
   out(line: string): void;
@@ -111,7 +111,7 @@ export async function importFile(
   } catch (err) {
     throw new ConfigError(`--prefix: ${(err as Error).message}`);
   }
-  const reg = openRegistry(config);
+  const reg = await openRegistry(config);
   try {
     const size = statSync(file).size;
     let bytes = 0;
@@ -186,20 +186,21 @@ export async function importFile(
     io.out(JSON.stringify({ ...summary!, seconds: (Date.now() - started) / 1000 }));
     return summary!.failed > 0 ? 1 : 0;
   } finally {
-    reg.store.close();
+    reg.changes.stop();
+    await reg.store.close();
   }
 }
 
-export function exportCommand(db: string, out: string | undefined, io: Output): number {
+export async function exportCommand(db: string, out: string | undefined, io: Output): Promise<number> {
   if (out === undefined) throw new ConfigError('usage: idnode export --out DIR [--db FILE | --config FILE]');
   if (!existsSync(db)) throw new ConfigError(`no database at ${db}`);
-  const store = new Store(db, { readonly: true });
+  const store = openStore(db, { readonly: true });
   try {
-    const m = exportTo(store, out);
+    const m = await exportTo(store, out);
     io.out(JSON.stringify({ out, counts: m.counts, auditHead: m.auditHead, templateVersions: m.templateVersions }));
     return 0;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 

@@ -130,60 +130,67 @@ export function canonicalEvent(ev: LineageEvent): string {
 }
 
 /** Applies an event inside a write: the event row, its edges, the names it uses. */
-export function applyEvent(tx: WriteTx, ev: LineageEvent, bodyJson: string): { eventId: number; opened: number; closed: number; unmatched: string[] } {
-  const eventId = tx.insertEvent({ type: ev.type, action: ev.type === 'aggregation' ? ev.action : null, eventTime: ev.eventTime, bodyJson });
-  for (const id of eventIdentifiers(ev)) tx.nameIdentifier(id.key, id.text);
+export async function applyEvent(
+  tx: WriteTx,
+  ev: LineageEvent,
+  bodyJson: string,
+): Promise<{ eventId: number; opened: number; closed: number; unmatched: string[] }> {
+  const eventId = await tx.insertEvent({ type: ev.type, action: ev.type === 'aggregation' ? ev.action : null, eventTime: ev.eventTime, bodyJson });
+  for (const id of eventIdentifiers(ev)) await tx.nameIdentifier(id.key, id.text);
   let opened = 0;
   let closed = 0;
   const unmatched: string[] = [];
   if (ev.type === 'aggregation') {
     if (ev.action === 'DELETE') {
       const keys =
-        ev.children.length > 0 ? ev.children.map((c) => [c.key, c.text] as const) : tx.openChildren(ev.parent.key, 'aggregation').map((k) => [k, k] as const);
+        ev.children.length > 0
+          ? ev.children.map((c) => [c.key, c.text] as const)
+          : (await tx.openChildren(ev.parent.key, 'aggregation')).map((k) => [k, k] as const);
       for (const [key, text] of keys) {
-        if (tx.closeEdge(ev.parent.key, key, 'aggregation', ev.eventTime, eventId)) closed++;
+        if (await tx.closeEdge(ev.parent.key, key, 'aggregation', ev.eventTime, eventId)) closed++;
         else unmatched.push(text);
       }
     } else {
       // OBSERVE of a packed child that has no open edge is evidence it is there: open one.
-      for (const c of ev.children) if (tx.openEdge(ev.parent.key, c.key, 'aggregation', ev.eventTime, eventId)) opened++;
+      for (const c of ev.children) if (await tx.openEdge(ev.parent.key, c.key, 'aggregation', ev.eventTime, eventId)) opened++;
     }
   } else {
-    for (const o of ev.outputs) for (const i of ev.inputs) if (tx.openEdge(o.key, i.key, 'transformation', ev.eventTime, eventId)) opened++;
+    for (const o of ev.outputs) for (const i of ev.inputs) if (await tx.openEdge(o.key, i.key, 'transformation', ev.eventTime, eventId)) opened++;
   }
   return { eventId, opened, closed, unmatched };
 }
 
 export interface Events {
   /** Validates and stores one event; `authorize` sees every identifier first (scope check). */
-  post(body: unknown, actor: string, authorize: (ids: Identifier[], local: (id: Identifier) => boolean) => void): PostedEvent;
+  post(body: unknown, actor: string, authorize: (ids: Identifier[], local: (id: Identifier) => boolean) => void): Promise<PostedEvent>;
   /** Where an identifier lives, from this node's point of view. */
-  locate(key: string): Location;
+  locate(key: string): Promise<Location>;
 }
 
 export function createEvents(deps: { store: Store; router: Router; itemsMax: number }): Events {
   const { store, router } = deps;
   const isLocal = (id: { prefixKey: string }) => router.route(id.prefixKey).kind === 'local';
 
-  function locate(key: string): Location {
+  /** `reader`: the write transaction, when asked inside one (it sees what the write did). */
+  async function locate(key: string, reader: Pick<Store, 'getRecord'> = store): Promise<Location> {
     const slash = key.indexOf('/');
     if (router.route(slash < 0 ? key : key.slice(0, slash)).kind !== 'local') return 'foreign';
-    return store.getRecord(key) === undefined ? 'unknown' : 'local';
+    return (await reader.getRecord(key)) === undefined ? 'unknown' : 'local';
   }
 
   return {
-    locate,
-    post(body, actor, authorize) {
+    locate: (key) => locate(key),
+    async post(body, actor, authorize) {
       const ev = parseEvent(body, deps.itemsMax);
       const ids = eventIdentifiers(ev);
       authorize(ids, isLocal);
       const bodyJson = canonicalEvent(ev);
       const target = ev.type === 'aggregation' ? ev.parent.text : ev.outputs[0]!.text;
-      return store.write({ actor, action: `event.${ev.type}`, target }, (tx) => {
-        const { eventId, opened, closed, unmatched } = applyEvent(tx, ev, bodyJson);
+      return store.write({ actor, action: `event.${ev.type}`, target }, async (tx) => {
+        const { eventId, opened, closed, unmatched } = await applyEvent(tx, ev, bodyJson);
         const flags: PostedEvent['flags'] = [];
         for (const id of ids) {
-          const location = locate(id.key);
+          const location = await locate(id.key, tx);
           if (location !== 'local') flags.push({ handle: id.text, location });
         }
         const result: PostedEvent = { responseCode: 1, eventId, recordTime: tx.at, edgesOpened: opened, edgesClosed: closed, flags };

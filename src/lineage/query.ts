@@ -25,19 +25,19 @@ export interface HistoryAnswer {
 }
 
 export interface Auditing {
-  lineage(id: Identifier, opts: { direction: Direction; depth: number; asOf: string }): LineageAnswer;
-  history(id: Identifier, after: number, limit: number): HistoryAnswer;
+  lineage(id: Identifier, opts: { direction: Direction; depth: number; asOf: string }): Promise<LineageAnswer>;
+  history(id: Identifier, after: number, limit: number): Promise<HistoryAnswer>;
   /** The record as it was at `asOf` (ISO); IDN_NOT_FOUND before it existed or after its deletion. */
-  asOf(id: Identifier, asOf: string): { responseCode: 1; handle: string; values: HandleValue[] };
-  audit(after: number, limit: number): { entries: AuditRow[]; next: number | null };
-  verify(): AuditVerdict;
+  asOf(id: Identifier, asOf: string): Promise<{ responseCode: 1; handle: string; values: HandleValue[] }>;
+  audit(after: number, limit: number): Promise<{ entries: AuditRow[]; next: number | null }>;
+  verify(): Promise<AuditVerdict>;
 }
 
 export function createAuditing(deps: { store: Store; maxNodes: number; isLocalPrefix: (prefixKey: string) => boolean }): Auditing {
   const { store } = deps;
 
   return {
-    lineage(id, { direction, depth, asOf }) {
+    async lineage(id, { direction, depth, asOf }) {
       const cap = deps.maxNodes;
       // The walk yields a row per (identifier, depth, edge); a node reached on several paths
       // appears more than once, so allow a few rows per node before calling it truncated.
@@ -51,7 +51,7 @@ export function createAuditing(deps: { store: Store; maxNodes: number; isLocalPr
       let truncated = false;
       const frontier = new Map<'down' | 'up', string[]>();
       for (const d of dirs) {
-        const rows = store.walk(id.key, d, depth, asOf, rowLimit);
+        const rows = await store.walk(id.key, d, depth, asOf, rowLimit);
         if (rows.length >= rowLimit) truncated = true;
         frontier.set(d, []);
         for (const r of rows) {
@@ -78,7 +78,7 @@ export function createAuditing(deps: { store: Store; maxNodes: number; isLocalPr
       for (const d of dirs) {
         const from = frontier.get(d)!.filter((k) => inSet.has(k));
         if (from.length === 0) continue;
-        const rows = store.edgesAt(from, d, asOf, edgeLimit + 1);
+        const rows = await store.edgesAt(from, d, asOf, edgeLimit + 1);
         if (rows.length > edgeLimit) truncated = true;
         for (const e of rows) edges.set(e.id, e);
       }
@@ -104,12 +104,12 @@ export function createAuditing(deps: { store: Store; maxNodes: number; isLocalPr
       };
     },
 
-    history(id, after, limit) {
-      const rows = store.versions(id.key, after, limit + 1);
+    async history(id, after, limit) {
+      const rows = await store.versions(id.key, after, limit + 1);
       if (rows.length === 0 && after === 0) throw new IdnError('IDN_NOT_FOUND', `${id.text} has no history on this node`, { handle: id.text });
       const page = rows.slice(0, limit);
       const answer: HistoryAnswer = {
-        handle: store.getRecord(id.key)?.handle ?? rows.at(-1)?.handle ?? id.text,
+        handle: (await store.getRecord(id.key))?.handle ?? rows.at(-1)?.handle ?? id.text,
         versions: page.map((r) => ({
           version: r.version,
           at: r.at,
@@ -122,16 +122,16 @@ export function createAuditing(deps: { store: Store; maxNodes: number; isLocalPr
       return answer;
     },
 
-    asOf(id, asOf) {
+    async asOf(id, asOf) {
       // Versions carry whole seconds: one written during the second asked about counts.
-      const row = store.versionAsOf(id.key, isoSeconds(new Date(asOf)));
+      const row = await store.versionAsOf(id.key, isoSeconds(new Date(asOf)));
       if (row === undefined) throw new IdnError('IDN_NOT_FOUND', `${id.text} did not exist at ${asOf}`, { handle: id.text });
       if (row.valuesJson === null) throw new IdnError('IDN_NOT_FOUND', `${row.handle} was deleted at ${row.at}, before ${asOf}`, { handle: row.handle });
       return { responseCode: 1, handle: row.handle, values: JSON.parse(row.valuesJson) as HandleValue[] };
     },
 
-    audit(after, limit) {
-      const rows = store.auditPage(after, limit + 1);
+    async audit(after, limit) {
+      const rows = await store.auditPage(after, limit + 1);
       const entries = rows.slice(0, limit);
       return { entries, next: rows.length > limit ? entries.at(-1)!.seq : null };
     },

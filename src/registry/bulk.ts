@@ -108,7 +108,7 @@ export function createBulk(deps: {
   /** The records a chunk wrote (metrics and statistics). */
   onWritten: (keys: string[]) => void;
   /** Metadata templates: checked per line (a bad line fails alone), applied in the chunk. */
-  templates?: { check(id: Identifier, values: readonly InputValue[]): void; apply(tx: WriteTx, id: Identifier, values: readonly InputValue[]): void };
+  templates?: { check(id: Identifier, values: readonly InputValue[]): void; apply(tx: WriteTx, id: Identifier, values: readonly InputValue[]): Promise<void> };
 }): Bulk {
   const { store } = deps;
 
@@ -152,12 +152,12 @@ export function createBulk(deps: {
   }
 
   /** Commits one chunk; returns a result per parsed line. */
-  function commit(chunk: Parsed[], opts: BulkOptions): LineResult[] {
+  async function commit(chunk: Parsed[], opts: BulkOptions): Promise<LineResult[]> {
     const results: LineResult[] = [];
     const written: string[] = [];
     const firstLine = chunk[0]!.line;
     const lastLine = chunk[chunk.length - 1]!.line;
-    store.write({ actor: opts.actor, action: 'bulk.chunk', target: `${opts.prefixKey} lines ${firstLine}-${lastLine}` }, (tx) => {
+    await store.write({ actor: opts.actor, action: 'bulk.chunk', target: `${opts.prefixKey} lines ${firstLine}-${lastLine}` }, async (tx) => {
       const payload: Array<[string, string]> = [];
       const seen = new Set<string>();
       for (const p of chunk) {
@@ -171,8 +171,8 @@ export function createBulk(deps: {
           continue;
         }
         seen.add(p.id.key);
-        const existing = store.getRecord(p.id.key);
-        const w = writeRecord(tx, p.id, existing, { put: p.values }, () => existing === undefined || opts.overwrite);
+        const existing = await tx.getRecord(p.id.key);
+        const w = await writeRecord(tx, p.id, existing, { put: p.values }, () => existing === undefined || opts.overwrite);
         if (w.state === 'unchanged') {
           results.push({ line: p.line, handle: w.handle, responseCode: 1, message: 'unchanged' });
           continue;
@@ -186,7 +186,7 @@ export function createBulk(deps: {
           });
           continue;
         }
-        deps.templates?.apply(tx, p.id, w.values);
+        await deps.templates?.apply(tx, p.id, w.values);
         payload.push([p.id.key, w.line]);
         written.push(p.id.key);
         results.push({ line: p.line, handle: w.handle, responseCode: 1, ...(w.state === 'created' ? {} : { message: 'replaced' }) });
@@ -219,7 +219,7 @@ export function createBulk(deps: {
             }));
           else {
             try {
-              results = commit(chunk, opts);
+              results = await commit(chunk, opts);
             } catch (err) {
               // The chunk's transaction rolled back: none of it was written.
               const e = isIdnError(err) ? err : new IdnError('IDN_INTERNAL', 'the chunk could not be stored', { cause: err });

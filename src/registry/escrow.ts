@@ -10,7 +10,7 @@ import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readFileS
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { IdnError } from '../errors.js';
-import { Store } from '../store/index.js';
+import { ESCROW_TABLES, openStore, type Store } from '../store/index.js';
 import { storedForm } from './answer.js';
 import type { HandleValue } from './values.js';
 
@@ -30,11 +30,11 @@ export interface Manifest {
 }
 
 /** Writes the snapshot into `dir` (created; must not hold an export already). */
-export function exportTo(store: Store, dir: string, now: Date = new Date()): Manifest {
+export async function exportTo(store: Store, dir: string, now: Date = new Date()): Promise<Manifest> {
   mkdirSync(dir, { recursive: true });
   if (existsSync(join(dir, MANIFEST))) throw new IdnError('IDN_BAD_REQUEST', `${dir} already holds an export (${MANIFEST}); choose an empty folder`);
   const files = new Map<string, { fd: number; table: string; rows: number; bytes: number; hash: ReturnType<typeof createHash>; buf: string[] }>();
-  for (const table of [...Store.ESCROW_TABLES, HANDLES])
+  for (const table of [...ESCROW_TABLES, HANDLES])
     files.set(table, { fd: openSync(join(dir, `${table}.ndjson`), 'w'), table, rows: 0, bytes: 0, hash: createHash('sha256'), buf: [] });
   const add = (table: string, line: string) => {
     const f = files.get(table)!;
@@ -52,7 +52,7 @@ export function exportTo(store: Store, dir: string, now: Date = new Date()): Man
   const templateVersions: string[] = [];
   let head = { seq: 0, hash: '' };
   try {
-    store.snapshot((table, row) => {
+    await store.snapshot((table, row) => {
       add(table, `${JSON.stringify(row)}\n`);
       // The same records in the bulk format, for `idnode import` or another Handle server.
       if (table === 'records') add(HANDLES, `{"handle":${JSON.stringify(row.handle)},"values":${row.values_json as string}}\n`);
@@ -76,7 +76,7 @@ export function exportTo(store: Store, dir: string, now: Date = new Date()): Man
     ),
     counts: { records: rows('records'), prefixes: rows('prefixes'), templates: rows('templates'), events: rows('events'), auditEntries: rows('audit_log') },
     templateVersions,
-    auditHead: head.seq === 0 ? store.auditHead() : head,
+    auditHead: head.seq === 0 ? await store.auditHead() : head,
   };
   const fd = openSync(join(dir, MANIFEST), 'w');
   writeSync(fd, `${JSON.stringify(manifest, null, 2)}\n`);
@@ -118,16 +118,16 @@ export async function restoreFrom(dir: string, dbPath: string): Promise<{ manife
     if (statSync(path).size !== f.bytes || sha256File(path) !== f.sha256)
       throw new IdnError('IDN_BAD_REQUEST', `${name} does not match the manifest (size or SHA-256 differs): the export was changed or is incomplete`);
   }
-  for (const table of Store.ESCROW_TABLES)
+  for (const table of ESCROW_TABLES)
     if (manifest.files[`${table}.ndjson`] === undefined)
       throw new IdnError('IDN_BAD_REQUEST', `the manifest lists no ${table}.ndjson; the export is incomplete`);
   if (existsSync(dbPath)) throw new IdnError('IDN_BAD_REQUEST', `${dbPath} exists; restore into a new database file`);
-  const store = new Store(dbPath);
+  const store = openStore(dbPath);
   let ok = false;
   try {
     if (store.schemaVersion < manifest.schemaVersion)
       throw new IdnError('IDN_BAD_REQUEST', `the export has schema v${manifest.schemaVersion}, newer than this idnode's v${store.schemaVersion}`);
-    for (const table of Store.ESCROW_TABLES) {
+    for (const table of ESCROW_TABLES) {
       const name = `${table}.ndjson`;
       let batch: Array<Record<string, unknown>> = [];
       const lines = createInterface({ input: createReadStream(join(dir, name)), crlfDelay: Infinity });
@@ -136,14 +136,14 @@ export async function restoreFrom(dir: string, dbPath: string): Promise<{ manife
         const row = JSON.parse(line) as Record<string, unknown>;
         batch.push(table === 'records' ? withAnswerMeta(row) : row);
         if (batch.length >= 5000) {
-          store.insertRows(table, batch);
+          await store.insertRows(table, batch);
           batch = [];
         }
       }
-      store.insertRows(table, batch);
+      await store.insertRows(table, batch);
     }
-    const verdict = store.verifyAudit();
-    const head = store.auditHead();
+    const verdict = await store.verifyAudit();
+    const head = await store.auditHead();
     if (!verdict.ok)
       throw new IdnError('IDN_BAD_REQUEST', `the restored audit chain does not verify: entry ${verdict.firstBroken!.seq}: ${verdict.firstBroken!.reason}`);
     if (head.seq !== manifest.auditHead.seq || head.hash !== manifest.auditHead.hash)
@@ -154,7 +154,7 @@ export async function restoreFrom(dir: string, dbPath: string): Promise<{ manife
     ok = true;
     return { manifest, checked: verdict.checked };
   } finally {
-    store.close();
+    await store.close();
     if (!ok) for (const suffix of ['', '-wal', '-shm']) rmSync(`${dbPath}${suffix}`, { force: true });
   }
 }

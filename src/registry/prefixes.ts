@@ -19,19 +19,19 @@ export interface PrefixInfo {
 }
 
 export interface Prefixes {
-  create(input: Record<string, unknown>, actor: string): PrefixInfo;
-  get(prefix: string): PrefixInfo;
-  list(parent?: string): PrefixInfo[];
-  patch(prefix: string, input: Record<string, unknown>, actor: string): PrefixInfo;
-  remove(prefix: string, actor: string): PrefixInfo;
+  create(input: Record<string, unknown>, actor: string): Promise<PrefixInfo>;
+  get(prefix: string): Promise<PrefixInfo>;
+  list(parent?: string): Promise<PrefixInfo[]>;
+  patch(prefix: string, input: Record<string, unknown>, actor: string): Promise<PrefixInfo>;
+  remove(prefix: string, actor: string): Promise<PrefixInfo>;
   /** The upstream accepted this prefix: a pending prefix becomes active. */
-  accept(prefix: string): void;
+  accept(prefix: string): Promise<void>;
   /** The `0.NA/<prefix>` record when this node knows the prefix, else undefined. */
-  prefixRecord(prefixKey: string): { handle: string; values: HandleValue[] } | undefined;
+  prefixRecord(prefixKey: string): Promise<{ handle: string; values: HandleValue[] } | undefined>;
 }
 
 /** What a node reports to its upstream about a prefix it created or changed. */
-function report(tx: WriteTx, row: PrefixRow, event: 'created' | 'changed' | 'deleted'): void {
+async function report(tx: WriteTx, row: PrefixRow, event: 'created' | 'changed' | 'deleted'): Promise<void> {
   const body = {
     kind: 'prefix',
     event,
@@ -40,7 +40,7 @@ function report(tx: WriteTx, row: PrefixRow, event: 'created' | 'changed' | 'del
     status: row.status,
     ...(row.site !== null ? { site: row.site } : {}),
   };
-  tx.enqueueReport('prefix', `prefix:${row.prefixKey}:${randomUUID()}`, JSON.stringify(body));
+  await tx.enqueueReport('prefix', `prefix:${row.prefixKey}:${randomUUID()}`, JSON.stringify(body));
 }
 
 function infoOf(row: PrefixRow): PrefixInfo {
@@ -110,23 +110,23 @@ export function createPrefixes(deps: { store: Store; router: Router; homed: stri
     }
   }
 
-  function existing(prefix: string): PrefixRow {
+  async function existing(prefix: string): Promise<PrefixRow> {
     const { key } = parsePrefix(prefix);
-    const row = store.getPrefix(key);
+    const row = await store.getPrefix(key);
     if (row === undefined) throw new IdnError('IDN_PREFIX_NOT_FOUND', `prefix ${prefix} is not registered on this node; list them with GET /api/prefixes`);
     return row;
   }
 
-  function delegatedAncestor(key: string): PrefixRow | undefined {
+  async function delegatedAncestor(key: string): Promise<PrefixRow | undefined> {
     for (const p of prefixChain(key).slice(1)) {
-      const row = store.getPrefix(p);
+      const row = await store.getPrefix(p);
       if (row?.site != null) return row;
     }
     return undefined;
   }
 
   return {
-    create(input, actor) {
+    async create(input, actor) {
       checkKeys(input, ['prefix', 'owner', 'site']);
       const { prefix, key } = parse(input.prefix);
       const homedKey = router.homedAncestor(key);
@@ -137,13 +137,13 @@ export function createPrefixes(deps: { store: Store; router: Router; homed: stri
         );
       const owner = checkOwner(input.owner);
       const site = input.site === undefined ? null : checkSite(input.site);
-      const under = delegatedAncestor(key);
+      const under = await delegatedAncestor(key);
       if (under !== undefined)
         throw new IdnError('IDN_NOT_RESPONSIBLE', `${prefix} lies under ${under.prefix}, which is delegated to ${under.site}; create it on that node`);
-      if (site !== null && store.countRecordsUnder(key) > 0)
+      if (site !== null && (await store.countRecordsUnder(key)) > 0)
         throw new IdnError('IDN_PREFIX_NOT_EMPTY', `identifiers under ${prefix} are stored here; delete them before delegating the prefix to ${site}`);
-      const row = store.write({ actor, action: 'prefix.create', target: prefix }, (tx) => {
-        if (store.getPrefix(key) !== undefined)
+      const row = await store.write({ actor, action: 'prefix.create', target: prefix }, async (tx) => {
+        if ((await tx.getPrefix(key)) !== undefined)
           throw new IdnError('IDN_PREFIX_EXISTS', `prefix ${prefix} already exists; change it with PATCH /api/prefixes/${prefix}`);
         const row: PrefixRow = {
           prefixKey: key,
@@ -155,30 +155,30 @@ export function createPrefixes(deps: { store: Store; router: Router; homed: stri
           createdAt: tx.at,
           updatedAt: tx.at,
         };
-        tx.putPrefix(row);
-        if (deps.hasUpstream) report(tx, row, 'created');
+        await tx.putPrefix(row);
+        if (deps.hasUpstream) await report(tx, row, 'created');
         return { result: row, payload: JSON.stringify([row.prefix, row.ownerJson, row.site, row.status]), keepPayload: true };
       });
       return infoOf(row);
     },
 
-    get(prefix) {
+    async get(prefix) {
       const { key } = parse(prefix);
       const homed = homedByKey.get(key);
       if (homed !== undefined) return { prefix: homed, owner: {}, status: 'active', parent: parentPrefix(key) ?? null, homed: true };
-      return infoOf(existing(prefix));
+      return infoOf(await existing(prefix));
     },
 
-    list(parent) {
-      const rows = store.allPrefixes();
+    async list(parent) {
+      const rows = await store.allPrefixes();
       if (parent === undefined) return rows.map(infoOf);
       const { key } = parse(parent);
       return rows.filter((r) => r.parentKey === key).map(infoOf);
     },
 
-    patch(prefix, input, actor) {
+    async patch(prefix, input, actor) {
       checkKeys(input, ['owner', 'site', 'status']);
-      const row = existing(prefix);
+      const row = await existing(prefix);
       const next: PrefixRow = { ...row };
       if (input.owner !== undefined) next.ownerJson = JSON.stringify(checkOwner(input.owner));
       if (input.site !== undefined) next.site = input.site === null ? null : checkSite(input.site);
@@ -186,46 +186,46 @@ export function createPrefixes(deps: { store: Store; router: Router; homed: stri
         if (typeof input.status !== 'string' || !STATUSES.includes(input.status as PrefixStatus)) throw invalid(`status must be one of ${STATUSES.join(', ')}`);
         next.status = input.status as PrefixStatus;
       }
-      if (next.site !== null && row.site === null && store.countRecordsUnder(row.prefixKey) > 0)
+      if (next.site !== null && row.site === null && (await store.countRecordsUnder(row.prefixKey)) > 0)
         throw new IdnError('IDN_PREFIX_NOT_EMPTY', `identifiers under ${row.prefix} are stored here; delete them before delegating the prefix`);
-      const out = store.write({ actor, action: 'prefix.update', target: row.prefix }, (tx) => {
+      const out = await store.write({ actor, action: 'prefix.update', target: row.prefix }, async (tx) => {
         next.updatedAt = tx.at;
-        tx.putPrefix(next);
+        await tx.putPrefix(next);
         // A pending prefix waits for the upstream: report changes only once it has been accepted.
-        if (deps.hasUpstream && row.status !== 'pending') report(tx, next, 'changed');
+        if (deps.hasUpstream && row.status !== 'pending') await report(tx, next, 'changed');
         return { result: next, payload: JSON.stringify([next.prefix, next.ownerJson, next.site, next.status]), keepPayload: true };
       });
       return infoOf(out);
     },
 
-    remove(prefix, actor) {
-      const row = existing(prefix);
-      const records = store.countRecordsUnder(row.prefixKey);
+    async remove(prefix, actor) {
+      const row = await existing(prefix);
+      const records = await store.countRecordsUnder(row.prefixKey);
       if (records > 0) throw new IdnError('IDN_PREFIX_NOT_EMPTY', `prefix ${row.prefix} still holds ${records} identifiers; delete them first`);
-      const children = store.allPrefixes().filter((p) => p.prefixKey !== row.prefixKey && isUnderPrefix(p.prefixKey, row.prefixKey));
+      const children = (await store.allPrefixes()).filter((p) => p.prefixKey !== row.prefixKey && isUnderPrefix(p.prefixKey, row.prefixKey));
       if (children.length > 0)
         throw new IdnError('IDN_PREFIX_NOT_EMPTY', `prefix ${row.prefix} has child prefixes (${children.map((c) => c.prefix).join(', ')}); delete them first`);
-      store.write({ actor, action: 'prefix.delete', target: row.prefix }, (tx) => {
-        tx.deletePrefix(row.prefixKey);
+      await store.write({ actor, action: 'prefix.delete', target: row.prefix }, async (tx) => {
+        await tx.deletePrefix(row.prefixKey);
         return { result: undefined, payload: row.prefix, keepPayload: true };
       });
       return infoOf(row);
     },
 
-    accept(prefix) {
-      const row = store.getPrefix(parsePrefix(prefix).key);
+    async accept(prefix) {
+      const row = await store.getPrefix(parsePrefix(prefix).key);
       if (row === undefined || row.status !== 'pending') return;
-      store.write({ actor: 'sync (upstream accepted)', action: 'prefix.update', target: row.prefix }, (tx) => {
+      await store.write({ actor: 'sync (upstream accepted)', action: 'prefix.update', target: row.prefix }, async (tx) => {
         const next: PrefixRow = { ...row, status: 'active', updatedAt: tx.at };
-        tx.putPrefix(next);
+        await tx.putPrefix(next);
         return { result: undefined, payload: JSON.stringify([next.prefix, next.ownerJson, next.site, next.status]), keepPayload: true };
       });
     },
 
-    prefixRecord(prefixKey) {
+    async prefixRecord(prefixKey) {
       const homed = homedByKey.get(prefixKey);
       if (homed !== undefined) return { handle: `0.NA/${homed}`, values: [siteValue(deps.baseUrl, `homed by this node`, deps.startedAt)] };
-      const row = store.getPrefix(prefixKey);
+      const row = await store.getPrefix(prefixKey);
       if (row === undefined) return undefined;
       const owner = JSON.parse(row.ownerJson) as { name: string };
       return {

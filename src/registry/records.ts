@@ -16,9 +16,9 @@ export interface PutOptions {
 }
 
 export interface Records {
-  put(id: Identifier, body: unknown, opts: PutOptions, actor: string): { created: boolean; handle: string; unchanged: boolean };
-  remove(id: Identifier, only: Set<number> | undefined, actor: string): { handle: string };
-  list(prefixKey: string, page: number, pageSize: number): { totalCount: number; handles: string[] };
+  put(id: Identifier, body: unknown, opts: PutOptions, actor: string): Promise<{ created: boolean; handle: string; unchanged: boolean }>;
+  remove(id: Identifier, only: Set<number> | undefined, actor: string): Promise<{ handle: string }>;
+  list(prefixKey: string, page: number, pageSize: number): Promise<{ totalCount: number; handles: string[] }>;
 }
 
 /** What to do to a record's values: merge `put` in (only the indexes in `only`, if given), or drop some indexes. */
@@ -43,13 +43,13 @@ export interface RecordWritten {
  * `accept` sees the values of a real change before it is stored: it throws to refuse the
  * write, or returns false to leave the record as it is ('refused').
  */
-export function writeRecord(
+export async function writeRecord(
   tx: WriteTx,
   id: Pick<Identifier, 'key' | 'prefixKey' | 'text'>,
   existing: RecordRow | undefined,
   edit: RecordEdit,
   accept?: (values: HandleValue[]) => boolean | void,
-): RecordWritten {
+): Promise<RecordWritten> {
   const handle = existing?.handle ?? id.text;
   const previous = existing === undefined ? [] : (JSON.parse(existing.valuesJson) as HandleValue[]);
   const values = 'put' in edit ? mergeValues(previous, edit.put as InputValue[], tx.at, edit.only) : previous.filter((v) => !edit.drop.has(v.index));
@@ -58,7 +58,7 @@ export function writeRecord(
   if (existing !== undefined && rendered.valuesJson === existing.valuesJson) return { state: 'unchanged', handle, values, line, version: 0 };
   if (accept?.(values) === false) return { state: 'refused', handle, values, line, version: 0 };
   // The ETag is hashed only for what is written (an overwrite=false re-import hashes nothing).
-  const version = tx.putRecord({ handleKey: id.key, handle, prefixKey: id.prefixKey, ...rendered, etag: answerEtag(handle, rendered) });
+  const version = await tx.putRecord({ handleKey: id.key, handle, prefixKey: id.prefixKey, ...rendered, etag: answerEtag(handle, rendered) });
   return { state: existing === undefined ? 'created' : 'replaced', handle, values, line, version };
 }
 
@@ -81,11 +81,11 @@ export function createRecords(deps: {
   /** A put or remove was stored (statistics). */
   onWritten?: () => void;
   /** Metadata templates: checks the final values, then keeps template state and edges in step. */
-  templates?: { check(id: Identifier, values: readonly InputValue[]): void; apply(tx: WriteTx, id: Identifier, values: readonly InputValue[]): void };
+  templates?: { check(id: Identifier, values: readonly InputValue[]): void; apply(tx: WriteTx, id: Identifier, values: readonly InputValue[]): Promise<void> };
 }): Records {
   const { store } = deps;
   return {
-    put(id, body, opts, actor) {
+    async put(id, body, opts, actor) {
       let incoming;
       try {
         incoming = parseValuesBody(body, { valuesMax: deps.valuesMax, handleKey: id.key });
@@ -103,8 +103,8 @@ export function createRecords(deps: {
         const inBody = new Set(incoming.map((v) => v.index));
         for (const i of only) if (!inBody.has(i)) throw new IdnError('IDN_INVALID_VALUE', `index=${i} names no value in the body`, { handle: id.text });
       }
-      const out = store.write({ actor, action: 'record.update', target: id.text }, (tx) => {
-        const existing = store.getRecord(id.key);
+      const out = await store.write({ actor, action: 'record.update', target: id.text }, async (tx) => {
+        const existing = await tx.getRecord(id.key);
         if (existing !== undefined && !opts.overwrite)
           throw new IdnError(
             'IDN_HANDLE_EXISTS',
@@ -115,9 +115,11 @@ export function createRecords(deps: {
           );
         if (existing === undefined && only !== undefined)
           throw new IdnError('IDN_NOT_FOUND', `${id.text} does not exist; create it with a PUT without index=`, { handle: id.text });
-        const w = writeRecord(tx, id, existing, { put: incoming, ...(only !== undefined ? { only } : {}) }, (values) => deps.templates?.check(id, values));
+        const w = await writeRecord(tx, id, existing, { put: incoming, ...(only !== undefined ? { only } : {}) }, (values) =>
+          deps.templates?.check(id, values),
+        );
         if (w.state === 'unchanged') return { result: { created: false, handle: w.handle, unchanged: true }, payload: null };
-        deps.templates?.apply(tx, id, w.values);
+        await deps.templates?.apply(tx, id, w.values);
         return {
           result: { created: w.state === 'created', handle: w.handle, unchanged: false },
           payload: w.line,
@@ -128,12 +130,12 @@ export function createRecords(deps: {
       return out;
     },
 
-    remove(id, only, actor) {
-      const out = store.write({ actor, action: 'record.delete', target: id.text }, (tx) => {
-        const existing = store.getRecord(id.key);
+    async remove(id, only, actor) {
+      const out = await store.write({ actor, action: 'record.delete', target: id.text }, async (tx) => {
+        const existing = await tx.getRecord(id.key);
         if (existing === undefined) throw new IdnError('IDN_NOT_FOUND', `${id.text} does not exist`, { handle: id.text });
         if (only === undefined) {
-          tx.deleteRecord(id.key, existing.handle);
+          await tx.deleteRecord(id.key, existing.handle);
           return { result: { handle: existing.handle }, payload: versionLine(existing.handle, null) };
         }
         const values = JSON.parse(existing.valuesJson) as HandleValue[];
@@ -145,17 +147,17 @@ export function createRecords(deps: {
           throw new IdnError('IDN_INVALID_VALUE', 'this would remove every value; a record needs at least one (DELETE without index= removes the identifier)', {
             handle: existing.handle,
           });
-        const w = writeRecord(tx, id, existing, { drop: only }, (kept) => deps.templates?.check(id, kept));
-        deps.templates?.apply(tx, id, w.values);
+        const w = await writeRecord(tx, id, existing, { drop: only }, (kept) => deps.templates?.check(id, kept));
+        await deps.templates?.apply(tx, id, w.values);
         return { result: { handle: existing.handle }, payload: w.line, action: 'record.values.delete' };
       });
       deps.onWritten?.();
       return out;
     },
 
-    list(prefixKey, page, pageSize) {
-      const totalCount = store.countRecords(prefixKey);
-      const handles = pageSize === 0 ? [] : store.listRecordHandles(prefixKey, pageSize, page * pageSize);
+    async list(prefixKey, page, pageSize) {
+      const totalCount = await store.countRecords(prefixKey);
+      const handles = pageSize === 0 ? [] : await store.listRecordHandles(prefixKey, pageSize, page * pageSize);
       return { totalCount, handles };
     },
   };

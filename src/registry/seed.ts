@@ -18,9 +18,9 @@ export interface SeedPrefix {
 }
 
 /** Loads the seed files and writes them when the store holds no records; returns how many records it wrote. */
-export function seedIfEmpty(deps: { store: Store }, dir: string): number {
+export async function seedIfEmpty(deps: { store: Store }, dir: string): Promise<number> {
   const { store } = deps;
-  if (store.totalRecords() > 0) return 0;
+  if ((await store.totalRecords()) > 0) return 0;
   const prefixes = JSON.parse(readFileSync(join(dir, 'prefixes.json'), 'utf8')) as SeedPrefix[];
   const lines = readFileSync(join(dir, 'records.ndjson'), 'utf8')
     .split('\n')
@@ -47,11 +47,11 @@ export function seedIfEmpty(deps: { store: Store }, dir: string): number {
       throw new IdnError('IDN_INVALID_VALUE', `${eventsFile} line ${i + 1}: ${(err as Error).message}`);
     }
   });
-  store.write({ actor: 'seed', action: 'seed', target: dir }, (tx) => {
+  await store.write({ actor: 'seed', action: 'seed', target: dir }, async (tx) => {
     for (const p of prefixes) {
       const { key } = parsePrefix(p.prefix);
-      if (store.getPrefix(key) !== undefined) continue;
-      tx.putPrefix({
+      if ((await tx.getPrefix(key)) !== undefined) continue;
+      await tx.putPrefix({
         prefixKey: key,
         prefix: p.prefix,
         parentKey: parentPrefix(key)!,
@@ -64,10 +64,10 @@ export function seedIfEmpty(deps: { store: Store }, dir: string): number {
     }
     const written: Array<[string, number, string]> = [];
     for (const r of records) {
-      const w = writeRecord(tx, r.id, store.getRecord(r.id.key), { put: r.values });
+      const w = await writeRecord(tx, r.id, await tx.getRecord(r.id.key), { put: r.values });
       if (w.version > 0) written.push([r.id.key, w.version, w.line]);
     }
-    for (const ev of events) applyEvent(tx, ev, canonicalEvent(ev));
+    for (const ev of events) await applyEvent(tx, ev, canonicalEvent(ev));
     written.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]));
     const versions = written.map((w) => w[2]).join('\n');
     return {

@@ -42,17 +42,17 @@ export interface Template {
 }
 
 export interface Templates {
-  put(prefix: string, version: string, body: unknown, actor: string): { created: boolean; template: Template };
+  put(prefix: string, version: string, body: unknown, actor: string): Promise<{ created: boolean; template: Template }>;
   get(prefix: string, version: string): Template;
   list(prefix: string): Template[];
   /** Checks a record's final values; throws IDN_INVALID_VALUE naming index, item and problem. */
   check(id: Identifier, values: readonly InputValue[]): void;
   /** Inside a record write: marks the version used and keeps reference edges in step. */
-  apply(tx: WriteTx, id: Identifier, values: readonly InputValue[]): void;
+  apply(tx: WriteTx, id: Identifier, values: readonly InputValue[]): Promise<void>;
   /** Versions of a prefix (for export). */
   all(): Template[];
   /** Re-reads every template (the change feed named one). */
-  reload(): void;
+  reload(): Promise<void>;
 }
 
 const invalid = (m: string) => new IdnError('IDN_INVALID_VALUE', m);
@@ -173,18 +173,20 @@ function shape(row: TemplateRow): Template {
   return { prefix: row.prefix, version: row.version, ...body, used: row.used === 1, createdAt: row.createdAt, updatedAt: row.updatedAt };
 }
 
-export function createTemplates(deps: { store: Store }): Templates {
+export async function createTemplates(deps: { store: Store }): Promise<Templates> {
   const { store } = deps;
   /** prefixKey → version → row, loaded once and kept in step by the change feed (every process's writes, this one's included). */
   const byPrefix = new Map<string, Map<string, TemplateRow>>();
-  function load(): void {
+  async function load(): Promise<void> {
+    const rows = await store.allTemplates();
     byPrefix.clear();
-    for (const row of store.allTemplates()) {
+    for (const row of rows) {
       if (!byPrefix.has(row.prefixKey)) byPrefix.set(row.prefixKey, new Map());
       byPrefix.get(row.prefixKey)!.set(row.version, row);
     }
   }
-  load();
+
+  await load();
 
   function parse(prefix: string): { prefix: string; key: string } {
     try {
@@ -229,7 +231,7 @@ export function createTemplates(deps: { store: Store }): Templates {
   }
 
   return {
-    put(prefix, version, body, actor) {
+    async put(prefix, version, body, actor) {
       const p = parse(prefix);
       if (!VERSION.test(version)) throw new IdnError('IDN_BAD_REQUEST', 'a template version is 1 to 32 letters, digits, ".", "_" or "-", such as "1.0"');
       if (typeof body !== 'object' || body === null || Array.isArray(body))
@@ -268,7 +270,7 @@ export function createTemplates(deps: { store: Store }): Templates {
         ...(b.industryCode !== undefined ? { industryCode: b.industryCode } : {}),
         items,
       });
-      const row = store.write({ actor, action: existing ? 'template.update' : 'template.create', target: `${p.prefix}@${version}` }, (tx) => {
+      const row = await store.write({ actor, action: existing ? 'template.update' : 'template.create', target: `${p.prefix}@${version}` }, async (tx) => {
         const row: TemplateRow = {
           prefixKey: p.key,
           version,
@@ -278,7 +280,7 @@ export function createTemplates(deps: { store: Store }): Templates {
           createdAt: existing?.createdAt ?? tx.at,
           updatedAt: tx.at,
         };
-        tx.putTemplate(row);
+        await tx.putTemplate(row);
         return { result: row, payload: `${p.prefix}@${version}\n${doc}`, keepPayload: true };
       });
       return { created: existing === undefined, template: shape(row) };
@@ -313,24 +315,24 @@ export function createTemplates(deps: { store: Store }): Templates {
           throw invalid(`index ${item.idIndex} (item "${item.name}", template ${t.row.version}) is required and missing`);
     },
 
-    apply(tx, id, values) {
+    async apply(tx, id, values) {
       const t = versionOf(id, values);
       if (t === undefined) return;
       // Recorded in the feed; every process reloads its templates after the commit.
-      if (t.row.used === 0) tx.markTemplateUsed(id.prefixKey, t.row.version);
+      if (t.row.used === 0) await tx.markTemplateUsed(id.prefixKey, t.row.version);
       const since = new Date(Date.parse(tx.at)).toISOString();
       for (const item of t.items) {
         if (item.dataType !== 'reference') continue;
         const v = values.find((x) => x.index === item.idIndex);
         const wanted = new Map<string, string>();
         if (v !== undefined && item.state === 'enabled') for (const ref of referenced(item, v.data.value as string)) wanted.set(ref.key, ref.text);
-        for (const key of tx.openChildren(id.key, item.name)) if (!wanted.has(key)) tx.closeEdge(id.key, key, item.name, since, 0);
+        for (const key of await tx.openChildren(id.key, item.name)) if (!wanted.has(key)) await tx.closeEdge(id.key, key, item.name, since, 0);
         for (const [key, text] of wanted) {
-          tx.nameIdentifier(key, text);
-          tx.openEdge(id.key, key, item.name, since, 0);
+          await tx.nameIdentifier(key, text);
+          await tx.openEdge(id.key, key, item.name, since, 0);
         }
       }
-      tx.nameIdentifier(id.key, id.text);
+      await tx.nameIdentifier(id.key, id.text);
     },
 
     all() {

@@ -30,15 +30,20 @@ export interface TokenInfo {
 }
 
 export interface Tokens {
-  create(input: { role: unknown; prefixes?: unknown; label?: unknown }, actor: string, secret?: string): TokenInfo & { secret: string };
-  list(): TokenInfo[];
-  revoke(id: string, actor: string): TokenInfo;
+  create(input: { role: unknown; prefixes?: unknown; label?: unknown }, actor: string, secret?: string): Promise<TokenInfo & { secret: string }>;
+  list(): Promise<TokenInfo[]>;
+  /** One token by id (revoked ones included); undefined when there is none. */
+  get(id: string): Promise<TokenInfo | undefined>;
+  revoke(id: string, actor: string): Promise<TokenInfo>;
   /** undefined when no credentials were sent; throws IDN_AUTH_FAILED for bad ones. */
-  authenticate(authorization: string | undefined): Principal | undefined;
-  /** True for a valid, unrevoked admin token; never throws (the shedder asks this under overload). */
+  authenticate(authorization: string | undefined): Promise<Principal | undefined>;
+  /**
+   * True for a valid, unrevoked admin token; never throws (the shedder asks this under
+   * overload, synchronously: false on an engine without synchronous token reads).
+   */
   isAdmin(authorization: string | undefined): boolean;
   /** Creates an admin token with this secret when the node has no active admin token. */
-  bootstrapAdmin(secret: string): TokenInfo | undefined;
+  bootstrapAdmin(secret: string): Promise<TokenInfo | undefined>;
 }
 
 export function hashSecret(secret: string): string {
@@ -61,7 +66,7 @@ const authFailed = (why: string) => new IdnError('IDN_AUTH_FAILED', why);
 export function createTokens(deps: { store: Store; homedAncestor: (prefixKey: string) => string | undefined }): Tokens {
   const { store } = deps;
 
-  function create(input: { role: unknown; prefixes?: unknown; label?: unknown }, actor: string, secret?: string) {
+  async function create(input: { role: unknown; prefixes?: unknown; label?: unknown }, actor: string, secret?: string) {
     const role = input.role;
     if (typeof role !== 'string' || !(ROLES as readonly string[]).includes(role))
       throw new IdnError('IDN_INVALID_VALUE', `role must be one of ${ROLES.join(', ')}; got ${JSON.stringify(role)}`);
@@ -86,7 +91,7 @@ export function createTokens(deps: { store: Store; homedAncestor: (prefixKey: st
       throw new IdnError('IDN_INVALID_VALUE', 'label must be a string of at most 200 characters');
     const id = `tok_${randomBytes(8).toString('hex')}`;
     const plain = secret ?? `idn_${randomBytes(32).toString('base64url')}`;
-    const row = store.write({ actor, action: 'token.create', target: id }, (tx) => {
+    const row = await store.write({ actor, action: 'token.create', target: id }, async (tx) => {
       const row: TokenRow = {
         id,
         role: role as Role,
@@ -96,7 +101,7 @@ export function createTokens(deps: { store: Store; homedAncestor: (prefixKey: st
         createdAt: tx.at,
         revokedAt: null,
       };
-      tx.insertToken(row);
+      await tx.insertToken(row);
       // The digest covers the token's identity and scope, never the secret or its hash.
       return { result: row, payload: JSON.stringify([id, role, prefixes, row.label]), keepPayload: true };
     });
@@ -126,17 +131,20 @@ export function createTokens(deps: { store: Store; homedAncestor: (prefixKey: st
   }
 
   /** The token row of a secret; the lookup is by hash, so timing reveals nothing of the secret; compare anyway. */
-  function rowOf(secret: string): TokenRow | undefined {
-    const hash = hashSecret(secret);
-    const row = store.tokenByHash(hash);
+  function checked(row: TokenRow | undefined, hash: string): TokenRow | undefined {
     return row !== undefined && timingSafeEqual(Buffer.from(row.secretHash), Buffer.from(hash)) ? row : undefined;
   }
 
-  function authenticate(authorization: string | undefined): Principal | undefined {
+  async function rowOf(secret: string): Promise<TokenRow | undefined> {
+    const hash = hashSecret(secret);
+    return checked(await store.tokenByHash(hash), hash);
+  }
+
+  async function authenticate(authorization: string | undefined): Promise<Principal | undefined> {
     if (authorization === undefined || authorization === '') return undefined;
     const c = credentials(authorization);
     if (typeof c === 'string') throw authFailed(c);
-    const row = rowOf(c.secret);
+    const row = await rowOf(c.secret);
     if (row === undefined) throw authFailed('the token is not known to this node; check the secret or ask an admin for a new token');
     if (row.revokedAt !== null) throw authFailed(`token ${row.id} was revoked at ${row.revokedAt}`);
     let user = c.user;
@@ -156,11 +164,13 @@ export function createTokens(deps: { store: Store; homedAncestor: (prefixKey: st
   }
 
   // Read from the store on every call, never cached: `idnode token revoke` and other workers revoke through the SQLite file.
+  const tokenByHashSync = store.tokenByHashSync;
   function isAdmin(authorization: string | undefined): boolean {
-    if (authorization === undefined || authorization === '') return false;
+    if (authorization === undefined || authorization === '' || tokenByHashSync === undefined) return false;
     const c = credentials(authorization);
     if (typeof c === 'string') return false;
-    const row = rowOf(c.secret);
+    const hash = hashSecret(c.secret);
+    const row = checked(tokenByHashSync(hash), hash);
     return row !== undefined && row.revokedAt === null && row.role === 'admin';
   }
 
@@ -168,22 +178,26 @@ export function createTokens(deps: { store: Store; homedAncestor: (prefixKey: st
     create,
     authenticate,
     isAdmin,
-    list: () => store.listTokens().map(info),
-    revoke(id, actor) {
-      const row = store.tokenById(id);
+    list: async () => (await store.listTokens()).map(info),
+    async get(id) {
+      const row = await store.tokenById(id);
+      return row === undefined ? undefined : info(row);
+    },
+    async revoke(id, actor) {
+      const row = await store.tokenById(id);
       if (row === undefined) throw new IdnError('IDN_TOKEN_NOT_FOUND', `no token with id ${id}; list them with GET /api/tokens`);
       if (row.revokedAt === null)
-        store.write({ actor, action: 'token.revoke', target: id }, (tx) => {
-          tx.revokeToken(id);
+        await store.write({ actor, action: 'token.revoke', target: id }, async (tx) => {
+          await tx.revokeToken(id);
           return { result: undefined, payload: id, keepPayload: true };
         });
-      return info(store.tokenById(id)!);
+      return info((await store.tokenById(id))!);
     },
-    bootstrapAdmin(secret) {
-      if (store.activeAdminCount() > 0) return undefined;
-      const existing = store.tokenByHash(hashSecret(secret));
+    async bootstrapAdmin(secret) {
+      if ((await store.activeAdminCount()) > 0) return undefined;
+      const existing = await store.tokenByHash(hashSecret(secret));
       if (existing !== undefined) return undefined;
-      const { secret: _s, ...rest } = create({ role: 'admin', label: 'IDNODE_ADMIN_TOKEN' }, 'system', secret);
+      const { secret: _s, ...rest } = await create({ role: 'admin', label: 'IDNODE_ADMIN_TOKEN' }, 'system', secret);
       return rest;
     },
   };

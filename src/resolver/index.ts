@@ -8,7 +8,7 @@ import { IdnError, isIdnError } from '../errors.js';
 import type { Identifier } from '../identifier/index.js';
 import type { Prefixes } from '../registry/prefixes.js';
 import { type HandleValue, relayedValuesProblem } from '../registry/values.js';
-import type { ChangeRow, RecordRow, Store } from '../store/index.js';
+import type { AnswerRow, ChangeRow, RecordRow, Store } from '../store/index.js';
 import type { UpstreamAnswer, UpstreamClient } from '../upstream/client.js';
 import type { Router } from '../upstream/routing.js';
 import { answerText, etagOf, MAX_TTL_SECONDS, maxAgeAt, smallestTtl } from '../registry/answer.js';
@@ -74,7 +74,7 @@ export interface Resolver {
   /** The fresh cached answer for a normalised identifier, if any (updates recency). */
   cached(key: string): Entry | undefined;
   resolve(id: Identifier, opts: ResolveOptions): Promise<Resolution>;
-  /** A public cache miss answered here, synchronously; undefined when the identifier is not homed here. */
+  /** A public cache miss answered here, synchronously; undefined when the identifier is not homed here or the engine reads only asynchronously. */
   resolveLocal(id: Identifier): Resolution | undefined;
   invalidate(key: string): void;
   /** Drops every answer for an identifier under `prefixKey`, and its prefix handle. */
@@ -201,14 +201,23 @@ export function createResolver(deps: {
     return new IdnError('IDN_NOT_RESPONSIBLE', `this node does not home prefix ${prefixKey} and has no upstream to ask`, { handle: id.text });
   }
 
-  function local(id: Identifier, privateAccess: boolean): { entry: Entry; cacheable: boolean } {
+  async function local(id: Identifier, privateAccess: boolean): Promise<{ entry: Entry; cacheable: boolean }> {
     const nowMs = now();
     if (id.namedPrefixKey !== undefined) {
-      const rec = deps.prefixes.prefixRecord(id.namedPrefixKey);
+      const rec = await deps.prefixes.prefixRecord(id.namedPrefixKey);
       if (rec === undefined) return { entry: notFound(id), cacheable: true };
       return { entry: answerEntry(rec.handle, JSON.stringify(rec.values), nowMs), cacheable: true };
     }
-    const row = deps.store.answerRow(id.key);
+    return fromRow(id, await deps.store.answerRow(id.key), privateAccess, nowMs);
+  }
+
+  /** Counts cache drops (the change feed's invalidations), so an async read can tell one happened meanwhile. */
+  let dropped = 0;
+
+  /** The synchronous cache-miss read, when the engine has one (the fast path answers before fastify). */
+  const answerRowSync = deps.store.answerRowSync;
+
+  function fromRow(id: Identifier, row: AnswerRow | undefined, privateAccess: boolean, nowMs: number): { entry: Entry; cacheable: boolean } {
     if (row === undefined) return { entry: notFound(id), cacheable: true };
     const [handle, valuesJson, publicJson, maxAge, expiresAt, etag] = row;
     const meta = { maxAge, expiresAt, etag };
@@ -240,7 +249,7 @@ export function createResolver(deps: {
       counts.misses++;
       const routeKey = id.namedPrefixKey ?? id.prefixKey;
       const route = deps.router.route(routeKey);
-      const knownPrefix = id.namedPrefixKey !== undefined && deps.prefixes.prefixRecord(id.namedPrefixKey) !== undefined;
+      const knownPrefix = id.namedPrefixKey !== undefined && (await deps.prefixes.prefixRecord(id.namedPrefixKey)) !== undefined;
       if (route.kind !== 'local' && !knownPrefix) {
         if (route.kind === 'none') throw notResponsible(id, routeKey);
         const base = route.kind === 'delegated' ? route.site : route.url;
@@ -253,7 +262,10 @@ export function createResolver(deps: {
         }
         return flight;
       }
-      const { entry, cacheable } = local(id, opts.privateAccess);
+      const before = dropped;
+      const { entry, cacheable: readable } = await local(id, opts.privateAccess);
+      // A drop while the read was away may have been for what it read: not cached, not stale.
+      const cacheable = readable && dropped === before;
       if (cacheable) store(id.key, entry, entry.status === 200 ? undefined : deps.notFoundTtlSeconds);
       return {
         entry,
@@ -262,14 +274,18 @@ export function createResolver(deps: {
       };
     },
     resolveLocal(id) {
-      if (id.namedPrefixKey !== undefined || deps.router.route(id.prefixKey).kind !== 'local') return undefined;
+      if (answerRowSync === undefined || id.namedPrefixKey !== undefined || deps.router.route(id.prefixKey).kind !== 'local') return undefined;
       counts.misses++;
-      const { entry } = local(id, false);
+      const { entry } = fromRow(id, answerRowSync(id.key), false, now());
       store(id.key, entry, entry.status === 200 ? undefined : deps.notFoundTtlSeconds);
       return { entry, cacheStatus: enabled ? CACHE_STATUS.stored : CACHE_STATUS.uncacheable, source: 'store' };
     },
-    invalidate: (key) => void cache.delete(key),
+    invalidate(key) {
+      dropped++;
+      cache.delete(key);
+    },
     invalidateUnder(prefixKey) {
+      dropped++;
       // Prefix changes are rare; a scan keeps every unrelated answer (and its stale copy).
       for (const key of cache.keys()) {
         const slash = key.indexOf('/');
@@ -277,7 +293,10 @@ export function createResolver(deps: {
         if (p === prefixKey || p.startsWith(`${prefixKey}.`)) cache.delete(key);
       }
     },
-    clear: () => cache.clear(),
+    clear() {
+      dropped++;
+      cache.clear();
+    },
     stats: () => ({ entries: cache.size, bytes: cache.calculatedSize, maxBytes, ...counts }),
   };
 }
@@ -287,8 +306,8 @@ export interface ChangeFollower {
   cursor(): number;
   /** Resolves once this process has applied every change up to `cursor` (tests wait on it instead of sleeping). */
   caughtUp(cursor: number): Promise<void>;
-  /** Reads and applies whatever is new in the feed now (after this connection's own commits). */
-  check(): void;
+  /** Reads and applies whatever is new in the feed now (after this engine's own commits). */
+  check(): Promise<void>;
   /** Stops the periodic check (the node closes). */
   stop(): void;
 }
@@ -296,47 +315,51 @@ export interface ChangeFollower {
 /**
  * Follows the store's change feed from the newest row at start: `apply` gets each batch of
  * new rows in order; `reset` runs instead when rows this process never saw were pruned (its
- * whole cache must go). Other processes' commits are noticed by `PRAGMA data_version` every
+ * whole cache must go). Other processes' commits are noticed by the store's data version every
  * `pollMs` (cheap: no read of the feed unless something was committed elsewhere).
  */
-export function createChangeFollower(deps: {
+export async function createChangeFollower(deps: {
   store: Store;
   pollMs: number;
-  apply: (rows: ChangeRow[]) => void;
-  reset: () => void;
+  apply: (rows: ChangeRow[]) => void | Promise<void>;
+  reset: () => void | Promise<void>;
   /** Rows read per statement (a long backlog is read in pages). */
   pageSize?: number;
-}): ChangeFollower {
+}): Promise<ChangeFollower> {
   const { store } = deps;
   const pageSize = deps.pageSize ?? 10_000;
-  let cursor = store.changesHead();
-  let dataVersion = store.dataVersion();
+  let cursor = await store.changesHead();
+  let dataVersion = await store.dataVersion();
   let waiters: Array<{ cursor: number; resolve: () => void }> = [];
 
-  function dropAll(): void {
+  async function dropAll(): Promise<void> {
     // The head is read before the reset, so whatever the reset reloads covers it.
-    cursor = store.changesHead();
-    deps.reset();
+    cursor = await store.changesHead();
+    await deps.reset();
   }
 
-  function catchUp(): void {
+  async function catchUp(): Promise<void> {
     for (;;) {
-      const rows = store.changesAfter(cursor, pageSize);
+      const rows = await store.changesAfter(cursor, pageSize);
       // Kept rows are contiguous: a first row past cursor + 1 means the ones between were pruned.
-      if (rows.length === 0 ? store.changesHead() > cursor : rows[0]!.id !== cursor + 1) return dropAll();
+      if (rows.length === 0 ? (await store.changesHead()) > cursor : rows[0]!.id !== cursor + 1) return dropAll();
       if (rows.length === 0) return;
-      deps.apply(rows);
+      await deps.apply(rows);
       cursor = rows[rows.length - 1]!.id;
       if (rows.length < pageSize) return;
     }
   }
 
-  function check(): void {
+  async function runCheck(): Promise<void> {
     try {
-      catchUp();
+      await catchUp();
     } catch {
       // A read failed (the file went away, the connection closed): nothing cached can be trusted.
-      deps.reset();
+      try {
+        await deps.reset();
+      } catch {
+        // The reset's own reads failed too; the next check tries again.
+      }
     }
     if (waiters.length === 0) return;
     const still: typeof waiters = [];
@@ -346,12 +369,23 @@ export function createChangeFollower(deps: {
     waiters = still;
   }
 
+  // Checks run one after another: two at once could apply the same rows twice.
+  let chain: Promise<void> = Promise.resolve();
+  function check(): Promise<void> {
+    chain = chain.then(runCheck);
+    return chain;
+  }
+
   const timer = setInterval(() => {
-    if (!store.db.open) return stop();
-    const v = store.dataVersion();
-    if (v === dataVersion) return;
-    dataVersion = v;
-    check();
+    if (!store.isOpen()) return stop();
+    void store.dataVersion().then(
+      (v) => {
+        if (v === dataVersion) return;
+        dataVersion = v;
+        return check();
+      },
+      () => undefined,
+    );
   }, deps.pollMs);
   timer.unref();
   const unsubscribe = store.onCommit(check);

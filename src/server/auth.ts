@@ -55,7 +55,7 @@ export function registerAuthorization(app: FastifyInstance, tokens: Pick<Tokens,
     const { action, target, stage } = typeof declared === 'string' ? { action: declared, target: undefined, stage: undefined } : declared;
     const check = async (request: FastifyRequest): Promise<void> => {
       const prefix = target?.(request);
-      request.principal = authorize(tokens.authenticate(request.headers.authorization), action, prefix);
+      request.principal = authorize(await tokens.authenticate(request.headers.authorization), action, prefix);
     };
     // A new array each time: the HEAD twin of a GET route shares the original one.
     if (stage === 'request') route.onRequest = withHook(route.onRequest, check);

@@ -18,22 +18,22 @@ export interface Router {
   homedAncestor(prefixKey: string): string | undefined;
   homed(): readonly string[];
   /** Re-reads the prefix table (the change feed named a prefix). */
-  reload(): void;
+  reload(): Promise<void>;
 }
 
-export function createRouter(deps: { store: Store; homed: string[]; upstreamUrl: string }): Router {
+export async function createRouter(deps: { store: Store; homed: string[]; upstreamUrl: string }): Promise<Router> {
   const homedKeys = deps.homed.map(foldCase).sort((a, b) => b.length - a.length);
   let byKey = new Map<string, PrefixRow>();
 
-  function reload(): void {
-    byKey = new Map(deps.store.allPrefixes().map((p) => [p.prefixKey, p]));
+  async function reload(): Promise<void> {
+    byKey = new Map((await deps.store.allPrefixes()).map((p) => [p.prefixKey, p]));
   }
 
   function homedAncestor(prefixKey: string): string | undefined {
     return homedKeys.find((h) => isUnderPrefix(prefixKey, h));
   }
 
-  reload();
+  await reload();
   return {
     reload,
     homedAncestor,

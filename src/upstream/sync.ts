@@ -68,8 +68,8 @@ export interface SyncWorker {
   start(): void;
   /** Sends what is due now (also called by the timer); resolves when this round is done. */
   tick(): Promise<void>;
-  /** Queues a statistics report for the interval so far. */
-  reportStats(): void;
+  /** Queues a statistics report for the interval so far (resolves once it is stored). */
+  reportStats(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -85,7 +85,7 @@ export function createSyncWorker(deps: {
   statsIntervalSeconds: number;
   stats: NodeStats;
   /** The upstream accepted a prefix report: make the prefix active. */
-  onPrefixAccepted: (prefix: string) => void;
+  onPrefixAccepted: (prefix: string) => void | Promise<void>;
   onError?: (message: string) => void;
   now?: () => number;
 }): SyncWorker {
@@ -102,7 +102,7 @@ export function createSyncWorker(deps: {
 
   async function sendDue(): Promise<void> {
     for (;;) {
-      const rows = store.dueReports(now(), 50);
+      const rows = await store.dueReports(now(), 50);
       if (rows.length === 0 || stopped) return;
       for (const row of rows) {
         if (stopped) return;
@@ -111,16 +111,16 @@ export function createSyncWorker(deps: {
           const res = await deps.upstream.postJson(deps.url, REPORTS_PATH, body, deps.token);
           const message = (res.json as { message?: string } | undefined)?.message ?? `HTTP ${res.status}`;
           if (res.status >= 200 && res.status < 300) {
-            store.markReport(row.id, 'sent', null);
-            if (row.kind === 'prefix') deps.onPrefixAccepted(body.prefix as string);
+            await store.markReport(row.id, 'sent', null);
+            if (row.kind === 'prefix') await deps.onPrefixAccepted(body.prefix as string);
           } else if (res.status >= 500 || RETRY_STATUS.has(res.status)) {
-            store.retryReport(row.id, now() + backoff(row.attempts), `HTTP ${res.status}: ${message}`);
+            await store.retryReport(row.id, now() + backoff(row.attempts), `HTTP ${res.status}: ${message}`);
           } else {
-            store.markReport(row.id, 'rejected', `HTTP ${res.status}: ${message}`);
+            await store.markReport(row.id, 'rejected', `HTTP ${res.status}: ${message}`);
             deps.onError?.(`the upstream rejected report ${row.idemKey}: ${message}`);
           }
         } catch (err) {
-          store.retryReport(row.id, now() + backoff(row.attempts), (err as Error).message);
+          await store.retryReport(row.id, now() + backoff(row.attempts), (err as Error).message);
           // The upstream is unreachable: the rest would fail the same way; wait for the next round.
           return;
         }
@@ -138,10 +138,10 @@ export function createSyncWorker(deps: {
     return round;
   }
 
-  function reportStats(): void {
+  async function reportStats(): Promise<void> {
     const report = deps.stats.take(now());
-    store.write({ actor: 'sync', action: 'sync.stats', target: deps.url }, (tx) => {
-      tx.enqueueReport('stats', `stats:${report.from}:${report.to}:${Math.random().toString(36).slice(2)}`, JSON.stringify(report));
+    await store.write({ actor: 'sync', action: 'sync.stats', target: deps.url }, async (tx) => {
+      await tx.enqueueReport('stats', `stats:${report.from}:${report.to}:${Math.random().toString(36).slice(2)}`, JSON.stringify(report));
       return { result: undefined, payload: null };
     });
     void tick();
@@ -151,7 +151,13 @@ export function createSyncWorker(deps: {
     start() {
       // Due reports go out within a quarter second when the upstream is up.
       timers.push(setInterval(() => void tick(), 250));
-      if (deps.statsIntervalSeconds > 0) timers.push(setInterval(reportStats, deps.statsIntervalSeconds * 1000));
+      if (deps.statsIntervalSeconds > 0)
+        timers.push(
+          setInterval(
+            () => void reportStats().catch((err: unknown) => deps.onError?.(`stats report failed: ${(err as Error).message}`)),
+            deps.statsIntervalSeconds * 1000,
+          ),
+        );
       for (const t of timers) t.unref();
     },
     tick,
@@ -182,8 +188,8 @@ export interface SyncReceiver {
    * the stored outcome for a re-sent idempotency key; throws IDN_FORBIDDEN for a prefix
    * outside the reporter's delegation (the rejection is recorded too).
    */
-  receive(reporter: { id: string; prefixes: string[]; actor: string }, body: unknown): { created: boolean; report: ReceivedReport };
-  list(afterId: number, limit: number): { reports: ReceivedReport[]; next: number | null };
+  receive(reporter: { id: string; prefixes: string[]; actor: string }, body: unknown): Promise<{ created: boolean; report: ReceivedReport }>;
+  list(afterId: number, limit: number): Promise<{ reports: ReceivedReport[]; next: number | null }>;
 }
 
 function shape(row: ReportRow): ReceivedReport {
@@ -214,7 +220,7 @@ function checkStats(b: Record<string, unknown>): void {
 export function createSyncReceiver(deps: { store: Store }): SyncReceiver {
   const { store } = deps;
   return {
-    receive(reporter, raw) {
+    async receive(reporter, raw) {
       if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid('a report is a JSON object with "kind" and "idempotencyKey"');
       const b = raw as Record<string, unknown>;
       const key = b.idempotencyKey;
@@ -236,19 +242,19 @@ export function createSyncReceiver(deps: { store: Store }): SyncReceiver {
       } else checkStats(b);
       const { idempotencyKey: _k, ...rest } = b;
       const bodyJson = JSON.stringify(rest);
-      const out = store.write({ actor: reporter.actor, action: `sync.report.${outcome}`, target: `${reporter.id}:${key}` }, (tx) => {
-        const seen = store.reportByKey(reporter.id, key);
+      const out = await store.write({ actor: reporter.actor, action: `sync.report.${outcome}`, target: `${reporter.id}:${key}` }, async (tx) => {
+        const seen = await tx.reportByKey(reporter.id, key);
         if (seen !== undefined) return { result: { created: false, row: seen }, payload: null };
-        const id = tx.insertReport({ reporter: reporter.id, idemKey: key, kind: b.kind as string, bodyJson, outcome, message });
-        return { result: { created: true, row: store.reportByKey(reporter.id, key)! }, payload: `${id}\n${bodyJson}`, keepPayload: true };
+        const id = await tx.insertReport({ reporter: reporter.id, idemKey: key, kind: b.kind as string, bodyJson, outcome, message });
+        return { result: { created: true, row: (await tx.reportByKey(reporter.id, key))! }, payload: `${id}\n${bodyJson}`, keepPayload: true };
       });
       const report = shape(out.row);
       if (report.outcome === 'rejected')
         throw new IdnError('IDN_FORBIDDEN', `${report.message ?? 'rejected'}; ask the upstream's admin to widen the node token's prefixes`);
       return { created: out.created, report };
     },
-    list(afterId, limit) {
-      const rows = store.reports(afterId, limit + 1);
+    async list(afterId, limit) {
+      const rows = await store.reports(afterId, limit + 1);
       const page = rows.slice(0, limit);
       return { reports: page.map(shape), next: rows.length > limit ? page.at(-1)!.id : null };
     },

@@ -75,14 +75,14 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
   });
   const users = new WeakMap<FastifyRequest, Principal | null>();
 
+  // The session is read once per request, before the handler (the token lookup is async).
+  app.addHook('preHandler', async (request) => {
+    users.set(request, (await sessions.read(request.headers.cookie, Date.now())) ?? null);
+  });
+
   /** The auditor or admin logged in by cookie (page routes only; the API never reads it). */
   function pageUser(request: FastifyRequest): Principal | undefined {
-    let user = users.get(request);
-    if (user === undefined) {
-      user = sessions.read(request.headers.cookie, Date.now()) ?? null;
-      users.set(request, user);
-    }
-    return user ?? undefined;
+    return users.get(request) ?? undefined;
   }
 
   function context(request: FastifyRequest): PageContext {
@@ -114,10 +114,10 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
   }
 
   /** The owner's name: the longest registered prefix of the identifier that has one. */
-  function ownerOf(prefix: string): { name?: string; status?: string } {
+  async function ownerOf(prefix: string): Promise<{ name?: string; status?: string }> {
     for (const p of prefixChain(prefix)) {
       try {
-        const info = prefixes.get(p);
+        const info = await prefixes.get(p);
         if (typeof info.owner.name === 'string') return { name: info.owner.name, status: info.status };
       } catch {
         // not registered here: try its parent
@@ -138,10 +138,10 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
     return items;
   }
 
-  function sendError(request: FastifyRequest, reply: FastifyReply, err: IdnError, text: string): FastifyReply {
+  async function sendError(request: FastifyRequest, reply: FastifyReply, err: IdnError, text: string): Promise<FastifyReply> {
     if (err.headers !== undefined) for (const k in err.headers) reply.header(k, err.headers[k]);
     const ctx = context(request);
-    const owner = err.code === 'IDN_NOT_FOUND' ? ownerOf(text.split('/')[0]!).name : undefined;
+    const owner = err.code === 'IDN_NOT_FOUND' ? (await ownerOf(text.split('/')[0]!)).name : undefined;
     const page = errorPage(ctx, { status: err.http, title: errorWord(err), text, message: err.message, ...(owner !== undefined ? { ownerName: owner } : {}) });
     return sendPage(request, reply, err.http, page, err.http === 404 ? config.cache.notFoundTtlSeconds : 0);
   }
@@ -172,7 +172,7 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
       return sendError(request, reply, err, text);
     }
     // JSON reads a token as /api/handles does; pages read the login cookie instead.
-    const user = wantHtml ? pageUser(request) : deps.tokens.authenticate(request.headers.authorization);
+    const user = wantHtml ? pageUser(request) : await deps.tokens.authenticate(request.headers.authorization);
     const privateAccess = user !== undefined && allows(user, 'record.readPrivate', { key: id.namedPrefixKey ?? id.prefixKey });
     let entry: Entry;
     let cacheStatus: string;
@@ -200,11 +200,13 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
           .send();
     }
     const named = id.namedPrefixKey !== undefined ? id.suffix : id.prefix;
-    const owner = ownerOf(named);
+    const owner = await ownerOf(named);
     const foreign = router.route(id.namedPrefixKey ?? id.prefixKey).kind !== 'local';
     const ctx = context(request);
     const audit =
-      user !== undefined && !foreign && id.namedPrefixKey === undefined && allows(user, 'lineage.read', { key: id.prefixKey }) ? auditView(id, ctx.lang) : {};
+      user !== undefined && !foreign && id.namedPrefixKey === undefined && allows(user, 'lineage.read', { key: id.prefixKey })
+        ? await auditView(id, ctx.lang)
+        : {};
     const page = recordPage(ctx, {
       ...audit,
       handle,
@@ -218,14 +220,14 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
   }
 
   /** History and lineage of a local record, for a reader allowed `lineage.read` on it. */
-  function auditView(id: Identifier, lang: Lang) {
+  async function auditView(id: Identifier, lang: Lang) {
     const asOf = new Date().toISOString();
     const depth = config.lineage.defaultDepth;
-    const up = deps.auditing.lineage(id, { direction: 'up', depth, asOf });
-    const down = deps.auditing.lineage(id, { direction: 'down', depth, asOf });
+    const up = await deps.auditing.lineage(id, { direction: 'up', depth, asOf });
+    const down = await deps.auditing.lineage(id, { direction: 'down', depth, asOf });
     const lineage = lineageSvg(up.root, up, down, lang);
     return {
-      history: deps.auditing.history(id, 0, 100),
+      history: await deps.auditing.history(id, 0, 100),
       lineageTruncated: up.truncated || down.truncated,
       ...(lineage !== undefined ? { lineage } : {}),
     };
@@ -255,7 +257,7 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
     const secret = one(form.token)?.trim() ?? '';
     let user: Principal | undefined;
     try {
-      user = secret === '' ? undefined : deps.tokens.authenticate(`Bearer ${secret}`);
+      user = secret === '' ? undefined : await deps.tokens.authenticate(`Bearer ${secret}`);
     } catch (err) {
       if (!isIdnError(err)) throw err;
     }

@@ -27,7 +27,7 @@ export interface Sessions {
   /** The Set-Cookie value that logs this token in until now + ttl. */
   issue(tokenId: string, nowMs: number): string;
   /** The principal of a valid, unexpired cookie whose token is still an unrevoked admin or auditor. */
-  read(cookieHeader: string | undefined, nowMs: number): Principal | undefined;
+  read(cookieHeader: string | undefined, nowMs: number): Promise<Principal | undefined>;
   /** The Set-Cookie value that logs out. */
   clear(): string;
 }
@@ -41,7 +41,7 @@ function cookieValue(header: string | undefined, name: string): string | undefin
   return undefined;
 }
 
-export function createSessions(deps: { secret: Buffer; ttlSeconds: number; secure: boolean; tokens: Pick<Tokens, 'list'> }): Sessions {
+export function createSessions(deps: { secret: Buffer; ttlSeconds: number; secure: boolean; tokens: Pick<Tokens, 'get'> }): Sessions {
   const sign = (payload: string) => createHmac('sha256', deps.secret).update(payload).digest('base64url');
   const attrs = `Path=/; HttpOnly; SameSite=Strict${deps.secure ? '; Secure' : ''}`;
   return {
@@ -49,7 +49,7 @@ export function createSessions(deps: { secret: Buffer; ttlSeconds: number; secur
       const payload = Buffer.from(JSON.stringify({ t: tokenId, e: Math.floor(nowMs / 1000) + deps.ttlSeconds })).toString('base64url');
       return `${COOKIE}=${payload}.${sign(payload)}; Max-Age=${deps.ttlSeconds}; ${attrs}`;
     },
-    read(header, nowMs) {
+    async read(header, nowMs) {
       const value = cookieValue(header, COOKIE);
       if (value === undefined) return undefined;
       const dot = value.indexOf('.');
@@ -65,7 +65,7 @@ export function createSessions(deps: { secret: Buffer; ttlSeconds: number; secur
         return undefined;
       }
       if (typeof claims.t !== 'string' || typeof claims.e !== 'number' || claims.e * 1000 <= nowMs) return undefined;
-      const token = deps.tokens.list().find((x) => x.id === claims.t);
+      const token = await deps.tokens.get(claims.t);
       if (token === undefined || token.revokedAt !== null || (token.role !== 'admin' && token.role !== 'auditor')) return undefined;
       return { id: token.id, role: token.role, prefixes: token.prefixes, actor: `${token.id} (page)` };
     },

@@ -39,7 +39,7 @@ const auditRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, {
       const p = principalOf(request);
       if (request.body === undefined || request.body === null)
         throw new IdnError('IDN_BODY_UNPARSABLE', 'the request has no body; send an event as application/json');
-      const posted = events.post(request.body, p.actor, (ids, isLocal) => {
+      const posted = await events.post(request.body, p.actor, (ids, isLocal) => {
         for (const id of ids) if (isLocal(id)) authorize(p, 'event.write', { key: id.prefixKey, spelled: id.prefix, handle: id.text });
       });
       return reply.code(201).send(posted);

@@ -118,7 +118,7 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
       const t0 = performance.now();
       const id = request.idn!;
       const q = request.query;
-      const principal = tokens.authenticate(request.headers.authorization);
+      const principal = await tokens.authenticate(request.headers.authorization);
       const { entry, cacheStatus, source } = await resolver.resolve(id, {
         bypassCache: q.auth === true,
         privateAccess: q.publicOnly !== true && privateAccess(principal, id),
@@ -165,7 +165,7 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
       const only = parseIndexParam(q.index, true);
       if (request.body === undefined || request.body === null)
         throw new IdnError('IDN_BODY_UNPARSABLE', 'the request has no body; send {"values": [...]} as application/json');
-      const out = records.put(id, request.body, only === undefined ? { overwrite } : { overwrite, only }, principalOf(request).actor);
+      const out = await records.put(id, request.body, only === undefined ? { overwrite } : { overwrite, only }, principalOf(request).actor);
       const status = out.created && !overwrite ? 201 : 200;
       return reply.code(status).send({ responseCode: 1, handle: out.handle });
     },
@@ -185,7 +185,7 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
     },
     async (request) => {
       const only = parseIndexParam(request.query.index, false);
-      const out = records.remove(request.idn!, only === 'various' ? undefined : only, principalOf(request).actor);
+      const out = await records.remove(request.idn!, only === 'various' ? undefined : only, principalOf(request).actor);
       return { responseCode: 1, handle: out.handle };
     },
   );
@@ -219,16 +219,16 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
       // As the reference does: no pageSize, or a negative page or pageSize, asks for every identifier.
       if (q.pageSize === undefined || q.pageSize < 0 || (q.page !== undefined && q.page < 0)) {
         const max = config.limits.listAllMax;
-        const { totalCount } = records.list(prefix.key, 0, 0);
+        const { totalCount } = await records.list(prefix.key, 0, 0);
         if (totalCount > max)
           throw new IdnError(
             'IDN_BAD_REQUEST',
             `prefix ${prefix.prefix} has ${totalCount} identifiers, more than ${max} listed at once (config limits.listAllMax); page through them with page=0,1,… and pageSize= up to ${config.limits.pageSizeMax}`,
           );
-        return { responseCode: 1, prefix: prefix.prefix, totalCount, handles: records.list(prefix.key, 0, max).handles };
+        return { responseCode: 1, prefix: prefix.prefix, totalCount, handles: (await records.list(prefix.key, 0, max)).handles };
       }
       const pageSize = pageLimit(q.pageSize, config.limits.pageSizeMax, 'pageSize', 'page=');
-      const { totalCount, handles } = records.list(prefix.key, q.page ?? 0, pageSize);
+      const { totalCount, handles } = await records.list(prefix.key, q.page ?? 0, pageSize);
       return { responseCode: 1, prefix: prefix.prefix, totalCount, handles };
     },
   );
@@ -252,7 +252,7 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
           'IDN_BAD_REQUEST',
           `${handles.length} identifiers in one batch; at most ${config.limits.batchMax} are allowed (config limits.batchMax)`,
         );
-      const principal = tokens.authenticate(request.headers.authorization);
+      const principal = await tokens.authenticate(request.headers.authorization);
       const hops = hopsOf(request);
       const parts: string[] = new Array<string>(handles.length);
       const now = Date.now();

@@ -11,7 +11,7 @@ const opsRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { d
   app.get('/readyz', { schema: { summary: 'Ready: the store answers', tags: ['operations'] } }, async (_request, reply) => {
     let store = 'ok';
     try {
-      deps.store.totalRecords();
+      await deps.store.totalRecords();
     } catch {
       store = 'unavailable';
     }
@@ -22,7 +22,7 @@ const opsRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { d
     const upstream = {
       url: deps.config.upstream.url === '' ? null : originLabel(deps.config.upstream.url),
       origins,
-      pendingReports: store === 'ok' ? deps.store.pendingReports() : null,
+      pendingReports: store === 'ok' ? await deps.store.pendingReports() : null,
     };
     return reply.code(store === 'ok' ? 200 : 503).send({ ready: store === 'ok', store, cache, upstream });
   });

@@ -19,7 +19,7 @@ const prefixRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
       config: { docsBody: PrefixCreate, auth: 'prefix.admin' },
       schema: { summary: 'Create a child prefix: hosted here, or delegated to `site`', tags, security: bearer, response: { 201: PrefixInfo, ...err4xx } },
     },
-    async (request, reply) => reply.code(201).send(prefixes.create(objectBody(request.body), principalOf(request).actor)),
+    async (request, reply) => reply.code(201).send(await prefixes.create(objectBody(request.body), principalOf(request).actor)),
   );
 
   app.get(
@@ -34,7 +34,7 @@ const prefixRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
         response: { 200: Type.Object({ prefixes: Type.Array(PrefixInfo) }), ...err4xx },
       },
     },
-    async (request) => ({ prefixes: prefixes.list(request.query.parent) }),
+    async (request) => ({ prefixes: await prefixes.list(request.query.parent) }),
   );
 
   app.get(

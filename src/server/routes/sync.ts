@@ -36,7 +36,7 @@ const syncRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { 
       const p = principalOf(request);
       if (request.body === undefined || request.body === null)
         throw new IdnError('IDN_BODY_UNPARSABLE', 'the request has no body; send a report as application/json');
-      const { created, report } = syncReceiver.receive({ id: p.id, prefixes: p.prefixes, actor: p.actor }, request.body);
+      const { created, report } = await syncReceiver.receive({ id: p.id, prefixes: p.prefixes, actor: p.actor }, request.body);
       return reply
         .code(created ? 201 : 200)
         .send({ responseCode: 1, duplicate: !created, ...report, ...(report.kind === 'prefix' ? { status: 'active' } : {}) });
@@ -70,10 +70,10 @@ const syncRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { 
     async (request) => {
       const q = request.query;
       const limit = pageLimit(q.limit, config.limits.pageSizeMax, 'limit', 'after=');
-      const rows = store.outbox(q.after ?? 0, limit + 1);
+      const rows = await store.outbox(q.after ?? 0, limit + 1);
       const page = rows.slice(0, limit);
       return {
-        pending: store.pendingReports(),
+        pending: await store.pendingReports(),
         reports: page.map((r) => ({
           id: r.id,
           kind: r.kind,

@@ -56,7 +56,7 @@ const templateRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app
       const p = principalOf(request);
       if (request.body === undefined || request.body === null)
         throw new IdnError('IDN_BODY_UNPARSABLE', 'the request has no body; send {"items": [...]} as application/json');
-      const { created, template } = templates.put(prefix, version, request.body, p.actor);
+      const { created, template } = await templates.put(prefix, version, request.body, p.actor);
       return reply.code(created ? 201 : 200).send(template);
     },
   );

@@ -20,7 +20,7 @@ const tokenRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, {
     },
     async (request, reply) => {
       const body = objectBody(request.body);
-      const created = tokens.create({ role: body.role, prefixes: body.prefixes, label: body.label }, principalOf(request).actor);
+      const created = await tokens.create({ role: body.role, prefixes: body.prefixes, label: body.label }, principalOf(request).actor);
       return reply.code(201).send({ id: created.id, role: created.role, prefixes: created.prefixes, secret: created.secret });
     },
   );
@@ -36,7 +36,7 @@ const tokenRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, {
         response: { 200: Type.Object({ tokens: Type.Array(TokenInfo) }), ...err4xx },
       },
     },
-    async () => ({ tokens: tokens.list() }),
+    async () => ({ tokens: await tokens.list() }),
   );
 
   app.delete(

@@ -1,0 +1,237 @@
+/**
+ * The SQLite engine: the only module that opens better-sqlite3. WAL, statements prepared once,
+ * every write through `write()`: one IMMEDIATE transaction (BEGIN … COMMIT around the awaited
+ * `apply`, one write at a time) that applies the change and appends the hash-chained audit
+ * entry (and, for records, the version row) before it commits. Reads use a second connection.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { IdnError } from '../../errors.js';
+import { isoSeconds, sha256 } from '../chain.js';
+import type {
+  AuditReads,
+  ChangeKind,
+  ChangeReads,
+  EscrowOps,
+  LineageReads,
+  OutboxOps,
+  PrefixReads,
+  RecordReads,
+  StoreEngine,
+  StoreOptions,
+  TemplateReads,
+  TokenReads,
+  WriteEntry,
+  WriteOutcome,
+  WriteTx,
+} from '../types.js';
+import { auditReads, auditWrites } from './audit.js';
+import { changeReads, changeWrites } from './changes.js';
+import { type Db, promised } from './db.js';
+import { escrowOps } from './escrow.js';
+import { lineageReads, lineageWrites } from './lineage.js';
+import { latestSchemaVersion, migrate, schemaVersion } from './migrations.js';
+import { outboxOps, outboxWrites } from './outbox.js';
+import { prefixReads, prefixWrites } from './prefixes.js';
+import { recordReads, recordWrites } from './records.js';
+import { templateReads, templateWrites } from './templates.js';
+import { tokenReads, tokenWrites } from './tokens.js';
+
+function connect(path: string, opts: StoreOptions): Db {
+  const readonly = opts.readonly ?? false;
+  if (path !== ':memory:' && !readonly) mkdirSync(dirname(path), { recursive: true });
+  let db: Db;
+  try {
+    db = new Database(path, { readonly, fileMustExist: readonly });
+  } catch (err) {
+    throw new IdnError('IDN_INTERNAL', `cannot open database ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  if (!readonly) {
+    db.pragma('journal_mode = WAL');
+    // FULL: a write acknowledged to a client survives power loss, not only a crash.
+    db.pragma('synchronous = FULL');
+    // Checkpoint every ~40 MB of WAL rather than 4 MB: bulk chunks rewrite the same index pages.
+    db.pragma('wal_autocheckpoint = 10000');
+  }
+  db.pragma('busy_timeout = 5000');
+  // A point lookup on a large file costs read() system calls unless pages are cached or mapped.
+  db.pragma(`cache_size = -${Math.floor((opts.cacheBytes ?? 64 * 1024 * 1024) / 1024)}`);
+  db.pragma(`mmap_size = ${opts.mmapBytes ?? 2 * 1024 ** 3}`);
+  db.pragma('foreign_keys = ON');
+  return db;
+}
+
+export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
+  const now = opts.now ?? (() => new Date());
+  const history = opts.history ?? true;
+  const wdb = connect(path, opts);
+  if (!opts.readonly) migrate(wdb);
+  else if (schemaVersion(wdb) < latestSchemaVersion()) {
+    const found = schemaVersion(wdb);
+    wdb.close();
+    throw new IdnError(
+      'IDN_INTERNAL',
+      `database ${path} has schema v${found}, older than this idnode's v${latestSchemaVersion()}; start a node on it once to migrate`,
+    );
+  }
+  // Reads use their own connection: a write transaction stays open across awaits on `wdb`, and
+  // a read on it would see (and a cache would keep) rows that may still roll back. WAL gives the
+  // read connection the last committed state.
+  const rdb = opts.readonly || path === ':memory:' ? wdb : connect(path, opts);
+  /** Called after each commit of this engine that recorded changes. */
+  const committed = new Set<() => void | Promise<void>>();
+  const w = {
+    records: recordWrites(wdb),
+    recordReads: recordReads(wdb),
+    prefixes: prefixWrites(wdb),
+    prefixReads: prefixReads(wdb),
+    tokens: tokenWrites(wdb),
+    templates: templateWrites(wdb),
+    audit: auditWrites(wdb),
+    lineage: lineageWrites(wdb),
+    outbox: outboxWrites(wdb),
+    outboxOps: outboxOps(wdb, now),
+    changes: changeWrites(wdb, Math.max(1, opts.changesRetention ?? 100_000)),
+    escrow: escrowOps(wdb),
+  };
+  const reads = {
+    records: recordReads(rdb),
+    tokens: tokenReads(rdb),
+  };
+
+  // One write at a time on `wdb`: each waits for the one before it, whatever that one's outcome.
+  let tail: Promise<unknown> = Promise.resolve();
+  function queued<T>(fn: () => T | Promise<T>): Promise<T> {
+    const run = tail.then(fn, fn);
+    tail = run.catch(() => undefined);
+    return run;
+  }
+
+  async function writeNow<T>(entry: WriteEntry, apply: (tx: WriteTx) => Promise<WriteOutcome<T>>): Promise<T> {
+    let recorded = false;
+    const t0 = performance.now();
+    let out: T;
+    try {
+      wdb.exec('BEGIN IMMEDIATE');
+      const at = isoSeconds(now());
+      const head = w.audit.head();
+      const seq = head.seq + 1;
+      // The version rows name the action the write ends up with (known once apply returns).
+      const versionRows: Array<[string, number, string, string | null]> = [];
+      // Recorded here, by the methods that change cached state, so no writer can forget one.
+      const changes = new Set<string>();
+      const changed = (kind: ChangeKind, key: string) => void changes.add(`${kind} ${key}`);
+      const tx: WriteTx = {
+        at,
+        seq,
+        getRecord: async (handleKey) => w.recordReads.getRecord(handleKey),
+        getPrefix: async (prefixKey) => w.prefixReads.getPrefix(prefixKey),
+        reportByKey: async (reporter, idemKey) => w.outboxOps.reportByKey(reporter, idemKey),
+        async putRecord(row) {
+          const version = w.records.nextVersion(row.handleKey, history);
+          w.records.upsert({ ...row, version, updatedAt: at });
+          changed('record', row.handleKey);
+          if (history) versionRows.push([row.handleKey, version, row.handle, row.valuesJson]);
+          return version;
+        },
+        async deleteRecord(handleKey, handle) {
+          const version = w.records.nextVersion(handleKey, history);
+          w.records.remove(handleKey);
+          changed('record', handleKey);
+          if (history) versionRows.push([handleKey, version, handle, null]);
+          return version;
+        },
+        async putPrefix(row) {
+          w.prefixes.put(row);
+          changed('prefix', row.prefixKey);
+        },
+        async deletePrefix(prefixKey) {
+          w.prefixes.remove(prefixKey);
+          changed('prefix', prefixKey);
+        },
+        async insertToken(row) {
+          w.tokens.insert(row);
+          changed('token', row.id);
+        },
+        async revokeToken(id) {
+          w.tokens.revoke(at, id);
+          changed('token', id);
+        },
+        insertEvent: async (row) => w.lineage.insertEvent(row, at, entry.actor, seq),
+        openEdge: async (...a) => w.lineage.openEdge(...a),
+        closeEdge: async (...a) => w.lineage.closeEdge(...a),
+        openChildren: async (...a) => w.lineage.openChildren(...a),
+        nameIdentifier: async (...a) => w.lineage.nameIdentifier(...a),
+        enqueueReport: async (kind, idemKey, bodyJson) => w.outbox.enqueue(kind, idemKey, bodyJson, at),
+        async putTemplate(row) {
+          w.templates.put(row);
+          changed('template', `${row.prefixKey}@${row.version}`);
+        },
+        async markTemplateUsed(prefixKey, version) {
+          if (w.templates.markUsed(prefixKey, version)) changed('template', `${prefixKey}@${version}`);
+        },
+        changed,
+        insertReport: async (row) => w.outbox.insertReport({ ...row, receivedAt: at }),
+      };
+      const { result, payload, action, keepPayload } = await apply(tx);
+      if (changes.size > 0) {
+        w.changes.record(history && payload !== null ? seq : null, changes);
+        recorded = true;
+      }
+      if (payload !== null) {
+        const finalAction = action ?? entry.action;
+        for (const [key, version, handle, values] of versionRows) w.records.insertVersion(key, version, handle, at, entry.actor, finalAction, values, seq);
+        if (history) {
+          const base = { seq, at, actor: entry.actor, action: finalAction, target: entry.target, digest: sha256(payload) };
+          w.audit.append(head.hash, base, keepPayload === true ? payload : undefined);
+        }
+      }
+      wdb.exec('COMMIT');
+      out = result;
+      opts.onWrite?.(performance.now() - t0);
+    } catch (err) {
+      if (wdb.inTransaction) wdb.exec('ROLLBACK');
+      if (err instanceof IdnError) throw err;
+      throw new IdnError('IDN_INTERNAL', 'the write could not be stored', { cause: err });
+    }
+    // The writer's own caches follow before the write returns: a PUT then a GET here never sees the old answer.
+    if (recorded) for (const fn of committed) await fn();
+    return out;
+  }
+
+  const outbox = promised<OutboxOps>(outboxOps(rdb, now));
+  const escrowReads = promised<EscrowOps>(escrowOps(rdb));
+  return {
+    ...promised<RecordReads>(reads.records),
+    ...promised<PrefixReads>(prefixReads(rdb)),
+    ...promised<TokenReads>(reads.tokens),
+    ...promised<TemplateReads>(templateReads(rdb)),
+    ...promised<AuditReads>(auditReads(rdb)),
+    ...promised<LineageReads>(lineageReads(rdb)),
+    ...outbox,
+    // Outbox bookkeeping writes on the write connection, between writes.
+    markReport: (...a) => queued(() => w.outboxOps.markReport(...a)),
+    retryReport: (...a) => queued(() => w.outboxOps.retryReport(...a)),
+    ...promised<ChangeReads>(changeReads(rdb)),
+    snapshot: (row) => escrowReads.snapshot(row),
+    insertRows: (...a) => queued(() => w.escrow.insertRows(...a)),
+    path,
+    history,
+    schemaVersion: schemaVersion(wdb),
+    answerRowSync: reads.records.answerRow,
+    tokenByHashSync: reads.tokens.tokenByHash,
+    isOpen: () => wdb.open,
+    onCommit(fn) {
+      committed.add(fn);
+      return () => void committed.delete(fn);
+    },
+    write: (entry, apply) => queued(() => writeNow(entry, apply)),
+    async close() {
+      await tail;
+      if (rdb !== wdb && rdb.open) rdb.close();
+      if (wdb.open) wdb.close();
+    },
+  };
+}

@@ -1,0 +1,54 @@
+/** Records and their versions. */
+import type { AnswerRow, RecordReads, RecordRow, VersionRow } from '../types.js';
+import type { Db, Sync } from './db.js';
+
+const RECORD_COLUMNS =
+  'handle_key AS handleKey, handle, prefix_key AS prefixKey, values_json AS valuesJson, public_json AS publicJson, max_age AS maxAge, expires_at AS expiresAt, etag, version, updated_at AS updatedAt';
+const VERSION_COLUMNS = 'version, handle, at, actor, action, values_json AS valuesJson, audit_seq AS auditSeq';
+
+export function recordReads(db: Db): Sync<RecordReads> {
+  const getRecord = db.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE handle_key = ?`);
+  const answerRow = db.prepare('SELECT handle, values_json, public_json, max_age, expires_at, etag FROM records WHERE handle_key = ?').raw();
+  const listRecords = db.prepare('SELECT handle FROM records WHERE prefix_key = ? ORDER BY handle_key LIMIT ? OFFSET ?').pluck();
+  const countRecords = db.prepare('SELECT count(*) FROM records WHERE prefix_key = ?').pluck();
+  const countUnder = db.prepare("SELECT count(*) FROM records WHERE prefix_key = ? OR (prefix_key > ? || '.' AND prefix_key < ? || '/')").pluck();
+  const recordCount = db.prepare('SELECT count(*) FROM records').pluck();
+  const versions = db.prepare(`SELECT ${VERSION_COLUMNS} FROM record_versions WHERE handle_key = ? AND version > ? ORDER BY version LIMIT ?`);
+  const versionAsOf = db.prepare(`SELECT ${VERSION_COLUMNS} FROM record_versions WHERE handle_key = ? AND at <= ? ORDER BY version DESC LIMIT 1`);
+  return {
+    getRecord: (handleKey) => getRecord.get(handleKey) as RecordRow | undefined,
+    answerRow: (handleKey) => answerRow.get(handleKey) as AnswerRow | undefined,
+    listRecordHandles: (prefixKey, limit, offset) => listRecords.all(prefixKey, limit, offset) as string[],
+    countRecords: (prefixKey) => countRecords.get(prefixKey) as number,
+    countRecordsUnder: (prefixKey) => countUnder.get(prefixKey, prefixKey, prefixKey) as number,
+    totalRecords: () => recordCount.get() as number,
+    versions: (handleKey, afterVersion, limit) => versions.all(handleKey, afterVersion, limit) as VersionRow[],
+    versionAsOf: (handleKey, at) => versionAsOf.get(handleKey, at) as VersionRow | undefined,
+  };
+}
+
+/** What the write transaction does to records (on the write connection). */
+export function recordWrites(db: Db) {
+  const lastVersion = db.prepare('SELECT max(version) FROM record_versions WHERE handle_key = ?').pluck();
+  const currentVersion = db.prepare('SELECT version FROM records WHERE handle_key = ?').pluck();
+  const upsert = db.prepare(
+    `INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, max_age, expires_at, etag, version, updated_at)
+     VALUES (@handleKey, @handle, @prefixKey, @valuesJson, @publicJson, @maxAge, @expiresAt, @etag, @version, @updatedAt)
+     ON CONFLICT (handle_key) DO UPDATE SET handle = excluded.handle, values_json = excluded.values_json,
+       public_json = excluded.public_json, max_age = excluded.max_age, expires_at = excluded.expires_at, etag = excluded.etag,
+       version = excluded.version, updated_at = excluded.updated_at`,
+  );
+  const remove = db.prepare('DELETE FROM records WHERE handle_key = ?');
+  const insertVersion = db.prepare(
+    'INSERT INTO record_versions (handle_key, version, handle, at, actor, action, values_json, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+  );
+  return {
+    /** The next version number: past every kept version with history, else past the current one. */
+    nextVersion: (handleKey: string, history: boolean) =>
+      ((history ? (lastVersion.get(handleKey) as number | null) : (currentVersion.get(handleKey) as number | undefined)) ?? 0) + 1,
+    upsert: (row: RecordRow) => void upsert.run(row),
+    remove: (handleKey: string) => void remove.run(handleKey),
+    insertVersion: (handleKey: string, version: number, handle: string, at: string, actor: string, action: string, values: string | null, seq: number) =>
+      void insertVersion.run(handleKey, version, handle, at, actor, action, values, seq),
+  };
+}

@@ -1,0 +1,338 @@
+/**
+ * The storage contract: row types, the write transaction and the engine interface, grouped
+ * by aggregate. Types only; an engine (src/store/sqlite/) implements them.
+ */
+export interface RecordRow {
+  handleKey: string;
+  handle: string;
+  prefixKey: string;
+  valuesJson: string;
+  publicJson: string | null;
+  /** Public answer's metadata (schema v5); null in rows written before it. */
+  maxAge: number | null;
+  expiresAt: number | null;
+  etag: string | null;
+  version: number;
+  updatedAt: string;
+}
+
+/** handle, values_json, public_json, max_age, expires_at, etag. */
+export type AnswerRow = [string, string, string | null, number | null, number | null, string | null];
+
+export interface PrefixRow {
+  prefixKey: string;
+  prefix: string;
+  parentKey: string;
+  ownerJson: string;
+  site: string | null;
+  status: 'pending' | 'active' | 'suspended';
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface TokenRow {
+  id: string;
+  role: 'admin' | 'registrar' | 'auditor' | 'node';
+  prefixesJson: string;
+  secretHash: string;
+  label: string | null;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+export interface AuditRow {
+  seq: number;
+  at: string;
+  actor: string;
+  action: string;
+  target: string;
+  digest: string;
+  prevHash: string;
+  hash: string;
+}
+
+export interface WriteEntry {
+  actor: string;
+  action: string;
+  target: string;
+}
+
+export interface VersionRow {
+  version: number;
+  handle: string;
+  at: string;
+  actor: string;
+  action: string;
+  valuesJson: string | null;
+  auditSeq: number;
+}
+
+export interface EdgeRow {
+  id: number;
+  fromKey: string;
+  toKey: string;
+  type: string;
+  since: string;
+  until: string | null;
+  eventId: number;
+}
+
+export interface WalkRow {
+  key: string;
+  depth: number;
+  recordHandle: string | null;
+  namedHandle: string | null;
+  /** 1 when this row is at the depth limit and edges lead on from it. */
+  more: 0 | 1;
+  /** The edge this row was reached by (null for the root). */
+  edgeId: number | null;
+  fromKey: string | null;
+  toKey: string | null;
+  type: string | null;
+  since: string | null;
+  until: string | null;
+  eventId: number | null;
+}
+
+export interface OutboxRow {
+  id: number;
+  kind: string;
+  idemKey: string;
+  bodyJson: string;
+  state: 'pending' | 'sent' | 'rejected';
+  attempts: number;
+  nextAttemptAt: number;
+  lastError: string | null;
+  createdAt: string;
+  doneAt: string | null;
+}
+
+export interface ReportRow {
+  id: number;
+  reporter: string;
+  idemKey: string;
+  kind: string;
+  bodyJson: string;
+  outcome: 'accepted' | 'rejected';
+  message: string | null;
+  receivedAt: string;
+}
+
+export interface TemplateRow {
+  prefixKey: string;
+  version: string;
+  prefix: string;
+  bodyJson: string;
+  used: 0 | 1;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface EventRow {
+  type: 'aggregation' | 'transformation';
+  action: string | null;
+  eventTime: string;
+  bodyJson: string;
+}
+
+/** What `verifyAudit` found: the first broken entry, if any. */
+export interface AuditVerdict {
+  ok: boolean;
+  checked: number;
+  firstBroken?: { seq: number; reason: string };
+}
+
+/** What a change-feed row names: the cached state a write made stale. */
+export type ChangeKind = 'record' | 'prefix' | 'template' | 'token';
+
+export interface ChangeRow {
+  /** The feed's cursor: increasing, never reused. */
+  id: number;
+  /** The audit entry of the write (null with history off). */
+  auditSeq: number | null;
+  kind: ChangeKind;
+  /** Handle key, prefix key, `prefixKey@version` or token id. */
+  key: string;
+}
+
+/** What `apply` returns: payload null means nothing was written (no audit entry). */
+export interface WriteOutcome<T> {
+  result: T;
+  payload: string | null;
+  /** Overrides the entry's action once apply knows what it did (create vs update). */
+  action?: string;
+  /** Keep the payload itself (prefixes, tokens, events) so verification can check it. */
+  keepPayload?: boolean;
+}
+
+/** What a write may do; only reachable inside `StoreEngine.write`. Reads a write needs are here too. */
+export interface WriteTx {
+  readonly at: string;
+  /** The audit sequence number this write's entry will have. */
+  readonly seq: number;
+  /** Reads through the write transaction: they see what this write did so far. */
+  getRecord(handleKey: string): Promise<RecordRow | undefined>;
+  getPrefix(prefixKey: string): Promise<PrefixRow | undefined>;
+  reportByKey(reporter: string, idemKey: string): Promise<ReportRow | undefined>;
+  /** Stores a record version (values null = deleted) and makes it current. */
+  putRecord(row: Omit<RecordRow, 'version' | 'updatedAt'>): Promise<number>;
+  deleteRecord(handleKey: string, handle: string): Promise<number>;
+  putPrefix(row: PrefixRow): Promise<void>;
+  deletePrefix(prefixKey: string): Promise<void>;
+  insertToken(row: TokenRow): Promise<void>;
+  revokeToken(id: string): Promise<void>;
+  insertEvent(row: EventRow): Promise<number>;
+  /** Opens an edge; returns false when an open edge from→to (same type) already exists. */
+  openEdge(fromKey: string, toKey: string, type: string, since: string, eventId: number): Promise<boolean>;
+  /** Closes the open edge from→to valid at `until`; returns false when there is none. */
+  closeEdge(fromKey: string, toKey: string, type: string, until: string, eventId: number): Promise<boolean>;
+  /** Open edges from `fromKey` of `type` (an aggregation DELETE with no children empties the parent). */
+  openChildren(fromKey: string, type: string): Promise<string[]>;
+  /** Remembers the spelling an identifier was first named with in an event. */
+  nameIdentifier(key: string, handle: string): Promise<void>;
+  /** Queues a report for the upstream, sent after this write commits. */
+  enqueueReport(kind: string, idemKey: string, bodyJson: string): Promise<void>;
+  /** Stores a report received from a child node. */
+  insertReport(row: Omit<ReportRow, 'id' | 'receivedAt'>): Promise<number>;
+  putTemplate(row: TemplateRow): Promise<void>;
+  markTemplateUsed(prefixKey: string, version: string): Promise<void>;
+  /**
+   * Records a change in the feed. The methods above record theirs themselves; this is for a
+   * write that changes cached state some other way.
+   */
+  changed(kind: ChangeKind, key: string): void;
+}
+
+export interface StoreOptions {
+  now?: () => Date;
+  readonly?: boolean;
+  /**
+   * Keep record versions and the audit chain (default true). Off only for throwaway nodes
+   * (the registration benchmark measures what they cost).
+   */
+  history?: boolean;
+  /** Called with the duration of every committed write, ms (metrics). */
+  onWrite?: (ms: number) => void;
+  /** SQLite page cache of this connection, bytes (default 64 MiB). */
+  cacheBytes?: number;
+  /** Bytes of the file SQLite reads through mmap instead of read() calls (default 1 GiB; 0: off). */
+  mmapBytes?: number;
+  /** Change-feed rows kept (default 100000); a follower further behind drops its whole cache. */
+  changesRetention?: number;
+}
+
+/** Tables an escrow export carries (tokens and the outbox stay with the node). */
+export type EscrowTable =
+  'prefixes' | 'records' | 'record_versions' | 'audit_log' | 'audit_payloads' | 'templates' | 'events' | 'edges' | 'lineage_names' | 'sync_reports';
+
+export interface RecordReads {
+  getRecord(handleKey: string): Promise<RecordRow | undefined>;
+  /** What a resolution needs of a record, as an array (the cold-read path: no row object, no unused columns). */
+  answerRow(handleKey: string): Promise<AnswerRow | undefined>;
+  listRecordHandles(prefixKey: string, limit: number, offset: number): Promise<string[]>;
+  countRecords(prefixKey: string): Promise<number>;
+  /** Records whose prefix is `prefixKey` or lies under it. */
+  countRecordsUnder(prefixKey: string): Promise<number>;
+  totalRecords(): Promise<number>;
+  /** Versions of a record after `afterVersion`, oldest first, at most `limit`. */
+  versions(handleKey: string, afterVersion: number, limit: number): Promise<VersionRow[]>;
+  /** The version current at `at` (ISO seconds), deleted ones included. */
+  versionAsOf(handleKey: string, at: string): Promise<VersionRow | undefined>;
+}
+
+export interface PrefixReads {
+  getPrefix(prefixKey: string): Promise<PrefixRow | undefined>;
+  allPrefixes(): Promise<PrefixRow[]>;
+}
+
+export interface TokenReads {
+  tokenByHash(hash: string): Promise<TokenRow | undefined>;
+  tokenById(id: string): Promise<TokenRow | undefined>;
+  listTokens(): Promise<TokenRow[]>;
+  activeAdminCount(): Promise<number>;
+}
+
+export interface TemplateReads {
+  allTemplates(): Promise<TemplateRow[]>;
+}
+
+export interface AuditReads {
+  auditPage(afterSeq: number, limit: number): Promise<AuditRow[]>;
+  auditHead(): Promise<{ seq: number; hash: string }>;
+  /**
+   * Walks the whole chain: seq contiguous from 1, each prev_hash the previous hash, each hash
+   * recomputed, each kept payload and each record version matching the entry's digest.
+   */
+  verifyAudit(): Promise<AuditVerdict>;
+}
+
+export interface LineageReads {
+  /**
+   * Breadth-first walk from `rootKey` (down follows edges from→to, up to→from), one row per
+   * (identifier, depth, edge it was reached by), with the identifier's spellings.
+   */
+  walk(rootKey: string, direction: 'down' | 'up', maxDepth: number, asOf: string, rowLimit: number): Promise<WalkRow[]>;
+  /** Edges valid at `asOf` leaving (down) or entering (up) any of `keys`. */
+  edgesAt(keys: string[], direction: 'down' | 'up', asOf: string, limit: number): Promise<EdgeRow[]>;
+}
+
+/** The outbox of reports to the upstream and the reports received from children. */
+export interface OutboxOps {
+  /** Reports due to be sent (pending, next attempt time reached), oldest first. */
+  dueReports(nowMs: number, limit: number): Promise<OutboxRow[]>;
+  outbox(afterId: number, limit: number): Promise<OutboxRow[]>;
+  pendingReports(): Promise<number>;
+  /** Outbox bookkeeping (not an audited change: the report itself was audited when queued). */
+  markReport(id: number, state: 'sent' | 'rejected', error: string | null): Promise<void>;
+  retryReport(id: number, nextAttemptAt: number, error: string): Promise<void>;
+  reportByKey(reporter: string, idemKey: string): Promise<ReportRow | undefined>;
+  reports(afterId: number, limit: number): Promise<ReportRow[]>;
+}
+
+/** The change feed other processes' caches follow. */
+export interface ChangeReads {
+  /** Changes when another connection (CLI, another worker) commits. */
+  dataVersion(): Promise<number>;
+  /** Feed rows after `cursor`, oldest first. */
+  changesAfter(cursor: number, limit: number): Promise<ChangeRow[]>;
+  /** The cursor of the newest feed row (0: none yet); pruning always keeps it. */
+  changesHead(): Promise<number>;
+}
+
+export interface EscrowOps {
+  /** Calls `row` for every row of every escrow table, in one consistent snapshot. */
+  snapshot(row: (table: string, values: Record<string, unknown>) => void): Promise<void>;
+  /** Inserts rows verbatim into an escrow table (restore into an empty database). */
+  insertRows(table: EscrowTable, rows: Array<Record<string, unknown>>): Promise<void>;
+}
+
+/** A storage engine: the reads of every aggregate, the one audited write path, its lifecycle. */
+export interface StoreEngine extends RecordReads, PrefixReads, TokenReads, TemplateReads, AuditReads, LineageReads, OutboxOps, ChangeReads, EscrowOps {
+  /** Where the data lives (a file path for SQLite). */
+  readonly path: string;
+  readonly history: boolean;
+  /** The schema version of the opened database. */
+  readonly schemaVersion: number;
+  /** False once closed. */
+  isOpen(): boolean;
+  /**
+   * Registers `fn` to run right after each commit of this engine that changed cached state
+   * (the write's promise settles after it); returns the unsubscribe.
+   */
+  onCommit(fn: () => void | Promise<void>): () => void;
+  /**
+   * The one write path. `apply` runs inside one transaction and returns the result plus the
+   * canonical text of what was written (its SHA-256 is the audit digest). Writes of one
+   * engine run one at a time; reads never see a write before it commits.
+   */
+  write<T>(entry: WriteEntry, apply: (tx: WriteTx) => Promise<WriteOutcome<T>>): Promise<T>;
+  /**
+   * The cache-miss read of a resolution, answered synchronously (an engine capability: the
+   * fast path answers misses before fastify when an engine has it, else takes the async path).
+   */
+  answerRowSync?: (handleKey: string) => AnswerRow | undefined;
+  /** A token by its secret's hash, synchronously (a capability: load shedding's admin check needs it). */
+  tokenByHashSync?: (hash: string) => TokenRow | undefined;
+  /** Waits for queued writes, then closes. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,58 @@
+/**
+ * The attacker's SQL tool: edits an idnode SQLite file directly, as someone with file access
+ * would, behind the node's back. The only SQL outside src/store/; tests that check tampering
+ * is detected (and tests that fake files written by older versions) use it, nothing else.
+ */
+import Database from 'better-sqlite3';
+
+export type Raw = Record<string, unknown>;
+
+/** Opens `path` for tampering; close it with `close()` (or a teardown). */
+export function tamper(path: string) {
+  const db = new Database(path);
+  return {
+    /** The journal mode the file is in (WAL persists in the file). */
+    journalMode: () => db.pragma('journal_mode', { simple: true }) as string,
+    auditEntry: (seq: number) => db.prepare('SELECT * FROM audit_log WHERE seq = ?').get(seq) as Raw | undefined,
+    setAuditActor: (seq: number, actor: string) => void db.prepare('UPDATE audit_log SET actor = ? WHERE seq = ?').run(actor, seq),
+    deleteAuditEntry: (seq: number) => void db.prepare('DELETE FROM audit_log WHERE seq = ?').run(seq),
+    /** Inserts an audit row given with its column names (prev_hash, not prevHash). */
+    insertAuditEntry: (row: Raw) =>
+      void db
+        .prepare(
+          'INSERT INTO audit_log (seq, at, actor, action, target, digest, prev_hash, hash) VALUES (@seq, @at, @actor, @action, @target, @digest, @prev_hash, @hash)',
+        )
+        .run(row),
+    /** Renumbers the entries with seq >= `from` by `delta`. */
+    shiftAuditSeqs: (from: number, delta: number) => void db.prepare('UPDATE audit_log SET seq = seq + ? WHERE seq >= ?').run(delta, from),
+    payload: (seq: number) => db.prepare('SELECT payload FROM audit_payloads WHERE seq = ?').pluck().get(seq) as string | undefined,
+    setPayload: (seq: number, payload: string) => void db.prepare('UPDATE audit_payloads SET payload = ? WHERE seq = ?').run(payload, seq),
+    /** The record_versions rows an audit entry wrote, in key order, with their column names. */
+    versionsOf: (seq: number) => db.prepare('SELECT * FROM record_versions WHERE audit_seq = ? ORDER BY handle_key').all(seq) as Raw[],
+    /** Rewrites the values of the versions entry `seq` wrote (of `handleKey` only, when given). */
+    setVersionValues(seq: number, valuesJson: string, handleKey?: string): void {
+      if (handleKey === undefined) db.prepare('UPDATE record_versions SET values_json = ? WHERE audit_seq = ?').run(valuesJson, seq);
+      else db.prepare('UPDATE record_versions SET values_json = ? WHERE audit_seq = ? AND handle_key = ?').run(valuesJson, seq, handleKey);
+    },
+    deleteVersion: (handleKey: string, seq: number) =>
+      void db.prepare('DELETE FROM record_versions WHERE handle_key = ? AND audit_seq = ?').run(handleKey, seq),
+    insertVersion: (row: Raw) =>
+      void db
+        .prepare(
+          'INSERT INTO record_versions (handle_key, version, handle, at, actor, action, values_json, audit_seq) VALUES (@handle_key, @version, @handle, @at, @actor, @action, @values_json, @audit_seq)',
+        )
+        .run(row),
+    /** Makes every record look written before schema v5 (no stored max-age, expiry or ETag). */
+    clearAnswerMetadata: () => void db.prepare('UPDATE records SET max_age = NULL, expires_at = NULL, etag = NULL').run(),
+    close: () => db.close(),
+  };
+}
+
+/** Writes a database as schema v1 left it, with one record (a file an old idnode wrote). */
+export function writeV1Database(path: string, schemaV1: string): void {
+  const db = new Database(path);
+  db.exec(schemaV1);
+  db.pragma('user_version = 1');
+  db.prepare("INSERT INTO records (handle_key, handle, prefix_key, values_json, version, updated_at) VALUES ('88.1/a', '88.1/A', '88.1', '[]', 1, 'x')").run();
+  db.close();
+}
