@@ -1,6 +1,6 @@
 /**
  * The storage contract: the write transaction and the engine interface, grouped by aggregate;
- * by aggregate. Types only; an engine (src/store/sqlite/) implements them.
+ * the row types are in rows.ts. Types only; an engine (src/store/sqlite/) implements them.
  */
 import type {
   RecordRow,
