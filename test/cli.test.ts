@@ -148,13 +148,18 @@ t.test('embedded default: seeded on first start, prints token and curl lines; re
   t.ok(calipers > 0, 'the seeds hold 88.100.2 records');
   const first = serve(t, [], { cwd: dir, env: { IDNODE_LISTEN_PORT: '0' } });
   const url = await first.ready;
-  // The third curl line is the last line of the start-up text.
-  await first.waitFor(/(^\s+curl .*\n){3}/m);
+  // The page URL follows the three curl lines: the last line of the start-up text.
+  await first.waitFor(/(^\s+curl .*\n){3}\s+open .*\n/m);
   const out = first.output();
   const secret = /admin token \(shown once, keep it\): (idn_\S+)/.exec(out)?.[1];
   t.ok(secret, 'prints the admin token');
   const curls = [...out.matchAll(/^\s+curl .*$/gm)].map((m) => m[0]);
   t.equal(curls.length, 3, 'three example curl lines');
+  const page = /^\s+open (http:\/\/\S+) in a browser/m.exec(out)?.[1];
+  t.ok(page, 'a page URL to open in a browser');
+  const html = await fetch(page!, { headers: { accept: 'text/html' } });
+  t.equal(html.status, 200);
+  t.match(html.headers.get('content-type'), /^text\/html/, 'the page, for a browser');
   const sample = /curl (http:\/\/\S+)/.exec(curls[0]!)![1]!;
   const res = await fetch(sample);
   const body = (await res.json()) as any;

@@ -406,13 +406,17 @@ t.test('page sessions: signed, expiring, revocable; the API ignores the cookie',
   const cookie = sessions.issue(auditor.id, now);
   t.match(cookie, /^idn_face=[^;]+; Max-Age=600; Path=\/; HttpOnly; SameSite=Strict$/);
   const value = cookie.split(';')[0]!;
-  t.match(sessions.read(value, now + 599_000), { id: auditor.id, role: 'auditor' });
-  t.equal(sessions.read(value, now + 600_000), undefined, 'expired');
-  t.equal(sessions.read(`${value.slice(0, -2)}xx`, now), undefined, 'a changed signature');
+  t.match(await sessions.read(value, now + 599_000), { id: auditor.id, role: 'auditor' });
+  t.equal(await sessions.read(value, now + 600_000), undefined, 'expired');
+  t.equal(await sessions.read(`${value.slice(0, -2)}xx`, now), undefined, 'a changed signature');
   const forged = `idn_face=${Buffer.from(JSON.stringify({ t: auditor.id, e: 9e9 })).toString('base64url')}.${value.split('.')[1]}`;
-  t.equal(sessions.read(forged, now), undefined, 'a changed payload');
-  t.equal(sessions.read(sessions.issue(registrarTok.id, now).split(';')[0], now), undefined, 'a registrar is no page user');
-  t.equal(createSessions({ secret: Buffer.from('other'), ttlSeconds: 600, secure: false, tokens: c.node.tokens }).read(value, now), undefined, 'another key');
+  t.equal(await sessions.read(forged, now), undefined, 'a changed payload');
+  t.equal(await sessions.read(sessions.issue(registrarTok.id, now).split(';')[0], now), undefined, 'a registrar is no page user');
+  t.equal(
+    await createSessions({ secret: Buffer.from('other'), ttlSeconds: 600, secure: false, tokens: c.node.tokens }).read(value, now),
+    undefined,
+    'another key',
+  );
 
   // Through HTTP: log in with the form, see the non-public value; the API does not.
   const bad = await fetch(`${c.url}/login`, {

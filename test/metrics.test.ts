@@ -25,14 +25,14 @@ t.test('/metrics: requests, resolution latency by source, cache, SQLite writes, 
     body: '{"handle":"88.100.7/B-1","values":[{"index":1,"type":"URL","data":"x"}]}\n',
     headers: { 'content-type': 'application/x-ndjson' },
   });
-  await c.call('GET', '/no/such/route');
+  await c.call('DELETE', '/no/such/route'); // GET of any path is a short URL (a page); no route takes DELETE here
   const res = await c.call('GET', '/metrics');
   t.equal(res.status, 200);
   t.match(res.headers.get('content-type'), /text\/plain/);
   const m = res.text;
   t.equal(metric(m, 'idnode_http_requests_total', '{route="/api/handles/*",method="GET",status="200"}'), 4, 'fast-path and fastify answers both counted');
   t.equal(metric(m, 'idnode_http_requests_total', '{route="/api/handles/*",method="PUT",status="200"}'), 1);
-  t.equal(metric(m, 'idnode_http_requests_total', '{route="unmatched",method="GET",status="404"}'), 1);
+  t.equal(metric(m, 'idnode_http_requests_total', '{route="unmatched",method="DELETE",status="404"}'), 1);
   t.equal(metric(m, 'idnode_resolution_seconds_count', '{source="cache"}'), 2);
   t.equal(metric(m, 'idnode_resolution_seconds_count', '{source="store"}'), 1);
   t.equal(metric(m, 'idnode_resolution_seconds_count', '{source="upstream"}'), 2);

@@ -159,11 +159,11 @@ async function serve(config: Config, embedded: boolean, io: CliIo): Promise<void
       out('try:');
       out(`  curl ${url}/api/handles/${sample}`);
       out(`  curl '${url}/api/handles/${sample}?type=batch&pretty'`);
-      out(`  open ${url}/${sample} in a browser (its page; the URL a QR label holds)`);
       const vehicle = (await node.records.list('88.100.4', 0, 1)).handles[0];
       const token = firstSecret ?? '<admin token>';
       if (vehicle !== undefined) out(`  curl -H "Authorization: Bearer ${token}" '${url}/api/lineage/${vehicle}?direction=down'`);
       else out(`  curl -H "Authorization: Bearer ${token}" '${url}/api/handles?prefix=88.100.1&pageSize=5'`);
+      out(`  open ${url}/${sample} in a browser (its page; the URL a QR label holds)`);
     }
   }
   let closing = false;
