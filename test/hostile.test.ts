@@ -129,8 +129,9 @@ t.test('CSV import: multi-byte text and "" quotes straddling 64 KiB read chunks 
 });
 
 t.test('CSV import: an unclosed quote is refused with its line', async (t) => {
-  const dir = tempDir(t, { 'c.json': '{}', 'bad.csv': 'handle,2:desc\n88.100.7/A,"open\n' });
-  const r = await runCli(['import', join(dir, 'bad.csv'), '--prefix', '88.100.7', '--db', join(dir, 'n.db')]);
+  const dir = tempDir(t, { 'bad.csv': 'handle,2:desc\n88.100.7/A,"open\n' });
+  writeFileSync(join(dir, 'c.json'), JSON.stringify({ db: join(dir, 'n.db') }));
+  const r = await runCli(['import', join(dir, 'bad.csv'), '--prefix', '88.100.7', '--config', join(dir, 'c.json')]);
   t.not(r.code, 0);
   t.match(r.err, /CSV line \d+: Quote Not Closed/);
 });
@@ -179,6 +180,10 @@ t.test('lone surrogates are refused before they reach the audit log', async (t) 
   await refused('prefix owner', 'PATCH', '/api/prefixes/88.100.7', ADMIN, `{"owner":{"name":"Acme ${lone}"}}`, /\$\.owner\.name/);
   await refused('new prefix owner', 'POST', '/api/prefixes', ADMIN, `{"prefix":"88.100.9","owner":{"name":"${lone}"}}`, /\$\.owner\.name/);
 
+  // In a path, UTF-8 cannot encode a lone surrogate: its CESU-8 bytes are refused, not stored.
+  const inPath = await c.call('PUT', '/api/handles/88.100.7/P%ED%A0%80', { token: reg, body: '[{"index":2,"type":"name","data":"x"}]' });
+  t.ok(inPath.status >= 400 && inPath.status < 500, `a lone surrogate in the path: ${inPath.status} ${inPath.text}`);
+
   // A surrogate pair is a character, not an error.
   const pair = await c.call('PUT', '/api/handles/88.100.7/EMOJI', { token: reg, body: '[{"index":2,"type":"name","data":"\\ud83d\\ude00"}]' });
   t.match(pair.json, { responseCode: 1 }, pair.text);
@@ -217,5 +222,24 @@ t.test('seed files with a lone surrogate are refused before anything is written'
   writeFileSync(join(dir, 'records.ndjson'), Buffer.from([0x7b, 0xff, 0x7d, 0x0a]));
   t.throws(() => seedIfEmpty(c.node, dir), { message: /records\.ndjson is not valid UTF-8/ });
   t.equal(c.node.store.totalRecords(), 0, 'nothing seeded');
+  await verified(t, c);
+});
+
+t.test('idnode import: an NDJSON line with a lone surrogate fails alone', async (t) => {
+  const dir = tempDir(t);
+  const db = join(dir, 'n.db');
+  const c = await startNode(t, { db });
+  t.equal((await c.call('POST', '/api/prefixes', { token: ADMIN, body: { prefix: '88.100.7', owner: { name: 'Acme' } } })).status, 201);
+  const good = (h: string) => JSON.stringify({ handle: h, values: [{ index: 2, type: 'name', data: h }] });
+  writeFileSync(
+    join(dir, 'in.ndjson'),
+    `${good('88.100.7/I-1')}\n{"handle":"88.100.7/I-2","values":[{"index":2,"type":"name","data":"${lone}"}]}\n${good('88.100.7/I-3')}\n`,
+  );
+  writeFileSync(join(dir, 'c.json'), JSON.stringify({ db }));
+  const r = await runCli(['import', join(dir, 'in.ndjson'), '--prefix', '88.100.7', '--config', join(dir, 'c.json')]);
+  t.equal(r.code, 1, r.err);
+  t.match(r.err, /line 2 has a lone surrogate in a string at \$\.values\[0\]\.data/);
+  t.match(JSON.parse(r.out), { total: 3, ok: 2, failed: 1 });
+  t.equal((await c.call('GET', '/api/handles/88.100.7/I-3')).status, 200);
   await verified(t, c);
 });
