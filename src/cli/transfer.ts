@@ -1,5 +1,7 @@
 /** `idnode import | export | restore`: bulk files on the database directly, and escrow. */
 import { createReadStream, existsSync, statSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { parse } from 'csv-parse';
 import { ConfigError, type Config } from '../config.js';
 import { IdnError } from '../errors.js';
 import { parsePrefix } from '../identifier/index.js';
@@ -17,52 +19,44 @@ export interface Output {
   tty: boolean;
 }
 
-/** Splits CSV text (RFC 4180: quotes, doubled quotes, newlines inside quotes) into rows. */
-export async function* csvRows(input: AsyncIterable<Buffer | string>): AsyncGenerator<string[]> {
-  let field = '';
-  let row: string[] = [];
-  let quoted = false;
-  let afterQuote = false;
-  for await (const chunk of input) {
-    const text = typeof chunk === 'string' ? chunk : chunk.toString('utf8');
-    for (let i = 0; i < text.length; i++) {
-      const ch = text[i]!;
-      if (quoted) {
-        if (ch === '"') {
-          if (text[i + 1] === '"') {
-            field += '"';
-            i++;
-          } else {
-            quoted = false;
-            afterQuote = true;
-          }
-        } else field += ch;
-        continue;
-      }
-      if (ch === '"' && field === '' && !afterQuote) quoted = true;
-      else if (ch === ',') {
-        row.push(field);
-        field = '';
-        afterQuote = false;
-      } else if (ch === '\n') {
-        row.push(field.endsWith('\r') ? field.slice(0, -1) : field);
-        yield row;
-        row = [];
-        field = '';
-        afterQuote = false;
-      } else field += ch;
+/**
+ * Splits CSV (RFC 4180: quotes, doubled quotes, newlines inside quotes) into rows with the
+ * CSV line each starts on. csv-parse works on bytes across chunks, so a character or a `""`
+ * split by a read boundary arrives whole.
+ */
+export async function* csvRows(input: AsyncIterable<Buffer | string>): AsyncGenerator<{ row: string[]; line: number }> {
+  const parser = parse({
+    info: true,
+    bom: true,
+    // The hand-written reader this replaces allowed ragged rows, quotes inside unquoted cells and both line ends.
+    relax_column_count: true,
+    relax_quotes: true,
+    record_delimiter: ['\r\n', '\n'],
+  });
+  const source = Readable.from(input);
+  source.on('error', (err) => parser.destroy(err));
+  source.pipe(parser);
+  let endLine = 0;
+  try {
+    for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+      // info.lines is the line the record ends on; it starts right after the previous one.
+      yield { row: record, line: endLine + 1 };
+      endLine = info.lines;
     }
-  }
-  if (field !== '' || row.length > 0) {
-    row.push(field);
-    yield row;
+  } catch (err) {
+    const e = err as Error & { code?: string; lines?: number };
+    if (e.code?.startsWith('CSV_')) throw new ConfigError(`CSV line ${e.lines ?? endLine + 1}: ${e.message}`);
+    throw err;
+  } finally {
+    source.destroy();
   }
 }
 
 /**
  * CSV → NDJSON lines for the bulk importer. Header: `handle`, then template item names
  * (with `--template VERSION`) or `INDEX:TYPE` columns such as `1:URL`. Empty cells are left
- * out. The header becomes a blank line so result line numbers are CSV line numbers.
+ * out. The header becomes a blank line, and a record spanning lines is padded by blank ones,
+ * so result line numbers are the CSV lines records start on.
  */
 export async function* csvToNdjson(
   input: AsyncIterable<Buffer | string>,
@@ -70,7 +64,11 @@ export async function* csvToNdjson(
   template: string | undefined,
 ): AsyncGenerator<string> {
   let columns: Array<{ index: number; type: string } | 'handle'> | undefined;
-  for await (const row of csvRows(input)) {
+  let emitted = 0;
+  for await (const { row, line } of csvRows(input)) {
+    // Blank NDJSON lines (skipped by the importer) keep each record on the CSV line it starts on.
+    if (line - 1 > emitted) yield '\n'.repeat(line - 1 - emitted);
+    emitted = line;
     if (columns === undefined) {
       columns = columnsFor(row);
       yield '\n';

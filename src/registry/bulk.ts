@@ -9,6 +9,7 @@ import { type Identifier, isUnderPrefix, parseIdentifier } from '../identifier/i
 import type { Store, WriteTx } from '../store/index.js';
 import { type InputValue, parseValuesBody } from './values.js';
 import { writeRecord } from './records.js';
+import { loneSurrogateMessage, loneSurrogatePath, mayHoldLoneSurrogate } from './text.js';
 
 /** True when arrays and objects in a JSON text nest deeper than `max` (one linear scan, no recursion). */
 export function jsonTooDeep(text: string, max: number): boolean {
@@ -124,6 +125,8 @@ export function createBulk(deps: {
     } catch (err) {
       throw new IdnError('IDN_BODY_UNPARSABLE', `line ${lineNo} is not JSON: ${(err as Error).message}`);
     }
+    const bad = mayHoldLoneSurrogate(text) ? loneSurrogatePath(obj) : undefined;
+    if (bad !== undefined) throw new IdnError('IDN_INVALID_VALUE', loneSurrogateMessage(`line ${lineNo}`, bad));
     if (typeof obj !== 'object' || obj === null || Array.isArray(obj))
       throw new IdnError('IDN_INVALID_VALUE', `line ${lineNo} must be an object {"handle": "...", "values": [...]}`);
     const { handle, values, ...rest } = obj as Record<string, unknown>;

@@ -11,23 +11,43 @@ import { applyEvent, canonicalEvent, type LineageEvent, parseEvent } from '../li
 import type { Store } from '../store/index.js';
 import { parseValuesBody } from './values.js';
 import { writeRecord } from './records.js';
+import { loneSurrogateMessage, loneSurrogatePath } from './text.js';
 
 export interface SeedPrefix {
   prefix: string;
   owner: { name: string };
 }
 
+/** A seed file as strict UTF-8 (a bad byte is refused, not replaced). */
+function readUtf8(file: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(readFileSync(file));
+  } catch (err) {
+    if (err instanceof TypeError) throw new IdnError('IDN_INVALID_VALUE', `${file} is not valid UTF-8; save it as UTF-8`);
+    throw err;
+  }
+}
+
+/** JSON text of a seed file, refusing lone surrogates (`\ud800` escapes) before anything is hashed into the log. */
+function parseSeedJson(text: string, where: string): unknown {
+  const value = JSON.parse(text) as unknown;
+  const at = loneSurrogatePath(value);
+  if (at !== undefined) throw new IdnError('IDN_INVALID_VALUE', loneSurrogateMessage(where, at));
+  return value;
+}
+
 /** Loads the seed files and writes them when the store holds no records; returns how many records it wrote. */
 export async function seedIfEmpty(deps: { store: Store }, dir: string): Promise<number> {
   const { store } = deps;
   if ((await store.totalRecords()) > 0) return 0;
-  const prefixes = JSON.parse(readFileSync(join(dir, 'prefixes.json'), 'utf8')) as SeedPrefix[];
-  const lines = readFileSync(join(dir, 'records.ndjson'), 'utf8')
+  const prefixesFile = join(dir, 'prefixes.json');
+  const prefixes = parseSeedJson(readUtf8(prefixesFile), prefixesFile) as SeedPrefix[];
+  const lines = readUtf8(join(dir, 'records.ndjson'))
     .split('\n')
     .filter((l) => l.trim() !== '');
   const records = lines.map((line, i) => {
     try {
-      const { handle, values } = JSON.parse(line) as { handle: string; values: unknown };
+      const { handle, values } = parseSeedJson(line, 'the line') as { handle: string; values: unknown };
       const id = parseIdentifier(handle);
       return { id, values: parseValuesBody(values, { valuesMax: 2048 }) };
     } catch (err) {
@@ -36,13 +56,13 @@ export async function seedIfEmpty(deps: { store: Store }, dir: string): Promise<
   });
   const eventsFile = join(dir, 'events.ndjson');
   const eventLines = existsSync(eventsFile)
-    ? readFileSync(eventsFile, 'utf8')
+    ? readUtf8(eventsFile)
         .split('\n')
         .filter((l) => l.trim() !== '')
     : [];
   const events: LineageEvent[] = eventLines.map((line, i) => {
     try {
-      return parseEvent(JSON.parse(line), 100_000);
+      return parseEvent(parseSeedJson(line, 'the line'), 100_000);
     } catch (err) {
       throw new IdnError('IDN_INVALID_VALUE', `${eventsFile} line ${i + 1}: ${(err as Error).message}`);
     }

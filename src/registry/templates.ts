@@ -4,6 +4,7 @@
  * A version is immutable once a record uses it; items are disabled, never deleted. Values of
  * reference items are identifiers and become lineage edges typed by the item's name.
  */
+import { RE2JS } from 're2js';
 import { IdnError } from '../errors.js';
 import { type Identifier, parseIdentifier, parsePrefix } from '../identifier/index.js';
 import type { Store, TemplateRow, WriteTx } from '../store/index.js';
@@ -77,11 +78,8 @@ function checkItem(raw: unknown, i: number): TemplateItem {
     throw invalid(`${where}.minLength must not exceed maxLength`);
   if (r.pattern !== undefined) {
     if (typeof r.pattern !== 'string' || r.pattern.length > 256) throw invalid(`${where}.pattern must be a regular expression of at most 256 characters`);
-    try {
-      new RegExp(r.pattern, 'u');
-    } catch (err) {
-      throw invalid(`${where}.pattern is not a valid regular expression: ${(err as Error).message}`);
-    }
+    const why = patternProblem(r.pattern, r.name);
+    if (why !== undefined) throw invalid(`${where}.${why}`);
   }
   if (r.referenceType !== undefined && (r.dataType !== 'reference' || (r.referenceType !== 'one' && r.referenceType !== 'many')))
     throw invalid(`${where}.referenceType is "one" or "many", for dataType reference only`);
@@ -100,11 +98,31 @@ function checkItem(raw: unknown, i: number): TemplateItem {
   return item;
 }
 
-const patterns = new Map<string, RegExp>();
-function patternOf(source: string): RegExp {
+/** Why RE2 cannot run a pattern (backreferences, lookaround, bad syntax), or undefined. */
+function patternProblem(source: string, name: string): string | undefined {
+  try {
+    RE2JS.compile(source);
+    return undefined;
+  } catch (err) {
+    const msg = (err as Error).message;
+    const rule = 'patterns run in linear time (RE2 syntax)';
+    if (/\\[1-9]|\\k</.test(source) && /escape/.test(msg)) return `pattern of item ${name} uses a backreference; ${rule}`;
+    if (/\(\?<?[=!]/.test(source)) return `pattern of item ${name} uses lookaround ((?=, (?!, (?<=, (?<!); ${rule}`;
+    return `pattern is not a valid regular expression (item ${name}): ${msg}; ${rule}`;
+  }
+}
+
+// Patterns run on every write: RE2 matches in time linear in the value, so no pattern can stall the node.
+const patterns = new Map<string, RE2JS | string>();
+/** The compiled pattern, or why it cannot run (a template stored by an older version with a JS-only pattern). */
+function patternOf(source: string): RE2JS | string {
   let re = patterns.get(source);
   if (re === undefined) {
-    re = new RegExp(source, 'u');
+    try {
+      re = RE2JS.compile(source);
+    } catch {
+      re = 'cannot run: RE2 (linear-time) syntax does not support it';
+    }
     if (patterns.size < 10_000) patterns.set(source, re);
   }
   return re;
@@ -138,7 +156,11 @@ function valueProblem(item: TemplateItem, v: InputValue): string | undefined {
   const text = v.data.value;
   if (item.minLength !== undefined && text.length < item.minLength) return `is ${text.length} characters; at least ${item.minLength} are required`;
   if (item.maxLength !== undefined && text.length > item.maxLength) return `is ${text.length} characters; at most ${item.maxLength} are allowed`;
-  if (item.pattern !== undefined && !patternOf(item.pattern).test(text)) return `"${text}" does not match the pattern ${item.pattern}`;
+  if (item.pattern !== undefined) {
+    const re = patternOf(item.pattern);
+    if (typeof re === 'string') return `cannot be checked: the pattern ${item.pattern} ${re}; PUT a new template version with an RE2 pattern`;
+    if (!re.matcher(text).find()) return `"${text}" does not match the pattern ${item.pattern}`;
+  }
   switch (item.dataType) {
     case 'number':
       return /^-?\d+(\.\d+)?$/.test(text) ? undefined : `"${text}" is not a number`;

@@ -20,6 +20,7 @@ import syncRoutes from './routes/sync.js';
 import templateRoutes from './routes/templates.js';
 import tokenRoutes from './routes/tokens.js';
 import { jsonTooDeep } from '../registry/bulk.js';
+import { loneSurrogateMessage, loneSurrogatePath, mayHoldLoneSurrogate } from '../registry/text.js';
 import { absolutePath, corsDelegator, isJsonpName, jsonpName, parseQueryString, reshapeJson } from './request.js';
 import { ErrorBody } from './schemas.js';
 import { createShedder, type Shedder } from './shedding.js';
@@ -127,7 +128,13 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
         undefined,
       );
     // Fastify's own parser (prototype-poisoning checks, its error codes) does the parsing.
-    void defaultJson(request, text, done);
+    if (!mayHoldLoneSurrogate(text)) return void defaultJson(request, text, done);
+    // Checked once here, before anything hashes it into the audit log.
+    void defaultJson(request, text, (err, value) => {
+      const at = err ? undefined : loneSurrogatePath(value);
+      if (at !== undefined) return done(new IdnError('IDN_INVALID_VALUE', loneSurrogateMessage('the JSON body', at)), undefined);
+      done(err, value);
+    });
   });
   app.decorateRequest('jsonOut', undefined);
   app.decorateRequest('idn', undefined);
