@@ -215,13 +215,13 @@ t.test('seed files with a lone surrogate are refused before anything is written'
   });
   const c = await startNode(t);
   const { seedIfEmpty } = await import('../src/registry/seed.js');
-  t.throws(() => seedIfEmpty(c.node, dir), {
+  await t.rejects(seedIfEmpty(c.node, dir), {
     code: 'IDN_INVALID_VALUE',
     message: /records\.ndjson line 2: the line has a lone surrogate in a string at \$\.values\[0\]\.data/,
   });
   writeFileSync(join(dir, 'records.ndjson'), Buffer.from([0x7b, 0xff, 0x7d, 0x0a]));
-  t.throws(() => seedIfEmpty(c.node, dir), { message: /records\.ndjson is not valid UTF-8/ });
-  t.equal(c.node.store.totalRecords(), 0, 'nothing seeded');
+  await t.rejects(seedIfEmpty(c.node, dir), { message: /records\.ndjson is not valid UTF-8/ });
+  t.equal(await c.node.store.totalRecords(), 0, 'nothing seeded');
   await verified(t, c);
 });
 

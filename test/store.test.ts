@@ -3,9 +3,10 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { auditHash, GENESIS_HASH, latestSchemaVersion, openStore, versionLine } from '../src/store/index.js';
 import { tamper, writeV1Database } from './tamper.js';
+import { tempDir } from './helpers.js';
 
 t.test('opens in WAL, applies migrations once, keeps data across reopen', async (t) => {
-  const path = join(t.testdir({}), 'sub', 'a.db');
+  const path = join(tempDir(t), 'sub', 'a.db');
   const s = openStore(path);
   const file = tamper(path);
   t.equal(file.journalMode(), 'wal');
@@ -37,7 +38,7 @@ t.test('opens in WAL, applies migrations once, keeps data across reopen', async 
 });
 
 t.test('a v1 database migrates to the latest with its data; read-only refuses an old schema', async (t) => {
-  const path = join(t.testdir({}), 'old.db');
+  const path = join(tempDir(t), 'old.db');
   writeV1Database(path, readFileSync(new URL('../schema/001_init.sql', import.meta.url), 'utf8'));
   t.throws(() => openStore(path, { readonly: true }), { code: 'IDN_INTERNAL', message: /schema v1, older than this idnode's v6; start a node on it once/ });
   const s = openStore(path);
@@ -49,7 +50,7 @@ t.test('a v1 database migrates to the latest with its data; read-only refuses an
 
 t.test('one write path: version rows and a hash-chained audit entry per write, rollback on error', async (t) => {
   let now = Date.parse('2026-01-01T00:00:00Z');
-  const s = openStore(join(t.testdir({}), 'a.db'), { now: () => new Date(now) });
+  const s = openStore(join(tempDir(t), 'a.db'), { now: () => new Date(now) });
   t.teardown(() => s.close());
   const put = (values: string) =>
     s.write({ actor: 'tok_1', action: 'record.update', target: '88.1/a' }, async (tx) => {
@@ -120,11 +121,11 @@ t.test('one write path: version rows and a hash-chained audit entry per write, r
 });
 
 t.test('a database that cannot be opened is a clear error', async (t) => {
-  t.throws(() => openStore(join(t.testdir({}), 'missing.db'), { readonly: true }), { code: 'IDN_INTERNAL', message: /cannot open database/ });
+  t.throws(() => openStore(join(tempDir(t), 'missing.db'), { readonly: true }), { code: 'IDN_INTERNAL', message: /cannot open database/ });
 });
 
 t.test('verify covers record versions of any action: a kept payload must start with them; a legacy seed without one is let through', async (t) => {
-  const s = openStore(join(t.testdir({}), 'a.db'));
+  const s = openStore(join(tempDir(t), 'a.db'));
   t.teardown(() => s.close());
   const row = (key: string, values: string) => ({
     handleKey: key,
@@ -175,7 +176,7 @@ const recordRow = (key: string, values: string) => ({
 });
 
 t.test('a read while a write is open sees only committed rows; writes run one at a time', async (t) => {
-  const s = openStore(join(t.testdir({}), 'a.db'));
+  const s = openStore(join(tempDir(t), 'a.db'));
   t.teardown(() => s.close());
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
@@ -235,7 +236,7 @@ t.test('a read while a write is open sees only committed rows; writes run one at
 });
 
 t.test('close waits for queued writes', async (t) => {
-  const s = openStore(join(t.testdir({}), 'a.db'));
+  const s = openStore(join(tempDir(t), 'a.db'));
   const written = s.write({ actor: 'x', action: 'record.create', target: '88.1/a' }, async (tx) => {
     await tx.putRecord(recordRow('88.1/a', '[1]'));
     return { result: 1, payload: 'a' };
