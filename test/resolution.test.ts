@@ -6,7 +6,7 @@ import { createResolver } from '../src/resolver/index.js';
 import { openStore, type Store } from '../src/store/index.js';
 import { createUpstreamClient } from '../src/upstream/client.js';
 import { createRouter } from '../src/upstream/routing.js';
-import { ADMIN, rawRequest, registrar, sampleValues, startNode } from './helpers.js';
+import { ADMIN, rawRequest, registrar, sampleValues, startNode, tempDir } from './helpers.js';
 import { tamper } from './tamper.js';
 
 t.test('GET/HEAD answer Handle.Net JSON with ETag, Cache-Control, Cache-Status; 304 on If-None-Match', async (t) => {
@@ -331,7 +331,7 @@ t.test('cache is bounded by bytes and can be turned off', async (t) => {
 });
 
 t.test('an engine without a synchronous read: misses are answered on the async path only', async (t) => {
-  const full = openStore(join(t.testdir({}), 'a.db'));
+  const full = openStore(join(tempDir(t), 'a.db'));
   t.teardown(() => full.close());
   await full.write({ actor: 'test', action: 'seed', target: 'x' }, async (tx) => {
     await tx.putRecord({
@@ -369,7 +369,7 @@ t.test('an engine without a synchronous read: misses are answered on the async p
 });
 
 t.test('an async read overtaken by an invalidation is answered but not cached', async (t) => {
-  const full = openStore(join(t.testdir({}), 'a.db'));
+  const full = openStore(join(tempDir(t), 'a.db'));
   t.teardown(() => full.close());
   await full.write({ actor: 'test', action: 'seed', target: 'x' }, async (tx) => {
     await tx.putRecord({
