@@ -33,6 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { HandleValue } from '../src/registry/values.js';
 import { answerEtag, renderRecord } from '../src/registry/answer.js';
+import { openStore } from '../src/store/index.js';
 import { load, type LoadOptions, type LoadResult, median, runInfo, type Server, startServer } from './lib.js';
 import { createSocket } from 'node:dgram';
 import { connect, createServer as createTcpServer, type AddressInfo } from 'node:net';
@@ -455,47 +456,62 @@ const SCHEMA_FILES = readdirSync(join(ROOT, 'schema'))
 
 /**
  * A node's database with `n` records under 88.100.1, built once per size and schema version
- * and reused (bench/results/data-v<schema>-<n>.db, git-ignored): rows go straight into the
- * records table, with the answer metadata the write path stores (no versions or audit: this
- * is a fixture for reads, not a registration measurement).
+ * and reused (bench/results/data-v<schema>-<n>.db, git-ignored): the store opens the file (its
+ * migrations make the schema) and takes the rows as an escrow restore does, with the answer
+ * metadata the write path stores (no versions or audit: this is a fixture for reads, not a
+ * registration measurement).
  */
-function dataset(n: number): string {
+async function dataset(n: number): Promise<string> {
   const path = join(ROOT, 'bench/results', `data-v${SCHEMA_FILES.length}-${n}.db`);
   if (existsSync(path)) return path;
   process.stdout.write(`building ${path} (once)\n`);
   const tmp = `${path}.tmp`;
-  rmSync(tmp, { force: true });
-  const db = new Database(tmp);
-  db.pragma('journal_mode = OFF');
-  db.pragma('synchronous = OFF');
-  for (const file of SCHEMA_FILES) db.exec(readFileSync(join(ROOT, 'schema', file), 'utf8'));
-  db.pragma(`user_version = ${SCHEMA_FILES.length}`);
-  db.prepare(
-    "INSERT INTO prefixes VALUES ('88.100.1', '88.100.1', '88.100', '{\"name\":\"Bench\"}', NULL, 'active', '2026-11-25T00:00:00Z', '2026-11-25T00:00:00Z')",
-  ).run();
-  const insert = db.prepare(
-    "INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, max_age, expires_at, etag, version, updated_at) VALUES (?, ?, '88.100.1', ?, NULL, ?, ?, ?, 1, '2026-11-25T00:00:00Z')",
-  );
-  const chunk = db.transaction((from: number, to: number) => {
-    for (let i = from; i < to; i++) {
+  for (const suffix of ['', '-wal', '-shm']) rmSync(tmp + suffix, { force: true });
+  const store = openStore(tmp, { history: false });
+  const at = '2026-11-25T00:00:00Z';
+  await store.insertRows('prefixes', [
+    {
+      prefix_key: '88.100.1',
+      prefix: '88.100.1',
+      parent_key: '88.100',
+      owner_json: '{"name":"Bench"}',
+      site: null,
+      status: 'active',
+      created_at: at,
+      updated_at: at,
+    },
+  ]);
+  for (let from = 0; from < n; from += 10_000) {
+    const rows: Array<Record<string, unknown>> = [];
+    for (let i = from; i < Math.min(n, from + 10_000); i++) {
       const handle = `88.100.1/PUMP-2026-${String(i).padStart(9, '0')}`;
-      const values = (JSON.parse(recordBody(i)).values as object[]).slice(0, 6).map((v) => ({ ...v, ttl: 86400, timestamp: '2026-11-25T00:00:00Z' }));
+      const values = (JSON.parse(recordBody(i)).values as object[]).slice(0, 6).map((v) => ({ ...v, ttl: 86400, timestamp: at }));
       const r = renderRecord(values as HandleValue[]);
-      insert.run(handle.toLowerCase(), handle, r.valuesJson, r.maxAge, r.expiresAt, answerEtag(handle, r));
+      rows.push({
+        handle_key: handle.toLowerCase(),
+        handle,
+        prefix_key: '88.100.1',
+        values_json: r.valuesJson,
+        public_json: null,
+        max_age: r.maxAge,
+        expires_at: r.expiresAt,
+        etag: answerEtag(handle, r),
+        version: 1,
+        updated_at: at,
+      });
     }
-  });
-  for (let i = 0; i < n; i += 10_000) {
-    chunk(i, Math.min(n, i + 10_000));
-    if (i % 1_000_000 === 0 && i > 0) process.stdout.write(`  ${i} records\n`);
+    await store.insertRows('records', rows);
+    if (from % 1_000_000 === 0 && from > 0) process.stdout.write(`  ${from} records\n`);
   }
-  db.close();
+  await store.close();
   renameSync(tmp, path);
+  for (const suffix of ['-wal', '-shm']) rmSync(tmp + suffix, { force: true });
   return path;
 }
 
 /** A node on a copy of the `records`-record fixture, in its own folder under `dir`. */
 async function fixtureNode(dir: string, records: number, cacheMaxBytes: number, config: Record<string, unknown> = {}): Promise<Server> {
-  const data = dataset(records);
+  const data = await dataset(records);
   const home = join(dir, `n${records}`);
   mkdirSync(home);
   const db = join(home, 'idnode.db');
@@ -539,7 +555,7 @@ async function cold(o: Options & { records: number }): Promise<Outcome> {
       const bodyBytes = await meanAnswerBytes(node.url, samplePaths(o.records));
       const bare = await startServer([BARE], { BARE_BODY_BYTES: String(bodyBytes) });
       const bareDb = join(dir, 'bare.db');
-      copyFileSync(dataset(o.records), bareDb);
+      copyFileSync(await dataset(o.records), bareDb);
       const bareSql = await startServer([BARE], { BARE_BODY_BYTES: String(bodyBytes), BARE_DB: bareDb });
       try {
         const opts = { seconds: o.seconds, connections: o.connections, next };
@@ -583,7 +599,7 @@ async function scale(o: Options & { records: number }): Promise<Outcome> {
   return withDir(async (dir) => {
     const sizes = [o.records, o.records * 10];
     // Fixtures first (building one blocks this process for minutes), then one node at a time.
-    for (const n of sizes) dataset(n);
+    for (const n of sizes) await dataset(n);
     const nodes: Server[] = [];
     for (const n of sizes) nodes.push(await fixtureNode(dir, n, COLD_CACHE_BYTES));
     const label = (n: number) => `idnode ${n >= 1e6 ? `${n / 1e6}M` : `${n / 1e3}k`}`;
@@ -607,7 +623,12 @@ async function scale(o: Options & { records: number }): Promise<Outcome> {
             { name: `throughput ${label(sizes[1]!)} / bare`, value: big!.rps / sides.bare!.rps },
             { name: `CPU per request ${label(sizes[1]!)} / bare`, value: big!.cpuUsPerReq / sides.bare!.cpuUsPerReq },
           ],
-          notes: { records: sizes, bodyBytes, cacheMaxBytes: COLD_CACHE_BYTES, fixtureBytes: sizes.map((n) => statSync(dataset(n)).size) },
+          notes: {
+            records: sizes,
+            bodyBytes,
+            cacheMaxBytes: COLD_CACHE_BYTES,
+            fixtureBytes: await Promise.all(sizes.map(async (n) => statSync(await dataset(n)).size)),
+          },
         };
       } finally {
         await bare.stop();
