@@ -60,20 +60,24 @@ export function createFastPath(
     resolver.resolve(id, { bypassCache: false, privateAccess: false, hops: 0 }).then(answered).catch(failed);
   }
 
+  /** The identifier text of a raw path part; undefined when it does not decode (fastify answers the 400). */
+  function pathText(raw: string): string | undefined {
+    if (!NEEDS_DECODING.test(raw)) return raw;
+    try {
+      return decodePathIdentifier(raw);
+    } catch {
+      return undefined;
+    }
+  }
+
   /**
    * The short URL `/{prefix}/{suffix}` asked for JSON (no Accept, `*∕*`, application/json):
    * a cache hit is the /api/handles answer plus Vary and Link; anything else goes to fastify.
    */
   function shortUrl(req: IncomingMessage, res: ServerResponse, url: string): boolean {
     if (url.includes('?') || req.headers.authorization !== undefined || !isShortUrl(url) || prefersHtml(req.headers.accept)) return false;
-    let text = url.slice(1);
-    if (NEEDS_DECODING.test(text)) {
-      try {
-        text = decodePathIdentifier(text);
-      } catch {
-        return false;
-      }
-    }
+    const text = pathText(url.slice(1));
+    if (text === undefined) return false;
     const t0 = performance.now();
     const entry = resolver.cached(foldCase(text));
     if (entry === undefined) return false;
@@ -90,14 +94,8 @@ export function createFastPath(
     const url = req.url!;
     if (!url.startsWith(HANDLES_PATH)) return shortUrl(req, res, url);
     if (url.includes('?') || req.headers.authorization !== undefined) return false;
-    let text = url.slice(skip);
-    if (NEEDS_DECODING.test(text)) {
-      try {
-        text = decodePathIdentifier(text);
-      } catch {
-        return false;
-      }
-    }
+    const text = pathText(url.slice(skip));
+    if (text === undefined) return false;
     const t0 = performance.now();
     let entry = resolver.cached(foldCase(text));
     let cacheStatus: string = CACHE_STATUS.hit;
