@@ -132,11 +132,17 @@ t.test('text, URL and list keys have maxima too; keys checked together', async (
     [{ overrides: { baseUrl: `http://x/${'p'.repeat(2048)}` }, env: {} }, /config key "baseUrl" must be at most 2048 characters long/],
     [{ overrides: { homed: Array.from({ length: 1001 }, (_, i) => `88.${i + 1}`) }, env: {} }, /config key "homed" must list at most 1000 prefixes, got 1001/],
     [{ overrides: { lineage: { defaultDepth: 60 } }, env: {} }, /"lineage.defaultDepth" \(60\) must not exceed "lineage.maxDepth" \(50\)/],
+    [{ env: { IDNODE_STORE_ENGINE: 'postgres' } }, /"store.url" must name the PostgreSQL primary when "store.engine" is postgres/],
+    [{ env: { IDNODE_STORE_ENGINE: 'postgres', IDNODE_STORE_URL: 'mysql://x/y' } }, /"store.url" must be a postgres:\/\/ URL/],
+    [{ env: { IDNODE_STORE_READ_URL: 'http://standby/' } }, /"store.readUrl" must be a postgres:\/\/ URL/],
     [{ env: { IDNODE_LOG_LEVEL: 'loud' } }, /IDNODE_LOG_LEVEL \(config key "logLevel"\) must be one of fatal, error, warn, info, debug, trace, silent/],
   ];
   for (const [opts, msg] of cases) t.throws(() => loadConfig(opts), { name: 'ConfigError', message: msg }, String(msg));
   t.equal(loadConfig({ overrides: { db: 'd'.repeat(4096) }, env: {} }).db.length, 4096, 'the maximum itself is accepted');
   t.equal(loadConfig({ overrides: { homed: Array.from({ length: 1000 }, (_, i) => `88.${i + 1}`) }, env: {} }).homed.length, 1000);
+  const pg = loadConfig({ env: { IDNODE_STORE_ENGINE: 'postgres', IDNODE_STORE_URL: 'postgresql://idnode@db1,db2/idnode?target_session_attrs=primary' } });
+  t.same([pg.store.engine, pg.store.url, pg.store.readUrl], ['postgres', 'postgresql://idnode@db1,db2/idnode?target_session_attrs=primary', '']);
+  t.equal(loadConfig({ env: {} }).store.engine, 'sqlite', 'the embedded engine is the default');
   t.equal(loadConfig({ env: { IDNODE_HISTORY: '' } }).history, false, 'an empty boolean variable is false');
   t.equal(loadConfig({ env: { IDNODE_LISTEN_HOST: '::1' } }).baseUrl, 'http://[::1]:8000', 'derived baseUrl brackets IPv6');
 });

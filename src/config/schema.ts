@@ -43,7 +43,38 @@ export const CONFIG_KEYS = {
     env: 'IDNODE_BASE_URL',
     doc: 'public base URL of this node; published in `HS_SITE` values',
   },
-  db: { kind: 'string', default: 'data/idnode.db', maxLength: PATH_MAX, env: 'IDNODE_DB', doc: 'the SQLite file' },
+  db: { kind: 'string', default: 'data/idnode.db', maxLength: PATH_MAX, env: 'IDNODE_DB', doc: 'the SQLite file (`store.engine` `sqlite`)' },
+  'store.engine': {
+    kind: 'enum',
+    default: 'sqlite',
+    values: ['sqlite', 'postgres'],
+    env: 'IDNODE_STORE_ENGINE',
+    doc: '`sqlite`: one embedded file (`db`), one machine; `postgres`: a PostgreSQL primary (`store.url`) shared by any number of nodes',
+  },
+  'store.url': {
+    kind: 'string',
+    default: '',
+    defaultText: 'none',
+    maxLength: URL_MAX,
+    env: 'IDNODE_STORE_URL',
+    doc: 'the PostgreSQL primary, e.g. `postgres://idnode:pw@db1,db2/idnode?target_session_attrs=primary` (several hosts: a promoted standby is found); never shown by `/metrics` or `/readyz`',
+  },
+  'store.readUrl': {
+    kind: 'string',
+    default: '',
+    defaultText: '`store.url`',
+    maxLength: URL_MAX,
+    env: 'IDNODE_STORE_READ_URL',
+    doc: 'hot standbys for cache misses, lineage, history and listing (e.g. `…?target_session_attrs=prefer-standby`); writes and the change feed stay on the primary',
+  },
+  'store.connections': {
+    kind: 'int',
+    default: 2,
+    min: 1,
+    max: 64,
+    env: 'IDNODE_STORE_CONNECTIONS',
+    doc: 'pipelined PostgreSQL connections per process and URL (a few pipelined connections cost less server CPU per query than many)',
+  },
   // maxItems: routing matches a missed prefix against the homed ones one by one.
   homed: { kind: 'prefixes', default: ['88.100'], maxItems: 1000, env: 'IDNODE_HOMED', doc: 'prefixes this node is responsible for' },
   'upstream.url': {
@@ -500,6 +531,17 @@ export const CROSS_CHECKS: ReadonlyArray<(c: Record<ConfigKey, unknown>) => stri
     (c['lineage.defaultDepth'] as number) > (c['lineage.maxDepth'] as number)
       ? `config key "lineage.defaultDepth" (${String(c['lineage.defaultDepth'])}) must not exceed "lineage.maxDepth" (${String(c['lineage.maxDepth'])})`
       : undefined,
+  (c) =>
+    c['store.engine'] === 'postgres' && c['store.url'] === ''
+      ? 'config key "store.url" must name the PostgreSQL primary when "store.engine" is postgres (e.g. postgres://idnode@127.0.0.1:5432/idnode)'
+      : undefined,
+  (c) => {
+    for (const key of ['store.url', 'store.readUrl'] as const) {
+      const v = c[key] as string;
+      if (v !== '' && !/^postgres(ql)?:\/\//.test(v)) return `config key "${key}" must be a postgres:// URL, got a value starting "${v.slice(0, 12)}"`;
+    }
+    return undefined;
+  },
 ];
 
 // The Config type, inferred: 'a.b' keys become nested groups, each leaf typed by its kind.
