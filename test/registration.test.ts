@@ -236,7 +236,9 @@ t.test('bulk refuses a deleted identifier per line; a node without history keeps
   const reg = await registrar(c);
   await c.call('PUT', '/api/handles/88.100.7/B-GONE', { token: reg, body: sampleValues });
   await c.call('DELETE', '/api/handles/88.100.7/B-GONE', { token: reg });
-  const body = [JSON.stringify({ handle: '88.100.7/b-gone', values: sampleValues }), JSON.stringify({ handle: '88.100.7/B-NEW', values: sampleValues })].join('\n');
+  const body = [JSON.stringify({ handle: '88.100.7/b-gone', values: sampleValues }), JSON.stringify({ handle: '88.100.7/B-NEW', values: sampleValues })].join(
+    '\n',
+  );
   const r = await c.call('POST', '/api/prefixes/88.100.7/handles', { token: ADMIN, body, headers: { 'content-type': 'application/x-ndjson' } });
   t.equal(r.status, 200);
   const lines = r.text
@@ -252,5 +254,9 @@ t.test('bulk refuses a deleted identifier per line; a node without history keeps
   const reg2 = await registrar(bare);
   await bare.call('PUT', '/api/handles/88.100.7/T', { token: reg2, body: sampleValues });
   await bare.call('DELETE', '/api/handles/88.100.7/T', { token: reg2 });
-  t.equal((await bare.call('PUT', '/api/handles/88.100.7/T', { token: reg2, body: sampleValues })).status, 200, 'history: false keeps no versions, so no tombstone');
+  t.equal(
+    (await bare.call('PUT', '/api/handles/88.100.7/T', { token: reg2, body: sampleValues })).status,
+    200,
+    'history: false keeps no versions, so no tombstone',
+  );
 });
