@@ -1,5 +1,7 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
-import { ADMIN, registrar, sampleValues, startNode } from './helpers.js';
+import { ADMIN, registrar, runCli, sampleValues, startNode, tempDir } from './helpers.js';
 
 t.test('PUT create/replace, overwrite=false, case variants keep the first spelling', async (t) => {
   const c = await startNode(t);
@@ -249,6 +251,14 @@ t.test('bulk refuses a deleted identifier per line; a node without history keeps
   t.match(lines[1], { line: 2, handle: '88.100.7/B-NEW', responseCode: 1 });
   t.match(lines[2], { summary: true, total: 2, ok: 1, failed: 1 });
   t.equal((await c.call('GET', '/api/handles/88.100.7/B-GONE')).status, 404, 'the deleted line was not written');
+
+  const file = join(tempDir(t), 'again.ndjson');
+  writeFileSync(file, `${JSON.stringify({ handle: '88.100.7/B-GONE', values: sampleValues })}\n`);
+  const imported = await runCli(['import', file, '--prefix', '88.100.7'], { IDNODE_DB: c.config.db });
+  t.equal(imported.code, 1, 'idnode import refuses it too');
+  t.match(JSON.parse(imported.out), { summary: true, total: 1, ok: 0, failed: 1 });
+  t.match(imported.err, /88\.100\.7\/B-GONE was deleted at/);
+  t.equal((await c.call('GET', '/api/handles/88.100.7/B-GONE')).status, 404, 'and writes nothing');
 
   const bare = await startNode(t, { history: false });
   const reg2 = await registrar(bare);
