@@ -228,6 +228,7 @@ t.test('a deleted identifier leaves a tombstone: PUT is refused 409 until an adm
     ],
   );
   t.equal((await c.call('PUT', `/api/handles/${id}`, { token: reg, body: [sampleValues[1]] })).status, 200, 'once back, it is an ordinary record');
+  t.same(await c.node.store.verifyAudit(), { ok: true, checked: (await c.node.store.auditHead()).seq }, 'the chain verifies with the re-registration in it');
   const fresh = await c.call('PUT', '/api/handles/88.100.7/NEVER-DELETED?reuseDeleted=true', { token: ADMIN, body: sampleValues });
   t.equal(fresh.status, 200, 'reuseDeleted on an identifier never deleted is an ordinary create');
   t.equal((await c.node.store.auditPage(0, 1_000_000)).at(-1)?.action, 'record.create');
