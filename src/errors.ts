@@ -23,6 +23,7 @@ export const ERRORS = {
   IDN_TEMPLATE_NOT_FOUND: { http: 404, responseCode: 100 },
   IDN_ROUTE_NOT_FOUND: { http: 404, responseCode: 100 },
   IDN_HANDLE_EXISTS: { http: 409, responseCode: 101 },
+  IDN_HANDLE_DELETED: { http: 409, responseCode: 101 },
   IDN_PREFIX_EXISTS: { http: 409, responseCode: 101 },
   IDN_PREFIX_NOT_EMPTY: { http: 409, responseCode: 101 },
   IDN_TEMPLATE_IN_USE: { http: 409, responseCode: 101 },

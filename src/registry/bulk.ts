@@ -9,6 +9,7 @@ import { type Identifier, isUnderPrefix, parseIdentifier } from '../identifier/i
 import type { Store, WriteTx } from '../store/index.js';
 import { type InputValue, parseValuesBody } from './values.js';
 import { writeRecord } from './records.js';
+import { deletedMessage, tombstoneOf } from './tombstones.js';
 import { loneSurrogateMessage, loneSurrogatePath, mayHoldLoneSurrogate } from './text.js';
 
 /** True when arrays and objects in a JSON text nest deeper than `max` (one linear scan, no recursion). */
@@ -175,6 +176,12 @@ export function createBulk(deps: {
         }
         seen.add(p.id.key);
         const existing = await tx.getRecord(p.id.key);
+        // Bulk never re-registers a deleted identifier: that is one deliberate admin PUT at a time.
+        const tombstone = existing === undefined ? await tombstoneOf(store, p.id.key) : undefined;
+        if (tombstone !== undefined) {
+          results.push({ line: p.line, handle: tombstone.handle, responseCode: 101, message: deletedMessage(tombstone) });
+          continue;
+        }
         const w = await writeRecord(tx, p.id, existing, { put: p.values }, () => existing === undefined || opts.overwrite);
         if (w.state === 'unchanged') {
           results.push({ line: p.line, handle: w.handle, responseCode: 1, message: 'unchanged' });

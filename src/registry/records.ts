@@ -8,11 +8,14 @@ import { authorize, writeTarget } from './authorize.js';
 import type { Principal } from './tokens.js';
 import { type HandleValue, type InputValue, mergeValues, parseValuesBody } from './values.js';
 import { answerEtag, renderRecord } from './answer.js';
+import { deletedError, tombstoneOf } from './tombstones.js';
 
 export interface PutOptions {
   overwrite: boolean;
   /** Add/replace only these indexes ('various': every index in the body). */
   only?: Set<number> | 'various';
+  /** Re-register an identifier whose latest state is deleted (the route allows it to admins only). */
+  reuseDeleted?: boolean;
 }
 
 export interface Records {
@@ -113,6 +116,9 @@ export function createRecords(deps: {
               : `${id.text} conflicts with the existing ${existing.handle} (identifiers are case-insensitive)`,
             { handle: existing.handle },
           );
+        // A deleted identifier comes back only by an explicit choice, never by an ordinary PUT.
+        const tombstone = existing === undefined ? await tombstoneOf(store, id.key) : undefined;
+        if (tombstone !== undefined && opts.reuseDeleted !== true) throw deletedError(tombstone);
         if (existing === undefined && only !== undefined)
           throw new IdnError('IDN_NOT_FOUND', `${id.text} does not exist; create it with a PUT without index=`, { handle: id.text });
         const w = await writeRecord(tx, id, existing, { put: incoming, ...(only !== undefined ? { only } : {}) }, (values) =>
@@ -123,7 +129,7 @@ export function createRecords(deps: {
         return {
           result: { created: w.state === 'created', handle: w.handle, unchanged: false },
           payload: w.line,
-          action: w.state === 'created' ? 'record.create' : 'record.update',
+          action: w.state !== 'created' ? 'record.update' : tombstone !== undefined ? 'record.reregister' : 'record.create',
         };
       });
       deps.onWritten?.();

@@ -57,6 +57,7 @@ export const WriteQuery = Type.Object({
   overwrite: Type.Optional(Type.Boolean({ default: true })),
   index: Type.Optional(Type.Array(Type.String(), { description: 'Add/replace (PUT) or remove (DELETE) only these indexes; "various" = all in the body' })),
   mintNewSuffix: Type.Optional(Type.Boolean()),
+  reuseDeleted: Type.Optional(Type.Boolean({ description: 'PUT: re-register an identifier that was deleted (admin token only)' })),
 });
 
 export const ListQuery = Type.Object(
@@ -86,12 +87,18 @@ export const PrefixInfo = Type.Object({
   status: Type.Union([Type.Literal('pending'), Type.Literal('active'), Type.Literal('suspended')]),
   parent: Type.Union([Type.String(), Type.Null()]),
   homed: Type.Optional(Type.Boolean()),
+  redirect: Type.Optional(Type.Boolean({ description: 'Short URLs under this prefix redirect (true) or show the page (false); absent: inherited' })),
 });
 
-export const PrefixCreate = Type.Object({ prefix: Type.String(), owner: Owner, site: Type.Optional(Type.String()) });
+const Redirect = Type.Boolean({ description: 'Short URLs under this prefix redirect to the first URL value (true) or show the page (false)' });
+
+export const PrefixCreate = Type.Object({ prefix: Type.String(), owner: Owner, site: Type.Optional(Type.String()), redirect: Type.Optional(Redirect) });
 export const PrefixPatch = Type.Object({
   owner: Type.Optional(Owner),
   site: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  redirect: Type.Optional(
+    Type.Union([Redirect, Type.Null()], { description: 'null: inherit from the nearest ancestor prefix that sets it, else face.redirect' }),
+  ),
   status: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('active'), Type.Literal('suspended')])),
 });
 

@@ -27,6 +27,8 @@ export interface PrefixRow {
   status: 'pending' | 'active' | 'suspended';
   createdAt: string;
   updatedAt: string;
+  /** Short URLs under this prefix redirect (true) or show the page (false); null or absent: inherited. */
+  redirect?: boolean | null;
 }
 
 export interface TokenRow {

@@ -165,7 +165,11 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
       const only = parseIndexParam(q.index, true);
       if (request.body === undefined || request.body === null)
         throw new IdnError('IDN_BODY_UNPARSABLE', 'the request has no body; send {"values": [...]} as application/json');
-      const out = await records.put(id, request.body, only === undefined ? { overwrite } : { overwrite, only }, principalOf(request).actor);
+      const principal = principalOf(request);
+      if (q.reuseDeleted === true && principal.role !== 'admin')
+        throw new IdnError('IDN_FORBIDDEN', 'reuseDeleted=true re-registers a deleted identifier and needs an admin token', { handle: id.text });
+      const opts = { overwrite, ...(only !== undefined ? { only } : {}), ...(q.reuseDeleted === true ? { reuseDeleted: true } : {}) };
+      const out = await records.put(id, request.body, opts, principal.actor);
       const status = out.created && !overwrite ? 201 : 200;
       return reply.code(status).send({ responseCode: 1, handle: out.handle });
     },

@@ -1,0 +1,4 @@
+-- Per-prefix short-URL redirect (face.redirect for the identifiers under one prefix):
+-- 1 redirect, 0 show the page, NULL inherit from the nearest ancestor that sets it, else the node.
+-- Numbered 008 so that it never clashes with another branch's 007.
+ALTER TABLE prefixes ADD COLUMN redirect INTEGER CHECK (redirect IN (0, 1));
