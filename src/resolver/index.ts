@@ -114,6 +114,67 @@ export function answerEntry(handle: string, valuesJson: string, nowMs: number, m
   return buildEntry(200, body, smallestTtl(JSON.parse(valuesJson) as HandleValue[], nowMs));
 }
 
+const OPEN = '{"responseCode":';
+const HANDLE_KEY = ',"handle":"';
+
+/** Where the JSON string of the top-level `handle` starts (its opening quote) in an answer built here, or -1. */
+function handleAt(body: string): number {
+  if (!body.startsWith(OPEN)) return -1;
+  let i = OPEN.length;
+  while (i < body.length && body.charCodeAt(i) >= 48 && body.charCodeAt(i) <= 57) i++;
+  return body.startsWith(HANDLE_KEY, i) ? i + HANDLE_KEY.length - 1 : -1;
+}
+
+/** The index of the quote that closes the JSON string opened at `open`. */
+function stringEnd(body: string, open: number): number {
+  for (let i = open + 1; i < body.length; i++) {
+    const c = body.charCodeAt(i);
+    if (c === 92) i++;
+    else if (c === 34) return i;
+  }
+  return -1;
+}
+
+/**
+ * The entry's body naming the identifier as the client spelt it (`asked`, a case variant of
+ * the cached one), with its UTF-8 length; undefined when the body names it so already. The
+ * same spelling costs a comparison in place and allocates nothing; another one splices the
+ * handle's bytes (an error body, small, has every mention replaced, its message included).
+ * An answer of another shape (a foreign upstream's) is parsed and rebuilt.
+ */
+export function respell(entry: Entry, asked: string): { body: string; bytes: number } | undefined {
+  const body = entry.body;
+  const at = handleAt(body);
+  if (at >= 0 && body.startsWith(asked, at + 1) && body.charCodeAt(at + 1 + asked.length) === 34) return undefined;
+  if (at < 0) return body.includes('"handle"') ? rebuilt(entry, asked) : undefined;
+  const end = stringEnd(body, at);
+  if (end < 0) return undefined;
+  const wanted = JSON.stringify(asked);
+  const held = body.slice(at, end + 1);
+  if (held === wanted) return undefined;
+  if (entry.status !== 200) {
+    const out = body.replaceAll(held.slice(1, -1), wanted.slice(1, -1));
+    return { body: out, bytes: Buffer.byteLength(out) };
+  }
+  return {
+    body: body.slice(0, at) + wanted + body.slice(end + 1),
+    bytes: entry.bytes - Buffer.byteLength(held) + Buffer.byteLength(wanted),
+  };
+}
+
+function rebuilt(entry: Entry, asked: string): { body: string; bytes: number } | undefined {
+  let answer: unknown;
+  try {
+    answer = JSON.parse(entry.body);
+  } catch {
+    return undefined;
+  }
+  if (typeof answer !== 'object' || answer === null || typeof (answer as { handle?: unknown }).handle !== 'string') return undefined;
+  if ((answer as { handle: string }).handle === asked) return undefined;
+  const body = JSON.stringify({ ...answer, handle: asked });
+  return { body, bytes: Buffer.byteLength(body) };
+}
+
 /**
  * Handle and values of a 200 entry (for filtered requests). Parsed on each call and not kept
  * on the entry: the cache's byte bound counts the body only.
