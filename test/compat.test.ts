@@ -630,9 +630,15 @@ t.test('answers echo the identifier as the client spelt it; the cached bytes and
   const quoted = { ...entry, body: '{"responseCode":1,"handle":"88.100.7/a\\"b","values":[]}' };
   t.equal(respell(quoted, '88.100.7/a"b'), undefined, 'an escaped spelling that is the same');
   t.same(JSON.parse(respell(quoted, '88.100.7/A"B')!.body), { responseCode: 1, handle: '88.100.7/A"B', values: [] });
-  const foreign = { ...entry, body: '{ "handle": "77.1/X", "responseCode": 1, "values": [] }' };
-  t.same(JSON.parse(respell(foreign, '77.1/x')!.body), { handle: '77.1/x', responseCode: 1, values: [] }, 'another shape is rebuilt');
-  t.equal(respell({ ...entry, body: '{"responseCode":2}' }, '77.1/x'), undefined, 'nothing to rename');
+  const foreignBody = '{ "values": [{"type": "handle", "handle": "77.1/Y"}],\n  "handle" : "77.1/X", "responseCode": 1 }';
+  const foreign = { ...entry, body: foreignBody, bytes: Buffer.byteLength(foreignBody) };
+  t.same(
+    respell(foreign, '77.1/x'),
+    { body: foreignBody.replace('"77.1/X"', '"77.1/x"'), bytes: foreign.bytes },
+    'another shape: the top-level handle, spliced',
+  );
+  t.equal(respell(foreign, '77.1/X'), undefined);
+  t.equal(respell({ ...entry, body: '{"responseCode":2,"values":[{"handle":"77.1/X"}]}' }, '77.1/x'), undefined, 'no top-level handle: nothing to rename');
 });
 
 /**

@@ -119,7 +119,7 @@ export function checkValue(raw: unknown, where: string, strict = false): InputVa
   if (!isObject(raw)) throw bad(`${where} must be an object {"index", "type", "data"}`);
   if (strict) {
     for (const k of Object.keys(raw)) if (!VALUE_KEYS.has(k)) throw bad(`${where} has an unknown field "${k}"`);
-    if (typeof raw.index !== 'number') throw bad(`${where}.index must be a JSON integer from 1 to ${MAX_INDEX}; got ${JSON.stringify(raw.index)}`);
+    if (typeof raw.index !== 'number') throw bad(`${where}.index must be an integer from 1 to ${MAX_INDEX}; got ${JSON.stringify(raw.index)}`);
   }
   const index = indexOf(raw.index);
   if (index === undefined)

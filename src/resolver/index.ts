@@ -117,15 +117,7 @@ export function answerEntry(handle: string, valuesJson: string, nowMs: number, m
 const OPEN = '{"responseCode":';
 const HANDLE_KEY = ',"handle":"';
 
-/** Where the JSON string of the top-level `handle` starts (its opening quote) in an answer built here, or -1. */
-function handleAt(body: string): number {
-  if (!body.startsWith(OPEN)) return -1;
-  let i = OPEN.length;
-  while (i < body.length && body.charCodeAt(i) >= 48 && body.charCodeAt(i) <= 57) i++;
-  return body.startsWith(HANDLE_KEY, i) ? i + HANDLE_KEY.length - 1 : -1;
-}
-
-/** The index of the quote that closes the JSON string opened at `open`. */
+/** The index of the quote that closes the JSON string opened at `open`, or -1. */
 function stringEnd(body: string, open: number): number {
   for (let i = open + 1; i < body.length; i++) {
     const c = body.charCodeAt(i);
@@ -135,18 +127,53 @@ function stringEnd(body: string, open: number): number {
   return -1;
 }
 
+const isSpace = (c: number) => c === 32 || c === 10 || c === 13 || c === 9;
+
+/** After optional whitespace from `i`, the index of `code`, or -1. */
+function next(body: string, i: number, code: number): number {
+  while (isSpace(body.charCodeAt(i))) i++;
+  return body.charCodeAt(i) === code ? i : -1;
+}
+
+/**
+ * Where the JSON string of the top-level `handle` starts (its opening quote), or -1. An answer
+ * built here starts `{"responseCode":N,"handle":"`, found in place; another node's may be
+ * pretty-printed or ordered otherwise, and is scanned.
+ */
+function handleAt(body: string): number {
+  if (body.startsWith(OPEN)) {
+    let i = OPEN.length;
+    while (body.charCodeAt(i) >= 48 && body.charCodeAt(i) <= 57) i++;
+    if (body.startsWith(HANDLE_KEY, i)) return i + HANDLE_KEY.length - 1;
+  }
+  let depth = 0;
+  for (let i = 0; i < body.length; i++) {
+    const c = body.charCodeAt(i);
+    if (c === 34) {
+      const end = stringEnd(body, i);
+      if (end < 0) return -1;
+      if (depth === 1 && end - i === 7 && body.startsWith('"handle"', i)) {
+        const colon = next(body, end + 1, 58);
+        if (colon >= 0) return next(body, colon + 1, 34);
+      }
+      i = end;
+    } else if (c === 123 || c === 91) depth++;
+    else if (c === 125 || c === 93) depth--;
+  }
+  return -1;
+}
+
 /**
  * The entry's body naming the identifier as the client spelt it (`asked`, a case variant of
- * the cached one), with its UTF-8 length; undefined when the body names it so already. The
- * same spelling costs a comparison in place and allocates nothing; another one splices the
- * handle's bytes (an error body, small, has every mention replaced, its message included).
- * An answer of another shape (a foreign upstream's) is parsed and rebuilt.
+ * the cached one), with its UTF-8 length; undefined when the body names it so already (or
+ * names none). The same spelling costs a comparison in place and allocates nothing; another
+ * one splices the handle's bytes into a copy, the rest byte for byte (an error body, small,
+ * has every mention replaced, its message included).
  */
 export function respell(entry: Entry, asked: string): { body: string; bytes: number } | undefined {
   const body = entry.body;
   const at = handleAt(body);
-  if (at >= 0 && body.startsWith(asked, at + 1) && body.charCodeAt(at + 1 + asked.length) === 34) return undefined;
-  if (at < 0) return body.includes('"handle"') ? rebuilt(entry, asked) : undefined;
+  if (at < 0 || (body.startsWith(asked, at + 1) && body.charCodeAt(at + 1 + asked.length) === 34)) return undefined;
   const end = stringEnd(body, at);
   if (end < 0) return undefined;
   const wanted = JSON.stringify(asked);
@@ -160,19 +187,6 @@ export function respell(entry: Entry, asked: string): { body: string; bytes: num
     body: body.slice(0, at) + wanted + body.slice(end + 1),
     bytes: entry.bytes - Buffer.byteLength(held) + Buffer.byteLength(wanted),
   };
-}
-
-function rebuilt(entry: Entry, asked: string): { body: string; bytes: number } | undefined {
-  let answer: unknown;
-  try {
-    answer = JSON.parse(entry.body);
-  } catch {
-    return undefined;
-  }
-  if (typeof answer !== 'object' || answer === null || typeof (answer as { handle?: unknown }).handle !== 'string') return undefined;
-  if ((answer as { handle: string }).handle === asked) return undefined;
-  const body = JSON.stringify({ ...answer, handle: asked });
-  return { body, bytes: Buffer.byteLength(body) };
 }
 
 /**
