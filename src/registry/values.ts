@@ -58,8 +58,7 @@ function indexOf(v: unknown): number | undefined {
 
 function checkReference(r: unknown, where: string): Reference {
   const index = isObject(r) ? indexOf(r.index) : undefined;
-  if (!isObject(r) || typeof r.handle !== 'string' || index === undefined)
-    throw bad(`${where} must be {"handle": "<identifier>", "index": <1..${MAX_INDEX}>}; got ${JSON.stringify(r)}`);
+  if (!isObject(r) || typeof r.handle !== 'string' || index === undefined) throw bad(`${where} must be {"handle": "<identifier>", "index": <1..${MAX_INDEX}>}`);
   try {
     parseIdentifier(r.handle);
   } catch (err) {
