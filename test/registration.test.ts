@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { ADMIN, registrar, runCli, sampleValues, startNode, tempDir } from './helpers.js';
 
-t.test('PUT create/replace, overwrite=false, case variants keep the first spelling', async (t) => {
+t.test('PUT create/replace, overwrite=false, case variants keep the first spelling and echo the sent one', async (t) => {
   const c = await startNode(t);
   const reg = await registrar(c);
   const created = await c.call('PUT', '/api/handles/88.100.7/ABC?overwrite=false', { token: reg, body: { values: sampleValues } });
@@ -17,7 +17,9 @@ t.test('PUT create/replace, overwrite=false, case variants keep the first spelli
   t.match(variant.json, { responseCode: 101, handle: '88.100.7/ABC', message: /conflicts with the existing 88.100.7\/ABC/ });
   const replaced = await c.call('PUT', '/api/handles/88.100.7/aBc', { token: reg, body: [{ index: 9, type: 'x', data: 'y' }] });
   t.equal(replaced.status, 200);
-  t.equal(replaced.json.handle, '88.100.7/ABC', 'overwrite through a case variant keeps the spelling');
+  t.equal(replaced.json.handle, '88.100.7/aBc', 'the answer echoes the spelling sent, as Handle.Net does');
+  const listed = await c.call('GET', '/api/handles?prefix=88.100.7', { token: reg });
+  t.same(listed.json.handles, ['88.100.7/ABC'], 'overwrite through a case variant keeps the stored spelling');
   const got = await c.call('GET', '/api/handles/88.100.7/ABC');
   t.same(
     got.json.values.map((v: any) => v.index),
@@ -71,7 +73,7 @@ t.test('index= adds or replaces only those values; DELETE ?index= removes values
     [1, 2, 3],
   );
   const delMissing = await c.call('DELETE', '/api/handles/88.100.7/V?index=42', { token: reg });
-  t.equal(delMissing.status, 404);
+  t.equal(delMissing.status, 400, 'as the reference answers');
   t.match(delMissing.json, { responseCode: 200, code: 'IDN_VALUE_NOT_FOUND', message: /no value at index 42/ });
   const delAll = await c.call('DELETE', '/api/handles/88.100.7/V?index=1&index=2&index=3', { token: reg });
   t.match(delAll.json, { responseCode: 202, message: /remove every value/ });
@@ -87,7 +89,7 @@ t.test('DELETE removes the record; unchanged PUT writes nothing; mintNewSuffix',
   await c.call('PUT', '/api/handles/88.100.7/D', { token: reg, body: sampleValues });
   t.equal((await c.node.store.auditPage(0, 1_000_000)).length, auditBefore, 'identical PUT: no new version, no audit entry');
   const del = await c.call('DELETE', '/api/handles/88.100.7/d', { token: reg });
-  t.same(del.json, { responseCode: 1, handle: '88.100.7/D' });
+  t.same(del.json, { responseCode: 1, handle: '88.100.7/d' }, 'the spelling sent');
   t.equal((await c.call('GET', '/api/handles/88.100.7/D')).status, 404, 'the cached answer went with the delete');
   t.equal((await c.call('DELETE', '/api/handles/88.100.7/D', { token: reg })).status, 404);
 

@@ -130,9 +130,8 @@ export function createBulk(deps: {
     if (bad !== undefined) throw new IdnError('IDN_INVALID_VALUE', loneSurrogateMessage(`line ${lineNo}`, bad));
     if (typeof obj !== 'object' || obj === null || Array.isArray(obj))
       throw new IdnError('IDN_INVALID_VALUE', `line ${lineNo} must be an object {"handle": "...", "values": [...]}`);
-    const { handle, values, ...rest } = obj as Record<string, unknown>;
-    const extra = Object.keys(rest)[0];
-    if (extra !== undefined) throw new IdnError('IDN_INVALID_VALUE', `line ${lineNo} has an unknown field "${extra}"; send {"handle", "values"}`);
+    // A line is a Handle record body: other fields (a GET answer's responseCode) are ignored, as in a PUT.
+    const { handle, values } = obj as Record<string, unknown>;
     const id = parseIdentifier(handle);
     if (id.namedPrefixKey !== undefined)
       throw new IdnError('IDN_FORBIDDEN', `${id.text} is a prefix handle; manage prefixes through /api/prefixes`, { handle: id.text });

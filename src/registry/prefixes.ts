@@ -96,6 +96,9 @@ function checkRedirect(redirect: unknown, nullable: boolean): boolean | null {
   );
 }
 
+/** Fields a GET answers that a PATCH cannot change: accepted and ignored. */
+const READ_ONLY = ['prefix', 'parent', 'homed'];
+
 function checkKeys(input: Record<string, unknown>, allowed: string[]): void {
   for (const k of Object.keys(input)) if (!allowed.includes(k)) throw invalid(`unknown field "${k}"; allowed: ${allowed.join(', ')}`);
 }
@@ -206,8 +209,11 @@ export function createPrefixes(deps: { store: Store; router: Router; homed: stri
     },
 
     async patch(prefix, input, actor) {
-      checkKeys(input, ['owner', 'site', 'status', 'redirect']);
+      // The read-only fields of a GET answer may come back with it (GET → edit → PATCH); a typo is still refused.
+      checkKeys(input, ['owner', 'site', 'status', 'redirect', ...READ_ONLY]);
       const row = await existing(prefix);
+      if (input.prefix !== undefined && (typeof input.prefix !== 'string' || input.prefix.toLowerCase() !== row.prefix.toLowerCase()))
+        throw invalid(`the body names prefix ${JSON.stringify(input.prefix)} but the URL names ${row.prefix}; leave "prefix" out or make them match`);
       const next: PrefixRow = { ...row };
       if (input.owner !== undefined) next.ownerJson = JSON.stringify(checkOwner(input.owner));
       if (input.site !== undefined) next.site = input.site === null ? null : checkSite(input.site);

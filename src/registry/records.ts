@@ -108,7 +108,17 @@ export function createRecords(deps: {
       }
       const out = await store.write({ actor, action: 'record.update', target: id.text }, async (tx) => {
         const existing = await tx.getRecord(id.key);
-        if (existing !== undefined && !opts.overwrite)
+        if (existing !== undefined && !opts.overwrite && only !== undefined) {
+          // As Handle.Net adds values: new indexes are added, an index already there is the conflict.
+          const present = new Set((JSON.parse(existing.valuesJson) as HandleValue[]).map((v) => v.index));
+          const taken = [...only].filter((i) => present.has(i));
+          if (taken.length > 0)
+            throw new IdnError(
+              'IDN_VALUE_EXISTS',
+              `${id.text} already has a value at index ${taken.join(', ')}; send overwrite=true to replace it, or use another index`,
+              { handle: id.text },
+            );
+        } else if (existing !== undefined && !opts.overwrite)
           throw new IdnError(
             'IDN_HANDLE_EXISTS',
             existing.handle === id.text
@@ -148,7 +158,7 @@ export function createRecords(deps: {
         const present = new Set(values.map((v) => v.index));
         const missing = [...only].filter((i) => !present.has(i));
         if (missing.length > 0)
-          throw new IdnError('IDN_VALUE_NOT_FOUND', `${existing.handle} has no value at index ${missing.join(', ')}`, { handle: existing.handle });
+          throw new IdnError('IDN_VALUE_NOT_FOUND', `${id.text} has no value at index ${missing.join(', ')}; nothing was removed`, { handle: id.text });
         if (values.every((v) => only.has(v.index)))
           throw new IdnError('IDN_INVALID_VALUE', 'this would remove every value; a record needs at least one (DELETE without index= removes the identifier)', {
             handle: existing.handle,

@@ -16,9 +16,13 @@ export const ErrorBody = Type.Object(
   { $id: 'ErrorBody' },
 );
 
+/** A value as a client may send it (docs only: the registry checks bodies, ignoring unknown fields as Handle.Net does). */
 export const HandleValue = Type.Object(
   {
-    index: Type.Integer({ minimum: 1, maximum: 4294967295 }),
+    index: Type.Union([
+      Type.Integer({ minimum: 1, maximum: 4294967295 }),
+      Type.String({ pattern: '^[0-9]{1,10}$', description: 'A decimal string is read as the number' }),
+    ]),
     type: Type.String({ examples: ['URL', 'name', 'batch'] }),
     data: Type.Union([
       Type.String({ description: 'A bare string means format "string"' }),
@@ -32,10 +36,17 @@ export const HandleValue = Type.Object(
     permissions: Type.Optional(Type.String({ pattern: '^[01]{4}$', description: 'adminRead adminWrite publicRead publicWrite; default 1110' })),
     references: Type.Optional(Type.Array(Type.Object({ handle: Type.String(), index: Type.Integer() }))),
   },
-  { additionalProperties: false },
+  { additionalProperties: true, description: 'Other fields are ignored' },
 );
 
-export const RecordBody = Type.Union([Type.Object({ handle: Type.Optional(Type.String()), values: Type.Array(HandleValue) }), Type.Array(HandleValue)]);
+export const RecordBody = Type.Union([
+  Type.Object(
+    { handle: Type.Optional(Type.String()), values: Type.Array(HandleValue) },
+    { additionalProperties: true, description: 'Other fields (a GET answer’s responseCode) are ignored' },
+  ),
+  Type.Array(HandleValue),
+  HandleValue,
+]);
 
 export const HandleAnswer = Type.Object({
   responseCode: Type.Integer(),

@@ -254,7 +254,7 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
       err.handle ??= id.text;
       return sendError(request, reply, err, id.text);
     }
-    if (!wantHtml) return replyEntry(request, reply, entry, cacheStatus);
+    if (!wantHtml) return replyEntry(request, reply, entry, cacheStatus, id.text);
     if (entry.status !== 200) {
       const body = JSON.parse(entry.body) as { code?: string; message?: string };
       const err = new IdnError((body.code ?? 'IDN_NOT_FOUND') as 'IDN_NOT_FOUND', body.message ?? 'not found', { handle: id.text });
