@@ -11,8 +11,8 @@ t.test('opens in WAL, applies migrations once, keeps data across reopen', async 
   const file = tamper(path);
   t.equal(file.journalMode(), 'wal');
   file.close();
-  t.equal(s.schemaVersion, 6);
-  t.equal(latestSchemaVersion(), 6);
+  t.equal(s.schemaVersion, 7);
+  t.equal(latestSchemaVersion(), 7);
   await s.write({ actor: 'test', action: 'record.create', target: '88.1/a' }, async (tx) => {
     await tx.putRecord({
       handleKey: '88.1/a',
@@ -28,7 +28,7 @@ t.test('opens in WAL, applies migrations once, keeps data across reopen', async 
   });
   await s.close();
   const again = openStore(path);
-  t.equal(again.schemaVersion, 6);
+  t.equal(again.schemaVersion, 7);
   t.equal((await again.getRecord('88.1/a'))?.handle, '88.1/A');
   t.equal((await again.getRecord('88.1/a'))?.version, 1);
   await again.close();
@@ -40,11 +40,13 @@ t.test('opens in WAL, applies migrations once, keeps data across reopen', async 
 t.test('a v1 database migrates to the latest with its data; read-only refuses an old schema', async (t) => {
   const path = join(tempDir(t), 'old.db');
   writeV1Database(path, readFileSync(new URL('../schema/001_init.sql', import.meta.url), 'utf8'));
-  t.throws(() => openStore(path, { readonly: true }), { code: 'IDN_INTERNAL', message: /schema v1, older than this idnode's v6; start a node on it once/ });
+  t.throws(() => openStore(path, { readonly: true }), { code: 'IDN_INTERNAL', message: /schema v1, older than this idnode's v7; start a node on it once/ });
   const s = openStore(path);
-  t.equal(s.schemaVersion, 6);
+  t.equal(s.schemaVersion, 7);
   t.equal((await s.getRecord('88.1/a'))?.handle, '88.1/A');
-  t.same(await s.verifyAudit(), { ok: true, checked: 0 });
+  // Its rows predate write sets: the migration re-bases them in one entry (schema v7).
+  t.same(await s.verifyAudit(), { ok: true, checked: 1 });
+  t.match(await s.auditPage(0, 10), [{ seq: 1, actor: 'system', action: 'audit.rebase', target: 'records', rowsDigest: /^[0-9a-f]{64}$/ }]);
   await s.close();
 });
 

@@ -16,13 +16,14 @@ export function tamper(path: string) {
     auditEntry: (seq: number) => db.prepare('SELECT * FROM audit_log WHERE seq = ?').get(seq) as Raw | undefined,
     setAuditActor: (seq: number, actor: string) => void db.prepare('UPDATE audit_log SET actor = ? WHERE seq = ?').run(actor, seq),
     deleteAuditEntry: (seq: number) => void db.prepare('DELETE FROM audit_log WHERE seq = ?').run(seq),
-    /** Inserts an audit row given with its column names (prev_hash, not prevHash). */
+    /** Inserts an audit row given with its column names (prev_hash, not prevHash; write set columns may be left out). */
     insertAuditEntry: (row: Raw) =>
       void db
         .prepare(
-          'INSERT INTO audit_log (seq, at, actor, action, target, digest, prev_hash, hash) VALUES (@seq, @at, @actor, @action, @target, @digest, @prev_hash, @hash)',
+          `INSERT INTO audit_log (seq, at, actor, action, target, digest, rows_digest, write_set, prev_hash, hash)
+           VALUES (@seq, @at, @actor, @action, @target, @digest, @rows_digest, @write_set, @prev_hash, @hash)`,
         )
-        .run(row),
+        .run({ rows_digest: null, write_set: null, ...row }),
     /** Renumbers the entries with seq >= `from` by `delta`. */
     shiftAuditSeqs: (from: number, delta: number) => void db.prepare('UPDATE audit_log SET seq = seq + ? WHERE seq >= ?').run(delta, from),
     payload: (seq: number) => db.prepare('SELECT payload FROM audit_payloads WHERE seq = ?').pluck().get(seq) as string | undefined,

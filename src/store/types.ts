@@ -19,7 +19,10 @@ import type {
   AuditVerdict,
   ChangeKind,
   ChangeRow,
+  AuditEntryFull,
+  EntryVersion,
 } from './rows.js';
+import type { AuditedTableName } from './chain.js';
 
 export type * from './rows.js';
 
@@ -128,10 +131,32 @@ export interface AuditReads {
   auditPage(afterSeq: number, limit: number): Promise<AuditRow[]>;
   auditHead(): Promise<{ seq: number; hash: string }>;
   /**
-   * Walks the whole chain: seq contiguous from 1, each prev_hash the previous hash, each hash
-   * recomputed, each kept payload and each record version matching the entry's digest.
+   * Walks the whole chain and compares every audited table with what it wrote. Engines
+   * implement it as `verifyChain(this)` (src/store/verify.ts) over the reads below.
    */
-  verifyAudit(): Promise<AuditVerdict>;
+  verifyAudit(opts?: { skipTables?: AuditedTableName[] }): Promise<AuditVerdict>;
+}
+
+/**
+ * The few reads engine-independent verification (src/store/verify.ts) needs; a second engine
+ * implements only these to be verifiable.
+ */
+export interface AuditVerifyReads {
+  auditHead(): Promise<{ seq: number; hash: string }>;
+  /** Entries after `afterSeq` in seq order, at most `limit`, with payload and write set. */
+  auditEntries(afterSeq: number, limit: number): Promise<AuditEntryFull[]>;
+  /** The record versions whose audit_seq is `seq` (any order). */
+  entryVersions(seq: number): Promise<EntryVersion[]>;
+  /**
+   * Rows of an audited table after the key `afterKey` (null: from the start), in key order, at
+   * most `limit`, each an array in the column order of AUDITED_TABLES (src/store/chain.ts).
+   */
+  tablePage(table: AuditedTableName, afterKey: readonly unknown[] | null, limit: number): Promise<unknown[][]>;
+  /**
+   * The audit head seq an escrow restore loaded (0: never restored). A restore carries no
+   * tokens, so tokens the log wrote up to it may be absent.
+   */
+  restoredThrough(): Promise<number>;
 }
 
 export interface LineageReads {
@@ -175,7 +200,8 @@ export interface EscrowOps {
 }
 
 /** A storage engine: the reads of every aggregate, the one audited write path, its lifecycle. */
-export interface StoreEngine extends RecordReads, PrefixReads, TokenReads, TemplateReads, AuditReads, LineageReads, OutboxOps, ChangeReads, EscrowOps {
+export interface StoreEngine
+  extends RecordReads, PrefixReads, TokenReads, TemplateReads, AuditReads, AuditVerifyReads, LineageReads, OutboxOps, ChangeReads, EscrowOps {
   /** Where the data lives (a file path for SQLite). */
   readonly path: string;
   readonly history: boolean;
