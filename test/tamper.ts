@@ -7,6 +7,13 @@ import Database from 'better-sqlite3';
 
 export type Raw = Record<string, unknown>;
 
+const clause = (where: Raw) =>
+  Object.keys(where).length === 0
+    ? ''
+    : ` WHERE ${Object.keys(where)
+        .map((c) => `${c} IS @${c}`)
+        .join(' AND ')}`;
+
 /** Opens `path` for tampering; close it with `close()` (or a teardown). */
 export function tamper(path: string) {
   const db = new Database(path);
@@ -43,6 +50,25 @@ export function tamper(path: string) {
           'INSERT INTO record_versions (handle_key, version, handle, at, actor, action, values_json, audit_seq) VALUES (@handle_key, @version, @handle, @at, @actor, @action, @values_json, @audit_seq)',
         )
         .run(row),
+    /** Every row of `table` whose columns equal `where` (all rows when empty), with their column names. */
+    rows: (table: string, where: Raw = {}) => db.prepare(`SELECT * FROM ${table}${clause(where)}`).all(where) as Raw[],
+    /** Inserts a row given with its column names. */
+    insertRow: (table: string, row: Raw) =>
+      void db
+        .prepare(
+          `INSERT INTO ${table} (${Object.keys(row).join(', ')}) VALUES (${Object.keys(row)
+            .map((c) => `@${c}`)
+            .join(', ')})`,
+        )
+        .run(row),
+    /** Deletes the rows matching `where`; returns how many. */
+    deleteRows: (table: string, where: Raw) => db.prepare(`DELETE FROM ${table}${clause(where)}`).run(where).changes,
+    /** Sets columns of the rows matching `where`; returns how many. */
+    updateRows(table: string, set: Raw, where: Raw): number {
+      const sets = Object.keys(set).map((c) => `${c} = @set_${c}`);
+      const params = { ...where, ...Object.fromEntries(Object.entries(set).map(([c, v]) => [`set_${c}`, v])) };
+      return db.prepare(`UPDATE ${table} SET ${sets.join(', ')}${clause(where)}`).run(params).changes;
+    },
     /** Makes every record look written before schema v5 (no stored max-age, expiry or ETag). */
     clearAnswerMetadata: () => void db.prepare('UPDATE records SET max_age = NULL, expires_at = NULL, etag = NULL').run(),
     close: () => db.close(),
