@@ -1,4 +1,5 @@
 import t from 'tap';
+import { versionLine } from '../src/store/index.js';
 import { ADMIN, type Client, registrar, runCli, sampleValues, startNode, testClock } from './helpers.js';
 import { type Raw, tamper } from './tamper.js';
 
@@ -360,3 +361,54 @@ t.test('verify finds an inserted, deleted or altered row of every audited table'
   t.equal(offline.code, 1, offline.err);
   t.match(JSON.parse(offline.out), { ok: false, firstBroken: { table: 'tokens', key: '["tok_forged"]', reason: /not in the log.*inserted/ } });
 });
+
+t.test('verify runs in slices: a resolution issued while it runs is answered first; one over audit.verifyConcurrency is 503', async (t) => {
+  const c = await startNode(t, { audit: { verifySlice: 1, verifyConcurrency: 1 } });
+  await registrar(c);
+  // A long log built through the store, one write (one entry) each, not thousands of HTTP calls.
+  const n = 400;
+  const values = (i: number) => JSON.stringify([{ index: 1, type: 'URL', data: { format: 'string', value: `https://example.com/${i}` } }]);
+  await Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      c.node.store.write({ actor: 'test', action: 'record.update', target: '88.100.7/L' }, async (tx) => {
+        await tx.putRecord({ ...storedRecord('88.100.7/L', values(i)) });
+        return { result: i, payload: versionLine('88.100.7/L', values(i)) };
+      }),
+    ),
+  );
+  const aud = await auditor(c);
+  const total = (await c.node.store.auditHead()).seq;
+  t.ok(total > n, 'the log is long');
+
+  let finished = false;
+  const verifying = c.call('GET', '/api/audit/verify', { token: aud }).then((r) => {
+    finished = true;
+    return r;
+  });
+  // Waits for the event "the verification is listed as running" (each poll is itself answered meanwhile).
+  let first: any;
+  while (first === undefined && !finished) first = (await c.call('GET', '/api/audit/verify/progress', { token: aud })).json.running[0];
+  t.equal(finished, false, 'the verification is under way');
+  t.match(first, { id: Number, startedAt: /Z$/, phase: /^(chain|tables)$/, checked: Number, total, rows: Number });
+
+  const busy = await c.call('GET', '/api/audit/verify', { token: aud });
+  t.equal(busy.status, 503, 'over the bound');
+  t.match(busy.json, { code: 'IDN_UNAVAILABLE', responseCode: 3, message: /audit.verifyConcurrency/ });
+  t.equal(busy.headers.get('retry-after'), '5');
+
+  const resolved = await c.call('GET', '/api/handles/88.100.7/L');
+  t.equal(resolved.status, 200, resolved.text);
+  t.equal(resolved.json.values[0].data.value, `https://example.com/${n - 1}`);
+  t.equal(finished, false, 'the resolution issued after the verification started was answered before it finished');
+  const later = (await c.call('GET', '/api/audit/verify/progress', { token: aud })).json.running[0];
+  t.ok(later !== undefined && later.checked + later.rows > first.checked + first.rows, 'and the verification went on meanwhile');
+
+  const verdict = await verifying;
+  t.same(verdict.json, { ok: true, checked: total });
+  t.same((await c.call('GET', '/api/audit/verify/progress', { token: aud })).json, { running: [] }, 'none left running');
+  t.equal((await c.call('GET', '/api/audit/verify', { token: aud })).status, 200, 'the bound is free again');
+});
+
+function storedRecord(handle: string, valuesJson: string) {
+  return { handleKey: handle.toLowerCase(), handle, prefixKey: '88.100.7', valuesJson, publicJson: null, maxAge: 0, expiresAt: null, etag: null };
+}

@@ -21,6 +21,7 @@ import type {
   ChangeRow,
   AuditEntryFull,
   EntryVersion,
+  VerifyProgress,
 } from './rows.js';
 import type { AuditedTableName } from './chain.js';
 
@@ -134,7 +135,15 @@ export interface AuditReads {
    * Walks the whole chain and compares every audited table with what it wrote. Engines
    * implement it as `verifyChain(this)` (src/store/verify.ts) over the reads below.
    */
-  verifyAudit(opts?: { skipTables?: AuditedTableName[] }): Promise<AuditVerdict>;
+  verifyAudit(opts?: VerifyOptions): Promise<AuditVerdict>;
+}
+
+export interface VerifyOptions {
+  /** Entries or rows checked between two yields to the event loop (default 500). */
+  sliceEntries?: number;
+  onProgress?: (p: VerifyProgress) => void;
+  /** Tables not compared (a restore carries no tokens: it checks them later, see restoredThrough). */
+  skipTables?: readonly AuditedTableName[];
 }
 
 /**

@@ -14,15 +14,7 @@
  * while it runs, and reports its progress.
  */
 import { AUDITED, AUDITED_TABLES, type AuditedTableName, auditHash, GENESIS_HASH, parseWriteSet, rowHash, rowKey, sha256, versionLine } from './chain.js';
-import type { AuditEntryFull, AuditVerdict, AuditVerifyReads, EntryVersion, VerifyProgress } from './types.js';
-
-export interface VerifyOptions {
-  /** Entries or rows checked between two yields to the event loop (default 500). */
-  sliceEntries?: number;
-  onProgress?: (p: VerifyProgress) => void;
-  /** Tables not compared (a restore carries no tokens: it checks them later, see restoredThrough). */
-  skipTables?: readonly AuditedTableName[];
-}
+import type { AuditEntryFull, AuditVerdict, AuditVerifyReads, EntryVersion, VerifyOptions, VerifyProgress } from './types.js';
 
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
