@@ -1,5 +1,5 @@
 import t from 'tap';
-import { versionLine } from '../src/store/index.js';
+import { auditHash, GENESIS_HASH, versionLine } from '../src/store/index.js';
 import { ADMIN, type Client, registrar, runCli, sampleValues, startNode, testClock } from './helpers.js';
 import { type Raw, tamper } from './tamper.js';
 
@@ -412,3 +412,17 @@ t.test('verify runs in slices: a resolution issued while it runs is answered fir
 function storedRecord(handle: string, valuesJson: string) {
   return { handleKey: handle.toLowerCase(), handle, prefixKey: '88.100.7', valuesJson, publicJson: null, maxAge: 0, expiresAt: null, etag: null };
 }
+
+t.test('GET /api/audit carries each entry rowsDigest: a client recomputes every hash', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  await c.call('PUT', '/api/handles/88.100.7/A', { token: reg, body: sampleValues });
+  const entries = (await c.call('GET', '/api/audit', { token: ADMIN })).json.entries;
+  t.ok(entries.length >= 4);
+  let prev = GENESIS_HASH;
+  for (const e of entries) {
+    t.match(e.rowsDigest, /^[0-9a-f]{64}$/, `entry ${e.seq} has a write set`);
+    t.equal(e.hash, auditHash(prev, e), `entry ${e.seq} recomputes from the answer alone`);
+    prev = e.hash;
+  }
+});
