@@ -83,3 +83,12 @@ export function writeV1Database(path: string, schemaV1: string): void {
   db.prepare("INSERT INTO records (handle_key, handle, prefix_key, values_json, version, updated_at) VALUES ('88.1/a', '88.1/A', '88.1', '[]', 1, 'x')").run();
   db.close();
 }
+
+/** Writes a database as the schema files `schemas` (in order) left it, at `version`: a file an old idnode wrote. */
+export function writeOldDatabase(path: string, schemas: string[], version: number) {
+  const db = new Database(path);
+  for (const sql of schemas) db.exec(sql);
+  db.pragma(`user_version = ${version}`);
+  db.close();
+  return tamper(path);
+}
