@@ -13,10 +13,14 @@
  * It yields to the event loop every `sliceEntries` entries or rows, so a node keeps answering
  * while it runs, and reports its progress.
  */
+import { performance } from 'node:perf_hooks';
 import { AUDITED, AUDITED_TABLES, type AuditedTableName, auditHash, GENESIS_HASH, parseWriteSet, rowHash, rowKey, sha256, versionLine } from './chain.js';
 import type { AuditEntryFull, AuditVerdict, AuditVerifyReads, EntryVersion, VerifyOptions, VerifyProgress } from './types.js';
 
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Work between two yields also stops after this long, whatever the slice (a busy machine is slow). */
+const SLICE_MS = 10;
 
 /**
  * Whether the record versions an entry wrote match its digest, whatever its action: a record
@@ -62,6 +66,7 @@ export async function verifyChain(reads: AuditVerifyReads, opts: VerifyOptions =
   let prevHash = GENESIS_HASH;
   let next = 1;
   let sinceYield = 0;
+  let sliceStart = performance.now();
 
   for (;;) {
     const rows = await reads.auditEntries(next - 1, slice);
@@ -88,10 +93,11 @@ export async function verifyChain(reads: AuditVerifyReads, opts: VerifyOptions =
       prevHash = row.hash;
       next++;
       progress.checked = row.seq;
-      if (++sinceYield >= slice) {
+      if (++sinceYield >= slice || performance.now() - sliceStart >= SLICE_MS) {
         sinceYield = 0;
         report();
         await yieldToLoop();
+        sliceStart = performance.now();
       }
     }
     if (rows.length < slice) break;
