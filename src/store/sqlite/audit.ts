@@ -92,12 +92,12 @@ const REBASE_ROWS = 5000;
  */
 export function rebaseIfNeeded(db: Db, at: string): number {
   const writes = auditWrites(db);
-  if (writes.headCovered()) return 0;
   const pagers = [...AUDITED.values()].map((t) => [t, tablePager(db, t)] as const);
-  const empty = writes.head().seq === 0 && pagers.every(([, page]) => page(null, 1).length === 0);
-  if (empty) return 0;
   let written = 0;
+  // Checked inside the write transaction: processes opening the file at once re-base it once.
   db.transaction(() => {
+    if (writes.headCovered()) return;
+    if (writes.head().seq === 0 && pagers.every(([, page]) => page(null, 1).length === 0)) return;
     const append = (target: string, rows: WriteSetRow[], note: string) => {
       const { seq, hash } = writes.head();
       const payload = `schema v7 re-base: ${note}`;
