@@ -225,7 +225,9 @@ export interface StoreEngine
   onCommit(fn: () => void | Promise<void>): () => void;
   /**
    * The one write path. `apply` runs inside one transaction and returns the result plus the
-   * canonical text of what was written (its SHA-256 is the audit digest). Writes of one
+   * canonical text of what was written (its SHA-256 is the audit digest). The entry also
+   * carries the write's write set: the state at commit of every row of AUDITED_TABLES
+   * (chain.ts) that a WriteTx method touched, plus its own audit_payloads row. Writes of one
    * engine run one at a time; reads never see a write before it commits.
    */
   write<T>(entry: WriteEntry, apply: (tx: WriteTx) => Promise<WriteOutcome<T>>): Promise<T>;
