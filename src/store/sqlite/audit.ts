@@ -92,9 +92,10 @@ const REBASE_ROWS = 5000;
  */
 export function rebaseIfNeeded(db: Db, at: string): number {
   const writes = auditWrites(db);
+  if (writes.headCovered()) return 0;
   const pagers = [...AUDITED.values()].map((t) => [t, tablePager(db, t)] as const);
   let written = 0;
-  // Checked inside the write transaction: processes opening the file at once re-base it once.
+  // Checked again inside the write transaction: processes opening the file at once re-base it once.
   db.transaction(() => {
     if (writes.headCovered()) return;
     if (writes.head().seq === 0 && pagers.every(([, page]) => page(null, 1).length === 0)) return;
