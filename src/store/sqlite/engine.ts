@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { IdnError } from '../../errors.js';
-import { type AuditedTableName, isoSeconds, sha256 } from '../chain.js';
+import { type AuditedTableName, isoSeconds, rowHash, sha256, type WriteSetRow } from '../chain.js';
 import { verifyChain } from '../verify.js';
 import type {
   AuditReads,
@@ -218,13 +218,20 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
       }
       if (payload !== null) {
         const finalAction = action ?? entry.action;
+        // A version row is inserted exactly as given (a second one would fail its primary key):
+        // its write-set line is computed here, without reading it back.
+        const versionLines: WriteSetRow[] = [];
         for (const [key, version, handle, values] of versionRows) {
           w.records.insertVersion(key, version, handle, at, entry.actor, finalAction, values, seq);
-          touch('record_versions', key, version);
+          versionLines.push({
+            table: 'record_versions',
+            key: JSON.stringify([key, version]),
+            hash: rowHash([key, version, handle, at, entry.actor, finalAction, values, seq]),
+          });
         }
         if (history) {
           const base = { seq, at, actor: entry.actor, action: finalAction, target: entry.target, digest: sha256(payload) };
-          const rows = [...touched.values()].map(([table, key]) => w.audit.rowNow(table, key));
+          const rows = [...touched.values()].map(([table, key]) => w.audit.rowNow(table, key)).concat(versionLines);
           w.audit.append(head.hash, base, keepPayload === true ? payload : undefined, rows);
         }
       }
