@@ -1,4 +1,5 @@
 import t from 'tap';
+import { main } from '../src/cli/main.js';
 import { auditHash, GENESIS_HASH, versionLine } from '../src/store/index.js';
 import { ADMIN, type Client, registrar, runCli, sampleValues, startNode, testClock } from './helpers.js';
 import { type Raw, tamper } from './tamper.js';
@@ -425,4 +426,16 @@ t.test('GET /api/audit carries each entry rowsDigest: a client recomputes every 
     t.equal(e.hash, auditHash(prev, e), `entry ${e.seq} recomputes from the answer alone`);
     prev = e.hash;
   }
+});
+
+t.test('idnode audit verify on a terminal redraws its progress on stderr; stdout keeps the verdict alone', async (t) => {
+  const c = await startNode(t);
+  await registrar(c);
+  let out = '';
+  let err = '';
+  const code = await main(['audit', 'verify', '--db', c.config.db], { stdout: (s) => (out += s), stderr: (s) => (err += s), env: {}, isTTY: true });
+  t.equal(code, 0, err);
+  const total = (await c.node.store.auditHead()).seq;
+  t.same(JSON.parse(out), { ok: true, checked: total });
+  t.match(err, new RegExp(`\\rentries 0/${total}.*\\rentries ${total}/${total}, rows [1-9]\\d*\\n$`, 's'));
 });
