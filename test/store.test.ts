@@ -1,8 +1,9 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { auditHash, GENESIS_HASH, latestSchemaVersion, openStore, versionLine } from '../src/store/index.js';
-import { tamper, writeV1Database } from './tamper.js';
+import { tamper, writeOldDatabase, writeV1Database } from './tamper.js';
 import { tempDir } from './helpers.js';
 
 t.test('opens in WAL, applies migrations once, keeps data across reopen', async (t) => {
@@ -44,8 +45,50 @@ t.test('a v1 database migrates to the latest with its data; read-only refuses an
   const s = openStore(path);
   t.equal(s.schemaVersion, 8);
   t.equal((await s.getRecord('88.1/a'))?.handle, '88.1/A');
-  t.same(await s.verifyAudit(), { ok: true, checked: 0 });
+  // Its rows predate write sets: the migration re-bases them in one entry (schema v7).
+  t.same(await s.verifyAudit(), { ok: true, checked: 1 });
+  t.match(await s.auditPage(0, 10), [{ seq: 1, actor: 'system', action: 'audit.rebase', target: 'records', rowsDigest: /^[0-9a-f]{64}$/ }]);
   await s.close();
+});
+
+const sha256Hex = (text: string) => createHash('sha256').update(text).digest('hex');
+
+t.test('a v6 log is re-based on its first writable open: later edits of any row it held are found', async (t) => {
+  const path = join(tempDir(t), 'v6.db');
+  const schemas = ['001_init', '002_lineage', '003_sync', '004_templates', '005_answer_meta', '006_changes'].map((f) =>
+    readFileSync(new URL(`../schema/${f}.sql`, import.meta.url), 'utf8'),
+  );
+  const old = writeOldDatabase(path, schemas, 6);
+  const token = { id: 'tok_a', role: 'registrar', prefixes_json: '["88.1"]', secret_hash: 'a'.repeat(64), label: null, created_at: 'x', revoked_at: null };
+  old.insertRow('tokens', token);
+  const payload = JSON.stringify(token);
+  const base = { seq: 1, at: '2026-01-01T00:00:00Z', actor: 'cli', action: 'token.create', target: 'tok_a', digest: sha256Hex(payload) };
+  old.insertRow('audit_log', { ...base, prev_hash: GENESIS_HASH, hash: auditHash(GENESIS_HASH, base) });
+  old.insertRow('audit_payloads', { seq: 1, payload });
+  old.close();
+
+  const s = openStore(path);
+  t.teardown(() => s.close());
+  const log = await s.auditPage(0, 10);
+  t.match(log[0], { seq: 1, action: 'token.create', rowsDigest: null }, 'the old entry is kept as it was');
+  t.match(log.slice(1), [
+    { action: 'audit.rebase', actor: 'system', target: 'tokens' },
+    { action: 'audit.rebase', target: 'audit_payloads' },
+  ]);
+  t.same(await s.verifyAudit(), { ok: true, checked: 3 });
+  const file = tamper(path);
+  t.teardown(() => file.close());
+  file.updateRows('tokens', { role: 'admin' }, { id: 'tok_a' });
+  t.match(await s.verifyAudit(), { ok: false, firstBroken: { seq: 2, table: 'tokens', key: '["tok_a"]', reason: /altered/ } });
+  file.updateRows('tokens', { role: 'registrar' }, { id: 'tok_a' });
+  file.deleteRows('audit_payloads', { seq: 1 });
+  t.match(await s.verifyAudit(), { ok: false, firstBroken: { table: 'audit_payloads', reason: /missing: it was deleted/ } });
+  file.insertRow('audit_payloads', { seq: 1, payload });
+  t.same(await s.verifyAudit(), { ok: true, checked: 3 }, 'put back');
+  await s.close();
+  const again = openStore(path);
+  t.equal((await again.auditHead()).seq, 3, 'a covered log is not re-based again');
+  await again.close();
 });
 
 t.test('one write path: version rows and a hash-chained audit entry per write, rollback on error', async (t) => {

@@ -7,6 +7,13 @@ import Database from 'better-sqlite3';
 
 export type Raw = Record<string, unknown>;
 
+const clause = (where: Raw) =>
+  Object.keys(where).length === 0
+    ? ''
+    : ` WHERE ${Object.keys(where)
+        .map((c) => `${c} IS @${c}`)
+        .join(' AND ')}`;
+
 /** Opens `path` for tampering; close it with `close()` (or a teardown). */
 export function tamper(path: string) {
   const db = new Database(path);
@@ -16,13 +23,14 @@ export function tamper(path: string) {
     auditEntry: (seq: number) => db.prepare('SELECT * FROM audit_log WHERE seq = ?').get(seq) as Raw | undefined,
     setAuditActor: (seq: number, actor: string) => void db.prepare('UPDATE audit_log SET actor = ? WHERE seq = ?').run(actor, seq),
     deleteAuditEntry: (seq: number) => void db.prepare('DELETE FROM audit_log WHERE seq = ?').run(seq),
-    /** Inserts an audit row given with its column names (prev_hash, not prevHash). */
+    /** Inserts an audit row given with its column names (prev_hash, not prevHash; write set columns may be left out). */
     insertAuditEntry: (row: Raw) =>
       void db
         .prepare(
-          'INSERT INTO audit_log (seq, at, actor, action, target, digest, prev_hash, hash) VALUES (@seq, @at, @actor, @action, @target, @digest, @prev_hash, @hash)',
+          `INSERT INTO audit_log (seq, at, actor, action, target, digest, rows_digest, write_set, prev_hash, hash)
+           VALUES (@seq, @at, @actor, @action, @target, @digest, @rows_digest, @write_set, @prev_hash, @hash)`,
         )
-        .run(row),
+        .run({ rows_digest: null, write_set: null, ...row }),
     /** Renumbers the entries with seq >= `from` by `delta`. */
     shiftAuditSeqs: (from: number, delta: number) => void db.prepare('UPDATE audit_log SET seq = seq + ? WHERE seq >= ?').run(delta, from),
     payload: (seq: number) => db.prepare('SELECT payload FROM audit_payloads WHERE seq = ?').pluck().get(seq) as string | undefined,
@@ -42,6 +50,25 @@ export function tamper(path: string) {
           'INSERT INTO record_versions (handle_key, version, handle, at, actor, action, values_json, audit_seq) VALUES (@handle_key, @version, @handle, @at, @actor, @action, @values_json, @audit_seq)',
         )
         .run(row),
+    /** Every row of `table` whose columns equal `where` (all rows when empty), with their column names. */
+    rows: (table: string, where: Raw = {}) => db.prepare(`SELECT * FROM ${table}${clause(where)}`).all(where) as Raw[],
+    /** Inserts a row given with its column names. */
+    insertRow: (table: string, row: Raw) =>
+      void db
+        .prepare(
+          `INSERT INTO ${table} (${Object.keys(row).join(', ')}) VALUES (${Object.keys(row)
+            .map((c) => `@${c}`)
+            .join(', ')})`,
+        )
+        .run(row),
+    /** Deletes the rows matching `where`; returns how many. */
+    deleteRows: (table: string, where: Raw) => db.prepare(`DELETE FROM ${table}${clause(where)}`).run(where).changes,
+    /** Sets columns of the rows matching `where`; returns how many. */
+    updateRows(table: string, set: Raw, where: Raw): number {
+      const sets = Object.keys(set).map((c) => `${c} = @set_${c}`);
+      const params = { ...where, ...Object.fromEntries(Object.entries(set).map(([c, v]) => [`set_${c}`, v])) };
+      return db.prepare(`UPDATE ${table} SET ${sets.join(', ')}${clause(where)}`).run(params).changes;
+    },
     /** Makes every record look written before schema v5 (no stored max-age, expiry or ETag). */
     clearAnswerMetadata: () => void db.prepare('UPDATE records SET max_age = NULL, expires_at = NULL, etag = NULL').run(),
     close: () => db.close(),
@@ -55,4 +82,13 @@ export function writeV1Database(path: string, schemaV1: string): void {
   db.pragma('user_version = 1');
   db.prepare("INSERT INTO records (handle_key, handle, prefix_key, values_json, version, updated_at) VALUES ('88.1/a', '88.1/A', '88.1', '[]', 1, 'x')").run();
   db.close();
+}
+
+/** Writes a database as the schema files `schemas` (in order) left it, at `version`: a file an old idnode wrote. */
+export function writeOldDatabase(path: string, schemas: string[], version: number) {
+  const db = new Database(path);
+  for (const sql of schemas) db.exec(sql);
+  db.pragma(`user_version = ${version}`);
+  db.close();
+  return tamper(path);
 }

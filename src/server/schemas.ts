@@ -215,6 +215,7 @@ export const AuditEntry = Type.Object({
   action: Type.String(),
   target: Type.String(),
   digest: Type.String(),
+  rowsDigest: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   prevHash: Type.String(),
   hash: Type.String(),
 });
