@@ -45,7 +45,7 @@ t.test('a v1 database migrates to the latest with its data; read-only refuses an
   const s = openStore(path);
   t.equal(s.schemaVersion, 8);
   t.equal((await s.getRecord('88.1/a'))?.handle, '88.1/A');
-  // Its rows predate write sets: the migration re-bases them in one entry (schema v7).
+  // Its rows predate write sets: the migration re-bases them in one entry (schema v8).
   t.same(await s.verifyAudit(), { ok: true, checked: 1 });
   t.match(await s.auditPage(0, 10), [{ seq: 1, actor: 'system', action: 'audit.rebase', target: 'records', rowsDigest: /^[0-9a-f]{64}$/ }]);
   await s.close();

@@ -9,7 +9,7 @@ export function sha256(text: string): string {
 }
 
 /**
- * The entry's hash. An entry with a write set (schema v7) also commits to its rows digest, so
+ * The entry's hash. An entry with a write set (schema v8) also commits to its rows digest, so
  * editing any row it wrote, or the write set itself, breaks the chain; older entries hash as before.
  */
 export function auditHash(prevHash: string, e: Omit<AuditRow, 'hash' | 'prevHash'>): string {
@@ -47,7 +47,7 @@ export type AuditedTableName =
 
 export const AUDITED_TABLES: readonly AuditedTable[] = [
   { name: 'tokens', columns: ['id', 'role', 'prefixes_json', 'secret_hash', 'label', 'created_at', 'revoked_at'], keyColumns: 1 },
-  { name: 'prefixes', columns: ['prefix_key', 'prefix', 'parent_key', 'owner_json', 'site', 'status', 'created_at', 'updated_at'], keyColumns: 1 },
+  { name: 'prefixes', columns: ['prefix_key', 'prefix', 'parent_key', 'owner_json', 'site', 'status', 'created_at', 'updated_at', 'redirect'], keyColumns: 1 },
   { name: 'templates', columns: ['prefix_key', 'version', 'prefix', 'body_json', 'used', 'created_at', 'updated_at'], keyColumns: 2 },
   {
     name: 'events',

@@ -49,8 +49,8 @@ export interface AuditRow {
   target: string;
   digest: string;
   /**
-   * SHA-256 of the entry's write set (schema v7): the rows it left in each audited table. Part
-   * of the hash when present; null (or absent) in entries written before v7.
+   * SHA-256 of the entry's write set (schema v8): the rows it left in each audited table. Part
+   * of the hash when present; null (or absent) in entries written before v8.
    */
   rowsDigest?: string | null;
   prevHash: string;

@@ -2,10 +2,10 @@
  * Verification of the audit chain, engine-independent: it reads through AuditVerifyReads only.
  *
  * 1. The chain: seq contiguous from 1, each prev_hash the previous hash, each hash recomputed
- *    (it covers the rows digest of v7 entries), each kept payload matching its digest, each
- *    record version an entry wrote matching its digest (all the check entries before v7 have),
+ *    (it covers the rows digest of v8 entries), each kept payload matching its digest, each
+ *    record version an entry wrote matching its digest (all the check entries before v8 have),
  *    and each write set matching its rows digest.
- * 2. The tables: replaying the write sets from the first entry that has one (v7, or the
+ * 2. The tables: replaying the write sets from the first entry that has one (v8, or the
  *    migration's re-base) gives the expected hash of every row of every audited table; each
  *    table is read in key order and must hold exactly those rows (no row inserted, deleted or
  *    altered, in any column).

@@ -84,7 +84,7 @@ export function auditWrites(db: Db) {
 const REBASE_ROWS = 5000;
 
 /**
- * Write sets begin with schema v7. A log whose newest entry has none (an older file, or rows
+ * Write sets begin with schema v8. A log whose newest entry has none (an older file, or rows
  * written with history off) gets `audit.rebase` entries whose write sets are every row of
  * every audited table as it is now, so verification has a baseline: later edits of those rows
  * are found, edits made before the re-base are not (README, "What audit verify proves").
@@ -101,7 +101,7 @@ export function rebaseIfNeeded(db: Db, at: string): number {
     if (writes.head().seq === 0 && pagers.every(([, page]) => page(null, 1).length === 0)) return;
     const append = (target: string, rows: WriteSetRow[], note: string) => {
       const { seq, hash } = writes.head();
-      const payload = `schema v7 re-base: ${note}`;
+      const payload = `schema v8 re-base: ${note}`;
       writes.append(hash, { seq: seq + 1, at, actor: 'system', action: 'audit.rebase', target, digest: sha256(payload) }, undefined, rows);
       written++;
     };

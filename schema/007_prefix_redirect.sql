@@ -1,4 +1,3 @@
--- Per-prefix short-URL redirect (face.redirect for the identifiers under one prefix):
+-- idnode schema v7: a per-prefix short-URL redirect (face.redirect for the identifiers under one prefix):
 -- 1 redirect, 0 show the page, NULL inherit from the nearest ancestor that sets it, else the node.
--- Numbered 008 so that it never clashes with another branch's 007.
 ALTER TABLE prefixes ADD COLUMN redirect INTEGER CHECK (redirect IN (0, 1));
