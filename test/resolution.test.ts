@@ -31,10 +31,14 @@ t.test('GET/HEAD answer Handle.Net JSON with ETag, Cache-Control, Cache-Status; 
   t.match(miss.json.values[0].timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
   t.notOk('permissions' in miss.json.values[0], 'default permissions are not rendered');
   t.equal(miss.headers.get('cache-control'), 'max-age=3600', 'smallest ttl');
-  t.equal(miss.headers.get('cache-status'), 'idnode; fwd=uri-miss; stored');
+  t.equal(miss.headers.get('cache-status'), 'idnode; fwd=uri-miss; detail=not-admitted', 'a first miss is answered, not stored (admission)');
   t.match(miss.headers.get('content-type'), /application\/json/);
   const etag = miss.headers.get('etag')!;
   t.match(etag, /^"[\w-]+"$/);
+  const second = await c.call('GET', '/api/handles/88.100.7/ABC-1');
+  t.equal(second.headers.get('cache-status'), 'idnode; fwd=uri-miss; stored', 'the second miss is stored');
+  t.equal(second.text, miss.text);
+  t.equal(second.headers.get('etag'), etag);
 
   const hit = await c.call('GET', '/api/handles/88.100.7/abc-1');
   t.equal(hit.headers.get('cache-status'), 'idnode; hit', 'case variant hits the same cache entry');
@@ -169,6 +173,7 @@ t.test('non-public values only for authorised readers; never from the public cac
     anon.json.values.map((v: any) => v.index),
     [1],
   );
+  t.equal((await c.call('GET', '/api/handles/88.100.7/P')).headers.get('cache-status'), 'idnode; fwd=uri-miss; stored', 'stored on its second miss');
   const anonHit = await c.call('GET', '/api/handles/88.100.7/P');
   t.equal(anonHit.headers.get('cache-status'), 'idnode; hit');
   const auditor = (await c.call('POST', '/api/tokens', { token: ADMIN, body: { role: 'auditor' } })).json.secret;
@@ -215,6 +220,9 @@ t.test('not found, not responsible, bad identifiers: clear 4xx with handle and I
   const nf = await c.call('GET', '/api/handles/88.100.7/missing');
   t.equal(nf.status, 404);
   t.same(nf.json, { responseCode: 100, handle: '88.100.7/missing', message: '88.100.7/missing is not registered', code: 'IDN_NOT_FOUND' });
+  t.equal(nf.headers.get('cache-status'), 'idnode; fwd=uri-miss; detail=not-admitted', 'a first not-found is not stored (admission)');
+  const nfStored = await c.call('GET', '/api/handles/88.100.7/missing');
+  t.equal(nfStored.headers.get('cache-status'), 'idnode; fwd=uri-miss; stored', 'a second one is');
   const nf2 = await c.call('GET', '/api/handles/88.100.7/missing');
   t.equal(nf2.status, 404, 'negative answers are cached and still 404');
   t.equal(nf2.headers.get('cache-status'), 'idnode; hit');
