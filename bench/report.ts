@@ -108,7 +108,9 @@ export function verdict(ratio: Ratio): string {
   const m = /^(>=|<=)\s*([\d.]+)$/.exec(ratio.target ?? '');
   if (m === null) return '';
   const limit = Number(m[2]);
-  return (m[1] === '>=' ? ratio.value >= limit : ratio.value <= limit) ? 'met' : '**missed**';
+  // Judged on the value as shown (two decimals), so a row never reads "1.20×, <= 1.20, missed".
+  const shown = Number(ratio.value.toFixed(2));
+  return (m[1] === '>=' ? shown >= limit : shown <= limit) ? 'met' : '**missed**';
 }
 
 function table(head: string[], rows: string[][]): string {
@@ -181,7 +183,7 @@ function sides(runs: Run[], params: Record<string, string>): string {
 
 function zipf(runs: Run[]): string {
   const r = newest(runs, 'zipf');
-  return `${runLabel(r)}, Node ${r.node}, ${String(r.notes.keys)} keys, ${String(r.notes.requests)} requests, seed ${String(r.notes.seed)}:\n\n${zipfTable(r.notes.rows as ZipfRow[])}`;
+  return `${runLabel(r)}, Node ${r.node}, ${int(Number(r.notes.keys))} keys, ${int(Number(r.notes.requests))} requests, seed ${String(r.notes.seed)}:\n\n${zipfTable(r.notes.rows as ZipfRow[])}`;
 }
 
 const KINDS: Record<string, (runs: Run[], params: Record<string, string>) => string> = { latest, round, history, sides, zipf };
