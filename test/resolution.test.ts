@@ -325,10 +325,18 @@ t.test('cache is bounded by bytes and can be turned off', async (t) => {
   const c = await startNode(t, { cache: { maxBytes: 4000 } });
   const reg = await registrar(c);
   for (let i = 0; i < 20; i++) await c.call('PUT', `/api/handles/88.100.7/N${i}`, { token: reg, body: sampleValues });
-  for (let i = 0; i < 20; i++) await c.call('GET', `/api/handles/88.100.7/N${i}`);
+  // Twice each: admission stores an answer on its second miss.
+  for (let i = 0; i < 20; i++) for (let j = 0; j < 2; j++) await c.call('GET', `/api/handles/88.100.7/N${i}`);
   const stats = c.node.resolver.stats();
   t.ok(stats.bytes <= 4000, `cache holds ${stats.bytes} bytes <= 4000`);
-  t.ok(stats.entries > 0 && stats.entries < 20, `evicted down to ${stats.entries} entries`);
+  t.ok(stats.entries > 0 && stats.entries < 20, `bounded to ${stats.entries} entries`);
+  const lru = await startNode(t, { cache: { maxBytes: 4000, admission: false } });
+  const reg3 = await registrar(lru);
+  for (let i = 0; i < 20; i++) await lru.call('PUT', `/api/handles/88.100.7/N${i}`, { token: reg3, body: sampleValues });
+  for (let i = 0; i < 20; i++) await lru.call('GET', `/api/handles/88.100.7/N${i}`);
+  const plain = lru.node.resolver.stats();
+  t.ok(plain.bytes <= 4000, `without admission: ${plain.bytes} bytes <= 4000`);
+  t.ok(plain.entries > 0 && plain.entries < 20 && plain.evictions > 0, `without admission: evicted down to ${plain.entries} entries`);
   const off = await startNode(t, { cache: { maxBytes: 0 } });
   const reg2 = await registrar(off);
   await off.call('PUT', '/api/handles/88.100.7/A', { token: reg2, body: sampleValues });

@@ -11,11 +11,13 @@
  *   the least recently used entry (the first one the LRU would evict).
  */
 import { LRUCache } from 'lru-cache';
-import { createSketch, type FrequencySketch, nextPowerOfTwo } from './sketch.js';
+import { createSketch, type FrequencySketch, hashKey, nextPowerOfTwo } from './sketch.js';
 
 /** What a cached value must tell the cache: its bytes (the byte bound). */
 export interface Sized {
   bytes: number;
+  /** Set by the cache when it stores the value: its key's sketch hash, so a hit hashes no string. */
+  sketchHash?: number;
 }
 
 /**
@@ -98,7 +100,7 @@ export function createAnswerCache<V extends Sized>(opts: AnswerCacheOptions): An
   return {
     get(key) {
       const v = lru.get(key);
-      if (v !== undefined && sketch !== undefined) sketch.record(key);
+      if (v !== undefined && sketch !== undefined) sketch.recordHash(v.sketchHash ?? hashKey(key));
       return v;
     },
     peek: (key) => lru.peek(key),
@@ -109,6 +111,7 @@ export function createAnswerCache<V extends Sized>(opts: AnswerCacheOptions): An
         lru.delete(key);
         return false;
       }
+      if (sketch !== undefined) value.sketchHash = hashKey(key);
       lru.set(key, value);
       return true;
     },

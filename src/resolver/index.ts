@@ -51,6 +51,8 @@ export interface Entry {
   partial: boolean;
   /** Forwarded and not-found answers: fresh until this time (ms); a forwarded one is kept after it, for serving stale. */
   freshUntil?: number;
+  /** The admission sketch's hash of the entry's key (set when cached). */
+  sketchHash?: number;
 }
 
 export interface Resolution {

