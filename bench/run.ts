@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- <scenario>...] [--runs N] [--seconds S] [--connections C]`
+ * `npm run bench [-- <scenario>...] [--runs N] [--seconds S] [--connections C] [--smoke]`
  *
  * Every scenario runs idnode (the built CLI, as a child process on a fresh SQLite file) and a
  * bare node:http server answering a body of the same size, with the same autocannon client
@@ -38,6 +38,8 @@ import { load, type LoadOptions, type LoadResult, median, runInfo, type Server, 
 import { createSocket } from 'node:dgram';
 import { connect, createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { decodeEnvelope, ENVELOPE_SIZE, encodeEnvelope, encodeResolutionRequest } from '../src/native/codec.js';
+import { simulate, ZIPF_CASES, zipfTable } from './zipf.js';
+import { checkWrk, CLIENT_CORE, pin, SERVER_CORE, wrkLoad } from './wrk.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist/src/cli/bin.js');
@@ -49,6 +51,8 @@ interface Options {
   runs: number;
   seconds: number;
   connections: number;
+  /** `--smoke`: the result is labelled a smoke run (checks the script works; not a measurement). */
+  smoke?: boolean;
 }
 
 interface Side {
@@ -647,7 +651,8 @@ function rssOf(server: Server, field: 'VmRSS' | 'RssAnon' | 'RssFile' = 'VmRSS')
 
 /**
  * Memory: a node on the --records fixture with a cache large enough for all of them; every
- * identifier is resolved once (so the cache holds --records entries), then the node's RSS is
+ * identifier is resolved twice (admission stores an answer on its second miss, so the cache
+ * then holds --records entries), then the node's RSS is
  * compared with 200 MiB + 1 KiB per entry. The bare server's RSS is the baseline. SQLite's
  * mmap is off here: mapped database pages are the OS page cache (shared, dropped under
  * pressure) but count in RSS, and would hide what the cache itself costs.
@@ -662,7 +667,7 @@ async function memory(o: Options & { records: number }): Promise<Outcome> {
         req.path = `/api/handles/88.100.1/PUMP-2026-${String(i++ % o.records).padStart(9, '0')}`;
       };
       const rssStart = rssOf(node);
-      const fill = await load(node, [], { seconds: 0, amount: o.records, connections: o.connections, next });
+      const fill = await load(node, [], { seconds: 0, amount: 2 * o.records, connections: o.connections, next });
       const ready = await call(node.url, 'GET', '/readyz');
       if (ready.cache.entries !== o.records) throw new Error(`cache holds ${ready.cache.entries} entries, expected ${o.records}`);
       // A few seconds of hits over the full cache, then read RSS (what a node serving this cache holds).
@@ -677,7 +682,7 @@ async function memory(o: Options & { records: number }): Promise<Outcome> {
       const rssIdle = rssOf(node);
       const target = 200 * 1024 ** 2 + 1024 * ready.cache.entries;
       return {
-        sides: { 'idnode fill (each key once)': summarise([fill]), 'idnode hits on the full cache': summarise([hits]), bare: summarise([bareRun]) },
+        sides: { 'idnode fill (each key twice)': summarise([fill]), 'idnode hits on the full cache': summarise([hits]), bare: summarise([bareRun]) },
         ratios: [{ name: 'idnode RSS / (200 MiB + 1 KiB x entries)', value: rss / target, target: '<= 1.00' }],
         notes: {
           entries: ready.cache.entries,
@@ -1035,6 +1040,108 @@ async function nativeScenario(o: Options): Promise<Outcome> {
   });
 }
 
+/**
+ * The wrk scenarios: idnode and the bare server pinned to core 1, wrk (one thread) on core 0,
+ * alternating runs after a warm-up of each; `args` go to bench/wrk/random.lua.
+ */
+async function wrkAlternate(o: Options, servers: Record<string, Server>, args: string[], allow404: boolean): Promise<Record<string, Side>> {
+  checkWrk();
+  for (const s of Object.values(servers)) pin(s);
+  const results: Record<string, LoadResult[]> = {};
+  for (const [label, s] of Object.entries(servers)) {
+    results[label] = [];
+    await wrkLoad(s, { seconds: 2, connections: o.connections, args });
+  }
+  for (let i = 0; i < o.runs; i++)
+    for (const [label, s] of Object.entries(servers)) {
+      const r = await wrkLoad(s, { seconds: o.seconds, connections: o.connections, args });
+      if ((r.non2xx > 0 && !allow404) || r.errors > 0) throw new Error(`${label} run ${i}: ${r.non2xx} non-2xx, ${r.errors} socket errors`);
+      results[label]!.push(r);
+    }
+  return Object.fromEntries(Object.entries(results).map(([k, v]) => [k, summarise(v)]));
+}
+
+function wrkNotes(o: Options, extra: Record<string, unknown>): Record<string, unknown> {
+  const smoke =
+    o.smoke === true
+      ? { smoke: true, note: 'smoke run on a busy machine (other test suites on the same 2 cores): checks the script works; not a measurement' }
+      : {};
+  return { client: 'wrk -t1', serverCore: SERVER_CORE, clientCore: CLIENT_CORE, ...extra, ...smoke };
+}
+
+/** wrk: cache hits, random keys over the seeded identifiers (the hot scenario without autocannon's cost). */
+async function wrkHot(o: Options): Promise<Outcome> {
+  return withDir(async (dir) => {
+    const node = await startIdnode(dir, { seed: true });
+    try {
+      const paths: string[] = [];
+      for (const prefix of ['88.100.1', '88.100.2', '88.100.3'])
+        for (const h of (await call(node.url, 'GET', `/api/handles?prefix=${prefix}&pageSize=10000`)).handles as string[]) paths.push(`/api/handles/${h}`);
+      const bodyBytes = await meanAnswerBytes(node.url, paths);
+      const file = join(dir, 'paths.txt');
+      writeFileSync(file, `${paths.join('\n')}\n`);
+      const bare = await startServer([BARE], { BARE_BODY_BYTES: String(bodyBytes) });
+      try {
+        const sides = await wrkAlternate(o, { bare, idnode: node }, ['paths', file], false);
+        return {
+          sides,
+          ratios: [
+            { name: 'throughput idnode/bare', value: sides.idnode!.rps / sides.bare!.rps, target: '>= 0.90' },
+            { name: 'CPU per request idnode/bare', value: sides.idnode!.cpuUsPerReq / sides.bare!.cpuUsPerReq, target: '<= 1.20' },
+          ],
+          notes: wrkNotes(o, { keys: paths.length, bodyBytes }),
+        };
+      } finally {
+        await bare.stop();
+      }
+    } finally {
+      await node.stop();
+    }
+  });
+}
+
+/** wrk: a new unregistered identifier per request (the notfound scenario without autocannon's cost). */
+async function wrkNotFound(o: Options): Promise<Outcome> {
+  return withDir(async (dir) => {
+    const node = await startIdnode(dir, { seed: true });
+    try {
+      const bodyBytes = (await (await fetch(`${node.url}/api/handles/88.100.1/NOPE-sample`)).arrayBuffer()).byteLength;
+      const bare = await startServer([BARE], { BARE_BODY_BYTES: String(bodyBytes) });
+      try {
+        const sides = await wrkAlternate(o, { bare, idnode: node }, ['notfound', '88.100.1'], true);
+        return {
+          sides,
+          ratios: [
+            { name: 'throughput idnode/bare', value: sides.idnode!.rps / sides.bare!.rps },
+            { name: 'CPU per request idnode/bare', value: sides.idnode!.cpuUsPerReq / sides.bare!.cpuUsPerReq },
+          ],
+          notes: wrkNotes(o, { bodyBytes }),
+        };
+      } finally {
+        await bare.stop();
+      }
+    } finally {
+      await node.stop();
+    }
+  });
+}
+
+/** No server: Zipf traces through the real answer cache, with and without admission (hit ratios, not times). */
+function zipfScenario(): Promise<Outcome> {
+  const trace = { keys: 100_000, requests: 1_000_000, seed: 20261130 };
+  const rows = simulate({ ...trace, cases: ZIPF_CASES });
+  process.stdout.write(`${zipfTable(rows)}\n`);
+  return Promise.resolve({
+    sides: {},
+    ratios: rows.map((r) => ({
+      name: `hit ratio admission/LRU, s=${r.s}, cache ${r.cacheFraction * 100} %`,
+      value: r.admissionHitRatio / r.lruHitRatio,
+      target: '>= 1',
+    })),
+    notes: { ...trace, rows },
+  });
+}
+
 const SCENARIOS: Record<string, { about: string; run: (o: Options & { records: number }) => Promise<Outcome> }> = {
   hot: { about: 'cache hits, random keys over the seeded identifiers', run: hot },
   lineage: { about: 'lineage queries over a depth-5 tree of 9,331 identifiers', run: lineageScenario },
@@ -1047,6 +1154,9 @@ const SCENARIOS: Record<string, { about: string; run: (o: Options & { records: n
   mixed: { about: 'Zipf reads over the seeded identifiers with 5 % writes', run: mixed },
   forwarded: { about: 'forwarded resolution to an upstream idnode: warm (cached) and cold (every request forwarded)', run: forwarded },
   native: { about: 'native Handle protocol (UDP, TCP) cache hits vs the HTTP hot path on the same node', run: nativeScenario },
+  'wrk-hot': { about: 'wrk: cache hits, random keys over the seeded identifiers; server on core 1, wrk on core 0', run: wrkHot },
+  'wrk-notfound': { about: 'wrk: a new unregistered identifier per request; server on core 1, wrk on core 0', run: wrkNotFound },
+  zipf: { about: 'cache admission: hit ratios of Zipf traces through the answer cache, TinyLFU admission vs plain LRU', run: zipfScenario },
 };
 
 async function main(): Promise<void> {
@@ -1057,9 +1167,16 @@ async function main(): Promise<void> {
       seconds: { type: 'string', default: '10' },
       connections: { type: 'string', default: '32' },
       records: { type: 'string', default: '1000000' },
+      smoke: { type: 'boolean', default: false },
     },
   });
-  const opts = { runs: Number(values.runs), seconds: Number(values.seconds), connections: Number(values.connections), records: Number(values.records) };
+  const opts = {
+    runs: Number(values.runs),
+    seconds: Number(values.seconds),
+    connections: Number(values.connections),
+    records: Number(values.records),
+    smoke: values.smoke,
+  };
   const names = positionals.length > 0 ? positionals : Object.keys(SCENARIOS);
   for (const name of names) if (!(name in SCENARIOS)) throw new Error(`unknown scenario "${name}"; known: ${Object.keys(SCENARIOS).join(', ')}`);
   const info = runInfo();

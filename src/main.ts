@@ -94,6 +94,8 @@ export async function openRegistry(config: Config, hooks: Hooks = {}): Promise<R
     cacheMaxBytes: config.cache.maxBytes,
     notFoundTtlSeconds: config.cache.notFoundTtlSeconds,
     staleWindowSeconds: config.cache.staleWindowSeconds,
+    admission: config.cache.admission,
+    admissionCounters: config.cache.admissionCounters,
     now,
   });
   const stats = createNodeStats(now());

@@ -50,7 +50,8 @@ async function threeWays(
 }
 
 t.test('hit, miss, 304, HEAD, not-found, invalid identifier and Chinese text: fast path and fastify answer alike', async (t) => {
-  const c = await startNode(t);
+  // Every miss here is stored, so the three ways of asking meet the same cache state (admission: test/admission.test.ts).
+  const c = await startNode(t, { cache: { admission: false } });
   const reg = await registrar(c);
   // An unscoped auditor reads everything: the record below is all public, so it gets the public answer.
   const auditor = (await c.call('POST', '/api/tokens', { token: ADMIN, body: { role: 'auditor' } })).json.secret as string;
@@ -133,7 +134,7 @@ t.test('a filter that keeps every value answers exactly the plain GET; a narrowe
   const c = await startNode(t);
   const reg = await registrar(c);
   t.equal((await c.call('PUT', '/api/handles/88.100.7/FIL-1', { token: reg, body: { values: sampleValues } })).status, 200);
-  await c.call('GET', '/api/handles/88.100.7/FIL-1');
+  for (let i = 0; i < 2; i++) await c.call('GET', '/api/handles/88.100.7/FIL-1');
   const plain = await c.call('GET', '/api/handles/88.100.7/FIL-1');
   t.equal(plain.headers.get('cache-status'), 'idnode; hit');
   for (const q of ['type=URL&type=name&type=batch', 'index=1&index=2&index=3', 'type=URL&index=2&index=3']) {

@@ -128,7 +128,7 @@ t.test('the fast path never answers callback=, publicOnly or pretty wrongly from
   const c = await startNode(t);
   const reg = await registrar(c);
   await c.call('PUT', `/api/handles/${ID}`, { token: reg, body: withPrivate });
-  await c.call('GET', `/api/handles/${ID}`);
+  for (let i = 0; i < 2; i++) await c.call('GET', `/api/handles/${ID}`);
   const hit = await c.call('GET', `/api/handles/${ID}`);
   t.equal(hit.headers.get('cache-status'), 'idnode; hit', 'the answer is cached');
   t.match((await c.call('GET', `/api/handles/${ID}?callback=cb`)).text, /^\/\*\*\/ cb\(/);
@@ -212,6 +212,7 @@ t.test('CORS: resolution from any origin (fast path hit and miss, fastify, prefl
   const miss = await c.call('GET', `/api/handles/${ID}`, { headers: origin });
   t.match(miss.headers.get('cache-status'), /fwd=uri-miss/, 'a miss');
   t.equal(miss.headers.get('access-control-allow-origin'), '*');
+  await c.call('GET', `/api/handles/${ID}`, { headers: origin }); // admission stores an answer on its second miss
   const hit = await c.call('GET', `/api/handles/${ID}`, { headers: origin });
   t.equal(hit.headers.get('cache-status'), 'idnode; hit', 'a hit');
   t.equal(hit.headers.get('access-control-allow-origin'), '*');

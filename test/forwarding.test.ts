@@ -67,7 +67,12 @@ t.test('forwards up and down, caches by ttl, relays Handle errors, keeps hop cou
   const first = await a.call('GET', '/api/handles/88.200/b-1');
   t.equal(first.status, 200, first.text);
   t.equal(first.json.handle, '88.200/b-1', 'the spelling the client sent, relayed through both nodes');
-  t.equal(first.headers.get('cache-status'), 'idnode; fwd=uri-miss; stored, idnode; fwd=uri-miss; stored', "the upstream's entry first, ours last");
+  // The upstream's first local miss is not stored (admission); a forwarded answer is stored on its first miss.
+  t.equal(
+    first.headers.get('cache-status'),
+    'idnode; fwd=uri-miss; detail=not-admitted, idnode; fwd=uri-miss; stored',
+    "the upstream's entry first, ours last",
+  );
   t.equal(first.headers.get('cache-control'), 'max-age=3600', 'the smallest ttl');
   t.equal(first.headers.get('etag'), (await top.call('GET', '/api/handles/88.200/B-1')).headers.get('etag'), "the upstream's ETag for the same bytes is kept");
   const upstreamRequests = () => a.node.upstream.stats()[top.url]!.resolutions;

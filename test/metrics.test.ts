@@ -15,6 +15,7 @@ t.test('/metrics: requests, resolution latency by source, cache, SQLite writes, 
   // With an upstream, a new prefix waits for it; this test's upstream takes no reports.
   await c.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { status: 'active' } });
   await c.call('PUT', '/api/handles/88.100.7/M-1', { token: reg, body: sampleValues });
+  await c.call('GET', '/api/handles/88.100.7/M-1'); // miss, not stored (admission)
   await c.call('GET', '/api/handles/88.100.7/M-1'); // miss → store
   await c.call('GET', '/api/handles/88.100.7/M-1'); // hit before fastify
   await c.call('GET', '/api/handles/88.100.7/M-1?type=URL'); // hit through fastify
@@ -30,14 +31,14 @@ t.test('/metrics: requests, resolution latency by source, cache, SQLite writes, 
   t.equal(res.status, 200);
   t.match(res.headers.get('content-type'), /text\/plain/);
   const m = res.text;
-  t.equal(metric(m, 'idnode_http_requests_total', '{route="/api/handles/*",method="GET",status="200"}'), 4, 'fast-path and fastify answers both counted');
+  t.equal(metric(m, 'idnode_http_requests_total', '{route="/api/handles/*",method="GET",status="200"}'), 5, 'fast-path and fastify answers both counted');
   t.equal(metric(m, 'idnode_http_requests_total', '{route="/api/handles/*",method="PUT",status="200"}'), 1);
   t.equal(metric(m, 'idnode_http_requests_total', '{route="unmatched",method="DELETE",status="404"}'), 1);
   t.equal(metric(m, 'idnode_resolution_seconds_count', '{source="cache"}'), 2);
-  t.equal(metric(m, 'idnode_resolution_seconds_count', '{source="store"}'), 1);
+  t.equal(metric(m, 'idnode_resolution_seconds_count', '{source="store"}'), 2);
   t.equal(metric(m, 'idnode_resolution_seconds_count', '{source="upstream"}'), 2);
   t.equal(metric(m, 'idnode_cache_hits_total'), 2);
-  t.equal(metric(m, 'idnode_cache_misses_total'), 3);
+  t.equal(metric(m, 'idnode_cache_misses_total'), 4);
   t.ok(metric(m, 'idnode_cache_bytes') > 0);
   t.ok(metric(m, 'idnode_sqlite_write_seconds_count') >= 4, 'token, prefix, record and bulk writes timed');
   t.equal(metric(m, 'idnode_upstream_request_seconds_count', `{origin="${up.url}"}`), 2);

@@ -31,10 +31,14 @@ t.test('GET/HEAD answer Handle.Net JSON with ETag, Cache-Control, Cache-Status; 
   t.match(miss.json.values[0].timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
   t.notOk('permissions' in miss.json.values[0], 'default permissions are not rendered');
   t.equal(miss.headers.get('cache-control'), 'max-age=3600', 'smallest ttl');
-  t.equal(miss.headers.get('cache-status'), 'idnode; fwd=uri-miss; stored');
+  t.equal(miss.headers.get('cache-status'), 'idnode; fwd=uri-miss; detail=not-admitted', 'a first miss is answered, not stored (admission)');
   t.match(miss.headers.get('content-type'), /application\/json/);
   const etag = miss.headers.get('etag')!;
   t.match(etag, /^"[\w-]+"$/);
+  const second = await c.call('GET', '/api/handles/88.100.7/ABC-1');
+  t.equal(second.headers.get('cache-status'), 'idnode; fwd=uri-miss; stored', 'the second miss is stored');
+  t.equal(second.text, miss.text);
+  t.equal(second.headers.get('etag'), etag);
 
   const hit = await c.call('GET', '/api/handles/88.100.7/abc-1');
   t.equal(hit.headers.get('cache-status'), 'idnode; hit', 'case variant hits the same cache entry');
@@ -170,6 +174,7 @@ t.test('non-public values only for authorised readers; never from the public cac
     anon.json.values.map((v: any) => v.index),
     [1],
   );
+  t.equal((await c.call('GET', '/api/handles/88.100.7/P')).headers.get('cache-status'), 'idnode; fwd=uri-miss; stored', 'stored on its second miss');
   const anonHit = await c.call('GET', '/api/handles/88.100.7/P');
   t.equal(anonHit.headers.get('cache-status'), 'idnode; hit');
   const auditor = (await c.call('POST', '/api/tokens', { token: ADMIN, body: { role: 'auditor' } })).json.secret;
@@ -216,6 +221,9 @@ t.test('not found, not responsible, bad identifiers: clear 4xx with handle and I
   const nf = await c.call('GET', '/api/handles/88.100.7/missing');
   t.equal(nf.status, 404);
   t.same(nf.json, { responseCode: 100, handle: '88.100.7/missing', message: '88.100.7/missing is not registered', code: 'IDN_NOT_FOUND' });
+  t.equal(nf.headers.get('cache-status'), 'idnode; fwd=uri-miss; detail=not-admitted', 'a first not-found is not stored (admission)');
+  const nfStored = await c.call('GET', '/api/handles/88.100.7/missing');
+  t.equal(nfStored.headers.get('cache-status'), 'idnode; fwd=uri-miss; stored', 'a second one is');
   const nf2 = await c.call('GET', '/api/handles/88.100.7/missing');
   t.equal(nf2.status, 404, 'negative answers are cached and still 404');
   t.equal(nf2.headers.get('cache-status'), 'idnode; hit');
@@ -318,10 +326,18 @@ t.test('cache is bounded by bytes and can be turned off', async (t) => {
   const c = await startNode(t, { cache: { maxBytes: 4000 } });
   const reg = await registrar(c);
   for (let i = 0; i < 20; i++) await c.call('PUT', `/api/handles/88.100.7/N${i}`, { token: reg, body: sampleValues });
-  for (let i = 0; i < 20; i++) await c.call('GET', `/api/handles/88.100.7/N${i}`);
+  // Twice each: admission stores an answer on its second miss.
+  for (let i = 0; i < 20; i++) for (let j = 0; j < 2; j++) await c.call('GET', `/api/handles/88.100.7/N${i}`);
   const stats = c.node.resolver.stats();
   t.ok(stats.bytes <= 4000, `cache holds ${stats.bytes} bytes <= 4000`);
-  t.ok(stats.entries > 0 && stats.entries < 20, `evicted down to ${stats.entries} entries`);
+  t.ok(stats.entries > 0 && stats.entries < 20, `bounded to ${stats.entries} entries`);
+  const lru = await startNode(t, { cache: { maxBytes: 4000, admission: false } });
+  const reg3 = await registrar(lru);
+  for (let i = 0; i < 20; i++) await lru.call('PUT', `/api/handles/88.100.7/N${i}`, { token: reg3, body: sampleValues });
+  for (let i = 0; i < 20; i++) await lru.call('GET', `/api/handles/88.100.7/N${i}`);
+  const plain = lru.node.resolver.stats();
+  t.ok(plain.bytes <= 4000, `without admission: ${plain.bytes} bytes <= 4000`);
+  t.ok(plain.entries > 0 && plain.entries < 20 && plain.evictions > 0, `without admission: evicted down to ${plain.entries} entries`);
   const off = await startNode(t, { cache: { maxBytes: 0 } });
   const reg2 = await registrar(off);
   await off.call('PUT', '/api/handles/88.100.7/A', { token: reg2, body: sampleValues });

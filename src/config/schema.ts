@@ -181,6 +181,21 @@ export const CONFIG_KEYS = {
     env: 'IDNODE_CACHE_NOT_FOUND_TTL_SECONDS',
     doc: 'how long a not-found answer is cached (a write to the identifier drops it at once)',
   },
+  'cache.admission': {
+    kind: 'bool',
+    default: true,
+    env: 'IDNODE_CACHE_ADMISSION',
+    doc: 'TinyLFU admission: a local miss is cached only when its identifier was asked for before within the recent window, and, when the cache is full, only when it is asked for more often than the answer it would evict (false: every miss is cached)',
+  },
+  'cache.admissionCounters': {
+    kind: 'int',
+    default: 0,
+    min: 0,
+    max: 1 << 26,
+    env: 'IDNODE_CACHE_ADMISSION_COUNTERS',
+    defaultText: 'derived',
+    doc: "counters per row of the admission policy's frequency sketch (4 rows of 4-bit counters: 2 bytes per counter in all; rounded up to a power of two); 0: one per KiB of `cache.maxBytes` (about one per cached answer), at most 2^24 (32 MiB). The counts are halved every 10 × this many requests",
+  },
   'cache.staleWindowSeconds': {
     kind: 'int',
     default: 86400,

@@ -3,7 +3,6 @@
  * serialised once, with their headers, so a hit is a map lookup and a socket write. What it
  * holds is kept right by following the store's change feed (`createChangeFollower`).
  */
-import { LRUCache } from 'lru-cache';
 import { IdnError, isIdnError } from '../errors.js';
 import type { Identifier } from '../identifier/index.js';
 import type { Prefixes } from '../registry/prefixes.js';
@@ -12,10 +11,15 @@ import type { AnswerRow, ChangeRow, RecordRow, Store } from '../store/index.js';
 import type { UpstreamAnswer, UpstreamClient } from '../upstream/client.js';
 import type { Router } from '../upstream/routing.js';
 import { answerText, etagOf, MAX_TTL_SECONDS, maxAgeAt, smallestTtl } from '../registry/answer.js';
+import { createAnswerCache } from './cache.js';
+
+export { ENTRY_OVERHEAD_BYTES } from './cache.js';
 
 export const CACHE_STATUS = {
   hit: 'idnode; hit',
   stored: 'idnode; fwd=uri-miss; stored',
+  /** Read and not stored: the admission policy wants the key asked for again first (docs/API.md §3.1). */
+  notAdmitted: 'idnode; fwd=uri-miss; detail=not-admitted',
   bypass: 'idnode; fwd=bypass',
   uncacheable: 'idnode; fwd=uri-miss',
 } as const;
@@ -45,16 +49,12 @@ export interface Entry {
   maxAge: number | undefined;
   /** True when this is the public view of a record that also has non-public values. */
   partial: boolean;
-  /** Forwarded answers: fresh until this time (ms); kept after it, for serving stale. */
+  /** Forwarded and not-found answers: fresh until this time (ms); a forwarded one is kept after it, for serving stale. */
   freshUntil?: number;
+  /** The admission sketch's hash of the entry's key (set when cached). */
+  sketchHash?: number;
 }
 
-/**
- * What an entry costs beyond its body's bytes and its key's characters: string headers, the
- * Entry object, its ETag string and lru-cache's bookkeeping. Measured 190 bytes per entry
- * with a million entries (heap after a full GC; bench/README.md, "Memory"); rounded up.
- */
-export const ENTRY_OVERHEAD_BYTES = 200;
 export interface Resolution {
   entry: Entry;
   cacheStatus: string;
@@ -96,6 +96,8 @@ export interface ResolverStats {
   stale: number;
   /** Entries the LRU dropped for room. */
   evictions: number;
+  /** Misses the admission policy did not store (src/resolver/cache.ts). */
+  notAdmitted: number;
 }
 
 export function buildEntry(status: number, body: string, maxAge: number | undefined, knownEtag?: string): Entry {
@@ -209,31 +211,29 @@ export function createResolver(deps: {
   cacheMaxBytes: number;
   notFoundTtlSeconds: number;
   staleWindowSeconds: number;
+  /** TinyLFU admission in front of the LRU (default true; `cache.admission`). */
+  admission?: boolean;
+  /** Counters per sketch row (0: derived from the cache size; `cache.admissionCounters`). */
+  admissionCounters?: number;
   now?: () => number;
 }): Resolver {
   const now = deps.now ?? Date.now;
-  const maxBytes = Math.max(deps.cacheMaxBytes, 1);
-  const counts = { hits: 0, misses: 0, stale: 0, evictions: 0 };
-  const cache = new LRUCache<string, Entry>({
-    maxSize: maxBytes,
-    dispose: (_v, _k, reason) => {
-      if (reason === 'evict') counts.evictions++;
-    },
-    sizeCalculation: (e, key) => e.bytes + key.length + ENTRY_OVERHEAD_BYTES,
-    ttlAutopurge: false,
-    perf: { now },
-  });
+  const counts = { hits: 0, misses: 0, stale: 0 };
+  // No lru-cache TTLs: expiry is the entry's freshUntil, so nothing in the LRU is ever stale and the victim is its tail.
+  const cache = createAnswerCache<Entry>({ maxBytes: deps.cacheMaxBytes, admission: deps.admission ?? true, sketchCounters: deps.admissionCounters });
   const enabled = deps.cacheMaxBytes > 0;
+  const staleWindowMs = deps.staleWindowSeconds * 1000;
 
   function notFound(id: Identifier): Entry {
     const err = new IdnError('IDN_NOT_FOUND', `${id.text} is not registered`, { handle: id.text });
     return buildEntry(404, JSON.stringify(err.toBody()), undefined);
   }
 
-  function store(key: string, entry: Entry, ttlSeconds?: number): void {
-    if (!enabled) return;
-    if (ttlSeconds !== undefined) cache.set(key, entry, { ttl: ttlSeconds * 1000 });
-    else cache.set(key, entry);
+  /** Offers a local answer to the cache; the Cache-Status that says what happened. */
+  function store(key: string, entry: Entry, nowMs: number): string {
+    if (!enabled) return CACHE_STATUS.uncacheable;
+    if (entry.status !== 200) entry.freshUntil = nowMs + deps.notFoundTtlSeconds * 1000;
+    return cache.offer(key, entry) ? CACHE_STATUS.stored : CACHE_STATUS.notAdmitted;
   }
 
   const fresh = (e: Entry) => e.freshUntil === undefined || e.freshUntil >= now();
@@ -252,14 +252,15 @@ export function createResolver(deps: {
       const entry = buildEntry(200, a.body.toString('utf8'), maxAge, a.etag);
       if (maxAge <= 0 || !enabled) return { entry, cacheStatus: ours(CACHE_STATUS.uncacheable), source: 'upstream' };
       entry.freshUntil = nowMs + maxAge * 1000;
-      cache.set(id.key, entry, { ttl: (maxAge + deps.staleWindowSeconds) * 1000 });
-      return { entry, cacheStatus: ours(CACHE_STATUS.stored), source: 'upstream' };
+      // A forward costs far more than an insert, and a stored answer is the stale copy if the upstream fails: no asked-before rule.
+      const stored = cache.offer(id.key, entry, { firstMiss: true });
+      return { entry, cacheStatus: ours(stored ? CACHE_STATUS.stored : CACHE_STATUS.notAdmitted), source: 'upstream' };
     }
     const entry = buildEntry(a.status, a.body.toString('utf8'), undefined);
     if (a.responseCode !== 100 || deps.notFoundTtlSeconds === 0 || !enabled) return { entry, cacheStatus: ours(CACHE_STATUS.uncacheable), source: 'upstream' };
     entry.freshUntil = nowMs + deps.notFoundTtlSeconds * 1000;
-    cache.set(id.key, entry, { ttl: deps.notFoundTtlSeconds * 1000 });
-    return { entry, cacheStatus: ours(CACHE_STATUS.stored), source: 'upstream' };
+    const stored = cache.offer(id.key, entry, { firstMiss: true });
+    return { entry, cacheStatus: ours(stored ? CACHE_STATUS.stored : CACHE_STATUS.notAdmitted), source: 'upstream' };
   }
 
   async function forward(id: Identifier, base: string, opts: ResolveOptions): Promise<Resolution> {
@@ -268,8 +269,8 @@ export function createResolver(deps: {
       const answer = await deps.upstream.resolve(base, id.text, { hops: opts.hops, auth: opts.bypassCache, checkValues: relayedValuesProblem });
       return adopt(id, answer, opts.bypassCache);
     } catch (err) {
-      const stale = enabled && !opts.bypassCache && isIdnError(err) && STALE_ON.has(err.code) ? cache.get(id.key) : undefined;
-      if (stale === undefined || stale.freshUntil === undefined || stale.status !== 200) throw err;
+      const stale = enabled && !opts.bypassCache && isIdnError(err) && STALE_ON.has(err.code) ? cache.peek(id.key) : undefined;
+      if (stale === undefined || stale.freshUntil === undefined || stale.status !== 200 || now() - stale.freshUntil > staleWindowMs) throw err;
       counts.stale++;
       return { entry: stale, cacheStatus: staleStatus(Math.max(1, Math.ceil((now() - stale.freshUntil) / 1000))), source: 'cache' };
     }
@@ -344,19 +345,16 @@ export function createResolver(deps: {
       const { entry, cacheable: readable } = await local(id, opts.privateAccess);
       // A drop while the read was away may have been for what it read: not cached, not stale.
       const cacheable = readable && dropped === before;
-      if (cacheable) store(id.key, entry, entry.status === 200 ? undefined : deps.notFoundTtlSeconds);
-      return {
-        entry,
-        cacheStatus: opts.bypassCache ? CACHE_STATUS.bypass : cacheable && enabled ? CACHE_STATUS.stored : CACHE_STATUS.uncacheable,
-        source: 'store',
-      };
+      if (!cacheable) cache.note(id.key);
+      const status = cacheable ? store(id.key, entry, now()) : CACHE_STATUS.uncacheable;
+      return { entry, cacheStatus: opts.bypassCache ? CACHE_STATUS.bypass : status, source: 'store' };
     },
     resolveLocal(id) {
       if (answerRowSync === undefined || id.namedPrefixKey !== undefined || deps.router.route(id.prefixKey).kind !== 'local') return undefined;
       counts.misses++;
-      const { entry } = fromRow(id, answerRowSync(id.key), false, now());
-      store(id.key, entry, entry.status === 200 ? undefined : deps.notFoundTtlSeconds);
-      return { entry, cacheStatus: enabled ? CACHE_STATUS.stored : CACHE_STATUS.uncacheable, source: 'store' };
+      const nowMs = now();
+      const { entry } = fromRow(id, answerRowSync(id.key), false, nowMs);
+      return { entry, cacheStatus: store(id.key, entry, nowMs), source: 'store' };
     },
     invalidate(key) {
       dropped++;
@@ -375,7 +373,7 @@ export function createResolver(deps: {
       dropped++;
       cache.clear();
     },
-    stats: () => ({ entries: cache.size, bytes: cache.calculatedSize, maxBytes, ...counts }),
+    stats: () => ({ ...cache.stats(), ...counts }),
   };
 }
 

@@ -1,0 +1,118 @@
+/**
+ * The frequency sketch of the cache's admission policy (TinyLFU: Einziger, Friedman, Manes,
+ * "TinyLFU: A Highly Efficient Cache Admission Policy", 2017): a count-min sketch of 4 rows of
+ * 4-bit counters, 8 counters per 32-bit word, so `width` counters per row cost width / 2 bytes
+ * in all. Every `resetAfter` recorded requests all counters are halved, so the counts describe
+ * the recent window and a key that stopped being asked for is forgotten.
+ *
+ * A key's 4 counters lie in one 64-byte block (as in Caffeine's sketch): every cache hit
+ * records its key, and 4 counters spread over a table larger than the CPU cache cost 4 cache
+ * misses per request (in-process on a loaded machine, a hit then cost about 4 times a plain
+ * LRU lookup with the 512 KiB table of a 256 MiB cache).
+ */
+
+export interface FrequencySketch {
+  /** Counts one request for `key`; returns its estimated count, this one included (at most 15). */
+  record(key: string): number;
+  /** `record` for a key whose `hashKey` is known (a cache hit: the entry keeps its key's hash). */
+  recordHash(hash: number): number;
+  /** The estimated count of `key` in the current window (0 to 15; never below the true count). */
+  estimate(key: string): number;
+  /** Counters per row (a power of two). */
+  readonly width: number;
+  /** Recorded requests between two halvings. */
+  readonly resetAfter: number;
+  /** Halvings done so far. */
+  halvings(): number;
+}
+
+const DEPTH = 4;
+const MAX_COUNT = 15;
+/** Halving clears the low bit of every counter and shifts it down, 8 counters at a time. */
+const HALF_MASK = 0x77777777;
+
+export function nextPowerOfTwo(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+/**
+ * A 32-bit hash of a string (FNV-1a over UTF-16 units, then murmur3's finaliser so that keys
+ * differing only at the end spread over every bit).
+ */
+export function hashKey(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/**
+ * `width` is rounded up to a power of two (at least 64); `resetAfter` defaults to 10 × width,
+ * TinyLFU's sample size for a cache of about `width` entries.
+ */
+export function createSketch(width: number, resetAfter?: number): FrequencySketch {
+  const w = nextPowerOfTwo(Math.max(64, width));
+  /** 64-byte blocks of 16 words; row i of a block is its words 4i to 4i + 3. */
+  const blockMask = (DEPTH * w) / 128 - 1;
+  const reset = resetAfter ?? 10 * w;
+  const table = new Uint32Array((DEPTH * w) / 8);
+  /** Counter positions of the key being looked at (reused: no allocation per request). */
+  const slots = new Int32Array(DEPTH);
+  let recorded = 0;
+  let halvings = 0;
+
+  function locate(h: number): void {
+    // The block from the low bits of h; within each row, a word and a nibble from 5 bits of a second mix.
+    const base = (h & blockMask) << 7;
+    let h2 = Math.imul(h ^ (h >>> 15), 0x9e3779b1) >>> 0;
+    for (let i = 0; i < DEPTH; i++) {
+      slots[i] = base + (i << 5) + (h2 & 31);
+      h2 >>>= 5;
+    }
+  }
+
+  const counter = (slot: number) => (table[slot >>> 3]! >>> ((slot & 7) << 2)) & 0xf;
+
+  function minimum(): number {
+    let min = MAX_COUNT;
+    for (let i = 0; i < DEPTH; i++) min = Math.min(min, counter(slots[i]!));
+    return min;
+  }
+
+  function halve(): void {
+    for (let i = 0; i < table.length; i++) table[i] = (table[i]! >>> 1) & HALF_MASK;
+    recorded = Math.floor(recorded / 2);
+    halvings++;
+  }
+
+  function record(hash: number): number {
+    locate(hash);
+    const min = minimum();
+    if (min < MAX_COUNT) {
+      // Conservative update: only the counters at the minimum grow, which keeps the others' overestimate down.
+      for (let i = 0; i < DEPTH; i++) {
+        const slot = slots[i]!;
+        if (counter(slot) === min) table[slot >>> 3] = table[slot >>> 3]! + (1 << ((slot & 7) << 2));
+      }
+    }
+    if (++recorded >= reset) halve();
+    return Math.min(MAX_COUNT, min + 1);
+  }
+
+  return {
+    record: (key) => record(hashKey(key)),
+    recordHash: record,
+    estimate(key) {
+      locate(hashKey(key));
+      return minimum();
+    },
+    width: w,
+    resetAfter: reset,
+    halvings: () => halvings,
+  };
+}

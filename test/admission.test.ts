@@ -1,0 +1,135 @@
+import t from 'tap';
+import { createAnswerCache, ENTRY_OVERHEAD_BYTES, sketchWidthFor } from '../src/resolver/cache.js';
+import { createSketch, hashKey } from '../src/resolver/sketch.js';
+import { simulate, ZIPF_CASES } from '../bench/zipf.js';
+import { registrar, sampleValues, startNode } from './helpers.js';
+
+t.test('sketch: counts, saturates at 15, halves every resetAfter requests, never underestimates', async (t) => {
+  const s = createSketch(1000, 1_000_000);
+  t.equal(s.width, 1024, 'rounded up to a power of two');
+  t.equal(s.estimate('a'), 0, 'never seen');
+  t.equal(s.record('a'), 1);
+  t.equal(s.record('a'), 2);
+  t.equal(s.estimate('a'), 2);
+  for (let i = 0; i < 20; i++) s.record('b');
+  t.equal(s.estimate('b'), 15, '4-bit counters saturate');
+  t.equal(s.record('b'), 15);
+
+  // Many keys in a small sketch: collisions may only raise an estimate, never lower it.
+  const small = createSketch(64, 1_000_000);
+  const truth = new Map<string, number>();
+  for (let i = 0; i < 2000; i++) {
+    const k = `88.100.7/K-${(i * 7919) % 300}`;
+    truth.set(k, (truth.get(k) ?? 0) + 1);
+    small.record(k);
+  }
+  let under = 0;
+  for (const [k, n] of truth) if (small.estimate(k) < Math.min(15, n)) under++;
+  t.equal(under, 0, 'count-min: no estimate below the true count');
+
+  const h = createSketch(64, 100);
+  for (let i = 0; i < 12; i++) h.record('hot');
+  t.equal(h.estimate('hot'), 12);
+  for (let i = 0; i < 88; i++) h.record(`cold-${i}`);
+  t.equal(h.halvings(), 1, 'halved after 100 recorded requests');
+  t.ok(h.estimate('hot') >= 6 && h.estimate('hot') <= 7, `halved: ${h.estimate('hot')}`);
+  t.equal(createSketch(4096).resetAfter, 40_960, 'default window: 10 × width');
+});
+
+t.test('sketch hash: deterministic, spreads keys that differ in one character', async (t) => {
+  t.equal(hashKey('88.100.7/engine-2026-000042'), hashKey('88.100.7/engine-2026-000042'));
+  const seen = new Set<number>();
+  for (let i = 0; i < 10_000; i++) seen.add(hashKey(`88.100.7/engine-2026-${String(i).padStart(6, '0')}`) & 1023);
+  t.ok(seen.size > 1000, `10,000 keys fill ${seen.size} of 1,024 buckets`);
+});
+
+t.test('sketch size: from the config key, else derived from the cache bytes and bounded', async (t) => {
+  t.equal(sketchWidthFor(8 * 1024 * 1024), 8192, '8 MiB: one counter per KiB');
+  t.equal(sketchWidthFor(8 * 1024 * 1024, 1000), 1024, 'configured, rounded to a power of two');
+  t.equal(sketchWidthFor(64 * 1024 ** 3), 1 << 24, 'at most 2^24 derived');
+  t.equal(createAnswerCache({ maxBytes: 8 * 1024 * 1024, admission: true }).sketch!.width, 8192);
+  t.equal(createAnswerCache({ maxBytes: 8 * 1024 * 1024, admission: false }).sketch, undefined, 'no sketch without admission');
+});
+
+const entry = (bytes = 100) => ({ bytes });
+const sizeOf = (key: string, bytes = 100) => bytes + key.length + ENTRY_OVERHEAD_BYTES;
+
+t.test('cache: a first miss is not stored, a second is; admission off stores every miss', async (t) => {
+  const c = createAnswerCache<{ bytes: number }>({ maxBytes: 100 * sizeOf('k-00'), admission: true });
+  t.equal(c.offer('k-00', entry()), false, 'first miss');
+  t.equal(c.get('k-00'), undefined);
+  t.equal(c.offer('k-00', entry()), true, 'asked before: stored');
+  t.ok(c.get('k-00'));
+  t.same(c.stats(), { entries: 1, bytes: sizeOf('k-00'), maxBytes: 100 * sizeOf('k-00'), evictions: 0, notAdmitted: 1 });
+  c.note('k-01');
+  t.equal(c.offer('k-01', entry()), true, 'a miss noted without an offer counts as asked before');
+  t.equal(c.offer('k-02', entry(), { firstMiss: true }), true, 'firstMiss skips the asked-before rule while there is room');
+
+  const off = createAnswerCache<{ bytes: number }>({ maxBytes: 100 * sizeOf('k-00'), admission: false });
+  t.equal(off.offer('k-00', entry()), true);
+  t.ok(off.get('k-00'));
+  t.equal(off.stats().notAdmitted, 0);
+});
+
+t.test('cache full: a newcomer must be asked for more often than the LRU victim', async (t) => {
+  const c = createAnswerCache<{ bytes: number }>({ maxBytes: 2 * sizeOf('k-00'), admission: true });
+  for (const k of ['k-00', 'k-01']) {
+    c.offer(k, entry());
+    c.offer(k, entry());
+  }
+  for (let i = 0; i < 5; i++) c.get('k-00');
+  t.equal(c.stats().entries, 2, 'full');
+  // k-01 is the victim (least recently used) with a count of 2.
+  c.offer('k-02', entry());
+  t.equal(c.offer('k-02', entry()), false, 'count 2 does not beat the victim (2)');
+  t.equal(c.offer('k-02', entry()), true, 'count 3 does');
+  t.same([...c.keys()].sort(), ['k-00', 'k-02'], 'the victim went, the hot entry stayed');
+  t.equal(c.stats().evictions, 1);
+  t.equal(c.offer('k-03', entry(), { firstMiss: true }), false, 'firstMiss does not skip the victim comparison');
+  c.delete('k-00');
+  t.equal(c.peek('k-00'), undefined, 'deletes at once whatever the counts');
+});
+
+t.test('offering a cached key again replaces its answer', async (t) => {
+  const c = createAnswerCache<{ bytes: number; v: number }>({ maxBytes: 2 * sizeOf('k-00'), admission: true });
+  for (const k of ['k-00', 'k-01']) for (let i = 0; i < 2; i++) c.offer(k, { bytes: 100, v: 1 });
+  for (let i = 0; i < 10; i++) c.get('k-01');
+  // k-00 is the victim; offering it again replaces it in place (no eviction needed beyond itself).
+  t.equal(c.offer('k-00', { bytes: 100, v: 2 }), true);
+  t.equal(c.peek('k-00')!.v, 2);
+});
+
+t.test('Zipf traces (s = 0.8, 1.0; cache 1 % and 10 % of 100,000 keys; 1M requests): admission hits at least as often as plain LRU', async (t) => {
+  const rows = simulate({ keys: 100_000, requests: 1_000_000, seed: 20261130, cases: ZIPF_CASES });
+  t.equal(rows.length, 4);
+  for (const r of rows) {
+    const label = `s=${r.s}, cache ${r.cacheFraction * 100} %: LRU ${(r.lruHitRatio * 100).toFixed(2)} %, admission ${(r.admissionHitRatio * 100).toFixed(2)} %`;
+    t.ok(r.lruHitRatio > 0.1, `${label}: the trace has hits at all`);
+    t.ok(r.admissionHitRatio >= r.lruHitRatio, label);
+    t.ok(r.admissionInserts < r.lruInserts / 5, `${label}: inserts ${r.admissionInserts} vs ${r.lruInserts}`);
+  }
+});
+
+t.test('HTTP: first miss not stored, second stored, third a hit; a write is visible at once; admission off stores at once', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  t.equal((await c.call('PUT', '/api/handles/88.100.7/ADM-1', { token: reg, body: sampleValues })).status, 200);
+  const statuses = [];
+  for (let i = 0; i < 3; i++) statuses.push((await c.call('GET', '/api/handles/88.100.7/ADM-1')).headers.get('cache-status'));
+  t.same(statuses, ['idnode; fwd=uri-miss; detail=not-admitted', 'idnode; fwd=uri-miss; stored', 'idnode; hit']);
+  t.equal(c.node.resolver.stats().notAdmitted, 1);
+
+  const nf = [];
+  for (let i = 0; i < 3; i++) nf.push((await c.call('GET', '/api/handles/88.100.7/ADM-NONE')).headers.get('cache-status'));
+  t.same(nf, ['idnode; fwd=uri-miss; detail=not-admitted', 'idnode; fwd=uri-miss; stored', 'idnode; hit'], 'not-found answers: the same policy');
+  t.equal((await c.call('PUT', '/api/handles/88.100.7/ADM-NONE', { token: reg, body: sampleValues })).status, 200);
+  const now = await c.call('GET', '/api/handles/88.100.7/ADM-NONE');
+  t.equal(now.status, 200, 'the write is visible at once: the cached 404 was dropped');
+  t.equal(now.headers.get('cache-status'), 'idnode; fwd=uri-miss; stored', 'and, asked for before, the new answer is stored at once');
+
+  const off = await startNode(t, { cache: { admission: false } });
+  const reg2 = await registrar(off);
+  await off.call('PUT', '/api/handles/88.100.7/ADM-1', { token: reg2, body: sampleValues });
+  t.equal((await off.call('GET', '/api/handles/88.100.7/ADM-1')).headers.get('cache-status'), 'idnode; fwd=uri-miss; stored', 'cache.admission false');
+  t.equal((await off.call('GET', '/api/handles/88.100.7/ADM-1')).headers.get('cache-status'), 'idnode; hit');
+});
