@@ -574,6 +574,9 @@ t.test('answers echo the identifier as the client spelt it; the cached bytes and
   const c = await startNode(t);
   const reg = await registrar(c);
   t.equal((await c.call('PUT', '/api/handles/88.100.7/Engine-1', { token: reg, body: sampleValues })).json.handle, '88.100.7/Engine-1');
+  const first = await c.call('GET', '/api/handles/88.100.7/eNgine-1');
+  t.equal(first.headers.get('cache-status'), 'idnode; fwd=uri-miss; detail=not-admitted', 'a first miss is not stored (admission)');
+  t.equal(first.json.handle, '88.100.7/eNgine-1', 'a miss that is not stored');
   const miss = await c.call('GET', '/api/handles/88.100.7/engine-1');
   t.equal(miss.headers.get('cache-status'), 'idnode; fwd=uri-miss; stored');
   t.equal(miss.json.handle, '88.100.7/engine-1', 'a miss through the fast path');
@@ -609,6 +612,7 @@ t.test('answers echo the identifier as the client spelt it; the cached bytes and
   );
 
   await c.call('GET', '/api/handles/88.100.7/Nope');
+  await c.call('GET', '/api/handles/88.100.7/nope');
   const nope = await c.call('GET', '/api/handles/88.100.7/NOPE');
   t.equal(nope.headers.get('cache-status'), 'idnode; hit', 'a cached not-found');
   t.match(nope.json, { responseCode: 100, handle: '88.100.7/NOPE', message: /^88\.100\.7\/NOPE / });
