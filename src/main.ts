@@ -193,7 +193,7 @@ export async function createNode(config: Config, opts: NodeOptions = {}): Promis
     if (config.seed) await seedIfEmpty(registry, config.seedDir === '' ? SEEDS_DIR : config.seedDir);
     const deps: NodeDeps = { ...registry, metrics };
     const fastPath = createFastPath(registry.resolver, registry.stats, metrics, {
-      overloaded: () => late.app?.shedder.overloaded() ?? false,
+      overloaded: () => late.app !== undefined && (late.app.shedder.overloaded() || late.app.shedder.behind() > 0),
       refuse: () => (late.app === undefined ? 'the node is starting' : late.app.shedder.refuse()),
       done: () => late.app?.shedder.done(),
       logError: (err, message) => late.app?.log.error({ err }, message),

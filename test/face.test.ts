@@ -211,6 +211,8 @@ t.test('per-prefix redirect: on, off, inherited; a change applies at once, cache
   const browser = { accept: BROWSER_ACCEPT };
   const page = await get(c, PAGE, browser);
   t.equal(page.status, 200, 'no prefix sets it: the node (face.redirect false) shows the page');
+  // The page's read was the key's first miss, which admission does not store; this one does.
+  t.equal((await c.call('GET', `/api/handles/${ID}`)).headers.get('cache-status'), 'idnode; fwd=uri-miss; stored');
   t.equal((await c.call('GET', `/api/handles/${ID}`)).headers.get('cache-status'), 'idnode; hit', 'the answer is cached');
 
   const on = await c.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { redirect: true } });

@@ -251,3 +251,87 @@ t.test('roles: registrars post only in scope, auditors read and write nothing', 
   t.equal((await c.call('GET', '/api/audit', { token: scoped })).status, 403, 'the whole log needs an unscoped auditor');
   t.equal((await c.call('GET', '/api/audit', { token: aud })).status, 200);
 });
+
+t.test('a scoped auditor sees identifiers outside its scope as opaque nodes, in JSON and on the page', async (t) => {
+  const c = await startNode(t);
+  await registrar(c);
+  await registrar(c, '88.100.8');
+  for (const id of ['88.100.7/CAR-S', '88.100.7/BEARING-S', '88.100.8/ENGINE-S', '88.100.8/SECRET-S', '88.100.8/SUB-S'])
+    t.equal((await c.call('PUT', `/api/handles/${id}`, { token: ADMIN, body: sampleValues })).status, 200);
+  // CAR (in scope) → ENGINE (out) → BEARING (in) and → SECRET (out) → SUB (out).
+  const agg = (parent: string, children: string[]) =>
+    event(c, ADMIN, { type: 'aggregation', action: 'ADD', parent, children, eventTime: '2026-03-01T08:00:00Z' });
+  t.equal((await agg('88.100.7/CAR-S', ['88.100.8/ENGINE-S'])).status, 201);
+  t.equal((await agg('88.100.8/ENGINE-S', ['88.100.7/BEARING-S', '88.100.8/SECRET-S'])).status, 201);
+  t.equal((await agg('88.100.8/SECRET-S', ['88.100.8/SUB-S'])).status, 201);
+
+  const all = await lineage(c, await auditor(c), '88.100.7/CAR-S', '?direction=down');
+  t.same(
+    all.json.nodes.map((n: any) => n.handle),
+    ['88.100.7/CAR-S', '88.100.8/ENGINE-S', '88.100.7/BEARING-S', '88.100.8/SECRET-S', '88.100.8/SUB-S'],
+    'an unscoped auditor sees every identifier',
+  );
+  t.notOk(
+    all.json.nodes.some((n: any) => n.opaque),
+    'and nothing opaque',
+  );
+
+  const scoped = await auditor(c, ['88.100.7']);
+  const r = await lineage(c, scoped, '88.100.7/CAR-S', '?direction=down');
+  t.equal(r.status, 200, r.text);
+  t.notMatch(r.text, /88\.100\.8|ENGINE-S|SECRET-S|SUB-S/i, 'no identifier outside the scope appears anywhere in the answer');
+  t.same(
+    r.json.nodes,
+    [
+      { handle: '88.100.7/CAR-S', depth: 0, location: 'local' },
+      { opaque: true, id: 'opaque-1', depth: 1 },
+      { handle: '88.100.7/BEARING-S', depth: 2, location: 'local' },
+      { opaque: true, id: 'opaque-2', depth: 2 },
+      { opaque: true, id: 'opaque-3', depth: 3 },
+    ],
+    'the shape is kept: out-of-scope nodes are opaque, numbered in answer order; in-scope ones beyond them are named',
+  );
+  t.same(
+    r.json.edges.map((e: any) => [e.from, e.to, e.type ?? null]),
+    [
+      ['88.100.7/CAR-S', 'opaque-1', 'aggregation'],
+      ['opaque-1', '88.100.7/BEARING-S', 'aggregation'],
+      ['opaque-1', 'opaque-2', null],
+      ['opaque-2', 'opaque-3', null],
+    ],
+  );
+  t.same(r.json.edges[2], { from: 'opaque-1', to: 'opaque-2', opaque: true }, 'an edge between two opaque nodes says nothing more');
+  t.match(r.json.edges[0], { since: String, eventId: Number }, 'an edge touching the scope keeps its time and event');
+  const up = await lineage(c, scoped, '88.100.7/BEARING-S', '?direction=up');
+  t.same(up.json.nodes, [
+    { handle: '88.100.7/BEARING-S', depth: 0, location: 'local' },
+    { opaque: true, id: 'opaque-1', depth: 1 },
+    { handle: '88.100.7/CAR-S', depth: 2, location: 'local' },
+  ]);
+  const admin = await lineage(c, ADMIN, '88.100.7/CAR-S', '?direction=down');
+  t.equal(admin.json.nodes.length, 5);
+  t.notOk(
+    admin.json.nodes.some((n: any) => n.opaque),
+    'admin sees every identifier',
+  );
+
+  // The page of a logged-in scoped auditor: opaque boxes, no identifier, no link.
+  const login = await fetch(`${c.url}/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: `token=${encodeURIComponent(scoped)}&next=/`,
+    redirect: 'manual',
+  });
+  t.equal(login.status, 303);
+  const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+  const page = await fetch(`${c.url}/88.100.7/CAR-S?lang=en`, { headers: { accept: 'text/html', cookie } });
+  const html = await page.text();
+  t.equal(page.status, 200);
+  const svg = /<svg[^]*?class="lineage"[^]*?<\/svg>/.exec(html)?.[0] ?? '';
+  t.match(svg, /BEARING-S/, 'the graph is drawn, in-scope identifiers named');
+  t.notMatch(html, /88\.100\.8|ENGINE-S|SECRET-S|SUB-S/i, 'no out-of-scope identifier on the page');
+  t.equal(svg.match(/class="node opaque"/g)?.length, 3, 'three opaque boxes');
+  t.equal(svg.match(/not in your scope/g)?.length, 6, 'each says so (text and title)');
+  t.equal(svg.match(/<a /g)?.length, 2, 'links only to the two in-scope identifiers');
+  t.equal(svg.match(/<path /g)?.length, 4, 'every edge is drawn');
+});

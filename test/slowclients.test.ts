@@ -5,6 +5,7 @@
  */
 import t, { type Test } from 'tap';
 import { createServer, request as httpRequest, type ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import { ADMIN, registrar, sampleValues, startNode } from './helpers.js';
 
@@ -324,4 +325,41 @@ t.test('over limits.maxConnections: 503 with Retry-After and closed; health and 
   for (const s of idle) s.socket.destroy();
   await gone;
   t.equal((await exchange(c.url, 'GET /api/handles/88.100/UNDER')).status, 404, 'served normally once connections closed');
+});
+
+t.test('a flood read in one turn of the loop: requests past the delay bound are refused at once, new clients answered', async (t) => {
+  // The in-flight bound is off: each request is answered before the next is read, so only the loop's lateness can tell.
+  const c = await startNode(t, { shedding: { maxInFlight: 0, eventLoopDelayMs: 100 } });
+  const shedder = c.node.app.shedder;
+  const n = 300;
+  const conns: Raw[] = [];
+  for (let i = 0; i < n; i++) conns.push(await open(c.url));
+  // Each admitted flood request costs the loop 5 ms (a miss or a write on a loaded node): 300 of them, 1.5 s in one turn.
+  c.node.app.server.on('request', (req: { url?: string }) => {
+    if (!req.url?.startsWith('/api/handles/88.100/FLOOD-') || shedder.reason() !== undefined) return;
+    const end = performance.now() + 5;
+    while (performance.now() < end);
+  });
+  // Written at once: the node finds them all ready and reads them in one turn (or few).
+  conns.forEach((s, i) => s.socket.write(`GET /api/handles/88.100/FLOOD-${i} HTTP/1.1\r\nHost: t\r\n\r\n`));
+  const [health, miss, admin] = await Promise.all([
+    exchange(c.url, 'GET /healthz'),
+    exchange(c.url, 'GET /api/handles/88.100/FRESH'),
+    exchange(c.url, 'GET /api/tokens', `Authorization: Bearer ${ADMIN}\r\n`),
+  ]);
+  await Promise.all(conns.map((s) => s.seen('"responseCode"')));
+  const answers = conns.map((s) => parse(s.received()));
+  const shed = answers.filter((a) => a.status === 503);
+  const served = answers.filter((a) => a.status === 404);
+  t.equal(shed.length + served.length, n, 'every flooded connection is answered: 404 (served) or 503 (refused)');
+  t.ok(shed.length > 0, `requests read while the loop was behind are refused (${shed.length} of ${n})`);
+  t.ok(served.length > 0, `the first of the turn are served (${served.length})`);
+  for (const a of shed) {
+    t.match(a.head, /retry-after: 1/);
+    t.match(a.json, { responseCode: 3, code: 'IDN_UNAVAILABLE', message: /event loop \d+ ms behind; config shedding\.eventLoopDelayMs/ });
+  }
+  t.equal(health.status, 200, "a new connection's /healthz is answered");
+  t.ok(miss.status === 404 || (miss.status === 503 && /retry-after: 1/.test(miss.head)), `a new client's resolution is answered (${miss.status})`);
+  t.equal(admin.status, 200, 'an admin call is answered');
+  for (const s of conns) s.socket.destroy();
 });

@@ -71,6 +71,12 @@ export function tamper(path: string) {
     },
     /** Makes every record look written before schema v5 (no stored max-age, expiry or ETag). */
     clearAnswerMetadata: () => void db.prepare('UPDATE records SET max_age = NULL, expires_at = NULL, etag = NULL').run(),
+    /**
+     * Makes the store refuse rows: a trigger aborts inserts into `table` where `when` holds (SQL
+     * over NEW), as a stricter engine or a full disk would refuse a write mid-transaction.
+     */
+    refuseInserts: (name: string, table: string, when: string) =>
+      void db.exec(`CREATE TRIGGER ${name} BEFORE INSERT ON ${table} WHEN ${when} BEGIN SELECT RAISE(ABORT, 'refused by ${name}'); END`),
     close: () => db.close(),
   };
 }

@@ -406,7 +406,7 @@ export const CONFIG_KEYS = {
     unit: 'ms',
     env: 'IDNODE_SHEDDING_EVENT_LOOP_DELAY_MS',
     doc:
-      'while the 90th percentile of event-loop delay over the last second is above this, requests past the fast path get 503/3 (0: off). ' +
+      'while the 90th percentile of event-loop delay over the last second is above this, or the current turn of the loop is this far behind, requests past the fast path get 503/3 (0: off). ' +
       '`/healthz`, `/readyz`, `/metrics` and admin calls are never shed; why 200 ms and p90: see Operations',
   },
   'changes.pollMs': {

@@ -10,11 +10,41 @@ import type { Location } from './events.js';
 
 export type Direction = 'up' | 'down' | 'both';
 
+/** A node the reader may see: its identifier and where it lives. */
+export interface LineageNode {
+  handle: string;
+  depth: number;
+  location: Location;
+}
+
+/** A node outside the reader's scope: no identifier, only an id stable within one answer. */
+export interface OpaqueNode {
+  opaque: true;
+  id: string;
+  depth: number;
+}
+
+/** `from` and `to` are handles, or opaque ids; an edge between two opaque nodes says nothing else. */
+export type LineageEdge =
+  { from: string; to: string; type: string; since: string; until?: string; eventId: number } | { from: string; to: string; opaque: true };
+
 export interface LineageAnswer {
   root: string;
-  nodes: Array<{ handle: string; depth: number; location: Location }>;
-  edges: Array<{ from: string; to: string; type: string; since: string; until?: string; eventId: number }>;
+  nodes: Array<LineageNode | OpaqueNode>;
+  edges: LineageEdge[];
   truncated: boolean;
+}
+
+export interface LineageOptions {
+  direction: Direction;
+  depth: number;
+  asOf: string;
+  /**
+   * The reader's scope, by prefix key (a scoped auditor). Identifiers outside it are answered
+   * as opaque nodes; the walk goes on through them, so the graph keeps its shape, and what lies
+   * beyond is named only where it is in scope itself.
+   */
+  inScope?: (prefixKey: string) => boolean;
 }
 
 export interface HistoryAnswer {
@@ -25,7 +55,7 @@ export interface HistoryAnswer {
 }
 
 export interface Auditing {
-  lineage(id: Identifier, opts: { direction: Direction; depth: number; asOf: string }): Promise<LineageAnswer>;
+  lineage(id: Identifier, opts: LineageOptions): Promise<LineageAnswer>;
   history(id: Identifier, after: number, limit: number): Promise<HistoryAnswer>;
   /** The record as it was at `asOf` (ISO); IDN_NOT_FOUND before it existed or after its deletion. */
   asOf(id: Identifier, asOf: string): Promise<{ responseCode: 1; handle: string; values: HandleValue[] }>;
@@ -37,7 +67,7 @@ export function createAuditing(deps: { store: Store; maxNodes: number; isLocalPr
   const { store } = deps;
 
   return {
-    async lineage(id, { direction, depth, asOf }) {
+    async lineage(id, { direction, depth, asOf, inScope }) {
       const cap = deps.maxNodes;
       // The walk yields a row per (identifier, depth, edge); a node reached on several paths
       // appears more than once, so allow a few rows per node before calling it truncated.
@@ -87,19 +117,32 @@ export function createAuditing(deps: { store: Store; maxNodes: number; isLocalPr
         if (inSet.has(e.fromKey) && inSet.has(e.toKey)) kept.push(e);
         else truncated = true;
       }
+      // Out of scope: numbered in answer order (depth, then key), the same id on every edge.
+      const label = new Map<string, string>();
+      let opaque = 0;
+      for (const k of keys) label.set(k, k === id.key || inScope === undefined || inScope(k.slice(0, k.indexOf('/'))) ? names.get(k)! : `opaque-${++opaque}`);
+      const hidden = (k: string) => label.get(k) !== names.get(k);
       return {
         root: names.get(id.key)!,
-        nodes: keys.map((k) => ({ handle: names.get(k)!, depth: depthOf.get(k)!, location: location.get(k)! })),
+        nodes: keys.map((k) =>
+          hidden(k)
+            ? { opaque: true as const, id: label.get(k)!, depth: depthOf.get(k)! }
+            : { handle: names.get(k)!, depth: depthOf.get(k)!, location: location.get(k)! },
+        ),
         edges: kept
           .sort((a, b) => a.id - b.id)
-          .map((e) => ({
-            from: names.get(e.fromKey)!,
-            to: names.get(e.toKey)!,
-            type: e.type,
-            since: e.since,
-            ...(e.until !== null ? { until: e.until } : {}),
-            eventId: e.eventId,
-          })),
+          .map((e) =>
+            hidden(e.fromKey) && hidden(e.toKey)
+              ? { from: label.get(e.fromKey)!, to: label.get(e.toKey)!, opaque: true as const }
+              : {
+                  from: label.get(e.fromKey)!,
+                  to: label.get(e.toKey)!,
+                  type: e.type,
+                  since: e.since,
+                  ...(e.until !== null ? { until: e.until } : {}),
+                  eventId: e.eventId,
+                },
+          ),
         truncated,
       };
     },

@@ -96,6 +96,20 @@ export async function* ndjsonLines(input: AsyncIterable<Buffer | string>, maxByt
   else if (size > 0) yield { text: Buffer.concat(parts).toString('utf8') };
 }
 
+/** Thrown inside a chunk's write to roll it back because of one line (noted beside it). */
+class LineFailure extends Error {}
+
+/** A line that failed while being written: its own code when it is an IdnError, else a plain refusal. */
+function lineError(p: Parsed, err: unknown): LineResult {
+  if (isIdnError(err)) return { line: p.line, handle: p.id.text, responseCode: err.responseCode, message: err.message };
+  return {
+    line: p.line,
+    handle: p.id.text,
+    responseCode: 2,
+    message: `line ${p.line} (${p.id.text}) could not be stored: the store refused it; nothing of it was written`,
+  };
+}
+
 interface Parsed {
   line: number;
   id: Identifier;
@@ -154,18 +168,32 @@ export function createBulk(deps: {
     return { line: lineNo, id, values: parsed };
   }
 
-  /** Commits one chunk; returns a result per parsed line. */
-  async function commit(chunk: Parsed[], opts: BulkOptions): Promise<LineResult[]> {
+  /**
+   * Commits one chunk; returns a result per parsed line. A line refused before anything of it
+   * is written (a duplicate, a conflict, a template violation on the final values) is answered
+   * in place. A line that fails while it is being written (the store refuses it) throws a
+   * `LineFailure` after noting it in `failure`: the transaction rolls back and the caller
+   * commits the chunk again without that line (rare, so the common path stays one transaction).
+   */
+  async function commit(chunk: Parsed[], opts: BulkOptions, failure: { line?: LineResult }): Promise<LineResult[]> {
     const results: LineResult[] = [];
     const written: string[] = [];
     const firstLine = chunk[0]!.line;
     const lastLine = chunk[chunk.length - 1]!.line;
+    // onError=chunk: the first failed line rolls the whole chunk back.
+    const refuse = (r: LineResult) => {
+      if (opts.onError === 'chunk') {
+        failure.line = r;
+        throw new LineFailure(r.message ?? '');
+      }
+      results.push(r);
+    };
     await store.write({ actor: opts.actor, action: 'bulk.chunk', target: `${opts.prefixKey} lines ${firstLine}-${lastLine}` }, async (tx) => {
       const payload: Array<[string, string]> = [];
       const seen = new Set<string>();
       for (const p of chunk) {
         if (seen.has(p.id.key)) {
-          results.push({
+          refuse({
             line: p.line,
             handle: p.id.text,
             responseCode: 101,
@@ -174,20 +202,45 @@ export function createBulk(deps: {
           continue;
         }
         seen.add(p.id.key);
-        const existing = await tx.getRecord(p.id.key);
-        // Bulk never re-registers a deleted identifier: that is one deliberate admin PUT at a time.
-        const tombstone = existing === undefined ? await tombstoneOf(store, p.id.key) : undefined;
-        if (tombstone !== undefined) {
-          results.push({ line: p.line, handle: tombstone.handle, responseCode: 101, message: deletedMessage(tombstone) });
+        let w: Awaited<ReturnType<typeof writeRecord>> | undefined;
+        let checkFailed: IdnError | undefined;
+        let tombstone: Awaited<ReturnType<typeof tombstoneOf>>;
+        try {
+          const existing = await tx.getRecord(p.id.key);
+          // Bulk never re-registers a deleted identifier: that is one deliberate admin PUT at a time.
+          tombstone = existing === undefined ? await tombstoneOf(store, p.id.key) : undefined;
+          if (tombstone === undefined)
+            w = await writeRecord(tx, p.id, existing, { put: p.values }, (values) => {
+              // Checked again on the final values, inside the write, as a single PUT does.
+              try {
+                deps.templates?.check(p.id, values);
+              } catch (err) {
+                if (!isIdnError(err)) throw err;
+                checkFailed = err;
+                return false;
+              }
+              return existing === undefined || opts.overwrite;
+            });
+          if (w?.state === 'replaced' || w?.state === 'created') await deps.templates?.apply(tx, p.id, w.values);
+        } catch (err) {
+          // Part of this line may be written already: only a rollback undoes it.
+          failure.line = lineError(p, err);
+          throw new LineFailure(failure.line.message ?? '', { cause: err });
+        }
+        if (w === undefined) {
+          refuse({ line: p.line, handle: tombstone!.handle, responseCode: 101, message: deletedMessage(tombstone!) });
           continue;
         }
-        const w = await writeRecord(tx, p.id, existing, { put: p.values }, () => existing === undefined || opts.overwrite);
+        if (checkFailed !== undefined) {
+          refuse({ line: p.line, handle: p.id.text, responseCode: checkFailed.responseCode, message: checkFailed.message });
+          continue;
+        }
         if (w.state === 'unchanged') {
           results.push({ line: p.line, handle: w.handle, responseCode: 1, message: 'unchanged' });
           continue;
         }
         if (w.state === 'refused') {
-          results.push({
+          refuse({
             line: p.line,
             handle: w.handle,
             responseCode: 101,
@@ -195,7 +248,6 @@ export function createBulk(deps: {
           });
           continue;
         }
-        await deps.templates?.apply(tx, p.id, w.values);
         payload.push([p.id.key, w.line]);
         written.push(p.id.key);
         results.push({ line: p.line, handle: w.handle, responseCode: 1, ...(w.state === 'created' ? {} : { message: 'replaced' }) });
@@ -207,6 +259,41 @@ export function createBulk(deps: {
     });
     deps.onWritten(written);
     return results;
+  }
+
+  /**
+   * Commits a chunk so that a line failing inside the write fails alone (onError=line): each
+   * such line is taken out and the rest committed again, so at most one audit entry is kept.
+   */
+  async function commitChunk(chunk: Parsed[], opts: BulkOptions): Promise<LineResult[]> {
+    const failed: LineResult[] = [];
+    let todo = chunk;
+    while (todo.length > 0) {
+      const failure: { line?: LineResult } = {};
+      try {
+        return [...failed, ...(await commit(todo, opts, failure))];
+      } catch (err) {
+        const bad = failure.line;
+        if (bad === undefined) {
+          // Not a line's fault (the audit append, the commit): the chunk's transaction rolled back.
+          const e = isIdnError(err) ? err : new IdnError('IDN_INTERNAL', 'the chunk could not be stored', { cause: err });
+          return [...failed, ...todo.map((p) => ({ line: p.line, handle: p.id.text, responseCode: e.responseCode, message: `not committed: ${e.message}` }))];
+        }
+        failed.push(bad);
+        todo = todo.filter((p) => p.line !== bad.line);
+        if (opts.onError === 'chunk')
+          return [
+            ...failed,
+            ...todo.map((p) => ({
+              line: p.line,
+              handle: p.id.text,
+              responseCode: 2,
+              message: `not committed: line ${bad.line} of this chunk failed (onError=chunk)`,
+            })),
+          ];
+      }
+    }
+    return failed;
   }
 
   return {
@@ -226,15 +313,7 @@ export function createBulk(deps: {
               responseCode: 2,
               message: `not committed: line ${bad.line} of this chunk failed (onError=chunk)`,
             }));
-          else {
-            try {
-              results = await commit(chunk, opts);
-            } catch (err) {
-              // The chunk's transaction rolled back: none of it was written.
-              const e = isIdnError(err) ? err : new IdnError('IDN_INTERNAL', 'the chunk could not be stored', { cause: err });
-              results = chunk.map((p) => ({ line: p.line, handle: p.id.text, responseCode: e.responseCode, message: `not committed: ${e.message}` }));
-            }
-          }
+          else results = await commitChunk(chunk, opts);
         }
         const all = [...pending, ...results].sort((a, b) => a.line - b.line);
         for (const r of all) {

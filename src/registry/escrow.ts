@@ -31,11 +31,12 @@ export interface Manifest {
 
 /** Writes the snapshot into `dir` (created; must not hold an export already). */
 export async function exportTo(store: Store, dir: string, now: Date = new Date()): Promise<Manifest> {
-  mkdirSync(dir, { recursive: true });
+  // An export holds every record, private values and token hashes included: owner-only.
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (existsSync(join(dir, MANIFEST))) throw new IdnError('IDN_BAD_REQUEST', `${dir} already holds an export (${MANIFEST}); choose an empty folder`);
   const files = new Map<string, { fd: number; table: string; rows: number; bytes: number; hash: ReturnType<typeof createHash>; buf: string[] }>();
   for (const table of [...ESCROW_TABLES, HANDLES])
-    files.set(table, { fd: openSync(join(dir, `${table}.ndjson`), 'w'), table, rows: 0, bytes: 0, hash: createHash('sha256'), buf: [] });
+    files.set(table, { fd: openSync(join(dir, `${table}.ndjson`), 'w', 0o600), table, rows: 0, bytes: 0, hash: createHash('sha256'), buf: [] });
   const add = (table: string, line: string) => {
     const f = files.get(table)!;
     f.hash.update(line);
@@ -78,7 +79,7 @@ export async function exportTo(store: Store, dir: string, now: Date = new Date()
     templateVersions,
     auditHead: head.seq === 0 ? await store.auditHead() : head,
   };
-  const fd = openSync(join(dir, MANIFEST), 'w');
+  const fd = openSync(join(dir, MANIFEST), 'w', 0o600);
   writeSync(fd, `${JSON.stringify(manifest, null, 2)}\n`);
   closeSync(fd);
   return manifest;

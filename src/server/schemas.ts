@@ -177,15 +177,25 @@ export const LineageQuery = Type.Object(
 
 export const LineageAnswer = Type.Object({
   root: Type.String(),
-  nodes: Type.Array(Type.Object({ handle: Type.String(), depth: Type.Integer(), location: Type.String() })),
+  // A node outside a scoped reader's prefixes is {opaque, id, depth}; an edge between two such is {from, to, opaque}.
+  nodes: Type.Array(
+    Type.Object({
+      handle: Type.Optional(Type.String()),
+      opaque: Type.Optional(Type.Boolean()),
+      id: Type.Optional(Type.String()),
+      depth: Type.Integer(),
+      location: Type.Optional(Type.String()),
+    }),
+  ),
   edges: Type.Array(
     Type.Object({
       from: Type.String(),
       to: Type.String(),
-      type: Type.String(),
-      since: Type.String(),
+      type: Type.Optional(Type.String()),
+      since: Type.Optional(Type.String()),
       until: Type.Optional(Type.String()),
-      eventId: Type.Integer(),
+      eventId: Type.Optional(Type.Integer()),
+      opaque: Type.Optional(Type.Boolean()),
     }),
   ),
   truncated: Type.Boolean(),

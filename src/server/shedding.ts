@@ -21,7 +21,7 @@
  */
 import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { IdnError } from '../errors.js';
 import { writeError, writeSocketError } from './answer.js';
 
@@ -34,6 +34,8 @@ export interface SheddingOptions {
   windowMs?: number;
   /** True for credentials of a valid, unrevoked admin token (asked only when about to refuse). */
   isAdmin?: (authorization: string) => boolean;
+  /** Monotonic milliseconds (performance.now): how long the loop has gone without a turn; tests inject it. */
+  now?: () => number;
 }
 
 /** Paths answered whatever the load: an overloaded node must still say so. */
@@ -66,6 +68,8 @@ export interface Shedder {
   inFlight(): number;
   /** True while new work past the cache would be refused (the fast path then defers to fastify). */
   overloaded(): boolean;
+  /** How far the loop's current turn is past `eventLoopDelayMs`, ms (0: not behind); a store miss then defers to fastify too. */
+  behind(): number;
   /** Feeds one event-loop delay measurement, ms (the monitor does this once per window; tests may too). */
   observeDelay(ms: number): void;
   /** Calls `listener` after every change of the in-flight count and every delay measurement; returns the unsubscribe. */
@@ -87,18 +91,38 @@ export function createShedder(opts: SheddingOptions): Shedder {
     changed();
   };
   let timer: NodeJS.Timeout | undefined;
+  let ticker: NodeJS.Timeout | undefined;
   let monitor: ReturnType<typeof monitorEventLoopDelay> | undefined;
+  const now = opts.now ?? (() => performance.now());
+  /** When the loop last ran its timers: a busy turn that reads request after request never does. */
+  let lastTurn = now();
   if (opts.eventLoopDelayMs > 0) {
     monitor = monitorEventLoopDelay({ resolution: 10 });
     monitor.enable();
     timer = setInterval(() => {
+      lastTurn = now();
       observeDelay(monitor!.percentile(DELAY_PERCENTILE) / 1e6);
       monitor!.reset();
     }, opts.windowMs ?? DELAY_WINDOW_MS);
     timer.unref();
+    ticker = setInterval(() => void (lastTurn = now()), Math.min(50, Math.max(5, Math.floor(opts.eventLoopDelayMs / 4))));
+    ticker.unref();
+  }
+  /**
+   * How far the current turn of the loop is past the threshold, ms (0: not behind). The
+   * percentile is taken once a window; this is now: under a flood, one turn reads every ready
+   * connection, and without it a turn admitted them all, seconds of work in which no new
+   * connection, not even a health check, was read (bench/overload.ts).
+   */
+  function behind(): number {
+    if (opts.eventLoopDelayMs <= 0) return 0;
+    const late = now() - lastTurn;
+    return late > opts.eventLoopDelayMs ? late : 0;
   }
   function reason(): string | undefined {
     if (overloaded) return `the node is overloaded (event loop ${Math.round(lastDelay)} ms behind; config shedding.eventLoopDelayMs); retry shortly`;
+    const late = behind();
+    if (late > 0) return `the node is overloaded (event loop ${Math.round(late)} ms behind; config shedding.eventLoopDelayMs); retry shortly`;
     if (opts.maxInFlight > 0 && inFlight >= opts.maxInFlight) return `${inFlight} requests are in flight (config shedding.maxInFlight); retry shortly`;
     return undefined;
   }
@@ -131,7 +155,9 @@ export function createShedder(opts: SheddingOptions): Shedder {
       changed();
     },
     inFlight: () => inFlight,
+    // Not the current turn's lateness: watchers ask this between turns, where a stall is history.
     overloaded: () => overloaded || (opts.maxInFlight > 0 && inFlight >= opts.maxInFlight),
+    behind,
     observeDelay,
     watch(listener) {
       listeners.add(listener);
@@ -139,6 +165,7 @@ export function createShedder(opts: SheddingOptions): Shedder {
     },
     stop() {
       if (timer !== undefined) clearInterval(timer);
+      if (ticker !== undefined) clearInterval(ticker);
       monitor?.disable();
     },
   };

@@ -1,7 +1,8 @@
 /**
  * The lineage graph as server-rendered SVG: columns by depth, ancestors left of the root and
  * descendants right, each column ordered by its neighbours' average position, wide columns
- * folded ("and N more"), foreign identifiers dashed, every box a link to its page.
+ * folded ("and N more"), foreign identifiers dashed, every box a link to its page but those
+ * outside a scoped reader's prefixes (grey, "not in your scope", no identifier, no link).
  */
 import type { LineageAnswer } from '../../lineage/query.js';
 import { html, type Safe } from './html.js';
@@ -21,6 +22,8 @@ interface Box {
   col: number;
   row: number;
   foreign: boolean;
+  /** Outside the reader's scope: drawn without identifier or link. */
+  opaque?: boolean;
   more?: number;
 }
 
@@ -28,23 +31,39 @@ function shortText(s: string): string {
   return s.length > 30 ? `${s.slice(0, 29)}…` : s;
 }
 
+/** A key for an opaque node of one answer: its id is stable only within that answer. */
+const opaqueKey = (side: string, id: string) => `\u0000${side}\u0000${id}`;
+
 export function lineageSvg(root: string, up: LineageAnswer, down: LineageAnswer, lang: Lang): Safe | undefined {
   const col = new Map<string, number>([[root, 0]]);
   const foreign = new Map<string, boolean>();
-  for (const [answer, sign] of [
-    [down, 1],
-    [up, -1],
-  ] as const)
-    for (const n of answer.nodes) {
-      foreign.set(n.handle, n.location === 'foreign');
-      if (!col.has(n.handle)) col.set(n.handle, sign * n.depth);
-    }
-  if (col.size === 1) return undefined;
+  const opaque = new Set<string>();
+  const edges: Array<{ from: string; to: string; type: string }> = [];
   const seen = new Set<string>();
-  const edges = [...down.edges, ...up.edges].filter((e) => {
-    const k = `${e.from}\n${e.to}\n${e.type}`;
-    return seen.has(k) ? false : (seen.add(k), true);
-  });
+  for (const [answer, sign, side] of [
+    [down, 1, 'down'],
+    [up, -1, 'up'],
+  ] as const) {
+    const ids = new Set<string>();
+    for (const n of answer.nodes) {
+      const key = 'opaque' in n ? opaqueKey(side, n.id) : n.handle;
+      if ('opaque' in n) {
+        ids.add(n.id);
+        opaque.add(key);
+      } else foreign.set(key, n.location === 'foreign');
+      if (!col.has(key)) col.set(key, sign * n.depth);
+    }
+    const keyOf = (name: string) => (ids.has(name) ? opaqueKey(side, name) : name);
+    for (const e of answer.edges) {
+      const edge = { from: keyOf(e.from), to: keyOf(e.to), type: 'type' in e ? e.type : '' };
+      const k = `${edge.from}\n${edge.to}\n${edge.type}`;
+      if (!seen.has(k)) {
+        seen.add(k);
+        edges.push(edge);
+      }
+    }
+  }
+  if (col.size === 1) return undefined;
   const neighbours = new Map<string, string[]>();
   for (const e of edges) {
     neighbours.set(e.from, [...(neighbours.get(e.from) ?? []), e.to]);
@@ -68,7 +87,7 @@ export function lineageSvg(root: string, up: LineageAnswer, down: LineageAnswer,
       const shown = members.length > FOLD_AT ? members.slice(0, FOLD_AT - 1) : members;
       shown.forEach((h, row) => {
         rowOf.set(h, row);
-        boxes.push({ handle: h, col: c, row, foreign: foreign.get(h) ?? false });
+        boxes.push({ handle: h, col: c, row, foreign: foreign.get(h) ?? false, ...(opaque.has(h) ? { opaque: true } : {}) });
       });
       if (shown.length < members.length) boxes.push({ handle: '', col: c, row: shown.length, foreign: false, more: members.length - shown.length });
     }
@@ -94,32 +113,44 @@ export function lineageSvg(root: string, up: LineageAnswer, down: LineageAnswer,
   });
   const more = lang === 'zh' ? (n: number) => `另有 ${n} 个` : (n: number) => `and ${n} more`;
   const other = lang === 'zh' ? '（其他节点）' : ' (another node)';
+  const hidden = lang === 'zh' ? '不在您的范围内' : 'not in your scope';
   const items = boxes.map((b) =>
-    b.more !== undefined
-      ? html`<g class="more"
-          ><rect x="${x(b.col)}" y="${y(b.row)}" width="${BOX_W}" height="${BOX_H}" rx="6" fill="#eef0f3" stroke="#c4c7cc" /><text
+    b.opaque === true
+      ? html`<g class="node opaque"
+          ><title>${hidden}</title
+          ><rect x="${x(b.col)}" y="${y(b.row)}" width="${BOX_W}" height="${BOX_H}" rx="6" fill="#f3f4f6" stroke="#9aa0a6" stroke-dasharray="2 3" /><text
             x="${x(b.col) + 10}"
             y="${y(b.row) + 22}"
             font-size="13"
-            fill="#444"
-            >${more(b.more)}</text
+            fill="#5f6368"
+            >${hidden}</text
           ></g
         >`
-      : html`<a href="${idPath(b.handle)}" class="node" data-handle="${b.handle}"
-          ><title>${b.handle}${b.foreign ? other : ''}</title
-          ><rect
-            x="${x(b.col)}"
-            y="${y(b.row)}"
-            width="${BOX_W}"
-            height="${BOX_H}"
-            rx="6"
-            fill="${b.handle === root ? '#0b57d0' : '#fff'}"
-            stroke="${b.foreign ? '#b06000' : '#0b57d0'}"
-            ${b.foreign ? html` stroke-dasharray="5 3"` : ''}
-          /><text x="${x(b.col) + 10}" y="${y(b.row) + 22}" font-size="13" fill="${b.handle === root ? '#fff' : '#1a1a1a'}"
-            >${shortText(b.handle)}${b.foreign ? ' ↗' : ''}</text
-          ></a
-        >`,
+      : b.more !== undefined
+        ? html`<g class="more"
+            ><rect x="${x(b.col)}" y="${y(b.row)}" width="${BOX_W}" height="${BOX_H}" rx="6" fill="#eef0f3" stroke="#c4c7cc" /><text
+              x="${x(b.col) + 10}"
+              y="${y(b.row) + 22}"
+              font-size="13"
+              fill="#444"
+              >${more(b.more)}</text
+            ></g
+          >`
+        : html`<a href="${idPath(b.handle)}" class="node" data-handle="${b.handle}"
+            ><title>${b.handle}${b.foreign ? other : ''}</title
+            ><rect
+              x="${x(b.col)}"
+              y="${y(b.row)}"
+              width="${BOX_W}"
+              height="${BOX_H}"
+              rx="6"
+              fill="${b.handle === root ? '#0b57d0' : '#fff'}"
+              stroke="${b.foreign ? '#b06000' : '#0b57d0'}"
+              ${b.foreign ? html` stroke-dasharray="5 3"` : ''}
+            /><text x="${x(b.col) + 10}" y="${y(b.row) + 22}" font-size="13" fill="${b.handle === root ? '#fff' : '#1a1a1a'}"
+              >${shortText(b.handle)}${b.foreign ? ' ↗' : ''}</text
+            ></a
+          >`,
   );
   return html`<svg
     xmlns="http://www.w3.org/2000/svg"

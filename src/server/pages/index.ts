@@ -277,7 +277,7 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
     const ctx = context(request);
     const audit =
       user !== undefined && !foreign && id.namedPrefixKey === undefined && allows(user, 'lineage.read', { key: id.prefixKey })
-        ? await auditView(id, ctx.lang)
+        ? await auditView(id, ctx.lang, user)
         : {};
     const page = recordPage(ctx, {
       ...audit,
@@ -292,11 +292,13 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
   }
 
   /** History and lineage of a local record, for a reader allowed `lineage.read` on it. */
-  async function auditView(id: Identifier, lang: Lang) {
+  async function auditView(id: Identifier, lang: Lang, user: Principal) {
     const asOf = new Date().toISOString();
     const depth = config.lineage.defaultDepth;
-    const up = await deps.auditing.lineage(id, { direction: 'up', depth, asOf });
-    const down = await deps.auditing.lineage(id, { direction: 'down', depth, asOf });
+    // Identifiers outside a scoped auditor's prefixes are drawn as opaque boxes.
+    const scope = { inScope: (prefixKey: string) => allows(user, 'lineage.read', { key: prefixKey }) };
+    const up = await deps.auditing.lineage(id, { direction: 'up', depth, asOf, ...scope });
+    const down = await deps.auditing.lineage(id, { direction: 'down', depth, asOf, ...scope });
     const lineage = lineageSvg(up.root, up, down, lang);
     return {
       history: await deps.auditing.history(id, 0, 100),

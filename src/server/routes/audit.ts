@@ -5,7 +5,7 @@ import type { FastifyRequest } from 'fastify';
 import { IdnError } from '../../errors.js';
 import { parseTime } from '../../lineage/events.js';
 import { createVerifier } from '../../lineage/verify.js';
-import { authorize, type PrefixTarget } from '../../registry/authorize.js';
+import { allows, authorize, type PrefixTarget } from '../../registry/authorize.js';
 import { type AuthDeclaration, principalOf } from '../auth.js';
 import type { NodeDeps } from '../deps.js';
 import { pageLimit, pathIdentifier } from '../request.js';
@@ -88,7 +88,10 @@ const auditRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, {
       if (depth > config.lineage.maxDepth)
         throw new IdnError('IDN_BAD_REQUEST', `depth ${depth} is over the limit of ${config.lineage.maxDepth} (config lineage.maxDepth)`);
       const asOf = q.asOf === undefined ? new Date().toISOString() : parseTime(q.asOf, 'asOf', 'IDN_BAD_REQUEST');
-      return auditing.lineage(request.idn!, { direction: q.direction ?? 'both', depth, asOf });
+      const reader = principalOf(request);
+      // A scoped auditor sees identifiers outside its prefixes as opaque nodes (API.md §3.4).
+      const inScope = (prefixKey: string) => allows(reader, 'lineage.read', { key: prefixKey });
+      return auditing.lineage(request.idn!, { direction: q.direction ?? 'both', depth, asOf, inScope });
     },
   );
 

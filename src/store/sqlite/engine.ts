@@ -5,7 +5,7 @@
  * entry (and, for records, the version row) before it commits. Reads use a second connection.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { IdnError } from '../../errors.js';
@@ -43,7 +43,12 @@ import { tokenReads, tokenWrites } from './tokens.js';
 
 function connect(path: string, opts: StoreOptions): Db {
   const readonly = opts.readonly ?? false;
-  if (path !== ':memory:' && !readonly) mkdirSync(dirname(path), { recursive: true });
+  if (path !== ':memory:' && !readonly) {
+    // Owner-only: the file holds token hashes and non-public values. SQLite gives the -wal and
+    // -shm files the mode of the database file, so creating that one 0600 covers all three.
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    if (!path.startsWith('file:')) closeSync(openSync(path, 'a', 0o600));
+  }
   let db: Db;
   try {
     db = new Database(path, { readonly, fileMustExist: readonly });
