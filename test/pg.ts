@@ -1,0 +1,172 @@
+/**
+ * Throwaway PostgreSQL clusters for tests: a real server per test file (initdb once per machine
+ * into a cached template directory, copied per cluster), a fresh database per test. Runs the
+ * server as the `postgres` user when the tests run as root (initdb refuses root). Under `CI` a
+ * missing PostgreSQL fails the test; elsewhere the caller skips with the reason.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import type { Test } from 'tap';
+
+const BIN_DIRS = ['/usr/lib/postgresql/17/bin', '/usr/lib/postgresql/16/bin', '/usr/lib/postgresql/15/bin'];
+
+/** The directory holding initdb, pg_ctl and postgres, or undefined when PostgreSQL is not installed. */
+function binDir(): string | undefined {
+  const env = process.env.IDNODE_PG_BIN;
+  if (env !== undefined && existsSync(join(env, 'pg_ctl'))) return env;
+  for (const d of BIN_DIRS) if (existsSync(join(d, 'pg_ctl'))) return d;
+  const found = spawnSync('sh', ['-c', 'command -v pg_ctl'], { encoding: 'utf8' });
+  const path = found.stdout.trim();
+  return found.status === 0 && path !== '' ? path.slice(0, path.lastIndexOf('/')) : undefined;
+}
+
+const isRoot = process.getuid?.() === 0;
+
+/** Runs a PostgreSQL tool as the user the server runs as. */
+function runAsServerUser(bin: string, args: string[]): string {
+  const [cmd, argv] = isRoot ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
+  return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function ownByServerUser(dir: string): void {
+  if (!isRoot) return;
+  const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+  const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+  chownSync(dir, uid, gid);
+}
+
+/**
+ * The initdb'd template data directory, made once per machine (initdb costs seconds; a copy
+ * costs milliseconds). Made under a temporary name and renamed, so parallel test files that
+ * race to make it never see half of one.
+ */
+function templateDir(bin: string): string {
+  const version = /\d+(\.\d+)?/.exec(execFileSync(join(bin, 'pg_ctl'), ['--version'], { encoding: 'utf8' }))?.[0] ?? 'x';
+  const dir = join(tmpdir(), `idnode-pg-template-${process.getuid?.() ?? 'u'}-${version}`);
+  if (existsSync(join(dir, 'PG_VERSION'))) return dir;
+  const work = mkdtempSync(join(tmpdir(), 'idnode-pg-initdb-'));
+  ownByServerUser(work);
+  runAsServerUser(join(bin, 'initdb'), ['-D', join(work, 'data'), '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync']);
+  try {
+    renameSync(join(work, 'data'), dir);
+  } catch {
+    // Another test file made it first: use theirs.
+  }
+  rmSync(work, { recursive: true, force: true });
+  return dir;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface PgCluster {
+  /** The superuser URL of the `postgres` database. */
+  readonly url: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** A new empty database (from template0) and its URL. */
+  createDatabase(): Promise<string>;
+  /** The PID of the postmaster (from postmaster.pid). */
+  pid(): number;
+  /** Stops the server cleanly (fast shutdown). */
+  stop(): void;
+  /** Starts it again after stop() or kill(). */
+  start(): void;
+  /** kill -9 of the postmaster: what a crash looks like to clients. */
+  kill(): void;
+}
+
+/** Why PostgreSQL cannot be used here, or undefined when it can. */
+export function pgMissing(): string | undefined {
+  if (binDir() === undefined) return 'PostgreSQL is not installed (no pg_ctl on PATH or in /usr/lib/postgresql/*/bin; set IDNODE_PG_BIN)';
+  if (isRoot && spawnSync('id', ['-u', 'postgres']).status !== 0) return 'running as root but there is no `postgres` user to run the server as';
+  return undefined;
+}
+
+/**
+ * Starts a cluster for this test (file), torn down with it; undefined (and the test skipped)
+ * when PostgreSQL is missing, except under CI where that fails.
+ */
+export async function pgCluster(t: Test): Promise<PgCluster | undefined> {
+  const missing = pgMissing();
+  if (missing !== undefined) {
+    if (process.env.CI) t.fail(`PostgreSQL is required under CI: ${missing}`);
+    else t.skip(`PostgreSQL tests skipped: ${missing}`);
+    return undefined;
+  }
+  const bin = binDir()!;
+  const template = templateDir(bin);
+  const root = mkdtempSync(join(tmpdir(), 'idnode-pg-'));
+  ownByServerUser(root);
+  const dataDir = join(root, 'data');
+  // cp -a keeps the owner and the 0700 mode the server insists on.
+  execFileSync('cp', ['-a', template, dataDir]);
+  const port = await freePort();
+  const options = [
+    `-p ${port}`,
+    `-k ${root}`,
+    "-c listen_addresses='127.0.0.1'",
+    // Tests throw the data away: no fsync. synchronous_commit stays at its default (on).
+    '-c fsync=off',
+    '-c full_page_writes=off',
+    '-c max_connections=200',
+    '-c shared_buffers=32MB',
+  ].join(' ');
+  const pgCtl = (...args: string[]) => runAsServerUser(join(bin, 'pg_ctl'), ['-D', dataDir, ...args]);
+  const start = () => void pgCtl('-w', '-t', '60', '-l', join(root, 'log'), '-o', options, 'start');
+  let running = false;
+  const pid = () => Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  start();
+  running = true;
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  const admin = postgres(url, { max: 1, onnotice: () => undefined });
+  let n = 0;
+  const cluster: PgCluster = {
+    url,
+    port,
+    dataDir,
+    async createDatabase() {
+      const name = `idnode_${++n}`;
+      await admin.unsafe(`CREATE DATABASE ${name} TEMPLATE template0`);
+      return `postgres://postgres@127.0.0.1:${port}/${name}`;
+    },
+    pid,
+    stop() {
+      if (!running) return;
+      pgCtl('-w', '-m', 'fast', 'stop');
+      running = false;
+    },
+    start() {
+      if (running && existsSync(join(dataDir, 'postmaster.pid'))) return;
+      start();
+      running = true;
+    },
+    kill() {
+      process.kill(pid(), 'SIGKILL');
+      // The children notice the postmaster is gone and exit; wait until the pid file is stale.
+      running = false;
+    },
+  };
+  t.teardown(async () => {
+    await admin.end({ timeout: 1 }).catch(() => undefined);
+    try {
+      if (existsSync(join(dataDir, 'postmaster.pid'))) pgCtl('-w', '-m', 'immediate', 'stop');
+    } catch {
+      // Already gone (killed): nothing to stop.
+    }
+    rmSync(root, { recursive: true, force: true });
+  });
+  return cluster;
+}
