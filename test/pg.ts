@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import type { Test } from 'tap';
+import { type ConnectOptions, connectStore, type StoreEngine } from '../src/store/index.js';
+import { tempDir } from './helpers.js';
 
 const BIN_DIRS = ['/usr/lib/postgresql/17/bin', '/usr/lib/postgresql/16/bin', '/usr/lib/postgresql/15/bin'];
 
@@ -103,7 +105,7 @@ export async function pgCluster(t: Test): Promise<PgCluster | undefined> {
   const missing = pgMissing();
   if (missing !== undefined) {
     if (process.env.CI) t.fail(`PostgreSQL is required under CI: ${missing}`);
-    else t.skip(`PostgreSQL tests skipped: ${missing}`);
+    else void t.skip(`PostgreSQL tests skipped: ${missing}`, () => undefined);
     return undefined;
   }
   const bin = binDir()!;
@@ -169,4 +171,32 @@ export async function pgCluster(t: Test): Promise<PgCluster | undefined> {
     rmSync(root, { recursive: true, force: true });
   });
   return cluster;
+}
+
+export type EngineName = 'sqlite' | 'postgres';
+/** Every engine the contract suite runs against. */
+export const ENGINES: readonly EngineName[] = ['sqlite', 'postgres'];
+
+/**
+ * Opens stores of either engine for the tests of one file: a new SQLite file, or a new database
+ * on the file's one cluster (started on first use, torn down with `top`). Each store closes with
+ * its test. Undefined when PostgreSQL is missing (the cluster's test says why).
+ */
+export function storeOpener(top: Test) {
+  let cluster: Promise<PgCluster | undefined> | undefined;
+  return {
+    cluster: () => (cluster ??= pgCluster(top)),
+    /** A new, empty store (and where it lives: a file path or a postgres:// URL). */
+    async open(t: Test, engine: EngineName, opts: Omit<ConnectOptions, 'engine'> = {}): Promise<StoreEngine | undefined> {
+      let store: StoreEngine;
+      if (engine === 'sqlite') store = await connectStore({ ...opts, engine, path: opts.path ?? join(tempDir(t), 'a.db') });
+      else {
+        const c = await (cluster ??= pgCluster(top));
+        if (c === undefined) return undefined;
+        store = await connectStore({ ...opts, engine, url: opts.url ?? (await c.createDatabase()) });
+      }
+      t.teardown(() => store.close());
+      return store;
+    },
+  };
 }

@@ -1,0 +1,276 @@
+/**
+ * The PostgreSQL engine. Every write goes through `write()`: concurrent writes of this process
+ * are batched into one transaction (group commit: the chain head's row lock is held through the
+ * commit's fsync, so one fsync for up to 64 writes is where the throughput comes from). Each
+ * write runs under its own SAVEPOINT, so a failing `apply` rejects only its own promise, and
+ * keeps its own audit entry, seq and result. The chain head row is taken FOR UPDATE first, which
+ * keeps seq gapless with writers in many processes. Reads use a small pipelined pool; cache-miss
+ * reads, history, lineage and listing may go to a hot standby (`readUrl`).
+ */
+import { performance } from 'node:perf_hooks';
+import { IdnError } from '../../errors.js';
+import { isoSeconds, sha256 } from '../chain.js';
+import type { ChangeKind, StoreEngine, StoreOptions, WriteEntry, WriteOutcome, WriteTx } from '../types.js';
+import { appendAudit, auditReads } from './audit.js';
+import { changeReads, CHANGES_CHANNEL, pruneChanges, recordChanges } from './changes.js';
+import { connectPool, guardAll, guarded, type Q, type Sql, translate } from './db.js';
+import { escrowOps } from './escrow.js';
+import { lineageReads, lineageWrites } from './lineage.js';
+import { latestPgSchemaVersion, migratePg, pgSchemaVersion } from './migrations.js';
+import { outboxOps, outboxWrites } from './outbox.js';
+import { prefixReads, prefixWrites } from './prefixes.js';
+import { recordReads, recordWrites } from './records.js';
+import { templateReads, templateWrites } from './templates.js';
+import { tokenReads, tokenWrites } from './tokens.js';
+
+export interface PgStoreOptions extends StoreOptions {
+  /** postgres://… of the primary (writes, the change feed, counts, tokens). */
+  url: string;
+  /** postgres://… of a hot standby for cache-miss reads, history, lineage and listing (default: the primary). */
+  readUrl?: string;
+  /** Connections per pool (default 4: a few pipelined connections beat many, SCALE.md). */
+  poolSize?: number;
+  /** Writes batched into one transaction at most (default 64; 1 turns group commit off). */
+  batchMax?: number;
+}
+
+interface Pending {
+  entry: WriteEntry;
+  apply: (tx: WriteTx) => Promise<WriteOutcome<unknown>>;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+/** The chain head as a batch advances it. */
+interface Head {
+  seq: number;
+  hash: string;
+  changeId: number;
+}
+
+/** The URL without its password, for messages and `path`. */
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://…';
+  }
+}
+
+export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
+  const now = opts.now ?? (() => new Date());
+  const history = opts.history ?? true;
+  const retention = Math.max(1, opts.changesRetention ?? 100_000);
+  const batchMax = Math.max(1, opts.batchMax ?? 64);
+  const where = redact(opts.url);
+  const sql: Sql = connectPool(opts.url, opts.poolSize ?? 4);
+  const replica: Sql = opts.readUrl !== undefined ? connectPool(opts.readUrl, opts.poolSize ?? 4) : sql;
+  let version: number;
+  try {
+    version = opts.readonly ? await pgSchemaVersion(sql) : await migratePg(sql);
+  } catch (err) {
+    await Promise.all([sql.end({ timeout: 1 }), replica !== sql ? replica.end({ timeout: 1 }) : undefined]);
+    throw new IdnError('IDN_INTERNAL', `cannot open database ${where}: ${(err as Error).message}`, { cause: err });
+  }
+  if (version < latestPgSchemaVersion()) {
+    await Promise.all([sql.end({ timeout: 1 }), replica !== sql ? replica.end({ timeout: 1 }) : undefined]);
+    throw new IdnError(
+      'IDN_INTERNAL',
+      `database ${where} has PostgreSQL schema v${version}, older than this idnode's v${latestPgSchemaVersion()}; start a node on it once to migrate`,
+    );
+  }
+
+  const committed = new Set<() => void | Promise<void>>();
+  let open = true;
+
+  /** One write inside the batch's transaction (or its savepoint), after `head`. */
+  async function runOne(q: Q, p: Pending, head: Head): Promise<{ result: unknown; head: Head; changed: boolean }> {
+    const at = isoSeconds(now());
+    const seq = head.seq + 1;
+    const versionRows: Array<[string, number, string, string | null]> = [];
+    const changes = new Set<string>();
+    const changed = (kind: ChangeKind, key: string) => void changes.add(`${kind} ${key}`);
+    const reads = recordReads(q, q);
+    const tx: WriteTx = {
+      at,
+      seq,
+      getRecord: (handleKey) => reads.getRecord(handleKey),
+      getPrefix: (prefixKey) => prefixReads(q).getPrefix(prefixKey),
+      reportByKey: (reporter, idemKey) => outboxWrites.reportByKey(q, reporter, idemKey),
+      async putRecord(row) {
+        const version = await recordWrites.nextVersion(q, row.handleKey, history);
+        await recordWrites.upsert(q, { ...row, version, updatedAt: at });
+        changed('record', row.handleKey);
+        if (history) versionRows.push([row.handleKey, version, row.handle, row.valuesJson]);
+        return version;
+      },
+      async deleteRecord(handleKey, handle) {
+        const version = await recordWrites.nextVersion(q, handleKey, history);
+        await recordWrites.remove(q, handleKey);
+        changed('record', handleKey);
+        if (history) versionRows.push([handleKey, version, handle, null]);
+        return version;
+      },
+      async putPrefix(row) {
+        await prefixWrites.put(q, row);
+        changed('prefix', row.prefixKey);
+      },
+      async deletePrefix(prefixKey) {
+        await prefixWrites.remove(q, prefixKey);
+        changed('prefix', prefixKey);
+      },
+      async insertToken(row) {
+        await tokenWrites.insert(q, row);
+        changed('token', row.id);
+      },
+      async revokeToken(id) {
+        await tokenWrites.revoke(q, at, id);
+        changed('token', id);
+      },
+      insertEvent: (row) => lineageWrites.insertEvent(q, row, at, p.entry.actor, seq),
+      openEdge: (...a) => lineageWrites.openEdge(q, ...a),
+      closeEdge: (...a) => lineageWrites.closeEdge(q, ...a),
+      openChildren: (...a) => lineageWrites.openChildren(q, ...a),
+      nameIdentifier: (...a) => lineageWrites.nameIdentifier(q, ...a),
+      enqueueReport: (kind, idemKey, bodyJson) => outboxWrites.enqueue(q, kind, idemKey, bodyJson, at),
+      async putTemplate(row) {
+        await templateWrites.put(q, row);
+        changed('template', `${row.prefixKey}@${row.version}`);
+      },
+      async markTemplateUsed(prefixKey, version) {
+        if (await templateWrites.markUsed(q, prefixKey, version)) changed('template', `${prefixKey}@${version}`);
+      },
+      changed,
+      insertReport: (row) => outboxWrites.insertReport(q, { ...row, receivedAt: at }),
+    };
+    const { result, payload, action, keepPayload } = await p.apply(tx);
+    const next = { ...head };
+    if (changes.size > 0) next.changeId = await recordChanges(q, head.changeId, history && payload !== null ? seq : null, changes);
+    if (payload !== null) {
+      const finalAction = action ?? p.entry.action;
+      for (const [key, version, handle, values] of versionRows)
+        await recordWrites.insertVersion(q, key, version, handle, at, p.entry.actor, finalAction, values, seq);
+      if (history) {
+        const base = { seq, at, actor: p.entry.actor, action: finalAction, target: p.entry.target, digest: sha256(payload) };
+        next.hash = await appendAudit(q, head.hash, base, keepPayload === true ? payload : undefined);
+        next.seq = seq;
+      }
+    }
+    return { result, head: next, changed: changes.size > 0 };
+  }
+
+  const asWriteError = (err: unknown) => translate(err, 'the write could not be stored');
+
+  /** One transaction for the batch: every write that succeeded commits together. */
+  async function runBatch(batch: Pending[]): Promise<void> {
+    const t0 = performance.now();
+    const done: Array<[Pending, unknown]> = [];
+    const failed = new Map<Pending, unknown>();
+    let recorded = false;
+    try {
+      await sql.begin(async (tx) => {
+        const [row] = await tx<Array<{ seq: number; hash: string; changeId: number }>>`
+          SELECT seq, hash, change_id AS "changeId" FROM chain_head WHERE id = 1 FOR UPDATE`;
+        const start: Head = row!;
+        let head = start;
+        for (const p of batch) {
+          if (batch.length === 1) {
+            // Alone in its transaction: no savepoint round trips; a failure rolls it all back.
+            const out = await runOne(tx, p, head);
+            head = out.head;
+            done.push([p, out.result]);
+            continue;
+          }
+          try {
+            const out = await tx.savepoint((sp) => runOne(sp, p, head));
+            head = out.head;
+            done.push([p, out.result]);
+          } catch (err) {
+            failed.set(p, err);
+          }
+        }
+        if (head.changeId !== start.changeId) {
+          await pruneChanges(tx, head.changeId, retention);
+          // Delivered at commit, only if it commits: other nodes read the feed up to this id.
+          await tx`SELECT pg_notify(${CHANGES_CHANNEL}, ${String(head.changeId)})`;
+          recorded = true;
+        }
+        if (head !== start) await tx`UPDATE chain_head SET seq = ${head.seq}, hash = ${head.hash}, change_id = ${head.changeId} WHERE id = 1`;
+      });
+    } catch (err) {
+      // The transaction itself failed (a single write's apply, the commit, the connection):
+      // nothing in it was stored.
+      for (const p of batch) p.reject(asWriteError(failed.get(p) ?? err));
+      return;
+    }
+    for (const [p, err] of failed) p.reject(asWriteError(err));
+    const ms = performance.now() - t0;
+    for (let i = 0; i < done.length; i++) opts.onWrite?.(ms);
+    // The writer's own caches follow before the writes return (as on SQLite).
+    let listenerError: unknown;
+    if (recorded)
+      for (const fn of committed)
+        try {
+          await fn();
+        } catch (err) {
+          listenerError ??= err;
+        }
+    for (const [p, result] of done) {
+      if (listenerError !== undefined) p.reject(listenerError);
+      else p.resolve(result);
+    }
+  }
+
+  const queue: Pending[] = [];
+  let running: Promise<void> | undefined;
+  function kick(): void {
+    if (running !== undefined) return;
+    running = (async () => {
+      // Writes submitted in the same tick join the first batch.
+      await Promise.resolve();
+      while (queue.length > 0) await runBatch(queue.splice(0, batchMax));
+    })().finally(() => {
+      running = undefined;
+      if (queue.length > 0) kick();
+    });
+  }
+
+  const records = guardAll(recordReads(sql, replica));
+  const outbox = guardAll(outboxOps(sql, now));
+  const escrow = guardAll(escrowOps(sql));
+  return {
+    ...records,
+    ...guardAll(prefixReads(sql)),
+    ...guardAll(tokenReads(sql)),
+    ...guardAll(templateReads(sql)),
+    ...guardAll(auditReads(sql)),
+    ...guardAll(lineageReads(replica)),
+    ...outbox,
+    ...guardAll(changeReads(sql)),
+    ...escrow,
+    path: where,
+    history,
+    schemaVersion: version,
+    isOpen: () => open,
+    onCommit(fn) {
+      committed.add(fn);
+      return () => void committed.delete(fn);
+    },
+    write<T>(entry: WriteEntry, apply: (tx: WriteTx) => Promise<WriteOutcome<T>>): Promise<T> {
+      if (!open) return Promise.reject(new IdnError('IDN_UNAVAILABLE', 'the store is closed'));
+      if (opts.readonly) return Promise.reject(new IdnError('IDN_INTERNAL', `database ${where} was opened read-only`));
+      return new Promise<T>((resolve, reject) => {
+        queue.push({ entry, apply: apply as Pending['apply'], resolve: resolve as (v: unknown) => void, reject });
+        kick();
+      });
+    },
+    async close() {
+      if (!open) return;
+      while (running !== undefined) await running;
+      open = false;
+      await guarded('close', () => Promise.all([sql.end({ timeout: 5 }), replica !== sql ? replica.end({ timeout: 5 }) : undefined]));
+    },
+  };
+}
