@@ -65,7 +65,7 @@ export function writeV1Database(path: string, schemaV1: string): void {
 export function tamperPg(url: string) {
   const sql = postgres(url, { max: 1, onnotice: () => undefined, types: { bigint: { to: 20, from: [20], serialize: String, parse: Number } } });
   return {
-    auditEntry: async (seq: number) => (await sql`SELECT * FROM audit_log WHERE seq = ${seq}`)[0] as Raw | undefined,
+    auditEntry: async (seq: number) => (await sql`SELECT * FROM audit_log WHERE seq = ${seq}`)[0],
     setAuditActor: async (seq: number, actor: string) => void (await sql`UPDATE audit_log SET actor = ${actor} WHERE seq = ${seq}`),
     deleteAuditEntry: async (seq: number) => void (await sql`DELETE FROM audit_log WHERE seq = ${seq}`),
     setPayload: async (seq: number, payload: string) => void (await sql`UPDATE audit_payloads SET payload = ${payload} WHERE seq = ${seq}`),

@@ -262,7 +262,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
       if (!open) return Promise.reject(new IdnError('IDN_UNAVAILABLE', 'the store is closed'));
       if (opts.readonly) return Promise.reject(new IdnError('IDN_INTERNAL', `database ${where} was opened read-only`));
       return new Promise<T>((resolve, reject) => {
-        queue.push({ entry, apply: apply as Pending['apply'], resolve: resolve as (v: unknown) => void, reject });
+        queue.push({ entry, apply: apply, resolve: resolve as (v: unknown) => void, reject });
         kick();
       });
     },

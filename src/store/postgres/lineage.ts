@@ -5,7 +5,8 @@ import type { Q } from './db.js';
 /**
  * The lineage walk one way: from `self` along edges to `next`, one row per (identifier, depth,
  * edge). PostgreSQL refuses LIMIT inside the recursive part; on the outer scan it stops the
- * recursion as early, since the CTE is evaluated only as far as it is read (breadth first).
+ * recursion as early, since the CTE is evaluated only as far as it is read (breadth first);
+ * the joins would reorder the rows, so they keep the walk's order by number.
  */
 const walkSql = (self: string, next: string) =>
   `WITH RECURSIVE walk(key, depth, edge) AS (
@@ -13,13 +14,14 @@ const walkSql = (self: string, next: string) =>
      UNION
      SELECT e.${next}, w.depth + 1, e.id FROM walk w JOIN edges e ON e.${self} = w.key
      WHERE w.depth < $2 AND e.since <= $3 AND (e.until IS NULL OR e.until > $3)),
-   limited AS (SELECT * FROM walk LIMIT $4)
+   limited AS (SELECT walk.*, row_number() OVER () AS n FROM walk LIMIT $4)
    SELECT w.key, w.depth, r.handle AS "recordHandle",
      CASE WHEN r.handle IS NULL THEN (SELECT handle FROM lineage_names n WHERE n.key = w.key) END AS "namedHandle",
      (CASE WHEN w.depth = $2 THEN EXISTS (SELECT 1 FROM edges x WHERE x.${self} = w.key AND x.since <= $3
        AND (x.until IS NULL OR x.until > $3)) ELSE false END)::int AS more,
      e.id AS "edgeId", e.from_key AS "fromKey", e.to_key AS "toKey", e.type, e.since, e.until, e.event_id AS "eventId"
-   FROM limited w LEFT JOIN records r ON r.handle_key = w.key LEFT JOIN edges e ON e.id = w.edge`;
+   FROM limited w LEFT JOIN records r ON r.handle_key = w.key LEFT JOIN edges e ON e.id = w.edge
+   ORDER BY w.n`;
 
 const WALK = { down: walkSql('from_key', 'to_key'), up: walkSql('to_key', 'from_key') };
 const EDGES = {

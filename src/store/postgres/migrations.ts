@@ -32,7 +32,7 @@ export async function pgSchemaVersion(sql: Q): Promise<number> {
 
 /** Applies the files newer than the database's version, all in one transaction under the lock. */
 export async function migratePg(sql: Sql): Promise<number> {
-  return (await sql.begin(async (tx) => {
+  return sql.begin<number>(async (tx) => {
     // Transaction-scoped: released at commit, or when a crashed process's connection drops.
     await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`;
     await tx`CREATE TABLE IF NOT EXISTS idnode_schema (version integer PRIMARY KEY, file text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
@@ -45,5 +45,5 @@ export async function migratePg(sql: Sql): Promise<number> {
       current = version;
     }
     return current;
-  })) as number;
+  });
 }
