@@ -161,14 +161,22 @@ export async function pgCluster(t: Test): Promise<PgCluster | undefined> {
       running = false;
     },
   };
-  t.teardown(async () => {
-    await admin.end({ timeout: 1 }).catch(() => undefined);
+  let removed = false;
+  /** Synchronous, so it also runs from process 'exit' when tap ends the file before teardowns settle. */
+  const remove = () => {
+    if (removed) return;
+    removed = true;
     try {
       if (existsSync(join(dataDir, 'postmaster.pid'))) pgCtl('-w', '-m', 'immediate', 'stop');
     } catch {
       // Already gone (killed): nothing to stop.
     }
     rmSync(root, { recursive: true, force: true });
+  };
+  process.once('exit', remove);
+  t.teardown(async () => {
+    await admin.end({ timeout: 1 }).catch(() => undefined);
+    remove();
   });
   return cluster;
 }

@@ -1,8 +1,19 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { auditHash, type EscrowTable, GENESIS_HASH, latestSchemaVersion, openStore, type StoreEngine, versionLine } from '../src/store/index.js';
-import { attacker, tamper, writeV1Database } from './tamper.js';
+import { IdnError } from '../src/errors.js';
+import {
+  auditHash,
+  connectStore,
+  type EscrowTable,
+  GENESIS_HASH,
+  latestPgSchemaVersion,
+  latestSchemaVersion,
+  openStore,
+  type StoreEngine,
+  versionLine,
+} from '../src/store/index.js';
+import { attacker, tamper, tamperPg, writeV1Database } from './tamper.js';
 import { tempDir } from './helpers.js';
 import { ENGINES, storeOpener } from './pg.js';
 
@@ -261,8 +272,8 @@ for (const engine of ENGINES)
 const rowUnder = (prefixKey: string, key: string, values: string) => ({ ...recordRow(key, values), prefixKey });
 
 /** Writes `values` to `key` as the registry's PUT does (one version line as the digest). */
-const putRecord = (s: StoreEngine, key: string, values: string, prefixKey = '88.1') =>
-  s.write({ actor: 'tok_1', action: 'record.update', target: key }, async (tx) => {
+const putRecord = (s: StoreEngine, key: string, values: string, prefixKey = '88.1', actor = 'tok_1') =>
+  s.write({ actor, action: 'record.update', target: key }, async (tx) => {
     const version = await tx.putRecord(rowUnder(prefixKey, key, values));
     return { result: { version, seq: tx.seq }, payload: versionLine(key.toUpperCase(), values) };
   });
@@ -625,4 +636,181 @@ t.test('the same writes give byte-identical answers, versions and audit hashes o
   t.equal(JSON.stringify(written[1]), JSON.stringify(written[0]), 'byte for byte');
   t.equal(written[0]!.answers[0]![5], '"Ω-1"');
   t.equal(written[0]!.answers[0]![4], 4102444800000, 'ms timestamps survive as numbers');
+});
+
+t.test('postgres: concurrent writes share one transaction, each with its own seq and result; a failing one rejects alone', async (t) => {
+  const batches: number[] = [];
+  let commits = 0;
+  const s = await stores.open(t, 'postgres', { onBatch: (n) => batches.push(n) });
+  if (s === undefined) return;
+  s.onCommit(() => void commits++);
+  const writes = Array.from({ length: 20 }, (_, i) =>
+    s.write({ actor: `w${i}`, action: 'record.create', target: `88.1/k${i}` }, async (tx) => {
+      const version = await tx.putRecord(recordRow(`88.1/k${i}`, `[${i}]`));
+      if (i === 7) throw new Error('apply failed');
+      if (i === 12) throw new IdnError('IDN_HANDLE_EXISTS', '88.1/K12 exists');
+      return { result: { i, seq: tx.seq, at: tx.at, version }, payload: versionLine(`88.1/K${i}`, `[${i}]`) };
+    }),
+  );
+  const settled = await Promise.allSettled(writes);
+  t.same(batches, [18], 'one transaction carried every write that succeeded');
+  t.equal(commits, 1, 'own-commit listeners run once for the transaction');
+  t.match(settled[7], { status: 'rejected', reason: { code: 'IDN_INTERNAL' } });
+  t.match(settled[12], { status: 'rejected', reason: { code: 'IDN_HANDLE_EXISTS' } }, 'an IdnError keeps its code');
+  const ok = settled.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<{ i: number; seq: number; version: number }>).value);
+  t.same(
+    ok.map((r) => r.seq),
+    Array.from({ length: 18 }, (_, i) => i + 1),
+    'seq per write, in submission order, no gap where a write failed',
+  );
+  t.same(
+    ok.map((r) => r.i),
+    [0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19],
+  );
+  t.equal(await s.getRecord('88.1/k7'), undefined, "the failed write's row is rolled back");
+  t.equal(await s.getRecord('88.1/k12'), undefined);
+  t.equal((await s.getRecord('88.1/k13'))?.valuesJson, '[13]');
+  const log = await s.auditPage(0, 100);
+  t.same(
+    log.map((e) => e.actor),
+    ok.map((r) => `w${r.i}`),
+    'one audit entry per write, its own actor',
+  );
+  t.same(
+    (await s.changesAfter(0, 100)).map((c) => [c.id, c.auditSeq]),
+    ok.map((r, n) => [n + 1, r.seq]),
+    'feed ids contiguous',
+  );
+  t.equal(await s.totalRecords(), 18);
+  t.same(await s.verifyAudit(), { ok: true, checked: 18 });
+  // With nothing else waiting, a write runs alone and a failure rolls back just it.
+  await t.rejects(
+    s.write({ actor: 'x', action: 'record.create', target: '88.1/solo' }, async (tx) => {
+      await tx.putRecord(recordRow('88.1/solo', '[]'));
+      throw new Error('no');
+    }),
+    { code: 'IDN_INTERNAL' },
+  );
+  t.same(await putRecord(s, '88.1/after', '[]'), { version: 1, seq: 19 });
+});
+
+t.test('postgres: two engines (two processes) writing at once keep one gapless, verifiable chain and right counts', async (t) => {
+  const a = await stores.open(t, 'postgres');
+  if (a === undefined) return;
+  const b = await stores.open(t, 'postgres', { url: a.path });
+  const one = b!;
+  const keys = (n: number) => Array.from({ length: n }, (_, i) => `88.${1 + (i % 3)}/k${i % 40}`);
+  // Creates, updates and deletes of 40 keys over three prefixes, from both engines at once.
+  const work = (s: StoreEngine, tag: string) =>
+    Promise.all(
+      keys(120).map((key, i) =>
+        i % 5 === 4
+          ? s.write({ actor: tag, action: 'record.delete', target: key }, async (tx) => {
+              if ((await tx.getRecord(key)) === undefined) return { result: 0, payload: null };
+              return { result: await tx.deleteRecord(key, key.toUpperCase()), payload: versionLine(key.toUpperCase(), null) };
+            })
+          : putRecord(s, key, `["${tag}${i}"]`, key.slice(0, key.indexOf('/')), tag),
+      ),
+    );
+  await Promise.all([work(a, 'a'), work(one, 'b')]);
+  const log = await a.auditPage(0, 1000);
+  t.same(
+    log.map((e) => e.seq),
+    Array.from({ length: log.length }, (_, i) => i + 1),
+    'seq contiguous',
+  );
+  t.ok(log.some((e) => e.actor === 'a') && log.some((e) => e.actor === 'b'), 'both engines wrote');
+  t.same(await one.verifyAudit(), { ok: true, checked: log.length });
+  const feed = await a.changesAfter(0, 1000);
+  t.same(
+    feed.map((c) => c.id),
+    Array.from({ length: feed.length }, (_, i) => i + 1),
+    'feed ids contiguous',
+  );
+  let total = 0;
+  for (const prefix of ['88.1', '88.2', '88.3']) {
+    const listed = (await a.listRecordHandles(prefix, 1000, 0)).length;
+    total += listed;
+    t.equal(await one.countRecords(prefix), listed, `the counter of ${prefix} matches its rows`);
+  }
+  t.equal(await a.totalRecords(), total);
+  t.equal(await a.countRecordsUnder('88'), total, 'every prefix lies under 88');
+  t.equal(await a.countRecordsUnder('88.1'), await a.countRecords('88.1'));
+  for (const key of ['88.1/k0', '88.2/k1', '88.3/k2']) {
+    const versions = (await a.versions(key, 0, 1000)).map((v) => v.version);
+    t.same(
+      versions,
+      Array.from({ length: versions.length }, (_, i) => i + 1),
+      `versions of ${key} contiguous`,
+    );
+  }
+});
+
+t.test('postgres: engines opening a new database at once apply each migration once; clear errors when it cannot open', async (t) => {
+  const c = await stores.cluster();
+  if (c === undefined) return;
+  const url = await c.createDatabase();
+  const many = await Promise.all(Array.from({ length: 4 }, () => stores.open(t, 'postgres', { url })));
+  t.same(
+    many.map((s) => s!.schemaVersion),
+    [latestPgSchemaVersion(), latestPgSchemaVersion(), latestPgSchemaVersion(), latestPgSchemaVersion()],
+  );
+  const raw = tamperPg(url);
+  t.teardown(() => raw.close());
+  t.same(
+    (await raw.schemaRows()).map((r) => r.version),
+    Array.from({ length: latestPgSchemaVersion() }, (_, i) => i + 1),
+  );
+  await putRecord(many[0]!, '88.1/a', '[]');
+  t.equal((await many[3]!.getRecord('88.1/a'))?.version, 1);
+  const ro = await stores.open(t, 'postgres', { url, readonly: true });
+  t.equal(await ro!.totalRecords(), 1);
+  await t.rejects(putRecord(ro!, '88.1/b', '[]'), { code: 'IDN_INTERNAL', message: /read-only/ });
+  await t.rejects(connectStore({ engine: 'postgres', url: await c.createDatabase(), readonly: true }), {
+    code: 'IDN_INTERNAL',
+    message: /schema v0, older than this idnode's v\d+; start a node on it once/,
+  });
+  await t.rejects(connectStore({ engine: 'postgres', url: `postgres://postgres@127.0.0.1:${c.port}/no_such_db` }), {
+    code: 'IDN_INTERNAL',
+    message: /cannot open database postgres:\/\/postgres@127\.0\.0\.1:\d+\/no_such_db/,
+  });
+  await t.rejects(connectStore({ engine: 'postgres' }), { code: 'IDN_INTERNAL', message: /needs store.url/ });
+  const before = await raw.connections();
+  const closed = await connectStore({ engine: 'postgres', url });
+  await closed.close();
+  t.notOk(closed.isOpen());
+  await t.rejects(closed.getRecord('88.1/a'), 'reads after close fail');
+  await t.rejects(putRecord(closed, '88.1/c', '[]'), { code: 'IDN_UNAVAILABLE' });
+  t.equal(await raw.connections(), before, 'close ends its connections');
+});
+
+t.test('postgres: a read URL serves cache-miss reads, history, lineage and listing', async (t) => {
+  const c = await stores.cluster();
+  if (c === undefined) return;
+  const url = await c.createDatabase();
+  const other = await c.createDatabase();
+  // A stand-in standby: another database, so it shows which reads go where.
+  const s = await stores.open(t, 'postgres', { url, readUrl: other });
+  const replica = await stores.open(t, 'postgres', { url: other });
+  await putRecord(replica!, '88.1/a', '["replica"]');
+  await putRecord(s!, '88.1/a', '["primary"]');
+  t.equal((await s!.answerRow('88.1/a'))?.[1], '["replica"]', 'a cache miss reads the standby');
+  t.equal((await s!.versions('88.1/a', 0, 10))[0]?.valuesJson, '["replica"]', 'history too');
+  t.same(await s!.listRecordHandles('88.1', 10, 0), ['88.1/A']);
+  t.equal((await s!.getRecord('88.1/a'))?.valuesJson, '["primary"]', 'what a write decides on reads the primary');
+  t.equal(await s!.changesHead(), 1, 'the change feed is the primary');
+});
+
+t.test('postgres: a server that goes away answers 503 (IDN_UNAVAILABLE), and the engine recovers when it is back', async (t) => {
+  const s = await stores.open(t, 'postgres');
+  if (s === undefined) return;
+  const c = (await stores.cluster())!;
+  await putRecord(s, '88.1/a', '[1]');
+  c.stop();
+  t.teardown(() => c.start());
+  await t.rejects(putRecord(s, '88.1/a', '[2]'), { code: 'IDN_UNAVAILABLE' });
+  await t.rejects(s.getRecord('88.1/a'), { code: 'IDN_UNAVAILABLE' });
+  c.start();
+  t.same(await putRecord(s, '88.1/a', '[3]'), { version: 2, seq: 2 }, 'nothing of the failed write was kept');
+  t.same(await s.verifyAudit(), { ok: true, checked: 2 });
 });

@@ -38,6 +38,8 @@ export interface ConnectOptions extends StoreOptions {
   poolSize?: number;
   /** Writes batched into one PostgreSQL transaction at most (default 64; 1: no group commit). */
   batchMax?: number;
+  /** Called with the number of writes each committed PostgreSQL transaction carried. */
+  onBatch?: (writes: number) => void;
 }
 
 /** Opens either engine; for PostgreSQL, connects and migrates before resolving. */

@@ -32,6 +32,8 @@ export interface PgStoreOptions extends StoreOptions {
   poolSize?: number;
   /** Writes batched into one transaction at most (default 64; 1 turns group commit off). */
   batchMax?: number;
+  /** Called with the number of writes each committed transaction carried (metrics, tests). */
+  onBatch?: (writes: number) => void;
 }
 
 interface Pending {
@@ -206,6 +208,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
       return;
     }
     for (const [p, err] of failed) p.reject(asWriteError(err));
+    opts.onBatch?.(done.length);
     const ms = performance.now() - t0;
     for (let i = 0; i < done.length; i++) opts.onWrite?.(ms);
     // The writer's own caches follow before the writes return (as on SQLite).
