@@ -101,7 +101,7 @@ export function pgMissing(): string | undefined {
  * Starts a cluster for this test (file), torn down with it; undefined (and the test skipped)
  * when PostgreSQL is missing, except under CI where that fails.
  */
-export async function pgCluster(t: Test): Promise<PgCluster | undefined> {
+export async function pgCluster(t: Test, settings: { fsync?: boolean } = {}): Promise<PgCluster | undefined> {
   const missing = pgMissing();
   if (missing !== undefined) {
     if (process.env.CI) t.fail(`PostgreSQL is required under CI: ${missing}`);
@@ -120,9 +120,8 @@ export async function pgCluster(t: Test): Promise<PgCluster | undefined> {
     `-p ${port}`,
     `-k ${root}`,
     "-c listen_addresses='127.0.0.1'",
-    // Tests throw the data away: no fsync. synchronous_commit stays at its default (on).
-    '-c fsync=off',
-    '-c full_page_writes=off',
+    // Tests throw the data away: no fsync unless asked (figures). synchronous_commit stays on.
+    settings.fsync === true ? '-c fsync=on' : '-c fsync=off -c full_page_writes=off',
     '-c max_connections=200',
     '-c shared_buffers=32MB',
   ].join(' ');

@@ -101,11 +101,13 @@ export function auditReads(q: Q): AuditReads {
   };
 }
 
-/** Appends the entry after `prevHash` (keeping `payload` when given); returns its hash. */
-export async function appendAudit(q: Q, prevHash: string, base: Omit<AuditRow, 'hash' | 'prevHash'>, payload: string | undefined): Promise<string> {
-  const hash = auditHash(prevHash, base);
-  await q`INSERT INTO audit_log (seq, at, actor, action, target, digest, prev_hash, hash)
-    VALUES (${base.seq}, ${base.at}, ${base.actor}, ${base.action}, ${base.target}, ${base.digest}, ${prevHash}, ${hash})`;
-  if (payload !== undefined) await q`INSERT INTO audit_payloads (seq, payload) VALUES (${base.seq}, ${payload})`;
-  return hash;
+/** The entries a batch appended (hashes computed as they were added), in one statement each table. */
+export async function insertAudit(q: Q, rows: AuditRow[], payloads: Array<[number, string]>): Promise<void> {
+  if (rows.length > 0)
+    await q`INSERT INTO audit_log (seq, at, actor, action, target, digest, prev_hash, hash)
+      SELECT * FROM unnest(${rows.map((r) => r.seq)}::bigint[], ${rows.map((r) => r.at)}::text[], ${rows.map((r) => r.actor)}::text[],
+        ${rows.map((r) => r.action)}::text[], ${rows.map((r) => r.target)}::text[], ${rows.map((r) => r.digest)}::text[],
+        ${rows.map((r) => r.prevHash)}::text[], ${rows.map((r) => r.hash)}::text[])`;
+  if (payloads.length > 0)
+    await q`INSERT INTO audit_payloads (seq, payload) SELECT * FROM unnest(${payloads.map((r) => r[0])}::bigint[], ${payloads.map((r) => r[1])}::text[])`;
 }

@@ -25,21 +25,14 @@ export function changeReads(q: Q): ChangeReads {
   };
 }
 
-/** Records `changes` ("kind key" strings) with ids after `lastId`; returns the new last id. */
-export async function recordChanges(q: Q, lastId: number, auditSeq: number | null, changes: Iterable<string>): Promise<number> {
-  const ids: number[] = [];
-  const kinds: string[] = [];
-  const keys: string[] = [];
-  for (const c of changes) {
-    const space = c.indexOf(' ');
-    ids.push(lastId + ids.length + 1);
-    kinds.push(c.slice(0, space));
-    keys.push(c.slice(space + 1));
-  }
-  if (ids.length === 0) return lastId;
+/** A feed row waiting for its batch's insert: id, audit seq, kind, key. */
+export type ChangeInsert = [id: number, auditSeq: number | null, kind: string, key: string];
+
+/** The feed rows a batch recorded, in one statement. */
+export async function insertChanges(q: Q, rows: ChangeInsert[]): Promise<void> {
+  if (rows.length === 0) return;
   await q`INSERT INTO changes (id, audit_seq, kind, key)
-    SELECT id, ${auditSeq}::bigint, kind, key FROM unnest(${ids}::bigint[], ${kinds}::text[], ${keys}::text[]) AS c(id, kind, key)`;
-  return lastId + ids.length;
+    SELECT * FROM unnest(${rows.map((r) => r[0])}::bigint[], ${rows.map((r) => r[1])}::bigint[], ${rows.map((r) => r[2])}::text[], ${rows.map((r) => r[3])}::text[])`;
 }
 
 /** Drops rows past the retention; the newest always stays, so ids are never reused. */

@@ -9,17 +9,17 @@
  */
 import { performance } from 'node:perf_hooks';
 import { IdnError } from '../../errors.js';
-import { isoSeconds, sha256 } from '../chain.js';
-import type { ChangeKind, StoreEngine, StoreOptions, WriteEntry, WriteOutcome, WriteTx } from '../types.js';
-import { appendAudit, auditReads } from './audit.js';
-import { changeReads, CHANGES_CHANNEL, pruneChanges, recordChanges } from './changes.js';
+import { auditHash, isoSeconds, sha256 } from '../chain.js';
+import type { AuditRow, ChangeKind, StoreEngine, StoreOptions, WriteEntry, WriteOutcome, WriteTx } from '../types.js';
+import { auditReads, insertAudit } from './audit.js';
+import { type ChangeInsert, changeReads, CHANGES_CHANNEL, insertChanges, pruneChanges } from './changes.js';
 import { connectPool, guardAll, guarded, type Q, type Sql, translate } from './db.js';
 import { escrowOps } from './escrow.js';
 import { lineageReads, lineageWrites } from './lineage.js';
 import { latestPgSchemaVersion, migratePg, pgSchemaVersion } from './migrations.js';
 import { outboxOps, outboxWrites } from './outbox.js';
 import { prefixReads, prefixWrites } from './prefixes.js';
-import { recordReads, recordWrites } from './records.js';
+import { recordReads, recordWrites, type VersionInsert } from './records.js';
 import { templateReads, templateWrites } from './templates.js';
 import { tokenReads, tokenWrites } from './tokens.js';
 
@@ -48,6 +48,30 @@ interface Head {
   seq: number;
   hash: string;
   changeId: number;
+}
+
+/** Rows a write defers to the end of its batch (inserted set-based), and what it assigned. */
+interface Deferred {
+  versions: VersionInsert[];
+  audit: AuditRow[];
+  payloads: Array<[number, string]>;
+  changes: ChangeInsert[];
+  /** Net change of each prefix's record counter. */
+  counts: Map<string, number>;
+  /** The last version given to each key (its row is not inserted yet). */
+  lastVersion: Map<string, number>;
+}
+
+const deferred = (): Deferred => ({ versions: [], audit: [], payloads: [], changes: [], counts: new Map(), lastVersion: new Map() });
+
+/** Adds a write that succeeded to its batch's rows. */
+function merge(into: Deferred, from: Deferred): void {
+  into.versions.push(...from.versions);
+  into.audit.push(...from.audit);
+  into.payloads.push(...from.payloads);
+  into.changes.push(...from.changes);
+  for (const [k, n] of from.counts) into.counts.set(k, (into.counts.get(k) ?? 0) + n);
+  for (const [k, v] of from.lastVersion) into.lastVersion.set(k, v);
 }
 
 /** The URL without its password, for messages and `path`. */
@@ -87,13 +111,17 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
   const committed = new Set<() => void | Promise<void>>();
   let open = true;
 
-  /** One write inside the batch's transaction (or its savepoint), after `head`. */
-  async function runOne(q: Q, p: Pending, head: Head): Promise<{ result: unknown; head: Head; changed: boolean }> {
+  /** One write inside the batch's transaction (or its savepoint), after `head`; what it defers goes to `out` once it succeeded. */
+  async function runOne(q: Q, p: Pending, head: Head, batch: Deferred): Promise<{ result: unknown; head: Head; rows: Deferred }> {
     const at = isoSeconds(now());
     const seq = head.seq + 1;
+    const mine = deferred();
     const versionRows: Array<[string, number, string, string | null]> = [];
     const changes = new Set<string>();
     const changed = (kind: ChangeKind, key: string) => void changes.add(`${kind} ${key}`);
+    /** The last version this batch gave `key` but has not inserted yet (0: none). */
+    const pending = (key: string) => mine.lastVersion.get(key) ?? batch.lastVersion.get(key) ?? 0;
+    const countFor = (prefixKey: string, delta: number) => mine.counts.set(prefixKey, (mine.counts.get(prefixKey) ?? 0) + delta);
     const reads = recordReads(q, q);
     const tx: WriteTx = {
       at,
@@ -102,17 +130,23 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
       getPrefix: (prefixKey) => prefixReads(q).getPrefix(prefixKey),
       reportByKey: (reporter, idemKey) => outboxWrites.reportByKey(q, reporter, idemKey),
       async putRecord(row) {
-        const version = await recordWrites.nextVersion(q, row.handleKey, history);
-        await recordWrites.upsert(q, { ...row, version, updatedAt: at });
+        const { version, inserted } = await recordWrites.put(q, { ...row, updatedAt: at }, history, pending(row.handleKey));
+        if (inserted) countFor(row.prefixKey, 1);
         changed('record', row.handleKey);
-        if (history) versionRows.push([row.handleKey, version, row.handle, row.valuesJson]);
+        if (history) {
+          versionRows.push([row.handleKey, version, row.handle, row.valuesJson]);
+          mine.lastVersion.set(row.handleKey, version);
+        }
         return version;
       },
       async deleteRecord(handleKey, handle) {
-        const version = await recordWrites.nextVersion(q, handleKey, history);
-        await recordWrites.remove(q, handleKey);
+        const { version, prefixKey } = await recordWrites.remove(q, handleKey, history, pending(handleKey));
+        if (prefixKey !== null) countFor(prefixKey, -1);
         changed('record', handleKey);
-        if (history) versionRows.push([handleKey, version, handle, null]);
+        if (history) {
+          versionRows.push([handleKey, version, handle, null]);
+          mine.lastVersion.set(handleKey, version);
+        }
         return version;
       },
       async putPrefix(row) {
@@ -149,18 +183,23 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
     };
     const { result, payload, action, keepPayload } = await p.apply(tx);
     const next = { ...head };
-    if (changes.size > 0) next.changeId = await recordChanges(q, head.changeId, history && payload !== null ? seq : null, changes);
+    const auditSeq = history && payload !== null ? seq : null;
+    for (const c of changes) {
+      const space = c.indexOf(' ');
+      mine.changes.push([++next.changeId, auditSeq, c.slice(0, space), c.slice(space + 1)]);
+    }
     if (payload !== null) {
       const finalAction = action ?? p.entry.action;
-      for (const [key, version, handle, values] of versionRows)
-        await recordWrites.insertVersion(q, key, version, handle, at, p.entry.actor, finalAction, values, seq);
+      for (const [key, version, handle, values] of versionRows) mine.versions.push([key, version, handle, at, p.entry.actor, finalAction, values, seq]);
       if (history) {
         const base = { seq, at, actor: p.entry.actor, action: finalAction, target: p.entry.target, digest: sha256(payload) };
-        next.hash = await appendAudit(q, head.hash, base, keepPayload === true ? payload : undefined);
+        next.hash = auditHash(head.hash, base);
         next.seq = seq;
+        mine.audit.push({ ...base, prevHash: head.hash, hash: next.hash });
+        if (keepPayload === true) mine.payloads.push([seq, payload]);
       }
-    }
-    return { result, head: next, changed: changes.size > 0 };
+    } else mine.lastVersion.clear();
+    return { result, head: next, rows: mine };
   }
 
   const asWriteError = (err: unknown) => translate(err, 'the write could not be stored');
@@ -177,29 +216,40 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
           SELECT seq, hash, change_id AS "changeId" FROM chain_head WHERE id = 1 FOR UPDATE`;
         const start: Head = row!;
         let head = start;
+        const rows = deferred();
         for (const p of batch) {
           if (batch.length === 1) {
             // Alone in its transaction: no savepoint round trips; a failure rolls it all back.
-            const out = await runOne(tx, p, head);
+            const out = await runOne(tx, p, head, rows);
             head = out.head;
+            merge(rows, out.rows);
             done.push([p, out.result]);
             continue;
           }
           try {
-            const out = await tx.savepoint((sp) => runOne(sp, p, head));
+            const out = await tx.savepoint((sp) => runOne(sp, p, head, rows));
             head = out.head;
+            merge(rows, out.rows);
             done.push([p, out.result]);
           } catch (err) {
             failed.set(p, err);
           }
         }
+        // What every write appends (versions, entries, feed rows, counters), set-based and pipelined.
+        const last: Array<Promise<unknown>> = [
+          recordWrites.insertVersions(tx, rows.versions),
+          insertAudit(tx, rows.audit, rows.payloads),
+          insertChanges(tx, rows.changes),
+          recordWrites.count(tx, rows.counts),
+        ];
         if (head.changeId !== start.changeId) {
-          await pruneChanges(tx, head.changeId, retention);
+          last.push(pruneChanges(tx, head.changeId, retention));
           // Delivered at commit, only if it commits: other nodes read the feed up to this id.
-          await tx`SELECT pg_notify(${CHANGES_CHANNEL}, ${String(head.changeId)})`;
+          last.push(tx`SELECT pg_notify(${CHANGES_CHANNEL}, ${String(head.changeId)})`);
           recorded = true;
         }
-        if (head !== start) await tx`UPDATE chain_head SET seq = ${head.seq}, hash = ${head.hash}, change_id = ${head.changeId} WHERE id = 1`;
+        if (head !== start) last.push(tx`UPDATE chain_head SET seq = ${head.seq}, hash = ${head.hash}, change_id = ${head.changeId} WHERE id = 1`);
+        await Promise.all(last);
       });
     } catch (err) {
       // The transaction itself failed (a single write's apply, the commit, the connection):

@@ -54,39 +54,61 @@ export function recordReads(primary: Q, replica: Q): RecordReads {
   };
 }
 
-/** What the write transaction does to records; `q` is the write's transaction. */
+/** A record_versions row waiting for its batch's set-based insert. */
+export type VersionInsert = [handleKey: string, version: number, handle: string, at: string, actor: string, action: string, values: string | null, seq: number];
+
+/**
+ * The next version, in the statement that writes: past every kept version (and `pending`, the
+ * last one this batch assigned but has not inserted yet) with history, else past the current row.
+ */
+const NEXT_VERSION = (history: boolean, pendingParam: string, current: string) =>
+  history ? `greatest((SELECT coalesce(max(version), 0) FROM record_versions WHERE handle_key = $1), ${pendingParam}::int) + 1` : `coalesce(${current}, 0) + 1`;
+
+/**
+ * What the write transaction does to records, one round trip each (a batch's writes run one
+ * after another under the chain head's lock: round trips are its cost); `q` is the write's transaction.
+ */
 export const recordWrites = {
-  /** The next version number: past every kept version with history, else past the current one. */
-  async nextVersion(q: Q, handleKey: string, history: boolean): Promise<number> {
-    const [row] = history
-      ? await q`SELECT max(version) FROM record_versions WHERE handle_key = ${handleKey}`.values()
-      : await q`SELECT version FROM records WHERE handle_key = ${handleKey}`.values();
-    return ((row?.[0] as number | null | undefined) ?? 0) + 1;
-  },
-  /** Inserts or updates the current row; a new row counts for its prefix. */
-  async upsert(q: Q, r: RecordRow): Promise<void> {
+  /** Inserts or updates the current row; returns its version and whether it is new (it then counts for its prefix). */
+  async put(q: Q, r: Omit<RecordRow, 'version'>, history: boolean, pending: number): Promise<{ version: number; inserted: boolean }> {
     // xmax = 0 is not available on a partitioned table: the CTE sees the row as it was before.
-    const [row] = await q`WITH old AS (SELECT 1 FROM records WHERE handle_key = ${r.handleKey})
-      INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, max_age, expires_at, etag, version, updated_at)
-      VALUES (${r.handleKey}, ${r.handle}, ${r.prefixKey}, ${r.valuesJson}, ${r.publicJson}, ${r.maxAge}, ${r.expiresAt}, ${r.etag}, ${r.version}, ${r.updatedAt})
-      ON CONFLICT (handle_key) DO UPDATE SET handle = excluded.handle, values_json = excluded.values_json,
-        public_json = excluded.public_json, max_age = excluded.max_age, expires_at = excluded.expires_at, etag = excluded.etag,
-        version = excluded.version, updated_at = excluded.updated_at
-      RETURNING NOT EXISTS (SELECT 1 FROM old) AS inserted`.values();
-    if (row?.[0] === true) await count(q, r.prefixKey, 1);
+    const [row] = await q.unsafe<Array<{ version: number; inserted: boolean }>>(
+      `WITH old AS (SELECT version FROM records WHERE handle_key = $1)
+       INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, max_age, expires_at, etag, version, updated_at)
+       SELECT $1, $2, $3, $4, $5, $6, $7, $8, ${NEXT_VERSION(history, '$10', '(SELECT version FROM old)')}, $9
+       ON CONFLICT (handle_key) DO UPDATE SET handle = excluded.handle, values_json = excluded.values_json,
+         public_json = excluded.public_json, max_age = excluded.max_age, expires_at = excluded.expires_at, etag = excluded.etag,
+         version = excluded.version, updated_at = excluded.updated_at
+       RETURNING version, NOT EXISTS (SELECT 1 FROM old) AS inserted`,
+      [r.handleKey, r.handle, r.prefixKey, r.valuesJson, r.publicJson, r.maxAge, r.expiresAt, r.etag, r.updatedAt, ...(history ? [pending] : [])],
+      { prepare: true },
+    );
+    return row!;
   },
-  async remove(q: Q, handleKey: string): Promise<void> {
-    const [row] = await q`DELETE FROM records WHERE handle_key = ${handleKey} RETURNING prefix_key`.values();
-    if (row !== undefined) await count(q, row[0] as string, -1);
+  /** Deletes the current row; returns the version the deletion takes and the prefix of the row it removed. */
+  async remove(q: Q, handleKey: string, history: boolean, pending: number): Promise<{ version: number; prefixKey: string | null }> {
+    const [row] = await q.unsafe<Array<{ version: number; prefixKey: string | null }>>(
+      `WITH d AS (DELETE FROM records WHERE handle_key = $1 RETURNING prefix_key, version)
+       SELECT ${NEXT_VERSION(history, '$2', '(SELECT version FROM d)')} AS version, (SELECT prefix_key FROM d) AS "prefixKey"`,
+      history ? [handleKey, pending] : [handleKey],
+      { prepare: true },
+    );
+    return row!;
   },
-  async insertVersion(q: Q, handleKey: string, version: number, handle: string, at: string, actor: string, action: string, values: string | null, seq: number) {
+  /** The versions a batch wrote, in one statement. */
+  async insertVersions(q: Q, rows: VersionInsert[]): Promise<void> {
+    if (rows.length === 0) return;
+    const col = (i: number) => rows.map((r) => r[i] as string | number | null);
     await q`INSERT INTO record_versions (handle_key, version, handle, at, actor, action, values_json, audit_seq)
-      VALUES (${handleKey}, ${version}, ${handle}, ${at}, ${actor}, ${action}, ${values}, ${seq})`;
+      SELECT * FROM unnest(${col(0)}::text[], ${col(1)}::int[], ${col(2)}::text[], ${col(3)}::text[], ${col(4)}::text[], ${col(5)}::text[],
+        ${col(6)}::text[], ${col(7)}::bigint[])`;
+  },
+  /** Moves the prefixes' record counters by the batch's net deltas. */
+  async count(q: Q, deltas: Map<string, number>): Promise<void> {
+    const moved = [...deltas].filter(([, n]) => n !== 0);
+    if (moved.length === 0) return;
+    await q`INSERT INTO record_counts (prefix_key, n)
+      SELECT * FROM unnest(${moved.map(([k]) => k)}::text[], ${moved.map(([, n]) => n)}::bigint[])
+      ON CONFLICT (prefix_key) DO UPDATE SET n = record_counts.n + excluded.n`;
   },
 };
-
-/** Moves a prefix's record counter by `delta` (in the write transaction, under the chain head's lock). */
-export async function count(q: Q, prefixKey: string, delta: number): Promise<void> {
-  await q`INSERT INTO record_counts (prefix_key, n) VALUES (${prefixKey}, ${delta})
-    ON CONFLICT (prefix_key) DO UPDATE SET n = record_counts.n + excluded.n`;
-}
