@@ -753,7 +753,8 @@ t.test('postgres: engines opening a new database at once apply each migration on
   const many = await Promise.all(Array.from({ length: 4 }, () => stores.open(t, 'postgres', { url })));
   t.same(
     many.map((s) => s!.schemaVersion),
-    [latestPgSchemaVersion(), latestPgSchemaVersion(), latestPgSchemaVersion(), latestPgSchemaVersion()],
+    [6, 6, 6, 6],
+    'the SQLite schema version with the same tables',
   );
   const raw = tamperPg(url);
   t.teardown(() => raw.close());

@@ -2,6 +2,9 @@
 -- identifiers. Values and timestamps are text exactly as the SQLite engine stores them, so answers
 -- and ETags are byte-identical on both engines; keys compare bytewise (COLLATE "C") as in SQLite.
 -- Applied by src/store/postgres/migrations.ts under an advisory lock, recorded in idnode_schema.
+-- The line below names the SQLite schema whose tables and columns this file's result has: the
+-- engine reports it as its schemaVersion (escrow manifests compare it across engines).
+-- rows: v6
 
 CREATE TABLE prefixes (
   prefix_key  text COLLATE "C" PRIMARY KEY,

@@ -179,7 +179,10 @@ export interface StoreEngine extends RecordReads, PrefixReads, TokenReads, Templ
   /** Where the data lives (a file path for SQLite). */
   readonly path: string;
   readonly history: boolean;
-  /** The schema version of the opened database. */
+  /**
+   * The schema version of the opened database (PostgreSQL: the SQLite schema version whose
+   * tables it has, so escrow manifests compare across engines).
+   */
   readonly schemaVersion: number;
   /** False once closed. */
   isOpen(): boolean;

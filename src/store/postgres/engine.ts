@@ -16,7 +16,7 @@ import { type ChangeInsert, changeReads, CHANGES_CHANNEL, insertChanges, pruneCh
 import { connectPool, guardAll, guarded, type Q, type Sql, translate } from './db.js';
 import { escrowOps } from './escrow.js';
 import { lineageReads, lineageWrites } from './lineage.js';
-import { latestPgSchemaVersion, migratePg, pgSchemaVersion } from './migrations.js';
+import { latestPgSchemaVersion, migratePg, pgSchemaVersion, rowsVersion } from './migrations.js';
 import { outboxOps, outboxWrites } from './outbox.js';
 import { prefixReads, prefixWrites } from './prefixes.js';
 import { recordReads, recordWrites, type VersionInsert } from './records.js';
@@ -305,7 +305,8 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
     ...escrow,
     path: where,
     history,
-    schemaVersion: version,
+    // The SQLite schema version with the same tables (escrow compares it); idnode_schema has PostgreSQL's own.
+    schemaVersion: rowsVersion(version),
     isOpen: () => open,
     onCommit(fn) {
       committed.add(fn);

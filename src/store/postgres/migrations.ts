@@ -22,6 +22,21 @@ export function latestPgSchemaVersion(): number {
   return Math.max(0, ...schemaFiles().map((f) => Number(f.slice(0, 3))));
 }
 
+/**
+ * The SQLite schema version whose tables a PostgreSQL schema version has (its file's
+ * `-- rows: vN` line, or the newest earlier file's): what the engine reports as schemaVersion,
+ * so escrow manifests compare across engines.
+ */
+export function rowsVersion(pgVersion: number): number {
+  let rows = 0;
+  for (const file of schemaFiles()) {
+    if (Number(file.slice(0, 3)) > pgVersion) break;
+    const m = /^-- rows: v(\d+)$/m.exec(readFileSync(join(PG_SCHEMA_DIR, file), 'utf8'));
+    if (m) rows = Number(m[1]);
+  }
+  return rows;
+}
+
 /** The version applied to the database (0: none yet). */
 export async function pgSchemaVersion(sql: Q): Promise<number> {
   const [exists] = await sql<Array<{ t: string | null }>>`SELECT to_regclass('idnode_schema')::text AS t`;
