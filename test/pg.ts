@@ -62,6 +62,24 @@ function templateDir(bin: string): string {
   return dir;
 }
 
+function childrenOf(pid: number): number[] {
+  const r = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' });
+  return r.stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map(Number);
+}
+
+/** Whether `pid` still runs (a zombie, exited but not yet reaped, does not). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -155,8 +173,16 @@ export async function pgCluster(t: Test, settings: { fsync?: boolean } = {}): Pr
       running = true;
     },
     kill() {
-      process.kill(pid(), 'SIGKILL');
-      // The children notice the postmaster is gone and exit; wait until the pid file is stale.
+      const main = pid();
+      const children = childrenOf(main);
+      process.kill(main, 'SIGKILL');
+      // A restart is refused while the old backends hold the shared memory: they exit once
+      // they notice the postmaster is gone; wait for that (bounded).
+      const deadline = Date.now() + 30_000;
+      for (const p of [main, ...children]) while (alive(p) && Date.now() < deadline) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+      // The killed postmaster may stay a zombie (a container's init that does not reap), which
+      // the next start would take for a running server: its lock files go.
+      for (const f of [join(dataDir, 'postmaster.pid'), join(root, `.s.PGSQL.${port}.lock`), join(root, `.s.PGSQL.${port}`)]) rmSync(f, { force: true });
       running = false;
     },
   };

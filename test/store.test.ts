@@ -814,4 +814,12 @@ t.test('postgres: a server that goes away answers 503 (IDN_UNAVAILABLE), and the
   c.start();
   t.same(await putRecord(s, '88.1/a', '[3]'), { version: 2, seq: 2 }, 'nothing of the failed write was kept');
   t.same(await s.verifyAudit(), { ok: true, checked: 2 });
+
+  // A crash (kill -9 of the postmaster): acknowledged writes survive its recovery.
+  c.kill();
+  await t.rejects(putRecord(s, '88.1/a', '[4]'), { code: 'IDN_UNAVAILABLE' });
+  c.start();
+  t.same(await putRecord(s, '88.1/a', '[5]'), { version: 3, seq: 3 });
+  t.equal((await s.getRecord('88.1/a'))?.valuesJson, '[5]');
+  t.same(await s.verifyAudit(), { ok: true, checked: 3 });
 });
