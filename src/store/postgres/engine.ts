@@ -13,7 +13,7 @@ import { auditHash, isoSeconds, sha256 } from '../chain.js';
 import type { AuditRow, ChangeKind, StoreEngine, StoreOptions, WriteEntry, WriteOutcome, WriteTx } from '../types.js';
 import { auditReads, insertAudit } from './audit.js';
 import { type ChangeInsert, changeReads, CHANGES_CHANNEL, insertChanges, pruneChanges } from './changes.js';
-import { connectPool, guardAll, guarded, type Q, type Sql, translate } from './db.js';
+import { connectPool, guardAll, guarded, type Q, type Sql, translate, type Tx } from './db.js';
 import { escrowOps } from './escrow.js';
 import { lineageReads, lineageWrites } from './lineage.js';
 import { latestPgSchemaVersion, migratePg, pgSchemaVersion, rowsVersion } from './migrations.js';
@@ -48,6 +48,29 @@ interface Head {
   seq: number;
   hash: string;
   changeId: number;
+}
+
+/**
+ * Runs `fn` under a savepoint without waiting for SAVEPOINT and RELEASE: they are pipelined
+ * with the write's own statements on the transaction's connection (postgres.js's savepoint()
+ * awaits both, two round trips per write under the chain head's lock). A failure rolls back
+ * to the savepoint, so the transaction goes on without this write.
+ */
+async function inSavepoint<T>(tx: Tx, released: Array<Promise<unknown>>, fn: () => Promise<T>): Promise<T> {
+  const opened = tx.unsafe('SAVEPOINT w');
+  opened.catch(() => undefined);
+  try {
+    const out = await fn();
+    await opened;
+    const release = tx.unsafe('RELEASE SAVEPOINT w');
+    release.catch(() => undefined);
+    released.push(release);
+    return out;
+  } catch (err) {
+    await tx.unsafe('ROLLBACK TO SAVEPOINT w');
+    await tx.unsafe('RELEASE SAVEPOINT w');
+    throw err;
+  }
 }
 
 /** Rows a write defers to the end of its batch (inserted set-based), and what it assigned. */
@@ -217,6 +240,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
         const start: Head = row!;
         let head = start;
         const rows = deferred();
+        const released: Array<Promise<unknown>> = [];
         for (const p of batch) {
           if (batch.length === 1) {
             // Alone in its transaction: no savepoint round trips; a failure rolls it all back.
@@ -227,7 +251,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
             continue;
           }
           try {
-            const out = await tx.savepoint((sp) => runOne(sp, p, head, rows));
+            const out = await inSavepoint(tx, released, () => runOne(tx, p, head, rows));
             head = out.head;
             merge(rows, out.rows);
             done.push([p, out.result]);
@@ -237,6 +261,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
         }
         // What every write appends (versions, entries, feed rows, counters), set-based and pipelined.
         const last: Array<Promise<unknown>> = [
+          ...released,
           recordWrites.insertVersions(tx, rows.versions),
           insertAudit(tx, rows.audit, rows.payloads),
           insertChanges(tx, rows.changes),
