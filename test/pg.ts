@@ -19,7 +19,8 @@ const BIN_DIRS = ['/usr/lib/postgresql/17/bin', '/usr/lib/postgresql/16/bin', '/
 /** The directory holding initdb, pg_ctl and postgres, or undefined when PostgreSQL is not installed. */
 function binDir(): string | undefined {
   const env = process.env.IDNODE_PG_BIN;
-  if (env !== undefined && existsSync(join(env, 'pg_ctl'))) return env;
+  // Set: that directory or nothing (so a run can also check how tests behave without PostgreSQL).
+  if (env !== undefined) return existsSync(join(env, 'pg_ctl')) ? env : undefined;
   for (const d of BIN_DIRS) if (existsSync(join(d, 'pg_ctl'))) return d;
   const found = spawnSync('sh', ['-c', 'command -v pg_ctl'], { encoding: 'utf8' });
   const path = found.stdout.trim();
