@@ -300,6 +300,10 @@ for (const engine of ENGINES)
     t.equal((await s.getRecord('88.1/b'))?.updatedAt, '2026-03-01T10:01:00Z');
     t.same(await s.listRecordHandles('88.1', 10, 0), ['88.1/A', '88.1/B'], 'key order, deleted ones gone');
     t.same(await s.listRecordHandles('88.1', 1, 1), ['88.1/B'], 'limit and offset');
+    if (s.listRecordsAfter !== undefined) {
+      t.same(await s.listRecordsAfter('88.1', '', 1), [{ key: '88.1/a', handle: '88.1/A' }], 'keyset: the first page');
+      t.same(await s.listRecordsAfter('88.1', '88.1/a', 10), [{ key: '88.1/b', handle: '88.1/B' }], 'keyset: after a key');
+    } else t.equal(engine, 'sqlite', 'only SQLite lacks keyset listing');
     t.equal(await s.countRecords('88.1'), 2);
     t.equal(await s.countRecords('88.9'), 0);
     t.equal(await s.countRecordsUnder('88.1'), 3, 'the prefix and those under it, not 88.10');

@@ -21,6 +21,15 @@ export function recordReads(primary: Q, replica: Q): RecordReads {
       const rows = await replica`SELECT handle FROM records WHERE prefix_key = ${prefixKey} ORDER BY handle_key LIMIT ${limit} OFFSET ${offset}`.values();
       return rows.map((r) => r[0] as string);
     },
+    async listRecordsAfter(prefixKey, afterKey, limit) {
+      return [
+        ...(await replica.unsafe<Array<{ key: string; handle: string }>>(
+          'SELECT handle_key AS key, handle FROM records WHERE prefix_key = $1 AND handle_key > $2 ORDER BY handle_key LIMIT $3',
+          [prefixKey, afterKey, limit],
+          { prepare: true },
+        )),
+      ];
+    },
     async countRecords(prefixKey) {
       const [row] = await primary`SELECT n FROM record_counts WHERE prefix_key = ${prefixKey}`.values();
       return (row?.[0] as number | undefined) ?? 0;
