@@ -9,9 +9,10 @@
  */
 import { performance } from 'node:perf_hooks';
 import { IdnError } from '../../errors.js';
-import { auditHash, isoSeconds, sha256 } from '../chain.js';
+import { type AuditedTableName, isoSeconds, rowHash, sha256, type WriteSetRow } from '../chain.js';
+import { verifyChain } from '../verify.js';
 import type { AuditRow, ChangeKind, StoreEngine, StoreOptions, WriteEntry, WriteOutcome, WriteTx } from '../types.js';
-import { auditReads, insertAudit } from './audit.js';
+import { auditEntry, auditReads, insertAudit, rebaseIfNeeded, rowsNow } from './audit.js';
 import { type ChangeInsert, changeReads, CHANGES_CHANNEL, insertChanges, pruneChanges } from './changes.js';
 import { connectPool, guardAll, guarded, type Q, type Sql, translate, type Tx } from './db.js';
 import { escrowOps } from './escrow.js';
@@ -76,7 +77,7 @@ async function inSavepoint<T>(tx: Tx, released: Array<Promise<unknown>>, fn: () 
 /** Rows a write defers to the end of its batch (inserted set-based), and what it assigned. */
 interface Deferred {
   versions: VersionInsert[];
-  audit: AuditRow[];
+  audit: Array<AuditRow & { writeSet: string }>;
   payloads: Array<[number, string]>;
   changes: ChangeInsert[];
   /** Net change of each prefix's record counter. */
@@ -131,6 +132,14 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
     );
   }
 
+  if (!opts.readonly && history)
+    try {
+      await rebaseIfNeeded(sql, isoSeconds(now()));
+    } catch (err) {
+      await Promise.all([sql.end({ timeout: 1 }), replica !== sql ? replica.end({ timeout: 1 }) : undefined]);
+      throw new IdnError('IDN_INTERNAL', `cannot re-base the audit log of ${where}: ${(err as Error).message}`, { cause: err });
+    }
+
   const committed = new Set<() => void | Promise<void>>();
   let open = true;
 
@@ -146,6 +155,13 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
     const pending = (key: string) => mine.lastVersion.get(key) ?? batch.lastVersion.get(key) ?? 0;
     const countFor = (prefixKey: string, delta: number) => mine.counts.set(prefixKey, (mine.counts.get(prefixKey) ?? 0) + delta);
     const reads = recordReads(q, q);
+    // The audited rows this write touched: their state once its apply is done is its write set.
+    const touched = new Map<AuditedTableName, Map<string, readonly unknown[]>>();
+    const touch = (table: AuditedTableName, ...key: unknown[]) => {
+      let keys = touched.get(table);
+      if (keys === undefined) touched.set(table, (keys = new Map()));
+      keys.set(JSON.stringify(key), key);
+    };
     const tx: WriteTx = {
       at,
       seq,
@@ -156,6 +172,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
         const { version, inserted } = await recordWrites.put(q, { ...row, updatedAt: at }, history, pending(row.handleKey));
         if (inserted) countFor(row.prefixKey, 1);
         changed('record', row.handleKey);
+        touch('records', row.handleKey);
         if (history) {
           versionRows.push([row.handleKey, version, row.handle, row.valuesJson]);
           mine.lastVersion.set(row.handleKey, version);
@@ -166,6 +183,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
         const { version, prefixKey } = await recordWrites.remove(q, handleKey, history, pending(handleKey));
         if (prefixKey !== null) countFor(prefixKey, -1);
         changed('record', handleKey);
+        touch('records', handleKey);
         if (history) {
           versionRows.push([handleKey, version, handle, null]);
           mine.lastVersion.set(handleKey, version);
@@ -175,34 +193,61 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
       async putPrefix(row) {
         await prefixWrites.put(q, row);
         changed('prefix', row.prefixKey);
+        touch('prefixes', row.prefixKey);
       },
       async deletePrefix(prefixKey) {
         await prefixWrites.remove(q, prefixKey);
         changed('prefix', prefixKey);
+        touch('prefixes', prefixKey);
       },
       async insertToken(row) {
         await tokenWrites.insert(q, row);
         changed('token', row.id);
+        touch('tokens', row.id);
       },
       async revokeToken(id) {
         await tokenWrites.revoke(q, at, id);
         changed('token', id);
+        touch('tokens', id);
       },
-      insertEvent: (row) => lineageWrites.insertEvent(q, row, at, p.entry.actor, seq),
-      openEdge: (...a) => lineageWrites.openEdge(q, ...a),
-      closeEdge: (...a) => lineageWrites.closeEdge(q, ...a),
+      async insertEvent(row) {
+        const id = await lineageWrites.insertEvent(q, row, at, p.entry.actor, seq);
+        touch('events', id);
+        return id;
+      },
+      async openEdge(...a) {
+        const id = await lineageWrites.openEdge(q, ...a);
+        if (id > 0) touch('edges', id);
+        return id > 0;
+      },
+      async closeEdge(...a) {
+        const id = await lineageWrites.closeEdge(q, ...a);
+        if (id > 0) touch('edges', id);
+        return id > 0;
+      },
       openChildren: (...a) => lineageWrites.openChildren(q, ...a),
-      nameIdentifier: (...a) => lineageWrites.nameIdentifier(q, ...a),
+      async nameIdentifier(key, handle) {
+        await lineageWrites.nameIdentifier(q, key, handle);
+        touch('lineage_names', key);
+      },
       enqueueReport: (kind, idemKey, bodyJson) => outboxWrites.enqueue(q, kind, idemKey, bodyJson, at),
       async putTemplate(row) {
         await templateWrites.put(q, row);
         changed('template', `${row.prefixKey}@${row.version}`);
+        touch('templates', row.prefixKey, row.version);
       },
       async markTemplateUsed(prefixKey, version) {
-        if (await templateWrites.markUsed(q, prefixKey, version)) changed('template', `${prefixKey}@${version}`);
+        if (await templateWrites.markUsed(q, prefixKey, version)) {
+          changed('template', `${prefixKey}@${version}`);
+          touch('templates', prefixKey, version);
+        }
       },
       changed,
-      insertReport: (row) => outboxWrites.insertReport(q, { ...row, receivedAt: at }),
+      async insertReport(row) {
+        const id = await outboxWrites.insertReport(q, { ...row, receivedAt: at });
+        touch('sync_reports', id);
+        return id;
+      },
     };
     const { result, payload, action, keepPayload } = await p.apply(tx);
     const next = { ...head };
@@ -213,12 +258,21 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
     }
     if (payload !== null) {
       const finalAction = action ?? p.entry.action;
-      for (const [key, version, handle, values] of versionRows) mine.versions.push([key, version, handle, at, p.entry.actor, finalAction, values, seq]);
+      // Version rows are inserted with the batch, exactly as given: their write-set lines are computed here.
+      const versionLines: WriteSetRow[] = [];
+      for (const [key, version, handle, values] of versionRows) {
+        const row: VersionInsert = [key, version, handle, at, p.entry.actor, finalAction, values, seq];
+        mine.versions.push(row);
+        versionLines.push({ table: 'record_versions', key: JSON.stringify([key, version]), hash: rowHash(row) });
+      }
       if (history) {
+        // Read now, inside this write's savepoint: a later write of the batch touching the same row hashes its own state.
+        const rows = await rowsNow(q, new Map([...touched].map(([table, keys]) => [table, [...keys.values()]])));
         const base = { seq, at, actor: p.entry.actor, action: finalAction, target: p.entry.target, digest: sha256(payload) };
-        next.hash = auditHash(head.hash, base);
+        const e = auditEntry(head.hash, base, keepPayload === true ? payload : undefined, rows.concat(versionLines));
+        next.hash = e.hash;
         next.seq = seq;
-        mine.audit.push({ ...base, prevHash: head.hash, hash: next.hash });
+        mine.audit.push(e);
         if (keepPayload === true) mine.payloads.push([seq, payload]);
       }
     } else mine.lastVersion.clear();
@@ -318,12 +372,14 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
   const records = guardAll(recordReads(sql, replica));
   const outbox = guardAll(outboxOps(sql, now));
   const escrow = guardAll(escrowOps(sql));
+  const verifyReads = guardAll(auditReads(sql));
   return {
     ...records,
     ...guardAll(prefixReads(sql)),
     ...guardAll(tokenReads(sql)),
     ...guardAll(templateReads(sql)),
-    ...guardAll(auditReads(sql)),
+    ...verifyReads,
+    verifyAudit: (o) => verifyChain(verifyReads, o),
     ...guardAll(lineageReads(replica)),
     ...outbox,
     ...guardAll(changeReads(sql)),

@@ -33,7 +33,7 @@ export function escrowOps(sql: Sql): EscrowOps {
         // Between writes, as the SQLite engine's restore is: no audited write interleaves.
         await tx`SELECT 1 FROM chain_head WHERE id = 1 FOR UPDATE`;
         const known = await columnsOf(tx, table);
-        // Columns only one engine has (SQLite's records.id rowid) are left out.
+        // Columns only one engine has are left out (none today: records.id is on both since schema 2).
         const cols = Object.keys(rows[0]!).filter((c) => known.has(c));
         for (let i = 0; i < rows.length; i += 500) {
           const chunk = rows.slice(i, i + 500).map((r) => Object.fromEntries(cols.map((c) => [c, r[c] ?? null])));
@@ -43,9 +43,13 @@ export function escrowOps(sql: Sql): EscrowOps {
           await tx`INSERT INTO record_counts (prefix_key, n)
             SELECT prefix_key, count(*) FROM unnest(${rows.map((r) => String(r.prefix_key))}::text[]) AS r(prefix_key) GROUP BY prefix_key
             ON CONFLICT (prefix_key) DO UPDATE SET n = record_counts.n + excluded.n`;
-        if (table === 'audit_log')
+        if (table === 'audit_log') {
           await tx`UPDATE chain_head h SET seq = a.seq, hash = a.hash FROM (SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1) a
             WHERE h.id = 1 AND a.seq > h.seq`;
+          // A restore carries no tokens: verification lets those this log wrote be absent, no later ones.
+          await tx`INSERT INTO meta (key, value) SELECT 'escrow.restored_through', max(seq)::text FROM audit_log
+            ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
+        }
       });
     },
   };

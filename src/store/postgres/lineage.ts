@@ -52,17 +52,19 @@ export const lineageWrites = {
       SELECT coalesce(max(id), 0) + 1, ${r.type}, ${r.action}, ${r.eventTime}, ${at}, ${actor}, ${r.bodyJson}, ${seq} FROM events RETURNING id`.values();
     return row![0] as number;
   },
-  async openEdge(q: Q, fromKey: string, toKey: string, type: string, since: string, eventId: number): Promise<boolean> {
+  /** The new edge's id; 0 when an open edge from→to (same type) already exists. */
+  async openEdge(q: Q, fromKey: string, toKey: string, type: string, since: string, eventId: number): Promise<number> {
     const open = await q`SELECT 1 FROM edges WHERE from_key = ${fromKey} AND to_key = ${toKey} AND type = ${type} AND until IS NULL LIMIT 1`;
-    if (open.length > 0) return false;
-    await q`INSERT INTO edges (id, from_key, to_key, type, since, until, event_id)
-      SELECT coalesce(max(id), 0) + 1, ${fromKey}, ${toKey}, ${type}, ${since}, NULL, ${eventId} FROM edges`;
-    return true;
+    if (open.length > 0) return 0;
+    const [row] = await q`INSERT INTO edges (id, from_key, to_key, type, since, until, event_id)
+      SELECT coalesce(max(id), 0) + 1, ${fromKey}, ${toKey}, ${type}, ${since}, NULL, ${eventId} FROM edges RETURNING id`.values();
+    return row![0] as number;
   },
-  async closeEdge(q: Q, fromKey: string, toKey: string, type: string, until: string, eventId: number): Promise<boolean> {
-    const r = await q`UPDATE edges SET until = ${until}, until_event = ${eventId} WHERE id = (SELECT id FROM edges WHERE from_key = ${fromKey}
-      AND to_key = ${toKey} AND type = ${type} AND until IS NULL AND since <= ${until} ORDER BY since DESC LIMIT 1)`;
-    return r.count > 0;
+  /** The closed edge's id; 0 when there is none to close. */
+  async closeEdge(q: Q, fromKey: string, toKey: string, type: string, until: string, eventId: number): Promise<number> {
+    const [row] = await q`UPDATE edges SET until = ${until}, until_event = ${eventId} WHERE id = (SELECT id FROM edges WHERE from_key = ${fromKey}
+      AND to_key = ${toKey} AND type = ${type} AND until IS NULL AND since <= ${until} ORDER BY since DESC LIMIT 1) RETURNING id`.values();
+    return (row?.[0] as number | undefined) ?? 0;
   },
   async openChildren(q: Q, fromKey: string, type: string): Promise<string[]> {
     const rows = await q`SELECT DISTINCT to_key FROM edges WHERE from_key = ${fromKey} AND type = ${type} AND until IS NULL`.values();

@@ -78,13 +78,17 @@ const NEXT_VERSION = (history: boolean, pendingParam: string, current: string) =
  * after another under the chain head's lock: round trips are its cost); `q` is the write's transaction.
  */
 export const recordWrites = {
-  /** Inserts or updates the current row; returns its version and whether it is new (it then counts for its prefix). */
+  /**
+   * Inserts or updates the current row; returns its version and whether it is new (it then counts for its prefix).
+   * A new row's id is max(id) + 1 and an update keeps it, as SQLite's rowid: its audited row hashes the same.
+   */
   async put(q: Q, r: Omit<RecordRow, 'version'>, history: boolean, pending: number): Promise<{ version: number; inserted: boolean }> {
     // xmax = 0 is not available on a partitioned table: the CTE sees the row as it was before.
     const [row] = await q.unsafe<Array<{ version: number; inserted: boolean }>>(
       `WITH old AS (SELECT version FROM records WHERE handle_key = $1)
-       INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, max_age, expires_at, etag, version, updated_at)
-       SELECT $1, $2, $3, $4, $5, $6, $7, $8, ${NEXT_VERSION(history, '$10', '(SELECT version FROM old)')}, $9
+       INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, max_age, expires_at, etag, version, updated_at, id)
+       SELECT $1, $2, $3, $4, $5, $6, $7, $8, ${NEXT_VERSION(history, '$10', '(SELECT version FROM old)')}, $9,
+         (SELECT coalesce(max(id), 0) + 1 FROM records)
        ON CONFLICT (handle_key) DO UPDATE SET handle = excluded.handle, values_json = excluded.values_json,
          public_json = excluded.public_json, max_age = excluded.max_age, expires_at = excluded.expires_at, etag = excluded.etag,
          version = excluded.version, updated_at = excluded.updated_at
