@@ -94,6 +94,15 @@ export function writeOldDatabase(path: string, schemas: string[], version: numbe
   return tamper(path);
 }
 
+/** A WHERE clause for PostgreSQL, its parameters numbered after `offset` (NULL matches NULL, as SQLite's IS). */
+const pgClause = (where: Raw, offset: number) =>
+  Object.keys(where).length === 0
+    ? ''
+    : ` WHERE ${Object.keys(where)
+        .map((c, i) => `${c} IS NOT DISTINCT FROM $${offset + i + 1}`)
+        .join(' AND ')}`;
+const pgArgs = (row: Raw) => Object.values(row) as Array<string | number | null>;
+
 /**
  * The attacker's SQL on a PostgreSQL database (someone with database access behind the node's
  * back): the same edits as `tamper`, asynchronous. Close it with `close()` (or a teardown).
@@ -111,6 +120,23 @@ export function tamperPg(url: string) {
     },
     insertVersion: async (row: Raw) =>
       void (await sql`INSERT INTO record_versions ${sql(row as Record<string, string | number | null>, 'handle_key', 'version', 'handle', 'at', 'actor', 'action', 'values_json', 'audit_seq')}`),
+    /** Every row of `table` whose columns equal `where` (all rows when empty), with their column names. */
+    rows: async (table: string, where: Raw = {}) => (await sql.unsafe(`SELECT * FROM ${table}${pgClause(where, 0)}`, pgArgs(where))).map((r) => ({ ...r })),
+    /** Inserts a row given with its column names. */
+    async insertRow(table: string, row: Raw): Promise<void> {
+      const cols = Object.keys(row);
+      await sql.unsafe(`INSERT INTO ${table} (${cols.join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})`, pgArgs(row));
+    },
+    /** Deletes the rows matching `where`; returns how many. */
+    deleteRows: async (table: string, where: Raw) => (await sql.unsafe(`DELETE FROM ${table}${pgClause(where, 0)}`, pgArgs(where))).count,
+    /** Sets columns of the rows matching `where`; returns how many. */
+    async updateRows(table: string, set: Raw, where: Raw): Promise<number> {
+      const sets = Object.keys(set).map((c, i) => `${c} = $${i + 1}`);
+      const n = Object.keys(set).length;
+      return (await sql.unsafe(`UPDATE ${table} SET ${sets.join(', ')}${pgClause(where, n)}`, [...pgArgs(set), ...pgArgs(where)])).count;
+    },
+    /** Runs SQL text (a schema file: a database an older idnode wrote). */
+    exec: async (text: string) => void (await sql.unsafe(text)),
     /** The migrations recorded as applied. */
     schemaRows: async () => (await sql`SELECT version, file FROM idnode_schema ORDER BY version`).map((r) => ({ ...r })),
     /** How many backends are connected to this database (leak checks). */
@@ -131,6 +157,10 @@ export function attacker(path: string) {
     setPayload: async (seq: number, payload: string) => file.setPayload(seq, payload),
     setVersionValues: async (seq: number, valuesJson: string, handleKey?: string) => file.setVersionValues(seq, valuesJson, handleKey),
     insertVersion: async (row: Raw) => file.insertVersion(row),
+    rows: async (table: string, where: Raw = {}) => file.rows(table, where),
+    insertRow: async (table: string, row: Raw) => file.insertRow(table, row),
+    deleteRows: async (table: string, where: Raw) => file.deleteRows(table, where),
+    updateRows: async (table: string, set: Raw, where: Raw) => file.updateRows(table, set, where),
     close: async () => file.close(),
   };
 }
