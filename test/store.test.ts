@@ -13,6 +13,7 @@ import {
   openStore,
   type StoreEngine,
   versionLine,
+  type WriteTx,
 } from '../src/store/index.js';
 import { attacker, tamper, tamperPg, writeOldDatabase, writeV1Database } from './tamper.js';
 import { tempDir } from './helpers.js';
@@ -688,6 +689,113 @@ t.test('the same writes give byte-identical answers, versions and audit hashes o
   t.equal(JSON.stringify(written[1]), JSON.stringify(written[0]), 'byte for byte');
   t.equal(written[0]!.answers[0]![5], '"Ω-1"');
   t.equal(written[0]!.answers[0]![4], 4102444800000, 'ms timestamps survive as numbers');
+});
+
+t.test('write sets: writes of one batch touching the same rows each record what they left, byte-identical on both engines', async (t) => {
+  const entries: Array<Awaited<ReturnType<StoreEngine['auditEntries']>>> = [];
+  for (const engine of ENGINES) {
+    const batches: number[] = [];
+    const s = await stores.open(t, engine, { now: () => new Date('2026-11-30T12:00:00Z'), onBatch: (n) => batches.push(n) });
+    if (s === undefined) return;
+    const write = (action: string, target: string, apply: (tx: WriteTx) => Promise<unknown>, payload = target) =>
+      s.write({ actor: 'tok_1', action, target }, async (tx) => ({ result: await apply(tx), payload, keepPayload: !action.startsWith('record.') }));
+    const prefix = {
+      prefixKey: '88.1',
+      prefix: '88.1',
+      parentKey: '88',
+      ownerJson: '{}',
+      site: null,
+      status: 'active' as const,
+      createdAt: 'c',
+      updatedAt: 'u',
+    };
+    // Submitted together: on PostgreSQL they share one transaction, on SQLite they run one by one.
+    await Promise.all([
+      write('prefix.create', '88.1', (tx) => tx.putPrefix({ ...prefix, redirect: true })),
+      write('prefix.update', '88.1', (tx) => tx.putPrefix({ ...prefix, redirect: null, status: 'suspended' })),
+      write('record.create', '88.1/a', (tx) => tx.putRecord(recordRow('88.1/a', '[1]')), versionLine('88.1/A', '[1]')),
+      write('record.update', '88.1/a', (tx) => tx.putRecord(recordRow('88.1/a', '[2]')), versionLine('88.1/A', '[2]')),
+      write('record.delete', '88.1/a', (tx) => tx.deleteRecord('88.1/a', '88.1/A'), versionLine('88.1/A', null)),
+      write('record.create', '88.1/a', (tx) => tx.putRecord(recordRow('88.1/a', '[3]')), versionLine('88.1/A', '[3]')),
+      write(
+        'record.create',
+        '88.1/b',
+        (tx) => tx.putRecord({ ...recordRow('88.1/b', '[4]'), maxAge: 60, expiresAt: 4102444800000 }),
+        versionLine('88.1/B', '[4]'),
+      ),
+      write('template.put', '88.1@1', async (tx) => {
+        await tx.putTemplate({ prefixKey: '88.1', version: '1', prefix: '88.1', bodyJson: '{}', used: 0, createdAt: 'c', updatedAt: 'u' });
+        await tx.markTemplateUsed('88.1', '1');
+      }),
+      write('event.create', '88.1/a', async (tx) => {
+        const e = await tx.insertEvent({ type: 'aggregation', action: 'ADD', eventTime: 'e', bodyJson: '{}' });
+        await tx.openEdge('88.1/a', '88.1/x', 'contains', 's', e);
+        await tx.closeEdge('88.1/a', '88.1/x', 'contains', 's', e);
+        await tx.nameIdentifier('88.1/x', '88.1/X');
+      }),
+    ]);
+    if (engine === 'postgres') t.ok(Math.max(...batches) > 1, `${engine}: writes shared a transaction (batches: ${batches.join(', ')})`);
+    t.same(await s.verifyAudit(), { ok: true, checked: 9 }, `${engine}: verifies`);
+    const log = await s.auditEntries(0, 100);
+    const recordLines = log.slice(2, 6).map((e) => e.writeSet!.split('\n').find((l) => l.startsWith('records\t'))!);
+    t.equal(new Set(recordLines).size, 4, `${engine}: each write of 88.1/a hashes the row it left`);
+    t.match(recordLines[2], /\t-$/, `${engine}: the delete left no row`);
+    entries.push(log);
+  }
+  if (entries.length < 2) return;
+  t.same(entries[1], entries[0], 'the same write sets, rows digests and hashes on both engines');
+  t.equal(JSON.stringify(entries[1]), JSON.stringify(entries[0]), 'byte for byte');
+});
+
+t.test('postgres: a schema 1 database with rows is re-based on its first writable open', async (t) => {
+  const c = await stores.cluster();
+  if (c === undefined) return;
+  const url = await c.createDatabase();
+  const raw = tamperPg(url);
+  t.teardown(() => raw.close());
+  await raw.exec(readFileSync(new URL('../schema/postgres/001_init.sql', import.meta.url), 'utf8'));
+  await raw.exec('CREATE TABLE idnode_schema (version integer PRIMARY KEY, file text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
+  await raw.insertRow('idnode_schema', { version: 1, file: '001_init.sql' });
+  const token = { id: 'tok_a', role: 'registrar', prefixes_json: '["88.1"]', secret_hash: 'a'.repeat(64), label: null, created_at: 'x', revoked_at: null };
+  await raw.insertRow('tokens', token);
+  for (const key of ['88.1/b', '88.1/a'])
+    await raw.insertRow('records', { handle_key: key, handle: key, prefix_key: '88.1', values_json: '[]', version: 1, updated_at: 'x' });
+  const payload = JSON.stringify(token);
+  const base = { seq: 1, at: '2026-01-01T00:00:00Z', actor: 'cli', action: 'token.create', target: 'tok_a', digest: sha256Hex(payload) };
+  const hash = auditHash(GENESIS_HASH, base);
+  await raw.insertRow('audit_log', { ...base, prev_hash: GENESIS_HASH, hash });
+  await raw.insertRow('audit_payloads', { seq: 1, payload });
+  await raw.updateRows('chain_head', { seq: 1, hash }, { id: 1 });
+
+  const s = await stores.open(t, 'postgres', { url });
+  if (s === undefined) return;
+  t.equal(s.schemaVersion, latestSchemaVersion());
+  t.same(
+    (await raw.rows('records')).map((r) => [r.handle_key, r.id]).sort(),
+    [
+      ['88.1/a', 1],
+      ['88.1/b', 2],
+    ],
+    'rows schema 1 wrote are numbered in key order',
+  );
+  const log = await s.auditPage(0, 10);
+  t.match(log[0], { seq: 1, action: 'token.create', rowsDigest: null }, 'the old entry is kept as it was');
+  t.match(log.slice(1), [
+    { action: 'audit.rebase', actor: 'system', target: 'tokens' },
+    { action: 'audit.rebase', target: 'records' },
+    { action: 'audit.rebase', target: 'audit_payloads' },
+  ]);
+  t.same(await s.verifyAudit(), { ok: true, checked: 4 });
+  await raw.updateRows('tokens', { role: 'admin' }, { id: 'tok_a' });
+  t.match(await s.verifyAudit(), { ok: false, firstBroken: { seq: 2, table: 'tokens', key: '["tok_a"]', reason: /altered/ } });
+  await raw.updateRows('tokens', { role: 'registrar' }, { id: 'tok_a' });
+  // The chain goes on after the re-base; a new record takes the next id.
+  t.same(await putRecord(s, '88.1/c', '[]'), { version: 1, seq: 5 });
+  t.equal((await raw.rows('records', { handle_key: '88.1/c' }))[0]?.id, 3);
+  t.same(await s.verifyAudit(), { ok: true, checked: 5 });
+  await s.close();
+  const again = await stores.open(t, 'postgres', { url });
+  t.equal((await again!.auditHead()).seq, 5, 'a covered log is not re-based again');
 });
 
 t.test('postgres: concurrent writes share one transaction, each with its own seq and result; a failing one rejects alone', async (t) => {
