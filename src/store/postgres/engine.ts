@@ -162,6 +162,8 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
       if (keys === undefined) touched.set(table, (keys = new Map()));
       keys.set(JSON.stringify(key), key);
     };
+    /** Records rows whose state this write already knows (as put returned it; null: deleted): not read back. */
+    const known = new Map<string, unknown[] | null>();
     const tx: WriteTx = {
       at,
       seq,
@@ -169,10 +171,10 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
       getPrefix: (prefixKey) => prefixReads(q).getPrefix(prefixKey),
       reportByKey: (reporter, idemKey) => outboxWrites.reportByKey(q, reporter, idemKey),
       async putRecord(row) {
-        const { version, inserted } = await recordWrites.put(q, { ...row, updatedAt: at }, history, pending(row.handleKey));
+        const { version, inserted, row: stored } = await recordWrites.put(q, { ...row, updatedAt: at }, history, pending(row.handleKey));
         if (inserted) countFor(row.prefixKey, 1);
         changed('record', row.handleKey);
-        touch('records', row.handleKey);
+        known.set(JSON.stringify([row.handleKey]), stored);
         if (history) {
           versionRows.push([row.handleKey, version, row.handle, row.valuesJson]);
           mine.lastVersion.set(row.handleKey, version);
@@ -183,7 +185,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
         const { version, prefixKey } = await recordWrites.remove(q, handleKey, history, pending(handleKey));
         if (prefixKey !== null) countFor(prefixKey, -1);
         changed('record', handleKey);
-        touch('records', handleKey);
+        known.set(JSON.stringify([handleKey]), null);
         if (history) {
           versionRows.push([handleKey, version, handle, null]);
           mine.lastVersion.set(handleKey, version);
@@ -268,6 +270,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
       if (history) {
         // Read now, inside this write's savepoint: a later write of the batch touching the same row hashes its own state.
         const rows = await rowsNow(q, new Map([...touched].map(([table, keys]) => [table, [...keys.values()]])));
+        for (const [key, row] of known) rows.push({ table: 'records', key, hash: row === null ? null : rowHash(row) });
         const base = { seq, at, actor: p.entry.actor, action: finalAction, target: p.entry.target, digest: sha256(payload) };
         const e = auditEntry(head.hash, base, keepPayload === true ? payload : undefined, rows.concat(versionLines));
         next.hash = e.hash;

@@ -73,6 +73,9 @@ export type VersionInsert = [handleKey: string, version: number, handle: string,
 const NEXT_VERSION = (history: boolean, pendingParam: string, current: string) =>
   history ? `greatest((SELECT coalesce(max(version), 0) FROM record_versions WHERE handle_key = $1), ${pendingParam}::int) + 1` : `coalesce(${current}, 0) + 1`;
 
+/** The records columns in AUDITED_TABLES order as one JSON array: integers as numbers, NULL as null, as SQLite reads them. */
+const STORED = 'json_build_array(handle_key, id, handle, prefix_key, values_json, public_json, version, updated_at, max_age, expires_at, etag)';
+
 /**
  * What the write transaction does to records, one round trip each (a batch's writes run one
  * after another under the chain head's lock: round trips are its cost); `q` is the write's transaction.
@@ -81,10 +84,11 @@ export const recordWrites = {
   /**
    * Inserts or updates the current row; returns its version and whether it is new (it then counts for its prefix).
    * A new row's id is max(id) + 1 and an update keeps it, as SQLite's rowid: its audited row hashes the same.
+   * Also returns the row as stored, in AUDITED_TABLES column order: the write set needs no read back.
    */
-  async put(q: Q, r: Omit<RecordRow, 'version'>, history: boolean, pending: number): Promise<{ version: number; inserted: boolean }> {
+  async put(q: Q, r: Omit<RecordRow, 'version'>, history: boolean, pending: number): Promise<{ version: number; inserted: boolean; row: unknown[] }> {
     // xmax = 0 is not available on a partitioned table: the CTE sees the row as it was before.
-    const [row] = await q.unsafe<Array<{ version: number; inserted: boolean }>>(
+    const [row] = await q.unsafe<Array<{ version: number; inserted: boolean; stored: unknown[] }>>(
       `WITH old AS (SELECT version FROM records WHERE handle_key = $1)
        INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, max_age, expires_at, etag, version, updated_at, id)
        SELECT $1, $2, $3, $4, $5, $6, $7, $8, ${NEXT_VERSION(history, '$10', '(SELECT version FROM old)')}, $9,
@@ -92,11 +96,11 @@ export const recordWrites = {
        ON CONFLICT (handle_key) DO UPDATE SET handle = excluded.handle, values_json = excluded.values_json,
          public_json = excluded.public_json, max_age = excluded.max_age, expires_at = excluded.expires_at, etag = excluded.etag,
          version = excluded.version, updated_at = excluded.updated_at
-       RETURNING version, NOT EXISTS (SELECT 1 FROM old) AS inserted`,
+       RETURNING version, NOT EXISTS (SELECT 1 FROM old) AS inserted, ${STORED} AS stored`,
       [r.handleKey, r.handle, r.prefixKey, r.valuesJson, r.publicJson, r.maxAge, r.expiresAt, r.etag, r.updatedAt, ...(history ? [pending] : [])],
       { prepare: true },
     );
-    return row!;
+    return { version: row!.version, inserted: row!.inserted, row: row!.stored };
   },
   /** Deletes the current row; returns the version the deletion takes and the prefix of the row it removed. */
   async remove(q: Q, handleKey: string, history: boolean, pending: number): Promise<{ version: number; prefixKey: string | null }> {
