@@ -159,7 +159,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
     const touched = new Map<AuditedTableName, Map<string, readonly unknown[]>>();
     const touch = (table: AuditedTableName, ...key: unknown[]) => {
       let keys = touched.get(table);
-      if (keys === undefined) touched.set(table, (keys = new Map()));
+      if (keys === undefined) touched.set(table, (keys = new Map<string, readonly unknown[]>()));
       keys.set(JSON.stringify(key), key);
     };
     /** Records rows whose state this write already knows (as put returned it; null: deleted): not read back. */
