@@ -49,6 +49,8 @@ interface Head {
   seq: number;
   hash: string;
   changeId: number;
+  /** The highest records.id (chain_head.record_id): max(id) over every partition costs a millisecond. */
+  recordId: number;
 }
 
 /**
@@ -164,6 +166,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
     };
     /** Records rows whose state this write already knows (as put returned it; null: deleted): not read back. */
     const known = new Map<string, unknown[] | null>();
+    let recordId = head.recordId;
     const tx: WriteTx = {
       at,
       seq,
@@ -171,8 +174,11 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
       getPrefix: (prefixKey) => prefixReads(q).getPrefix(prefixKey),
       reportByKey: (reporter, idemKey) => outboxWrites.reportByKey(q, reporter, idemKey),
       async putRecord(row) {
-        const { version, inserted, row: stored } = await recordWrites.put(q, { ...row, updatedAt: at }, history, pending(row.handleKey));
-        if (inserted) countFor(row.prefixKey, 1);
+        const { version, inserted, row: stored } = await recordWrites.put(q, { ...row, updatedAt: at }, history, pending(row.handleKey), recordId + 1);
+        if (inserted) {
+          countFor(row.prefixKey, 1);
+          recordId++;
+        }
         changed('record', row.handleKey);
         known.set(JSON.stringify([row.handleKey]), stored);
         if (history) {
@@ -182,8 +188,10 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
         return version;
       },
       async deleteRecord(handleKey, handle) {
-        const { version, prefixKey } = await recordWrites.remove(q, handleKey, history, pending(handleKey));
+        const { version, prefixKey, id } = await recordWrites.remove(q, handleKey, history, pending(handleKey));
         if (prefixKey !== null) countFor(prefixKey, -1);
+        // SQLite gives the next row max(rowid) + 1: removing the highest id lowers it (rare: read it then).
+        if (id !== null && id >= recordId) recordId = await recordWrites.maxId(q);
         changed('record', handleKey);
         known.set(JSON.stringify([handleKey]), null);
         if (history) {
@@ -252,7 +260,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
       },
     };
     const { result, payload, action, keepPayload } = await p.apply(tx);
-    const next = { ...head };
+    const next = { ...head, recordId };
     const auditSeq = history && payload !== null ? seq : null;
     for (const c of changes) {
       const space = c.indexOf(' ');
@@ -292,8 +300,8 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
     let recorded = false;
     try {
       await sql.begin(async (tx) => {
-        const [row] = await tx<Array<{ seq: number; hash: string; changeId: number }>>`
-          SELECT seq, hash, change_id AS "changeId" FROM chain_head WHERE id = 1 FOR UPDATE`;
+        const [row] = await tx<Array<{ seq: number; hash: string; changeId: number; recordId: number }>>`
+          SELECT seq, hash, change_id AS "changeId", record_id AS "recordId" FROM chain_head WHERE id = 1 FOR UPDATE`;
         const start: Head = row!;
         let head = start;
         const rows = deferred();
@@ -330,7 +338,8 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
           last.push(tx`SELECT pg_notify(${CHANGES_CHANNEL}, ${String(head.changeId)})`);
           recorded = true;
         }
-        if (head !== start) last.push(tx`UPDATE chain_head SET seq = ${head.seq}, hash = ${head.hash}, change_id = ${head.changeId} WHERE id = 1`);
+        if (head !== start)
+          last.push(tx`UPDATE chain_head SET seq = ${head.seq}, hash = ${head.hash}, change_id = ${head.changeId}, record_id = ${head.recordId} WHERE id = 1`);
         await Promise.all(last);
       });
     } catch (err) {

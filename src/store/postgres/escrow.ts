@@ -43,6 +43,7 @@ export function escrowOps(sql: Sql): EscrowOps {
           await tx`INSERT INTO record_counts (prefix_key, n)
             SELECT prefix_key, count(*) FROM unnest(${rows.map((r) => String(r.prefix_key))}::text[]) AS r(prefix_key) GROUP BY prefix_key
             ON CONFLICT (prefix_key) DO UPDATE SET n = record_counts.n + excluded.n`;
+        if (table === 'records') await tx`UPDATE chain_head SET record_id = (SELECT coalesce(max(id), 0) FROM records) WHERE id = 1`;
         if (table === 'audit_log') {
           await tx`UPDATE chain_head h SET seq = a.seq, hash = a.hash FROM (SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1) a
             WHERE h.id = 1 AND a.seq > h.seq`;

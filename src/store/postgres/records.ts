@@ -83,34 +83,44 @@ const STORED = 'json_build_array(handle_key, id, handle, prefix_key, values_json
 export const recordWrites = {
   /**
    * Inserts or updates the current row; returns its version and whether it is new (it then counts for its prefix).
-   * A new row's id is max(id) + 1 and an update keeps it, as SQLite's rowid: its audited row hashes the same.
+   * A new row's id is `newId` (the caller's max(id) + 1) and an update keeps it, as SQLite's rowid: its audited row hashes the same.
    * Also returns the row as stored, in AUDITED_TABLES column order: the write set needs no read back.
    */
-  async put(q: Q, r: Omit<RecordRow, 'version'>, history: boolean, pending: number): Promise<{ version: number; inserted: boolean; row: unknown[] }> {
+  async put(
+    q: Q,
+    r: Omit<RecordRow, 'version'>,
+    history: boolean,
+    pending: number,
+    newId: number,
+  ): Promise<{ version: number; inserted: boolean; row: unknown[] }> {
     // xmax = 0 is not available on a partitioned table: the CTE sees the row as it was before.
     const [row] = await q.unsafe<Array<{ version: number; inserted: boolean; stored: unknown[] }>>(
       `WITH old AS (SELECT version FROM records WHERE handle_key = $1)
        INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, max_age, expires_at, etag, version, updated_at, id)
-       SELECT $1, $2, $3, $4, $5, $6, $7, $8, ${NEXT_VERSION(history, '$10', '(SELECT version FROM old)')}, $9,
-         (SELECT coalesce(max(id), 0) + 1 FROM records)
+       SELECT $1, $2, $3, $4, $5, $6, $7, $8, ${NEXT_VERSION(history, '$11', '(SELECT version FROM old)')}, $9, $10
        ON CONFLICT (handle_key) DO UPDATE SET handle = excluded.handle, values_json = excluded.values_json,
          public_json = excluded.public_json, max_age = excluded.max_age, expires_at = excluded.expires_at, etag = excluded.etag,
          version = excluded.version, updated_at = excluded.updated_at
        RETURNING version, NOT EXISTS (SELECT 1 FROM old) AS inserted, ${STORED} AS stored`,
-      [r.handleKey, r.handle, r.prefixKey, r.valuesJson, r.publicJson, r.maxAge, r.expiresAt, r.etag, r.updatedAt, ...(history ? [pending] : [])],
+      [r.handleKey, r.handle, r.prefixKey, r.valuesJson, r.publicJson, r.maxAge, r.expiresAt, r.etag, r.updatedAt, newId, ...(history ? [pending] : [])],
       { prepare: true },
     );
     return { version: row!.version, inserted: row!.inserted, row: row!.stored };
   },
-  /** Deletes the current row; returns the version the deletion takes and the prefix of the row it removed. */
-  async remove(q: Q, handleKey: string, history: boolean, pending: number): Promise<{ version: number; prefixKey: string | null }> {
-    const [row] = await q.unsafe<Array<{ version: number; prefixKey: string | null }>>(
-      `WITH d AS (DELETE FROM records WHERE handle_key = $1 RETURNING prefix_key, version)
-       SELECT ${NEXT_VERSION(history, '$2', '(SELECT version FROM d)')} AS version, (SELECT prefix_key FROM d) AS "prefixKey"`,
+  /** Deletes the current row; returns the version the deletion takes and the prefix and id of the row it removed. */
+  async remove(q: Q, handleKey: string, history: boolean, pending: number): Promise<{ version: number; prefixKey: string | null; id: number | null }> {
+    const [row] = await q.unsafe<Array<{ version: number; prefixKey: string | null; id: number | null }>>(
+      `WITH d AS (DELETE FROM records WHERE handle_key = $1 RETURNING prefix_key, version, id)
+       SELECT ${NEXT_VERSION(history, '$2', '(SELECT version FROM d)')} AS version, (SELECT prefix_key FROM d) AS "prefixKey", (SELECT id FROM d) AS id`,
       history ? [handleKey, pending] : [handleKey],
       { prepare: true },
     );
     return row!;
+  },
+  /** The highest record id (what the next insert's id follows, as SQLite's rowid does). */
+  async maxId(q: Q): Promise<number> {
+    const [row] = await q`SELECT coalesce(max(id), 0) FROM records`.values();
+    return row![0] as number;
   },
   /** The versions a batch wrote, in one statement. */
   async insertVersions(q: Q, rows: VersionInsert[]): Promise<void> {
