@@ -740,6 +740,14 @@ t.test('write sets: writes of one batch touching the same rows each record what 
     const recordLines = log.slice(2, 6).map((e) => e.writeSet!.split('\n').find((l) => l.startsWith('records\t'))!);
     t.equal(new Set(recordLines).size, 4, `${engine}: each write of 88.1/a hashes the row it left`);
     t.match(recordLines[2], /\t-$/, `${engine}: the delete left no row`);
+    t.same(
+      (await s.tablePage('records', null, 10)).map((r) => r.slice(0, 2)),
+      [
+        ['88.1/a', 1],
+        ['88.1/b', 2],
+      ],
+      `${engine}: record ids as SQLite's rowid gives them (the deleted highest id is given again)`,
+    );
     entries.push(log);
   }
   if (entries.length < 2) return;
