@@ -1,8 +1,11 @@
 import t from 'tap';
 import { main } from '../src/cli/main.js';
-import { auditHash, GENESIS_HASH, versionLine } from '../src/store/index.js';
+import { auditHash, GENESIS_HASH, type StoreEngine, versionLine, type WriteTx } from '../src/store/index.js';
 import { ADMIN, type Client, registrar, runCli, sampleValues, startNode, testClock } from './helpers.js';
-import { type Raw, tamper } from './tamper.js';
+import { ENGINES, storeOpener } from './pg.js';
+import { attacker, type Raw, tamper } from './tamper.js';
+
+const stores = storeOpener(t);
 
 async function auditor(c: Client): Promise<string> {
   return (await c.call('POST', '/api/tokens', { token: ADMIN, body: { role: 'auditor' } })).json.secret as string;
@@ -440,3 +443,143 @@ t.test('idnode audit verify on a terminal redraws its progress on stderr; stdout
   t.same(JSON.parse(out), { ok: true, checked: total });
   t.match(err, new RegExp(`\\rentries 0/${total}.*\\rentries ${total}/${total}, rows [1-9]\\d*\\n$`, 's'));
 });
+
+/** Writes rows into every audited table through the store, as the registry's writes would. */
+async function everyTable(s: StoreEngine) {
+  const write = <T>(action: string, target: string, apply: (tx: WriteTx) => Promise<T>, payload = `${action} ${target}`) =>
+    s.write({ actor: 'tok_admin', action, target }, async (tx) => ({ result: await apply(tx), payload, keepPayload: !action.startsWith('record.') }));
+  const token = (id: string, role: 'admin' | 'registrar' | 'auditor') => ({
+    id,
+    role,
+    prefixesJson: '["88.100.7"]',
+    secretHash: id.padEnd(64, '0'),
+    label: null,
+    createdAt: '2026-01-01T00:00:00Z',
+    revokedAt: null,
+  });
+  await write('token.create', 'tok_reg', async (tx) => {
+    await tx.insertToken(token('tok_reg', 'registrar'));
+    await tx.insertToken(token('tok_spare', 'auditor'));
+  });
+  await write('token.revoke', 'tok_spare', (tx) => tx.revokeToken('tok_spare'));
+  const prefix = { prefix: '88.100.7', parentKey: '88.100', ownerJson: '{"name":"Acme"}', site: null, status: 'active' as const };
+  await write('prefix.create', '88.100.7', (tx) =>
+    tx.putPrefix({ prefixKey: '88.100.7', ...prefix, createdAt: '2026-01-01T00:00:00Z', updatedAt: '2026-01-01T00:00:00Z', redirect: true }),
+  );
+  const put = (handle: string, values: string) =>
+    write(
+      'record.create',
+      handle,
+      (tx) =>
+        tx.putRecord({
+          handleKey: handle.toLowerCase(),
+          handle,
+          prefixKey: '88.100.7',
+          valuesJson: values,
+          publicJson: null,
+          maxAge: 86400,
+          expiresAt: null,
+          etag: '"e"',
+        }),
+      versionLine(handle, values),
+    );
+  await put('88.100.7/A', '[{"index":1}]');
+  await put('88.100.7/B', '[{"index":2}]');
+  await write('record.delete', '88.100.7/B', (tx) => tx.deleteRecord('88.100.7/b', '88.100.7/B'), versionLine('88.100.7/B', null));
+  const template = { prefixKey: '88.100.7', version: '1', prefix: '88.100.7', bodyJson: '{"items":[]}', used: 0 as const };
+  await write('template.put', '88.100.7@1', (tx) => tx.putTemplate({ ...template, createdAt: '2026-01-01T00:00:00Z', updatedAt: '2026-01-01T00:00:00Z' }));
+  await write('template.use', '88.100.7@1', (tx) => tx.markTemplateUsed('88.100.7', '1'));
+  await write('event.create', '88.100.7/a', async (tx) => {
+    const e = await tx.insertEvent({ type: 'aggregation', action: 'ADD', eventTime: '2026-01-01T00:00:00.000Z', bodyJson: '{"type":"aggregation"}' });
+    for (const child of ['X', 'Y']) {
+      await tx.openEdge('88.100.7/a', `88.100.7/${child.toLowerCase()}`, 'contains', '2026-01-01T00:00:00.000Z', e);
+      await tx.nameIdentifier(`88.100.7/${child.toLowerCase()}`, `88.100.7/${child}`);
+    }
+  });
+  await write('event.create', '88.100.7/a', async (tx) => {
+    const e = await tx.insertEvent({ type: 'aggregation', action: 'DELETE', eventTime: '2026-01-02T00:00:00.000Z', bodyJson: '{"type":"aggregation"}' });
+    await tx.closeEdge('88.100.7/a', '88.100.7/y', 'contains', '2026-01-02T00:00:00.000Z', e);
+  });
+  await write('sync.report.accepted', 'tok_child:k1', (tx) =>
+    tx.insertReport({ reporter: 'tok_child', idemKey: 'k1', kind: 'stats', bodyJson: '{"records":1}', outcome: 'accepted', message: null }),
+  );
+}
+
+for (const engine of ENGINES)
+  t.test(`${engine}: verify finds an inserted, deleted or altered row of every audited table (store writes, raw SQL)`, async (t) => {
+    const s = await stores.open(t, engine);
+    if (s === undefined) return;
+    await everyTable(s);
+    const clean = await s.verifyAudit();
+    t.same(clean, { ok: true, checked: 11 });
+    const db = attacker(s.path);
+    t.teardown(() => db.close());
+    const one = async (table: string, where: Raw) => {
+      const rows = await db.rows(table, where);
+      if (rows.length !== 1) throw new Error(`${table} ${JSON.stringify(where)}: ${rows.length} rows`);
+      return rows[0]!;
+    };
+    type Case = [string, string, () => Promise<unknown>, () => Promise<unknown>];
+    const update = async (table: string, where: Raw, set: Raw): Promise<Case> => {
+      const before = await one(table, where);
+      const undo = Object.fromEntries(Object.keys(set).map((k) => [k, before[k]]));
+      return [`${table}: ${Object.keys(set).join(', ')} altered`, table, () => db.updateRows(table, set, where), () => db.updateRows(table, undo, where)];
+    };
+    const remove = async (table: string, where: Raw): Promise<Case> => {
+      const before = await one(table, where);
+      return [`${table}: a row deleted`, table, () => db.deleteRows(table, where), () => db.insertRow(table, before)];
+    };
+    const insert = async (table: string, like: Raw, row: Raw, key: Raw): Promise<Case> => {
+      const base = await one(table, like);
+      return [`${table}: a row inserted`, table, () => db.insertRow(table, { ...base, ...row }), () => db.deleteRows(table, key)];
+    };
+    const recordA = { handle_key: '88.100.7/a' };
+    const versionA = { handle_key: '88.100.7/a', version: 1 };
+    const closed = (await db.rows('edges')).find((e) => e.until !== null)!;
+    const open = (await db.rows('edges')).find((e) => e.until === null)!;
+    const eventId = (await db.rows('events'))[0]!.id;
+    const payloadSeq = (await db.rows('audit_payloads')).at(-1)!.seq;
+    const cases: Case[] = [
+      await insert('tokens', { id: 'tok_reg' }, { id: 'tok_forged', role: 'admin', secret_hash: 'f'.repeat(64) }, { id: 'tok_forged' }),
+      await remove('tokens', { id: 'tok_reg' }),
+      await update('tokens', { id: 'tok_reg' }, { role: 'admin' }),
+      await update('tokens', { id: 'tok_spare' }, { revoked_at: null }),
+      await insert('prefixes', { prefix_key: '88.100.7' }, { prefix_key: '88.100.9', prefix: '88.100.9' }, { prefix_key: '88.100.9' }),
+      await remove('prefixes', { prefix_key: '88.100.7' }),
+      await update('prefixes', { prefix_key: '88.100.7' }, { status: 'suspended' }),
+      await update('prefixes', { prefix_key: '88.100.7' }, { redirect: 0 }),
+      await update('prefixes', { prefix_key: '88.100.7' }, { redirect: null }),
+      await insert('templates', { prefix_key: '88.100.7', version: '1' }, { version: '2' }, { prefix_key: '88.100.7', version: '2' }),
+      await remove('templates', { prefix_key: '88.100.7', version: '1' }),
+      await update('templates', { prefix_key: '88.100.7', version: '1' }, { used: 0 }),
+      await insert('events', { id: eventId }, { id: 99 }, { id: 99 }),
+      await remove('events', { id: eventId }),
+      await update('events', { id: eventId }, { body_json: '{}' }),
+      await insert('edges', { id: open.id }, { id: 99, to_key: '88.100.7/z' }, { id: 99 }),
+      await remove('edges', { id: open.id }),
+      await update('edges', { id: closed.id }, { until: null }),
+      await insert('lineage_names', { key: '88.100.7/x' }, { key: '88.100.7/w' }, { key: '88.100.7/w' }),
+      await remove('lineage_names', { key: '88.100.7/x' }),
+      await update('lineage_names', { key: '88.100.7/x' }, { handle: '88.100.7/x-renamed' }),
+      await insert('sync_reports', { idem_key: 'k1' }, { id: 99, idem_key: 'k2' }, { id: 99 }),
+      await remove('sync_reports', { idem_key: 'k1' }),
+      await update('sync_reports', { idem_key: 'k1' }, { outcome: 'rejected' }),
+      await insert('record_versions', versionA, { version: 7, values_json: '[]' }, { handle_key: '88.100.7/a', version: 7 }),
+      await remove('record_versions', { handle_key: '88.100.7/b', version: 2 }),
+      await update('record_versions', versionA, { actor: 'tok_someone' }),
+      await insert('records', recordA, { id: 99, handle_key: '88.100.7/c', handle: '88.100.7/C' }, { handle_key: '88.100.7/c' }),
+      await remove('records', recordA),
+      await update('records', recordA, { values_json: '[]' }),
+      await update('records', recordA, { id: 42 }),
+      await update('records', recordA, { max_age: 1 }),
+      await remove('audit_payloads', { seq: payloadSeq }),
+    ];
+    for (const [name, table, edit, undo] of cases) {
+      await edit();
+      const v = await s.verifyAudit();
+      t.match(v, { ok: false, firstBroken: { seq: Number, reason: String } }, name);
+      if (v.firstBroken?.table !== undefined) t.equal(v.firstBroken.table, table, `${name}: names the table`);
+      await undo();
+      t.same(await s.verifyAudit(), clean, `${name}: undone, it verifies again`);
+    }
+  });

@@ -1,9 +1,10 @@
 /**
  * The attacker's SQL tool: edits an idnode SQLite file directly, as someone with file access
- * would, behind the node's back. The only SQL outside src/store/; tests that check tampering
+ * would, behind the node's back (and the same on a PostgreSQL database). The only SQL outside src/store/; tests that check tampering
  * is detected (and tests that fake files written by older versions) use it, nothing else.
  */
 import Database from 'better-sqlite3';
+import postgres from 'postgres';
 
 export type Raw = Record<string, unknown>;
 
@@ -97,4 +98,75 @@ export function writeOldDatabase(path: string, schemas: string[], version: numbe
   db.pragma(`user_version = ${version}`);
   db.close();
   return tamper(path);
+}
+
+/** A WHERE clause for PostgreSQL, its parameters numbered after `offset` (NULL matches NULL, as SQLite's IS). */
+const pgClause = (where: Raw, offset: number) =>
+  Object.keys(where).length === 0
+    ? ''
+    : ` WHERE ${Object.keys(where)
+        .map((c, i) => `${c} IS NOT DISTINCT FROM $${offset + i + 1}`)
+        .join(' AND ')}`;
+const pgArgs = (row: Raw) => Object.values(row) as Array<string | number | null>;
+
+/**
+ * The attacker's SQL on a PostgreSQL database (someone with database access behind the node's
+ * back): the same edits as `tamper`, asynchronous. Close it with `close()` (or a teardown).
+ */
+export function tamperPg(url: string) {
+  const sql = postgres(url, { max: 1, onnotice: () => undefined, types: { bigint: { to: 20, from: [20], serialize: String, parse: Number } } });
+  return {
+    auditEntry: async (seq: number) => (await sql`SELECT * FROM audit_log WHERE seq = ${seq}`)[0],
+    setAuditActor: async (seq: number, actor: string) => void (await sql`UPDATE audit_log SET actor = ${actor} WHERE seq = ${seq}`),
+    deleteAuditEntry: async (seq: number) => void (await sql`DELETE FROM audit_log WHERE seq = ${seq}`),
+    setPayload: async (seq: number, payload: string) => void (await sql`UPDATE audit_payloads SET payload = ${payload} WHERE seq = ${seq}`),
+    async setVersionValues(seq: number, valuesJson: string, handleKey?: string): Promise<void> {
+      if (handleKey === undefined) await sql`UPDATE record_versions SET values_json = ${valuesJson} WHERE audit_seq = ${seq}`;
+      else await sql`UPDATE record_versions SET values_json = ${valuesJson} WHERE audit_seq = ${seq} AND handle_key = ${handleKey}`;
+    },
+    insertVersion: async (row: Raw) =>
+      void (await sql`INSERT INTO record_versions ${sql(row as Record<string, string | number | null>, 'handle_key', 'version', 'handle', 'at', 'actor', 'action', 'values_json', 'audit_seq')}`),
+    /** Every row of `table` whose columns equal `where` (all rows when empty), with their column names. */
+    rows: async (table: string, where: Raw = {}) => (await sql.unsafe(`SELECT * FROM ${table}${pgClause(where, 0)}`, pgArgs(where))).map((r) => ({ ...r })),
+    /** Inserts a row given with its column names. */
+    async insertRow(table: string, row: Raw): Promise<void> {
+      const cols = Object.keys(row);
+      await sql.unsafe(`INSERT INTO ${table} (${cols.join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})`, pgArgs(row));
+    },
+    /** Deletes the rows matching `where`; returns how many. */
+    deleteRows: async (table: string, where: Raw) => (await sql.unsafe(`DELETE FROM ${table}${pgClause(where, 0)}`, pgArgs(where))).count,
+    /** Sets columns of the rows matching `where`; returns how many. */
+    async updateRows(table: string, set: Raw, where: Raw): Promise<number> {
+      const sets = Object.keys(set).map((c, i) => `${c} = $${i + 1}`);
+      const n = Object.keys(set).length;
+      return (await sql.unsafe(`UPDATE ${table} SET ${sets.join(', ')}${pgClause(where, n)}`, [...pgArgs(set), ...pgArgs(where)])).count;
+    },
+    /** Runs SQL text (a schema file: a database an older idnode wrote). */
+    exec: async (text: string) => void (await sql.unsafe(text)),
+    /** The migrations recorded as applied. */
+    schemaRows: async () => (await sql`SELECT version, file FROM idnode_schema ORDER BY version`).map((r) => ({ ...r })),
+    /** How many backends are connected to this database (leak checks). */
+    connections: async () =>
+      (await sql`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)[0]!.n as number,
+    close: () => sql.end({ timeout: 1 }),
+  };
+}
+
+/** The attacker's tool for whichever engine a store is on: SQLite file path or postgres:// URL. */
+export function attacker(path: string) {
+  if (path.startsWith('postgres://')) return tamperPg(path);
+  const file = tamper(path);
+  return {
+    auditEntry: async (seq: number) => file.auditEntry(seq),
+    setAuditActor: async (seq: number, actor: string) => file.setAuditActor(seq, actor),
+    deleteAuditEntry: async (seq: number) => file.deleteAuditEntry(seq),
+    setPayload: async (seq: number, payload: string) => file.setPayload(seq, payload),
+    setVersionValues: async (seq: number, valuesJson: string, handleKey?: string) => file.setVersionValues(seq, valuesJson, handleKey),
+    insertVersion: async (row: Raw) => file.insertVersion(row),
+    rows: async (table: string, where: Raw = {}) => file.rows(table, where),
+    insertRow: async (table: string, row: Raw) => file.insertRow(table, row),
+    deleteRows: async (table: string, where: Raw) => file.deleteRows(table, where),
+    updateRows: async (table: string, set: Raw, where: Raw) => file.updateRows(table, set, where),
+    close: async () => file.close(),
+  };
 }

@@ -102,6 +102,12 @@ export interface RecordReads {
   /** What a resolution needs of a record, as an array (the cold-read path: no row object, no unused columns). */
   answerRow(handleKey: string): Promise<AnswerRow | undefined>;
   listRecordHandles(prefixKey: string, limit: number, offset: number): Promise<string[]>;
+  /**
+   * Keyset listing (a capability; PostgreSQL has it): handles of `prefixKey`'s records whose key
+   * follows `afterKey` ('' from the start), in key order, with their keys as the next cursor.
+   * An offset costs a scan of every row it skips; a key costs one index seek.
+   */
+  listRecordsAfter?: (prefixKey: string, afterKey: string, limit: number) => Promise<Array<{ key: string; handle: string }>>;
   countRecords(prefixKey: string): Promise<number>;
   /** Records whose prefix is `prefixKey` or lies under it. */
   countRecordsUnder(prefixKey: string): Promise<number>;
@@ -214,7 +220,10 @@ export interface StoreEngine
   /** Where the data lives (a file path for SQLite). */
   readonly path: string;
   readonly history: boolean;
-  /** The schema version of the opened database. */
+  /**
+   * The schema version of the opened database (PostgreSQL: the SQLite schema version whose
+   * tables it has, so escrow manifests compare across engines).
+   */
   readonly schemaVersion: number;
   /** False once closed. */
   isOpen(): boolean;
