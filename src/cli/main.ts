@@ -11,7 +11,7 @@ import { createNode, openRegistry } from '../main.js';
 import { SEEDS_DIR } from '../paths.js';
 import { seedIfEmpty } from '../registry/seed.js';
 import { openStore } from '../store/index.js';
-import { runDemo } from './demo.js';
+import { runDemo, runPgDemo } from './demo.js';
 import { exportCommand, importFile, restoreCommand } from './transfer.js';
 
 const HELP = `idnode — industrial-internet identifier resolution node
@@ -41,6 +41,10 @@ Usage:
                                         a three-tier hierarchy on this machine: top-level T
                                         (:N), secondary nodes A (:N+1, seeded) and B (:N+2),
                                         enterprise node E (:N+9); default N 8100, DIR data/demo
+  idnode demo --postgres [--base-port N] [--dir DIR]
+                                        two nodes (:N, :N+1) over a PostgreSQL primary and a
+                                        synchronous standby started in a temporary directory
+                                        (needs PostgreSQL's server binaries installed)
   idnode audit verify [--db FILE | --config FILE]
                                         check the hash-chained audit log offline (read-only;
                                         works while a node runs); exit 0 intact, 1 broken
@@ -236,6 +240,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       site: { type: 'string' },
       db: { type: 'string' },
       'base-port': { type: 'string' },
+      postgres: { type: 'boolean' },
       workers: { type: 'string' },
       format: { type: 'string' },
       template: { type: 'string' },
@@ -270,7 +275,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   if (command === 'demo') {
     const basePort = Number(values['base-port'] ?? '8100');
     if (!Number.isInteger(basePort) || basePort < 1 || basePort > 65526) throw new ConfigError('--base-port must be a port number from 1 to 65526');
-    return runDemo({ basePort, dir: values.dir ?? 'data/demo', out });
+    return (values.postgres ? runPgDemo : runDemo)({ basePort, dir: values.dir ?? 'data/demo', out });
   }
   const key = `${command} ${sub ?? ''}`.trim();
   // An unknown command touches no database (the default one may not be this directory's).
