@@ -11,8 +11,12 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseIdentifier } from '../src/identifier/index.js';
 import { openRegistry, type Registry } from '../src/main.js';
-import { openStore } from '../src/store/index.js';
-import { ADMIN, registrar, startNode, tempDir } from './helpers.js';
+import type { Store } from '../src/store/index.js';
+import { createChangeFollower } from '../src/resolver/index.js';
+import { ADMIN, registrar, startNode } from './helpers.js';
+import { ENGINES, storeOpener } from './pg.js';
+
+const stores = storeOpener(t);
 
 const CLI = fileURLToPath(new URL('../src/cli/bin.ts', import.meta.url));
 const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('IDNODE_')));
@@ -146,64 +150,64 @@ t.test('the feed is bounded: a follower behind the pruned window drops its whole
   t.equal((await c.call('GET', '/api/handles/88.100.7/N-9')).status, 200);
 });
 
-t.test('every write records its changes with its audit entry; history off keeps a cursor of its own', async (t) => {
-  const dir = tempDir(t);
-  for (const history of [true, false]) {
-    const s = openStore(join(dir, `${history}.db`), { history });
-    t.teardown(() => s.close());
-    let commits = 0;
-    s.onCommit(() => void commits++);
-    await s.write({ actor: 't', action: 'record.create', target: 'x' }, async (tx) => {
-      await tx.putRecord({
-        handleKey: '88.1/a',
-        handle: '88.1/A',
-        prefixKey: '88.1',
-        valuesJson: '[]',
-        publicJson: null,
-        maxAge: 0,
-        expiresAt: null,
-        etag: '"e"',
+for (const engine of ENGINES)
+  t.test(`${engine}: every write records its changes with its audit entry; history off keeps a cursor of its own`, async (t) => {
+    for (const history of [true, false]) {
+      const s = await stores.open(t, engine, { history });
+      if (s === undefined) return;
+      let commits = 0;
+      s.onCommit(() => void commits++);
+      await s.write({ actor: 't', action: 'record.create', target: 'x' }, async (tx) => {
+        await tx.putRecord({
+          handleKey: '88.1/a',
+          handle: '88.1/A',
+          prefixKey: '88.1',
+          valuesJson: '[]',
+          publicJson: null,
+          maxAge: 0,
+          expiresAt: null,
+          etag: '"e"',
+        });
+        tx.changed('record', '88.1/a');
+        await tx.putPrefix({
+          prefixKey: '88.1',
+          prefix: '88.1',
+          parentKey: '88',
+          ownerJson: '{}',
+          site: null,
+          status: 'active',
+          createdAt: tx.at,
+          updatedAt: tx.at,
+        });
+        return { result: undefined, payload: 'x' };
       });
-      tx.changed('record', '88.1/a');
-      await tx.putPrefix({
-        prefixKey: '88.1',
-        prefix: '88.1',
-        parentKey: '88',
-        ownerJson: '{}',
-        site: null,
-        status: 'active',
-        createdAt: tx.at,
-        updatedAt: tx.at,
+      await s.write({ actor: 't', action: 'token.create', target: 'tok' }, async (tx) => {
+        await tx.insertToken({ id: 'tok', role: 'admin', prefixesJson: '[]', secretHash: 'h', label: null, createdAt: tx.at, revokedAt: null });
+        await tx.putTemplate({ prefixKey: '88.1', version: '1', prefix: '88.1', bodyJson: '{}', used: 0, createdAt: tx.at, updatedAt: tx.at });
+        return { result: undefined, payload: 'y' };
       });
-      return { result: undefined, payload: 'x' };
-    });
-    await s.write({ actor: 't', action: 'token.create', target: 'tok' }, async (tx) => {
-      await tx.insertToken({ id: 'tok', role: 'admin', prefixesJson: '[]', secretHash: 'h', label: null, createdAt: tx.at, revokedAt: null });
-      await tx.putTemplate({ prefixKey: '88.1', version: '1', prefix: '88.1', bodyJson: '{}', used: 0, createdAt: tx.at, updatedAt: tx.at });
-      return { result: undefined, payload: 'y' };
-    });
-    await t.rejects(
-      s.write({ actor: 't', action: 'x', target: 'x' }, async (tx) => {
-        await tx.deleteRecord('88.1/a', '88.1/A');
-        throw new Error('rolled back');
-      }),
-    );
-    await s.write({ actor: 't', action: 'nothing', target: 'x' }, async () => ({ result: undefined, payload: null }));
-    const seq = history ? [1, 1, 2, 2] : [null, null, null, null];
-    t.same(
-      await s.changesAfter(0, 10),
-      [
-        { id: 1, auditSeq: seq[0], kind: 'record', key: '88.1/a' },
-        { id: 2, auditSeq: seq[1], kind: 'prefix', key: '88.1' },
-        { id: 3, auditSeq: seq[2], kind: 'token', key: 'tok' },
-        { id: 4, auditSeq: seq[3], kind: 'template', key: '88.1@1' },
-      ],
-      `one row per kind and key, in write order (history ${history})`,
-    );
-    t.equal(await s.changesHead(), 4, 'a rolled-back write leaves no row and no gap');
-    t.equal(commits, 2, 'own-commit listeners run only for writes that changed something');
-  }
-});
+      await t.rejects(
+        s.write({ actor: 't', action: 'x', target: 'x' }, async (tx) => {
+          await tx.deleteRecord('88.1/a', '88.1/A');
+          throw new Error('rolled back');
+        }),
+      );
+      await s.write({ actor: 't', action: 'nothing', target: 'x' }, async () => ({ result: undefined, payload: null }));
+      const seq = history ? [1, 1, 2, 2] : [null, null, null, null];
+      t.same(
+        await s.changesAfter(0, 10),
+        [
+          { id: 1, auditSeq: seq[0], kind: 'record', key: '88.1/a' },
+          { id: 2, auditSeq: seq[1], kind: 'prefix', key: '88.1' },
+          { id: 3, auditSeq: seq[2], kind: 'token', key: 'tok' },
+          { id: 4, auditSeq: seq[3], kind: 'template', key: '88.1@1' },
+        ],
+        `one row per kind and key, in write order (history ${history})`,
+      );
+      t.equal(await s.changesHead(), 4, 'a rolled-back write leaves no row and no gap');
+      t.equal(commits, 2, 'own-commit listeners run only for writes that changed something');
+    }
+  });
 
 t.test('cross-process visibility latency: 200 writes through a second connection (reported, not asserted)', async (t) => {
   const c = await startNode(t);
@@ -221,4 +225,65 @@ t.test('cross-process visibility latency: 200 writes through a second connection
   t.comment(`write → applied by the node's follower (changes.pollMs ${c.config.changes.pollMs}): p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, max ${pct(1)} ms`);
   t.equal(ms.length, 200);
   t.equal(c.node.changes.cursor(), await other.store.changesHead(), 'the node applied every write');
+});
+
+const recordAt = (key: string, values: string) => ({
+  handleKey: key,
+  handle: key.toUpperCase(),
+  prefixKey: '88.1',
+  valuesJson: values,
+  publicJson: null,
+  maxAge: 0,
+  expiresAt: null,
+  etag: '"e"',
+});
+const put = (s: Store, key: string, values: string) =>
+  s.write({ actor: 't', action: 'record.update', target: key }, async (tx) => {
+    await tx.putRecord(recordAt(key, values));
+    return { result: undefined, payload: values };
+  });
+
+for (const engine of ENGINES)
+  t.test(`${engine}: the feed is pruned to its retention; the head stays and ids are never reused`, async (t) => {
+    const s = await stores.open(t, engine, { changesRetention: 3 });
+    if (s === undefined) return;
+    for (let i = 0; i < 7; i++) await put(s, `88.1/k${i}`, `[${i}]`);
+    t.same(
+      (await s.changesAfter(0, 100)).map((c) => [c.id, c.key]),
+      [
+        [5, '88.1/k4'],
+        [6, '88.1/k5'],
+        [7, '88.1/k6'],
+      ],
+    );
+    t.equal(await s.changesHead(), 7);
+    t.same(
+      (await s.changesAfter(5, 1)).map((c) => c.id),
+      [6],
+      'paged by cursor',
+    );
+  });
+
+t.test('postgres: a follower on one engine applies what another engine (another process) commits', async (t) => {
+  const a = await stores.open(t, 'postgres');
+  if (a === undefined) return;
+  const b = (await stores.open(t, 'postgres', { url: a.path }))!;
+  const seen: string[] = [];
+  let resets = 0;
+  const follower = await createChangeFollower({
+    store: a,
+    pollMs: 5,
+    pageSize: 4,
+    apply: (rows) => void seen.push(...rows.map((r) => r.key)),
+    reset: () => void resets++,
+  });
+  t.teardown(() => follower.stop());
+  const before = await a.dataVersion();
+  await Promise.all(Array.from({ length: 10 }, (_, i) => put(b, `88.1/x${i}`, '[]')));
+  t.not(await a.dataVersion(), before, "another engine's commit moves the data version");
+  await follower.caughtUp(await b.changesHead());
+  t.same(seen.sort(), Array.from({ length: 10 }, (_, i) => `88.1/x${i}`).sort(), 'every change, read in pages, none twice');
+  t.equal(resets, 0);
+  await put(a, '88.1/own', '[]');
+  t.equal(follower.cursor(), 11, "the engine's own commit is applied before its write returns");
 });

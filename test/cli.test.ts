@@ -1,10 +1,10 @@
 import t, { type Test } from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cleanEnv, client, runCli, seedCounts, watch, tempDir } from './helpers.js';
+import { cleanEnv, client, freeDemoBase, runCli, seedCounts, watch, tempDir } from './helpers.js';
 
 const BIN = fileURLToPath(new URL('../src/cli/bin.ts', import.meta.url));
 const BUILT = fileURLToPath(new URL('../dist/src/cli/bin.js', import.meta.url));
@@ -46,18 +46,6 @@ function received(sock: Socket) {
 }
 
 /** A base port whose demo ports (N, N+1, N+2, N+9) are free right now. */
-async function freeDemoBase(): Promise<number> {
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-  for (;;) {
-    const base = 20000 + Math.floor(Math.random() * 40000);
-    if ((await Promise.all([0, 1, 2, 9].map((d) => free(base + d)))).every(Boolean)) return base;
-  }
-}
 
 t.test('help and usage errors', async (t) => {
   const help = await runCli(['--help']);

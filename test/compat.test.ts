@@ -6,7 +6,8 @@
 import t from 'tap';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ADMIN, rawRequest, registrar, sampleValues, startNode } from './helpers.js';
+import { respell } from '../src/resolver/index.js';
+import { ADMIN, type Answer, type Client, rawRequest, registrar, sampleValues, startNode } from './helpers.js';
 
 const ID = '88.100.7/ENGINE-1';
 const withPrivate = [...sampleValues, { index: 4, type: 'cost', data: '12.5 CNY', permissions: '1100' }];
@@ -386,4 +387,363 @@ t.test('/metrics and /readyz show the upstream as an origin only; nosniff everyw
   t.equal(docs.status, 200);
   t.match(docs.headers.get('content-security-policy'), /default-src 'self'/);
   t.match(docs.headers.get('content-security-policy'), /object-src 'none'/);
+});
+
+const indexes = (a: Answer) => (a.json.values as Array<{ index: number }>).map((v) => v.index);
+
+t.test('PUT ?index=&overwrite=false adds new indexes (201); an index already there is 409/201; a missing record 404/100', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  await c.call('PUT', `/api/handles/${ID}`, { token: reg, body: sampleValues });
+  const added = await c.call('PUT', `/api/handles/${ID}?index=5&index=4&overwrite=false`, {
+    token: reg,
+    body: [
+      { index: 5, type: 'note', data: 'five' },
+      { index: 4, type: 'note', data: 'four' },
+    ],
+  });
+  t.equal(added.status, 201, 'only new indexes: added');
+  t.same(added.json, { responseCode: 1, handle: ID });
+  t.same(indexes(await c.call('GET', `/api/handles/${ID}`)), [1, 2, 3, 4, 5]);
+
+  const taken = await c.call('PUT', `/api/handles/${ID}?index=2,6&overwrite=false`, {
+    token: reg,
+    body: [
+      { index: 2, type: 'name', data: 'renamed' },
+      { index: 6, type: 'note', data: 'six' },
+    ],
+  });
+  t.equal(taken.status, 409);
+  t.match(taken.json, { responseCode: 201, code: 'IDN_VALUE_EXISTS', handle: ID, message: /already has a value at index 2; send overwrite=true/ });
+  const after = await c.call('GET', `/api/handles/${ID}`);
+  t.same(indexes(after), [1, 2, 3, 4, 5], 'nothing of a refused write is stored');
+  t.equal(after.json.values[1].data.value, 'Brake caliper JH-C320');
+
+  const various = await c.call('PUT', `/api/handles/${ID}?index=various&overwrite=false`, { token: reg, body: [{ index: 1, type: 'URL', data: 'x' }] });
+  t.match(various.json, { responseCode: 201, code: 'IDN_VALUE_EXISTS' }, 'index=various too');
+  const replace = await c.call('PUT', `/api/handles/${ID}?index=2&overwrite=true`, { token: reg, body: [{ index: 2, type: 'name', data: 'renamed' }] });
+  t.equal(replace.status, 200, 'overwrite=true still replaces');
+
+  // As the reference adds values to a handle: a missing handle is "not found" (HANDLE-NOTES is silent; docs/API.md §3.2).
+  const missing = await c.call('PUT', '/api/handles/88.100.7/NONE?index=1&overwrite=false', { token: reg, body: [{ index: 1, type: 'URL', data: 'x' }] });
+  t.equal(missing.status, 404);
+  t.match(missing.json, { responseCode: 100, code: 'IDN_NOT_FOUND' });
+  const plain = await c.call('PUT', `/api/handles/${ID}?overwrite=false`, { token: reg, body: sampleValues });
+  t.match(plain.json, { responseCode: 101, code: 'IDN_HANDLE_EXISTS' }, 'without index= an existing record is still 409/101');
+});
+
+t.test('GET → edit → PUT back: the full GET answer is a valid body', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  await c.call('PUT', `/api/handles/${ID}`, { token: reg, body: withPrivate });
+  const got = await c.call('GET', `/api/handles/${ID}`, { token: reg });
+  t.match(got.json, { responseCode: 1, handle: ID });
+  const edited = got.json;
+  edited.values[1].data.value = 'Brake caliper JH-C321';
+  const put = await c.call('PUT', `/api/handles/${ID}`, { token: reg, body: edited });
+  t.equal(put.status, 200, put.text);
+  t.same(put.json, { responseCode: 1, handle: ID });
+  const again = await c.call('GET', `/api/handles/${ID}`, { token: reg });
+  t.equal(again.json.values[1].data.value, 'Brake caliper JH-C321');
+  t.same(
+    again.json.values.map((v: { timestamp: string }) => v.timestamp === got.json.values[0].timestamp),
+    [true, true, true, true],
+    'timestamps sent back are ignored; unchanged values keep theirs',
+  );
+  t.equal(again.json.values[3].permissions, '1100', 'permissions survive the round trip');
+  const unchanged = await c.call('PUT', `/api/handles/${ID}`, { token: reg, body: again.json });
+  t.equal(unchanged.status, 200, 'sending the answer back unchanged');
+  const other = await c.call('PUT', `/api/handles/${ID}`, { token: reg, body: { ...again.json, handle: '88.100.7/OTHER' } });
+  t.match(
+    other.json,
+    { responseCode: 202, message: /names handle "88.100.7\/OTHER" but the URL names/ },
+    'a handle field naming another identifier is still refused',
+  );
+});
+
+t.test('Handle.Net bodies: one bare value, unknown fields, "1" indexes, HS_ADMIN index "200" padded to 12 flags; bad indexes 400', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  const bare = await c.call('PUT', '/api/handles/88.100.7/BARE', { token: reg, body: { index: 1, type: 'URL', data: 'https://x.example/1' } });
+  t.equal(bare.status, 200, bare.text);
+  t.same(indexes(await c.call('GET', '/api/handles/88.100.7/BARE')), [1], 'a single bare value object');
+
+  const lenient = await c.call('PUT', '/api/handles/88.100.7/LENIENT', {
+    token: reg,
+    body: {
+      responseCode: 1,
+      note: 'ignored',
+      values: [
+        { index: '1', type: 'URL', data: { format: 'string', value: 'https://x.example/2', note: 'x' }, colour: 'red' },
+        { index: 100, type: 'HS_ADMIN', data: { value: { index: '200', handle: '0.NA/88.100.7', permissions: '0111' }, format: 'admin' } },
+      ],
+    },
+  });
+  t.equal(lenient.status, 200, lenient.text);
+  const got = await c.call('GET', '/api/handles/88.100.7/LENIENT');
+  t.same(got.json.values[0], {
+    index: 1,
+    type: 'URL',
+    data: { format: 'string', value: 'https://x.example/2' },
+    ttl: 86400,
+    timestamp: got.json.values[0].timestamp,
+  });
+  t.same(got.json.values[1].data, { format: 'admin', value: { handle: '0.NA/88.100.7', index: 200, permissions: '011100000000' } });
+
+  for (const index of ['one', '1.5', 1.5, '0', 0, '4294967296', 4294967296, '-3', '']) {
+    const res = await c.call('PUT', '/api/handles/88.100.7/BAD', { token: reg, body: [{ index, type: 'URL', data: 'x' }] });
+    t.equal(res.status, 400, JSON.stringify(index));
+    t.match(res.json, { responseCode: 202, code: 'IDN_INVALID_VALUE', message: /values\[0\]\.index must be an integer from 1 to 4294967295/ });
+  }
+  const badAdmin = await c.call('PUT', '/api/handles/88.100.7/BAD', {
+    token: reg,
+    body: [{ index: 100, type: 'HS_ADMIN', data: { format: 'admin', value: { index: 'two hundred', handle: '0.NA/88.100.7', permissions: '0111' } } }],
+  });
+  t.match(badAdmin.json, { responseCode: 202, message: /values\[0\]\.data\.value must be \{"handle"/ });
+
+  const ndjson = [
+    JSON.stringify({ handle: '88.100.7/NL-1', responseCode: 1, values: [{ index: '1', type: 'URL', data: 'x', colour: 'red' }] }),
+    JSON.stringify({ handle: '88.100.7/NL-2', values: { index: 1, type: 'URL', data: 'y' } }),
+    JSON.stringify({ handle: '88.100.7/NL-3', values: [{ index: 'x', type: 'URL', data: 'y' }] }),
+  ].join('\n');
+  const bulk = await c.call('POST', '/api/prefixes/88.100.7/handles', { token: reg, body: ndjson, headers: { 'content-type': 'application/x-ndjson' } });
+  const lines = bulk.text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  t.match(lines[0], { line: 1, responseCode: 1 }, 'bulk: unknown fields on the line and in a value are ignored');
+  t.match(lines[1], { line: 2, responseCode: 1 }, 'bulk: one bare value');
+  t.match(lines[2], { line: 3, responseCode: 202, message: /index must be an integer/ });
+});
+
+t.test('idnode bodies stay strict, but a GET → PATCH/PUT round trip of a prefix or template works', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  const prefix = await c.call('GET', '/api/prefixes/88.100.7', { token: ADMIN });
+  t.ok('parent' in prefix.json && 'prefix' in prefix.json, 'the GET answer has read-only fields');
+  const patched = await c.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { ...prefix.json, owner: { name: 'Acme Engines' } } });
+  t.equal(patched.status, 200, patched.text);
+  t.equal(patched.json.owner.name, 'Acme Engines');
+  const typo = await c.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { ownr: { name: 'x' } } });
+  t.match(typo.json, { responseCode: 202, message: /unknown field "ownr"/ }, 'a typo in an idnode-only field is caught');
+  const wrong = await c.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { ...prefix.json, prefix: '88.100.8' } });
+  t.match(wrong.json, { responseCode: 202, message: /names prefix "88.100.8" but the URL names 88.100.7/ });
+
+  const items = [{ name: 'batchNo', idIndex: 2001, idType: 'batch', dataType: 'string', required: true }];
+  t.equal((await c.call('PUT', '/api/templates/88.100.7/1.0', { token: reg, body: { name: 'Engines', items } })).status, 201);
+  const tpl = await c.call('GET', '/api/templates/88.100.7/1.0');
+  t.ok('createdAt' in tpl.json && 'used' in tpl.json);
+  const back = await c.call('PUT', '/api/templates/88.100.7/1.0', { token: reg, body: { ...tpl.json, name: 'Engines v1' } });
+  t.equal(back.status, 200, back.text);
+  t.equal(back.json.name, 'Engines v1');
+  const tplTypo = await c.call('PUT', '/api/templates/88.100.7/1.0', { token: reg, body: { items, nmae: 'x' } });
+  t.match(tplTypo.json, { responseCode: 202, message: /unknown field "nmae"/ });
+  const tplWrong = await c.call('PUT', '/api/templates/88.100.7/1.0', { token: reg, body: { ...tpl.json, version: '2.0' } });
+  t.match(tplWrong.json, { responseCode: 202, message: /names version "2.0" but the URL names 1.0/ });
+});
+
+t.test('after PUT ?index= the values come back ordered by index', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  await c.call('PUT', `/api/handles/${ID}`, {
+    token: reg,
+    body: [
+      { index: 100, type: 'HS_ADMIN', data: { format: 'admin', value: { handle: '0.NA/88.100.7', index: 200, permissions: '011111110011' } } },
+      { index: 2, type: 'name', data: 'n' },
+    ],
+  });
+  t.same(indexes(await c.call('GET', `/api/handles/${ID}`)), [100, 2], 'a whole PUT keeps the order written');
+  await c.call('PUT', `/api/handles/${ID}?index=1`, { token: reg, body: [{ index: 1, type: 'URL', data: 'https://x.example/' }] });
+  t.same(indexes(await c.call('GET', `/api/handles/${ID}`)), [1, 2, 100]);
+  await c.call('PUT', `/api/handles/${ID}?index=50`, { token: reg, body: [{ index: 50, type: 'note', data: 'x' }] });
+  t.same(indexes(await c.call('GET', `/api/handles/${ID}`)), [1, 2, 50, 100]);
+});
+
+t.test('DELETE ?index= of an index the record lacks: 400 with responseCode 200', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  await c.call('PUT', `/api/handles/${ID}`, { token: reg, body: sampleValues });
+  const res = await c.call('DELETE', `/api/handles/${ID}?index=3,42`, { token: reg });
+  t.equal(res.status, 400);
+  t.match(res.json, { responseCode: 200, code: 'IDN_VALUE_NOT_FOUND', handle: ID, message: /no value at index 42; nothing was removed/ });
+  t.same(indexes(await c.call('GET', `/api/handles/${ID}`)), [1, 2, 3], 'nothing removed');
+});
+
+t.test('answers echo the identifier as the client spelt it; the cached bytes and ETag stay the record’s', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  t.equal((await c.call('PUT', '/api/handles/88.100.7/Engine-1', { token: reg, body: sampleValues })).json.handle, '88.100.7/Engine-1');
+  const miss = await c.call('GET', '/api/handles/88.100.7/engine-1');
+  t.equal(miss.headers.get('cache-status'), 'idnode; fwd=uri-miss; stored');
+  t.equal(miss.json.handle, '88.100.7/engine-1', 'a miss through the fast path');
+  const same = await c.call('GET', '/api/handles/88.100.7/Engine-1');
+  t.equal(same.headers.get('cache-status'), 'idnode; hit');
+  t.equal(same.json.handle, '88.100.7/Engine-1', 'a hit of the stored spelling');
+  const hit = await c.call('GET', '/api/handles/88.100.7/ENGINE-1');
+  t.equal(hit.headers.get('cache-status'), 'idnode; hit');
+  t.equal(hit.json.handle, '88.100.7/ENGINE-1', 'a hit of another spelling');
+  t.equal(hit.text.replace('ENGINE-1', 'Engine-1'), same.text, 'only the handle differs');
+  t.equal(hit.headers.get('content-length'), same.headers.get('content-length'));
+  t.equal(hit.headers.get('etag'), same.headers.get('etag'), "the record's ETag");
+  const notModified = await c.call('GET', '/api/handles/88.100.7/eNgInE-1', { headers: { 'if-none-match': same.headers.get('etag')! } });
+  t.equal(notModified.status, 304);
+  const head = await c.call('HEAD', '/api/handles/88.100.7/ENGINE-1');
+  t.equal(head.headers.get('content-length'), same.headers.get('content-length'));
+
+  t.equal((await c.call('GET', '/api/handles/88.100.7/ENGINE-1?type=URL')).json.handle, '88.100.7/ENGINE-1', 'fastify, filtered');
+  t.equal((await c.call('GET', '/api/handles/88.100.7/ENGINE-1?pretty')).json.handle, '88.100.7/ENGINE-1', 'fastify, pretty');
+  t.equal((await c.call('GET', '/api/handles/88.100.7/engine-1', { token: reg })).json.handle, '88.100.7/engine-1', 'fastify, with a token');
+  t.equal((await c.call('GET', '/api/handles/88.100.7/engine-1?callback=cb')).text.includes('"handle":"88.100.7/engine-1"'), true, 'JSONP');
+  const short = await c.call('GET', '/88.100.7/ENGINE-1', { headers: { accept: 'application/json' } });
+  t.equal(short.status, 200);
+  t.equal(short.json.handle, '88.100.7/ENGINE-1', 'the short URL');
+  const page = await c.call('GET', '/88.100.7/ENGINE-1', { headers: { accept: 'text/html' } });
+  t.equal(page.status, 200);
+  t.match(page.text, /Engine-1|ENGINE-1/, 'the page still renders');
+  const batch = await c.call('POST', '/api/resolve', { body: { handles: ['88.100.7/engine-1', '88.100.7/Engine-1', '88.100.7/ENGINE-1'] } });
+  t.same(
+    batch.json.results.map((r: { handle: string }) => r.handle),
+    ['88.100.7/engine-1', '88.100.7/Engine-1', '88.100.7/ENGINE-1'],
+    'batch',
+  );
+
+  await c.call('GET', '/api/handles/88.100.7/Nope');
+  const nope = await c.call('GET', '/api/handles/88.100.7/NOPE');
+  t.equal(nope.headers.get('cache-status'), 'idnode; hit', 'a cached not-found');
+  t.match(nope.json, { responseCode: 100, handle: '88.100.7/NOPE', message: /^88\.100\.7\/NOPE / });
+  t.equal(nope.headers.get('content-length'), String(Buffer.byteLength(nope.text)));
+  await c.call('GET', '/api/handles/0.NA/88.100.7');
+  t.equal((await c.call('GET', '/api/handles/0.na/88.100.7')).json.handle, '0.na/88.100.7', 'a prefix handle');
+  t.equal((await c.call('GET', '/api/handles/88.100.7')).json.handle, '0.NA/88.100.7', 'a slashless path still names the prefix handle');
+
+  const put = await c.call('PUT', '/api/handles/88.100.7/eNGINE-1?index=9', { token: reg, body: [{ index: 9, type: 'n', data: 'v' }] });
+  t.same(put.json, { responseCode: 1, handle: '88.100.7/eNGINE-1' }, 'PUT');
+  const listed = await c.call('GET', '/api/handles?prefix=88.100.7', { token: reg });
+  t.same(listed.json.handles, ['88.100.7/Engine-1'], 'the stored spelling is the first one');
+  const del = await c.call('DELETE', '/api/handles/88.100.7/ENGINE-1', { token: reg });
+  t.same(del.json, { responseCode: 1, handle: '88.100.7/ENGINE-1' }, 'DELETE');
+
+  // The stored spelling answers without a copy: the same spelling leaves the cached body as it is.
+  const entry = { status: 200, body: same.text, bytes: Buffer.byteLength(same.text), etag: undefined, maxAge: 1, partial: false };
+  t.equal(respell(entry, '88.100.7/Engine-1'), undefined);
+  t.same(respell(entry, '88.100.7/ENGINE-1'), { body: hit.text, bytes: entry.bytes });
+  const quoted = { ...entry, body: '{"responseCode":1,"handle":"88.100.7/a\\"b","values":[]}' };
+  t.equal(respell(quoted, '88.100.7/a"b'), undefined, 'an escaped spelling that is the same');
+  t.same(JSON.parse(respell(quoted, '88.100.7/A"B')!.body), { responseCode: 1, handle: '88.100.7/A"B', values: [] });
+  const foreignBody = '{ "values": [{"type": "handle", "handle": "77.1/Y"}],\n  "handle" : "77.1/X", "responseCode": 1 }';
+  const foreign = { ...entry, body: foreignBody, bytes: Buffer.byteLength(foreignBody) };
+  t.same(
+    respell(foreign, '77.1/x'),
+    { body: foreignBody.replace('"77.1/X"', '"77.1/x"'), bytes: foreign.bytes },
+    'another shape: the top-level handle, spliced',
+  );
+  t.equal(respell(foreign, '77.1/X'), undefined);
+  t.equal(respell({ ...entry, body: '{"responseCode":2,"values":[{"handle":"77.1/X"}]}' }, '77.1/x'), undefined, 'no top-level handle: nothing to rename');
+});
+
+/**
+ * The HTTP requests EUDAT pyhandle (github.com/EUDAT-B2SAFE/PYHANDLE, commit 1f3e075) makes,
+ * byte for byte as recorded by running it against idnode with http.client's debug output:
+ * pyhandle/handlesystemconnector.py builds them (`__get_headers`: Accept on GET, Basic
+ * Authorization and Content-Type on PUT/DELETE; `make_handle_URL`: `?index=N&...&overwrite=`;
+ * `send_handle_put_request`: `json.dumps({'values': entries})`), the callers are in
+ * pyhandle/client/resthandleclient.py. Asserted: what pyhandle needs to succeed, which is what
+ * the reference server answers (pyhandle/hsresponses.py reads status and responseCode).
+ */
+t.test('pyhandle replay: create, case-variant reads, modify, add and delete a value, delete, wrong password', async (t) => {
+  const c = await startNode(t);
+  const H = '88.100.7/PyHandle-Test-1';
+  const V = '88.100.7/pyhandle-TEST-1';
+  const python = { 'user-agent': 'python-requests/2.28.1', 'accept-encoding': 'gzip, deflate' };
+  // utilhandle.create_authentication_string: quote(username) keeps "/", then base64("user:password").
+  const basic = (pw: string) => `Basic ${Buffer.from(`300%3A88.100/ADMIN:${pw}`).toString('base64')}`;
+  const get = (client: Client, handle: string) => client.call('GET', `/api/handles/${handle}`, { headers: { ...python, accept: 'application/json' } });
+  const write = (method: string, path: string, pw: string, body?: string) =>
+    c.call(method, path, {
+      headers: { ...python, accept: '*/*', authorization: basic(pw), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body } : {}),
+    });
+
+  // Set-up, not pyhandle: the username handle 300:88.100/ADMIN must exist (the key at 300 is unused by idnode).
+  await c.call('PUT', '/api/handles/88.100/ADMIN', { token: ADMIN, body: [{ index: 300, type: 'HS_SECKEY', data: 'unused', permissions: '1100' }] });
+
+  // RESTHandleClient.__init__ → HandleSystemConnector.check_if_username_exists: the answer must name the handle asked.
+  const user = await get(c, '88.100/ADMIN');
+  t.equal(user.status, 200);
+  t.match(user.json, { responseCode: 1, handle: '88.100/ADMIN' });
+
+  // register_handle(H, 'https://example.com/py/1', checksum='abc123') → register_handle_kv: GET (must be 404/100), then PUT.
+  t.match((await get(c, H)).json, { responseCode: 100 });
+  const create = await write(
+    'PUT',
+    `/api/handles/${H}?overwrite=false`,
+    ADMIN,
+    '{"values": [{"index": 100, "type": "HS_ADMIN", "data": {"value": {"index": "200", "handle": "0.NA/88.100.7", "permissions": "011111110011"}, "format": "admin"}}, {"index": 1, "type": "URL", "data": "https://example.com/py/1"}, {"index": 2, "type": "CHECKSUM", "data": "abc123"}]}',
+  );
+  t.equal(create.status, 201, create.text);
+  t.same(create.json, { responseCode: 1, handle: H }, 'hsresponses.was_handle_created; pyhandle returns json["handle"]');
+
+  // retrieve_handle_record_json(V) and get_value_from_handle(V, 'URL'): raise unless json["handle"] == V.
+  for (let i = 0; i < 2; i++) {
+    const read = await get(c, V);
+    t.equal(read.status, 200);
+    t.equal(read.json.handle, V, `read ${i + 1} of the case variant (a miss, then a hit)`);
+    t.same(read.json.values.find((v: { type: string }) => v.type === 'HS_ADMIN').data, {
+      format: 'admin',
+      value: { handle: '0.NA/88.100.7', index: 200, permissions: '011111110011' },
+    });
+    t.equal(read.json.values.find((v: { type: string }) => v.type === 'URL').data.value, 'https://example.com/py/1');
+  }
+
+  // modify_handle_value(H, URL='https://example.com/py/2'): GET, then the entry read back (timestamp popped), index= and overwrite=true.
+  t.equal((await get(c, H)).status, 200);
+  const modify = await write(
+    'PUT',
+    `/api/handles/${H}?index=1&overwrite=true`,
+    ADMIN,
+    '{"values": [{"index": 1, "type": "URL", "data": "https://example.com/py/2", "ttl": 86400}]}',
+  );
+  t.equal(modify.status, 200, modify.text);
+  t.same(modify.json, { responseCode: 1, handle: H }, 'hsresponses.handle_success');
+
+  // modify_handle_value(H, EMAIL='ops@example.com'): a new key gets __make_another_index (3).
+  t.equal((await get(c, H)).status, 200);
+  const add = await write('PUT', `/api/handles/${H}?index=3&overwrite=true`, ADMIN, '{"values": [{"index": 3, "type": "EMAIL", "data": "ops@example.com"}]}');
+  t.equal(add.status, 200, add.text);
+  t.equal(add.json.responseCode, 1);
+  const added = await get(c, H);
+  t.same(indexes(added), [1, 2, 3, 100], 'ordered by index, as the reference answers');
+  t.equal(added.json.values[0].data.value, 'https://example.com/py/2');
+
+  // delete_handle_value(H, 'EMAIL'): GET, then DELETE ?index=3 (no body, no Content-Type).
+  t.equal((await get(c, H)).status, 200);
+  const delValue = await write('DELETE', `/api/handles/${H}?index=3`, ADMIN);
+  t.equal(delValue.status, 200);
+  t.same(delValue.json, { responseCode: 1, handle: H });
+  // Sent again, the reference's answer is one pyhandle tolerates (hsresponses.values_not_found: 400 and 200).
+  const delAgain = await write('DELETE', `/api/handles/${H}?index=3`, ADMIN);
+  t.equal(delAgain.status, 400);
+  t.equal(delAgain.json.responseCode, 200);
+  t.same(indexes(await get(c, H)), [1, 2, 100]);
+
+  // delete_handle(H): DELETE; then retrieve_handle_record_json(H) returns None on 404/100.
+  const del = await write('DELETE', `/api/handles/${H}`, ADMIN);
+  t.equal(del.status, 200);
+  t.same(del.json, { responseCode: 1, handle: H });
+  const gone = await get(c, H);
+  t.equal(gone.status, 404);
+  t.equal(gone.json.responseCode, 100, 'hsresponses.handle_not_found');
+
+  // A client with a wrong password: the username check and the existence check pass, the PUT is refused.
+  t.equal((await get(c, '88.100/ADMIN')).status, 200);
+  t.equal((await get(c, H)).status, 404);
+  const wrong = await write(
+    'PUT',
+    `/api/handles/${H}?overwrite=false`,
+    'wrong-password',
+    '{"values": [{"index": 100, "type": "HS_ADMIN", "data": {"value": {"index": "200", "handle": "0.NA/88.100.7", "permissions": "011111110011"}, "format": "admin"}}, {"index": 1, "type": "URL", "data": "https://example.com/py/1"}]}',
+  );
+  t.equal(wrong.status, 401, 'hsresponses.not_authenticated → HandleAuthenticationError');
+  t.equal(wrong.json.responseCode, 403);
+  t.equal((await get(c, H)).status, 404, 'nothing was written');
 });

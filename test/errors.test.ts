@@ -5,7 +5,7 @@ import { ERRORS, httpStatusFor, IdnError } from '../src/errors.js';
 /**
  * Errors whose HTTP status is not the generic mapping of their responseCode (docs/API.md §3):
  * gateway errors (504/502 by contract), and a DELETE ?index= naming a missing value (Handle
- * code 200 "values not found" maps to HTTP 200 only on resolution; a failed write is a 404),
+ * code 200 "values not found" maps to HTTP 200 only on resolution; a failed write is a 400, as the reference answers),
  * and bad credentials (401 with responseCode 403 and WWW-Authenticate, as the reference answers).
  */
 const EXCEPTIONS = new Set(['IDN_UPSTREAM_BAD_ANSWER', 'IDN_UPSTREAM_UNREACHABLE', 'IDN_UPSTREAM_TIMEOUT', 'IDN_VALUE_NOT_FOUND', 'IDN_AUTH_FAILED']);
@@ -17,7 +17,8 @@ t.test('every error follows the responseCode → HTTP mapping (gateway errors ex
   }
   t.equal(ERRORS.IDN_UPSTREAM_TIMEOUT.http, 504);
   t.equal(ERRORS.IDN_UPSTREAM_BAD_ANSWER.http, 502);
-  t.same(ERRORS.IDN_VALUE_NOT_FOUND, { http: 404, responseCode: 200 });
+  t.same(ERRORS.IDN_VALUE_NOT_FOUND, { http: 400, responseCode: 200 });
+  t.same(ERRORS.IDN_VALUE_EXISTS, { http: 409, responseCode: 201 });
   t.same(ERRORS.IDN_AUTH_FAILED, { http: 401, responseCode: 403 });
   const pairs: Array<[number, number]> = [
     [1, 200],

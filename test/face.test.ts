@@ -13,7 +13,9 @@ import { FOLD_AT, lineageSvg } from '../src/server/pages/graph.js';
 import { labelList } from '../src/server/pages/index.js';
 import { prefersHtml, pickLang } from '../src/server/pages/negotiate.js';
 import { createSessions, sessionSecret } from '../src/server/pages/session.js';
-import { ADMIN, type Client, registrar, startNode } from './helpers.js';
+import { request as httpRequest } from 'node:http';
+import { openRegistry } from '../src/main.js';
+import { ADMIN, type Client, registrar, startNode, testClock } from './helpers.js';
 
 // jsqr is CommonJS with an ES-style default export: under Node's interop the function is `.default`.
 type Decode = typeof jsQRModule.default;
@@ -34,8 +36,8 @@ const VALUES = [
 ];
 
 /** A node with Acme's prefix, the engine record (one non-public value) and one part. */
-async function seeded(t: Test, overrides: Record<string, unknown> = {}) {
-  const c = await startNode(t, overrides);
+async function seeded(t: Test, overrides: Record<string, unknown> = {}, opts: Parameters<typeof startNode>[2] = {}) {
+  const c = await startNode(t, overrides, opts);
   await c.call('POST', '/api/prefixes', { token: ADMIN, body: { prefix: '88.100.7', owner: { name: 'Acme Engines 艾克姆' } } });
   const reg = await registrar(c);
   const put = await c.call('PUT', `/api/handles/${ID}`, { token: reg, body: { values: VALUES } });
@@ -144,8 +146,11 @@ t.test('the page over plain HTTP: headers, public values only, caching, escaping
   t.match(xss.text, /&lt;script&gt;alert\(1\)&lt;\/script&gt;/);
   t.match(xss.text, /Acme Engines 艾克姆/, 'a 404 names the prefix owner');
   const malformed = await get(c, '/88.100.7/%ZZ', { accept: BROWSER_ACCEPT });
-  t.equal(malformed.status, 400, 'a bad escape is a 400, not a 500 (refused before any route, in the Handle shape)');
-  t.match(JSON.parse(malformed.text), { code: 'IDN_INVALID_IDENTIFIER' });
+  t.equal(malformed.status, 400, 'a bad escape is a 400, not a 500 (refused before any route)');
+  t.match(malformed.headers.get('content-type'), /^text\/html/, 'a browser gets a page (see the bad-escape test)');
+  const malformedJson = await get(c, '/88.100.7/%ZZ');
+  t.equal(malformedJson.status, 400);
+  t.match(JSON.parse(malformedJson.text), { code: 'IDN_INVALID_IDENTIFIER' }, 'machines keep the Handle shape');
   const badId = await get(c, '/88..7/X', { accept: BROWSER_ACCEPT });
   t.equal(badId.status, 400, 'a malformed identifier is a 400 page');
   t.match(badId.headers.get('content-type'), /^text\/html/);
@@ -199,6 +204,152 @@ t.test('face.redirect: the short URL acts as the Handle proxy for browsers', asy
   t.equal((await get(c, PAGE)).status, 200, 'machine clients still get JSON');
   const noUrl = await get(c, '/88.100.7/PART-0001', { accept: BROWSER_ACCEPT });
   t.equal(noUrl.status, 200, 'a record without an http(s) URL shows its page');
+});
+
+t.test('per-prefix redirect: on, off, inherited; a change applies at once, cached answers and other connections included', async (t) => {
+  const c = await seeded(t);
+  const browser = { accept: BROWSER_ACCEPT };
+  const page = await get(c, PAGE, browser);
+  t.equal(page.status, 200, 'no prefix sets it: the node (face.redirect false) shows the page');
+  t.equal((await c.call('GET', `/api/handles/${ID}`)).headers.get('cache-status'), 'idnode; hit', 'the answer is cached');
+
+  const on = await c.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { redirect: true } });
+  t.equal(on.status, 200, on.text);
+  t.equal(on.json.redirect, true);
+  t.equal((await c.call('GET', '/api/prefixes/88.100.7', { token: ADMIN })).json.redirect, true);
+  const r = await get(c, PAGE, browser);
+  t.equal(r.status, 302, 'on: the cached answer follows the change at once');
+  t.equal(r.headers.get('location'), 'https://acme.example/p/42');
+  t.equal((await get(c, `${PAGE}?noredirect`, browser)).status, 200, '?noredirect still shows the page');
+  t.equal((await get(c, PAGE)).status, 200, 'machine clients still get JSON');
+
+  const url = (u: string) => [{ index: 1, type: 'URL', data: u }];
+  t.equal((await c.call('POST', '/api/prefixes', { token: ADMIN, body: { prefix: '88.100.7.5', owner: { name: 'Five' } } })).status, 201);
+  const off = await c.call('POST', '/api/prefixes', { token: ADMIN, body: { prefix: '88.100.7.6', owner: { name: 'Six' }, redirect: false } });
+  t.equal(off.status, 201, off.text);
+  t.equal(off.json.redirect, false);
+  await c.call('POST', '/api/prefixes', { token: ADMIN, body: { prefix: '88.100.7.6.1', owner: { name: 'Six-one' } } });
+  for (const id of ['88.100.7.5/E', '88.100.7.6/E', '88.100.7.6.1/E'])
+    t.equal((await c.call('PUT', `/api/handles/${id}`, { token: ADMIN, body: url(`https://x.example/${id}`) })).status, 200);
+  t.equal((await get(c, '/88.100.7.5/E', browser)).status, 302, 'inherited from the parent prefix');
+  t.equal((await get(c, '/88.100.7.6/E', browser)).status, 200, 'off: the prefix overrides its parent');
+  t.equal((await get(c, '/88.100.7.6.1/E', browser)).status, 200, 'the nearest ancestor that sets it wins');
+  const unset = await c.call('PATCH', '/api/prefixes/88.100.7.6', { token: ADMIN, body: { redirect: null } });
+  t.equal(unset.status, 200);
+  t.equal(unset.json.redirect, undefined, 'null unsets it');
+  t.equal((await get(c, '/88.100.7.6.1/E', browser)).status, 302, 'unset: inherited from 88.100.7 again');
+
+  // Another connection (the CLI, another worker) changes it: the change feed carries it here.
+  const other = await openRegistry(c.config);
+  t.teardown(async () => {
+    other.changes.stop();
+    await other.store.close();
+  });
+  await other.prefixes.patch('88.100.7', { redirect: false }, 'test');
+  await c.node.changes.caughtUp(await other.store.changesHead());
+  t.equal((await get(c, PAGE, browser)).status, 200, 'off, set through another connection');
+  t.equal((await get(c, '/88.100.7.5/E', browser)).status, 200, 'and inherited below it');
+  t.same(await c.node.store.verifyAudit(), { ok: true, checked: (await c.node.store.auditHead()).seq }, 'the audit chain covers the settings');
+
+  const bad = await c.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { redirect: 'yes' } });
+  t.equal(bad.status, 400);
+  t.match(bad.json, { code: 'IDN_INVALID_VALUE', message: /redirect must be true or false/ });
+  const badCreate = await c.call('POST', '/api/prefixes', { token: ADMIN, body: { prefix: '88.100.7.7', owner: { name: 'S' }, redirect: null } });
+  t.equal(badCreate.status, 400, 'a new prefix sets true or false, or leaves it out');
+
+  const proxy = await seeded(t, { face: { redirect: true } });
+  await proxy.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { redirect: false } });
+  t.equal((await get(proxy, PAGE, browser)).status, 200, 'a prefix turns the node-wide proxy off for its identifiers');
+});
+
+t.test('a deleted identifier: a 410 page with the deletion date (zh, en); the JSON stays the Handle not-found', async (t) => {
+  const clock = testClock(Date.parse('2026-11-30T05:03:00Z'));
+  const c = await seeded(t, {}, { now: clock.now });
+  const regId = (await c.call('GET', '/api/tokens', { token: ADMIN })).json.tokens.find((x: any) => x.role === 'registrar').id as string;
+  clock.advance(3_600_000);
+  const gone = '/88.100.7/PART-0001';
+  t.equal((await c.call('DELETE', `/api/handles${gone}`, { token: c.reg })).status, 200);
+
+  const zh = await get(c, gone, { accept: BROWSER_ACCEPT });
+  t.equal(zh.status, 410);
+  t.match(zh.headers.get('content-type'), /^text\/html/);
+  t.match(zh.headers.get('cache-control'), /^max-age=\d+$/);
+  t.match(zh.text, /标识已删除/);
+  t.match(zh.text, /<time id="deleted-at" datetime="2026-11-30T06:03:00Z">2026年11月30日 06:03 UTC<\/time>/);
+  t.match(zh.text, /Acme Engines 艾克姆/, 'the owner of the prefix');
+  t.notMatch(zh.text, new RegExp(regId), 'who deleted it is not shown to anonymous readers');
+  const en = await get(c, `${gone}?lang=en`, { accept: BROWSER_ACCEPT });
+  t.equal(en.status, 410);
+  t.match(en.text, /Identifier deleted/);
+  t.match(en.text, /30 November 2026, 06:03 UTC/);
+
+  const apiJson = await get(c, `/api/handles${gone}`);
+  t.equal(apiJson.status, 404);
+  t.match(JSON.parse(apiJson.text), { responseCode: 100, code: 'IDN_NOT_FOUND' });
+  for (const round of ['first', 'second']) {
+    const short = await get(c, gone);
+    t.equal(short.status, 404, `the short URL's JSON, ${round}`);
+    t.equal(short.text, apiJson.text, 'the same bytes as /api/handles');
+  }
+  t.equal((await get(c, '/88.100.7/NEVER', { accept: BROWSER_ACCEPT })).status, 404, 'never registered: the 404 page');
+
+  const auditor = (await c.call('POST', '/api/tokens', { token: ADMIN, body: { role: 'auditor' } })).json as { id: string };
+  const sessions = createSessions({ secret: sessionSecret('', c.config.db), ttlSeconds: 600, secure: false, tokens: c.node.tokens });
+  const cookie = sessions.issue(auditor.id, Date.now()).split(';')[0]!;
+  const audited = await get(c, gone, { accept: BROWSER_ACCEPT, cookie });
+  t.equal(audited.status, 410);
+  t.match(audited.text, new RegExp(`<dd id="deleted-by">${regId}</dd>`), 'a logged-in auditor sees who deleted it');
+  t.equal(audited.headers.get('cache-control'), 'private, no-store');
+
+  const back = await c.call('PUT', `/api/handles${gone}?reuseDeleted=true`, { token: ADMIN, body: [{ index: 2, type: 'name', data: 'Crankshaft' }] });
+  t.equal(back.status, 200);
+  t.equal((await get(c, gone, { accept: BROWSER_ACCEPT })).status, 200, 're-registered: the page is back');
+});
+
+/** GET with a raw path (http.request sends it as written: no normalising, no encoding). */
+function rawGet(base: string, path: string, headers: Record<string, string>): Promise<{ status: number; type: string; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${base}/`, { path, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), text: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+t.test('a bad percent-escape: browsers get an HTML 400 page echoing the raw path, machines the JSON', async (t) => {
+  const c = await seeded(t);
+  const page = await rawGet(c.url, '/88.100.7/%ZZ', { accept: BROWSER_ACCEPT });
+  t.equal(page.status, 400);
+  t.equal(page.type, 'text/html; charset=utf-8');
+  t.match(page.text, /<html lang="zh-CN">/);
+  t.match(page.text, /链接格式错误/);
+  t.match(page.text, /<p class="id" id="identifier">88\.100\.7\/%ZZ<\/p>/, 'the raw path, not decoded');
+  t.match(page.text, /<form class="search"/, 'with the search box');
+  t.match(page.text, /name="id"\s+value="88\.100\.7\/%ZZ"/, 'holding the raw path');
+  t.notMatch(page.text, /<script|style=/);
+  const en = await rawGet(c.url, '/88.100.7/%ZZ?lang=en', { accept: BROWSER_ACCEPT });
+  t.match(en.text, /Malformed link/);
+  t.match(en.text, /invalid percent-escape/);
+  t.equal((await rawGet(c.url, '/88.100.7/%ZZ?format=json', { accept: BROWSER_ACCEPT })).type, 'application/json; charset=utf-8', 'format=json wins');
+
+  for (const accept of [undefined, '*/*', 'application/json', 'text/html;q=0.5, application/json']) {
+    const r = await rawGet(c.url, '/88.100.7/%ZZ', accept === undefined ? {} : { accept });
+    t.equal(r.status, 400, `${accept ?? 'no Accept'}`);
+    t.match(JSON.parse(r.text), { responseCode: 102, code: 'IDN_INVALID_IDENTIFIER' }, `${accept ?? 'no Accept'}: JSON`);
+  }
+  const api = await rawGet(c.url, '/api/handles/88.100.7/%ZZ', { accept: BROWSER_ACCEPT });
+  t.match(JSON.parse(api.text), { code: 'IDN_INVALID_IDENTIFIER' }, '/api/handles is always JSON');
+
+  // No space: a request line cannot hold one raw.
+  const attack = '/88.100.7/<script>alert(1)</script>"\'<img/src=x/onerror=alert(2)>%ZZ';
+  const xss = await rawGet(c.url, attack, { accept: BROWSER_ACCEPT });
+  t.equal(xss.status, 400);
+  t.match(xss.type, /^text\/html/);
+  t.notMatch(xss.text, /<script>|<img/, 'nothing in the path became markup');
+  t.match(xss.text, /&lt;script&gt;alert\(1\)&lt;\/script&gt;&quot;&#39;&lt;img\/src=x\/onerror=alert\(2\)&gt;%ZZ/, 'echoed escaped, as sent');
 });
 
 /** A fake upstream that answers every request with `answer` (or never, when it is undefined). */
@@ -264,8 +415,8 @@ async function watchedPage(browser: Browser, origin: string, opts: Parameters<Br
   const external: string[] = [];
   const expectedErrors = new Set<string>();
   page.on('console', (m) => {
-    // Chromium logs a document answered 403/404 as an error: expected for the pages a test names, nothing else.
-    if (m.type() === 'error' && !(/status of 40[34]/.test(m.text()) && expectedErrors.has(m.location().url)))
+    // Chromium logs a document answered 403/404/410 as an error: expected for the pages a test names, nothing else.
+    if (m.type() === 'error' && !(/status of 4(0[34]|10)/.test(m.text()) && expectedErrors.has(m.location().url)))
       problems.push(`${m.text()} @ ${m.location().url}`);
   });
   page.on('pageerror', (e) => problems.push(e.message));
@@ -391,6 +542,37 @@ t.test('in a browser: an XSS attempt shows as text; desktop layout; labels', BRO
   t.equal(await page.locator('header').isVisible(), false, 'print hides the page chrome');
   await page.screenshot({ path: new URL('labels-print.png', SHOTS).pathname, fullPage: true });
 
+  t.same(problems, [], 'no console errors');
+  t.same(external, [], 'no request leaves the node');
+});
+
+t.test('in a browser at phone size (zh-CN): the page of a deleted identifier', BROWSER_TESTS, async (t) => {
+  const browser = await launch(t);
+  if (browser === undefined) return;
+  const clock = testClock(Date.parse('2026-11-30T05:03:00Z'));
+  const c = await seeded(t, {}, { now: clock.now });
+  t.equal((await c.call('DELETE', `/api/handles/${ID}`, { token: c.reg })).status, 200);
+  const { page, problems, external, expectedErrors } = await watchedPage(browser, c.url, {
+    viewport: { width: 390, height: 844 },
+    locale: 'zh-CN',
+    isMobile: true,
+    hasTouch: true,
+  });
+  expectedErrors.add(c.url + PAGE);
+  const res = await page.goto(c.url + PAGE, { waitUntil: 'load' });
+  t.equal(res?.status(), 410);
+  t.equal(await page.locator('html').getAttribute('lang'), 'zh-CN');
+  t.equal(await page.locator('h1').innerText(), '标识已删除');
+  t.equal(await page.locator('#identifier').innerText(), ID);
+  const when = page.locator('#deleted-at');
+  t.equal(await when.innerText(), '2026年11月30日 05:03 UTC', 'the deletion date reads as a date');
+  t.ok(await when.isVisible());
+  const box = await when.boundingBox();
+  t.ok(box !== null && box.x >= 0 && box.x + box.width <= 390, 'the date lies within the phone screen');
+  t.equal(await page.locator('#deleted-by').count(), 0, 'who deleted it is for auditors only');
+  t.ok(await page.locator('form.search input[name=id]').isVisible(), 'a search box to go on');
+  t.ok(await noHorizontalScroll(page), 'no horizontal scroll at 390 px');
+  await page.screenshot({ path: new URL('phone-tombstone.png', SHOTS).pathname, fullPage: true });
   t.same(problems, [], 'no console errors');
   t.same(external, [], 'no request leaves the node');
 });

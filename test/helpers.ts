@@ -2,7 +2,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { Test } from 'tap';
 import { main } from '../src/cli/main.js';
@@ -193,4 +193,22 @@ export function seedCounts(): { prefixes: number; records: number; events: numbe
     events: lines('events.ndjson').length,
     recordsUnder: (prefix) => handles.filter((h) => h.startsWith(`${prefix}/`)).length,
   };
+}
+
+/**
+ * A base port N for `idnode demo` with N, N+1, N+2 and N+9 free. Drawn below the kernel's
+ * ephemeral range (32768 and up here), where port-0 listeners and outgoing connections of
+ * other tests running at the same time take theirs, so only another demo can collide.
+ */
+export async function freeDemoBase(): Promise<number> {
+  const free = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+  for (;;) {
+    const base = 20000 + Math.floor(Math.random() * 12700);
+    if ((await Promise.all([0, 1, 2, 9].map((d) => free(base + d)))).every(Boolean)) return base;
+  }
 }

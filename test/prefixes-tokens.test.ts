@@ -38,6 +38,33 @@ t.test('prefixes: create hosted and delegated, get, list, patch, delete', async 
   t.equal((await c.call('GET', '/api/prefixes/88.100.7', { token: ADMIN })).status, 404);
 });
 
+t.test('prefixes: redirect is set, listed, unset and checked', async (t) => {
+  const c = await startNode(t);
+  const made = await c.call('POST', '/api/prefixes', { token: ADMIN, body: { prefix: '88.100.7', owner: { name: 'Acme' }, redirect: true } });
+  t.equal(made.status, 201, made.text);
+  t.same(made.json, { prefix: '88.100.7', owner: { name: 'Acme' }, status: 'active', parent: '88.100', redirect: true });
+  t.same((await c.call('GET', '/api/prefixes/88.100.7', { token: ADMIN })).json, made.json, 'stored');
+  t.equal((await c.call('GET', '/api/prefixes', { token: ADMIN })).json.prefixes[0].redirect, true, 'listed');
+  const off = await c.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { redirect: false } });
+  t.equal(off.json.redirect, false);
+  const other = await c.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { owner: { name: 'Acme 2' } } });
+  t.equal(other.json.redirect, false, 'a PATCH without redirect keeps it');
+  const unset = await c.call('PATCH', '/api/prefixes/88.100.7', { token: ADMIN, body: { redirect: null } });
+  t.equal(unset.status, 200);
+  t.equal('redirect' in unset.json, false, 'null unsets it: the prefix inherits');
+  for (const [method, path, body] of [
+    ['PATCH', '/api/prefixes/88.100.7', { redirect: 1 }],
+    ['PATCH', '/api/prefixes/88.100.7', { redirect: 'true' }],
+    ['POST', '/api/prefixes', { prefix: '88.100.8', owner: { name: 'X' }, redirect: null }],
+  ] as const) {
+    const r = await c.call(method, path, { token: ADMIN, body });
+    t.equal(r.status, 400, JSON.stringify(body));
+    t.match(r.json, { code: 'IDN_INVALID_VALUE', message: /redirect must be true or false/ });
+  }
+  t.equal((await c.call('PATCH', '/api/prefixes/88.100', { token: ADMIN, body: { redirect: true } })).status, 404, 'a homed prefix follows face.redirect');
+  t.same(await c.node.store.verifyAudit(), { ok: true, checked: (await c.node.store.auditHead()).seq });
+});
+
 t.test('prefix input errors and permissions', async (t) => {
   const c = await startNode(t);
   await c.call('POST', '/api/prefixes', { token: ADMIN, body: { prefix: '88.100.9', owner: { name: 'E' }, site: 'http://127.0.0.1:9' } });

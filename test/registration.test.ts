@@ -1,7 +1,9 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
-import { ADMIN, registrar, sampleValues, startNode } from './helpers.js';
+import { ADMIN, registrar, runCli, sampleValues, startNode, tempDir } from './helpers.js';
 
-t.test('PUT create/replace, overwrite=false, case variants keep the first spelling', async (t) => {
+t.test('PUT create/replace, overwrite=false, case variants keep the first spelling and echo the sent one', async (t) => {
   const c = await startNode(t);
   const reg = await registrar(c);
   const created = await c.call('PUT', '/api/handles/88.100.7/ABC?overwrite=false', { token: reg, body: { values: sampleValues } });
@@ -15,7 +17,9 @@ t.test('PUT create/replace, overwrite=false, case variants keep the first spelli
   t.match(variant.json, { responseCode: 101, handle: '88.100.7/ABC', message: /conflicts with the existing 88.100.7\/ABC/ });
   const replaced = await c.call('PUT', '/api/handles/88.100.7/aBc', { token: reg, body: [{ index: 9, type: 'x', data: 'y' }] });
   t.equal(replaced.status, 200);
-  t.equal(replaced.json.handle, '88.100.7/ABC', 'overwrite through a case variant keeps the spelling');
+  t.equal(replaced.json.handle, '88.100.7/aBc', 'the answer echoes the spelling sent, as Handle.Net does');
+  const listed = await c.call('GET', '/api/handles?prefix=88.100.7', { token: reg });
+  t.same(listed.json.handles, ['88.100.7/ABC'], 'overwrite through a case variant keeps the stored spelling');
   const got = await c.call('GET', '/api/handles/88.100.7/ABC');
   t.same(
     got.json.values.map((v: any) => v.index),
@@ -69,7 +73,7 @@ t.test('index= adds or replaces only those values; DELETE ?index= removes values
     [1, 2, 3],
   );
   const delMissing = await c.call('DELETE', '/api/handles/88.100.7/V?index=42', { token: reg });
-  t.equal(delMissing.status, 404);
+  t.equal(delMissing.status, 400, 'as the reference answers');
   t.match(delMissing.json, { responseCode: 200, code: 'IDN_VALUE_NOT_FOUND', message: /no value at index 42/ });
   const delAll = await c.call('DELETE', '/api/handles/88.100.7/V?index=1&index=2&index=3', { token: reg });
   t.match(delAll.json, { responseCode: 202, message: /remove every value/ });
@@ -85,7 +89,7 @@ t.test('DELETE removes the record; unchanged PUT writes nothing; mintNewSuffix',
   await c.call('PUT', '/api/handles/88.100.7/D', { token: reg, body: sampleValues });
   t.equal((await c.node.store.auditPage(0, 1_000_000)).length, auditBefore, 'identical PUT: no new version, no audit entry');
   const del = await c.call('DELETE', '/api/handles/88.100.7/d', { token: reg });
-  t.same(del.json, { responseCode: 1, handle: '88.100.7/D' });
+  t.same(del.json, { responseCode: 1, handle: '88.100.7/d' }, 'the spelling sent');
   t.equal((await c.call('GET', '/api/handles/88.100.7/D')).status, 404, 'the cached answer went with the delete');
   t.equal((await c.call('DELETE', '/api/handles/88.100.7/D', { token: reg })).status, 404);
 
@@ -178,4 +182,94 @@ t.test('registrars write only under active prefixes in scope; admin anywhere und
   t.equal(delegated.status, 201);
   const w = await c.call('PUT', '/api/handles/88.100.9/x', { token: ADMIN, body: sampleValues });
   t.match(w.json, { responseCode: 301, message: /delegated to http:\/\/127.0.0.1:9/ });
+});
+
+t.test('a deleted identifier leaves a tombstone: PUT is refused 409 until an admin re-registers it', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  const id = '88.100.7/GONE-1';
+  t.equal((await c.call('PUT', `/api/handles/${id}`, { token: reg, body: sampleValues })).status, 200);
+  t.equal((await c.call('DELETE', `/api/handles/${id}`, { token: reg })).status, 200);
+  const json = await c.call('GET', `/api/handles/${id}`);
+  t.equal(json.status, 404, 'resolution still answers the Handle not-found');
+  t.match(json.json, { responseCode: 100, code: 'IDN_NOT_FOUND' });
+  t.notMatch(json.text, /deleted/, 'the JSON answer does not reveal the tombstone');
+
+  for (const [path, token, what] of [
+    [`/api/handles/${id}`, reg, 'a plain PUT'],
+    ['/api/handles/88.100.7/gone-1', reg, 'a case variant'],
+    [`/api/handles/${id}?overwrite=false`, reg, 'overwrite=false'],
+    [`/api/handles/${id}?index=1`, reg, 'index='],
+    [`/api/handles/${id}`, ADMIN, 'an admin without reuseDeleted'],
+  ] as const) {
+    const refused = await c.call('PUT', path, { token, body: [sampleValues[0]] });
+    t.equal(refused.status, 409, what);
+    t.match(refused.json, { responseCode: 101, code: 'IDN_HANDLE_DELETED', handle: id, message: /was deleted at .*reuseDeleted=true/ }, what);
+  }
+  t.equal((await c.call('GET', `/api/handles/${id}`)).status, 404, 'nothing was written');
+
+  const notAdmin = await c.call('PUT', `/api/handles/${id}?reuseDeleted=true`, { token: reg, body: sampleValues });
+  t.equal(notAdmin.status, 403);
+  t.match(notAdmin.json, { code: 'IDN_FORBIDDEN', message: /needs an admin token/ });
+
+  const auditBefore = (await c.node.store.auditPage(0, 1_000_000)).length;
+  const again = await c.call('PUT', `/api/handles/${id}?reuseDeleted=true`, { token: ADMIN, body: sampleValues });
+  t.equal(again.status, 200, again.text);
+  t.same(again.json, { responseCode: 1, handle: id });
+  t.equal((await c.call('GET', `/api/handles/${id}`)).status, 200, 'resolves again');
+  const entries = await c.node.store.auditPage(auditBefore, 10);
+  t.equal(entries.length, 1, 'one audit entry');
+  t.match(entries[0], { action: 'record.reregister', target: id }, 'the audit entry says it was a re-registration');
+  const versions = await c.node.store.versions('88.100.7/gone-1', 0, 10);
+  t.same(
+    versions.map((v) => [v.version, v.action, v.valuesJson === null]),
+    [
+      [1, 'record.create', false],
+      [2, 'record.delete', true],
+      [3, 'record.reregister', false],
+    ],
+  );
+  t.equal((await c.call('PUT', `/api/handles/${id}`, { token: reg, body: [sampleValues[1]] })).status, 200, 'once back, it is an ordinary record');
+  t.same(await c.node.store.verifyAudit(), { ok: true, checked: (await c.node.store.auditHead()).seq }, 'the chain verifies with the re-registration in it');
+  const fresh = await c.call('PUT', '/api/handles/88.100.7/NEVER-DELETED?reuseDeleted=true', { token: ADMIN, body: sampleValues });
+  t.equal(fresh.status, 200, 'reuseDeleted on an identifier never deleted is an ordinary create');
+  t.equal((await c.node.store.auditPage(0, 1_000_000)).at(-1)?.action, 'record.create');
+});
+
+t.test('bulk refuses a deleted identifier per line; a node without history keeps no tombstones', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  await c.call('PUT', '/api/handles/88.100.7/B-GONE', { token: reg, body: sampleValues });
+  await c.call('DELETE', '/api/handles/88.100.7/B-GONE', { token: reg });
+  const body = [JSON.stringify({ handle: '88.100.7/b-gone', values: sampleValues }), JSON.stringify({ handle: '88.100.7/B-NEW', values: sampleValues })].join(
+    '\n',
+  );
+  const r = await c.call('POST', '/api/prefixes/88.100.7/handles', { token: ADMIN, body, headers: { 'content-type': 'application/x-ndjson' } });
+  t.equal(r.status, 200);
+  const lines = r.text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  t.match(lines[0], { line: 1, handle: '88.100.7/B-GONE', responseCode: 101, message: /was deleted at .*reuseDeleted=true/ });
+  t.match(lines[1], { line: 2, handle: '88.100.7/B-NEW', responseCode: 1 });
+  t.match(lines[2], { summary: true, total: 2, ok: 1, failed: 1 });
+  t.equal((await c.call('GET', '/api/handles/88.100.7/B-GONE')).status, 404, 'the deleted line was not written');
+
+  const file = join(tempDir(t), 'again.ndjson');
+  writeFileSync(file, `${JSON.stringify({ handle: '88.100.7/B-GONE', values: sampleValues })}\n`);
+  const imported = await runCli(['import', file, '--prefix', '88.100.7'], { IDNODE_DB: c.config.db });
+  t.equal(imported.code, 1, 'idnode import refuses it too');
+  t.match(JSON.parse(imported.out), { summary: true, total: 1, ok: 0, failed: 1 });
+  t.match(imported.err, /88\.100\.7\/B-GONE was deleted at/);
+  t.equal((await c.call('GET', '/api/handles/88.100.7/B-GONE')).status, 404, 'and writes nothing');
+
+  const bare = await startNode(t, { history: false });
+  const reg2 = await registrar(bare);
+  await bare.call('PUT', '/api/handles/88.100.7/T', { token: reg2, body: sampleValues });
+  await bare.call('DELETE', '/api/handles/88.100.7/T', { token: reg2 });
+  t.equal(
+    (await bare.call('PUT', '/api/handles/88.100.7/T', { token: reg2, body: sampleValues })).status,
+    200,
+    'history: false keeps no versions, so no tombstone',
+  );
 });

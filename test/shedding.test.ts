@@ -4,7 +4,7 @@ import { type AddressInfo, connect } from 'node:net';
 import { join } from 'node:path';
 import { runDemo } from '../src/cli/demo.js';
 import type { Shedder } from '../src/server/shedding.js';
-import { ADMIN, type Answer, registrar, sampleValues, startNode, tempDir } from './helpers.js';
+import { ADMIN, type Answer, freeDemoBase, registrar, sampleValues, startNode, tempDir } from './helpers.js';
 
 /** An upstream node that holds every answer until `release()`, then answers at once. */
 async function heldUpstream(t: Test) {
@@ -315,7 +315,7 @@ t.test('idnode demo sets up its hierarchy while every node sheds', async (t) => 
     else process.env.IDNODE_SHEDDING_EVENT_LOOP_DELAY_MS = saved;
   });
   const lines: string[] = [];
-  const base = 20000 + Math.floor(Math.random() * 40000);
+  const base = await freeDemoBase();
   const code = await runDemo({ basePort: base, dir: join(tempDir(t), 'demo'), out: (l) => lines.push(l), stopAfterSetup: true });
   t.equal(code, 0, 'every setup call was answered');
   t.match(lines.join('\n'), /E {2}enterprise node 88\.100\.9/);

@@ -1,9 +1,24 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { auditHash, GENESIS_HASH, latestSchemaVersion, openStore, versionLine } from '../src/store/index.js';
-import { tamper, writeV1Database } from './tamper.js';
+import { createHash } from 'node:crypto';
+import { IdnError } from '../src/errors.js';
+import {
+  auditHash,
+  connectStore,
+  type EscrowTable,
+  GENESIS_HASH,
+  latestPgSchemaVersion,
+  latestSchemaVersion,
+  openStore,
+  type StoreEngine,
+  versionLine,
+} from '../src/store/index.js';
+import { attacker, tamper, tamperPg, writeOldDatabase, writeV1Database } from './tamper.js';
 import { tempDir } from './helpers.js';
+import { ENGINES, storeOpener } from './pg.js';
+
+const stores = storeOpener(t);
 
 t.test('opens in WAL, applies migrations once, keeps data across reopen', async (t) => {
   const path = join(tempDir(t), 'sub', 'a.db');
@@ -11,8 +26,8 @@ t.test('opens in WAL, applies migrations once, keeps data across reopen', async 
   const file = tamper(path);
   t.equal(file.journalMode(), 'wal');
   file.close();
-  t.equal(s.schemaVersion, 6);
-  t.equal(latestSchemaVersion(), 6);
+  t.equal(s.schemaVersion, 8);
+  t.equal(latestSchemaVersion(), 8);
   await s.write({ actor: 'test', action: 'record.create', target: '88.1/a' }, async (tx) => {
     await tx.putRecord({
       handleKey: '88.1/a',
@@ -28,7 +43,7 @@ t.test('opens in WAL, applies migrations once, keeps data across reopen', async 
   });
   await s.close();
   const again = openStore(path);
-  t.equal(again.schemaVersion, 6);
+  t.equal(again.schemaVersion, 8);
   t.equal((await again.getRecord('88.1/a'))?.handle, '88.1/A');
   t.equal((await again.getRecord('88.1/a'))?.version, 1);
   await again.close();
@@ -40,129 +55,173 @@ t.test('opens in WAL, applies migrations once, keeps data across reopen', async 
 t.test('a v1 database migrates to the latest with its data; read-only refuses an old schema', async (t) => {
   const path = join(tempDir(t), 'old.db');
   writeV1Database(path, readFileSync(new URL('../schema/001_init.sql', import.meta.url), 'utf8'));
-  t.throws(() => openStore(path, { readonly: true }), { code: 'IDN_INTERNAL', message: /schema v1, older than this idnode's v6; start a node on it once/ });
+  t.throws(() => openStore(path, { readonly: true }), { code: 'IDN_INTERNAL', message: /schema v1, older than this idnode's v8; start a node on it once/ });
   const s = openStore(path);
-  t.equal(s.schemaVersion, 6);
+  t.equal(s.schemaVersion, 8);
   t.equal((await s.getRecord('88.1/a'))?.handle, '88.1/A');
-  t.same(await s.verifyAudit(), { ok: true, checked: 0 });
+  // Its rows predate write sets: the migration re-bases them in one entry (schema v8).
+  t.same(await s.verifyAudit(), { ok: true, checked: 1 });
+  t.match(await s.auditPage(0, 10), [{ seq: 1, actor: 'system', action: 'audit.rebase', target: 'records', rowsDigest: /^[0-9a-f]{64}$/ }]);
   await s.close();
 });
 
-t.test('one write path: version rows and a hash-chained audit entry per write, rollback on error', async (t) => {
-  let now = Date.parse('2026-01-01T00:00:00Z');
-  const s = openStore(join(tempDir(t), 'a.db'), { now: () => new Date(now) });
-  t.teardown(() => s.close());
-  const put = (values: string) =>
-    s.write({ actor: 'tok_1', action: 'record.update', target: '88.1/a' }, async (tx) => {
-      const v = await tx.putRecord({
-        handleKey: '88.1/a',
-        handle: '88.1/a',
-        prefixKey: '88.1',
-        valuesJson: values,
-        publicJson: null,
-        maxAge: null,
-        expiresAt: null,
-        etag: null,
-      });
-      return { result: v, payload: values };
-    });
-  t.equal(await put('[1]'), 1);
-  now += 1000;
-  t.equal(await put('[2]'), 2);
-  const deleted = await s.write({ actor: 'tok_1', action: 'record.delete', target: '88.1/a' }, async (tx) => ({
-    result: await tx.deleteRecord('88.1/a', '88.1/a'),
-    payload: '',
-  }));
-  t.equal(deleted, 3);
-  t.equal(await s.getRecord('88.1/a'), undefined);
-  t.equal(await put('[4]'), 4, 'versions continue after a delete');
-  await t.rejects(
-    s.write({ actor: 'x', action: 'y', target: 'z' }, async (tx) => {
-      await tx.putRecord({
-        handleKey: '88.1/b',
-        handle: '88.1/b',
-        prefixKey: '88.1',
-        valuesJson: '[]',
-        publicJson: null,
-        maxAge: null,
-        expiresAt: null,
-        etag: null,
-      });
-      throw new Error('boom');
-    }),
-    { code: 'IDN_INTERNAL' },
-  );
-  t.equal(await s.getRecord('88.1/b'), undefined, 'rolled back');
-  t.equal(await s.write({ actor: 'x', action: 'noop', target: 'z' }, async () => ({ result: 7, payload: null })), 7, 'payload null writes no audit entry');
+const sha256Hex = (text: string) => createHash('sha256').update(text).digest('hex');
 
-  const versions = (await s.versions('88.1/a', 0, 100)).map((v) => ({
-    version: v.version,
-    actor: v.actor,
-    action: v.action,
-    v: v.valuesJson,
-    seq: v.auditSeq,
-  }));
-  t.same(versions, [
-    { version: 1, actor: 'tok_1', action: 'record.update', v: '[1]', seq: 1 },
-    { version: 2, actor: 'tok_1', action: 'record.update', v: '[2]', seq: 2 },
-    { version: 3, actor: 'tok_1', action: 'record.delete', v: null, seq: 3 },
-    { version: 4, actor: 'tok_1', action: 'record.update', v: '[4]', seq: 4 },
+t.test('a v6 log is re-based on its first writable open: later edits of any row it held are found', async (t) => {
+  const path = join(tempDir(t), 'v6.db');
+  const schemas = ['001_init', '002_lineage', '003_sync', '004_templates', '005_answer_meta', '006_changes'].map((f) =>
+    readFileSync(new URL(`../schema/${f}.sql`, import.meta.url), 'utf8'),
+  );
+  const old = writeOldDatabase(path, schemas, 6);
+  const token = { id: 'tok_a', role: 'registrar', prefixes_json: '["88.1"]', secret_hash: 'a'.repeat(64), label: null, created_at: 'x', revoked_at: null };
+  old.insertRow('tokens', token);
+  const payload = JSON.stringify(token);
+  const base = { seq: 1, at: '2026-01-01T00:00:00Z', actor: 'cli', action: 'token.create', target: 'tok_a', digest: sha256Hex(payload) };
+  old.insertRow('audit_log', { ...base, prev_hash: GENESIS_HASH, hash: auditHash(GENESIS_HASH, base) });
+  old.insertRow('audit_payloads', { seq: 1, payload });
+  old.close();
+
+  const s = openStore(path);
+  t.teardown(() => s.close());
+  const log = await s.auditPage(0, 10);
+  t.match(log[0], { seq: 1, action: 'token.create', rowsDigest: null }, 'the old entry is kept as it was');
+  t.match(log.slice(1), [
+    { action: 'audit.rebase', actor: 'system', target: 'tokens' },
+    { action: 'audit.rebase', target: 'audit_payloads' },
   ]);
-  const log = await s.auditPage(0, 100);
-  t.same(await s.versions('88.1/b', 0, 100), [], 'the rolled-back write left no version');
-  t.equal(log.length, 4);
-  let prev = GENESIS_HASH;
-  for (const e of log) {
-    t.equal(e.prevHash, prev, `entry ${e.seq} links to the previous hash`);
-    t.equal(e.hash, auditHash(prev, e as any), `entry ${e.seq} hash recomputes`);
-    prev = e.hash;
-  }
-  t.equal(log[1]!.at, '2026-01-01T00:00:01Z');
+  t.same(await s.verifyAudit(), { ok: true, checked: 3 });
+  const file = tamper(path);
+  t.teardown(() => file.close());
+  file.updateRows('tokens', { role: 'admin' }, { id: 'tok_a' });
+  t.match(await s.verifyAudit(), { ok: false, firstBroken: { seq: 2, table: 'tokens', key: '["tok_a"]', reason: /altered/ } });
+  file.updateRows('tokens', { role: 'registrar' }, { id: 'tok_a' });
+  file.deleteRows('audit_payloads', { seq: 1 });
+  t.match(await s.verifyAudit(), { ok: false, firstBroken: { table: 'audit_payloads', reason: /missing: it was deleted/ } });
+  file.insertRow('audit_payloads', { seq: 1, payload });
+  t.same(await s.verifyAudit(), { ok: true, checked: 3 }, 'put back');
+  await s.close();
+  const again = openStore(path);
+  t.equal((await again.auditHead()).seq, 3, 'a covered log is not re-based again');
+  await again.close();
 });
+
+for (const engine of ENGINES)
+  t.test(`${engine}: one write path: version rows and a hash-chained audit entry per write, rollback on error`, async (t) => {
+    let now = Date.parse('2026-01-01T00:00:00Z');
+    const s = await stores.open(t, engine, { now: () => new Date(now) });
+    if (s === undefined) return;
+    const put = (values: string) =>
+      s.write({ actor: 'tok_1', action: 'record.update', target: '88.1/a' }, async (tx) => {
+        const v = await tx.putRecord({
+          handleKey: '88.1/a',
+          handle: '88.1/a',
+          prefixKey: '88.1',
+          valuesJson: values,
+          publicJson: null,
+          maxAge: null,
+          expiresAt: null,
+          etag: null,
+        });
+        return { result: v, payload: values };
+      });
+    t.equal(await put('[1]'), 1);
+    now += 1000;
+    t.equal(await put('[2]'), 2);
+    const deleted = await s.write({ actor: 'tok_1', action: 'record.delete', target: '88.1/a' }, async (tx) => ({
+      result: await tx.deleteRecord('88.1/a', '88.1/a'),
+      payload: '',
+    }));
+    t.equal(deleted, 3);
+    t.equal(await s.getRecord('88.1/a'), undefined);
+    t.equal(await put('[4]'), 4, 'versions continue after a delete');
+    await t.rejects(
+      s.write({ actor: 'x', action: 'y', target: 'z' }, async (tx) => {
+        await tx.putRecord({
+          handleKey: '88.1/b',
+          handle: '88.1/b',
+          prefixKey: '88.1',
+          valuesJson: '[]',
+          publicJson: null,
+          maxAge: null,
+          expiresAt: null,
+          etag: null,
+        });
+        throw new Error('boom');
+      }),
+      { code: 'IDN_INTERNAL' },
+    );
+    t.equal(await s.getRecord('88.1/b'), undefined, 'rolled back');
+    t.equal(await s.write({ actor: 'x', action: 'noop', target: 'z' }, async () => ({ result: 7, payload: null })), 7, 'payload null writes no audit entry');
+
+    const versions = (await s.versions('88.1/a', 0, 100)).map((v) => ({
+      version: v.version,
+      actor: v.actor,
+      action: v.action,
+      v: v.valuesJson,
+      seq: v.auditSeq,
+    }));
+    t.same(versions, [
+      { version: 1, actor: 'tok_1', action: 'record.update', v: '[1]', seq: 1 },
+      { version: 2, actor: 'tok_1', action: 'record.update', v: '[2]', seq: 2 },
+      { version: 3, actor: 'tok_1', action: 'record.delete', v: null, seq: 3 },
+      { version: 4, actor: 'tok_1', action: 'record.update', v: '[4]', seq: 4 },
+    ]);
+    const log = await s.auditPage(0, 100);
+    t.same(await s.versions('88.1/b', 0, 100), [], 'the rolled-back write left no version');
+    t.equal(log.length, 4);
+    let prev = GENESIS_HASH;
+    for (const e of log) {
+      t.equal(e.prevHash, prev, `entry ${e.seq} links to the previous hash`);
+      t.equal(e.hash, auditHash(prev, e as any), `entry ${e.seq} hash recomputes`);
+      prev = e.hash;
+    }
+    t.equal(log[1]!.at, '2026-01-01T00:00:01Z');
+  });
 
 t.test('a database that cannot be opened is a clear error', async (t) => {
   t.throws(() => openStore(join(tempDir(t), 'missing.db'), { readonly: true }), { code: 'IDN_INTERNAL', message: /cannot open database/ });
 });
 
-t.test('verify covers record versions of any action: a kept payload must start with them; a legacy seed without one is let through', async (t) => {
-  const s = openStore(join(tempDir(t), 'a.db'));
-  t.teardown(() => s.close());
-  const row = (key: string, values: string) => ({
-    handleKey: key,
-    handle: key.toUpperCase(),
-    prefixKey: '88.1',
-    valuesJson: values,
-    publicJson: null,
-    maxAge: 0,
-    expiresAt: null,
-    etag: '"e"',
-  });
-  // Written as the seed writes: versions' lines in key order, then the rest.
-  await s.write({ actor: 'seed', action: 'seed', target: 'dir' }, async (tx) => {
-    await tx.putRecord(row('88.1/b', '[2]'));
-    await tx.putRecord(row('88.1/a', '[1]'));
-    return { result: undefined, payload: `${versionLine('88.1/A', '[1]')}\n${versionLine('88.1/B', '[2]')}\nrest`, keepPayload: true };
-  });
-  t.same(await s.verifyAudit(), { ok: true, checked: 1 });
-  const file = tamper(s.path);
-  t.teardown(() => file.close());
-  file.setVersionValues(1, '[3]', '88.1/b');
-  t.match(await s.verifyAudit(), { ok: false, firstBroken: { seq: 1, reason: /do not match its payload/ } });
-  file.setVersionValues(1, '[2]', '88.1/b');
+for (const engine of ENGINES)
+  t.test(`${engine}: verify covers record versions of any action: a kept payload must start with them; a legacy seed without one is let through`, async (t) => {
+    const s = await stores.open(t, engine);
+    if (s === undefined) return;
+    const row = (key: string, values: string) => ({
+      handleKey: key,
+      handle: key.toUpperCase(),
+      prefixKey: '88.1',
+      valuesJson: values,
+      publicJson: null,
+      maxAge: 0,
+      expiresAt: null,
+      etag: '"e"',
+    });
+    // Written as the seed writes: versions' lines in key order, then the rest.
+    await s.write({ actor: 'seed', action: 'seed', target: 'dir' }, async (tx) => {
+      await tx.putRecord(row('88.1/b', '[2]'));
+      await tx.putRecord(row('88.1/a', '[1]'));
+      return { result: undefined, payload: `${versionLine('88.1/A', '[1]')}\n${versionLine('88.1/B', '[2]')}\nrest`, keepPayload: true };
+    });
+    t.same(await s.verifyAudit(), { ok: true, checked: 1 });
+    const file = attacker(s.path);
+    t.teardown(() => file.close());
+    await file.setVersionValues(1, '[3]', '88.1/b');
+    t.match(await s.verifyAudit(), { ok: false, firstBroken: { seq: 1, reason: /do not match its payload/ } });
+    await file.setVersionValues(1, '[2]', '88.1/b');
 
-  // A seed from before schema v6 kept no payload: nothing to check its versions against.
-  await s.write({ actor: 'seed', action: 'seed', target: 'old' }, async (tx) => {
-    await tx.putRecord(row('88.1/c', '[1]'));
-    return { result: undefined, payload: 'old seed files' };
+    // A seed from before schema v6 kept no payload: nothing to check its versions against.
+    await s.write({ actor: 'seed', action: 'seed', target: 'old' }, async (tx) => {
+      await tx.putRecord(row('88.1/c', '[1]'));
+      return { result: undefined, payload: 'old seed files' };
+    });
+    t.same(await s.verifyAudit(), { ok: true, checked: 2 });
+    // Any other action that writes versions must cover them.
+    await s.write({ actor: 'x', action: 'import.legacy', target: 'x' }, async (tx) => {
+      await tx.putRecord(row('88.1/d', '[1]'));
+      return { result: undefined, payload: 'no versions here' };
+    });
+    t.match(await s.verifyAudit(), { ok: false, firstBroken: { seq: 3, reason: /wrote record versions its digest does not cover/ } });
   });
-  t.same(await s.verifyAudit(), { ok: true, checked: 2 });
-  // Any other action that writes versions must cover them.
-  await s.write({ actor: 'x', action: 'import.legacy', target: 'x' }, async (tx) => {
-    await tx.putRecord(row('88.1/d', '[1]'));
-    return { result: undefined, payload: 'no versions here' };
-  });
-  t.match(await s.verifyAudit(), { ok: false, firstBroken: { seq: 3, reason: /wrote record versions its digest does not cover/ } });
-});
 
 const recordRow = (key: string, values: string) => ({
   handleKey: key,
@@ -175,74 +234,639 @@ const recordRow = (key: string, values: string) => ({
   etag: '"e"',
 });
 
-t.test('a read while a write is open sees only committed rows; writes run one at a time', async (t) => {
-  const s = openStore(join(tempDir(t), 'a.db'));
-  t.teardown(() => s.close());
-  let release!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  let entered!: () => void;
-  const inside = new Promise<void>((r) => (entered = r));
-  const order: string[] = [];
-  const first = s.write({ actor: 'x', action: 'record.create', target: '88.1/a' }, async (tx) => {
-    await tx.putRecord(recordRow('88.1/a', '[1]'));
-    t.equal((await tx.getRecord('88.1/a'))?.valuesJson, '[1]', 'the write sees its own row');
-    entered();
-    await gate;
-    order.push('first');
-    return { result: 'first', payload: versionLine('88.1/A', '[1]') };
-  });
-  const second = s.write({ actor: 'x', action: 'record.create', target: '88.1/b' }, async (tx) => {
-    order.push('second');
-    t.equal((await tx.getRecord('88.1/a'))?.valuesJson, '[1]', 'the next write starts after the first committed');
-    await tx.putRecord(recordRow('88.1/b', '[2]'));
-    return { result: 'second', payload: versionLine('88.1/B', '[2]') };
-  });
-  await inside;
-  t.equal(await s.getRecord('88.1/a'), undefined, 'not visible to reads before the commit');
-  t.equal(s.answerRowSync?.('88.1/a'), undefined, 'nor to the synchronous cache-miss read');
-  release();
-  t.same(await Promise.all([first, second]), ['first', 'second']);
-  t.same(order, ['first', 'second']);
-  t.equal((await s.getRecord('88.1/a'))?.valuesJson, '[1]');
-  t.same(s.answerRowSync?.('88.1/b')?.slice(0, 2), ['88.1/B', '[2]']);
-  t.same(
-    (await s.auditPage(0, 10)).map((e) => e.target),
-    ['88.1/a', '88.1/b'],
-    'one audit entry each, in commit order',
-  );
+for (const engine of ENGINES)
+  t.test(`${engine}: a read while a write is open sees only committed rows; writes run one at a time`, async (t) => {
+    const s = await stores.open(t, engine);
+    if (s === undefined) return;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    const order: string[] = [];
+    const first = s.write({ actor: 'x', action: 'record.create', target: '88.1/a' }, async (tx) => {
+      await tx.putRecord(recordRow('88.1/a', '[1]'));
+      t.equal((await tx.getRecord('88.1/a'))?.valuesJson, '[1]', 'the write sees its own row');
+      entered();
+      await gate;
+      order.push('first');
+      return { result: 'first', payload: versionLine('88.1/A', '[1]') };
+    });
+    const second = s.write({ actor: 'x', action: 'record.create', target: '88.1/b' }, async (tx) => {
+      order.push('second');
+      t.equal((await tx.getRecord('88.1/a'))?.valuesJson, '[1]', 'the next write starts after the first committed');
+      await tx.putRecord(recordRow('88.1/b', '[2]'));
+      return { result: 'second', payload: versionLine('88.1/B', '[2]') };
+    });
+    await inside;
+    t.equal(await s.getRecord('88.1/a'), undefined, 'not visible to reads before the commit');
+    t.equal(s.answerRowSync?.('88.1/a'), undefined, 'nor to the synchronous cache-miss read');
+    release();
+    t.same(await Promise.all([first, second]), ['first', 'second']);
+    t.same(order, ['first', 'second']);
+    t.equal((await s.getRecord('88.1/a'))?.valuesJson, '[1]');
+    if (s.answerRowSync !== undefined) t.same(s.answerRowSync('88.1/b')?.slice(0, 2), ['88.1/B', '[2]']);
+    t.same((await s.answerRow('88.1/b'))?.slice(0, 2), ['88.1/B', '[2]']);
+    t.equal(await s.answerRow('88.1/zz'), undefined);
+    t.same(
+      (await s.auditPage(0, 10)).map((e) => e.target),
+      ['88.1/a', '88.1/b'],
+      'one audit entry each, in commit order',
+    );
 
-  // A write that fails after an await rolls back, and the queue goes on.
-  let opened!: () => void;
-  const during = new Promise<void>((r) => (opened = r));
-  let fail!: (err: Error) => void;
-  const failing = s.write({ actor: 'x', action: 'record.create', target: '88.1/a' }, async (tx) => {
-    await tx.putRecord(recordRow('88.1/a', '[9]'));
-    opened();
-    await new Promise<void>((_r, reject) => (fail = reject));
-    return { result: undefined, payload: 'never' };
+    // A write that fails after an await rolls back, and the queue goes on.
+    let opened!: () => void;
+    const during = new Promise<void>((r) => (opened = r));
+    let fail!: (err: Error) => void;
+    const failing = s.write({ actor: 'x', action: 'record.create', target: '88.1/a' }, async (tx) => {
+      await tx.putRecord(recordRow('88.1/a', '[9]'));
+      opened();
+      await new Promise<void>((_r, reject) => (fail = reject));
+      return { result: undefined, payload: 'never' };
+    });
+    const after = s.write({ actor: 'x', action: 'record.create', target: '88.1/c' }, async (tx) => {
+      await tx.putRecord(recordRow('88.1/c', '[3]'));
+      return { result: 'after', payload: versionLine('88.1/C', '[3]') };
+    });
+    await during;
+    t.equal((await s.getRecord('88.1/a'))?.valuesJson, '[1]', 'the open write is invisible');
+    fail(new Error('boom'));
+    await t.rejects(failing, { code: 'IDN_INTERNAL' });
+    t.equal(await after, 'after');
+    t.equal((await s.getRecord('88.1/a'))?.valuesJson, '[1]', 'rolled back');
+    t.equal((await s.versions('88.1/a', 0, 10)).length, 1, 'no version from the failed write');
+    t.same(await s.verifyAudit(), { ok: true, checked: 3 });
   });
-  const after = s.write({ actor: 'x', action: 'record.create', target: '88.1/c' }, async (tx) => {
-    await tx.putRecord(recordRow('88.1/c', '[3]'));
-    return { result: 'after', payload: versionLine('88.1/C', '[3]') };
+
+for (const engine of ENGINES)
+  t.test(`${engine}: close waits for queued writes`, async (t) => {
+    const s = await stores.open(t, engine);
+    if (s === undefined) return;
+    const written = s.write({ actor: 'x', action: 'record.create', target: '88.1/a' }, async (tx) => {
+      await tx.putRecord(recordRow('88.1/a', '[1]'));
+      return { result: 1, payload: 'a' };
+    });
+    await s.close();
+    t.equal(await written, 1);
+    t.notOk(s.isOpen());
+    await t.rejects(s.getRecord('88.1/a'), 'reads after close fail');
   });
-  await during;
-  t.equal((await s.getRecord('88.1/a'))?.valuesJson, '[1]', 'the open write is invisible');
-  fail(new Error('boom'));
-  await t.rejects(failing, { code: 'IDN_INTERNAL' });
-  t.equal(await after, 'after');
-  t.equal((await s.getRecord('88.1/a'))?.valuesJson, '[1]', 'rolled back');
-  t.equal((await s.versions('88.1/a', 0, 10)).length, 1, 'no version from the failed write');
-  t.same(await s.verifyAudit(), { ok: true, checked: 3 });
+
+/** A record row of prefix `prefixKey` (answer metadata set, as writes since v5 store it). */
+const rowUnder = (prefixKey: string, key: string, values: string) => ({ ...recordRow(key, values), prefixKey });
+
+/** Writes `values` to `key` as the registry's PUT does (one version line as the digest). */
+const putRecord = (s: StoreEngine, key: string, values: string, prefixKey = '88.1', actor = 'tok_1') =>
+  s.write({ actor, action: 'record.update', target: key }, async (tx) => {
+    const version = await tx.putRecord(rowUnder(prefixKey, key, values));
+    return { result: { version, seq: tx.seq }, payload: versionLine(key.toUpperCase(), values) };
+  });
+const deleteRecord = (s: StoreEngine, key: string) =>
+  s.write({ actor: 'tok_1', action: 'record.delete', target: key }, async (tx) => {
+    const version = await tx.deleteRecord(key, key.toUpperCase());
+    return { result: version, payload: versionLine(key.toUpperCase(), null) };
+  });
+
+for (const engine of ENGINES)
+  t.test(`${engine}: records: versions, as-of reads, listing in key order, counters under prefixes`, async (t) => {
+    let now = Date.parse('2026-03-01T10:00:00Z');
+    const s = await stores.open(t, engine, { now: () => new Date(now) });
+    if (s === undefined) return;
+    await putRecord(s, '88.1/b', '[1]');
+    now += 60_000;
+    await putRecord(s, '88.1/b', '[2]');
+    await putRecord(s, '88.1/a', '[1]');
+    await putRecord(s, '88.1.2/x', '[1]', '88.1.2');
+    await putRecord(s, '88.10/y', '[1]', '88.10');
+    await putRecord(s, '88.1/c', '[1]');
+    await deleteRecord(s, '88.1/c');
+    t.equal((await s.getRecord('88.1/b'))?.version, 2);
+    t.equal((await s.getRecord('88.1/b'))?.updatedAt, '2026-03-01T10:01:00Z');
+    t.same(await s.listRecordHandles('88.1', 10, 0), ['88.1/A', '88.1/B'], 'key order, deleted ones gone');
+    t.same(await s.listRecordHandles('88.1', 1, 1), ['88.1/B'], 'limit and offset');
+    if (s.listRecordsAfter !== undefined) {
+      t.same(await s.listRecordsAfter('88.1', '', 1), [{ key: '88.1/a', handle: '88.1/A' }], 'keyset: the first page');
+      t.same(await s.listRecordsAfter('88.1', '88.1/a', 10), [{ key: '88.1/b', handle: '88.1/B' }], 'keyset: after a key');
+    } else t.equal(engine, 'sqlite', 'only SQLite lacks keyset listing');
+    t.equal(await s.countRecords('88.1'), 2);
+    t.equal(await s.countRecords('88.9'), 0);
+    t.equal(await s.countRecordsUnder('88.1'), 3, 'the prefix and those under it, not 88.10');
+    t.equal(await s.totalRecords(), 4);
+    t.equal((await s.versionAsOf('88.1/b', '2026-03-01T10:00:30Z'))?.valuesJson, '[1]');
+    t.equal((await s.versionAsOf('88.1/b', '2026-03-01T10:01:00Z'))?.valuesJson, '[2]');
+    t.equal(await s.versionAsOf('88.1/b', '2026-03-01T09:00:00Z'), undefined, 'before the first version');
+    t.match(await s.versionAsOf('88.1/c', '2026-03-01T10:02:00Z'), { version: 2, valuesJson: null, action: 'record.delete' }, 'deleted ones included');
+    t.same(
+      (await s.versions('88.1/b', 1, 10)).map((v) => [v.version, v.valuesJson, v.at]),
+      [[2, '[2]', '2026-03-01T10:01:00Z']],
+    );
+    t.same(await s.answerRow('88.1/a'), ['88.1/A', '[1]', null, 0, null, '"e"']);
+    t.same(await s.verifyAudit(), { ok: true, checked: 7 });
+  });
+
+for (const engine of ENGINES)
+  t.test(`${engine}: prefixes, tokens and templates`, async (t) => {
+    const s = await stores.open(t, engine);
+    if (s === undefined) return;
+    const prefix = (key: string, status: 'active' | 'pending') => ({
+      prefixKey: key,
+      prefix: key.toUpperCase(),
+      parentKey: '88',
+      ownerJson: '{"name":"Ünïcode Ltd"}',
+      site: null,
+      status,
+      createdAt: '2026-01-01T00:00:00Z',
+      updatedAt: '2026-01-01T00:00:00Z',
+    });
+    await s.write({ actor: 'admin', action: 'prefix.create', target: '88.2' }, async (tx) => {
+      await tx.putPrefix(prefix('88.2', 'pending'));
+      await tx.putPrefix(prefix('88.10', 'active'));
+      return { result: undefined, payload: 'p', keepPayload: true };
+    });
+    await s.write({ actor: 'admin', action: 'prefix.update', target: '88.2' }, async (tx) => {
+      await tx.putPrefix({ ...prefix('88.2', 'active'), prefix: 'ignored on update', updatedAt: tx.at });
+      t.equal((await tx.getPrefix('88.2'))?.status, 'active', 'the write sees its own change');
+      return { result: undefined, payload: 'p2', keepPayload: true };
+    });
+    t.equal((await s.getPrefix('88.2'))?.prefix, '88.2', 'the spelling stays');
+    t.equal((await s.getPrefix('88.2'))?.ownerJson, '{"name":"Ünïcode Ltd"}');
+    t.same(
+      (await s.allPrefixes()).map((p) => p.prefixKey),
+      ['88.10', '88.2'],
+      'bytewise key order',
+    );
+    await s.write({ actor: 'admin', action: 'prefix.delete', target: '88.10' }, async (tx) => {
+      await tx.deletePrefix('88.10');
+      return { result: undefined, payload: 'd', keepPayload: true };
+    });
+    t.equal(await s.getPrefix('88.10'), undefined);
+
+    const token = (id: string, role: 'admin' | 'registrar') => ({
+      id,
+      role,
+      prefixesJson: '["88.2"]',
+      secretHash: `hash-${id}`,
+      label: null,
+      createdAt: '2026-01-01T00:00:00Z',
+      revokedAt: null,
+    });
+    await s.write({ actor: 'admin', action: 'token.create', target: 'tok_b' }, async (tx) => {
+      await tx.insertToken(token('tok_b', 'admin'));
+      await tx.insertToken(token('tok_a', 'admin'));
+      await tx.insertToken(token('tok_c', 'registrar'));
+      return { result: undefined, payload: 't', keepPayload: true };
+    });
+    t.equal(await s.activeAdminCount(), 2);
+    await s.write({ actor: 'admin', action: 'token.revoke', target: 'tok_a' }, async (tx) => {
+      await tx.revokeToken('tok_a');
+      return { result: undefined, payload: 'r', keepPayload: true };
+    });
+    t.equal(await s.activeAdminCount(), 1);
+    t.equal((await s.tokenByHash('hash-tok_c'))?.role, 'registrar');
+    t.ok((await s.tokenById('tok_a'))?.revokedAt, 'revoked');
+    t.equal(await s.tokenByHash('nope'), undefined);
+    t.same(
+      (await s.listTokens()).map((k) => k.id),
+      ['tok_a', 'tok_b', 'tok_c'],
+    );
+
+    const template = (version: string, body: string) => ({
+      prefixKey: '88.2',
+      version,
+      prefix: '88.2',
+      bodyJson: body,
+      used: 0 as const,
+      createdAt: '2026-01-01T00:00:00Z',
+      updatedAt: '2026-01-01T00:00:00Z',
+    });
+    await s.write({ actor: 'admin', action: 'template.put', target: '88.2@1' }, async (tx) => {
+      await tx.putTemplate(template('2', '{"items":[]}'));
+      await tx.putTemplate(template('1', '{"items":[1]}'));
+      return { result: undefined, payload: 'tp', keepPayload: true };
+    });
+    const marked = await s.write({ actor: 'x', action: 'record.create', target: 'x' }, async (tx) => {
+      await tx.markTemplateUsed('88.2', '1');
+      await tx.markTemplateUsed('88.2', '1');
+      return { result: undefined, payload: null };
+    });
+    t.equal(marked, undefined);
+    t.same(
+      (await s.allTemplates()).map((m) => [m.version, m.used, m.bodyJson]),
+      [
+        ['1', 1, '{"items":[1]}'],
+        ['2', 0, '{"items":[]}'],
+      ],
+    );
+    t.same(await s.verifyAudit(), { ok: true, checked: 6 });
+  });
+
+for (const engine of ENGINES)
+  t.test(`${engine}: lineage: events, edges opened and closed, walks both ways, edges at a time`, async (t) => {
+    const s = await stores.open(t, engine);
+    if (s === undefined) return;
+    const event = (action: string, time: string) => ({ type: 'aggregation' as const, action, eventTime: time, bodyJson: `{"a":"${action}"}` });
+    const ids = await s.write({ actor: 'reg', action: 'event.create', target: 'ev' }, async (tx) => {
+      const e1 = await tx.insertEvent(event('ADD', '2026-01-01T00:00:00.000Z'));
+      t.ok(await tx.openEdge('88.1/p', '88.1/c1', 'contains', '2026-01-01T00:00:00.000Z', e1));
+      t.ok(await tx.openEdge('88.1/p', '88.1/c2', 'contains', '2026-01-01T00:00:00.000Z', e1));
+      t.ok(await tx.openEdge('88.1/c1', '99.9/far', 'contains', '2026-01-01T00:00:00.000Z', e1));
+      t.notOk(await tx.openEdge('88.1/p', '88.1/c1', 'contains', '2026-01-02T00:00:00.000Z', e1), 'already open');
+      await tx.nameIdentifier('88.1/c2', '88.1/C2');
+      await tx.nameIdentifier('88.1/c2', '88.1/other');
+      const e2 = await tx.insertEvent(event('DELETE', '2026-02-01T00:00:00.000Z'));
+      t.ok(await tx.closeEdge('88.1/p', '88.1/c2', 'contains', '2026-02-01T00:00:00.000Z', e2));
+      t.notOk(await tx.closeEdge('88.1/p', '88.1/c2', 'contains', '2026-02-01T00:00:00.000Z', e2), 'nothing open to close');
+      t.same(await tx.openChildren('88.1/p', 'contains'), ['88.1/c1']);
+      return { result: [e1, e2], payload: 'events', keepPayload: true };
+    });
+    t.same(ids, [1, 2]);
+    await putRecord(s, '88.1/p', '[]');
+    const before = await s.walk('88.1/p', 'down', 5, '2026-01-15T00:00:00.000Z', 100);
+    t.same(before.map((r) => [r.key, r.depth, r.recordHandle, r.namedHandle, r.more, r.fromKey]).sort(), [
+      ['88.1/c1', 1, null, null, 0, '88.1/p'],
+      ['88.1/c2', 1, null, '88.1/C2', 0, '88.1/p'],
+      ['88.1/p', 0, '88.1/P', null, 0, null],
+      ['99.9/far', 2, null, null, 0, '88.1/c1'],
+    ]);
+    const shallow = await s.walk('88.1/p', 'down', 1, '2026-03-01T00:00:00.000Z', 100);
+    t.same(
+      shallow.map((r) => [r.key, r.more]).sort(),
+      [
+        ['88.1/c1', 1],
+        ['88.1/p', 0],
+      ],
+      'the closed edge is gone; more marks an edge past the depth',
+    );
+    t.equal((await s.walk('88.1/p', 'down', 5, '2026-01-15T00:00:00.000Z', 2)).length, 2, 'the row limit');
+    t.same(
+      (await s.walk('99.9/far', 'up', 5, '2026-03-01T00:00:00.000Z', 100)).map((r) => [r.key, r.depth]),
+      [
+        ['99.9/far', 0],
+        ['88.1/c1', 1],
+        ['88.1/p', 2],
+      ],
+      'breadth first upwards',
+    );
+    const edges = await s.edgesAt(['88.1/p', '88.1/c1'], 'down', '2026-01-15T00:00:00.000Z', 10);
+    t.same(edges.map((e) => [e.fromKey, e.toKey, e.eventId]).sort(), [
+      ['88.1/c1', '99.9/far', 1],
+      ['88.1/p', '88.1/c1', 1],
+      ['88.1/p', '88.1/c2', 1],
+    ]);
+    t.equal((await s.edgesAt(['99.9/far'], 'up', '2026-01-15T00:00:00.000Z', 10))[0]?.fromKey, '88.1/c1');
+    t.same(await s.verifyAudit(), { ok: true, checked: 2 });
+  });
+
+for (const engine of ENGINES)
+  t.test(`${engine}: outbox and reports`, async (t) => {
+    let now = Date.parse('2026-01-01T00:00:00Z');
+    const s = await stores.open(t, engine, { now: () => new Date(now) });
+    if (s === undefined) return;
+    await s.write({ actor: 'admin', action: 'prefix.create', target: '88.3' }, async (tx) => {
+      await tx.enqueueReport('prefix', 'k1', '{"p":1}');
+      await tx.enqueueReport('prefix', 'k2', '{"p":2}');
+      return { result: undefined, payload: 'x', keepPayload: true };
+    });
+    t.equal(await s.pendingReports(), 2);
+    const due = await s.dueReports(now, 10);
+    t.same(
+      due.map((r) => [r.id, r.idemKey, r.state, r.attempts, r.createdAt]),
+      [
+        [1, 'k1', 'pending', 0, '2026-01-01T00:00:00Z'],
+        [2, 'k2', 'pending', 0, '2026-01-01T00:00:00Z'],
+      ],
+    );
+    await s.retryReport(1, now + 60_000, 'upstream down');
+    now += 1000;
+    await s.markReport(2, 'sent', null);
+    t.same(
+      (await s.dueReports(now, 10)).map((r) => r.id),
+      [],
+      'retried one waits; sent one is done',
+    );
+    t.same(
+      (await s.outbox(0, 10)).map((r) => [r.id, r.state, r.attempts, r.lastError, r.nextAttemptAt, r.doneAt]),
+      [
+        [1, 'pending', 1, 'upstream down', Date.parse('2026-01-01T00:01:00Z'), null],
+        [2, 'sent', 1, null, 0, '2026-01-01T00:00:01Z'],
+      ],
+    );
+    t.equal(await s.pendingReports(), 1);
+    const id = await s.write({ actor: 'node', action: 'sync.report', target: 'r' }, async (tx) => {
+      t.equal(await tx.reportByKey('tok_n', 'i1'), undefined);
+      const id = await tx.insertReport({ reporter: 'tok_n', idemKey: 'i1', kind: 'prefix', bodyJson: '{}', outcome: 'accepted', message: null });
+      t.equal((await tx.reportByKey('tok_n', 'i1'))?.id, id, 'the write sees its own report');
+      return { result: id, payload: 'r', keepPayload: true };
+    });
+    t.equal(id, 1);
+    t.match(await s.reportByKey('tok_n', 'i1'), { id: 1, outcome: 'accepted', receivedAt: '2026-01-01T00:00:01Z' });
+    t.same(
+      (await s.reports(0, 10)).map((r) => r.idemKey),
+      ['i1'],
+    );
+    await t.rejects(
+      s.write({ actor: 'node', action: 'sync.report', target: 'r' }, async (tx) => {
+        await tx.insertReport({ reporter: 'tok_n', idemKey: 'i1', kind: 'prefix', bodyJson: '{}', outcome: 'accepted', message: null });
+        return { result: 0, payload: 'dup' };
+      }),
+      { code: 'IDN_INTERNAL' },
+      'a duplicate report key is a constraint failure',
+    );
+    t.same(await s.verifyAudit(), { ok: true, checked: 2 });
+  });
+
+for (const engine of ENGINES)
+  t.test(`${engine}: audit page and head; verification finds an edited actor, a deleted entry and an edited payload`, async (t) => {
+    const s = await stores.open(t, engine);
+    if (s === undefined) return;
+    t.same(await s.auditHead(), { seq: 0, hash: GENESIS_HASH });
+    for (let i = 1; i <= 4; i++) await putRecord(s, `88.1/r${i}`, `[${i}]`);
+    await s.write({ actor: 'admin', action: 'prefix.create', target: '88.5' }, async () => ({ result: undefined, payload: 'kept', keepPayload: true }));
+    const page = await s.auditPage(1, 2);
+    t.same(
+      page.map((e) => e.seq),
+      [2, 3],
+    );
+    const head = await s.auditHead();
+    t.equal(head.seq, 5);
+    t.equal(head.hash, (await s.auditPage(4, 1))[0]!.hash);
+    t.same(await s.verifyAudit(), { ok: true, checked: 5 });
+    const file = attacker(s.path);
+    t.teardown(() => file.close());
+    await file.setPayload(5, 'edited');
+    t.match(await s.verifyAudit(), { ok: false, checked: 4, firstBroken: { seq: 5, reason: /payload was edited/ } });
+    await file.setPayload(5, 'kept');
+    await file.setAuditActor(2, 'mallory');
+    t.match(await s.verifyAudit(), { ok: false, checked: 1, firstBroken: { seq: 2, reason: /hash does not match/ } });
+    await file.setAuditActor(2, 'tok_1');
+    t.same(await s.verifyAudit(), { ok: true, checked: 5 });
+    await file.deleteAuditEntry(3);
+    t.match(await s.verifyAudit(), { ok: false, checked: 2, firstBroken: { seq: 3, reason: /entry 3 is missing/ } });
+  });
+
+for (const engine of ENGINES)
+  t.test(`${engine}: escrow snapshot into a fresh store of each engine: the same rows, answers and a verifying chain`, async (t) => {
+    let now = Date.parse('2026-05-05T05:05:05Z');
+    const s = await stores.open(t, engine, { now: () => new Date(now) });
+    if (s === undefined) return;
+    await putRecord(s, '88.1/a', '[{"index":1,"type":"URL","data":{"format":"string","value":"https://例え.jp/ü"}}]');
+    now += 1000;
+    await putRecord(s, '88.1/b', '[2]');
+    await deleteRecord(s, '88.1/b');
+    await s.write({ actor: 'reg', action: 'event.create', target: 'ev' }, async (tx) => {
+      const e = await tx.insertEvent({ type: 'aggregation', action: 'ADD', eventTime: '2026-05-05T00:00:00.000Z', bodyJson: '{}' });
+      await tx.openEdge('88.1/a', '88.1/z', 'contains', '2026-05-05T00:00:00.000Z', e);
+      await tx.nameIdentifier('88.1/z', '88.1/Z');
+      return { result: undefined, payload: 'ev', keepPayload: true };
+    });
+    const rows = new Map<string, Array<Record<string, unknown>>>();
+    await s.snapshot((table, row) => {
+      if (!rows.has(table)) rows.set(table, []);
+      rows.get(table)!.push(row);
+    });
+    t.same([...rows.keys()].sort(), ['audit_log', 'audit_payloads', 'edges', 'events', 'lineage_names', 'record_versions', 'records']);
+    for (const target of ENGINES) {
+      const r = await stores.open(t, target);
+      if (r === undefined) continue;
+      for (const [table, list] of rows) await r.insertRows(table as EscrowTable, list);
+      t.same(await r.answerRow('88.1/a'), await s.answerRow('88.1/a'), `${engine} → ${target}: the same answer`);
+      t.same(await r.versions('88.1/b', 0, 10), await s.versions('88.1/b', 0, 10));
+      t.same(await r.auditPage(0, 100), await s.auditPage(0, 100));
+      t.same(await r.verifyAudit(), { ok: true, checked: 4 });
+      t.equal(await r.countRecords('88.1'), 1, 'counters follow a restore');
+      t.same(
+        (await r.walk('88.1/a', 'down', 2, '2026-06-01T00:00:00.000Z', 10)).map((w) => w.namedHandle ?? w.recordHandle),
+        ['88.1/A', '88.1/Z'],
+      );
+      // The restored chain goes on where the export's ended.
+      t.same(await putRecord(r, '88.1/c', '[3]'), { version: 1, seq: 5 });
+      t.same(await r.verifyAudit(), { ok: true, checked: 5 });
+    }
+  });
+
+t.test('the same writes give byte-identical answers, versions and audit hashes on both engines', async (t) => {
+  const written: Array<Awaited<ReturnType<typeof collect>>> = [];
+  async function collect(s: StoreEngine) {
+    return {
+      answers: await Promise.all(['88.1/ü', '88.1/a', '88.1/gone'].map((k) => s.answerRow(k))),
+      record: await s.getRecord('88.1/ü'),
+      versions: await s.versions('88.1/ü', 0, 10),
+      audit: await s.auditPage(0, 10),
+      changes: await s.changesAfter(0, 10),
+    };
+  }
+  for (const engine of ENGINES) {
+    let now = Date.parse('2026-11-30T23:59:59Z');
+    const s = await stores.open(t, engine, { now: () => new Date(now) });
+    if (s === undefined) return;
+    const values = '[{"index":1,"type":"DESC","data":{"format":"string","value":"Motor 😀 Ölpumpe «x» \\u0000 \\\\"}}]';
+    await s.write({ actor: 'tok_ü', action: 'record.create', target: '88.1/ü' }, async (tx) => {
+      await tx.putRecord({
+        handleKey: '88.1/ü',
+        handle: '88.1/Ü',
+        prefixKey: '88.1',
+        valuesJson: values,
+        publicJson: '[]',
+        maxAge: 172800,
+        expiresAt: 4102444800000,
+        etag: '"Ω-1"',
+      });
+      return { result: undefined, payload: versionLine('88.1/Ü', values) };
+    });
+    now += 1;
+    await putRecord(s, '88.1/a', '[]');
+    await putRecord(s, '88.1/gone', '[]');
+    await deleteRecord(s, '88.1/gone');
+    written.push(await collect(s));
+  }
+  if (written.length < 2) return;
+  t.same(written[1], written[0]);
+  t.equal(JSON.stringify(written[1]), JSON.stringify(written[0]), 'byte for byte');
+  t.equal(written[0]!.answers[0]![5], '"Ω-1"');
+  t.equal(written[0]!.answers[0]![4], 4102444800000, 'ms timestamps survive as numbers');
 });
 
-t.test('close waits for queued writes', async (t) => {
-  const s = openStore(join(tempDir(t), 'a.db'));
-  const written = s.write({ actor: 'x', action: 'record.create', target: '88.1/a' }, async (tx) => {
-    await tx.putRecord(recordRow('88.1/a', '[1]'));
-    return { result: 1, payload: 'a' };
+t.test('postgres: concurrent writes share one transaction, each with its own seq and result; a failing one rejects alone', async (t) => {
+  const batches: number[] = [];
+  let commits = 0;
+  const s = await stores.open(t, 'postgres', { onBatch: (n) => batches.push(n) });
+  if (s === undefined) return;
+  s.onCommit(() => void commits++);
+  const writes = Array.from({ length: 20 }, (_, i) =>
+    s.write({ actor: `w${i}`, action: 'record.create', target: `88.1/k${i}` }, async (tx) => {
+      const version = await tx.putRecord(recordRow(`88.1/k${i}`, `[${i}]`));
+      if (i === 7) throw new Error('apply failed');
+      if (i === 12) throw new IdnError('IDN_HANDLE_EXISTS', '88.1/K12 exists');
+      return { result: { i, seq: tx.seq, at: tx.at, version }, payload: versionLine(`88.1/K${i}`, `[${i}]`) };
+    }),
+  );
+  const settled = await Promise.allSettled(writes);
+  t.same(batches, [18], 'one transaction carried every write that succeeded');
+  t.equal(commits, 1, 'own-commit listeners run once for the transaction');
+  t.match(settled[7], { status: 'rejected', reason: { code: 'IDN_INTERNAL' } });
+  t.match(settled[12], { status: 'rejected', reason: { code: 'IDN_HANDLE_EXISTS' } }, 'an IdnError keeps its code');
+  const ok = settled.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<{ i: number; seq: number; version: number }>).value);
+  t.same(
+    ok.map((r) => r.seq),
+    Array.from({ length: 18 }, (_, i) => i + 1),
+    'seq per write, in submission order, no gap where a write failed',
+  );
+  t.same(
+    ok.map((r) => r.i),
+    [0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19],
+  );
+  t.equal(await s.getRecord('88.1/k7'), undefined, "the failed write's row is rolled back");
+  t.equal(await s.getRecord('88.1/k12'), undefined);
+  t.equal((await s.getRecord('88.1/k13'))?.valuesJson, '[13]');
+  const log = await s.auditPage(0, 100);
+  t.same(
+    log.map((e) => e.actor),
+    ok.map((r) => `w${r.i}`),
+    'one audit entry per write, its own actor',
+  );
+  t.same(
+    (await s.changesAfter(0, 100)).map((c) => [c.id, c.auditSeq]),
+    ok.map((r, n) => [n + 1, r.seq]),
+    'feed ids contiguous',
+  );
+  t.equal(await s.totalRecords(), 18);
+  t.same(await s.verifyAudit(), { ok: true, checked: 18 });
+  // With nothing else waiting, a write runs alone and a failure rolls back just it.
+  await t.rejects(
+    s.write({ actor: 'x', action: 'record.create', target: '88.1/solo' }, async (tx) => {
+      await tx.putRecord(recordRow('88.1/solo', '[]'));
+      throw new Error('no');
+    }),
+    { code: 'IDN_INTERNAL' },
+  );
+  t.same(await putRecord(s, '88.1/after', '[]'), { version: 1, seq: 19 });
+});
+
+t.test('postgres: two engines (two processes) writing at once keep one gapless, verifiable chain and right counts', async (t) => {
+  const a = await stores.open(t, 'postgres');
+  if (a === undefined) return;
+  const b = await stores.open(t, 'postgres', { url: a.path });
+  const one = b!;
+  const keys = (n: number) => Array.from({ length: n }, (_, i) => `88.${1 + (i % 3)}/k${i % 40}`);
+  // Creates, updates and deletes of 40 keys over three prefixes, from both engines at once.
+  const work = (s: StoreEngine, tag: string) =>
+    Promise.all(
+      keys(120).map((key, i) =>
+        i % 5 === 4
+          ? s.write({ actor: tag, action: 'record.delete', target: key }, async (tx) => {
+              if ((await tx.getRecord(key)) === undefined) return { result: 0, payload: null };
+              return { result: await tx.deleteRecord(key, key.toUpperCase()), payload: versionLine(key.toUpperCase(), null) };
+            })
+          : putRecord(s, key, `["${tag}${i}"]`, key.slice(0, key.indexOf('/')), tag),
+      ),
+    );
+  await Promise.all([work(a, 'a'), work(one, 'b')]);
+  const log = await a.auditPage(0, 1000);
+  t.same(
+    log.map((e) => e.seq),
+    Array.from({ length: log.length }, (_, i) => i + 1),
+    'seq contiguous',
+  );
+  t.ok(log.some((e) => e.actor === 'a') && log.some((e) => e.actor === 'b'), 'both engines wrote');
+  t.same(await one.verifyAudit(), { ok: true, checked: log.length });
+  const feed = await a.changesAfter(0, 1000);
+  t.same(
+    feed.map((c) => c.id),
+    Array.from({ length: feed.length }, (_, i) => i + 1),
+    'feed ids contiguous',
+  );
+  let total = 0;
+  for (const prefix of ['88.1', '88.2', '88.3']) {
+    const listed = (await a.listRecordHandles(prefix, 1000, 0)).length;
+    total += listed;
+    t.equal(await one.countRecords(prefix), listed, `the counter of ${prefix} matches its rows`);
+  }
+  t.equal(await a.totalRecords(), total);
+  t.equal(await a.countRecordsUnder('88'), total, 'every prefix lies under 88');
+  t.equal(await a.countRecordsUnder('88.1'), await a.countRecords('88.1'));
+  for (const key of ['88.1/k0', '88.2/k1', '88.3/k2']) {
+    const versions = (await a.versions(key, 0, 1000)).map((v) => v.version);
+    t.same(
+      versions,
+      Array.from({ length: versions.length }, (_, i) => i + 1),
+      `versions of ${key} contiguous`,
+    );
+  }
+});
+
+t.test('postgres: engines opening a new database at once apply each migration once; clear errors when it cannot open', async (t) => {
+  const c = await stores.cluster();
+  if (c === undefined) return;
+  const url = await c.createDatabase();
+  const many = await Promise.all(Array.from({ length: 4 }, () => stores.open(t, 'postgres', { url })));
+  t.same(
+    many.map((s) => s!.schemaVersion),
+    [6, 6, 6, 6],
+    'the SQLite schema version with the same tables',
+  );
+  const raw = tamperPg(url);
+  t.teardown(() => raw.close());
+  t.same(
+    (await raw.schemaRows()).map((r) => r.version),
+    Array.from({ length: latestPgSchemaVersion() }, (_, i) => i + 1),
+  );
+  await putRecord(many[0]!, '88.1/a', '[]');
+  t.equal((await many[3]!.getRecord('88.1/a'))?.version, 1);
+  const ro = await stores.open(t, 'postgres', { url, readonly: true });
+  t.equal(await ro!.totalRecords(), 1);
+  await t.rejects(putRecord(ro!, '88.1/b', '[]'), { code: 'IDN_INTERNAL', message: /read-only/ });
+  await t.rejects(connectStore({ engine: 'postgres', url: await c.createDatabase(), readonly: true }), {
+    code: 'IDN_INTERNAL',
+    message: /schema v0, older than this idnode's v\d+; start a node on it once/,
   });
-  await s.close();
-  t.equal(await written, 1);
-  t.notOk(s.isOpen());
-  await t.rejects(s.getRecord('88.1/a'), 'reads after close fail');
+  await t.rejects(connectStore({ engine: 'postgres', url: `postgres://postgres@127.0.0.1:${c.port}/no_such_db` }), {
+    code: 'IDN_INTERNAL',
+    message: /cannot open database postgres:\/\/postgres@127\.0\.0\.1:\d+\/no_such_db/,
+  });
+  await t.rejects(connectStore({ engine: 'postgres' }), { code: 'IDN_INTERNAL', message: /needs store.url/ });
+  const before = await raw.connections();
+  const closed = await connectStore({ engine: 'postgres', url });
+  await closed.close();
+  t.notOk(closed.isOpen());
+  await t.rejects(closed.getRecord('88.1/a'), 'reads after close fail');
+  await t.rejects(putRecord(closed, '88.1/c', '[]'), { code: 'IDN_UNAVAILABLE' });
+  t.equal(await raw.connections(), before, 'close ends its connections');
+});
+
+t.test('postgres: a read URL serves cache-miss reads, history, lineage and listing', async (t) => {
+  const c = await stores.cluster();
+  if (c === undefined) return;
+  const url = await c.createDatabase();
+  const other = await c.createDatabase();
+  // A stand-in standby: another database, so it shows which reads go where.
+  const s = await stores.open(t, 'postgres', { url, readUrl: other });
+  const replica = await stores.open(t, 'postgres', { url: other });
+  await putRecord(replica!, '88.1/a', '["replica"]');
+  await putRecord(s!, '88.1/a', '["primary"]');
+  t.equal((await s!.answerRow('88.1/a'))?.[1], '["replica"]', 'a cache miss reads the standby');
+  t.equal((await s!.versions('88.1/a', 0, 10))[0]?.valuesJson, '["replica"]', 'history too');
+  t.same(await s!.listRecordHandles('88.1', 10, 0), ['88.1/A']);
+  t.equal((await s!.getRecord('88.1/a'))?.valuesJson, '["primary"]', 'what a write decides on reads the primary');
+  t.equal(await s!.changesHead(), 1, 'the change feed is the primary');
+});
+
+t.test('postgres: a server that goes away answers 503 (IDN_UNAVAILABLE), and the engine recovers when it is back', async (t) => {
+  const s = await stores.open(t, 'postgres');
+  if (s === undefined) return;
+  const c = (await stores.cluster())!;
+  await putRecord(s, '88.1/a', '[1]');
+  c.stop();
+  t.teardown(() => c.start());
+  await t.rejects(putRecord(s, '88.1/a', '[2]'), { code: 'IDN_UNAVAILABLE' });
+  await t.rejects(s.getRecord('88.1/a'), { code: 'IDN_UNAVAILABLE' });
+  c.start();
+  t.same(await putRecord(s, '88.1/a', '[3]'), { version: 2, seq: 2 }, 'nothing of the failed write was kept');
+  t.same(await s.verifyAudit(), { ok: true, checked: 2 });
+
+  // A crash (kill -9 of the postmaster): acknowledged writes survive its recovery.
+  c.kill();
+  await t.rejects(putRecord(s, '88.1/a', '[4]'), { code: 'IDN_UNAVAILABLE' });
+  c.start();
+  t.same(await putRecord(s, '88.1/a', '[5]'), { version: 3, seq: 3 });
+  t.equal((await s.getRecord('88.1/a'))?.valuesJson, '[5]');
+  t.same(await s.verifyAudit(), { ok: true, checked: 3 });
 });

@@ -1,11 +1,19 @@
 /**
  * The attacker's SQL tool: edits an idnode SQLite file directly, as someone with file access
- * would, behind the node's back. The only SQL outside src/store/; tests that check tampering
+ * would, behind the node's back (and the same on a PostgreSQL database). The only SQL outside src/store/; tests that check tampering
  * is detected (and tests that fake files written by older versions) use it, nothing else.
  */
 import Database from 'better-sqlite3';
+import postgres from 'postgres';
 
 export type Raw = Record<string, unknown>;
+
+const clause = (where: Raw) =>
+  Object.keys(where).length === 0
+    ? ''
+    : ` WHERE ${Object.keys(where)
+        .map((c) => `${c} IS @${c}`)
+        .join(' AND ')}`;
 
 /** Opens `path` for tampering; close it with `close()` (or a teardown). */
 export function tamper(path: string) {
@@ -16,13 +24,14 @@ export function tamper(path: string) {
     auditEntry: (seq: number) => db.prepare('SELECT * FROM audit_log WHERE seq = ?').get(seq) as Raw | undefined,
     setAuditActor: (seq: number, actor: string) => void db.prepare('UPDATE audit_log SET actor = ? WHERE seq = ?').run(actor, seq),
     deleteAuditEntry: (seq: number) => void db.prepare('DELETE FROM audit_log WHERE seq = ?').run(seq),
-    /** Inserts an audit row given with its column names (prev_hash, not prevHash). */
+    /** Inserts an audit row given with its column names (prev_hash, not prevHash; write set columns may be left out). */
     insertAuditEntry: (row: Raw) =>
       void db
         .prepare(
-          'INSERT INTO audit_log (seq, at, actor, action, target, digest, prev_hash, hash) VALUES (@seq, @at, @actor, @action, @target, @digest, @prev_hash, @hash)',
+          `INSERT INTO audit_log (seq, at, actor, action, target, digest, rows_digest, write_set, prev_hash, hash)
+           VALUES (@seq, @at, @actor, @action, @target, @digest, @rows_digest, @write_set, @prev_hash, @hash)`,
         )
-        .run(row),
+        .run({ rows_digest: null, write_set: null, ...row }),
     /** Renumbers the entries with seq >= `from` by `delta`. */
     shiftAuditSeqs: (from: number, delta: number) => void db.prepare('UPDATE audit_log SET seq = seq + ? WHERE seq >= ?').run(delta, from),
     payload: (seq: number) => db.prepare('SELECT payload FROM audit_payloads WHERE seq = ?').pluck().get(seq) as string | undefined,
@@ -42,6 +51,25 @@ export function tamper(path: string) {
           'INSERT INTO record_versions (handle_key, version, handle, at, actor, action, values_json, audit_seq) VALUES (@handle_key, @version, @handle, @at, @actor, @action, @values_json, @audit_seq)',
         )
         .run(row),
+    /** Every row of `table` whose columns equal `where` (all rows when empty), with their column names. */
+    rows: (table: string, where: Raw = {}) => db.prepare(`SELECT * FROM ${table}${clause(where)}`).all(where) as Raw[],
+    /** Inserts a row given with its column names. */
+    insertRow: (table: string, row: Raw) =>
+      void db
+        .prepare(
+          `INSERT INTO ${table} (${Object.keys(row).join(', ')}) VALUES (${Object.keys(row)
+            .map((c) => `@${c}`)
+            .join(', ')})`,
+        )
+        .run(row),
+    /** Deletes the rows matching `where`; returns how many. */
+    deleteRows: (table: string, where: Raw) => db.prepare(`DELETE FROM ${table}${clause(where)}`).run(where).changes,
+    /** Sets columns of the rows matching `where`; returns how many. */
+    updateRows(table: string, set: Raw, where: Raw): number {
+      const sets = Object.keys(set).map((c) => `${c} = @set_${c}`);
+      const params = { ...where, ...Object.fromEntries(Object.entries(set).map(([c, v]) => [`set_${c}`, v])) };
+      return db.prepare(`UPDATE ${table} SET ${sets.join(', ')}${clause(where)}`).run(params).changes;
+    },
     /** Makes every record look written before schema v5 (no stored max-age, expiry or ETag). */
     clearAnswerMetadata: () => void db.prepare('UPDATE records SET max_age = NULL, expires_at = NULL, etag = NULL').run(),
     close: () => db.close(),
@@ -55,4 +83,54 @@ export function writeV1Database(path: string, schemaV1: string): void {
   db.pragma('user_version = 1');
   db.prepare("INSERT INTO records (handle_key, handle, prefix_key, values_json, version, updated_at) VALUES ('88.1/a', '88.1/A', '88.1', '[]', 1, 'x')").run();
   db.close();
+}
+
+/** Writes a database as the schema files `schemas` (in order) left it, at `version`: a file an old idnode wrote. */
+export function writeOldDatabase(path: string, schemas: string[], version: number) {
+  const db = new Database(path);
+  for (const sql of schemas) db.exec(sql);
+  db.pragma(`user_version = ${version}`);
+  db.close();
+  return tamper(path);
+}
+
+/**
+ * The attacker's SQL on a PostgreSQL database (someone with database access behind the node's
+ * back): the same edits as `tamper`, asynchronous. Close it with `close()` (or a teardown).
+ */
+export function tamperPg(url: string) {
+  const sql = postgres(url, { max: 1, onnotice: () => undefined, types: { bigint: { to: 20, from: [20], serialize: String, parse: Number } } });
+  return {
+    auditEntry: async (seq: number) => (await sql`SELECT * FROM audit_log WHERE seq = ${seq}`)[0],
+    setAuditActor: async (seq: number, actor: string) => void (await sql`UPDATE audit_log SET actor = ${actor} WHERE seq = ${seq}`),
+    deleteAuditEntry: async (seq: number) => void (await sql`DELETE FROM audit_log WHERE seq = ${seq}`),
+    setPayload: async (seq: number, payload: string) => void (await sql`UPDATE audit_payloads SET payload = ${payload} WHERE seq = ${seq}`),
+    async setVersionValues(seq: number, valuesJson: string, handleKey?: string): Promise<void> {
+      if (handleKey === undefined) await sql`UPDATE record_versions SET values_json = ${valuesJson} WHERE audit_seq = ${seq}`;
+      else await sql`UPDATE record_versions SET values_json = ${valuesJson} WHERE audit_seq = ${seq} AND handle_key = ${handleKey}`;
+    },
+    insertVersion: async (row: Raw) =>
+      void (await sql`INSERT INTO record_versions ${sql(row as Record<string, string | number | null>, 'handle_key', 'version', 'handle', 'at', 'actor', 'action', 'values_json', 'audit_seq')}`),
+    /** The migrations recorded as applied. */
+    schemaRows: async () => (await sql`SELECT version, file FROM idnode_schema ORDER BY version`).map((r) => ({ ...r })),
+    /** How many backends are connected to this database (leak checks). */
+    connections: async () =>
+      (await sql`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)[0]!.n as number,
+    close: () => sql.end({ timeout: 1 }),
+  };
+}
+
+/** The attacker's tool for whichever engine a store is on: SQLite file path or postgres:// URL. */
+export function attacker(path: string) {
+  if (path.startsWith('postgres://')) return tamperPg(path);
+  const file = tamper(path);
+  return {
+    auditEntry: async (seq: number) => file.auditEntry(seq),
+    setAuditActor: async (seq: number, actor: string) => file.setAuditActor(seq, actor),
+    deleteAuditEntry: async (seq: number) => file.deleteAuditEntry(seq),
+    setPayload: async (seq: number, payload: string) => file.setPayload(seq, payload),
+    setVersionValues: async (seq: number, valuesJson: string, handleKey?: string) => file.setVersionValues(seq, valuesJson, handleKey),
+    insertVersion: async (row: Raw) => file.insertVersion(row),
+    close: async () => file.close(),
+  };
 }

@@ -25,16 +25,20 @@ t.test('accepted forms: bare string data, every format, defaults', async (t) => 
 t.test('every rule has a message that names the value and what to fix', async (t) => {
   const cases: Array<[unknown, RegExp]> = [
     ['x', /v must be an object/],
-    [{ index: 1, type: 'a', data: 'b', extra: 1 }, /unknown field "extra"/],
     [{ index: 0, type: 'a', data: 'b' }, /index must be an integer from 1 to 4294967295/],
     [{ index: 4294967296, type: 'a', data: 'b' }, /index must be/],
     [{ index: 1.5, type: 'a', data: 'b' }, /index must be/],
-    [{ index: '1', type: 'a', data: 'b' }, /index must be/],
+    [{ index: 'one', type: 'a', data: 'b' }, /index must be an integer .*got "one"/],
+    [{ index: '1.5', type: 'a', data: 'b' }, /index must be/],
+    [{ index: '0', type: 'a', data: 'b' }, /index must be/],
+    [{ index: '4294967296', type: 'a', data: 'b' }, /index must be/],
+    [{ index: '-1', type: 'a', data: 'b' }, /index must be/],
+    [{ index: ' 1', type: 'a', data: 'b' }, /index must be/],
+    [{ index: 1, type: 'a', data: { format: 'admin', value: { handle: '0.NA/88.1', index: 'x', permissions: '01' } } }, /data\.value must be \{"handle"/],
     [{ index: 1, type: '', data: 'b' }, /type must be 1 to 256 printable/],
     [{ index: 1, type: 'a\nb', data: 'b' }, /type must be/],
     [{ index: 1, type: 'a'.repeat(257), data: 'b' }, /type must be/],
     [{ index: 1, type: 'a', data: 5 }, /data must be a string or/],
-    [{ index: 1, type: 'a', data: { format: 'string', value: 'x', extra: 1 } }, /data has an unknown field "extra"/],
     [{ index: 1, type: 'a', data: { format: 'text', value: 'x' } }, /data.format must be one of string, base64/],
     [{ index: 1, type: 'a', data: { format: 'string' } }, /data.value is missing/],
     [{ index: 1, type: 'a', data: { format: 'string', value: 5 } }, /must be a string for format "string"/],
@@ -59,8 +63,8 @@ t.test('body shapes and limits', async (t) => {
   t.equal(parseValuesBody([{ index: 1, type: 'a', data: 'b' }], opts).length, 1);
   t.equal(parseValuesBody({ values: [{ index: 1, type: 'a', data: 'b' }], handle: '88.1/X' }, { ...opts, handleKey: '88.1/x' }).length, 1);
   const cases: Array<[unknown, RegExp]> = [
-    [{ vals: [] }, /unknown field "vals"/],
-    [{ values: 'x' }, /must be \{"values": \[...\]\} or a JSON array/],
+    [{ vals: [] }, /must be \{"values": \[...\]\}, a JSON array of values or one value/],
+    [{ values: 'x' }, /must be \{"values": \[...\]\}, a JSON array/],
     [[], /has no values/],
     [Array.from({ length: 6 }, (_, i) => ({ index: i + 1, type: 'a', data: 'b' })), /6 values; at most 5 .*limits.valuesMax/],
     [
@@ -105,10 +109,38 @@ t.test('merge keeps written order and unchanged timestamps', async (t) => {
   t.same(
     partial.map((x) => [x.index, x.data.value, x.timestamp]),
     [
-      [3, 'c', 'T1'],
       [1, 'z', 'T3'],
+      [3, 'c', 'T1'],
       [9, 'new', 'T3'],
     ],
+    'index= re-sorts by index, as Handle.Net does',
+  );
+});
+
+t.test('Handle.Net leniency: unknown fields ignored, decimal-string indexes, one bare value, HS_ADMIN padded', async (t) => {
+  t.same(
+    checkValue({ index: '7', type: 'URL', data: { format: 'string', value: 'x', note: 1 }, colour: 'red', timestamp: 'T' }, 'v'),
+    { index: 7, type: 'URL', data: { format: 'string', value: 'x' }, ttl: 86400 },
+    'unknown fields in the value and in data are dropped; "7" is 7',
+  );
+  const admin = checkValue({ index: 100, type: 'HS_ADMIN', data: { value: { index: '200', handle: '0.NA/88.1', permissions: '0111' }, format: 'admin' } }, 'v');
+  t.same(admin.data, { format: 'admin', value: { handle: '0.NA/88.1', index: 200, permissions: '011100000000' } }, 'index "200" → 200; 12 flags');
+  const long = checkValue(
+    { index: 100, type: 'HS_ADMIN', data: { format: 'admin', value: { index: 200, handle: '0.NA/88.1', permissions: '0111111100111' } } },
+    'v',
+  );
+  t.equal((long.data.value as { permissions: string }).permissions, '0111111100111', 'more than 12 flags are kept as sent');
+  t.same(checkValue({ index: 1, type: 'x', data: 'y', references: [{ handle: '88.1/a', index: '3' }] }, 'v').references, [{ handle: '88.1/a', index: 3 }]);
+  t.same(
+    parseValuesBody({ index: 1, type: 'URL', data: 'x' }, opts).map((v) => v.index),
+    [1],
+    'a single bare value object',
+  );
+  const answer = { responseCode: 1, handle: '88.1/X', values: [{ index: '2', type: 'a', data: 'b', ttl: 86400, timestamp: 'T' }], extra: true };
+  t.same(
+    parseValuesBody(answer, { ...opts, handleKey: '88.1/x' }).map((v) => v.index),
+    [2],
+    'a GET answer is a valid body',
   );
 });
 

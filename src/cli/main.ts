@@ -11,6 +11,7 @@ import { createNode, openRegistry } from '../main.js';
 import { SEEDS_DIR } from '../paths.js';
 import { seedIfEmpty } from '../registry/seed.js';
 import { openStore } from '../store/index.js';
+import type { VerifyProgress } from '../store/types.js';
 import { runDemo, runPgDemo } from './demo.js';
 import { exportCommand, importFile, restoreCommand } from './transfer.js';
 
@@ -46,8 +47,9 @@ Usage:
                                         synchronous standby started in a temporary directory
                                         (needs PostgreSQL's server binaries installed)
   idnode audit verify [--db FILE | --config FILE]
-                                        check the hash-chained audit log offline (read-only;
-                                        works while a node runs); exit 0 intact, 1 broken
+                                        check the audit chain and every audited table offline
+                                        (read-only; works while a node runs; progress on a
+                                        terminal's stderr); exit 0 intact, 1 broken
   idnode --help
 
 ${renderConfigHelp()}
@@ -200,7 +202,12 @@ async function auditVerify(db: string | undefined, configFile: string | undefine
   if (!existsSync(path)) throw new ConfigError(`no database at ${path}; pass --db FILE`);
   const store = openStore(path, { readonly: true });
   try {
-    const verdict = await store.verifyAudit();
+    // On a terminal, one redrawn line says how far a long walk is (stdout keeps the verdict alone).
+    const onProgress = io.isTTY
+      ? (p: VerifyProgress) => io.stderr(`\r${p.phase === 'chain' ? `entries ${p.checked}/${p.total}` : `entries ${p.total}/${p.total}, rows ${p.rows}`}`)
+      : undefined;
+    const verdict = await store.verifyAudit(onProgress === undefined ? {} : { onProgress });
+    if (onProgress !== undefined) io.stderr('\n');
     io.stdout(`${JSON.stringify(verdict)}\n`);
     return verdict.ok ? 0 : 1;
   } finally {

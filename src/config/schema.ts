@@ -333,6 +333,22 @@ export const CONFIG_KEYS = {
     env: 'IDNODE_LINEAGE_EVENT_ITEMS_MAX',
     doc: 'identifiers per event (children, or inputs plus outputs)',
   },
+  'audit.verifyConcurrency': {
+    kind: 'int',
+    default: 1,
+    min: 1,
+    max: 64,
+    env: 'IDNODE_AUDIT_VERIFY_CONCURRENCY',
+    doc: 'audit verifications (`GET /api/audit/verify`) running at once per process; one more is 503/3 with `Retry-After: 5`',
+  },
+  'audit.verifySlice': {
+    kind: 'int',
+    default: 500,
+    min: 1,
+    max: 1_000_000,
+    env: 'IDNODE_AUDIT_VERIFY_SLICE',
+    doc: 'audit entries or table rows a verification checks before it yields to other requests',
+  },
   'sqlite.cacheBytes': {
     kind: 'int',
     default: 64 * MiB,

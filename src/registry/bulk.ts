@@ -9,6 +9,7 @@ import { type Identifier, isUnderPrefix, parseIdentifier } from '../identifier/i
 import type { Store, WriteTx } from '../store/index.js';
 import { type InputValue, parseValuesBody } from './values.js';
 import { writeRecord } from './records.js';
+import { deletedMessage, tombstoneOf } from './tombstones.js';
 import { loneSurrogateMessage, loneSurrogatePath, mayHoldLoneSurrogate } from './text.js';
 
 /** True when arrays and objects in a JSON text nest deeper than `max` (one linear scan, no recursion). */
@@ -129,9 +130,8 @@ export function createBulk(deps: {
     if (bad !== undefined) throw new IdnError('IDN_INVALID_VALUE', loneSurrogateMessage(`line ${lineNo}`, bad));
     if (typeof obj !== 'object' || obj === null || Array.isArray(obj))
       throw new IdnError('IDN_INVALID_VALUE', `line ${lineNo} must be an object {"handle": "...", "values": [...]}`);
-    const { handle, values, ...rest } = obj as Record<string, unknown>;
-    const extra = Object.keys(rest)[0];
-    if (extra !== undefined) throw new IdnError('IDN_INVALID_VALUE', `line ${lineNo} has an unknown field "${extra}"; send {"handle", "values"}`);
+    // A line is a Handle record body: other fields (a GET answer's responseCode) are ignored, as in a PUT.
+    const { handle, values } = obj as Record<string, unknown>;
     const id = parseIdentifier(handle);
     if (id.namedPrefixKey !== undefined)
       throw new IdnError('IDN_FORBIDDEN', `${id.text} is a prefix handle; manage prefixes through /api/prefixes`, { handle: id.text });
@@ -175,6 +175,12 @@ export function createBulk(deps: {
         }
         seen.add(p.id.key);
         const existing = await tx.getRecord(p.id.key);
+        // Bulk never re-registers a deleted identifier: that is one deliberate admin PUT at a time.
+        const tombstone = existing === undefined ? await tombstoneOf(store, p.id.key) : undefined;
+        if (tombstone !== undefined) {
+          results.push({ line: p.line, handle: tombstone.handle, responseCode: 101, message: deletedMessage(tombstone) });
+          continue;
+        }
         const w = await writeRecord(tx, p.id, existing, { put: p.values }, () => existing === undefined || opts.overwrite);
         if (w.state === 'unchanged') {
           results.push({ line: p.line, handle: w.handle, responseCode: 1, message: 'unchanged' });

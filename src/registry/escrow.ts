@@ -10,7 +10,7 @@ import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readFileS
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { IdnError } from '../errors.js';
-import { ESCROW_TABLES, openStore, type Store } from '../store/index.js';
+import { type ConnectOptions, connectStore, ESCROW_TABLES, openStore, type Store } from '../store/index.js';
 import { storedForm } from './answer.js';
 import type { HandleValue } from './values.js';
 
@@ -104,9 +104,11 @@ function withAnswerMeta(row: Record<string, unknown>): Record<string, unknown> {
 /**
  * Rebuilds a database at `dbPath` (which must not exist) from an export in `dir`: checks
  * every file against the manifest first, loads the rows, then verifies the audit chain and
- * its head against the manifest. A failed restore leaves no database behind.
+ * its head against the manifest. A failed restore leaves no database behind. `dbPath` may
+ * instead name a PostgreSQL database (`{ engine: 'postgres', url }`), which must be empty; a
+ * failed restore there leaves what it loaded (drop and create the database to try again).
  */
-export async function restoreFrom(dir: string, dbPath: string): Promise<{ manifest: Manifest; checked: number }> {
+export async function restoreFrom(dir: string, dbPath: string | ConnectOptions): Promise<{ manifest: Manifest; checked: number }> {
   const mpath = join(dir, MANIFEST);
   if (!existsSync(mpath)) throw new IdnError('IDN_BAD_REQUEST', `no ${MANIFEST} in ${dir}; point --from at a folder written by idnode export`);
   const manifest = JSON.parse(readFileSync(mpath, 'utf8')) as Manifest;
@@ -121,10 +123,12 @@ export async function restoreFrom(dir: string, dbPath: string): Promise<{ manife
   for (const table of ESCROW_TABLES)
     if (manifest.files[`${table}.ndjson`] === undefined)
       throw new IdnError('IDN_BAD_REQUEST', `the manifest lists no ${table}.ndjson; the export is incomplete`);
-  if (existsSync(dbPath)) throw new IdnError('IDN_BAD_REQUEST', `${dbPath} exists; restore into a new database file`);
-  const store = openStore(dbPath);
+  if (typeof dbPath === 'string' && existsSync(dbPath)) throw new IdnError('IDN_BAD_REQUEST', `${dbPath} exists; restore into a new database file`);
+  const store = typeof dbPath === 'string' ? openStore(dbPath) : await connectStore(dbPath);
   let ok = false;
   try {
+    if (typeof dbPath !== 'string' && ((await store.auditHead()).seq > 0 || (await store.totalRecords()) > 0 || (await store.allPrefixes()).length > 0))
+      throw new IdnError('IDN_BAD_REQUEST', `${store.path} is not empty; restore into a new database`);
     if (store.schemaVersion < manifest.schemaVersion)
       throw new IdnError('IDN_BAD_REQUEST', `the export has schema v${manifest.schemaVersion}, newer than this idnode's v${store.schemaVersion}`);
     for (const table of ESCROW_TABLES) {
@@ -155,6 +159,6 @@ export async function restoreFrom(dir: string, dbPath: string): Promise<{ manife
     return { manifest, checked: verdict.checked };
   } finally {
     await store.close();
-    if (!ok) for (const suffix of ['', '-wal', '-shm']) rmSync(`${dbPath}${suffix}`, { force: true });
+    if (!ok && typeof dbPath === 'string') for (const suffix of ['', '-wal', '-shm']) rmSync(`${dbPath}${suffix}`, { force: true });
   }
 }

@@ -16,6 +16,8 @@ export interface PrefixInfo {
   status: PrefixStatus;
   parent: string | null;
   homed?: true;
+  /** Short URLs under the prefix redirect (true) or show the page (false); absent: inherited. */
+  redirect?: boolean;
 }
 
 export interface Prefixes {
@@ -46,7 +48,25 @@ async function report(tx: WriteTx, row: PrefixRow, event: 'created' | 'changed' 
 function infoOf(row: PrefixRow): PrefixInfo {
   const out: PrefixInfo = { prefix: row.prefix, owner: JSON.parse(row.ownerJson) as Record<string, unknown>, status: row.status, parent: row.parentKey };
   if (row.site !== null) out.site = row.site;
+  if (row.redirect != null) out.redirect = row.redirect;
   return out;
+}
+
+/** The audit payload of a prefix write; redirect is appended only when set, so older entries keep their shape. */
+function prefixPayload(row: PrefixRow): string {
+  const fields: unknown[] = [row.prefix, row.ownerJson, row.site, row.status];
+  if (row.redirect != null) fields.push(row.redirect);
+  return JSON.stringify(fields);
+}
+
+/**
+ * Whether short URLs of an identifier redirect (the Handle proxy) or show the page: the
+ * nearest registered prefix (itself first, then its ancestors) that sets `redirect` wins,
+ * else the node's face.redirect. `registered` is the router's chain, longest first.
+ */
+export function redirectSetting(registered: readonly PrefixRow[], nodeDefault: boolean): boolean {
+  for (const p of registered) if (p.redirect != null) return p.redirect;
+  return nodeDefault;
 }
 
 const invalid = (message: string) => new IdnError('IDN_INVALID_VALUE', message);
@@ -68,6 +88,16 @@ function checkSite(site: unknown): string {
   }
   return site.replace(/\/+$/, '');
 }
+
+function checkRedirect(redirect: unknown, nullable: boolean): boolean | null {
+  if (typeof redirect === 'boolean' || (nullable && redirect === null)) return redirect;
+  throw invalid(
+    `redirect must be true or false${nullable ? ', or null to inherit the setting of the parent prefix or node' : ''}; got ${JSON.stringify(redirect)}`,
+  );
+}
+
+/** Fields a GET answers that a PATCH cannot change: accepted and ignored. */
+const READ_ONLY = ['prefix', 'parent', 'homed'];
 
 function checkKeys(input: Record<string, unknown>, allowed: string[]): void {
   for (const k of Object.keys(input)) if (!allowed.includes(k)) throw invalid(`unknown field "${k}"; allowed: ${allowed.join(', ')}`);
@@ -127,7 +157,7 @@ export function createPrefixes(deps: { store: Store; router: Router; homed: stri
 
   return {
     async create(input, actor) {
-      checkKeys(input, ['prefix', 'owner', 'site']);
+      checkKeys(input, ['prefix', 'owner', 'site', 'redirect']);
       const { prefix, key } = parse(input.prefix);
       const homedKey = router.homedAncestor(key);
       if (homedKey === undefined || homedKey === key)
@@ -137,6 +167,7 @@ export function createPrefixes(deps: { store: Store; router: Router; homed: stri
         );
       const owner = checkOwner(input.owner);
       const site = input.site === undefined ? null : checkSite(input.site);
+      const redirect = input.redirect === undefined ? null : checkRedirect(input.redirect, false);
       const under = await delegatedAncestor(key);
       if (under !== undefined)
         throw new IdnError('IDN_NOT_RESPONSIBLE', `${prefix} lies under ${under.prefix}, which is delegated to ${under.site}; create it on that node`);
@@ -154,10 +185,11 @@ export function createPrefixes(deps: { store: Store; router: Router; homed: stri
           status: deps.hasUpstream ? 'pending' : 'active',
           createdAt: tx.at,
           updatedAt: tx.at,
+          redirect,
         };
         await tx.putPrefix(row);
         if (deps.hasUpstream) await report(tx, row, 'created');
-        return { result: row, payload: JSON.stringify([row.prefix, row.ownerJson, row.site, row.status]), keepPayload: true };
+        return { result: row, payload: prefixPayload(row), keepPayload: true };
       });
       return infoOf(row);
     },
@@ -177,8 +209,11 @@ export function createPrefixes(deps: { store: Store; router: Router; homed: stri
     },
 
     async patch(prefix, input, actor) {
-      checkKeys(input, ['owner', 'site', 'status']);
+      // The read-only fields of a GET answer may come back with it (GET → edit → PATCH); a typo is still refused.
+      checkKeys(input, ['owner', 'site', 'status', 'redirect', ...READ_ONLY]);
       const row = await existing(prefix);
+      if (input.prefix !== undefined && (typeof input.prefix !== 'string' || input.prefix.toLowerCase() !== row.prefix.toLowerCase()))
+        throw invalid(`the body names prefix ${JSON.stringify(input.prefix)} but the URL names ${row.prefix}; leave "prefix" out or make them match`);
       const next: PrefixRow = { ...row };
       if (input.owner !== undefined) next.ownerJson = JSON.stringify(checkOwner(input.owner));
       if (input.site !== undefined) next.site = input.site === null ? null : checkSite(input.site);
@@ -186,6 +221,7 @@ export function createPrefixes(deps: { store: Store; router: Router; homed: stri
         if (typeof input.status !== 'string' || !STATUSES.includes(input.status as PrefixStatus)) throw invalid(`status must be one of ${STATUSES.join(', ')}`);
         next.status = input.status as PrefixStatus;
       }
+      if (input.redirect !== undefined) next.redirect = checkRedirect(input.redirect, true);
       if (next.site !== null && row.site === null && (await store.countRecordsUnder(row.prefixKey)) > 0)
         throw new IdnError('IDN_PREFIX_NOT_EMPTY', `identifiers under ${row.prefix} are stored here; delete them before delegating the prefix`);
       const out = await store.write({ actor, action: 'prefix.update', target: row.prefix }, async (tx) => {
@@ -193,7 +229,7 @@ export function createPrefixes(deps: { store: Store; router: Router; homed: stri
         await tx.putPrefix(next);
         // A pending prefix waits for the upstream: report changes only once it has been accepted.
         if (deps.hasUpstream && row.status !== 'pending') await report(tx, next, 'changed');
-        return { result: next, payload: JSON.stringify([next.prefix, next.ownerJson, next.site, next.status]), keepPayload: true };
+        return { result: next, payload: prefixPayload(next), keepPayload: true };
       });
       return infoOf(out);
     },
@@ -218,7 +254,7 @@ export function createPrefixes(deps: { store: Store; router: Router; homed: stri
       await store.write({ actor: 'sync (upstream accepted)', action: 'prefix.update', target: row.prefix }, async (tx) => {
         const next: PrefixRow = { ...row, status: 'active', updatedAt: tx.at };
         await tx.putPrefix(next);
-        return { result: undefined, payload: JSON.stringify([next.prefix, next.ownerJson, next.site, next.status]), keepPayload: true };
+        return { result: undefined, payload: prefixPayload(next), keepPayload: true };
       });
     },
 

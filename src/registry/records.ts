@@ -8,11 +8,14 @@ import { authorize, writeTarget } from './authorize.js';
 import type { Principal } from './tokens.js';
 import { type HandleValue, type InputValue, mergeValues, parseValuesBody } from './values.js';
 import { answerEtag, renderRecord } from './answer.js';
+import { deletedError, tombstoneOf } from './tombstones.js';
 
 export interface PutOptions {
   overwrite: boolean;
   /** Add/replace only these indexes ('various': every index in the body). */
   only?: Set<number> | 'various';
+  /** Re-register an identifier whose latest state is deleted (the route allows it to admins only). */
+  reuseDeleted?: boolean;
 }
 
 export interface Records {
@@ -105,7 +108,17 @@ export function createRecords(deps: {
       }
       const out = await store.write({ actor, action: 'record.update', target: id.text }, async (tx) => {
         const existing = await tx.getRecord(id.key);
-        if (existing !== undefined && !opts.overwrite)
+        if (existing !== undefined && !opts.overwrite && only !== undefined) {
+          // As Handle.Net adds values: new indexes are added, an index already there is the conflict.
+          const present = new Set((JSON.parse(existing.valuesJson) as HandleValue[]).map((v) => v.index));
+          const taken = [...only].filter((i) => present.has(i));
+          if (taken.length > 0)
+            throw new IdnError(
+              'IDN_VALUE_EXISTS',
+              `${id.text} already has a value at index ${taken.join(', ')}; send overwrite=true to replace it, or use another index`,
+              { handle: id.text },
+            );
+        } else if (existing !== undefined && !opts.overwrite)
           throw new IdnError(
             'IDN_HANDLE_EXISTS',
             existing.handle === id.text
@@ -113,6 +126,9 @@ export function createRecords(deps: {
               : `${id.text} conflicts with the existing ${existing.handle} (identifiers are case-insensitive)`,
             { handle: existing.handle },
           );
+        // A deleted identifier comes back only by an explicit choice, never by an ordinary PUT.
+        const tombstone = existing === undefined ? await tombstoneOf(store, id.key) : undefined;
+        if (tombstone !== undefined && opts.reuseDeleted !== true) throw deletedError(tombstone);
         if (existing === undefined && only !== undefined)
           throw new IdnError('IDN_NOT_FOUND', `${id.text} does not exist; create it with a PUT without index=`, { handle: id.text });
         const w = await writeRecord(tx, id, existing, { put: incoming, ...(only !== undefined ? { only } : {}) }, (values) =>
@@ -123,7 +139,7 @@ export function createRecords(deps: {
         return {
           result: { created: w.state === 'created', handle: w.handle, unchanged: false },
           payload: w.line,
-          action: w.state === 'created' ? 'record.create' : 'record.update',
+          action: w.state !== 'created' ? 'record.update' : tombstone !== undefined ? 'record.reregister' : 'record.create',
         };
       });
       deps.onWritten?.();
@@ -142,7 +158,7 @@ export function createRecords(deps: {
         const present = new Set(values.map((v) => v.index));
         const missing = [...only].filter((i) => !present.has(i));
         if (missing.length > 0)
-          throw new IdnError('IDN_VALUE_NOT_FOUND', `${existing.handle} has no value at index ${missing.join(', ')}`, { handle: existing.handle });
+          throw new IdnError('IDN_VALUE_NOT_FOUND', `${id.text} has no value at index ${missing.join(', ')}; nothing was removed`, { handle: id.text });
         if (values.every((v) => only.has(v.index)))
           throw new IdnError('IDN_INVALID_VALUE', 'this would remove every value; a record needs at least one (DELETE without index= removes the identifier)', {
             handle: existing.handle,

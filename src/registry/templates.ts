@@ -16,6 +16,8 @@ export const FIRST_ITEM_INDEX = 2000;
 export const DATA_TYPES = ['string', 'number', 'date', 'url', 'reference', 'file', 'image', 'audio', 'video'] as const;
 type DataType = (typeof DATA_TYPES)[number];
 const VERSION = /^[A-Za-z0-9._-]{1,32}$/;
+/** Fields a GET answers that a PUT cannot set: accepted and ignored. */
+const READ_ONLY = ['prefix', 'version', 'used', 'createdAt', 'updatedAt'];
 const MAX_ITEMS = 500;
 
 export interface TemplateItem {
@@ -259,8 +261,15 @@ export async function createTemplates(deps: { store: Store }): Promise<Templates
       if (typeof body !== 'object' || body === null || Array.isArray(body))
         throw invalid('the body must be {"items": [...]} (optionally "name" and "industryCode")');
       const b = body as Record<string, unknown>;
+      // The read-only fields of a GET answer may come back with it (GET → edit → PUT); a typo is still refused.
       for (const k of Object.keys(b))
-        if (!['items', 'name', 'industryCode'].includes(k)) throw invalid(`unknown field "${k}"; allowed: items, name, industryCode`);
+        if (!['items', 'name', 'industryCode', ...READ_ONLY].includes(k)) throw invalid(`unknown field "${k}"; allowed: items, name, industryCode`);
+      for (const [k, want] of [
+        ['prefix', prefix],
+        ['version', version],
+      ] as const)
+        if (b[k] !== undefined && (typeof b[k] !== 'string' || b[k].toLowerCase() !== want.toLowerCase()))
+          throw invalid(`the body names ${k} ${JSON.stringify(b[k])} but the URL names ${want}; leave "${k}" out or make them match`);
       for (const k of ['name', 'industryCode'])
         if (b[k] !== undefined && (typeof b[k] !== 'string' || b[k].length > 200)) throw invalid(`${k} must be a string of at most 200 characters`);
       if (!Array.isArray(b.items) || b.items.length === 0 || b.items.length > MAX_ITEMS)

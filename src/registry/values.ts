@@ -31,7 +31,8 @@ export interface HandleValue {
 
 export type InputValue = Omit<HandleValue, 'timestamp'>;
 
-const VALUE_KEYS = new Set(['index', 'type', 'data', 'ttl', 'timestamp', 'permissions', 'references']);
+/** Handle.Net renders HS_ADMIN permissions as 12 flags, the missing ones off. */
+const ADMIN_PERMISSION_BITS = 12;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const HEX = /^(?:[0-9a-fA-F]{2})*$/;
 // eslint-disable-next-line no-control-regex
@@ -46,25 +47,30 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function isIndex(v: unknown): v is number {
-  return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= MAX_INDEX;
+/**
+ * A value index: a JSON integer, or the same number as a decimal string (`"200"`, as
+ * pyhandle sends HS_ADMIN's index and Handle.Net accepts); undefined when it is neither.
+ */
+function indexOf(v: unknown): number | undefined {
+  const n = typeof v === 'string' && /^\d{1,10}$/.test(v) ? Number(v) : v;
+  return typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= MAX_INDEX ? n : undefined;
 }
 
 function checkReference(r: unknown, where: string): Reference {
-  if (!isObject(r) || typeof r.handle !== 'string' || !isIndex(r.index)) throw bad(`${where} must be {"handle": "<identifier>", "index": <1..${MAX_INDEX}>}`);
+  const index = isObject(r) ? indexOf(r.index) : undefined;
+  if (!isObject(r) || typeof r.handle !== 'string' || index === undefined) throw bad(`${where} must be {"handle": "<identifier>", "index": <1..${MAX_INDEX}>}`);
   try {
     parseIdentifier(r.handle);
   } catch (err) {
     throw bad(`${where}.handle: ${(err as Error).message}`);
   }
-  return { handle: r.handle, index: r.index };
+  return { handle: r.handle, index };
 }
 
 function checkData(data: unknown, where: string): HandleValue['data'] {
   if (typeof data === 'string') return { format: 'string', value: data };
   if (!isObject(data)) throw bad(`${where}.data must be a string or {"format": "...", "value": ...}`);
-  for (const k of Object.keys(data))
-    if (k !== 'format' && k !== 'value') throw bad(`${where}.data has an unknown field "${k}"; only "format" and "value" are allowed`);
+  // Other fields of data are ignored, as Handle.Net ignores them.
   const format = data.format ?? 'string';
   const value = data.value;
   if (typeof format !== 'string' || !(FORMATS as readonly string[]).includes(format))
@@ -87,7 +93,8 @@ function checkData(data: unknown, where: string): HandleValue['data'] {
       if (!isObject(value) || typeof value.permissions !== 'string' || !/^[01]{1,16}$/.test(value.permissions))
         throw bad(`${where}.data.value must be {"handle", "index", "permissions": "0/1 flags"} for format "admin"`);
       const ref = checkReference({ handle: value.handle, index: value.index }, `${where}.data.value`);
-      return { format: 'admin', value: { handle: ref.handle, index: ref.index, permissions: value.permissions } };
+      const permissions = value.permissions.padEnd(ADMIN_PERMISSION_BITS, '0');
+      return { format: 'admin', value: { handle: ref.handle, index: ref.index, permissions } };
     }
     case 'vlist':
       if (!Array.isArray(value)) throw bad(`${where}.data.value must be a list of {"handle", "index"} for format "vlist"`);
@@ -99,15 +106,27 @@ function checkData(data: unknown, where: string): HandleValue['data'] {
   return { format: format as Format, value };
 }
 
-/** Validates one value; `where` names it in messages, e.g. `values[2]`. */
-export function checkValue(raw: unknown, where: string): InputValue {
+const VALUE_KEYS = new Set(['index', 'type', 'data', 'ttl', 'timestamp', 'permissions', 'references']);
+
+/**
+ * Validates one value; `where` names it in messages, e.g. `values[2]`. A client's value may
+ * carry unknown fields (ignored, as Handle.Net ignores them, so a value read back can be
+ * written as it is) and a decimal-string index; `strict` (another node's answer, relayed as
+ * bytes) refuses both.
+ */
+export function checkValue(raw: unknown, where: string, strict = false): InputValue {
   if (!isObject(raw)) throw bad(`${where} must be an object {"index", "type", "data"}`);
-  for (const k of Object.keys(raw)) if (!VALUE_KEYS.has(k)) throw bad(`${where} has an unknown field "${k}"`);
-  if (!isIndex(raw.index)) throw bad(`${where}.index must be an integer from 1 to ${MAX_INDEX}; got ${JSON.stringify(raw.index)}`);
+  if (strict) {
+    for (const k of Object.keys(raw)) if (!VALUE_KEYS.has(k)) throw bad(`${where} has an unknown field "${k}"`);
+    if (typeof raw.index !== 'number') throw bad(`${where}.index must be an integer from 1 to ${MAX_INDEX}; got ${JSON.stringify(raw.index)}`);
+  }
+  const index = indexOf(raw.index);
+  if (index === undefined)
+    throw bad(`${where}.index must be an integer from 1 to ${MAX_INDEX} (a JSON number or a decimal string); got ${JSON.stringify(raw.index)}`);
   const type = raw.type;
   if (typeof type !== 'string' || type.length === 0 || type.length > MAX_TYPE_LENGTH || CONTROL.test(type) || !type.isWellFormed())
     throw bad(`${where}.type must be 1 to ${MAX_TYPE_LENGTH} printable characters, such as "URL" or "batch"`);
-  const value: InputValue = { index: raw.index, type, data: checkData(raw.data, where), ttl: DEFAULT_TTL };
+  const value: InputValue = { index, type, data: checkData(raw.data, where), ttl: DEFAULT_TTL };
   if (raw.ttl !== undefined) {
     const ttl = raw.ttl;
     const okNumber = typeof ttl === 'number' && Number.isInteger(ttl) && ttl >= 0 && ttl <= MAX_TTL;
@@ -129,21 +148,27 @@ export function checkValue(raw: unknown, where: string): InputValue {
   return value;
 }
 
+/** True for a body that is one value rather than a record: it has no `values` but what a value has. */
+function isBareValue(body: Record<string, unknown>): boolean {
+  return body.values === undefined && (body.index !== undefined || body.type !== undefined || body.data !== undefined);
+}
+
 /**
- * Validates a write body: `{"values": [...]}` (optionally with `"handle"`) or a bare array.
- * Indexes must be unique; at most `valuesMax` values.
+ * Validates a write body as Handle.Net reads it: `{"values": [...]}` (other fields such as
+ * `responseCode` ignored, so a GET answer can be sent back; a `"handle"` must name the same
+ * identifier), a bare array of values, or a single value object. Indexes must be unique; at
+ * most `valuesMax` values.
  */
 export function parseValuesBody(body: unknown, opts: { valuesMax: number; handleKey?: string }): InputValue[] {
   let list: unknown = body;
   if (isObject(body)) {
-    for (const k of Object.keys(body)) if (k !== 'values' && k !== 'handle') throw bad(`the body has an unknown field "${k}"; send {"values": [...]}`);
     if (body.handle !== undefined && opts.handleKey !== undefined) {
       if (typeof body.handle !== 'string' || body.handle.toLowerCase() !== opts.handleKey.toLowerCase())
         throw bad(`the body names handle ${JSON.stringify(body.handle)} but the URL names ${opts.handleKey}; leave "handle" out or make them match`);
     }
-    list = body.values;
+    list = isBareValue(body) ? [body] : body.values;
   }
-  if (!Array.isArray(list)) throw bad('the body must be {"values": [...]} or a JSON array of values');
+  if (!Array.isArray(list)) throw bad('the body must be {"values": [...]}, a JSON array of values or one value {"index", "type", "data"}');
   if (list.length === 0) throw bad('the body has no values; a record needs at least one (use DELETE to remove an identifier)');
   if (list.length > opts.valuesMax) throw bad(`the body has ${list.length} values; at most ${opts.valuesMax} are allowed (limits.valuesMax)`);
   const seen = new Set<number>();
@@ -172,7 +197,7 @@ export function relayedValuesProblem(values: unknown[]): string | undefined {
       return `${where}.timestamp must be an ISO-8601 time such as "2026-01-01T00:00:00Z"; got ${JSON.stringify(ts)}`;
     let v: InputValue;
     try {
-      v = checkValue(raw, where);
+      v = checkValue(raw, where, true);
     } catch (err) {
       return (err as Error).message;
     }
@@ -203,9 +228,10 @@ function stamp(v: InputValue, timestamp: string): HandleValue {
 }
 
 /**
- * The new value list. Without `only`, `incoming` replaces the record; with `only`, just those
- * indexes are added or replaced in place (new ones appended), the rest kept. A value whose
- * content did not change keeps its timestamp.
+ * The new value list. Without `only`, `incoming` replaces the record (in the order sent); with
+ * `only`, just those indexes are added or replaced, the rest kept, and the list comes back
+ * ordered by index as Handle.Net re-sorts it. A value whose content did not change keeps its
+ * timestamp.
  */
 export function mergeValues(existing: HandleValue[], incoming: InputValue[], at: string, only?: Set<number>): HandleValue[] {
   const old = new Map(existing.map((v) => [v.index, v]));
@@ -222,7 +248,7 @@ export function mergeValues(existing: HandleValue[], incoming: InputValue[], at:
     return stamped(repl);
   });
   for (const v of byIndex.values()) out.push(stamp(v, at));
-  return out;
+  return out.sort((a, b) => a.index - b.index);
 }
 
 export function isPublic(v: HandleValue): boolean {

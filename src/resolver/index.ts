@@ -114,6 +114,84 @@ export function answerEntry(handle: string, valuesJson: string, nowMs: number, m
   return buildEntry(200, body, smallestTtl(JSON.parse(valuesJson) as HandleValue[], nowMs));
 }
 
+const OPEN = '{"responseCode":';
+const HANDLE_KEY = ',"handle":"';
+const OK_OPEN = '{"responseCode":1,"handle":"';
+
+/** The index of the quote that closes the JSON string opened at `open`, or -1. */
+function stringEnd(body: string, open: number): number {
+  for (let i = open + 1; i < body.length; i++) {
+    const c = body.charCodeAt(i);
+    if (c === 92) i++;
+    else if (c === 34) return i;
+  }
+  return -1;
+}
+
+const isSpace = (c: number) => c === 32 || c === 10 || c === 13 || c === 9;
+
+/** After optional whitespace from `i`, the index of `code`, or -1. */
+function next(body: string, i: number, code: number): number {
+  while (isSpace(body.charCodeAt(i))) i++;
+  return body.charCodeAt(i) === code ? i : -1;
+}
+
+/**
+ * Where the JSON string of the top-level `handle` starts (its opening quote), or -1. An answer
+ * built here starts `{"responseCode":N,"handle":"`, found in place; another node's may be
+ * pretty-printed or ordered otherwise, and is scanned.
+ */
+function handleAt(body: string): number {
+  if (body.startsWith(OPEN)) {
+    let i = OPEN.length;
+    while (body.charCodeAt(i) >= 48 && body.charCodeAt(i) <= 57) i++;
+    if (body.startsWith(HANDLE_KEY, i)) return i + HANDLE_KEY.length - 1;
+  }
+  let depth = 0;
+  for (let i = 0; i < body.length; i++) {
+    const c = body.charCodeAt(i);
+    if (c === 34) {
+      const end = stringEnd(body, i);
+      if (end < 0) return -1;
+      if (depth === 1 && end - i === 7 && body.startsWith('"handle"', i)) {
+        const colon = next(body, end + 1, 58);
+        if (colon >= 0) return next(body, colon + 1, 34);
+      }
+      i = end;
+    } else if (c === 123 || c === 91) depth++;
+    else if (c === 125 || c === 93) depth--;
+  }
+  return -1;
+}
+
+/**
+ * The entry's body naming the identifier as the client spelt it (`asked`, a case variant of
+ * the cached one), with its UTF-8 length; undefined when the body names it so already (or
+ * names none). The same spelling costs a comparison in place and allocates nothing; another
+ * one splices the handle's bytes into a copy, the rest byte for byte (an error body, small,
+ * has every mention replaced, its message included).
+ */
+export function respell(entry: Entry, asked: string): { body: string; bytes: number } | undefined {
+  const body = entry.body;
+  // The hot case, a hit of a record's answer in the spelling it names: two comparisons in place.
+  if (body.startsWith(asked, OK_OPEN.length) && body.charCodeAt(OK_OPEN.length + asked.length) === 34 && body.startsWith(OK_OPEN)) return undefined;
+  const at = handleAt(body);
+  if (at < 0 || (body.startsWith(asked, at + 1) && body.charCodeAt(at + 1 + asked.length) === 34)) return undefined;
+  const end = stringEnd(body, at);
+  if (end < 0) return undefined;
+  const wanted = JSON.stringify(asked);
+  const held = body.slice(at, end + 1);
+  if (held === wanted) return undefined;
+  if (entry.status !== 200) {
+    const out = body.replaceAll(held.slice(1, -1), wanted.slice(1, -1));
+    return { body: out, bytes: Buffer.byteLength(out) };
+  }
+  return {
+    body: body.slice(0, at) + wanted + body.slice(end + 1),
+    bytes: entry.bytes - Buffer.byteLength(held) + Buffer.byteLength(wanted),
+  };
+}
+
 /**
  * Handle and values of a 200 entry (for filtered requests). Parsed on each call and not kept
  * on the entry: the cache's byte bound counts the body only.

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IdnError } from '../errors.js';
-import type { Entry } from '../resolver/index.js';
+import { type Entry, respell } from '../resolver/index.js';
 
 export const JSON_TYPE = 'application/json; charset=utf-8';
 /** Every 401 names both schemes a Handle client may use (RFC 9110 §11.6.1). */
@@ -38,14 +38,14 @@ export function notModified(entry: Entry, ifNoneMatch: string | undefined): bool
   return entry.status === 200 && etagMatches(ifNoneMatch, entry.etag);
 }
 
-/** The raw header list (node:http writeHead form) for sending `entry` (a resolution answer) with its body. */
-export function entryHeaders(entry: Entry, cacheStatus: string): string[] {
+/** The raw header list (node:http writeHead form) for sending `entry` (a resolution answer) with its body of `bytes`. */
+export function entryHeaders(entry: Entry, cacheStatus: string, bytes = entry.bytes): string[] {
   // Resolution is open to any origin (docs/API.md §3): the same bytes whatever Origin is sent, so no Vary.
   const h = [
     'content-type',
     JSON_TYPE,
     'content-length',
-    String(entry.bytes),
+    String(bytes),
     'cache-status',
     cacheStatus,
     'x-content-type-options',
@@ -91,17 +91,19 @@ export function errorHeaders(err: IdnError, text: string): string[] {
 
 /**
  * Raw response: the entry, or a 304 when the client holds it already; HEAD gets no body.
- * `extra` headers (Vary and Link of a short URL) go on both.
+ * `extra` headers (Vary and Link of a short URL) go on both. `asked` is the identifier as
+ * the request spelt it, echoed as `handle` (the ETag stays the record's).
  */
-export function writeEntry(req: IncomingMessage, res: ServerResponse, entry: Entry, cacheStatus: string, extra?: string[]): void {
+export function writeEntry(req: IncomingMessage, res: ServerResponse, entry: Entry, cacheStatus: string, extra: string[] | undefined, asked: string): void {
   if (notModified(entry, req.headers['if-none-match'])) {
     const h = notModifiedHeaders(entry, cacheStatus);
     res.writeHead(304, extra === undefined ? h : h.concat(extra));
     res.end();
   } else {
-    const h = entryHeaders(entry, cacheStatus);
+    const variant = respell(entry, asked);
+    const h = entryHeaders(entry, cacheStatus, variant?.bytes);
     res.writeHead(entry.status, extra === undefined ? h : h.concat(extra));
-    res.end(req.method === 'HEAD' ? undefined : entry.body);
+    res.end(req.method === 'HEAD' ? undefined : (variant?.body ?? entry.body));
   }
 }
 
@@ -134,13 +136,14 @@ function setHeaders(reply: FastifyReply, h: string[]): void {
  * Fastify route: the same status, headers and body as `writeEntry`. Sent through the reply
  * (not reply.raw) so fastify's hooks still see it; fastify strips the body of a HEAD.
  */
-export function replyEntry(request: FastifyRequest, reply: FastifyReply, entry: Entry, cacheStatus: string): FastifyReply {
+export function replyEntry(request: FastifyRequest, reply: FastifyReply, entry: Entry, cacheStatus: string, asked: string): FastifyReply {
   if (notModified(entry, request.headers['if-none-match'])) {
     setHeaders(reply, notModifiedHeaders(entry, cacheStatus));
     return reply.code(304).send();
   }
-  setHeaders(reply, entryHeaders(entry, cacheStatus));
-  return reply.code(entry.status).send(entry.body);
+  const variant = respell(entry, asked);
+  setHeaders(reply, entryHeaders(entry, cacheStatus, variant?.bytes));
+  return reply.code(entry.status).send(variant?.body ?? entry.body);
 }
 
 /** Fastify: an error in the Handle shape, with the same headers as `writeError`. */

@@ -14,7 +14,7 @@ import auditRoutes from './routes/audit.js';
 import bulkRoutes, { acceptNdjson } from './routes/bulk.js';
 import handleRoutes from './routes/handles.js';
 import opsRoutes from './routes/ops.js';
-import pageRoutes from './pages/index.js';
+import pageRoutes, { fixedBaseUrl, sendBadPathPage } from './pages/index.js';
 import prefixRoutes from './routes/prefixes.js';
 import syncRoutes from './routes/sync.js';
 import templateRoutes from './routes/templates.js';
@@ -111,7 +111,10 @@ export async function buildApp(deps: NodeDeps, opts: BuildOptions = {}): Promise
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, useDefaults: true } },
     clientErrorHandler,
     frameworkErrors: (err, request, reply) => {
-      replyError(reply, toIdnError(err, request));
+      const idn = toIdnError(err, request);
+      // A browser following a link with a bad escape gets a page it can read; machines keep the JSON.
+      if (err.code === 'FST_ERR_BAD_URL' && sendBadPathPage(request, reply, idn, fixedBaseUrl(deps.config.baseUrl))) return;
+      replyError(reply, idn);
     },
   });
   // JSON only: a text/plain body would otherwise reach the validators as a string.

@@ -43,7 +43,7 @@ export function createFastPath(
   function forward(req: IncomingMessage, res: ServerResponse, id: Identifier, t0: number): void {
     res.once('close', gate.done);
     const answered = (r: Resolution) => {
-      writeEntry(req, res, r.entry, r.cacheStatus);
+      writeEntry(req, res, r.entry, r.cacheStatus, undefined, id.text);
       const ms = performance.now() - t0;
       stats.resolution(ms);
       metrics.fastHit(res.statusCode, ms, r.source);
@@ -81,7 +81,7 @@ export function createFastPath(
     const t0 = performance.now();
     const entry = resolver.cached(foldCase(text));
     if (entry === undefined) return false;
-    writeEntry(req, res, entry, CACHE_STATUS.hit, variantHeaders(text));
+    writeEntry(req, res, entry, CACHE_STATUS.hit, variantHeaders(text), text);
     const ms = performance.now() - t0;
     stats.resolution(ms);
     metrics.fastHit(res.statusCode, ms, 'cache');
@@ -99,6 +99,8 @@ export function createFastPath(
     const t0 = performance.now();
     let entry = resolver.cached(foldCase(text));
     let cacheStatus: string = CACHE_STATUS.hit;
+    // A hit's key has a "/", so the text is the identifier as spelt; a miss answers the parsed one.
+    let asked = text;
     if (entry === undefined) {
       // Under overload a miss goes to fastify, whose first hook refuses it.
       if (gate.overloaded()) return false;
@@ -117,8 +119,9 @@ export function createFastPath(
       }
       entry = miss.entry;
       cacheStatus = miss.cacheStatus;
+      asked = id.text;
     }
-    writeEntry(req, res, entry, cacheStatus);
+    writeEntry(req, res, entry, cacheStatus, undefined, asked);
     const ms = performance.now() - t0;
     stats.resolution(ms);
     metrics.fastHit(res.statusCode, ms, cacheStatus === CACHE_STATUS.hit ? 'cache' : 'store');

@@ -16,9 +16,13 @@ export const ErrorBody = Type.Object(
   { $id: 'ErrorBody' },
 );
 
+/** A value as a client may send it (docs only: the registry checks bodies, ignoring unknown fields as Handle.Net does). */
 export const HandleValue = Type.Object(
   {
-    index: Type.Integer({ minimum: 1, maximum: 4294967295 }),
+    index: Type.Union([
+      Type.Integer({ minimum: 1, maximum: 4294967295 }),
+      Type.String({ pattern: '^[0-9]{1,10}$', description: 'A decimal string is read as the number' }),
+    ]),
     type: Type.String({ examples: ['URL', 'name', 'batch'] }),
     data: Type.Union([
       Type.String({ description: 'A bare string means format "string"' }),
@@ -32,10 +36,17 @@ export const HandleValue = Type.Object(
     permissions: Type.Optional(Type.String({ pattern: '^[01]{4}$', description: 'adminRead adminWrite publicRead publicWrite; default 1110' })),
     references: Type.Optional(Type.Array(Type.Object({ handle: Type.String(), index: Type.Integer() }))),
   },
-  { additionalProperties: false },
+  { additionalProperties: true, description: 'Other fields are ignored' },
 );
 
-export const RecordBody = Type.Union([Type.Object({ handle: Type.Optional(Type.String()), values: Type.Array(HandleValue) }), Type.Array(HandleValue)]);
+export const RecordBody = Type.Union([
+  Type.Object(
+    { handle: Type.Optional(Type.String()), values: Type.Array(HandleValue) },
+    { additionalProperties: true, description: 'Other fields (a GET answer’s responseCode) are ignored' },
+  ),
+  Type.Array(HandleValue),
+  HandleValue,
+]);
 
 export const HandleAnswer = Type.Object({
   responseCode: Type.Integer(),
@@ -57,6 +68,7 @@ export const WriteQuery = Type.Object({
   overwrite: Type.Optional(Type.Boolean({ default: true })),
   index: Type.Optional(Type.Array(Type.String(), { description: 'Add/replace (PUT) or remove (DELETE) only these indexes; "various" = all in the body' })),
   mintNewSuffix: Type.Optional(Type.Boolean()),
+  reuseDeleted: Type.Optional(Type.Boolean({ description: 'PUT: re-register an identifier that was deleted (admin token only)' })),
 });
 
 export const ListQuery = Type.Object(
@@ -86,12 +98,18 @@ export const PrefixInfo = Type.Object({
   status: Type.Union([Type.Literal('pending'), Type.Literal('active'), Type.Literal('suspended')]),
   parent: Type.Union([Type.String(), Type.Null()]),
   homed: Type.Optional(Type.Boolean()),
+  redirect: Type.Optional(Type.Boolean({ description: 'Short URLs under this prefix redirect (true) or show the page (false); absent: inherited' })),
 });
 
-export const PrefixCreate = Type.Object({ prefix: Type.String(), owner: Owner, site: Type.Optional(Type.String()) });
+const Redirect = Type.Boolean({ description: 'Short URLs under this prefix redirect to the first URL value (true) or show the page (false)' });
+
+export const PrefixCreate = Type.Object({ prefix: Type.String(), owner: Owner, site: Type.Optional(Type.String()), redirect: Type.Optional(Redirect) });
 export const PrefixPatch = Type.Object({
   owner: Type.Optional(Owner),
   site: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  redirect: Type.Optional(
+    Type.Union([Redirect, Type.Null()], { description: 'null: inherit from the nearest ancestor prefix that sets it, else face.redirect' }),
+  ),
   status: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('active'), Type.Literal('suspended')])),
 });
 
@@ -197,6 +215,7 @@ export const AuditEntry = Type.Object({
   action: Type.String(),
   target: Type.String(),
   digest: Type.String(),
+  rowsDigest: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   prevHash: Type.String(),
   hash: Type.String(),
 });

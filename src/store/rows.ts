@@ -27,6 +27,8 @@ export interface PrefixRow {
   status: 'pending' | 'active' | 'suspended';
   createdAt: string;
   updatedAt: string;
+  /** Short URLs under this prefix redirect (true) or show the page (false); null or absent: inherited. */
+  redirect?: boolean | null;
 }
 
 export interface TokenRow {
@@ -46,8 +48,27 @@ export interface AuditRow {
   action: string;
   target: string;
   digest: string;
+  /**
+   * SHA-256 of the entry's write set (schema v8): the rows it left in each audited table. Part
+   * of the hash when present; null (or absent) in entries written before v8.
+   */
+  rowsDigest?: string | null;
   prevHash: string;
   hash: string;
+}
+
+/** An entry as verification reads it: with its kept payload and its write set's text. */
+export interface AuditEntryFull extends AuditRow {
+  payload: string | null;
+  writeSet: string | null;
+}
+
+/** A record version as the legacy digest check of an entry reads it. */
+export interface EntryVersion {
+  handleKey: string;
+  version: number;
+  handle: string;
+  valuesJson: string | null;
 }
 
 export interface WriteEntry {
@@ -138,7 +159,21 @@ export interface EventRow {
 export interface AuditVerdict {
   ok: boolean;
   checked: number;
-  firstBroken?: { seq: number; reason: string };
+  firstBroken?: {
+    seq: number;
+    reason: string;
+    /** The table and key (JSON array) of a row that differs from what the log wrote. */
+    table?: string;
+    key?: string;
+  };
+}
+
+/** How far a running verification is: entries of the chain, then rows of the tables. */
+export interface VerifyProgress {
+  phase: 'chain' | 'tables';
+  checked: number;
+  total: number;
+  rows: number;
 }
 
 /** What a change-feed row names: the cached state a write made stale. */

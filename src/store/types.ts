@@ -19,7 +19,11 @@ import type {
   AuditVerdict,
   ChangeKind,
   ChangeRow,
+  AuditEntryFull,
+  EntryVersion,
+  VerifyProgress,
 } from './rows.js';
+import type { AuditedTableName } from './chain.js';
 
 export type * from './rows.js';
 
@@ -98,6 +102,12 @@ export interface RecordReads {
   /** What a resolution needs of a record, as an array (the cold-read path: no row object, no unused columns). */
   answerRow(handleKey: string): Promise<AnswerRow | undefined>;
   listRecordHandles(prefixKey: string, limit: number, offset: number): Promise<string[]>;
+  /**
+   * Keyset listing (a capability; PostgreSQL has it): handles of `prefixKey`'s records whose key
+   * follows `afterKey` ('' from the start), in key order, with their keys as the next cursor.
+   * An offset costs a scan of every row it skips; a key costs one index seek.
+   */
+  listRecordsAfter?: (prefixKey: string, afterKey: string, limit: number) => Promise<Array<{ key: string; handle: string }>>;
   countRecords(prefixKey: string): Promise<number>;
   /** Records whose prefix is `prefixKey` or lies under it. */
   countRecordsUnder(prefixKey: string): Promise<number>;
@@ -128,10 +138,40 @@ export interface AuditReads {
   auditPage(afterSeq: number, limit: number): Promise<AuditRow[]>;
   auditHead(): Promise<{ seq: number; hash: string }>;
   /**
-   * Walks the whole chain: seq contiguous from 1, each prev_hash the previous hash, each hash
-   * recomputed, each kept payload and each record version matching the entry's digest.
+   * Walks the whole chain and compares every audited table with what it wrote. Engines
+   * implement it as `verifyChain(this)` (src/store/verify.ts) over the reads below.
    */
-  verifyAudit(): Promise<AuditVerdict>;
+  verifyAudit(opts?: VerifyOptions): Promise<AuditVerdict>;
+}
+
+export interface VerifyOptions {
+  /** Entries or rows checked between two yields to the event loop (default 500). */
+  sliceEntries?: number;
+  onProgress?: (p: VerifyProgress) => void;
+  /** Tables not compared (a restore carries no tokens: it checks them later, see restoredThrough). */
+  skipTables?: readonly AuditedTableName[];
+}
+
+/**
+ * The few reads engine-independent verification (src/store/verify.ts) needs; a second engine
+ * implements only these to be verifiable.
+ */
+export interface AuditVerifyReads {
+  auditHead(): Promise<{ seq: number; hash: string }>;
+  /** Entries after `afterSeq` in seq order, at most `limit`, with payload and write set. */
+  auditEntries(afterSeq: number, limit: number): Promise<AuditEntryFull[]>;
+  /** The record versions whose audit_seq is `seq` (any order). */
+  entryVersions(seq: number): Promise<EntryVersion[]>;
+  /**
+   * Rows of an audited table after the key `afterKey` (null: from the start), in key order, at
+   * most `limit`, each an array in the column order of AUDITED_TABLES (src/store/chain.ts).
+   */
+  tablePage(table: AuditedTableName, afterKey: readonly unknown[] | null, limit: number): Promise<unknown[][]>;
+  /**
+   * The audit head seq an escrow restore loaded (0: never restored). A restore carries no
+   * tokens, so tokens the log wrote up to it may be absent.
+   */
+  restoredThrough(): Promise<number>;
 }
 
 export interface LineageReads {
@@ -175,11 +215,15 @@ export interface EscrowOps {
 }
 
 /** A storage engine: the reads of every aggregate, the one audited write path, its lifecycle. */
-export interface StoreEngine extends RecordReads, PrefixReads, TokenReads, TemplateReads, AuditReads, LineageReads, OutboxOps, ChangeReads, EscrowOps {
+export interface StoreEngine
+  extends RecordReads, PrefixReads, TokenReads, TemplateReads, AuditReads, AuditVerifyReads, LineageReads, OutboxOps, ChangeReads, EscrowOps {
   /** Where the data lives (a file path for SQLite). */
   readonly path: string;
   readonly history: boolean;
-  /** The schema version of the opened database. */
+  /**
+   * The schema version of the opened database (PostgreSQL: the SQLite schema version whose
+   * tables it has, so escrow manifests compare across engines).
+   */
   readonly schemaVersion: number;
   /** False once closed. */
   isOpen(): boolean;
@@ -190,7 +234,9 @@ export interface StoreEngine extends RecordReads, PrefixReads, TokenReads, Templ
   onCommit(fn: () => void | Promise<void>): () => void;
   /**
    * The one write path. `apply` runs inside one transaction and returns the result plus the
-   * canonical text of what was written (its SHA-256 is the audit digest). Writes of one
+   * canonical text of what was written (its SHA-256 is the audit digest). The entry also
+   * carries the write's write set: the state at commit of every row of AUDITED_TABLES
+   * (chain.ts) that a WriteTx method touched, plus its own audit_payloads row. Writes of one
    * engine run one at a time; reads never see a write before it commits.
    */
   write<T>(entry: WriteEntry, apply: (tx: WriteTx) => Promise<WriteOutcome<T>>): Promise<T>;

@@ -10,6 +10,8 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { IdnError, isIdnError } from '../../errors.js';
 import { type Identifier, parseIdentifier, prefixChain } from '../../identifier/index.js';
 import { allows } from '../../registry/authorize.js';
+import { redirectSetting } from '../../registry/prefixes.js';
+import { tombstoneOf } from '../../registry/tombstones.js';
 import { TEMPLATE_INDEX, TEMPLATE_TYPE } from '../../registry/templates.js';
 import type { Principal } from '../../registry/tokens.js';
 import { entryAnswer, type Entry } from '../../resolver/index.js';
@@ -23,7 +25,7 @@ import { type Lang, pickLang, prefersHtml } from './negotiate.js';
 import { lineageSvg } from './graph.js';
 import { isShortUrl, variantHeaders } from './paths.js';
 import { qrSvg } from './qr.js';
-import { errorPage, FAVICON, firstUrl, homePage, idPath, labelsPage, loginPage, type PageContext, recordPage, valueText } from './render.js';
+import { errorPage, FAVICON, firstUrl, homePage, idPath, labelsPage, loginPage, type PageContext, recordPage, tombstonePage, valueText } from './render.js';
 import { createSessions, sessionSecret } from './session.js';
 
 const HTML_TYPE = 'text/html; charset=utf-8';
@@ -37,6 +39,42 @@ function setAll(reply: FastifyReply, h: string[]): void {
 
 function etagOfText(text: string): string {
   return `"${createHash('sha256').update(text).digest('base64url').slice(0, 22)}"`;
+}
+
+/** The headers every page carries, whatever answers it. */
+function pageHeaders(reply: FastifyReply): void {
+  reply.header('content-security-policy', CSP).header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer');
+}
+
+/**
+ * A path with a bad percent-escape never reaches a route (fastify refuses it first): a
+ * browser asking for a short URL gets the HTML 400 page, the raw path echoed escaped and
+ * never decoded; false for anyone else (the caller answers the JSON error).
+ */
+export function sendBadPathPage(request: FastifyRequest, reply: FastifyReply, err: IdnError, fixedBase: string | undefined): boolean {
+  const rawUrl = request.raw.url ?? request.url;
+  const q = rawUrl.indexOf('?');
+  const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
+  if ((request.method !== 'GET' && request.method !== 'HEAD') || !path.startsWith('/') || !isShortUrl(path)) return false;
+  // URLSearchParams leaves a bad escape as it is instead of throwing.
+  const query = new URLSearchParams(q < 0 ? '' : rawUrl.slice(q + 1));
+  const format = query.get('format');
+  if (format === 'json' || (format !== 'html' && !prefersHtml(request.headers.accept))) return false;
+  const ctx: PageContext = {
+    lang: pickLang(query.get('lang') ?? undefined, request.headers['accept-language']),
+    baseUrl: fixedBase ?? `${request.protocol}://${request.host}`,
+    path: '/',
+  };
+  const page = errorPage(ctx, { status: 400, title: 'badPath', text: path.slice(1), message: err.message });
+  pageHeaders(reply);
+  reply.code(400).header('cache-control', 'no-store').header('vary', 'Accept, Accept-Language').type(HTML_TYPE).send(page);
+  return true;
+}
+
+/** The base URL pages name, unless the node listens on port 0 (it learns its port late). */
+export function fixedBaseUrl(configured: string): string | undefined {
+  const base = configured.replace(/\/+$/, '');
+  return /:0$/.test(base) ? undefined : base;
 }
 
 function one(v: unknown): string | undefined {
@@ -65,7 +103,7 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
   const { resolver, config, prefixes, templates, router } = deps;
   const configured = config.baseUrl.replace(/\/+$/, '');
   // A node listening on port 0 learns its port late: its pages then name the host the client used.
-  const fixedBase = /:0$/.test(configured) ? undefined : configured;
+  const fixedBase = fixedBaseUrl(configured);
 
   const sessions = createSessions({
     secret: sessionSecret(config.face.sessionSecret, config.db),
@@ -100,7 +138,7 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
   /** Sends a page with the security headers; 304 when the client holds this exact page. */
   function sendPage(request: FastifyRequest, reply: FastifyReply, status: number, page: string, maxAge: number): FastifyReply {
     const etag = etagOfText(page);
-    reply.header('content-security-policy', CSP).header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer');
+    pageHeaders(reply);
     // A login changes the page: caches keep anonymous and logged-in pages apart.
     const vary = reply.getHeader('vary');
     reply.header('vary', typeof vary === 'string' ? `${vary}, Cookie` : 'Cookie');
@@ -138,12 +176,45 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
     return items;
   }
 
-  async function sendError(request: FastifyRequest, reply: FastifyReply, err: IdnError, text: string): Promise<FastifyReply> {
+  /**
+   * A not-found identifier of this node whose latest version is a deletion: the 410 page.
+   * Only this page looks (the JSON answers stay the Handle not-found).
+   */
+  async function sendTombstone(request: FastifyRequest, reply: FastifyReply, id: Identifier, owner: string | undefined): Promise<FastifyReply | undefined> {
+    if (id.namedPrefixKey !== undefined || router.route(id.prefixKey).kind !== 'local') return undefined;
+    const tomb = await tombstoneOf(deps.store, id.key);
+    if (tomb === undefined) return undefined;
+    const user = pageUser(request);
+    const page = tombstonePage(context(request), {
+      handle: tomb.handle,
+      at: tomb.at,
+      ...(user !== undefined ? { actor: tomb.actor } : {}),
+      ...(owner !== undefined ? { ownerName: owner } : {}),
+    });
+    return sendPage(request, reply, 410, page, config.cache.notFoundTtlSeconds);
+  }
+
+  async function sendError(request: FastifyRequest, reply: FastifyReply, err: IdnError, text: string, id?: Identifier): Promise<FastifyReply> {
     if (err.headers !== undefined) for (const k in err.headers) reply.header(k, err.headers[k]);
-    const ctx = context(request);
     const owner = err.code === 'IDN_NOT_FOUND' ? (await ownerOf(text.split('/')[0]!)).name : undefined;
+    if (err.code === 'IDN_NOT_FOUND' && id !== undefined) {
+      const sent = await sendTombstone(request, reply, id, owner);
+      if (sent !== undefined) return sent;
+    }
+    const ctx = context(request);
     const page = errorPage(ctx, { status: err.http, title: errorWord(err), text, message: err.message, ...(owner !== undefined ? { ownerName: owner } : {}) });
     return sendPage(request, reply, err.http, page, err.http === 404 ? config.cache.notFoundTtlSeconds : 0);
+  }
+
+  /**
+   * Whether a short URL acts as the Handle proxy: the nearest registered prefix that sets
+   * `redirect` wins, else face.redirect. The router's prefix table follows the change feed,
+   * so a changed setting applies to the next request, cached answers included.
+   */
+  function redirects(route: ReturnType<typeof router.route>): boolean {
+    if (route.kind === 'local') return redirectSetting(route.registered, config.face.redirect);
+    if (route.kind === 'delegated') return redirectSetting([route.prefix], config.face.redirect);
+    return config.face.redirect;
   }
 
   /** The short URL: `/{prefix}` or `/{prefix}/{suffix}`. */
@@ -183,14 +254,15 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
       err.handle ??= id.text;
       return sendError(request, reply, err, id.text);
     }
-    if (!wantHtml) return replyEntry(request, reply, entry, cacheStatus);
+    if (!wantHtml) return replyEntry(request, reply, entry, cacheStatus, id.text);
     if (entry.status !== 200) {
       const body = JSON.parse(entry.body) as { code?: string; message?: string };
       const err = new IdnError((body.code ?? 'IDN_NOT_FOUND') as 'IDN_NOT_FOUND', body.message ?? 'not found', { handle: id.text });
-      return sendError(request, reply, err, id.text);
+      return sendError(request, reply, err, id.text, id);
     }
     const { handle, values } = entryAnswer(entry);
-    if (config.face.redirect && user === undefined && !('noredirect' in q) && id.namedPrefixKey === undefined) {
+    const route = router.route(id.namedPrefixKey ?? id.prefixKey);
+    if (user === undefined && !('noredirect' in q) && id.namedPrefixKey === undefined && redirects(route)) {
       const target = firstUrl(values);
       if (target !== undefined)
         return reply
@@ -201,7 +273,7 @@ const pageRoutes: FastifyPluginAsync<{ deps: NodeDeps }> = async (app, { deps })
     }
     const named = id.namedPrefixKey !== undefined ? id.suffix : id.prefix;
     const owner = await ownerOf(named);
-    const foreign = router.route(id.namedPrefixKey ?? id.prefixKey).kind !== 'local';
+    const foreign = route.kind !== 'local';
     const ctx = context(request);
     const audit =
       user !== undefined && !foreign && id.namedPrefixKey === undefined && allows(user, 'lineage.read', { key: id.prefixKey })

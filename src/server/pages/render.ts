@@ -270,6 +270,7 @@ export function errorPage(ctx: PageContext, view: ErrorView): string {
     <div class="card">
       <p class="id" id="identifier">${view.text}</p>
       ${view.status === 404 ? html`<p>${t(lang, 'notFoundText')}${view.text}</p>` : ''}
+      ${view.title === 'badPath' ? html`<p>${t(lang, 'badPathText')}</p>` : ''}
       <p class="muted" id="message">${view.message}</p>
       ${
         view.ownerName !== undefined
@@ -283,6 +284,59 @@ export function errorPage(ctx: PageContext, view: ErrorView): string {
     </div>
     ${searchForm(ctx, view.text)}`;
   return layout(ctx, `${view.status} ${t(lang, view.title)}`, body);
+}
+
+const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+
+/**
+ * An ISO time as a person reads it, in UTC (the time the node recorded; no client clock or
+ * zone is known without script): 2026年11月30日 05:03 UTC, or 30 November 2026, 05:03 UTC.
+ */
+export function readableTime(lang: Lang, iso: string): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const hm = `${String(d.getUTCHours()).padStart(2, '0')}:${String(d.getUTCMinutes()).padStart(2, '0')} UTC`;
+  return lang === 'zh'
+    ? `${d.getUTCFullYear()}年${d.getUTCMonth() + 1}月${d.getUTCDate()}日 ${hm}`
+    : `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]!} ${d.getUTCFullYear()}, ${hm}`;
+}
+
+export interface TombstoneView {
+  /** The identifier as it was spelled. */
+  handle: string;
+  /** When it was deleted (ISO). */
+  at: string;
+  /** Who deleted it: only for a logged-in auditor or admin. */
+  actor?: string;
+  ownerName?: string;
+}
+
+/** The page of a deleted identifier (HTTP 410): when it went, and who for an auditor. */
+export function tombstonePage(ctx: PageContext, view: TombstoneView): string {
+  const { lang } = ctx;
+  const body = html`<h1>${t(lang, 'deletedTitle')}</h1>
+    <div class="card" id="tombstone">
+      <p class="id" id="identifier">${view.handle}</p>
+      <p>${t(lang, 'deletedText')}</p>
+      <dl>
+        <dt>${t(lang, 'deletedAt')}</dt>
+        <dd><time id="deleted-at" datetime="${view.at}">${readableTime(lang, view.at)}</time></dd>
+        ${
+          view.actor !== undefined
+            ? html`<dt>${t(lang, 'deletedBy')}</dt>
+                <dd id="deleted-by">${view.actor}</dd>`
+            : ''
+        }
+        ${
+          view.ownerName !== undefined
+            ? html`<dt>${t(lang, 'owner')}</dt>
+                <dd id="owner">${view.ownerName}</dd>`
+            : ''
+        }
+      </dl>
+    </div>
+    ${searchForm(ctx)}`;
+  return layout(ctx, `410 ${t(lang, 'deletedTitle')}`, body);
 }
 
 export function loginPage(ctx: PageContext, next: string, failed: boolean): string {

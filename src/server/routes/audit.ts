@@ -4,13 +4,36 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { IdnError } from '../../errors.js';
 import { parseTime } from '../../lineage/events.js';
+import { createVerifier } from '../../lineage/verify.js';
 import { authorize, type PrefixTarget } from '../../registry/authorize.js';
 import { type AuthDeclaration, principalOf } from '../auth.js';
 import type { NodeDeps } from '../deps.js';
 import { pageLimit, pathIdentifier } from '../request.js';
-import { AuditEntry, AuditQuery, AuditVerdict, bearer, EventBody, EventPosted, HandleAnswer, HistoryQuery, LineageAnswer, LineageQuery } from '../schemas.js';
+import { AuditEntry, AuditQuery, bearer, EventBody, EventPosted, HandleAnswer, HistoryQuery, LineageAnswer, LineageQuery } from '../schemas.js';
 
 const err4xx = { '4xx': { $ref: 'ErrorBody#' } };
+
+/** A verdict; a row that differs from what the log wrote is named by table and key. */
+const VerifyVerdict = Type.Object({
+  ok: Type.Boolean(),
+  checked: Type.Integer(),
+  firstBroken: Type.Optional(
+    Type.Object({ seq: Type.Integer(), reason: Type.String(), table: Type.Optional(Type.String()), key: Type.Optional(Type.String()) }),
+  ),
+});
+
+const VerifyRunning = Type.Object({
+  running: Type.Array(
+    Type.Object({
+      id: Type.Integer(),
+      startedAt: Type.String(),
+      phase: Type.Union([Type.Literal('chain'), Type.Literal('tables')]),
+      checked: Type.Integer(),
+      total: Type.Integer(),
+      rows: Type.Integer(),
+    }),
+  ),
+});
 
 /** Lineage and history name an identifier: read before the token, checked before the query. */
 const readerOf = (base: string): AuthDeclaration => ({
@@ -20,7 +43,8 @@ const readerOf = (base: string): AuthDeclaration => ({
 });
 
 const auditRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { deps }) => {
-  const { events, auditing, config } = deps;
+  const { events, auditing, config, store } = deps;
+  const verifier = createVerifier({ store, concurrency: config.audit.verifyConcurrency, slice: config.audit.verifySlice });
   const tags = ['lineage and audit'];
 
   app.post(
@@ -128,9 +152,30 @@ const auditRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, {
     '/api/audit/verify',
     {
       config: { auth: 'audit.read' },
-      schema: { summary: 'Check the whole chain; names the first broken entry', tags, security: bearer, response: { 200: AuditVerdict, ...err4xx } },
+      schema: {
+        summary: 'Check the whole chain and every audited table against it; names the first broken entry or row',
+        description:
+          'Runs in slices (resolution is answered meanwhile); at most audit.verifyConcurrency at once, more is 503 with Retry-After. Progress: GET /api/audit/verify/progress.',
+        tags,
+        security: bearer,
+        response: { 200: VerifyVerdict, ...err4xx },
+      },
     },
-    async () => auditing.verify(),
+    async () => verifier.run(),
+  );
+
+  app.get(
+    '/api/audit/verify/progress',
+    {
+      config: { auth: 'audit.read' },
+      schema: {
+        summary: 'The verifications under way: audit entries checked of the total, then table rows compared',
+        tags,
+        security: bearer,
+        response: { 200: VerifyRunning, ...err4xx },
+      },
+    },
+    async () => ({ running: verifier.running() }),
   );
 };
 

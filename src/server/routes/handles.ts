@@ -10,7 +10,7 @@ import { allows, writeTarget } from '../../registry/authorize.js';
 import { mintSuffix } from '../../registry/records.js';
 import type { Principal } from '../../registry/tokens.js';
 import type { HandleValue } from '../../registry/values.js';
-import { buildEntry, type Entry, entryAnswer } from '../../resolver/index.js';
+import { buildEntry, type Entry, entryAnswer, respell } from '../../resolver/index.js';
 import { HOP_HEADER } from '../../upstream/client.js';
 import { replyEntry, replyJson } from '../answer.js';
 import { type AuthDeclaration, principalOf } from '../auth.js';
@@ -39,12 +39,16 @@ function typeMatches(type: string, wanted: string[]): boolean {
   return false;
 }
 
-/** The answer after type/index filters and `pretty` (the cached entry itself when neither applies). */
-export function shapeAnswer(entry: Entry, q: ResolveQueryT, nowMs: number): Entry {
+/**
+ * The answer after type/index filters and `pretty` (the cached entry itself when neither
+ * applies); a rebuilt answer names the identifier as `asked` spelt it.
+ */
+export function shapeAnswer(entry: Entry, q: ResolveQueryT, nowMs: number, asked: string): Entry {
   const filtered = q.type !== undefined || q.index !== undefined;
   const pretty = q.pretty === true || q.pretty === '';
   if (entry.status !== 200 || (!filtered && !pretty)) return entry;
-  const { handle, values } = entryAnswer(entry);
+  const { values } = entryAnswer(entry);
+  const handle = asked;
   const types = q.type ?? [];
   const indexes = new Set(q.index ?? []);
   const selected: HandleValue[] = filtered ? values.filter((v) => indexes.has(v.index) || typeMatches(v.type, types)) : values;
@@ -127,7 +131,7 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
       const ms = performance.now() - t0;
       deps.stats.resolution(ms);
       deps.metrics.resolution(source, ms);
-      return replyEntry(request, reply, shapeAnswer(entry, q, Date.now()), cacheStatus);
+      return replyEntry(request, reply, shapeAnswer(entry, q, Date.now(), id.text), cacheStatus, id.text);
     },
   });
 
@@ -165,9 +169,14 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
       const only = parseIndexParam(q.index, true);
       if (request.body === undefined || request.body === null)
         throw new IdnError('IDN_BODY_UNPARSABLE', 'the request has no body; send {"values": [...]} as application/json');
-      const out = await records.put(id, request.body, only === undefined ? { overwrite } : { overwrite, only }, principalOf(request).actor);
-      const status = out.created && !overwrite ? 201 : 200;
-      return reply.code(status).send({ responseCode: 1, handle: out.handle });
+      const principal = principalOf(request);
+      if (q.reuseDeleted === true && principal.role !== 'admin')
+        throw new IdnError('IDN_FORBIDDEN', 'reuseDeleted=true re-registers a deleted identifier and needs an admin token', { handle: id.text });
+      const opts = { overwrite, ...(only !== undefined ? { only } : {}), ...(q.reuseDeleted === true ? { reuseDeleted: true } : {}) };
+      const out = await records.put(id, request.body, opts, principal.actor);
+      // 201 for what overwrite=false asked to add: a new record, or new values (index=).
+      const status = !overwrite && (out.created || (only !== undefined && !out.unchanged)) ? 201 : 200;
+      return reply.code(status).send({ responseCode: 1, handle: id.text });
     },
   );
 
@@ -185,8 +194,8 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
     },
     async (request) => {
       const only = parseIndexParam(request.query.index, false);
-      const out = await records.remove(request.idn!, only === 'various' ? undefined : only, principalOf(request).actor);
-      return { responseCode: 1, handle: out.handle };
+      await records.remove(request.idn!, only === 'various' ? undefined : only, principalOf(request).actor);
+      return { responseCode: 1, handle: request.idn!.text };
     },
   );
 
@@ -264,7 +273,8 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
             privateAccess: q.publicOnly !== true && privateAccess(principal, id),
             hops,
           });
-          parts[i] = shapeAnswer(entry, { ...q, pretty: false }, now).body;
+          const shaped = shapeAnswer(entry, { ...q, pretty: false }, now, id.text);
+          parts[i] = respell(shaped, id.text)?.body ?? shaped.body;
         } catch (err) {
           if (!isIdnError(err)) throw err;
           parts[i] = JSON.stringify(err.toBody());

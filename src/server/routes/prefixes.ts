@@ -50,7 +50,7 @@ const prefixRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
     '/api/prefixes/:prefix',
     {
       config: { docsBody: PrefixPatch, auth: 'prefix.admin' },
-      schema: { summary: 'Change owner, site or status', tags, security: bearer, params: PrefixParams, response: { 200: PrefixInfo, ...err4xx } },
+      schema: { summary: 'Change owner, site, status or redirect', tags, security: bearer, params: PrefixParams, response: { 200: PrefixInfo, ...err4xx } },
     },
     async (request) => prefixes.patch(request.params.prefix, objectBody(request.body), principalOf(request).actor),
   );

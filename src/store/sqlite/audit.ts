@@ -1,114 +1,126 @@
-/** The hash-chained audit log: appending an entry, paging it, verifying the whole chain. */
-import { auditHash, GENESIS_HASH, sha256, versionLine } from '../chain.js';
-import type { AuditReads, AuditRow, AuditVerdict } from '../types.js';
+/**
+ * The hash-chained audit log: appending an entry with its write set, paging it, and the reads
+ * engine-independent verification (src/store/verify.ts) walks it with.
+ */
+import { AUDITED, type AuditedTable, type AuditedTableName, auditHash, GENESIS_HASH, rowHash, sha256, type WriteSetRow, writeSetText } from '../chain.js';
+import type { AuditEntryFull, AuditReads, AuditRow, AuditVerifyReads, EntryVersion } from '../types.js';
 import type { Db, Sync } from './db.js';
 
-type EntryWithPayload = AuditRow & { payload: string | null };
+const ENTRY_COLUMNS = 'seq, at, actor, action, target, digest, rows_digest AS rowsDigest, prev_hash AS prevHash, hash';
 
 function headOf(stmt: { get(): unknown }): { seq: number; hash: string } {
   return (stmt.get() as { seq: number; hash: string } | undefined) ?? { seq: 0, hash: GENESIS_HASH };
 }
 
-export function auditReads(db: Db): Sync<AuditReads> {
+/** Rows of an audited table as arrays in AUDITED_TABLES column order, after a key, in key order. */
+function tablePager(db: Db, table: AuditedTable) {
+  const cols = table.columns.join(', ');
+  const keys = table.columns.slice(0, table.keyColumns);
+  const order = keys.join(', ');
+  const first = db.prepare(`SELECT ${cols} FROM ${table.name} ORDER BY ${order} LIMIT ?`).raw();
+  const after = db.prepare(`SELECT ${cols} FROM ${table.name} WHERE (${order}) > (${keys.map(() => '?').join(', ')}) ORDER BY ${order} LIMIT ?`).raw();
+  return (afterKey: readonly unknown[] | null, limit: number) => (afterKey === null ? first.all(limit) : after.all(...afterKey, limit)) as unknown[][];
+}
+
+export function auditReads(db: Db): Sync<Omit<AuditReads, 'verifyAudit'> & AuditVerifyReads> {
   const head = db.prepare('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
-  const page = db.prepare('SELECT seq, at, actor, action, target, digest, prev_hash AS prevHash, hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?');
+  const page = db.prepare(`SELECT ${ENTRY_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?`);
   const withPayload = db.prepare(
-    `SELECT a.seq, a.at, a.actor, a.action, a.target, a.digest, a.prev_hash AS prevHash, a.hash, p.payload
+    `SELECT a.seq, a.at, a.actor, a.action, a.target, a.digest, a.rows_digest AS rowsDigest, a.prev_hash AS prevHash, a.hash,
+       p.payload, a.write_set AS writeSet
      FROM audit_log a LEFT JOIN audit_payloads p ON p.seq = a.seq WHERE a.seq > ? ORDER BY a.seq LIMIT ?`,
   );
-  const orphanPayload = db.prepare('SELECT min(seq) FROM audit_payloads WHERE seq NOT IN (SELECT seq FROM audit_log)').pluck();
   const versionsBySeq = db.prepare('SELECT handle_key AS handleKey, version, handle, values_json AS valuesJson FROM record_versions WHERE audit_seq = ?');
-  const versionsOutsideLog = db.prepare('SELECT min(audit_seq) FROM record_versions WHERE audit_seq NOT IN (SELECT seq FROM audit_log)').pluck();
-
-  /**
-   * Whether the record versions an entry wrote match its digest, whatever its action: a
-   * record write's digest is its one version line; a bulk chunk's, its versions' lines in key
-   * order; any other entry that wrote versions (seeding) keeps its payload, which starts with
-   * those lines in key order.
-   */
-  function versionProblem(row: EntryWithPayload): string | undefined {
-    const versions = versionsBySeq.all(row.seq) as Array<{ handle: string; valuesJson: string | null; handleKey: string; version: number }>;
-    if (row.action.startsWith('record.')) {
-      if (versions.length !== 1 || sha256(versionLine(versions[0]!.handle, versions[0]!.valuesJson)) !== row.digest)
-        return 'the record version this entry wrote does not match its digest (record_versions was edited)';
-      return undefined;
-    }
-    versions.sort((a, b) => (a.handleKey < b.handleKey ? -1 : a.handleKey > b.handleKey ? 1 : a.version - b.version));
-    const lines = versions.map((v) => versionLine(v.handle, v.valuesJson)).join('\n');
-    if (row.action === 'bulk.chunk') {
-      if (sha256(lines) !== row.digest) return 'the record versions this bulk chunk wrote do not match its digest (record_versions was edited)';
-      return undefined;
-    }
-    if (versions.length === 0) return undefined;
-    // Seeds written before schema v6 kept no payload: their versions cannot be checked.
-    if (row.payload === null) return row.action === 'seed' ? undefined : `this ${row.action} entry wrote record versions its digest does not cover`;
-    // Compared line by line: a newline slipped into a version cannot shift it into the rest.
-    if (row.payload.split('\n', 2 * versions.length).join('\n') !== lines)
-      return `the record versions this ${row.action} entry wrote do not match its payload (record_versions was edited)`;
-    return undefined;
-  }
-
-  // Reads in pages so a long log never holds a statement open across checks.
-  function verifyAudit(): AuditVerdict {
-    const pageSize = 1000;
-    let prevHash = GENESIS_HASH;
-    let expected = 1;
-    for (;;) {
-      const rows = withPayload.all(expected - 1, pageSize) as EntryWithPayload[];
-      for (const row of rows) {
-        const broken = (reason: string): AuditVerdict => ({ ok: false, checked: expected - 1, firstBroken: { seq: row.seq, reason } });
-        if (row.seq !== expected)
-          return {
-            ok: false,
-            checked: expected - 1,
-            firstBroken: { seq: expected, reason: `entry ${expected} is missing (deleted); the next entry is ${row.seq}` },
-          };
-        if (row.prevHash !== prevHash) return broken("prev_hash is not the previous entry's hash (an entry before it was removed, inserted or rewritten)");
-        if (auditHash(prevHash, row) !== row.hash) return broken('hash does not match the entry (seq, at, actor, action, target or digest was edited)');
-        if (row.payload !== null && sha256(row.payload) !== row.digest) return broken('the stored payload does not match the digest (the payload was edited)');
-        const problem = versionProblem(row);
-        if (problem !== undefined) return broken(problem);
-        prevHash = row.hash;
-        expected++;
-      }
-      if (rows.length < pageSize) break;
-    }
-    const stray = versionsOutsideLog.get() as number | null;
-    if (stray !== null)
-      return {
-        ok: false,
-        checked: expected - 1,
-        firstBroken: { seq: stray, reason: 'record versions name an entry that is not in the log (a version was inserted or its entry deleted)' },
-      };
-    const orphan = orphanPayload.get() as number | null;
-    if (orphan !== null)
-      return {
-        ok: false,
-        checked: expected - 1,
-        firstBroken: { seq: orphan, reason: 'a payload exists for an entry that is not in the log (the entry was deleted)' },
-      };
-    return { ok: true, checked: expected - 1 };
-  }
-
+  const restored = db.prepare("SELECT value FROM meta WHERE key = 'escrow.restored_through'").pluck();
+  const pagers = new Map([...AUDITED.values()].map((t) => [t.name, tablePager(db, t)]));
   return {
     auditPage: (afterSeq, limit) => page.all(afterSeq, limit) as AuditRow[],
     auditHead: () => headOf(head),
-    verifyAudit,
+    auditEntries: (afterSeq, limit) => withPayload.all(afterSeq, limit) as AuditEntryFull[],
+    entryVersions: (seq) => versionsBySeq.all(seq) as EntryVersion[],
+    tablePage: (table, afterKey, limit) => pagers.get(table)!(afterKey, limit),
+    restoredThrough: () => Number((restored.get() as string | undefined) ?? 0),
   };
 }
 
 export function auditWrites(db: Db) {
-  const head = db.prepare('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
+  const head = db.prepare('SELECT seq, hash, rows_digest AS rowsDigest FROM audit_log ORDER BY seq DESC LIMIT 1');
   const insert = db.prepare(
-    'INSERT INTO audit_log (seq, at, actor, action, target, digest, prev_hash, hash) VALUES (@seq, @at, @actor, @action, @target, @digest, @prevHash, @hash)',
+    `INSERT INTO audit_log (seq, at, actor, action, target, digest, rows_digest, write_set, prev_hash, hash)
+     VALUES (@seq, @at, @actor, @action, @target, @digest, @rowsDigest, @writeSet, @prevHash, @hash)`,
   );
   const insertPayload = db.prepare('INSERT INTO audit_payloads (seq, payload) VALUES (?, ?)');
+  const rowStatements = new Map(
+    [...AUDITED.values()].map((t) => {
+      const where = t.columns
+        .slice(0, t.keyColumns)
+        .map((c) => `${c} = ?`)
+        .join(' AND ');
+      return [t.name, db.prepare(`SELECT ${t.columns.join(', ')} FROM ${t.name} WHERE ${where}`).raw()];
+    }),
+  );
+  /** The write-set row of a table row as it is now, inside the write's transaction. */
+  function rowNow(table: AuditedTableName, key: readonly unknown[]): WriteSetRow {
+    const row = rowStatements.get(table)!.get(...key) as unknown[] | undefined;
+    return { table, key: JSON.stringify(key), hash: row === undefined ? null : rowHash(row) };
+  }
   return {
     head: () => headOf(head),
-    /** Appends the entry after `prevHash`, keeping `payload` when given. */
-    append(prevHash: string, base: Omit<AuditRow, 'hash' | 'prevHash'>, payload: string | undefined): void {
-      insert.run({ ...base, prevHash, hash: auditHash(prevHash, base) });
+    /** Whether the newest entry has a write set (false also for an empty log). */
+    headCovered: () => ((head.get() as { rowsDigest: string | null } | undefined)?.rowsDigest ?? null) !== null,
+    rowNow,
+    /** Appends the entry after `prevHash` with its write set, keeping `payload` when given. */
+    append(prevHash: string, base: Omit<AuditRow, 'hash' | 'prevHash' | 'rowsDigest'>, payload: string | undefined, rows: WriteSetRow[]): void {
       if (payload !== undefined) insertPayload.run(base.seq, payload);
+      // Kept or not: a payload slipped in later for this entry is then found too.
+      const writeSet = writeSetText([...rows, rowNow('audit_payloads', [base.seq])]);
+      const entry = { ...base, rowsDigest: sha256(writeSet) };
+      insert.run({ ...entry, writeSet, prevHash, hash: auditHash(prevHash, entry) });
     },
   };
+}
+
+/** Rows per re-base entry: a large file re-bases in bounded entries. */
+const REBASE_ROWS = 5000;
+
+/**
+ * Write sets begin with schema v8. A log whose newest entry has none (an older file, or rows
+ * written with history off) gets `audit.rebase` entries whose write sets are every row of
+ * every audited table as it is now, so verification has a baseline: later edits of those rows
+ * are found, edits made before the re-base are not (README, "What audit verify proves").
+ * Returns the number of entries written.
+ */
+export function rebaseIfNeeded(db: Db, at: string): number {
+  const writes = auditWrites(db);
+  if (writes.headCovered()) return 0;
+  const pagers = [...AUDITED.values()].map((t) => [t, tablePager(db, t)] as const);
+  let written = 0;
+  // Checked again inside the write transaction: processes opening the file at once re-base it once.
+  db.transaction(() => {
+    if (writes.headCovered()) return;
+    if (writes.head().seq === 0 && pagers.every(([, page]) => page(null, 1).length === 0)) return;
+    const append = (target: string, rows: WriteSetRow[], note: string) => {
+      const { seq, hash } = writes.head();
+      const payload = `schema v8 re-base: ${note}`;
+      writes.append(hash, { seq: seq + 1, at, actor: 'system', action: 'audit.rebase', target, digest: sha256(payload) }, undefined, rows);
+      written++;
+    };
+    for (const [table, page] of pagers) {
+      let after: unknown[] | null = null;
+      for (;;) {
+        const rows = page(after, REBASE_ROWS);
+        if (rows.length === 0) break;
+        append(
+          table.name,
+          rows.map((r) => ({ table: table.name, key: JSON.stringify(r.slice(0, table.keyColumns)), hash: rowHash(r) })),
+          `${table.name}, ${rows.length} rows from ${JSON.stringify(rows[0]!.slice(0, table.keyColumns))}`,
+        );
+        if (rows.length < REBASE_ROWS) break;
+        after = rows[rows.length - 1]!.slice(0, table.keyColumns);
+      }
+    }
+    // Every table empty but a log: one entry still marks where write sets begin.
+    if (written === 0) append('*', [], 'no rows');
+  }).immediate();
+  return written;
 }

@@ -9,9 +9,11 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { IdnError } from '../../errors.js';
-import { isoSeconds, sha256 } from '../chain.js';
+import { type AuditedTableName, isoSeconds, rowHash, sha256, type WriteSetRow } from '../chain.js';
+import { verifyChain } from '../verify.js';
 import type {
   AuditReads,
+  AuditVerifyReads,
   ChangeKind,
   ChangeReads,
   EscrowOps,
@@ -27,7 +29,7 @@ import type {
   WriteOutcome,
   WriteTx,
 } from '../types.js';
-import { auditReads, auditWrites } from './audit.js';
+import { auditReads, auditWrites, rebaseIfNeeded } from './audit.js';
 import { changeReads, changeWrites } from './changes.js';
 import { type Db, promised } from './db.js';
 import { escrowOps } from './escrow.js';
@@ -101,6 +103,8 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
     tokens: tokenReads(rdb),
   };
 
+  if (!opts.readonly && history) rebaseIfNeeded(wdb, isoSeconds(now()));
+
   // One write at a time on `wdb`: each waits for the one before it, whatever that one's outcome.
   let tail: Promise<unknown> = Promise.resolve();
   function queued<T>(fn: () => T | Promise<T>): Promise<T> {
@@ -123,6 +127,9 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
       // Recorded here, by the methods that change cached state, so no writer can forget one.
       const changes = new Set<string>();
       const changed = (kind: ChangeKind, key: string) => void changes.add(`${kind} ${key}`);
+      // The audited rows this write touched: their state at commit is its write set.
+      const touched = new Map<string, [AuditedTableName, unknown[]]>();
+      const touch = (table: AuditedTableName, ...key: unknown[]) => void touched.set(`${table}\t${JSON.stringify(key)}`, [table, key]);
       const tx: WriteTx = {
         at,
         seq,
@@ -133,6 +140,7 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
           const version = w.records.nextVersion(row.handleKey, history);
           w.records.upsert({ ...row, version, updatedAt: at });
           changed('record', row.handleKey);
+          touch('records', row.handleKey);
           if (history) versionRows.push([row.handleKey, version, row.handle, row.valuesJson]);
           return version;
         },
@@ -140,40 +148,68 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
           const version = w.records.nextVersion(handleKey, history);
           w.records.remove(handleKey);
           changed('record', handleKey);
+          touch('records', handleKey);
           if (history) versionRows.push([handleKey, version, handle, null]);
           return version;
         },
         async putPrefix(row) {
           w.prefixes.put(row);
           changed('prefix', row.prefixKey);
+          touch('prefixes', row.prefixKey);
         },
         async deletePrefix(prefixKey) {
           w.prefixes.remove(prefixKey);
           changed('prefix', prefixKey);
+          touch('prefixes', prefixKey);
         },
         async insertToken(row) {
           w.tokens.insert(row);
           changed('token', row.id);
+          touch('tokens', row.id);
         },
         async revokeToken(id) {
           w.tokens.revoke(at, id);
           changed('token', id);
+          touch('tokens', id);
         },
-        insertEvent: async (row) => w.lineage.insertEvent(row, at, entry.actor, seq),
-        openEdge: async (...a) => w.lineage.openEdge(...a),
-        closeEdge: async (...a) => w.lineage.closeEdge(...a),
+        async insertEvent(row) {
+          const id = w.lineage.insertEvent(row, at, entry.actor, seq);
+          touch('events', id);
+          return id;
+        },
+        async openEdge(...a) {
+          const id = w.lineage.openEdge(...a);
+          if (id > 0) touch('edges', id);
+          return id > 0;
+        },
+        async closeEdge(...a) {
+          const id = w.lineage.closeEdge(...a);
+          if (id > 0) touch('edges', id);
+          return id > 0;
+        },
         openChildren: async (...a) => w.lineage.openChildren(...a),
-        nameIdentifier: async (...a) => w.lineage.nameIdentifier(...a),
+        async nameIdentifier(key, handle) {
+          w.lineage.nameIdentifier(key, handle);
+          touch('lineage_names', key);
+        },
         enqueueReport: async (kind, idemKey, bodyJson) => w.outbox.enqueue(kind, idemKey, bodyJson, at),
         async putTemplate(row) {
           w.templates.put(row);
           changed('template', `${row.prefixKey}@${row.version}`);
+          touch('templates', row.prefixKey, row.version);
         },
         async markTemplateUsed(prefixKey, version) {
-          if (w.templates.markUsed(prefixKey, version)) changed('template', `${prefixKey}@${version}`);
+          if (w.templates.markUsed(prefixKey, version)) {
+            changed('template', `${prefixKey}@${version}`);
+            touch('templates', prefixKey, version);
+          }
         },
         changed,
-        insertReport: async (row) => w.outbox.insertReport({ ...row, receivedAt: at }),
+        async insertReport(row) {
+          const id = w.outbox.insertReport({ ...row, receivedAt: at });
+          touch('sync_reports', id);
+          return id;
+        },
       };
       const { result, payload, action, keepPayload } = await apply(tx);
       if (changes.size > 0) {
@@ -182,10 +218,21 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
       }
       if (payload !== null) {
         const finalAction = action ?? entry.action;
-        for (const [key, version, handle, values] of versionRows) w.records.insertVersion(key, version, handle, at, entry.actor, finalAction, values, seq);
+        // A version row is inserted exactly as given (a second one would fail its primary key):
+        // its write-set line is computed here, without reading it back.
+        const versionLines: WriteSetRow[] = [];
+        for (const [key, version, handle, values] of versionRows) {
+          w.records.insertVersion(key, version, handle, at, entry.actor, finalAction, values, seq);
+          versionLines.push({
+            table: 'record_versions',
+            key: JSON.stringify([key, version]),
+            hash: rowHash([key, version, handle, at, entry.actor, finalAction, values, seq]),
+          });
+        }
         if (history) {
           const base = { seq, at, actor: entry.actor, action: finalAction, target: entry.target, digest: sha256(payload) };
-          w.audit.append(head.hash, base, keepPayload === true ? payload : undefined);
+          const rows = [...touched.values()].map(([table, key]) => w.audit.rowNow(table, key)).concat(versionLines);
+          w.audit.append(head.hash, base, keepPayload === true ? payload : undefined, rows);
         }
       }
       wdb.exec('COMMIT');
@@ -202,13 +249,15 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
   }
 
   const outbox = promised<OutboxOps>(outboxOps(rdb, now));
+  const verifyReads = promised<Omit<AuditReads, 'verifyAudit'> & AuditVerifyReads>(auditReads(rdb));
   const escrowReads = promised<EscrowOps>(escrowOps(rdb));
   return {
     ...promised<RecordReads>(reads.records),
     ...promised<PrefixReads>(prefixReads(rdb)),
     ...promised<TokenReads>(reads.tokens),
     ...promised<TemplateReads>(templateReads(rdb)),
-    ...promised<AuditReads>(auditReads(rdb)),
+    ...verifyReads,
+    verifyAudit: (o) => verifyChain(verifyReads, o),
     ...promised<LineageReads>(lineageReads(rdb)),
     ...outbox,
     // Outbox bookkeeping writes on the write connection, between writes.

@@ -40,22 +40,29 @@ export function lineageWrites(db: Db) {
   const insertEvent = db.prepare('INSERT INTO events (type, action, event_time, record_time, actor, body_json, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?)');
   const openEdgeExists = db.prepare('SELECT 1 FROM edges WHERE from_key = ? AND to_key = ? AND type = ? AND until IS NULL LIMIT 1').pluck();
   const insertEdge = db.prepare('INSERT INTO edges (from_key, to_key, type, since, until, event_id) VALUES (?, ?, ?, ?, NULL, ?)');
-  const closeEdge = db.prepare(
-    `UPDATE edges SET until = @until, until_event = @eventId WHERE id = (SELECT id FROM edges WHERE from_key = @fromKey AND to_key = @toKey
-       AND type = @type AND until IS NULL AND since <= @until ORDER BY since DESC LIMIT 1)`,
-  );
+  const closable = db
+    .prepare(
+      'SELECT id FROM edges WHERE from_key = @fromKey AND to_key = @toKey AND type = @type AND until IS NULL AND since <= @until ORDER BY since DESC LIMIT 1',
+    )
+    .pluck();
+  const closeEdge = db.prepare('UPDATE edges SET until = ?, until_event = ? WHERE id = ?');
   const openChildren = db.prepare('SELECT DISTINCT to_key FROM edges WHERE from_key = ? AND type = ? AND until IS NULL').pluck();
   const nameIdentifier = db.prepare('INSERT OR IGNORE INTO lineage_names (key, handle) VALUES (?, ?)');
   return {
     insertEvent: (row: EventRow, at: string, actor: string, seq: number) =>
       Number(insertEvent.run(row.type, row.action, row.eventTime, at, actor, row.bodyJson, seq).lastInsertRowid),
-    openEdge: (fromKey: string, toKey: string, type: string, since: string, eventId: number): boolean => {
-      if (openEdgeExists.get(fromKey, toKey, type) !== undefined) return false;
-      insertEdge.run(fromKey, toKey, type, since, eventId);
-      return true;
+    /** The new edge's id; 0 when an open edge from→to (same type) already exists. */
+    openEdge: (fromKey: string, toKey: string, type: string, since: string, eventId: number): number => {
+      if (openEdgeExists.get(fromKey, toKey, type) !== undefined) return 0;
+      return Number(insertEdge.run(fromKey, toKey, type, since, eventId).lastInsertRowid);
     },
-    closeEdge: (fromKey: string, toKey: string, type: string, until: string, eventId: number) =>
-      closeEdge.run({ until, eventId, fromKey, toKey, type }).changes > 0,
+    /** The closed edge's id; 0 when there is none to close. */
+    closeEdge(fromKey: string, toKey: string, type: string, until: string, eventId: number): number {
+      const id = closable.get({ until, fromKey, toKey, type }) as number | undefined;
+      if (id === undefined) return 0;
+      closeEdge.run(until, eventId, id);
+      return id;
+    },
     openChildren: (fromKey: string, type: string) => openChildren.all(fromKey, type) as string[],
     nameIdentifier: (key: string, handle: string) => void nameIdentifier.run(key, handle),
   };

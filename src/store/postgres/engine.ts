@@ -1,0 +1,355 @@
+/**
+ * The PostgreSQL engine. Every write goes through `write()`: concurrent writes of this process
+ * are batched into one transaction (group commit: the chain head's row lock is held through the
+ * commit's fsync, so one fsync for up to 64 writes is where the throughput comes from). Each
+ * write runs under its own SAVEPOINT, so a failing `apply` rejects only its own promise, and
+ * keeps its own audit entry, seq and result. The chain head row is taken FOR UPDATE first, which
+ * keeps seq gapless with writers in many processes. Reads use a small pipelined pool; cache-miss
+ * reads, history, lineage and listing may go to a hot standby (`readUrl`).
+ */
+import { performance } from 'node:perf_hooks';
+import { IdnError } from '../../errors.js';
+import { auditHash, isoSeconds, sha256 } from '../chain.js';
+import type { AuditRow, ChangeKind, StoreEngine, StoreOptions, WriteEntry, WriteOutcome, WriteTx } from '../types.js';
+import { auditReads, insertAudit } from './audit.js';
+import { type ChangeInsert, changeReads, CHANGES_CHANNEL, insertChanges, pruneChanges } from './changes.js';
+import { connectPool, guardAll, guarded, type Q, type Sql, translate, type Tx } from './db.js';
+import { escrowOps } from './escrow.js';
+import { lineageReads, lineageWrites } from './lineage.js';
+import { latestPgSchemaVersion, migratePg, pgSchemaVersion, rowsVersion } from './migrations.js';
+import { outboxOps, outboxWrites } from './outbox.js';
+import { prefixReads, prefixWrites } from './prefixes.js';
+import { recordReads, recordWrites, type VersionInsert } from './records.js';
+import { templateReads, templateWrites } from './templates.js';
+import { tokenReads, tokenWrites } from './tokens.js';
+
+export interface PgStoreOptions extends StoreOptions {
+  /** postgres://… of the primary (writes, the change feed, counts, tokens). */
+  url: string;
+  /** postgres://… of a hot standby for cache-miss reads, history, lineage and listing (default: the primary). */
+  readUrl?: string;
+  /** Connections per pool (default 4: a few pipelined connections beat many, SCALE.md). */
+  poolSize?: number;
+  /** Writes batched into one transaction at most (default 64; 1 turns group commit off). */
+  batchMax?: number;
+  /** Called with the number of writes each committed transaction carried (metrics, tests). */
+  onBatch?: (writes: number) => void;
+}
+
+interface Pending {
+  entry: WriteEntry;
+  apply: (tx: WriteTx) => Promise<WriteOutcome<unknown>>;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+/** The chain head as a batch advances it. */
+interface Head {
+  seq: number;
+  hash: string;
+  changeId: number;
+}
+
+/**
+ * Runs `fn` under a savepoint without waiting for SAVEPOINT and RELEASE: they are pipelined
+ * with the write's own statements on the transaction's connection (postgres.js's savepoint()
+ * awaits both, two round trips per write under the chain head's lock). A failure rolls back
+ * to the savepoint, so the transaction goes on without this write.
+ */
+async function inSavepoint<T>(tx: Tx, released: Array<Promise<unknown>>, fn: () => Promise<T>): Promise<T> {
+  const opened = tx.unsafe('SAVEPOINT w');
+  opened.catch(() => undefined);
+  try {
+    const out = await fn();
+    await opened;
+    const release = tx.unsafe('RELEASE SAVEPOINT w');
+    release.catch(() => undefined);
+    released.push(release);
+    return out;
+  } catch (err) {
+    await tx.unsafe('ROLLBACK TO SAVEPOINT w');
+    await tx.unsafe('RELEASE SAVEPOINT w');
+    throw err;
+  }
+}
+
+/** Rows a write defers to the end of its batch (inserted set-based), and what it assigned. */
+interface Deferred {
+  versions: VersionInsert[];
+  audit: AuditRow[];
+  payloads: Array<[number, string]>;
+  changes: ChangeInsert[];
+  /** Net change of each prefix's record counter. */
+  counts: Map<string, number>;
+  /** The last version given to each key (its row is not inserted yet). */
+  lastVersion: Map<string, number>;
+}
+
+const deferred = (): Deferred => ({ versions: [], audit: [], payloads: [], changes: [], counts: new Map(), lastVersion: new Map() });
+
+/** Adds a write that succeeded to its batch's rows. */
+function merge(into: Deferred, from: Deferred): void {
+  into.versions.push(...from.versions);
+  into.audit.push(...from.audit);
+  into.payloads.push(...from.payloads);
+  into.changes.push(...from.changes);
+  for (const [k, n] of from.counts) into.counts.set(k, (into.counts.get(k) ?? 0) + n);
+  for (const [k, v] of from.lastVersion) into.lastVersion.set(k, v);
+}
+
+/** The URL without its password, for messages and `path`. */
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://…';
+  }
+}
+
+export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
+  const now = opts.now ?? (() => new Date());
+  const history = opts.history ?? true;
+  const retention = Math.max(1, opts.changesRetention ?? 100_000);
+  const batchMax = Math.max(1, opts.batchMax ?? 64);
+  const where = redact(opts.url);
+  const sql: Sql = connectPool(opts.url, opts.poolSize ?? 4);
+  const replica: Sql = opts.readUrl !== undefined ? connectPool(opts.readUrl, opts.poolSize ?? 4) : sql;
+  let version: number;
+  try {
+    version = opts.readonly ? await pgSchemaVersion(sql) : await migratePg(sql);
+  } catch (err) {
+    await Promise.all([sql.end({ timeout: 1 }), replica !== sql ? replica.end({ timeout: 1 }) : undefined]);
+    throw new IdnError('IDN_INTERNAL', `cannot open database ${where}: ${(err as Error).message}`, { cause: err });
+  }
+  if (version < latestPgSchemaVersion()) {
+    await Promise.all([sql.end({ timeout: 1 }), replica !== sql ? replica.end({ timeout: 1 }) : undefined]);
+    throw new IdnError(
+      'IDN_INTERNAL',
+      `database ${where} has PostgreSQL schema v${version}, older than this idnode's v${latestPgSchemaVersion()}; start a node on it once to migrate`,
+    );
+  }
+
+  const committed = new Set<() => void | Promise<void>>();
+  let open = true;
+
+  /** One write inside the batch's transaction (or its savepoint), after `head`; what it defers goes to `out` once it succeeded. */
+  async function runOne(q: Q, p: Pending, head: Head, batch: Deferred): Promise<{ result: unknown; head: Head; rows: Deferred }> {
+    const at = isoSeconds(now());
+    const seq = head.seq + 1;
+    const mine = deferred();
+    const versionRows: Array<[string, number, string, string | null]> = [];
+    const changes = new Set<string>();
+    const changed = (kind: ChangeKind, key: string) => void changes.add(`${kind} ${key}`);
+    /** The last version this batch gave `key` but has not inserted yet (0: none). */
+    const pending = (key: string) => mine.lastVersion.get(key) ?? batch.lastVersion.get(key) ?? 0;
+    const countFor = (prefixKey: string, delta: number) => mine.counts.set(prefixKey, (mine.counts.get(prefixKey) ?? 0) + delta);
+    const reads = recordReads(q, q);
+    const tx: WriteTx = {
+      at,
+      seq,
+      getRecord: (handleKey) => reads.getRecord(handleKey),
+      getPrefix: (prefixKey) => prefixReads(q).getPrefix(prefixKey),
+      reportByKey: (reporter, idemKey) => outboxWrites.reportByKey(q, reporter, idemKey),
+      async putRecord(row) {
+        const { version, inserted } = await recordWrites.put(q, { ...row, updatedAt: at }, history, pending(row.handleKey));
+        if (inserted) countFor(row.prefixKey, 1);
+        changed('record', row.handleKey);
+        if (history) {
+          versionRows.push([row.handleKey, version, row.handle, row.valuesJson]);
+          mine.lastVersion.set(row.handleKey, version);
+        }
+        return version;
+      },
+      async deleteRecord(handleKey, handle) {
+        const { version, prefixKey } = await recordWrites.remove(q, handleKey, history, pending(handleKey));
+        if (prefixKey !== null) countFor(prefixKey, -1);
+        changed('record', handleKey);
+        if (history) {
+          versionRows.push([handleKey, version, handle, null]);
+          mine.lastVersion.set(handleKey, version);
+        }
+        return version;
+      },
+      async putPrefix(row) {
+        await prefixWrites.put(q, row);
+        changed('prefix', row.prefixKey);
+      },
+      async deletePrefix(prefixKey) {
+        await prefixWrites.remove(q, prefixKey);
+        changed('prefix', prefixKey);
+      },
+      async insertToken(row) {
+        await tokenWrites.insert(q, row);
+        changed('token', row.id);
+      },
+      async revokeToken(id) {
+        await tokenWrites.revoke(q, at, id);
+        changed('token', id);
+      },
+      insertEvent: (row) => lineageWrites.insertEvent(q, row, at, p.entry.actor, seq),
+      openEdge: (...a) => lineageWrites.openEdge(q, ...a),
+      closeEdge: (...a) => lineageWrites.closeEdge(q, ...a),
+      openChildren: (...a) => lineageWrites.openChildren(q, ...a),
+      nameIdentifier: (...a) => lineageWrites.nameIdentifier(q, ...a),
+      enqueueReport: (kind, idemKey, bodyJson) => outboxWrites.enqueue(q, kind, idemKey, bodyJson, at),
+      async putTemplate(row) {
+        await templateWrites.put(q, row);
+        changed('template', `${row.prefixKey}@${row.version}`);
+      },
+      async markTemplateUsed(prefixKey, version) {
+        if (await templateWrites.markUsed(q, prefixKey, version)) changed('template', `${prefixKey}@${version}`);
+      },
+      changed,
+      insertReport: (row) => outboxWrites.insertReport(q, { ...row, receivedAt: at }),
+    };
+    const { result, payload, action, keepPayload } = await p.apply(tx);
+    const next = { ...head };
+    const auditSeq = history && payload !== null ? seq : null;
+    for (const c of changes) {
+      const space = c.indexOf(' ');
+      mine.changes.push([++next.changeId, auditSeq, c.slice(0, space), c.slice(space + 1)]);
+    }
+    if (payload !== null) {
+      const finalAction = action ?? p.entry.action;
+      for (const [key, version, handle, values] of versionRows) mine.versions.push([key, version, handle, at, p.entry.actor, finalAction, values, seq]);
+      if (history) {
+        const base = { seq, at, actor: p.entry.actor, action: finalAction, target: p.entry.target, digest: sha256(payload) };
+        next.hash = auditHash(head.hash, base);
+        next.seq = seq;
+        mine.audit.push({ ...base, prevHash: head.hash, hash: next.hash });
+        if (keepPayload === true) mine.payloads.push([seq, payload]);
+      }
+    } else mine.lastVersion.clear();
+    return { result, head: next, rows: mine };
+  }
+
+  const asWriteError = (err: unknown) => translate(err, 'the write could not be stored');
+
+  /** One transaction for the batch: every write that succeeded commits together. */
+  async function runBatch(batch: Pending[]): Promise<void> {
+    const t0 = performance.now();
+    const done: Array<[Pending, unknown]> = [];
+    const failed = new Map<Pending, unknown>();
+    let recorded = false;
+    try {
+      await sql.begin(async (tx) => {
+        const [row] = await tx<Array<{ seq: number; hash: string; changeId: number }>>`
+          SELECT seq, hash, change_id AS "changeId" FROM chain_head WHERE id = 1 FOR UPDATE`;
+        const start: Head = row!;
+        let head = start;
+        const rows = deferred();
+        const released: Array<Promise<unknown>> = [];
+        for (const p of batch) {
+          if (batch.length === 1) {
+            // Alone in its transaction: no savepoint round trips; a failure rolls it all back.
+            const out = await runOne(tx, p, head, rows);
+            head = out.head;
+            merge(rows, out.rows);
+            done.push([p, out.result]);
+            continue;
+          }
+          try {
+            const out = await inSavepoint(tx, released, () => runOne(tx, p, head, rows));
+            head = out.head;
+            merge(rows, out.rows);
+            done.push([p, out.result]);
+          } catch (err) {
+            failed.set(p, err);
+          }
+        }
+        // What every write appends (versions, entries, feed rows, counters), set-based and pipelined.
+        const last: Array<Promise<unknown>> = [
+          ...released,
+          recordWrites.insertVersions(tx, rows.versions),
+          insertAudit(tx, rows.audit, rows.payloads),
+          insertChanges(tx, rows.changes),
+          recordWrites.count(tx, rows.counts),
+        ];
+        if (head.changeId !== start.changeId) {
+          last.push(pruneChanges(tx, head.changeId, retention));
+          // Delivered at commit, only if it commits: other nodes read the feed up to this id.
+          last.push(tx`SELECT pg_notify(${CHANGES_CHANNEL}, ${String(head.changeId)})`);
+          recorded = true;
+        }
+        if (head !== start) last.push(tx`UPDATE chain_head SET seq = ${head.seq}, hash = ${head.hash}, change_id = ${head.changeId} WHERE id = 1`);
+        await Promise.all(last);
+      });
+    } catch (err) {
+      // The transaction itself failed (a single write's apply, the commit, the connection):
+      // nothing in it was stored.
+      for (const p of batch) p.reject(asWriteError(failed.get(p) ?? err));
+      return;
+    }
+    for (const [p, err] of failed) p.reject(asWriteError(err));
+    opts.onBatch?.(done.length);
+    const ms = performance.now() - t0;
+    for (let i = 0; i < done.length; i++) opts.onWrite?.(ms);
+    // The writer's own caches follow before the writes return (as on SQLite).
+    let listenerError: unknown;
+    if (recorded)
+      for (const fn of committed)
+        try {
+          await fn();
+        } catch (err) {
+          listenerError ??= err;
+        }
+    for (const [p, result] of done) {
+      if (listenerError !== undefined) p.reject(listenerError);
+      else p.resolve(result);
+    }
+  }
+
+  const queue: Pending[] = [];
+  let running: Promise<void> | undefined;
+  function kick(): void {
+    if (running !== undefined) return;
+    running = (async () => {
+      // Writes submitted in the same tick join the first batch.
+      await Promise.resolve();
+      while (queue.length > 0) await runBatch(queue.splice(0, batchMax));
+    })().finally(() => {
+      running = undefined;
+      if (queue.length > 0) kick();
+    });
+  }
+
+  const records = guardAll(recordReads(sql, replica));
+  const outbox = guardAll(outboxOps(sql, now));
+  const escrow = guardAll(escrowOps(sql));
+  return {
+    ...records,
+    ...guardAll(prefixReads(sql)),
+    ...guardAll(tokenReads(sql)),
+    ...guardAll(templateReads(sql)),
+    ...guardAll(auditReads(sql)),
+    ...guardAll(lineageReads(replica)),
+    ...outbox,
+    ...guardAll(changeReads(sql)),
+    ...escrow,
+    path: where,
+    history,
+    // The SQLite schema version with the same tables (escrow compares it); idnode_schema has PostgreSQL's own.
+    schemaVersion: rowsVersion(version),
+    isOpen: () => open,
+    onCommit(fn) {
+      committed.add(fn);
+      return () => void committed.delete(fn);
+    },
+    write<T>(entry: WriteEntry, apply: (tx: WriteTx) => Promise<WriteOutcome<T>>): Promise<T> {
+      if (!open) return Promise.reject(new IdnError('IDN_UNAVAILABLE', 'the store is closed'));
+      if (opts.readonly) return Promise.reject(new IdnError('IDN_INTERNAL', `database ${where} was opened read-only`));
+      return new Promise<T>((resolve, reject) => {
+        queue.push({ entry, apply: apply, resolve: resolve as (v: unknown) => void, reject });
+        kick();
+      });
+    },
+    async close() {
+      if (!open) return;
+      while (running !== undefined) await running;
+      open = false;
+      await guarded('close', () => Promise.all([sql.end({ timeout: 5 }), replica !== sql ? replica.end({ timeout: 5 }) : undefined]));
+    },
+  };
+}
