@@ -12,7 +12,7 @@ import { IdnError } from '../../errors.js';
 import { auditHash, isoSeconds, sha256 } from '../chain.js';
 import type { AuditRow, ChangeKind, StoreEngine, StoreOptions, WriteEntry, WriteOutcome, WriteTx } from '../types.js';
 import { auditReads, insertAudit } from './audit.js';
-import { type ChangeInsert, changeReads, CHANGES_CHANNEL, insertChanges, pruneChanges } from './changes.js';
+import { type ChangeInsert, changeReads, CHANGES_CHANNEL, insertChanges, pruneChanges, watchChanges } from './changes.js';
 import { connectPool, guardAll, guarded, type Q, type Sql, translate, type Tx } from './db.js';
 import { escrowOps } from './escrow.js';
 import { lineageReads, lineageWrites } from './lineage.js';
@@ -327,6 +327,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
     ...guardAll(lineageReads(replica)),
     ...outbox,
     ...guardAll(changeReads(sql)),
+    watchChanges: (wake) => guarded('LISTEN on the change feed', () => watchChanges(sql, wake)),
     ...escrow,
     path: where,
     history,
