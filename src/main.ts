@@ -21,7 +21,7 @@ import type { NodeDeps } from './server/deps.js';
 import { createFastPath } from './server/fastpath.js';
 import { createNativeServer, type NativeServer } from './native/server.js';
 import { createConnectionGuard } from './server/shedding.js';
-import { isoSeconds, openStore, type Store } from './store/index.js';
+import { connectStore, isoSeconds, openStore, type Store, type StoreOptions } from './store/index.js';
 import { createUpstreamClient, type UpstreamClient } from './upstream/client.js';
 import { createRouter, type Router } from './upstream/routing.js';
 import { createNodeStats, createSyncReceiver, createSyncWorker, type NodeStats, type SyncReceiver, type SyncWorker } from './upstream/sync.js';
@@ -56,15 +56,33 @@ export interface Hooks {
   now?: (() => number) | undefined;
 }
 
-/** Store, routing, cache and registries: everything but HTTP (the CLI uses this alone). */
-export async function openRegistry(config: Config, hooks: Hooks = {}): Promise<Registry> {
-  const now = hooks.now ?? Date.now;
-  const store = openStore(config.db, {
-    now: () => new Date(now()),
+/**
+ * Opens the store the configuration names: the SQLite file `db`, or the PostgreSQL primary
+ * `store.url` (connected and migrated before this resolves) with its optional standbys.
+ */
+export async function openConfiguredStore(config: Config, opts: StoreOptions = {}): Promise<Store> {
+  const common: StoreOptions = {
     history: config.history,
     cacheBytes: config.sqlite.cacheBytes,
     mmapBytes: config.sqlite.mmapBytes,
     changesRetention: config.changes.retention,
+    ...opts,
+  };
+  if (config.store.engine === 'sqlite') return openStore(config.db, common);
+  return connectStore({
+    engine: 'postgres',
+    url: config.store.url,
+    ...(config.store.readUrl !== '' ? { readUrl: config.store.readUrl } : {}),
+    poolSize: config.store.connections,
+    ...common,
+  });
+}
+
+/** Store, routing, cache and registries: everything but HTTP (the CLI uses this alone). */
+export async function openRegistry(config: Config, hooks: Hooks = {}): Promise<Registry> {
+  const now = hooks.now ?? Date.now;
+  const store = await openConfiguredStore(config, {
+    now: () => new Date(now()),
     ...(hooks.onWrite ? { onWrite: hooks.onWrite } : {}),
   });
   const router = await createRouter({ store, homed: config.homed, upstreamUrl: config.upstream.url });
@@ -133,6 +151,7 @@ export async function openRegistry(config: Config, hooks: Hooks = {}): Promise<R
   const changes = await createChangeFollower({
     store,
     pollMs: config.changes.pollMs,
+    backstopMs: config.changes.backstopMs,
     async apply(rows) {
       const prefixKeys: string[] = [];
       let templatesChanged = false;

@@ -4,11 +4,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { connect, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
-import type { Test } from 'tap';
+import tap, { type Test } from 'tap';
 import { main } from '../src/cli/main.js';
 import { type Config, loadConfig } from '../src/config.js';
 import { createNode, type IdNode, type NodeOptions } from '../src/main.js';
 import { SEEDS_DIR } from '../src/paths.js';
+import { type PgCluster, pgCluster } from './pg.js';
 
 export const ADMIN = 'test-admin-secret';
 
@@ -88,12 +89,34 @@ export function testClock(startMs = Date.now()): TestClock {
 }
 
 /** Starts a node; closes it when the test ends. */
+/**
+ * The engine the HTTP suites run on. A `test/pg-*.test.ts` file sets TEST_STORE_ENGINE=postgres
+ * and imports a suite, which then runs every `startNode` on a new database of one throwaway
+ * PostgreSQL cluster per test file (SQLite otherwise).
+ */
+export const TEST_ENGINE: 'sqlite' | 'postgres' = process.env.TEST_STORE_ENGINE === 'postgres' ? 'postgres' : 'sqlite';
+
+let cluster: Promise<PgCluster | undefined> | undefined;
+
+/** The store settings of a node under test: a new PostgreSQL database when the suite runs on PostgreSQL. */
+export async function engineOverrides(): Promise<Record<string, unknown>> {
+  if (TEST_ENGINE === 'sqlite') return {};
+  const c = await (cluster ??= pgCluster(tap));
+  if (c === undefined) throw new Error('PostgreSQL is not available for a suite that runs on it');
+  return { store: { engine: 'postgres', url: await c.createDatabase() } };
+}
+
+/** The environment that points a CLI command at the store of a node under test (either engine). */
+export function storeEnv(config: Config): NodeJS.ProcessEnv {
+  return config.store.engine === 'postgres' ? { IDNODE_STORE_ENGINE: 'postgres', IDNODE_STORE_URL: config.store.url } : { IDNODE_DB: config.db };
+}
+
 export async function startNode(
   t: Test,
   overrides: Record<string, unknown> = {},
   opts: Omit<NodeOptions, 'adminToken'> = {},
 ): Promise<Client & { node: IdNode; config: Config }> {
-  const config = testConfig(t, overrides);
+  const config = testConfig(t, { ...(await engineOverrides()), ...overrides });
   const node = await createNode(config, { ...opts, adminToken: ADMIN });
   const url = await node.listen();
   t.teardown(() => node.close());

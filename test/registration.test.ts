@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { ADMIN, registrar, runCli, sampleValues, startNode, tempDir } from './helpers.js';
+import { ADMIN, registrar, runCli, sampleValues, startNode, storeEnv, tempDir } from './helpers.js';
 
 t.test('PUT create/replace, overwrite=false, case variants keep the first spelling and echo the sent one', async (t) => {
   const c = await startNode(t);
@@ -257,7 +257,7 @@ t.test('bulk refuses a deleted identifier per line; a node without history keeps
 
   const file = join(tempDir(t), 'again.ndjson');
   writeFileSync(file, `${JSON.stringify({ handle: '88.100.7/B-GONE', values: sampleValues })}\n`);
-  const imported = await runCli(['import', file, '--prefix', '88.100.7'], { IDNODE_DB: c.config.db });
+  const imported = await runCli(['import', file, '--prefix', '88.100.7'], storeEnv(c.config));
   t.equal(imported.code, 1, 'idnode import refuses it too');
   t.match(JSON.parse(imported.out), { summary: true, total: 1, ok: 0, failed: 1 });
   t.match(imported.err, /88\.100\.7\/B-GONE was deleted at/);

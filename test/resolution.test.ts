@@ -6,7 +6,7 @@ import { createResolver } from '../src/resolver/index.js';
 import { openStore, type Store } from '../src/store/index.js';
 import { createUpstreamClient } from '../src/upstream/client.js';
 import { createRouter } from '../src/upstream/routing.js';
-import { ADMIN, rawRequest, registrar, sampleValues, startNode, tempDir } from './helpers.js';
+import { ADMIN, rawRequest, registrar, sampleValues, startNode, tempDir, TEST_ENGINE } from './helpers.js';
 import { tamper } from './tamper.js';
 
 t.test('GET/HEAD answer Handle.Net JSON with ETag, Cache-Control, Cache-Status; 304 on If-None-Match', async (t) => {
@@ -66,34 +66,38 @@ t.test('GET/HEAD answer Handle.Net JSON with ETag, Cache-Control, Cache-Status; 
   t.equal(bypass.text, miss.text);
 });
 
-t.test('rows written before schema v5 (no stored ETag or max-age) answer exactly like rows written after it', async (t) => {
-  const c = await startNode(t, { cache: { maxBytes: 0 } });
-  const reg = await registrar(c);
-  const values = [
-    ...sampleValues,
-    { index: 4, type: 'recall', data: 'none', ttl: new Date(Date.now() + 600_000).toISOString() },
-    { index: 5, type: 'cost', data: '9', ttl: 5, permissions: '1100' },
-  ];
-  await c.call('PUT', '/api/handles/88.100.7/META-1', { token: reg, body: { values } });
-  const stored = (await c.node.store.getRecord('88.100.7/meta-1'))!;
-  t.equal(stored.maxAge, 3600, 'smallest relative ttl of the public values');
-  t.ok(stored.expiresAt! > Date.now(), 'earliest absolute expiry');
-  const v5 = await c.call('GET', '/api/handles/88.100.7/META-1');
-  t.equal(v5.headers.get('etag'), stored.etag);
-  t.match(v5.headers.get('cache-control'), /^max-age=(59\d|600)$/, 'the absolute expiry is nearer than the 3600 s ttl');
-  t.notOk(
-    v5.json.values.some((v: any) => v.index === 5),
-    'public view',
-  );
-  // As a file written before schema v5 holds them: edited behind the node's back.
-  const file = tamper(c.config.db);
-  file.clearAnswerMetadata();
-  file.close();
-  const v4 = await c.call('GET', '/api/handles/88.100.7/META-1');
-  t.equal(v4.text, v5.text);
-  t.equal(v4.headers.get('etag'), v5.headers.get('etag'), 'computed from the body when not stored');
-  t.equal(v4.headers.get('cache-control'), v5.headers.get('cache-control'));
-});
+t.test(
+  'rows written before schema v5 (no stored ETag or max-age) answer exactly like rows written after it',
+  { skip: TEST_ENGINE === 'postgres' && 'a SQLite file from before schema v5; PostgreSQL starts at its own v1 with those columns' },
+  async (t) => {
+    const c = await startNode(t, { cache: { maxBytes: 0 } });
+    const reg = await registrar(c);
+    const values = [
+      ...sampleValues,
+      { index: 4, type: 'recall', data: 'none', ttl: new Date(Date.now() + 600_000).toISOString() },
+      { index: 5, type: 'cost', data: '9', ttl: 5, permissions: '1100' },
+    ];
+    await c.call('PUT', '/api/handles/88.100.7/META-1', { token: reg, body: { values } });
+    const stored = (await c.node.store.getRecord('88.100.7/meta-1'))!;
+    t.equal(stored.maxAge, 3600, 'smallest relative ttl of the public values');
+    t.ok(stored.expiresAt! > Date.now(), 'earliest absolute expiry');
+    const v5 = await c.call('GET', '/api/handles/88.100.7/META-1');
+    t.equal(v5.headers.get('etag'), stored.etag);
+    t.match(v5.headers.get('cache-control'), /^max-age=(59\d|600)$/, 'the absolute expiry is nearer than the 3600 s ttl');
+    t.notOk(
+      v5.json.values.some((v: any) => v.index === 5),
+      'public view',
+    );
+    // As a file written before schema v5 holds them: edited behind the node's back.
+    const file = tamper(c.config.db);
+    file.clearAnswerMetadata();
+    file.close();
+    const v4 = await c.call('GET', '/api/handles/88.100.7/META-1');
+    t.equal(v4.text, v5.text);
+    t.equal(v4.headers.get('etag'), v5.headers.get('etag'), 'computed from the body when not stored');
+    t.equal(v4.headers.get('cache-control'), v5.headers.get('cache-control'));
+  },
+);
 
 t.test('non-ASCII answers: Content-Length counts UTF-8 bytes on a miss, a hit and a filtered answer', async (t) => {
   const c = await startNode(t);

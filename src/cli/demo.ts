@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createPgCluster } from './pgcluster.js';
 
 const ADMIN = 'demo-admin-token';
 
@@ -39,15 +40,11 @@ async function newSecret(answer: Promise<DemoAnswer>): Promise<string> {
   return secret;
 }
 
-/** Runs the demo until SIGINT/SIGTERM; `out` prints a line. Resolves when the nodes have stopped. */
-export async function runDemo(opts: { basePort: number; dir: string; out: (line: string) => void; stopAfterSetup?: boolean }): Promise<number> {
-  const dir = resolve(opts.dir);
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
+/** Starts idnode nodes as child processes of this one, each from a config file in `dir`. */
+function nodeStarter(dir: string) {
   // The same CLI this runs from: dist/ when installed, the TypeScript source under the tests.
   const cli = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './bin.ts' : './bin.js', import.meta.url));
   const nodes: DemoNode[] = [];
-
   async function start(name: string, port: number, config: Record<string, unknown>): Promise<DemoNode> {
     const file = join(dir, `${name}.json`);
     writeFileSync(file, JSON.stringify({ db: join(dir, `${name}.db`), listen: { port }, logLevel: 'warn', ...config }, null, 2));
@@ -80,6 +77,23 @@ export async function runDemo(opts: { basePort: number; dir: string; out: (line:
       ),
     );
   };
+
+  /** Resolves when a signal arrives or any node exits. */
+  const untilStopped = () =>
+    new Promise<void>((done) => {
+      process.once('SIGINT', done);
+      process.once('SIGTERM', done);
+      for (const n of nodes) n.child.once('exit', done);
+    });
+  return { start, stopAll, untilStopped };
+}
+
+/** Runs the demo until SIGINT/SIGTERM; `out` prints a line. Resolves when the nodes have stopped. */
+export async function runDemo(opts: { basePort: number; dir: string; out: (line: string) => void; stopAfterSetup?: boolean }): Promise<number> {
+  const dir = resolve(opts.dir);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const { start, stopAll, untilStopped } = nodeStarter(dir);
 
   try {
     const p = opts.basePort;
@@ -115,13 +129,50 @@ export async function runDemo(opts: { basePort: number; dir: string; out: (line:
     opts.out(`  curl ${B.url}/api/handles/88.100.1/ENGINE-2026-000001   # B → T → A`);
     opts.out(`  curl -H "Authorization: Bearer ${ADMIN}" ${T.url}/api/sync/reports   # what A, B and E reported up`);
     if (opts.stopAfterSetup) return 0;
-    await new Promise<void>((done) => {
-      process.once('SIGINT', done);
-      process.once('SIGTERM', done);
-      for (const n of nodes) n.child.once('exit', done);
-    });
+    await untilStopped();
     return 0;
   } finally {
     await stopAll();
+  }
+}
+
+/**
+ * `idnode demo --postgres`: two nodes over one PostgreSQL cluster on this machine — a primary
+ * and a synchronous streaming standby. Node 1 reads and writes on the primary; node 2 writes
+ * on the primary and reads from the standby. A write on one is in the other's answers once the
+ * change feed reaches it. The cluster lives in a temporary directory and is removed on exit.
+ */
+export async function runPgDemo(opts: { basePort: number; dir: string; out: (line: string) => void; stopAfterSetup?: boolean }): Promise<number> {
+  const dir = resolve(opts.dir);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  opts.out('idnode demo --postgres: starting a PostgreSQL primary and a synchronous standby …');
+  const cluster = await createPgCluster();
+  const { start, stopAll, untilStopped } = nodeStarter(dir);
+  try {
+    await cluster.primary.sql('CREATE DATABASE idnode');
+    const standby = await cluster.standby({ sync: true });
+    const p = opts.basePort;
+    const primaryUrl = cluster.primary.url('idnode');
+    const store = (readUrl: string) => ({ engine: 'postgres', url: primaryUrl, ...(readUrl ? { readUrl } : {}) });
+    // Node 1 migrates and seeds first, so the two never race to create the schema's demo data.
+    const one = await start('node1', p, { homed: ['88.100'], seed: true, store: store('') });
+    const two = await start('node2', p + 1, { homed: ['88.100'], store: store(standby.url('idnode')) });
+    opts.out(`idnode demo --postgres: two nodes over one PostgreSQL database (admin token: ${ADMIN}); data in ${cluster.root}`);
+    opts.out(`  primary  ${primaryUrl}`);
+    opts.out(`  standby  ${standby.url('idnode')}   synchronous, streaming`);
+    opts.out(`  node 1   ${one.url}   reads and writes on the primary`);
+    opts.out(`  node 2   ${two.url}   writes on the primary, reads from the standby`);
+    opts.out('try:');
+    opts.out(`  curl -X PUT -H "Authorization: Bearer ${ADMIN}" -H "Content-Type: application/json" \\`);
+    opts.out(`       -d '[{"index":1,"type":"URL","data":"https://example.com/p/1"}]' ${one.url}/api/handles/88.100.1/DEMO-1`);
+    opts.out(`  curl ${two.url}/api/handles/88.100.1/DEMO-1     # written on node 1, answered by node 2`);
+    opts.out(`  curl ${two.url}/api/audit/verify -H "Authorization: Bearer ${ADMIN}"   # one chain for both nodes`);
+    if (opts.stopAfterSetup) return 0;
+    await untilStopped();
+    return 0;
+  } finally {
+    await stopAll();
+    await cluster.destroy();
   }
 }

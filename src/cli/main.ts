@@ -7,12 +7,12 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, renderConfigHelp, type Config } from '../config.js';
 import { isIdnError } from '../errors.js';
-import { createNode, openRegistry } from '../main.js';
+import { createNode, openConfiguredStore, openRegistry } from '../main.js';
 import { SEEDS_DIR } from '../paths.js';
 import { seedIfEmpty } from '../registry/seed.js';
-import { openStore } from '../store/index.js';
+import { openStore, type Store } from '../store/index.js';
 import type { VerifyProgress } from '../store/types.js';
-import { runDemo } from './demo.js';
+import { runDemo, runPgDemo } from './demo.js';
 import { exportCommand, importFile, restoreCommand } from './transfer.js';
 
 const HELP = `idnode — industrial-internet identifier resolution node
@@ -36,12 +36,18 @@ Usage:
                                         item names or INDEX:TYPE); progress on stderr
   idnode export --out DIR [--db FILE | --config FILE]
                                         escrow: one NDJSON file per table + manifest.json
-  idnode restore --from DIR --db NEW_FILE
+  idnode restore --from DIR (--db NEW_FILE | --config FILE)
                                         rebuild a node from an export (checks the manifest)
+                                        into a new SQLite file, or into the configured
+                                        PostgreSQL database (which must be empty)
   idnode demo [--base-port N] [--dir DIR]
                                         a three-tier hierarchy on this machine: top-level T
                                         (:N), secondary nodes A (:N+1, seeded) and B (:N+2),
                                         enterprise node E (:N+9); default N 8100, DIR data/demo
+  idnode demo --postgres [--base-port N] [--dir DIR]
+                                        two nodes (:N, :N+1) over a PostgreSQL primary and a
+                                        synchronous standby started in a temporary directory
+                                        (needs PostgreSQL's server binaries installed)
   idnode audit verify [--db FILE | --config FILE]
                                         check the audit chain and every audited table offline
                                         (read-only; works while a node runs; progress on a
@@ -192,11 +198,21 @@ async function serve(config: Config, embedded: boolean, io: CliIo): Promise<void
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-/** Opens the database read-only (no migration, no exclusive lock) and walks the chain. */
-async function auditVerify(db: string | undefined, configFile: string | undefined, io: CliIo): Promise<number> {
-  const path = db ?? loadConfig({ ...(configFile !== undefined ? { file: configFile } : {}), env: io.env }).db;
+/**
+ * The database of `--db FILE` (SQLite), else the configured one, opened read-only: no
+ * migration, no lock a running node would wait on.
+ */
+async function openReadonly(db: string | undefined, configFile: string | undefined, env: NodeJS.ProcessEnv): Promise<Store> {
+  const config = db === undefined ? loadConfig({ ...(configFile !== undefined ? { file: configFile } : {}), env }) : undefined;
+  if (config !== undefined && config.store.engine === 'postgres') return openConfiguredStore(config, { readonly: true });
+  const path = db ?? config!.db;
   if (!existsSync(path)) throw new ConfigError(`no database at ${path}; pass --db FILE`);
-  const store = openStore(path, { readonly: true });
+  return openStore(path, { readonly: true });
+}
+
+/** Opens the database read-only and walks the chain. */
+async function auditVerify(db: string | undefined, configFile: string | undefined, io: CliIo): Promise<number> {
+  const store = await openReadonly(db, configFile, io.env);
   try {
     // On a terminal, one redrawn line says how far a long walk is (stdout keeps the verdict alone).
     const onProgress = io.isTTY
@@ -243,6 +259,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       site: { type: 'string' },
       db: { type: 'string' },
       'base-port': { type: 'string' },
+      postgres: { type: 'boolean' },
       workers: { type: 'string' },
       format: { type: 'string' },
       template: { type: 'string' },
@@ -260,8 +277,17 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   }
   if (command === 'audit' && sub === 'verify') return auditVerify(values.db, values.config, io);
   const output = { out, err: (text: string) => io.stderr(text), tty: io.isTTY };
-  if (command === 'restore') return restoreCommand(values.from, values.db, output);
-  if (command === 'export') return exportCommand(values.db ?? loadConfig(fileConfig(values.config)).db, values.out, output);
+  if (command === 'restore')
+    return restoreCommand(
+      values.from,
+      values.db,
+      values.db === undefined && values.config !== undefined ? loadConfig(fileConfig(values.config)) : undefined,
+      output,
+    );
+  if (command === 'export') {
+    if (values.out === undefined) throw new ConfigError('usage: idnode export --out DIR [--db FILE | --config FILE]');
+    return exportCommand(await openReadonly(values.db, values.config, io.env), values.out, output);
+  }
   if (command === 'import') {
     if (sub === undefined) throw new ConfigError('usage: idnode import FILE --prefix PREFIX');
     if (values.overwrite !== undefined && values.overwrite !== 'true' && values.overwrite !== 'false')
@@ -277,7 +303,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   if (command === 'demo') {
     const basePort = Number(values['base-port'] ?? '8100');
     if (!Number.isInteger(basePort) || basePort < 1 || basePort > 65526) throw new ConfigError('--base-port must be a port number from 1 to 65526');
-    return runDemo({ basePort, dir: values.dir ?? 'data/demo', out });
+    return (values.postgres ? runPgDemo : runDemo)({ basePort, dir: values.dir ?? 'data/demo', out });
   }
   const key = `${command} ${sub ?? ''}`.trim();
   // An unknown command touches no database (the default one may not be this directory's).

@@ -10,7 +10,7 @@ import type { LineResult, Summary } from '../registry/bulk.js';
 import { exportTo, restoreFrom } from '../registry/escrow.js';
 import { authorizeWrite } from '../registry/records.js';
 import { TEMPLATE_INDEX, TEMPLATE_TYPE } from '../registry/templates.js';
-import { openStore } from '../store/index.js';
+import type { Store } from '../store/index.js';
 
 export interface Output {
   out(line: string): void;
@@ -189,10 +189,8 @@ export async function importFile(
   }
 }
 
-export async function exportCommand(db: string, out: string | undefined, io: Output): Promise<number> {
-  if (out === undefined) throw new ConfigError('usage: idnode export --out DIR [--db FILE | --config FILE]');
-  if (!existsSync(db)) throw new ConfigError(`no database at ${db}`);
-  const store = openStore(db, { readonly: true });
+/** Writes the escrow export of `store` (opened read-only by the caller; closed here). */
+export async function exportCommand(store: Store, out: string, io: Output): Promise<number> {
   try {
     const m = await exportTo(store, out);
     io.out(JSON.stringify({ out, counts: m.counts, auditHead: m.auditHead, templateVersions: m.templateVersions }));
@@ -202,11 +200,14 @@ export async function exportCommand(db: string, out: string | undefined, io: Out
   }
 }
 
-export async function restoreCommand(from: string | undefined, db: string | undefined, io: Output): Promise<number> {
-  if (from === undefined || db === undefined) throw new ConfigError('usage: idnode restore --from DIR --db NEW_FILE');
+/** Restores into a new SQLite file (`db`), or into the configured PostgreSQL database, which must be empty. */
+export async function restoreCommand(from: string | undefined, db: string | undefined, config: Config | undefined, io: Output): Promise<number> {
+  const pg = db === undefined && config?.store.engine === 'postgres';
+  if (from === undefined || (db === undefined && !pg))
+    throw new ConfigError('usage: idnode restore --from DIR --db NEW_FILE (or --config FILE naming an empty PostgreSQL database)');
   try {
-    const { manifest, checked } = await restoreFrom(from, db);
-    io.out(JSON.stringify({ db, counts: manifest.counts, auditVerified: checked, auditHead: manifest.auditHead }));
+    const { manifest, checked } = await restoreFrom(from, pg ? { engine: 'postgres', url: config.store.url } : db!);
+    io.out(JSON.stringify({ db: pg ? 'store.url' : db, counts: manifest.counts, auditVerified: checked, auditHead: manifest.auditHead }));
     return 0;
   } catch (err) {
     if (err instanceof IdnError) throw new ConfigError(`restore refused: ${err.message}`);

@@ -420,6 +420,15 @@ export const CONFIG_KEYS = {
       'how often a node checks the SQLite file for writes by other processes (CLI, other workers) and drops what they changed from its cache; ' +
       'its own writes apply at once',
   },
+  'changes.backstopMs': {
+    kind: 'int',
+    default: 500,
+    min: 1,
+    max: 600_000,
+    unit: 'ms',
+    env: 'IDNODE_CHANGES_BACKSTOP_MS',
+    doc: "with PostgreSQL, nodes learn of each other's writes by LISTEN/NOTIFY at once, and re-read the change feed this often besides (a notification is lost while its connection is down)",
+  },
   'changes.retention': {
     kind: 'int',
     default: 100_000,

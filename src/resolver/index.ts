@@ -397,6 +397,8 @@ export interface ChangeFollower {
 export async function createChangeFollower(deps: {
   store: Store;
   pollMs: number;
+  /** With an engine that can `watchChanges`: how often the feed is read regardless (default 500). */
+  backstopMs?: number;
   apply: (rows: ChangeRow[]) => void | Promise<void>;
   reset: () => void | Promise<void>;
   /** Rows read per statement (a long backlog is read in pages). */
@@ -452,23 +454,33 @@ export async function createChangeFollower(deps: {
     return chain;
   }
 
-  const timer = setInterval(() => {
-    if (!store.isOpen()) return stop();
-    void store.dataVersion().then(
-      (v) => {
-        if (v === dataVersion) return;
-        dataVersion = v;
-        return check();
-      },
-      () => undefined,
-    );
-  }, deps.pollMs);
+  // An engine that announces other processes' commits (PostgreSQL's LISTEN) is read when it
+  // does, and every backstopMs besides: a notification sent while the connection was down is lost.
+  const unwatch = store.watchChanges ? await store.watchChanges(() => void check()) : undefined;
+  const timer =
+    unwatch !== undefined
+      ? setInterval(() => {
+          if (!store.isOpen()) return stop();
+          void check();
+        }, deps.backstopMs ?? 500)
+      : setInterval(() => {
+          if (!store.isOpen()) return stop();
+          void store.dataVersion().then(
+            (v) => {
+              if (v === dataVersion) return;
+              dataVersion = v;
+              return check();
+            },
+            () => undefined,
+          );
+        }, deps.pollMs);
   timer.unref();
   const unsubscribe = store.onCommit(check);
 
   function stop(): void {
     clearInterval(timer);
     unsubscribe();
+    void unwatch?.().catch(() => undefined);
   }
 
   return {

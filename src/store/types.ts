@@ -205,6 +205,12 @@ export interface ChangeReads {
   changesAfter(cursor: number, limit: number): Promise<ChangeRow[]>;
   /** The cursor of the newest feed row (0: none yet); pruning always keeps it. */
   changesHead(): Promise<number>;
+  /**
+   * A capability: calls `wake` as soon as another process may have committed (a notification,
+   * or a reconnect, after which notifications may have been lost). The follower then reads the
+   * feed at once instead of polling `dataVersion`. Resolves to the unsubscribe.
+   */
+  watchChanges?(wake: () => void): Promise<() => Promise<void>>;
 }
 
 export interface EscrowOps {

@@ -3,7 +3,7 @@
  * (contiguous across writers in every process), pruned to a bounded length.
  */
 import type { ChangeReads, ChangeRow } from '../types.js';
-import type { Q } from './db.js';
+import type { Q, Sql } from './db.js';
 
 /** Other nodes LISTEN on it; the payload is the feed's newest id after the commit. */
 export const CHANGES_CHANNEL = 'idnode_changes';
@@ -38,4 +38,18 @@ export async function insertChanges(q: Q, rows: ChangeInsert[]): Promise<void> {
 /** Drops rows past the retention; the newest always stays, so ids are never reused. */
 export async function pruneChanges(q: Q, lastId: number, retention: number): Promise<void> {
   if (lastId > retention) await q`DELETE FROM changes WHERE id <= ${lastId - retention}`;
+}
+
+/**
+ * LISTENs on the feed's channel on a connection of its own: `wake` runs on every notification
+ * and each time the listen is (re-)established, since notifications sent while it was down are
+ * lost. postgres.js reconnects and re-subscribes by itself.
+ */
+export async function watchChanges(sql: Sql, wake: () => void): Promise<() => Promise<void>> {
+  const sub = await sql.listen(
+    CHANGES_CHANNEL,
+    () => wake(),
+    () => wake(),
+  );
+  return () => sub.unlisten();
 }

@@ -13,7 +13,7 @@ import { type AuditedTableName, isoSeconds, rowHash, sha256, type WriteSetRow } 
 import { verifyChain } from '../verify.js';
 import type { AuditRow, ChangeKind, StoreEngine, StoreOptions, WriteEntry, WriteOutcome, WriteTx } from '../types.js';
 import { auditEntry, auditReads, insertAudit, rebaseIfNeeded, rowsNow } from './audit.js';
-import { type ChangeInsert, changeReads, CHANGES_CHANNEL, insertChanges, pruneChanges } from './changes.js';
+import { type ChangeInsert, changeReads, CHANGES_CHANNEL, insertChanges, pruneChanges, watchChanges } from './changes.js';
 import { connectPool, guardAll, guarded, type Q, type Sql, translate, type Tx } from './db.js';
 import { escrowOps } from './escrow.js';
 import { lineageReads, lineageWrites } from './lineage.js';
@@ -395,6 +395,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
     ...guardAll(lineageReads(replica)),
     ...outbox,
     ...guardAll(changeReads(sql)),
+    watchChanges: (wake) => guarded('LISTEN on the change feed', () => watchChanges(sql, wake)),
     ...escrow,
     path: where,
     history,
