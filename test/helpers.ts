@@ -1,9 +1,10 @@
 /** Test helpers: a real node (real SQLite file, real HTTP on port 0) per test. */
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { connect, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import tap, { type Test } from 'tap';
 import { main } from '../src/cli/main.js';
 import { type Config, loadConfig } from '../src/config.js';
@@ -234,4 +235,72 @@ export async function freeDemoBase(): Promise<number> {
     const base = 20000 + Math.floor(Math.random() * 12700);
     if ((await Promise.all([0, 1, 2, 9].map((d) => free(base + d)))).every(Boolean)) return base;
   }
+}
+
+const SERVE_BIN = fileURLToPath(new URL('../src/cli/bin.ts', import.meta.url));
+
+/**
+ * Asks `probe` again until it answers something other than undefined: for what another process
+ * must do (a timer's report, a cache entry's expiry on its own clock), where no event reaches
+ * this one. Bounded generously for a busy machine; no assertion is about how long it took.
+ */
+export async function eventually<T>(what: string, probe: () => Promise<T | undefined>, tries = 600): Promise<T> {
+  for (let i = 0; i < tries; i++) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what}: not seen after ${tries} tries`);
+}
+
+async function freePortNumber(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+export interface Proc extends Client {
+  admin: string;
+  child: ChildProcess;
+  start(): Promise<void>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** An `idnode serve --config` child process; `start()` (again after `kill()`) runs it on the same database and port. */
+export async function node(t: Test, dir: string, name: string, config: Record<string, unknown>, admin = `${name}-admin-secret`): Promise<Proc> {
+  const port = await freePortNumber();
+  const file = join(dir, `${name}.json`);
+  // No shedding on event-loop delay: a node just started on a busy machine lags, and this test is not about shedding.
+  const shedding = { maxInFlight: 1024, eventLoopDelayMs: 0 };
+  writeFileSync(file, JSON.stringify({ db: join(dir, `${name}.db`), listen: { port }, logLevel: 'warn', shedding, ...config }));
+  const proc = {
+    ...client(`http://127.0.0.1:${port}`),
+    admin,
+    child: undefined as unknown as ChildProcess,
+    async start() {
+      const child = spawn(process.execPath, [...process.execArgv, SERVE_BIN, 'serve', '--config', file], {
+        env: { ...cleanEnv, IDNODE_ADMIN_TOKEN: admin },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      proc.child = child;
+      // Started when it says so; a process that exits first rejects with its output.
+      await watch(child).waitFor(/listening on/);
+    },
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+      const exited = new Promise((r) => proc.child.once('exit', r));
+      proc.child.kill(signal);
+      await exited;
+    },
+  };
+  t.teardown(() => proc.kill());
+  return proc;
+}
+
+export async function ok(p: Promise<{ status: number; text: string; json: any }>, status = 200): Promise<any> {
+  const r = await p;
+  if (r.status !== status) throw new Error(`expected ${status}, got ${r.status}: ${r.text}`);
+  return r.json;
 }

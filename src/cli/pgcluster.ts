@@ -206,6 +206,9 @@ export async function createPgCluster(opts: PgClusterOptions = {}): Promise<PgCl
         '-R',
         '-X',
         'stream',
+        // Checkpoint at once: a spread checkpoint makes the copy wait minutes on an idle primary.
+        '-c',
+        'fast',
         '-d',
         `application_name=${name}`,
       ]);

@@ -11,11 +11,12 @@ import { performance } from 'node:perf_hooks';
 import { IdnError } from '../../errors.js';
 import { type AuditedTableName, isoSeconds, rowHash, sha256, type WriteSetRow } from '../chain.js';
 import { verifyChain } from '../verify.js';
-import type { AuditRow, ChangeKind, StoreEngine, StoreOptions, WriteEntry, WriteOutcome, WriteTx } from '../types.js';
+import type { AuditRow, ChangeKind, ChangeReads, StoreEngine, StoreOptions, WriteEntry, WriteOutcome, WriteTx } from '../types.js';
 import { auditEntry, auditReads, insertAudit, rebaseIfNeeded, rowsNow } from './audit.js';
 import { type ChangeInsert, changeReads, CHANGES_CHANNEL, insertChanges, pruneChanges, watchChanges } from './changes.js';
 import { connectPool, guardAll, guarded, type Q, type Sql, translate, type Tx } from './db.js';
 import { escrowOps } from './escrow.js';
+import { createFreshness } from './freshness.js';
 import { lineageReads, lineageWrites } from './lineage.js';
 import { latestPgSchemaVersion, migratePg, pgSchemaVersion, rowsVersion } from './migrations.js';
 import { outboxOps, outboxWrites } from './outbox.js';
@@ -119,6 +120,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
   const where = redact(opts.url);
   const sql: Sql = connectPool(opts.url, opts.poolSize ?? 4);
   const replica: Sql = opts.readUrl !== undefined ? connectPool(opts.readUrl, opts.poolSize ?? 4) : sql;
+  const freshness = opts.readUrl !== undefined ? createFreshness() : undefined;
   let version: number;
   try {
     version = opts.readonly ? await pgSchemaVersion(sql) : await migratePg(sql);
@@ -298,6 +300,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
     const done: Array<[Pending, unknown]> = [];
     const failed = new Map<Pending, unknown>();
     let recorded = false;
+    let committedChanges: ChangeInsert[] = [];
     try {
       await sql.begin(async (tx) => {
         const [row] = await tx<Array<{ seq: number; hash: string; changeId: number; recordId: number }>>`
@@ -341,6 +344,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
         if (head !== start)
           last.push(tx`UPDATE chain_head SET seq = ${head.seq}, hash = ${head.hash}, change_id = ${head.changeId}, record_id = ${head.recordId} WHERE id = 1`);
         await Promise.all(last);
+        committedChanges = rows.changes;
       });
     } catch (err) {
       // The transaction itself failed (a single write's apply, the commit, the connection):
@@ -349,6 +353,8 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
       return;
     }
     for (const [p, err] of failed) p.reject(asWriteError(err));
+    // This node's own writes: its next read of them must not come from a standby that lags.
+    if (freshness !== undefined) for (const [id, , kind, key] of committedChanges) if (kind === 'record') freshness.note(key, id);
     opts.onBatch?.(done.length);
     const ms = performance.now() - t0;
     for (let i = 0; i < done.length; i++) opts.onWrite?.(ms);
@@ -381,7 +387,18 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
     });
   }
 
-  const records = guardAll(recordReads(sql, replica));
+  const records = guardAll(recordReads(sql, replica, freshness));
+  const changes = changeReads(sql);
+  const changeOps: ChangeReads = guardAll({
+    dataVersion: () => changes.dataVersion(),
+    changesHead: () => changes.changesHead(),
+    async changesAfter(cursor: number, limit: number) {
+      const rows = await changes.changesAfter(cursor, limit);
+      // What other nodes changed: a standby read of these keys must have replayed the change.
+      if (freshness !== undefined) for (const r of rows) if (r.kind === 'record') freshness.note(r.key, r.id);
+      return rows;
+    },
+  });
   const outbox = guardAll(outboxOps(sql, now));
   const escrow = guardAll(escrowOps(sql));
   const verifyReads = guardAll(auditReads(sql));
@@ -394,7 +411,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
     verifyAudit: (o) => verifyChain(verifyReads, o),
     ...guardAll(lineageReads(replica)),
     ...outbox,
-    ...guardAll(changeReads(sql)),
+    ...changeOps,
     watchChanges: (wake) => guarded('LISTEN on the change feed', () => watchChanges(sql, wake)),
     ...escrow,
     path: where,

@@ -1,21 +1,29 @@
 /** Records, their versions and the per-prefix record counters. */
 import type { AnswerRow, RecordReads, RecordRow, VersionRow } from '../types.js';
 import type { Q } from './db.js';
+import type { Freshness } from './freshness.js';
 
 const RECORD_COLUMNS =
   'handle_key AS "handleKey", handle, prefix_key AS "prefixKey", values_json AS "valuesJson", public_json AS "publicJson", max_age AS "maxAge", expires_at AS "expiresAt", etag, version, updated_at AS "updatedAt"';
 const VERSION_COLUMNS = 'version, handle, at, actor, action, values_json AS "valuesJson", audit_seq AS "auditSeq"';
 
 /** Reads on `primary` (counts, what a write decides on) and `replica` (cache misses, history, listing). */
-export function recordReads(primary: Q, replica: Q): RecordReads {
+export function recordReads(primary: Q, replica: Q, freshness?: Freshness): RecordReads {
+  const onPrimary = async (handleKey: string) =>
+    (await primary`SELECT handle, values_json, public_json, max_age, expires_at, etag FROM records WHERE handle_key = ${handleKey}`.values())[0] as
+      AnswerRow | undefined;
   return {
     async getRecord(handleKey) {
       const [row] = await primary.unsafe<RecordRow[]>(`SELECT ${RECORD_COLUMNS} FROM records WHERE handle_key = $1`, [handleKey], { prepare: true });
       return row;
     },
     async answerRow(handleKey) {
-      const [row] = await replica`SELECT handle, values_json, public_json, max_age, expires_at, etag FROM records WHERE handle_key = ${handleKey}`.values();
-      return row as AnswerRow | undefined;
+      if (freshness === undefined || replica === primary) return onPrimary(handleKey);
+      // The standby's feed position comes with the row, from the same snapshot.
+      const [row] = await replica`SELECT h.change_id, r.handle, r.values_json, r.public_json, r.max_age, r.expires_at, r.etag
+        FROM chain_head h LEFT JOIN records r ON r.handle_key = ${handleKey} WHERE h.id = 1`.values();
+      if (row === undefined || !freshness.fresh(handleKey, row[0] as number)) return onPrimary(handleKey);
+      return row[1] === null ? undefined : (row.slice(1) as unknown as AnswerRow);
     },
     async listRecordHandles(prefixKey, limit, offset) {
       const rows = await replica`SELECT handle FROM records WHERE prefix_key = ${prefixKey} ORDER BY handle_key LIMIT ${limit} OFFSET ${offset}`.values();
