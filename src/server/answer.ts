@@ -86,6 +86,8 @@ export function errorHeaders(err: IdnError, text: string): string[] {
   const h = ['content-type', JSON_TYPE, 'content-length', String(Buffer.byteLength(text)), 'x-content-type-options', 'nosniff'];
   if (err.http === 401) h.push('www-authenticate', WWW_AUTHENTICATE);
   if (err.headers !== undefined) for (const k in err.headers) h.push(k, err.headers[k]!);
+  // Every 503 says when to come back, also one raised where no wait is known (a database failing over).
+  if (err.http === 503 && err.headers?.['retry-after'] === undefined) h.push('retry-after', '1');
   return h;
 }
 
