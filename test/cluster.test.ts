@@ -4,9 +4,13 @@
  * writes on the primary; node 2 writes on the primary and reads from the standby.
  */
 import t, { type Test } from 'tap';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { createPgCluster, type PgCluster, type PgServer } from '../src/cli/pgcluster.js';
-import { eventually, node, ok, type Proc, tempDir } from './helpers.js';
+import { cleanEnv, client, type Client, eventually, freeDemoBase, node, ok, type Proc, tempDir, watch } from './helpers.js';
 import { pgMissing } from './pg.js';
 
 const missing = pgMissing();
@@ -38,7 +42,7 @@ if (missing !== undefined) {
   const urlOf = (answer: { json: { values?: Array<{ data: { value: string } }> } }) => answer.json.values?.[0]?.data.value;
 
   /** Asks node `n` until it answers `want` for `id` (a cross-process change: no event reaches the test). */
-  const answers = (n: Proc, id: string, want: string | undefined) =>
+  const answers = (n: Client, id: string, want: string | undefined) =>
     eventually(`${n.url} answers ${want ?? 'not found'} for ${id}`, async () => {
       const r = await n.call('GET', `/api/handles/${id}`);
       return (want === undefined ? r.status === 404 : urlOf(r) === `https://example.com/${want}`) ? r : undefined;
@@ -227,5 +231,35 @@ if (missing !== undefined) {
     t.comment(`${acknowledged.length} writes acknowledged, ${refused.length} refused during the failover`);
     for (const h of acknowledged) t.equal((await n2.call('GET', `/api/handles/${h}`)).status, 200, `${h} was acknowledged and is there`);
     t.match(await ok(n2.call('GET', '/api/audit/verify', { token: n2.admin })), { ok: true }, 'the chain verifies on the new primary');
+  });
+
+  t.test('idnode demo --postgres: two nodes over a primary and a standby, stopped by SIGTERM', async (t) => {
+    const dir = tempDir(t);
+    const base = await freeDemoBase();
+    const bin = fileURLToPath(new URL('../src/cli/bin.ts', import.meta.url));
+    const child = spawn(process.execPath, [...process.execArgv, bin, 'demo', '--postgres', '--base-port', String(base), '--dir', join(dir, 'demo')], {
+      cwd: dir,
+      env: { ...cleanEnv, IDNODE_SHEDDING_EVENT_LOOP_DELAY_MS: '0' },
+    });
+    const w = watch(child);
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    t.teardown(() => child.kill('SIGKILL'));
+    await w.waitFor(/one chain for both nodes/);
+    const root = /data in (\S+)/.exec(w.output())![1]!;
+    const [one, two] = [`http://127.0.0.1:${base}`, `http://127.0.0.1:${base + 1}`];
+    // The README's commands, as printed.
+    const put = await fetch(`${one}/api/handles/88.100.1/DEMO-1`, {
+      method: 'PUT',
+      headers: { authorization: 'Bearer demo-admin-token', 'content-type': 'application/json' },
+      body: JSON.stringify(values('p/1')),
+    });
+    t.equal(put.status, 200);
+    await answers(client(two), '88.100.1/DEMO-1', 'p/1');
+    t.equal((await fetch(`${two}/api/handles/88.100.1/ENGINE-2026-000001`)).status, 200, 'node 1 seeded the shared database');
+    const verify = await fetch(`${two}/api/audit/verify`, { headers: { authorization: 'Bearer demo-admin-token' } });
+    t.match(await verify.json(), { ok: true });
+    child.kill('SIGTERM');
+    t.equal(await exited, 0);
+    t.notOk(existsSync(root), 'the cluster directory is removed');
   });
 }
