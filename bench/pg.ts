@@ -88,7 +88,9 @@ async function startPgNode(store: { url: string; readUrl?: string }, config: Rec
     file,
     JSON.stringify({ db: join(dir, 'idnode.db'), listen: { port: 0 }, logLevel: 'warn', store: { engine: 'postgres', ...store }, ...config, ...extra }),
   );
-  const server = await startServer([CLI, 'serve', '--config', file], { IDNODE_ADMIN_TOKEN: ADMIN }, dir);
+  // PG_BENCH_NODE_ARGS: node flags for every node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" for a profile).
+  const flags = (process.env.PG_BENCH_NODE_ARGS ?? '').split(' ').filter((f) => f !== '');
+  const server = await startServer([...flags, CLI, 'serve', '--config', file], { IDNODE_ADMIN_TOKEN: ADMIN }, dir);
   return {
     ...server,
     dir,
