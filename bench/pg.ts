@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import postgres from 'postgres';
 import { Pool } from 'undici';
 import { createPgCluster, type PgCluster, type PgServer } from '../src/cli/pgcluster.js';
 import { cpuMsOf, load, type LoadOptions, type LoadResult, median, type Server, startServer, TICK_MS } from './lib.js';
@@ -66,6 +67,42 @@ export function pgCpuMs(server: PgServer): number {
     }
   }
   return total;
+}
+
+/**
+ * Samples what the database's active backends wait on (pg_stat_activity, every 50 ms) until
+ * stopped: the share of samples per wait event ("CPU" when a backend is running), so a run
+ * says whether it waits on the chain head's lock, on the standby, on fsync or on the client.
+ */
+function sampleWaits(url: string, db: string): { stop(): Promise<Record<string, number>> } {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  const tally = new Map<string, number>();
+  let samples = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      // "idle in transaction": a backend holding its transaction open while the node prepares its next statement.
+      const rows = await sql`SELECT CASE WHEN state = 'active' THEN coalesce(wait_event_type || ':' || wait_event, 'CPU') ELSE state END AS w
+        FROM pg_stat_activity WHERE datname = ${db} AND state IN ('active', 'idle in transaction') AND pid <> pg_backend_pid()`;
+      for (const r of rows) tally.set(r.w as string, (tally.get(r.w as string) ?? 0) + 1);
+      samples++;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      await sql.end({ timeout: 1 });
+      // Mean number of backends in each state per sample: 0.5 means half a backend on average.
+      return Object.fromEntries(
+        [...tally]
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, 8)
+          .map(([w, n]) => [w, Math.round((n / Math.max(1, samples)) * 100) / 100]),
+      );
+    },
+  };
 }
 
 async function withCluster<T>(opts: { fast: boolean; standby?: boolean }, fn: (c: PgCluster, standby: PgServer | undefined) => Promise<T>): Promise<T> {
@@ -310,6 +347,7 @@ export async function pgWrites(o: PgOptions): Promise<Outcome> {
       const commits = async () => Number((await cluster.primary.sql("SELECT xact_commit FROM pg_stat_database WHERE datname = 'idnode'")).trim());
       let commitsPerWrite: number[] = [];
       await Promise.all([load(one, [], { ...opts, seconds: 2 }), load(two, [], { ...opts, seconds: 2 })]);
+      const waits = sampleWaits(url, 'idnode');
       for (let i = 0; i < o.runs; i++) {
         const [p0, s0, c0] = [pgCpuMs(cluster.primary), pgCpuMs(standby!), await commits()];
         const [a, b] = await Promise.all([load(one, [], opts), load(two, [], opts)]);
@@ -337,6 +375,7 @@ export async function pgWrites(o: PgOptions): Promise<Outcome> {
         commitsPerWrite[i] = commitsPerWrite[i]! / requests;
         process.stdout.write(`run ${i + 1}: ${Math.round(both.rps)} writes/s (node 1 ${Math.round(a.rps)}, node 2 ${Math.round(b.rps)})\n`);
       }
+      const waitEvents = await waits.stop();
       const verdict = await call(one.url, 'GET', '/api/audit/verify');
       if (verdict.ok !== true) throw new Error(`audit chain broken after the run: ${JSON.stringify(verdict)}`);
       const sides = {
@@ -360,6 +399,9 @@ export async function pgWrites(o: PgOptions): Promise<Outcome> {
           primaryCommitsPerWrite: commitsPerWrite,
           commitsNote:
             'xact_commit of the idnode database on the primary per write, read transactions included (change feed, listing): an upper bound on transactions per write; writes per batch is the inverse of its write part',
+          waitEvents,
+          waitEventsNote:
+            "active backends of the idnode database per pg_stat_activity sample (every 50 ms, whole run incl. pauses), by wait event; CPU: not waiting; idle in transaction: waiting for the node's next statement",
           auditEntriesVerified: verdict.checked,
           synchronousCommit: 'remote_apply, one synchronous standby',
           fsync: 'on',
@@ -387,6 +429,7 @@ export async function pgBulk(o: PgOptions): Promise<Outcome> {
     writeLines(file, n, (i) => bulkLine(i + 1));
     const runs = { idnode: [] as LoadResult[], pg: [] as LoadResult[] };
     let checked = 0;
+    const waitEvents: Array<Record<string, number>> = [];
     for (let r = 0; r < o.runs; r++) {
       const db = `idnode_bulk_${r}`;
       await cluster.primary.sql(`CREATE DATABASE ${db}`);
@@ -395,8 +438,10 @@ export async function pgBulk(o: PgOptions): Promise<Outcome> {
         await call(node.url, 'POST', '/api/prefixes', { prefix: '88.100.9', owner: { name: 'Bench Works' } });
         await call(node.url, 'PUT', '/api/templates/88.100.9/1', { items: TEMPLATE_ITEMS });
         const [c0, p0] = [node.cpuMs(), pgCpuMs(cluster.primary)];
+        const waits = sampleWaits(cluster.primary.url(db), db);
         const res = await upload(node.url, '88.100.9', file);
         const [cpu, pgMs] = [node.cpuMs() - c0, pgCpuMs(cluster.primary) - p0];
+        waitEvents.push(await waits.stop());
         if (res.summary.ok !== n) throw new Error(`run ${r}: ${JSON.stringify(res.summary)}`);
         const base = { requests: n, rps: n / res.seconds, p50: 0, p99: 0, non2xx: 0, errors: 0 };
         runs.idnode.push({ ...base, cpuMs: cpu, cpuUsPerReq: (cpu * 1000) / n });
@@ -416,7 +461,17 @@ export async function pgBulk(o: PgOptions): Promise<Outcome> {
     return {
       sides,
       ratios: [{ name: 'records/s / 30,000 target', value: sides['idnode (records/s)'].rps / 30_000, target: '>= 1.00' }],
-      notes: { records: n, chunkSize: 1000, auditEntriesVerified: checked, fsync: 'on', standby: 'none', ...smokeNote(o) },
+      notes: {
+        records: n,
+        chunkSize: 1000,
+        auditEntriesVerified: checked,
+        fsync: 'on',
+        standby: 'none',
+        waitEvents: waitEvents.at(-1),
+        waitEventsNote:
+          "last run: active backends of its database per pg_stat_activity sample (every 50 ms), by wait event; CPU: not waiting; idle in transaction: waiting for the node's next statement",
+        ...smokeNote(o),
+      },
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
