@@ -180,28 +180,29 @@ function writeLines(file: string, n: number, line: (i: number) => string): void 
 }
 
 /**
- * Alternates bare and idnode runs as run.ts does; around each idnode run it also reads the
- * PostgreSQL primary's CPU, reported as a side of its own (same requests, PostgreSQL's CPU).
+ * Alternates bare, the optional bare + PostgreSQL lookup floor, and idnode runs as run.ts
+ * does; around each run of a side that reads PostgreSQL it also reads the primary's CPU,
+ * reported as a side of its own (the same requests, PostgreSQL's CPU).
  */
-async function alternateWithPg(bare: Server, node: Server, primary: PgServer, opts: LoadOptions, runs: number): Promise<Record<string, Side>> {
-  const out = { bare: [] as LoadResult[], idnode: [] as LoadResult[], pg: [] as LoadResult[] };
-  await load(bare, [], { ...opts, seconds: 2 });
-  await load(node, [], { ...opts, seconds: 2 });
-  for (let i = 0; i < runs; i++) {
-    const b = await load(bare, [], opts);
-    const pg0 = pgCpuMs(primary);
-    const r = await load(node, [], opts);
-    const pgMs = pgCpuMs(primary) - pg0;
-    for (const [label, x] of [
-      ['bare', b],
-      ['idnode', r],
-    ] as const)
-      if (x.non2xx > 0 || x.errors > 0) throw new Error(`${label} run ${i}: ${x.non2xx} non-2xx, ${x.errors} errors`);
-    out.bare.push(b);
-    out.idnode.push(r);
-    out.pg.push({ ...r, cpuMs: pgMs, cpuUsPerReq: (pgMs * 1000) / r.requests });
+async function alternateWithPg(bare: Server, node: Server, primary: PgServer, opts: LoadOptions, runs: number, floor?: Server): Promise<Record<string, Side>> {
+  const servers: Array<[string, Server]> = [['bare', bare], ...(floor ? [['bare + PostgreSQL lookup', floor] as [string, Server]] : []), ['idnode', node]];
+  const out = new Map<string, LoadResult[]>();
+  const pgLabel = (label: string) => (label === 'idnode' ? 'PostgreSQL server (during the idnode runs)' : 'PostgreSQL server (during the bare + lookup runs)');
+  for (const [label, server] of servers) {
+    out.set(label, []);
+    if (label !== 'bare') out.set(pgLabel(label), []);
+    await load(server, [], { ...opts, seconds: 2 });
   }
-  return { bare: summarise(out.bare), idnode: summarise(out.idnode), 'PostgreSQL server (during the idnode runs)': summarise(out.pg) };
+  for (let i = 0; i < runs; i++)
+    for (const [label, server] of servers) {
+      const pg0 = pgCpuMs(primary);
+      const r = await load(server, [], opts);
+      const pgMs = pgCpuMs(primary) - pg0;
+      if (r.non2xx > 0 || r.errors > 0) throw new Error(`${label} run ${i}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+      out.get(label)!.push(r);
+      if (label !== 'bare') out.get(pgLabel(label))!.push({ ...r, cpuMs: pgMs, cpuUsPerReq: (pgMs * 1000) / r.requests });
+    }
+  return Object.fromEntries([...out].map(([k, v]) => [k, summarise(v)]));
 }
 
 function smokeNote(o: PgOptions): Record<string, unknown> {
@@ -283,15 +284,22 @@ export async function pgCold(o: PgOptions): Promise<Outcome> {
       });
       const bodyBytes = await meanAnswerBytes(node.url, sample);
       const bare = await startServer([BARE], { BARE_BODY_BYTES: String(bodyBytes) });
+      const barePg = await startServer([BARE], { BARE_BODY_BYTES: String(bodyBytes), BARE_PG: cluster.primary.url('idnode') });
       try {
-        const sides = await alternateWithPg(bare, node, cluster.primary, { seconds: o.seconds, connections: o.connections, next }, o.runs);
+        const opts = { seconds: o.seconds, connections: o.connections, next };
+        const sides = await alternateWithPg(bare, node, cluster.primary, opts, o.runs, barePg);
         const ready = await call(node.url, 'GET', '/readyz');
         const pg = sides['PostgreSQL server (during the idnode runs)']!;
+        const floor = sides['bare + PostgreSQL lookup']!;
+        const floorPg = sides['PostgreSQL server (during the bare + lookup runs)']!;
         return {
           sides,
           ratios: [
             ...resolutionRatios(sides, { rps: '>= 0.75', cpu: '<= 1.60' }),
             { name: 'PostgreSQL CPU per request / bare', value: pg.cpuUsPerReq / sides.bare!.cpuUsPerReq },
+            { name: 'throughput idnode/(bare + PostgreSQL lookup)', value: sides.idnode!.rps / floor.rps },
+            { name: 'CPU per request idnode/(bare + PostgreSQL lookup)', value: sides.idnode!.cpuUsPerReq / floor.cpuUsPerReq },
+            { name: 'PostgreSQL CPU per request, idnode / bare + lookup', value: pg.cpuUsPerReq / floorPg.cpuUsPerReq },
           ],
           notes: {
             records: o.pgRecords,
@@ -306,7 +314,7 @@ export async function pgCold(o: PgOptions): Promise<Outcome> {
           },
         };
       } finally {
-        await bare.stop();
+        await Promise.all([bare.stop(), barePg.stop()]);
       }
     } finally {
       await node.stop();
