@@ -543,6 +543,7 @@ export async function pgVisibility(o: PgOptions): Promise<Outcome> {
         for (;;) {
           polls++;
           if ((await get(k)).text.includes(`v${i}-${k}`)) break;
+          if (performance.now() - t1 > 30_000) throw new Error(`node 2 still answers the old value of ${handle(k)} 30 s after the write`);
         }
         latencies.push(performance.now() - t1);
       }
