@@ -127,7 +127,10 @@ async function startPgNode(store: { url: string; readUrl?: string }, config: Rec
   );
   // PG_BENCH_NODE_ARGS: node flags for every node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" for a profile).
   const flags = (process.env.PG_BENCH_NODE_ARGS ?? '').split(' ').filter((f) => f !== '');
-  const server = await startServer([...flags, CLI, 'serve', '--config', file], { IDNODE_ADMIN_TOKEN: ADMIN }, dir);
+  const server = await startServer([...flags, CLI, 'serve', '--config', file], { IDNODE_ADMIN_TOKEN: ADMIN }, dir).catch((err: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  });
   return {
     ...server,
     dir,
