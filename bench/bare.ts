@@ -4,6 +4,7 @@
  */
 import Database from 'better-sqlite3';
 import { createServer } from 'node:http';
+import postgres from 'postgres';
 
 const size = Number(process.env.BARE_BODY_BYTES ?? '600');
 const prefix = '{"responseCode":1,"handle":"88.100.1/X","values":[{"data":"';
@@ -35,7 +36,21 @@ const lookup = process.env.BARE_DB
       return db.prepare('SELECT handle, values_json, public_json, max_age, expires_at, etag FROM records WHERE handle_key = ?').raw();
     })()
   : undefined;
+// BARE_PG=<url>: the same point query on PostgreSQL instead (postgres.js, BARE_PG_CONNECTIONS
+// pipelined connections, idnode's store.connections default): the floor for a node on PostgreSQL.
+const pg = process.env.BARE_PG ? postgres(process.env.BARE_PG, { max: Number(process.env.BARE_PG_CONNECTIONS ?? '2'), onnotice: () => {} }) : undefined;
 const server = createServer((req, res) => {
+  if (pg !== undefined) {
+    const key = req.url!.slice('/api/handles/'.length).toLowerCase();
+    pg`SELECT handle, values_json, public_json, max_age, expires_at, etag FROM records WHERE handle_key = ${key}`.values().then(
+      (rows) => {
+        if (rows.length === 0) res.writeHead(404).end();
+        else res.writeHead(200, headers).end(body);
+      },
+      () => res.writeHead(500).end(),
+    );
+    return;
+  }
   if (!ndjson) {
     if (lookup !== undefined && lookup.get(req.url!.slice('/api/handles/'.length).toLowerCase()) === undefined) {
       res.writeHead(404).end();

@@ -6,7 +6,8 @@
  *
  * Kinds: `latest` (the newest run of each scenario, every ratio against its target), `round`
  * (the oldest and newest run of each scenario on the newest results' day), `history` (every
- * run of a scenario), `sides` (one run: req/s, CPU per request, p99 of each side) and `zipf`
+ * run of a scenario), `sides` (one run: req/s, CPU per request, p99 of each side), `notes` (one
+ * run's named notes, for figures that are not sides) and `zipf`
  * (the hit-ratio table of the newest zipf run). Result files from before 2026-11-25 16:00 have
  * another shape (`idnode`, `bare`, `ratio`, `targets` at the top level): `normalise` reads both.
  */
@@ -182,12 +183,30 @@ function sides(runs: Run[], params: Record<string, string>): string {
   return `${r.scenario}, ${runLabel(r)}, Node ${r.node}, ${r.machine}:\n\n${table(['side', 'req/s (median)', 'µs CPU/req', 'p99 ms', 'runs (req/s)'], rows)}`;
 }
 
+function noteValue(x: unknown): string {
+  if (Array.isArray(x)) return x.map(noteValue).join(' / ');
+  if (typeof x === 'object' && x !== null)
+    return Object.entries(x)
+      .map(([k, v]) => `${k} ${noteValue(v)}`)
+      .join(', ');
+  return typeof x === 'number' ? x.toLocaleString('en-US', { maximumFractionDigits: 3 }) : String(x);
+}
+
+/** Named notes of one run (`keys=a,b`; all without it): the figures of a scenario that has no sides, e.g. pg-visibility. */
+function notes(runs: Run[], params: Record<string, string>): string {
+  const r = params.file !== undefined ? runs.find((x) => x.file === params.file) : newest(runs, params.scenario ?? '');
+  if (r === undefined) throw new Error(`no result file ${params.file}.json`);
+  const keys = params.keys?.split(',') ?? Object.keys(r.notes);
+  const rows = keys.map((k) => [k, r.notes[k] === undefined ? '—' : noteValue(r.notes[k])]);
+  return `${r.scenario}, ${runLabel(r)}, Node ${r.node}, ${r.machine}:\n\n${table(['note', 'value'], rows)}`;
+}
+
 function zipf(runs: Run[]): string {
   const r = newest(runs, 'zipf');
   return `${runLabel(r)}, Node ${r.node}, ${int(Number(r.notes.keys))} keys, ${int(Number(r.notes.requests))} requests, seed ${String(r.notes.seed)}:\n\n${zipfTable(r.notes.rows as ZipfRow[])}`;
 }
 
-const KINDS: Record<string, (runs: Run[], params: Record<string, string>) => string> = { latest, round, history, sides, zipf };
+const KINDS: Record<string, (runs: Run[], params: Record<string, string>) => string> = { latest, round, history, sides, notes, zipf };
 
 const BLOCK = /<!-- bench:(\w+)((?: [\w-]+=[^\s>]+)*) -->\n[\s\S]*?<!-- \/bench -->/g;
 

@@ -39,6 +39,8 @@ import { createSocket } from 'node:dgram';
 import { connect, createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { decodeEnvelope, ENVELOPE_SIZE, encodeEnvelope, encodeResolutionRequest } from '../src/native/codec.js';
 import { simulate, ZIPF_CASES, zipfTable } from './zipf.js';
+import { bulkLine, recordBody, TEMPLATE_ITEMS } from './records.js';
+import { pgBulk, pgCold, pgHot, type PgOptions, pgVisibility, pgWrites } from './pg.js';
 import { checkWrk, CLIENT_CORE, pin, SERVER_CORE, wrkLoad } from './wrk.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -228,22 +230,6 @@ async function lineageScenario(o: Options): Promise<Outcome> {
     } finally {
       await node.stop();
     }
-  });
-}
-
-/** A realistic record: seven values, one of them non-public (about 650 bytes of JSON). */
-function recordBody(n: number): string {
-  const serial = `PUMP-2026-${String(n).padStart(8, '0')}`;
-  return JSON.stringify({
-    values: [
-      { index: 1, type: 'URL', data: { format: 'string', value: `https://trace.bench-works.example/p/${serial}` } },
-      { index: 2, type: 'name', data: { format: 'string', value: 'Water pump WP-220' } },
-      { index: 3, type: 'model', data: { format: 'string', value: 'WP-220' } },
-      { index: 4, type: 'batch', data: { format: 'string', value: `PUMP-B2026-${String(Math.ceil(n / 500)).padStart(5, '0')}` } },
-      { index: 5, type: 'productionDate', data: { format: 'string', value: '2026-11-25' } },
-      { index: 6, type: 'manufacturer', data: { format: 'string', value: 'Bench Works' } },
-      { index: 20, type: 'unitCost', data: { format: 'string', value: '312.50 CNY' }, permissions: '1100' },
-    ],
   });
 }
 
@@ -703,37 +689,6 @@ async function memory(o: Options & { records: number }): Promise<Outcome> {
   });
 }
 
-const TEMPLATE_ITEMS = [
-  ['batchNo', 'batch', 'string'],
-  ['model', 'model', 'string'],
-  ['produced', 'productionDate', 'date'],
-  ['line', 'productionLine', 'string'],
-  ['inspector', 'inspector', 'string'],
-  ['weight', 'weight', 'number'],
-  ['manual', 'manual', 'url'],
-  ['material', 'material', 'reference'],
-].map(([name, idType, dataType], i) => ({ name: name!, idIndex: 2001 + i, idType: idType!, dataType: dataType!, required: i < 3 }));
-
-/** One generated record: URL, the template version and its 8 items (about 700 bytes of JSON). */
-function bulkLine(i: number): string {
-  const s = String(i).padStart(8, '0');
-  return JSON.stringify({
-    handle: `88.100.9/PUMP-${s}`,
-    values: [
-      { index: 1, type: 'URL', data: `https://trace.bench-works.example/p/PUMP-${s}` },
-      { index: 1001, type: 'TEMPLATE', data: '1' },
-      { index: 2001, type: 'batch', data: `B-${String(Math.ceil(i / 500)).padStart(6, '0')}` },
-      { index: 2002, type: 'model', data: 'WP-220' },
-      { index: 2003, type: 'productionDate', data: '2026-11-25' },
-      { index: 2004, type: 'productionLine', data: 'Line 3, Suzhou plant' },
-      { index: 2005, type: 'inspector', data: `QC-${i % 97}` },
-      { index: 2006, type: 'weight', data: '2.35' },
-      { index: 2007, type: 'manual', data: 'https://bench-works.example/manuals/WP-220.pdf' },
-      { index: 2008, type: 'material', data: `88.200.15/STEEL-LOT-2026-${String(i % 300).padStart(4, '0')}` },
-    ],
-  });
-}
-
 /** POSTs the file as NDJSON and reads the whole answer; returns the summary and seconds. */
 async function upload(url: string, file: string): Promise<{ summary: { ok: number; failed: number; total: number }; seconds: number }> {
   const t0 = performance.now();
@@ -1142,7 +1097,7 @@ function zipfScenario(): Promise<Outcome> {
   });
 }
 
-const SCENARIOS: Record<string, { about: string; run: (o: Options & { records: number }) => Promise<Outcome> }> = {
+const SCENARIOS: Record<string, { about: string; run: (o: Options & PgOptions & { records: number }) => Promise<Outcome> }> = {
   hot: { about: 'cache hits, random keys over the seeded identifiers', run: hot },
   lineage: { about: 'lineage queries over a depth-5 tree of 9,331 identifiers', run: lineageScenario },
   register: { about: 'registration over HTTP (PUT of new identifiers), history and audit on vs off', run: register },
@@ -1157,6 +1112,11 @@ const SCENARIOS: Record<string, { about: string; run: (o: Options & { records: n
   'wrk-hot': { about: 'wrk: cache hits, random keys over the seeded identifiers; server on core 1, wrk on core 0', run: wrkHot },
   'wrk-notfound': { about: 'wrk: a new unregistered identifier per request; server on core 1, wrk on core 0', run: wrkNotFound },
   zipf: { about: 'cache admission: hit ratios of Zipf traces through the answer cache, TinyLFU admission vs plain LRU', run: zipfScenario },
+  'pg-hot': { about: 'PostgreSQL engine: cache hits, random keys over the seeded identifiers', run: pgHot },
+  'pg-cold': { about: 'PostgreSQL engine: uniform keys over --pg-records identifiers (default 200,000, loaded by bulk), 8 MiB cache', run: pgCold },
+  'pg-writes': { about: 'PostgreSQL engine: audited PUTs of new identifiers from 2 nodes x --connections clients, synchronous standby', run: pgWrites },
+  'pg-bulk': { about: 'PostgreSQL engine: bulk NDJSON registration of --pg-records / 2 records (default 100,000), history and audit on', run: pgBulk },
+  'pg-visibility': { about: 'PostgreSQL engine: PUT on node 1 until node 2 (reading from the standby) answers the new value', run: pgVisibility },
 };
 
 async function main(): Promise<void> {
@@ -1167,6 +1127,7 @@ async function main(): Promise<void> {
       seconds: { type: 'string', default: '10' },
       connections: { type: 'string', default: '32' },
       records: { type: 'string', default: '1000000' },
+      'pg-records': { type: 'string', default: '200000' },
       smoke: { type: 'boolean', default: false },
     },
   });
@@ -1175,6 +1136,7 @@ async function main(): Promise<void> {
     seconds: Number(values.seconds),
     connections: Number(values.connections),
     records: Number(values.records),
+    pgRecords: Number(values['pg-records']),
     smoke: values.smoke,
   };
   const names = positionals.length > 0 ? positionals : Object.keys(SCENARIOS);

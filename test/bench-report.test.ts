@@ -63,3 +63,25 @@ t.test('verdicts compare the value as shown', async (t) => {
   t.equal(verdict({ name: 'x', value: 0.9, target: '>= 0.90' }), 'met');
   t.equal(verdict({ name: 'x', value: 0.5 }), '', 'no target, no verdict');
 });
+
+t.test('a notes block shows the named notes of the newest run of its scenario', async (t) => {
+  const run = normalise('pg-visibility-x', {
+    scenario: 'pg-visibility',
+    date: '2026-11-30T07:15:00.000Z',
+    node: 'v20.20.2',
+    commit: 'abc1234',
+    dirty: false,
+    machine: '2 x AMD EPYC',
+    options: { runs: 3, seconds: 10, connections: 32 },
+    sides: {},
+    ratios: [],
+    notes: { writes: 300, visibilityMs: { p50: 2.5, p99: 58.25 }, p99msPerNode: [120, 112] },
+  });
+  const out = renderReadme('<!-- bench:notes scenario=pg-visibility keys=writes,visibilityMs,p99msPerNode,absent -->\n<!-- /bench -->', [run]);
+  t.match(out, 'pg-visibility, 2026-11-30 07:15, abc1234, Node v20.20.2');
+  t.match(out, '| writes | 300 |');
+  t.match(out, '| visibilityMs | p50 2.5, p99 58.25 |');
+  t.match(out, '| p99msPerNode | 120 / 112 |');
+  t.match(out, '| absent | — |');
+  t.throws(() => renderReadme('<!-- bench:notes scenario=nothing-like-it -->\n<!-- /bench -->', [run]), /no result file for scenario "nothing-like-it"/);
+});
