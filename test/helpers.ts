@@ -9,6 +9,7 @@ import tap, { type Test } from 'tap';
 import { main } from '../src/cli/main.js';
 import { type Config, loadConfig } from '../src/config.js';
 import { createNode, type IdNode, type NodeOptions } from '../src/main.js';
+import { freePort } from '../src/cli/pgcluster.js';
 import { SEEDS_DIR } from '../src/paths.js';
 import { type PgCluster, pgCluster } from './pg.js';
 
@@ -253,14 +254,6 @@ export async function eventually<T>(what: string, probe: () => Promise<T | undef
   throw new Error(`${what}: not seen after ${tries} tries`);
 }
 
-async function freePortNumber(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 export interface Proc extends Client {
   admin: string;
   child: ChildProcess;
@@ -270,7 +263,7 @@ export interface Proc extends Client {
 
 /** An `idnode serve --config` child process; `start()` (again after `kill()`) runs it on the same database and port. */
 export async function node(t: Test, dir: string, name: string, config: Record<string, unknown>, admin = `${name}-admin-secret`): Promise<Proc> {
-  const port = await freePortNumber();
+  const port = await freePort();
   const file = join(dir, `${name}.json`);
   // No shedding on event-loop delay: a node just started on a busy machine lags, and this test is not about shedding.
   const shedding = { maxInFlight: 1024, eventLoopDelayMs: 0 };

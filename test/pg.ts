@@ -6,25 +6,20 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import type { Test } from 'tap';
 import { type ConnectOptions, connectStore, type StoreEngine } from '../src/store/index.js';
+import { freePort, pgBinDir } from '../src/cli/pgcluster.js';
 import { tempDir } from './helpers.js';
-
-const BIN_DIRS = ['/usr/lib/postgresql/17/bin', '/usr/lib/postgresql/16/bin', '/usr/lib/postgresql/15/bin'];
 
 /** The directory holding initdb, pg_ctl and postgres, or undefined when PostgreSQL is not installed. */
 function binDir(): string | undefined {
   const env = process.env.IDNODE_PG_BIN;
   // Set: that directory or nothing (so a run can also check how tests behave without PostgreSQL).
   if (env !== undefined) return existsSync(join(env, 'pg_ctl')) ? env : undefined;
-  for (const d of BIN_DIRS) if (existsSync(join(d, 'pg_ctl'))) return d;
-  const found = spawnSync('sh', ['-c', 'command -v pg_ctl'], { encoding: 'utf8' });
-  const path = found.stdout.trim();
-  return found.status === 0 && path !== '' ? path.slice(0, path.lastIndexOf('/')) : undefined;
+  return pgBinDir();
 }
 
 const isRoot = process.getuid?.() === 0;
@@ -79,17 +74,6 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export interface PgCluster {
