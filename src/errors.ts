@@ -96,12 +96,17 @@ export class IdnError extends Error {
   }
 
   toBody(): ErrorBody {
-    const body: ErrorBody = { responseCode: this.responseCode };
-    if (this.handle !== undefined) body.handle = this.handle;
-    body.message = this.message;
-    body.code = this.code;
-    return body;
+    return errorBody(this.code, this.message, this.handle);
   }
+}
+
+/** The body of an error answer, without an IdnError (whose stack capture a hot path cannot afford). */
+export function errorBody(code: ErrorCode, message: string, handle?: string): ErrorBody {
+  const body: ErrorBody = { responseCode: ERRORS[code].responseCode };
+  if (handle !== undefined) body.handle = handle;
+  body.message = message;
+  body.code = code;
+  return body;
 }
 
 export interface ErrorBody {

@@ -114,6 +114,7 @@ export async function openRegistry(config: Config, hooks: Hooks = {}): Promise<R
     staleWindowSeconds: config.cache.staleWindowSeconds,
     admission: config.cache.admission,
     admissionCounters: config.cache.admissionCounters,
+    keyFilterMaxBytes: config.cache.keyFilterMaxBytes,
     now,
   });
   const stats = createNodeStats(now());
@@ -173,7 +174,10 @@ export async function openRegistry(config: Config, hooks: Hooks = {}): Promise<R
       await templates.reload();
       resolver.clear();
     },
+    onCaughtUp: (version) => resolver.caughtUpTo(version),
   });
+  // After the follower exists: every record written from now on reaches the filter through the feed.
+  void resolver.loadKeys();
   return { config, store, router, resolver, upstream, records, bulk, templates, prefixes, tokens, events, auditing, stats, syncReceiver, syncWorker, changes };
 }
 

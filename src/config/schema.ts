@@ -196,6 +196,15 @@ export const CONFIG_KEYS = {
     defaultText: 'derived',
     doc: "counters per row of the admission policy's frequency sketch (4 rows of 4-bit counters: 2 bytes per counter in all; rounded up to a power of two); 0: one per KiB of `cache.maxBytes` (about one per cached answer), at most 2^24 (32 MiB). The counts are halved every 10 × this many requests",
   },
+  'cache.keyFilterMaxBytes': {
+    kind: 'int',
+    default: 64 * MiB,
+    min: 0,
+    max: 256 * MiB,
+    unit: 'bytes',
+    env: 'IDNODE_CACHE_KEY_FILTER_MAX_BYTES',
+    doc: 'memory of the key filter (a Bloom filter of every registered identifier, filled at start and kept by the change feed) that answers not-found without a database read; 2.5 to 5 bytes per record, so the default holds up to about 26 million records, and with more the filter is off and every miss reads the database (0 turns it off)',
+  },
   'cache.staleWindowSeconds': {
     kind: 'int',
     default: 86400,

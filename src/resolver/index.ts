@@ -3,7 +3,7 @@
  * serialised once, with their headers, so a hit is a map lookup and a socket write. What it
  * holds is kept right by following the store's change feed (`createChangeFollower`).
  */
-import { IdnError, isIdnError } from '../errors.js';
+import { errorBody, IdnError, isIdnError } from '../errors.js';
 import type { Identifier } from '../identifier/index.js';
 import type { Prefixes } from '../registry/prefixes.js';
 import { type HandleValue, relayedValuesProblem } from '../registry/values.js';
@@ -12,6 +12,7 @@ import type { UpstreamAnswer, UpstreamClient } from '../upstream/client.js';
 import type { Router } from '../upstream/routing.js';
 import { answerText, etagOf, MAX_TTL_SECONDS, maxAgeAt, smallestTtl } from '../registry/answer.js';
 import { createAnswerCache } from './cache.js';
+import { createKeyFilter, type KeyFilter, keyFilterBytes } from './keyfilter.js';
 
 export { ENTRY_OVERHEAD_BYTES } from './cache.js';
 
@@ -79,8 +80,15 @@ export interface Resolver {
   invalidate(key: string): void;
   /** Drops every answer for an identifier under `prefixKey`, and its prefix handle. */
   invalidateUnder(prefixKey: string): void;
-  /** Drops every answer (the change feed was pruned past what this process saw). */
+  /** Drops every answer (the change feed was pruned past what this process saw); the key filter is rebuilt. */
   clear(): void;
+  /**
+   * The change follower applied every change up to the store's data version `version`
+   * (`dataVersionSync`): the key filter is trusted while the store's version is still that.
+   */
+  caughtUpTo(version: number | undefined): void;
+  /** Starts (or restarts) filling the key filter from the store; resolves when it is ready or given up. */
+  loadKeys(): Promise<void>;
   stats(): ResolverStats;
 }
 
@@ -98,7 +106,16 @@ export interface ResolverStats {
   evictions: number;
   /** Misses the admission policy did not store (src/resolver/cache.ts). */
   notAdmitted: number;
+  /** The key filter: off (cache.keyFilterMaxBytes 0), building, ready, or tooLarge (more records than its bound holds). */
+  keyFilter: KeyFilterState;
+  /** Keys the filter holds (with repeats) and its bytes. */
+  keyFilterKeys: number;
+  keyFilterBytes: number;
+  /** Misses answered not-found by the key filter, without a database read. */
+  filtered: number;
 }
+
+export type KeyFilterState = 'off' | 'building' | 'ready' | 'tooLarge';
 
 export function buildEntry(status: number, body: string, maxAge: number | undefined, knownEtag?: string): Entry {
   const etag = status === 200 ? (knownEtag ?? etagOf(body)) : undefined;
@@ -215,6 +232,8 @@ export function createResolver(deps: {
   admission?: boolean;
   /** Counters per sketch row (0: derived from the cache size; `cache.admissionCounters`). */
   admissionCounters?: number;
+  /** The key filter's bound (`cache.keyFilterMaxBytes`; 0 or absent: no filter). */
+  keyFilterMaxBytes?: number;
   now?: () => number;
 }): Resolver {
   const now = deps.now ?? Date.now;
@@ -224,9 +243,64 @@ export function createResolver(deps: {
   const enabled = deps.cacheMaxBytes > 0;
   const staleWindowMs = deps.staleWindowSeconds * 1000;
 
-  function notFound(id: Identifier): Entry {
-    const err = new IdnError('IDN_NOT_FOUND', `${id.text} is not registered`, { handle: id.text });
-    return buildEntry(404, JSON.stringify(err.toBody()), undefined);
+  // No IdnError: capturing its stack cost about 9 % of a not-found flood's CPU.
+  const notFound = (id: Identifier): Entry => buildEntry(404, JSON.stringify(errorBody('IDN_NOT_FOUND', `${id.text} is not registered`, id.text)), undefined);
+
+  const filterMax = deps.keyFilterMaxBytes ?? 0;
+  let filter: KeyFilter | undefined;
+  /** The filter being filled by a scan: keys the feed adds meanwhile go to it too. */
+  let building: KeyFilter | undefined;
+  let filterState: KeyFilterState = filterMax > 0 ? 'building' : 'off';
+  let loads = 0;
+  let filtered = 0;
+  /** The store's data version the feed was applied up to (undefined: the engine has no synchronous version; trust the feed). */
+  let appliedVersion: number | undefined;
+  const dataVersionSync = deps.store.dataVersionSync;
+  /** True when the store certainly has no record `key`: the filter is ready, and no commit elsewhere is unapplied yet. */
+  function surelyAbsent(key: string): boolean {
+    if (filter === undefined || filter.mightHave(key)) return false;
+    if (dataVersionSync !== undefined && dataVersionSync() !== appliedVersion) return false;
+    filtered++;
+    return true;
+  }
+
+  async function fillFilter(load: number): Promise<void> {
+    const total = await deps.store.totalRecords();
+    // Room to grow: a rebuild comes when the keys added pass the capacity.
+    const capacity = Math.max(1024, total * 2);
+    if (keyFilterBytes(capacity) > filterMax) {
+      filter = undefined;
+      filterState = 'tooLarge';
+      return;
+    }
+    const next = createKeyFilter(capacity);
+    building = next;
+    let after = '';
+    for (;;) {
+      const keys = await deps.store.recordKeysAfter(after, 10_000);
+      if (load !== loads) return;
+      for (const k of keys) next.add(k);
+      if (keys.length < 10_000) break;
+      after = keys[keys.length - 1]!;
+    }
+    building = undefined;
+    filter = next;
+    filterState = 'ready';
+  }
+
+  function loadKeys(): Promise<void> {
+    if (filterMax === 0) return Promise.resolve();
+    const load = ++loads;
+    // Until the new filter is full, misses read the store (a filter that missed keys would answer wrongly).
+    if (filter === undefined || filterState !== 'ready') filterState = 'building';
+    return fillFilter(load).catch(() => {
+      // The store could not be read: no filter (every miss reads the store) until the next load.
+      if (load === loads) {
+        filter = undefined;
+        building = undefined;
+        filterState = 'building';
+      }
+    });
   }
 
   /** Offers a local answer to the cache; the Cache-Status that says what happened. */
@@ -280,13 +354,15 @@ export function createResolver(deps: {
     return new IdnError('IDN_NOT_RESPONSIBLE', `this node does not home prefix ${prefixKey} and has no upstream to ask`, { handle: id.text });
   }
 
-  async function local(id: Identifier, privateAccess: boolean): Promise<{ entry: Entry; cacheable: boolean }> {
+  /** `filtered`: the key filter may answer (not for auth=true, which reads the store itself). */
+  async function local(id: Identifier, privateAccess: boolean, filtered: boolean): Promise<{ entry: Entry; cacheable: boolean }> {
     const nowMs = now();
     if (id.namedPrefixKey !== undefined) {
       const rec = await deps.prefixes.prefixRecord(id.namedPrefixKey);
       if (rec === undefined) return { entry: notFound(id), cacheable: true };
       return { entry: answerEntry(rec.handle, JSON.stringify(rec.values), nowMs), cacheable: true };
     }
+    if (filtered && surelyAbsent(id.key)) return { entry: notFound(id), cacheable: true };
     return fromRow(id, await deps.store.answerRow(id.key), privateAccess, nowMs);
   }
 
@@ -342,7 +418,7 @@ export function createResolver(deps: {
         return flight;
       }
       const before = dropped;
-      const { entry, cacheable: readable } = await local(id, opts.privateAccess);
+      const { entry, cacheable: readable } = await local(id, opts.privateAccess, !opts.bypassCache);
       // A drop while the read was away may have been for what it read: not cached, not stale.
       const cacheable = readable && dropped === before;
       if (!cacheable) cache.note(id.key);
@@ -353,12 +429,18 @@ export function createResolver(deps: {
       if (answerRowSync === undefined || id.namedPrefixKey !== undefined || deps.router.route(id.prefixKey).kind !== 'local') return undefined;
       counts.misses++;
       const nowMs = now();
-      const { entry } = fromRow(id, answerRowSync(id.key), false, nowMs);
+      const { entry } = surelyAbsent(id.key) ? { entry: notFound(id) } : fromRow(id, answerRowSync(id.key), false, nowMs);
       return { entry, cacheStatus: store(id.key, entry, nowMs), source: 'store' };
     },
     invalidate(key) {
       dropped++;
       cache.delete(key);
+      // A changed record may be a new one: the filter must never say it is absent.
+      if (filter !== undefined) {
+        filter.add(key);
+        if (filter.added > filter.capacity && building === undefined) void loadKeys();
+      }
+      building?.add(key);
     },
     invalidateUnder(prefixKey) {
       dropped++;
@@ -372,8 +454,25 @@ export function createResolver(deps: {
     clear() {
       dropped++;
       cache.clear();
+      // Changes this process never saw may have created records: the filter is filled again.
+      if (filterMax > 0) {
+        filter = undefined;
+        building = undefined;
+        void loadKeys();
+      }
     },
-    stats: () => ({ ...cache.stats(), ...counts }),
+    caughtUpTo(version) {
+      appliedVersion = version;
+    },
+    loadKeys,
+    stats: () => ({
+      ...cache.stats(),
+      ...counts,
+      keyFilter: filterState,
+      keyFilterKeys: filter?.added ?? 0,
+      keyFilterBytes: (filter?.bytes ?? 0) + (building?.bytes ?? 0),
+      filtered,
+    }),
   };
 }
 
@@ -401,11 +500,15 @@ export async function createChangeFollower(deps: {
   backstopMs?: number;
   apply: (rows: ChangeRow[]) => void | Promise<void>;
   reset: () => void | Promise<void>;
+  /** After every complete catch-up: the store's synchronous data version read before it (the resolver's key filter). */
+  onCaughtUp?: (version: number | undefined) => void;
   /** Rows read per statement (a long backlog is read in pages). */
   pageSize?: number;
 }): Promise<ChangeFollower> {
   const { store } = deps;
   const pageSize = deps.pageSize ?? 10_000;
+  // Read before the head: a commit after it changes the version, so nothing is missed.
+  const startVersion = store.dataVersionSync?.();
   let cursor = await store.changesHead();
   let dataVersion = await store.dataVersion();
   let waiters: Array<{ cursor: number; resolve: () => void }> = [];
@@ -430,7 +533,9 @@ export async function createChangeFollower(deps: {
 
   async function runCheck(): Promise<void> {
     try {
+      const version = store.dataVersionSync?.();
       await catchUp();
+      deps.onCaughtUp?.(version);
     } catch {
       // A read failed (the file went away, the connection closed): nothing cached can be trusted.
       try {
@@ -476,6 +581,7 @@ export async function createChangeFollower(deps: {
         }, deps.pollMs);
   timer.unref();
   const unsubscribe = store.onCommit(check);
+  deps.onCaughtUp?.(startVersion);
 
   function stop(): void {
     clearInterval(timer);

@@ -97,7 +97,7 @@ export function createMetrics(deps: { resolver: () => Resolver; upstream: () => 
     labelNames: ['transport', 'rc'],
     registers: [registry],
   });
-  const cacheCounter = (name: string, help: string, key: 'hits' | 'misses' | 'stale' | 'evictions') => {
+  const cacheCounter = (name: string, help: string, key: 'hits' | 'misses' | 'stale' | 'evictions' | 'filtered') => {
     let last = 0;
     return new Counter({
       name,
@@ -114,6 +114,15 @@ export function createMetrics(deps: { resolver: () => Resolver; upstream: () => 
   cacheCounter('idnode_cache_misses_total', 'Lookups answered from the store or an upstream', 'misses');
   cacheCounter('idnode_cache_stale_total', 'Expired answers served because the upstream failed', 'stale');
   cacheCounter('idnode_cache_evictions_total', 'Entries dropped by the LRU for room', 'evictions');
+  cacheCounter('idnode_key_filter_negatives_total', 'Misses answered not-found by the key filter, without a database read', 'filtered');
+  new Gauge({
+    name: 'idnode_key_filter_bytes',
+    help: 'Bytes held by the key filter (0: off, too large for cache.keyFilterMaxBytes, or not filled yet)',
+    registers: [registry],
+    collect() {
+      this.set(deps.resolver().stats().keyFilterBytes);
+    },
+  });
   new Gauge({
     name: 'idnode_cache_bytes',
     help: 'Bytes held by the answer cache',

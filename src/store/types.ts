@@ -108,6 +108,8 @@ export interface RecordReads {
    * An offset costs a scan of every row it skips; a key costs one index seek.
    */
   listRecordsAfter?: (prefixKey: string, afterKey: string, limit: number) => Promise<Array<{ key: string; handle: string }>>;
+  /** Record keys after `afterKey` ('' from the start), in key order, from the primary (the resolver's key filter). */
+  recordKeysAfter(afterKey: string, limit: number): Promise<string[]>;
   countRecords(prefixKey: string): Promise<number>;
   /** Records whose prefix is `prefixKey` or lies under it. */
   countRecordsUnder(prefixKey: string): Promise<number>;
@@ -251,6 +253,8 @@ export interface StoreEngine
    * fast path answers misses before fastify when an engine has it, else takes the async path).
    */
   answerRowSync?: (handleKey: string) => AnswerRow | undefined;
+  /** `dataVersion`, synchronously (a capability: the key filter checks it on every filtered miss). */
+  dataVersionSync?: () => number;
   /** A token by its secret's hash, synchronously (a capability: load shedding's admin check needs it). */
   tokenByHashSync?: (hash: string) => TokenRow | undefined;
   /** Waits for queued writes, then closes. */

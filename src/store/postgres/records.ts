@@ -38,6 +38,15 @@ export function recordReads(primary: Q, replica: Q, freshness?: Freshness): Reco
         )),
       ];
     },
+    async recordKeysAfter(afterKey, limit) {
+      // On the primary: a key a standby has not replayed yet must not be missing from the key filter.
+      const rows = await primary
+        .unsafe('SELECT handle_key FROM records WHERE handle_key > $1 ORDER BY handle_key LIMIT $2', [afterKey, limit], {
+          prepare: true,
+        })
+        .values();
+      return rows.map((r) => r[0] as string);
+    },
     async countRecords(prefixKey) {
       const [row] = await primary`SELECT n FROM record_counts WHERE prefix_key = ${prefixKey}`.values();
       return (row?.[0] as number | undefined) ?? 0;

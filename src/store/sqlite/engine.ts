@@ -253,6 +253,7 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
     return out;
   }
 
+  const changes = changeReads(rdb);
   const outbox = promised<OutboxOps>(outboxOps(rdb, now));
   const verifyReads = promised<Omit<AuditReads, 'verifyAudit'> & AuditVerifyReads>(auditReads(rdb));
   const escrowReads = promised<EscrowOps>(escrowOps(rdb));
@@ -268,7 +269,8 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
     // Outbox bookkeeping writes on the write connection, between writes.
     markReport: (...a) => queued(() => w.outboxOps.markReport(...a)),
     retryReport: (...a) => queued(() => w.outboxOps.retryReport(...a)),
-    ...promised<ChangeReads>(changeReads(rdb)),
+    ...promised<ChangeReads>(changes),
+    dataVersionSync: changes.dataVersion,
     snapshot: (row) => escrowReads.snapshot(row),
     insertRows: (...a) => queued(() => w.escrow.insertRows(...a)),
     path,
