@@ -111,7 +111,8 @@ export function createAnswerCache<V extends Sized>(opts: AnswerCacheOptions): An
         lru.delete(key);
         return false;
       }
-      if (sketch !== undefined) value.sketchHash = hashKey(key);
+      // As an int32 (the same bits to the sketch): a small integer is stored in the entry, a uint32 above 2^31 would be a heap number.
+      if (sketch !== undefined) value.sketchHash = hashKey(key) | 0;
       lru.set(key, value);
       return true;
     },
