@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import { openRegistry, type Registry } from '../src/main.js';
 import { parseIdentifier } from '../src/identifier/index.js';
 import { createKeyFilter, keyFilterBytes } from '../src/resolver/keyfilter.js';
-import { ADMIN, registrar, sampleValues, startNode, TEST_ENGINE } from './helpers.js';
+import { ADMIN, registrar, sampleValues, seedCounts, startNode, TEST_ENGINE } from './helpers.js';
 
 const notFoundBody = (handle: string) => JSON.stringify({ responseCode: 100, handle, message: `${handle} is not registered`, code: 'IDN_NOT_FOUND' });
 
@@ -118,6 +118,16 @@ t.test('more keys than the filter was sized for: it is refilled larger, nothing 
   await c.node.resolver.loadKeys();
   t.ok(c.node.resolver.stats().keyFilterBytes > first, `refilled larger: ${first} → ${c.node.resolver.stats().keyFilterBytes} bytes`);
   for (const i of [0, 1_299, 2_599]) t.equal((await c.call('GET', `/api/handles/88.100.7/MANY-${i}`)).status, 200, `MANY-${i}`);
+});
+
+t.test('a seed of one write per record refills the filter a few times, not once per write', async (t) => {
+  const c = await startNode(t, { seed: true });
+  await c.node.resolver.loadKeys();
+  const stats = c.node.resolver.stats();
+  t.ok(stats.keyFilterKeys >= seedCounts().records, `every seeded key: ${stats.keyFilterKeys}`);
+  // 1,024 keys at first, doubling: a handful of fills for the seed's few thousand records.
+  t.ok(stats.keyFilterFills <= 8, `fills: ${stats.keyFilterFills}`);
+  t.equal((await c.call('GET', '/api/handles/88.100.1/ENGINE-2026-000001')).status, 200);
 });
 
 t.test('a bound too small for the records: no filter, every miss reads the store', async (t) => {

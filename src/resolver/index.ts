@@ -111,6 +111,8 @@ export interface ResolverStats {
   /** Keys the filter holds (with repeats) and its bytes. */
   keyFilterKeys: number;
   keyFilterBytes: number;
+  /** Fills of the key filter begun (at start, after a whole-cache drop, when it grew past its capacity). */
+  keyFilterFills: number;
   /** Misses answered not-found by the key filter, without a database read. */
   filtered: number;
 }
@@ -267,6 +269,8 @@ export function createResolver(deps: {
 
   async function fillFilter(load: number): Promise<void> {
     const total = await deps.store.totalRecords();
+    // A newer load began meanwhile (a reset): it fills the filter.
+    if (load !== loads) return;
     // Room to grow: a rebuild comes when the keys added pass the capacity.
     const capacity = Math.max(1024, total * 2);
     if (keyFilterBytes(capacity) > filterMax) {
@@ -289,19 +293,28 @@ export function createResolver(deps: {
     filterState = 'ready';
   }
 
+  /** The load in flight, if any: writes past the filter's capacity ask for one refill, not one each. */
+  let filling: Promise<void> | undefined;
+
   function loadKeys(): Promise<void> {
     if (filterMax === 0) return Promise.resolve();
     const load = ++loads;
     // Until the new filter is full, misses read the store (a filter that missed keys would answer wrongly).
     if (filter === undefined || filterState !== 'ready') filterState = 'building';
-    return fillFilter(load).catch(() => {
-      // The store could not be read: no filter (every miss reads the store) until the next load.
-      if (load === loads) {
-        filter = undefined;
-        building = undefined;
-        filterState = 'building';
-      }
-    });
+    const done = fillFilter(load)
+      .catch(() => {
+        // The store could not be read: no filter (every miss reads the store) until the next load.
+        if (load === loads) {
+          filter = undefined;
+          building = undefined;
+          filterState = 'building';
+        }
+      })
+      .finally(() => {
+        if (filling === done) filling = undefined;
+      });
+    filling = done;
+    return done;
   }
 
   /** Offers a local answer to the cache; the Cache-Status that says what happened. */
@@ -439,7 +452,7 @@ export function createResolver(deps: {
       // A changed record may be a new one: the filter must never say it is absent.
       if (filter !== undefined) {
         filter.add(key);
-        if (filter.added > filter.capacity && building === undefined) void loadKeys();
+        if (filter.added > filter.capacity && filling === undefined) void loadKeys();
       }
       building?.add(key);
     },
@@ -472,6 +485,7 @@ export function createResolver(deps: {
       keyFilter: filterState,
       keyFilterKeys: filter?.added ?? 0,
       keyFilterBytes: (filter?.bytes ?? 0) + (building?.bytes ?? 0),
+      keyFilterFills: loads,
       filtered,
     }),
   };
