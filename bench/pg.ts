@@ -801,6 +801,18 @@ async function scaleDbFacts(url: string, n: number): Promise<Record<string, unkn
   }
 }
 
+/** Shared-buffer hits and reads (from the OS) of each database so far, after its backends' statistics are flushed. */
+async function dbBlocks(server: PgServer, dbs: string[]): Promise<Map<string, { hit: number; read: number }>> {
+  // An idle backend flushes its pending statistics within 10 s (PGSTAT_IDLE_INTERVAL).
+  await new Promise((r) => setTimeout(r, 11_000));
+  const out = new Map<string, { hit: number; read: number }>();
+  for (const db of dbs) {
+    const [hit, read] = (await server.sql(`SELECT blks_hit || ' ' || blks_read FROM pg_stat_database WHERE datname = '${db}'`)).trim().split(' ');
+    out.set(db, { hit: Number(hit), read: Number(read) });
+  }
+  return out;
+}
+
 function uptimeLine(): string {
   try {
     return execFileSync('uptime', { encoding: 'utf8' }).trim();
@@ -893,6 +905,9 @@ export async function pgScale(o: PgOptions & { records: number }): Promise<Outco
       if (s.pg !== undefined) out.set(s.pg, []);
       await load(s.server, [], { seconds: 2, connections: o.connections, next: keys(s.n) });
     }
+    const dbs = sizes.map((n) => `scale_${n}`);
+    const blocks0 = await dbBlocks(cluster.primary, dbs);
+    const lookups = new Map(dbs.map((db) => [db, 0]));
     for (let i = 0; i < o.runs; i++)
       // Every other run in reverse order: no side always follows the same one.
       for (const s of i % 2 === 0 ? sides : [...sides].reverse()) {
@@ -902,10 +917,19 @@ export async function pgScale(o: PgOptions & { records: number }): Promise<Outco
         if (r.non2xx > 0 || r.errors > 0) throw new Error(`${s.label} run ${i}: ${r.non2xx} non-2xx, ${r.errors} errors`);
         out.get(s.label)!.push(r);
         if (s.pg === undefined) continue;
+        lookups.set(`scale_${s.n}`, lookups.get(`scale_${s.n}`)! + r.requests);
         out.get(s.pg)!.push({ ...r, cpuMs: pgMs, cpuUsPerReq: (pgMs * 1000) / r.requests });
         readKiB.set(s.label, [...(readKiB.get(s.label) ?? []), io / 1024 / r.requests]);
         process.stdout.write(`run ${i + 1} ${s.label}: ${Math.round(r.rps)} req/s\n`);
       }
+    const blocks1 = await dbBlocks(cluster.primary, dbs);
+    // Per request of the measured runs on that database (a node's few cache hits and its change-feed polls included).
+    const blocksPerRequest = Object.fromEntries(
+      sizes.map((n) => {
+        const [a, b, k] = [blocks0.get(`scale_${n}`)!, blocks1.get(`scale_${n}`)!, lookups.get(`scale_${n}`)!];
+        return [sizeLabel(n), { hit: Math.round(((b.hit - a.hit) / k) * 100) / 100, read: Math.round(((b.read - a.read) / k) * 100) / 100 }];
+      }),
+    );
     const summary = Object.fromEntries([...out].map(([k, v]) => [k, summarise(v)]));
     const side = (label: string) => summary[label]!;
     const caches: Record<string, unknown> = {};
@@ -952,6 +976,9 @@ export async function pgScale(o: PgOptions & { records: number }): Promise<Outco
         fixtureNote: `built server-side: a node makes the schema and loads ${SCALE_SEED} records over HTTP, INSERT … SELECT FROM generate_series makes the rest (checked against the node's rows), VACUUM ANALYZE; versions and audit only for the HTTP-loaded records (a lookup reads neither)`,
         cacheDir: dir,
         prewarm: warmed,
+        sharedBlocksPerRequest: blocksPerRequest,
+        sharedBlocksNote:
+          'pg_stat_database blks_hit (in shared_buffers) and blks_read (copied in from the OS page cache or storage) per request, idnode and bare + lookup runs on that database',
         pgDiskReadKiBPerRequest: Object.fromEntries([...readKiB].map(([k, v]) => [k, Math.round(median(v) * 100) / 100])),
         db: facts,
         pgSettings: settings,
