@@ -1,7 +1,8 @@
 /**
  * The PostgreSQL scenarios of `npm run bench` (pg-hot, pg-cold, pg-writes, pg-bulk,
  * pg-visibility): idnode nodes from `dist/` as child processes over a throwaway cluster made
- * by src/cli/pgcluster.ts in a temporary directory, removed at the end of each scenario.
+ * by src/cli/pgcluster.ts in a temporary directory, removed at the end of each scenario
+ * (pg-scale, at the end of this file, keeps its cluster in a cache directory instead).
  * Besides each node's CPU, the PostgreSQL servers' own CPU (the postmaster and its children,
  * from /proc) is read before and after each run.
  */
