@@ -1,7 +1,8 @@
 /**
  * The PostgreSQL scenarios of `npm run bench` (pg-hot, pg-cold, pg-writes, pg-bulk,
  * pg-visibility): idnode nodes from `dist/` as child processes over a throwaway cluster made
- * by src/cli/pgcluster.ts in a temporary directory, removed at the end of each scenario.
+ * by src/cli/pgcluster.ts in a temporary directory, removed at the end of each scenario
+ * (pg-scale, at the end of this file, keeps its cluster in a cache directory instead).
  * Besides each node's CPU, the PostgreSQL servers' own CPU (the postmaster and its children,
  * from /proc) is read before and after each run.
  */
@@ -579,4 +580,420 @@ export async function pgVisibility(o: PgOptions): Promise<Outcome> {
       await Promise.all([one.stop(), two.stop()]);
     }
   });
+}
+
+// pg-scale's own imports, kept with it at the end of the file.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readSync } from 'node:fs';
+import { homedir, loadavg } from 'node:os';
+import { pgBinDir } from '../src/cli/pgcluster.js';
+import { etagOf } from '../src/registry/answer.js';
+import { latestPgSchemaVersion } from '../src/store/postgres/migrations.js';
+
+/** Records loaded over HTTP into each pg-scale database, then checked against the SQL generator. */
+const SCALE_SEED = 1000;
+
+/** 1M, 10M, 20k. */
+function sizeLabel(n: number): string {
+  return n >= 1e6 ? `${n / 1e6}M` : `${n / 1e3}k`;
+}
+
+/**
+ * Where pg-scale keeps its cluster between runs: `$IDNODE_BENCH_CACHE`, else ~/.cache/idnode-bench
+ * (/var/cache/idnode-bench for root: the `postgres` user that owns the cluster cannot enter
+ * root's home). One directory per PostgreSQL schema version and server major version, so a
+ * schema change rebuilds the fixtures.
+ */
+export function scaleCacheDir(): string {
+  const base = process.env.IDNODE_BENCH_CACHE ?? (process.getuid?.() === 0 ? '/var/cache/idnode-bench' : join(homedir(), '.cache', 'idnode-bench'));
+  const bin = pgBinDir();
+  if (bin === undefined) throw new Error('pg-scale needs the PostgreSQL server binaries (initdb, pg_ctl); install the `postgresql` package');
+  const major = /(\d+)/.exec(execFileSync(join(bin, 'postgres'), ['--version'], { encoding: 'utf8' }))?.[1] ?? 'x';
+  return join(base, `pg-scale-schema${latestPgSchemaVersion()}-pg${major}`);
+}
+
+/** Removes fixture clusters of other schema versions (about 9 GB each) unless a server still runs on one. */
+function removeStaleScaleDirs(dir: string): void {
+  const base = join(dir, '..');
+  for (const entry of readdirSync(base)) {
+    const other = join(base, entry);
+    if (!entry.startsWith('pg-scale-') || other === dir) continue;
+    if (existsSync(join(other, 'primary', 'postmaster.pid'))) {
+      process.stdout.write(`pg-scale: ${other} is another schema version's fixture, but a server may run on it: left in place\n`);
+      continue;
+    }
+    process.stdout.write(`pg-scale: removing ${other} (another schema version's fixture)\n`);
+    rmSync(other, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The values_json of generated record i as a node stores it (coldLine's six values with the
+ * ttl and timestamp a node adds), as a format() string: %1$s the URL's serial, %2$s the batch,
+ * %3$s the timestamp. The seeded rows check it (buildScaleDb).
+ */
+function scaleValuesFormat(): string {
+  const values = (JSON.parse(recordBody(0)).values as object[]).slice(0, 6).map((v) => ({ ...v, ttl: 86400, timestamp: '%3$s' }));
+  return JSON.stringify(values).replace('PUMP-2026-00000000', 'PUMP-2026-%1$s').replace('PUMP-B2026-00000', 'PUMP-B2026-%2$s');
+}
+
+const SCALE_COLUMNS = 'handle_key, handle, prefix_key, values_json, public_json, max_age, expires_at, etag, version, updated_at, id';
+
+/**
+ * SELECT of the records rows a node writes for the cold scenario's identifiers, from `src`
+ * (columns i bigint, ts text; $1 is scaleValuesFormat()): coldLine(i)'s handle, its stored
+ * values, the public answer's ETag (sha1, base64url, as etagOf), version 1, id i + 1 (the
+ * engine's max(id) + 1 when loaded in order).
+ */
+function scaleRows(src: string): string {
+  const pad = (x: string, w: number) => `lpad((${x})::text, greatest(${w}, length((${x})::text)), '0')`;
+  return `SELECT lower(h) COLLATE "C", h, '88.100.1' COLLATE "C", v, NULL::text, 86400, NULL::bigint,
+      '"' || rtrim(translate(encode(digest('{"responseCode":1,"handle":"' || h || '","values":' || v || '}', 'sha1'), 'base64'), '+/', '-_'), '=') || '"',
+      1, ts, i + 1
+    FROM (SELECT i, ts, h, format($1, ${pad('i', 8)}, ${pad('(i + 499) / 500', 5)}, ts) AS v
+      FROM (SELECT i, ts, '88.100.1/PUMP-2026-' || ${pad('i', 9)} AS h FROM ${src}) a) b`;
+}
+
+interface ScaleBuild {
+  records: number;
+  builtAt: string;
+  seconds: number;
+  steps: Record<string, number>;
+}
+
+/**
+ * One pg-scale database of `n` records: a node creates the schema and loads the first
+ * SCALE_SEED records over HTTP (with their versions and audit entries); the SQL generator must
+ * reproduce those rows exactly, then it inserts the rest server-side (records only: versions,
+ * audit and the change feed are not read by a lookup), sets the counters, VACUUM ANALYZE.
+ */
+async function buildScaleDb(cluster: PgCluster, n: number): Promise<ScaleBuild> {
+  const db = `scale_${n}`;
+  const t0 = performance.now();
+  const steps: Record<string, number> = {};
+  const lap = (name: string, since: number) => (steps[name] = Math.round((performance.now() - since) / 100) / 10);
+  await cluster.primary.sql(`DROP DATABASE IF EXISTS ${db}`);
+  await cluster.primary.sql(`CREATE DATABASE ${db}`);
+  const seed = Math.min(n, SCALE_SEED);
+  let t = performance.now();
+  const node = await startPgNode({ url: cluster.primary.url(db) });
+  try {
+    await call(node.url, 'POST', '/api/prefixes', { prefix: '88.100.1', owner: { name: 'Bench' } });
+    const file = join(node.dir, 'seed.ndjson');
+    writeLines(file, seed, coldLine);
+    const loaded = await upload(node.url, '88.100.1', file);
+    if (loaded.summary.ok !== seed) throw new Error(`${db} seed load: ${JSON.stringify(loaded.summary)}`);
+  } finally {
+    await node.stop();
+  }
+  lap('schemaAndSeedOverHttp', t);
+  const sql = postgres(cluster.primary.url(db), { max: 1, onnotice: () => {} });
+  try {
+    const fmt = scaleValuesFormat();
+    await sql`CREATE EXTENSION pgcrypto`;
+    const [diff] = await sql.unsafe(
+      `SELECT count(*)::int AS n FROM (SELECT ${SCALE_COLUMNS} FROM records
+         EXCEPT ALL ${scaleRows('(SELECT substring(handle from 20)::bigint AS i, updated_at AS ts FROM records) s')}) d`,
+      [fmt],
+    );
+    if (diff!.n !== 0) throw new Error(`${db}: ${diff!.n} of the ${seed} rows a node wrote differ from what the SQL generator makes of them`);
+    t = performance.now();
+    // The node's own timestamp format: seconds, Z.
+    const ts = `${new Date().toISOString().slice(0, 19)}Z`;
+    const CHUNK = 1_000_000;
+    for (let a = seed; a < n; a += CHUNK) {
+      const b = Math.min(n, a + CHUNK) - 1;
+      await sql.unsafe(`INSERT INTO records (${SCALE_COLUMNS}) ${scaleRows('(SELECT i, $2::text AS ts FROM generate_series($3::bigint, $4::bigint) i) s')}`, [
+        fmt,
+        ts,
+        a,
+        b,
+      ]);
+      process.stdout.write(`${db}: ${b + 1} records (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
+    }
+    lap('insertSelect', t);
+    await sql`UPDATE record_counts SET n = ${n} WHERE prefix_key = '88.100.1'`;
+    // The engine numbers a new row max(id) + 1 from the chain head's record_id.
+    await sql`UPDATE chain_head SET record_id = ${n}`;
+    await sql`DROP EXTENSION pgcrypto`;
+    const [check] = await sql`SELECT count(*)::bigint AS count, max(id)::bigint AS max FROM records`;
+    if (Number(check!.count) !== n || Number(check!.max) !== n) throw new Error(`${db}: ${check!.count} rows, max id ${check!.max}; expected ${n}`);
+    t = performance.now();
+    await sql`VACUUM ANALYZE`;
+    await sql`CHECKPOINT`;
+    lap('vacuumAnalyzeCheckpoint', t);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+  return { records: n, builtAt: new Date().toISOString(), seconds: Math.round((performance.now() - t0) / 1000), steps };
+}
+
+/** Reads every file of a database once, so its pages are in the OS page cache before the runs; seconds taken. */
+async function prewarm(server: PgServer, db: string): Promise<{ bytes: number; seconds: number }> {
+  const oid = (await server.sql(`SELECT oid FROM pg_database WHERE datname = '${db}'`)).trim();
+  const dir = join(server.dir, 'base', oid);
+  const buf = Buffer.alloc(1 << 20);
+  const t0 = performance.now();
+  let bytes = 0;
+  for (const f of readdirSync(dir)) {
+    const fd = openSync(join(dir, f), 'r');
+    try {
+      for (let got = readSync(fd, buf); got > 0; got = readSync(fd, buf)) bytes += got;
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return { bytes, seconds: Math.round((performance.now() - t0) / 100) / 10 };
+}
+
+/** Bytes the PostgreSQL server's live processes read from storage (/proc/<pid>/io read_bytes): 0 when every page came from memory. */
+function pgReadBytes(server: PgServer): number {
+  const pid = Number(readFileSync(join(server.dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(entry) !== pid && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== pid) continue;
+      total += Number(/read_bytes: (\d+)/.exec(readFileSync(`/proc/${entry}/io`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // The process ended between the listing and the read.
+    }
+  }
+  return total;
+}
+
+/** Sizes of one database's records (its 16 partitions), the B-tree depth of their primary keys, and a lookup's EXPLAIN. */
+async function scaleDbFacts(url: string, n: number): Promise<Record<string, unknown>> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const [size] = await sql`SELECT sum(pg_table_size(relid))::bigint AS heap, sum(pg_indexes_size(relid))::bigint AS indexes,
+        sum(pg_total_relation_size(relid))::bigint AS total, pg_database_size(current_database())::bigint AS database
+      FROM pg_partition_tree('records') WHERE isleaf`;
+    const [pkey] = await sql`SELECT sum(pg_relation_size(i.indexrelid))::bigint AS bytes FROM pg_index i
+      JOIN pg_partition_tree('records') t ON t.relid = i.indrelid WHERE t.isleaf AND i.indisprimary`;
+    await sql`CREATE EXTENSION IF NOT EXISTS pageinspect`;
+    // bt_metap's level is the root's height above the leaves: a descent reads level + 1 index pages.
+    const [depth] = await sql`SELECT min((bt_metap(i.indexrelid::regclass::text)).level) + 1 AS min,
+        max((bt_metap(i.indexrelid::regclass::text)).level) + 1 AS max
+      FROM pg_index i JOIN pg_partition_tree('records') t ON t.relid = i.indrelid WHERE t.isleaf AND i.indisprimary`;
+    await sql`DROP EXTENSION pageinspect`;
+    const key = `88.100.1/pump-2026-${String(Math.floor(Math.random() * n)).padStart(9, '0')}`;
+    const explain = async () =>
+      (
+        await sql.unsafe(
+          `EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF)
+            SELECT handle, values_json, public_json, max_age, expires_at, etag FROM records WHERE handle_key = '${key}'`,
+        )
+      ).map((r) => String(r['QUERY PLAN']).trim());
+    const mib = (x: unknown) => Math.round(Number(x) / 1024 ** 2);
+    return {
+      recordsHeapMiB: mib(size!.heap),
+      recordsIndexesMiB: mib(size!.indexes),
+      recordsPrimaryKeyMiB: mib(pkey!.bytes),
+      recordsTotalMiB: mib(size!.total),
+      databaseMiB: mib(size!.database),
+      primaryKeyLevels: depth!.min === depth!.max ? Number(depth!.min) : `${depth!.min}-${depth!.max}`,
+      explainFirstTouch: await explain(),
+      explainAgain: await explain(),
+    };
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/** Shared-buffer hits and reads (from the OS) of each database so far, after its backends' statistics are flushed. */
+async function dbBlocks(server: PgServer, dbs: string[]): Promise<Map<string, { hit: number; read: number }>> {
+  // An idle backend flushes its pending statistics within 10 s (PGSTAT_IDLE_INTERVAL).
+  await new Promise((r) => setTimeout(r, 11_000));
+  const out = new Map<string, { hit: number; read: number }>();
+  for (const db of dbs) {
+    const [hit, read] = (await server.sql(`SELECT blks_hit || ' ' || blks_read FROM pg_stat_database WHERE datname = '${db}'`)).trim().split(' ');
+    out.set(db, { hit: Number(hit), read: Number(read) });
+  }
+  return out;
+}
+
+function uptimeLine(): string {
+  try {
+    return execFileSync('uptime', { encoding: 'utf8' }).trim();
+  } catch {
+    return `load average ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(', ')}`;
+  }
+}
+
+/**
+ * pg-scale: the pg-cold lookup (uniform keys, 8 MiB cache, nearly every request a point read
+ * on PostgreSQL) on a database of --records (default 1,000,000) and one of ten times as many,
+ * in one cluster; a node and a bare + lookup server on each and the bare server, alternating.
+ * The fixtures are built server-side once (buildScaleDb) and kept in scaleCacheDir().
+ * `--smoke`: 20,000 and 200,000 records.
+ */
+export async function pgScale(o: PgOptions & { records: number }): Promise<Outcome> {
+  const sizes = o.smoke === true ? [20_000, 200_000] : [o.records, o.records * 10];
+  const dir = scaleCacheDir();
+  mkdirSync(dir, { recursive: true });
+  removeStaleScaleDirs(dir);
+  const uptimeBefore = uptimeLine();
+  const cluster = await createPgCluster({ root: dir, fast: true, reuse: true });
+  const started: Server[] = [];
+  try {
+    const markerFile = join(dir, 'fixtures.json');
+    const marker = (existsSync(markerFile) ? JSON.parse(readFileSync(markerFile, 'utf8')) : {}) as Record<string, ScaleBuild>;
+    const fixtures: Record<string, ScaleBuild & { reused: boolean }> = {};
+    for (const n of sizes) {
+      const reused = marker[n] !== undefined;
+      if (!reused) {
+        process.stdout.write(`pg-scale: building scale_${n} in ${dir}\n`);
+        marker[n] = await buildScaleDb(cluster, n);
+        writeFileSync(markerFile, `${JSON.stringify(marker, null, 2)}\n`);
+        process.stdout.write(`pg-scale: built scale_${n} in ${marker[n].seconds} s\n`);
+      }
+      fixtures[sizeLabel(n)] = { ...marker[n]!, reused };
+    }
+    const warmed: Record<string, unknown> = {};
+    for (const n of sizes) warmed[sizeLabel(n)] = await prewarm(cluster.primary, `scale_${n}`);
+    const keys = (n: number) => (req: { path: string }) => {
+      req.path = `/api/handles/88.100.1/PUMP-2026-${String(Math.floor(Math.random() * n)).padStart(9, '0')}`;
+    };
+    const nodes: Server[] = [];
+    for (const n of sizes) {
+      const node = await startPgNode({ url: cluster.primary.url(`scale_${n}`) }, { cache: { maxBytes: COLD_CACHE_BYTES } });
+      started.push(node);
+      nodes.push(node);
+      // A generated row answers as a node's own write would: its stored ETag is the hash of the body.
+      for (const [path, status] of [
+        [`/api/handles/88.100.1/PUMP-2026-${String(n - 1).padStart(9, '0')}`, 200],
+        [`/api/handles/88.100.1/PUMP-2026-${String(n).padStart(9, '0')}`, 404],
+      ] as const) {
+        const res = await fetch(node.url + path);
+        const body = await res.text();
+        if (res.status !== status) throw new Error(`scale_${n}: GET ${path} answered ${res.status}, expected ${status}`);
+        if (status === 200 && res.headers.get('etag') !== etagOf(body)) throw new Error(`scale_${n}: the ETag of ${path} is not the hash of its answer`);
+      }
+    }
+    const sample = Array.from({ length: 200 }, () => {
+      const r = { path: '' };
+      keys(sizes[0]!)(r);
+      return r.path;
+    });
+    const bodyBytes = await meanAnswerBytes(nodes[0]!.url, sample);
+    const bare = await startServer([BARE], { BARE_BODY_BYTES: String(bodyBytes) });
+    started.push(bare);
+    const floors: Server[] = [];
+    for (const n of sizes) {
+      const floor = await startServer([BARE], { BARE_BODY_BYTES: String(bodyBytes), BARE_PG: cluster.primary.url(`scale_${n}`) });
+      started.push(floor);
+      floors.push(floor);
+    }
+    const [small, big] = sizes.map(sizeLabel) as [string, string];
+    const sides: Array<{ label: string; server: Server; n: number; pg?: string }> = [
+      { label: 'bare', server: bare, n: sizes[0]! },
+      ...sizes.map((n, i) => ({
+        label: `bare + PostgreSQL lookup ${sizeLabel(n)}`,
+        server: floors[i]!,
+        n,
+        pg: `PostgreSQL server (lookup ${sizeLabel(n)} runs)`,
+      })),
+      ...sizes.map((n, i) => ({ label: `idnode ${sizeLabel(n)}`, server: nodes[i]!, n, pg: `PostgreSQL server (idnode ${sizeLabel(n)} runs)` })),
+    ];
+    const out = new Map<string, LoadResult[]>();
+    const readKiB = new Map<string, number[]>();
+    for (const s of sides) {
+      out.set(s.label, []);
+      if (s.pg !== undefined) out.set(s.pg, []);
+      await load(s.server, [], { seconds: 2, connections: o.connections, next: keys(s.n) });
+    }
+    const dbs = sizes.map((n) => `scale_${n}`);
+    const blocks0 = await dbBlocks(cluster.primary, dbs);
+    const lookups = new Map(dbs.map((db) => [db, 0]));
+    for (let i = 0; i < o.runs; i++)
+      // Every other run in reverse order: no side always follows the same one.
+      for (const s of i % 2 === 0 ? sides : [...sides].reverse()) {
+        const [pg0, io0] = [pgCpuMs(cluster.primary), pgReadBytes(cluster.primary)];
+        const r = await load(s.server, [], { seconds: o.seconds, connections: o.connections, next: keys(s.n) });
+        const [pgMs, io] = [pgCpuMs(cluster.primary) - pg0, pgReadBytes(cluster.primary) - io0];
+        if (r.non2xx > 0 || r.errors > 0) throw new Error(`${s.label} run ${i}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+        out.get(s.label)!.push(r);
+        if (s.pg === undefined) continue;
+        lookups.set(`scale_${s.n}`, lookups.get(`scale_${s.n}`)! + r.requests);
+        out.get(s.pg)!.push({ ...r, cpuMs: pgMs, cpuUsPerReq: (pgMs * 1000) / r.requests });
+        readKiB.set(s.label, [...(readKiB.get(s.label) ?? []), io / 1024 / r.requests]);
+        process.stdout.write(`run ${i + 1} ${s.label}: ${Math.round(r.rps)} req/s\n`);
+      }
+    const blocks1 = await dbBlocks(cluster.primary, dbs);
+    // Per request of the measured runs on that database (a node's few cache hits and its change-feed polls included).
+    const blocksPerRequest = Object.fromEntries(
+      sizes.map((n) => {
+        const [a, b, k] = [blocks0.get(`scale_${n}`)!, blocks1.get(`scale_${n}`)!, lookups.get(`scale_${n}`)!];
+        return [sizeLabel(n), { hit: Math.round(((b.hit - a.hit) / k) * 100) / 100, read: Math.round(((b.read - a.read) / k) * 100) / 100 }];
+      }),
+    );
+    const summary = Object.fromEntries([...out].map(([k, v]) => [k, summarise(v)]));
+    const side = (label: string) => summary[label]!;
+    const caches: Record<string, unknown> = {};
+    for (const [i, n] of sizes.entries()) {
+      const ready = await call(nodes[i]!.url, 'GET', '/readyz');
+      caches[sizeLabel(n)] = { hits: ready.cache?.hits, misses: ready.cache?.misses, entries: ready.cache?.entries };
+    }
+    const facts: Record<string, unknown> = {};
+    for (const n of sizes) facts[sizeLabel(n)] = await scaleDbFacts(cluster.primary.url(`scale_${n}`), n);
+    const settings = (
+      await cluster.primary.sql(
+        "SELECT string_agg(name || ' ' || current_setting(name), ', ' ORDER BY name) FROM pg_settings WHERE name IN ('shared_buffers', 'effective_cache_size', 'work_mem', 'max_connections', 'fsync', 'full_page_writes', 'random_page_cost')",
+      )
+    ).trim();
+    const memInfo = readFileSync('/proc/meminfo', 'utf8');
+    const gib = (field: string) => Math.round((Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(memInfo)?.[1] ?? 0) / 1024 ** 2) * 10) / 10;
+    const ratio = (a: string, b: string, f: 'rps' | 'cpuUsPerReq') => side(a)[f] / side(b)[f];
+    return {
+      sides: summary,
+      ratios: [
+        { name: `throughput idnode ${big} / idnode ${small}`, value: ratio(`idnode ${big}`, `idnode ${small}`, 'rps'), target: '>= 0.90' },
+        { name: `CPU per request idnode ${big} / idnode ${small}`, value: ratio(`idnode ${big}`, `idnode ${small}`, 'cpuUsPerReq') },
+        {
+          name: `throughput (bare + PostgreSQL lookup) ${big} / ${small}`,
+          value: ratio(`bare + PostgreSQL lookup ${big}`, `bare + PostgreSQL lookup ${small}`, 'rps'),
+        },
+        {
+          name: `PostgreSQL CPU per request, idnode ${big} / ${small}`,
+          value: ratio(`PostgreSQL server (idnode ${big} runs)`, `PostgreSQL server (idnode ${small} runs)`, 'cpuUsPerReq'),
+        },
+        {
+          name: `PostgreSQL CPU per request, lookup ${big} / ${small}`,
+          value: ratio(`PostgreSQL server (lookup ${big} runs)`, `PostgreSQL server (lookup ${small} runs)`, 'cpuUsPerReq'),
+        },
+        { name: `throughput idnode ${big} / (bare + PostgreSQL lookup ${big})`, value: ratio(`idnode ${big}`, `bare + PostgreSQL lookup ${big}`, 'rps') },
+        { name: `throughput idnode ${big} / bare`, value: ratio(`idnode ${big}`, 'bare', 'rps') },
+      ],
+      notes: {
+        records: sizes,
+        bodyBytes,
+        cacheMaxBytes: COLD_CACHE_BYTES,
+        caches,
+        fixtures,
+        fixtureNote: `built server-side: a node makes the schema and loads ${SCALE_SEED} records over HTTP, INSERT … SELECT FROM generate_series makes the rest (checked against the node's rows), VACUUM ANALYZE; versions and audit only for the HTTP-loaded records (a lookup reads neither)`,
+        cacheDir: dir,
+        prewarm: warmed,
+        sharedBlocksPerRequest: blocksPerRequest,
+        sharedBlocksNote:
+          'pg_stat_database blks_hit (in shared_buffers) and blks_read (copied in from the OS page cache or storage) per request, idnode and bare + lookup runs on that database',
+        pgDiskReadKiBPerRequest: Object.fromEntries([...readKiB].map(([k, v]) => [k, Math.round(median(v) * 100) / 100])),
+        db: facts,
+        pgSettings: settings,
+        memTotalGiB: gib('MemTotal'),
+        memAvailableGiBAfter: gib('MemAvailable'),
+        uptimeBefore,
+        uptimeAfter: uptimeLine(),
+        fsync: 'off (reads only)',
+        ...smokeNote(o),
+      },
+    };
+  } finally {
+    await Promise.all(started.map((s) => s.stop()));
+    // Stopped, not destroyed: the next run starts on the same data directory.
+    await cluster.primary.stop('fast');
+  }
 }

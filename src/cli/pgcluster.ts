@@ -6,6 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, appendFileSync, chmodSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -74,6 +75,12 @@ export interface PgClusterOptions {
   root?: string;
   /** Turn fsync off: for tests, where a crash of the machine loses nothing of value. */
   fast?: boolean;
+  /**
+   * When `root` already holds a primary (a cluster stopped with `primary.stop()`, not
+   * destroyed), start it on a new free port instead of running initdb: bench fixtures that
+   * take minutes to build are kept between runs. `fast` applies only when initdb runs.
+   */
+  reuse?: boolean;
 }
 
 function server(bin: string, dir: string, port: number): PgServer {
@@ -159,10 +166,20 @@ export async function createPgCluster(opts: PgClusterOptions = {}): Promise<PgCl
   // The postgres user must reach the data directories through this one.
   chmodSync(root, 0o755);
   if (owner) chownSync(root, owner.uid, owner.gid);
-  const servers: PgServer[] = [];
 
   const primaryDir = join(root, 'primary');
   const port = await freePort();
+  if (opts.reuse === true && existsSync(join(primaryDir, 'PG_VERSION'))) {
+    // A server left running by an interrupted run still holds the directory (and its old port).
+    await server(bin, primaryDir, port)
+      .stop('fast')
+      .catch(() => {});
+    const conf = join(primaryDir, 'postgresql.conf');
+    writeFileSync(conf, readFileSync(conf, 'utf8').replace(/^port = \d+$/m, `port = ${port}`));
+    const primary = server(bin, primaryDir, port);
+    await primary.start();
+    return clusterOf(bin, root, primary);
+  }
   await pg(bin, 'initdb', ['-D', primaryDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-instructions']);
   appendFileSync(
     join(primaryDir, 'postgresql.conf'),
@@ -183,8 +200,12 @@ export async function createPgCluster(opts: PgClusterOptions = {}): Promise<PgCl
   appendFileSync(join(primaryDir, 'pg_hba.conf'), 'host replication postgres 127.0.0.1/32 trust\n');
   const primary = server(bin, primaryDir, port);
   await primary.start();
-  servers.push(primary);
+  return clusterOf(bin, root, primary);
+}
 
+function clusterOf(bin: string, root: string, primary: PgServer): PgCluster {
+  const servers: PgServer[] = [primary];
+  const port = primary.port;
   let standbys = 0;
   return {
     root,
