@@ -142,6 +142,7 @@ export async function openRegistry(config: Config, hooks: Hooks = {}): Promise<R
           url: config.upstream.url,
           token: config.upstream.token,
           retryMaxMs: config.sync.retryMaxMs,
+          leaseMs: config.sync.leaseMs,
           statsIntervalSeconds: config.sync.statsIntervalSeconds,
           stats,
           onPrefixAccepted: (p) => prefixes.accept(p),

@@ -344,10 +344,11 @@ for (const engine of ENGINES)
     t.equal((await s.getRecord('88.1/b'))?.updatedAt, '2026-03-01T10:01:00Z');
     t.same(await s.listRecordHandles('88.1', 10, 0), ['88.1/A', '88.1/B'], 'key order, deleted ones gone');
     t.same(await s.listRecordHandles('88.1', 1, 1), ['88.1/B'], 'limit and offset');
-    if (s.listRecordsAfter !== undefined) {
-      t.same(await s.listRecordsAfter('88.1', '', 1), [{ key: '88.1/a', handle: '88.1/A' }], 'keyset: the first page');
-      t.same(await s.listRecordsAfter('88.1', '88.1/a', 10), [{ key: '88.1/b', handle: '88.1/B' }], 'keyset: after a key');
-    } else t.equal(engine, 'sqlite', 'only SQLite lacks keyset listing');
+    t.same(await s.listRecordsAfter('88.1', '', 1), [{ key: '88.1/a', handle: '88.1/A' }], 'keyset: the first page');
+    t.same(await s.listRecordsAfter('88.1', '88.1/a', 10), [{ key: '88.1/b', handle: '88.1/B' }], 'keyset: after a key');
+    t.same(await s.listRecordsAfter('88.1', '88.1/aa', 10), [{ key: '88.1/b', handle: '88.1/B' }], 'keyset: after a key that is gone');
+    t.same(await s.listRecordsAfter('88.1', '88.1/b', 10), [], 'keyset: past the last');
+    t.same(await s.listRecordsAfter('88.1.2', '', 10), [{ key: '88.1.2/x', handle: '88.1.2/X' }], 'keyset: one prefix, not those under it');
     t.equal(await s.countRecords('88.1'), 2);
     t.equal(await s.countRecords('88.9'), 0);
     t.equal(await s.countRecordsUnder('88.1'), 3, 'the prefix and those under it, not 88.10');
@@ -557,6 +558,33 @@ for (const engine of ENGINES)
       ],
     );
     t.equal(await s.pendingReports(), 1);
+    // Claims: a claimed report is the claimer's until its lease runs out.
+    await s.write({ actor: 'admin', action: 'prefix.create', target: '88.4' }, async (tx) => {
+      for (const k of ['k3', 'k4', 'k5']) await tx.enqueueReport('prefix', k, '{}');
+      return { result: undefined, payload: 'y', keepPayload: true };
+    });
+    const claimed = await s.claimReports(now, 2, 30_000);
+    t.same(
+      claimed.map((r) => [r.id, r.idemKey, r.state, r.nextAttemptAt]),
+      [
+        [3, 'k3', 'pending', now + 30_000],
+        [4, 'k4', 'pending', now + 30_000],
+      ],
+      'oldest first, next attempt at the lease end',
+    );
+    t.same(
+      (await s.claimReports(now, 10, 30_000)).map((r) => r.id),
+      [5],
+      'a second claim skips the claimed ones',
+    );
+    t.same(await s.claimReports(now + 29_999, 10, 30_000), [], 'nothing while the leases hold (1 waits for its retry)');
+    await s.markReport(3, 'sent', null);
+    t.same(
+      (await s.claimReports(now + 60_000, 10, 30_000)).map((r) => r.id),
+      [1, 4, 5],
+      'expired leases and the due retry are claimed again; a sent one never',
+    );
+    t.equal(await s.pendingReports(), 3, 'claimed ones stay pending until marked');
     const id = await s.write({ actor: 'node', action: 'sync.report', target: 'r' }, async (tx) => {
       t.equal(await tx.reportByKey('tok_n', 'i1'), undefined);
       const id = await tx.insertReport({ reporter: 'tok_n', idemKey: 'i1', kind: 'prefix', bodyJson: '{}', outcome: 'accepted', message: null });
@@ -577,7 +605,7 @@ for (const engine of ENGINES)
       { code: 'IDN_INTERNAL' },
       'a duplicate report key is a constraint failure',
     );
-    t.same(await s.verifyAudit(), { ok: true, checked: 2 });
+    t.same(await s.verifyAudit(), { ok: true, checked: 3 });
   });
 
 for (const engine of ENGINES)

@@ -163,6 +163,15 @@ export const CONFIG_KEYS = {
     env: 'IDNODE_SYNC_RETRY_MAX_MS',
     doc: 'longest wait between two attempts to send a report',
   },
+  'sync.leaseMs': {
+    kind: 'int',
+    default: 60_000,
+    min: 1000,
+    max: 3_600_000,
+    unit: 'ms',
+    env: 'IDNODE_SYNC_LEASE_MS',
+    doc: 'how long a node that claimed a report to send keeps it from the other nodes on the same database; a node that dies mid-send gives it back after this (keep it above `upstream.deadlineMs`: a send that outlives its lease may be sent twice, which the upstream drops by its idempotency key)',
+  },
   'cache.maxBytes': {
     kind: 'int',
     default: 256 * MiB,

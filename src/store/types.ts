@@ -103,11 +103,11 @@ export interface RecordReads {
   answerRow(handleKey: string): Promise<AnswerRow | undefined>;
   listRecordHandles(prefixKey: string, limit: number, offset: number): Promise<string[]>;
   /**
-   * Keyset listing (a capability; PostgreSQL has it): handles of `prefixKey`'s records whose key
-   * follows `afterKey` ('' from the start), in key order, with their keys as the next cursor.
-   * An offset costs a scan of every row it skips; a key costs one index seek.
+   * Keyset listing: handles of `prefixKey`'s records whose key follows `afterKey` ('' from the
+   * start), in key order, with their keys as the next cursor. An offset costs a scan of every
+   * row it skips; a key costs one index seek.
    */
-  listRecordsAfter?: (prefixKey: string, afterKey: string, limit: number) => Promise<Array<{ key: string; handle: string }>>;
+  listRecordsAfter(prefixKey: string, afterKey: string, limit: number): Promise<Array<{ key: string; handle: string }>>;
   countRecords(prefixKey: string): Promise<number>;
   /** Records whose prefix is `prefixKey` or lies under it. */
   countRecordsUnder(prefixKey: string): Promise<number>;
@@ -188,6 +188,13 @@ export interface LineageReads {
 export interface OutboxOps {
   /** Reports due to be sent (pending, next attempt time reached), oldest first. */
   dueReports(nowMs: number, limit: number): Promise<OutboxRow[]>;
+  /**
+   * Claims up to `limit` due reports for one sender, oldest first, in one statement: their next
+   * attempt moves to `nowMs + leaseMs`, so every other sender (another node on the same
+   * database, another worker) skips them until the sender marks them or the lease runs out (a
+   * sender that died gives them back then). Returned as claimed (nextAttemptAt is the lease's end).
+   */
+  claimReports(nowMs: number, limit: number, leaseMs: number): Promise<OutboxRow[]>;
   outbox(afterId: number, limit: number): Promise<OutboxRow[]>;
   pendingReports(): Promise<number>;
   /** Outbox bookkeeping (not an audited change: the report itself was audited when queued). */
