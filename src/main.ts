@@ -74,6 +74,7 @@ export async function openConfiguredStore(config: Config, opts: StoreOptions = {
     url: config.store.url,
     ...(config.store.readUrl !== '' ? { readUrl: config.store.readUrl } : {}),
     poolSize: config.store.connections,
+    auditPartitionEntries: config.store.auditPartitionEntries,
     ...common,
   });
 }

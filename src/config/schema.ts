@@ -75,6 +75,14 @@ export const CONFIG_KEYS = {
     env: 'IDNODE_STORE_CONNECTIONS',
     doc: 'pipelined PostgreSQL connections per process and URL (a few pipelined connections cost less server CPU per query than many)',
   },
+  'store.auditPartitionEntries': {
+    kind: 'int',
+    default: 10_000_000,
+    min: 200,
+    max: 1_000_000_000_000,
+    env: 'IDNODE_STORE_AUDIT_PARTITION_ENTRIES',
+    doc: 'PostgreSQL: audit entries per range partition of the audit log (made ahead of the head as it grows); a change applies to partitions made from then on',
+  },
   // maxItems: routing matches a missed prefix against the homed ones one by one.
   homed: { kind: 'prefixes', default: ['88.100'], maxItems: 1000, env: 'IDNODE_HOMED', doc: 'prefixes this node is responsible for' },
   'upstream.url': {

@@ -91,6 +91,8 @@ export interface StoreOptions {
   mmapBytes?: number;
   /** Change-feed rows kept (default 100000); a follower further behind drops its whole cache. */
   changesRetention?: number;
+  /** PostgreSQL: audit entries per range partition of the log (default 10000000; existing partitions keep theirs). */
+  auditPartitionEntries?: number;
 }
 
 /** Tables an escrow export carries (tokens and the outbox stay with the node). */
