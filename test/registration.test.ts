@@ -176,7 +176,7 @@ t.test('listing with a cursor: next and Link continue by key; page= answers carr
     ['cursor=', /not a listing cursor/],
     [`cursor=${second.json.next}x`, /not a listing cursor/],
     [`cursor=${second.json.next}&page=1`, /either page= or cursor=/],
-    [`cursor=${second.json.next}&pageSize=0`, /pageSize must be 1 to 50 with cursor=/],
+    [`cursor=${second.json.next}&pageSize=0`, /pageSize must be 1 to 50 with cursor= \(or leave it out for 50\)/],
     [`cursor=${second.json.next}&pageSize=-1`, /pageSize must be 1 to 50 with cursor=/],
     [`cursor=${second.json.next}&pageSize=51`, /limits\.pageSizeMax.*cursor=/],
   ];

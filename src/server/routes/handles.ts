@@ -256,7 +256,10 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
         if (q.page !== undefined)
           throw new IdnError('IDN_BAD_REQUEST', 'send either page= or cursor=, not both: the cursor already says where the page starts');
         if (q.pageSize !== undefined && q.pageSize < 1)
-          throw new IdnError('IDN_BAD_REQUEST', `pageSize must be 1 to ${config.limits.pageSizeMax} with cursor= (or leave it out for 100)`);
+          throw new IdnError(
+            'IDN_BAD_REQUEST',
+            `pageSize must be 1 to ${config.limits.pageSizeMax} with cursor= (or leave it out for ${pageLimit(undefined, config.limits.pageSizeMax, '', '')})`,
+          );
         const pageSize = pageLimit(q.pageSize, config.limits.pageSizeMax, 'pageSize', 'cursor=');
         return listAnswer(reply, prefix, pageSize, await records.listAfter(prefix.key, after, pageSize));
       }

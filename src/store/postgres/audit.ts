@@ -118,8 +118,9 @@ export function auditEntry(
 }
 
 /**
- * Every this many entries the write path has the database check that a partition of the log is
- * ready ahead of the head (schema 3); the smallest partition (200) is twice this, plus a batch.
+ * Every this many entries the write path has the database check that a whole partition of the
+ * log is ready past the head (schema 3): after a check the room exceeds one partition, and the
+ * next check comes within this many entries, so any partition size above it never runs out.
  */
 export const PARTITION_CHECK_EVERY = 100;
 
