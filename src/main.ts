@@ -74,6 +74,7 @@ export async function openConfiguredStore(config: Config, opts: StoreOptions = {
     url: config.store.url,
     ...(config.store.readUrl !== '' ? { readUrl: config.store.readUrl } : {}),
     poolSize: config.store.connections,
+    auditPartitionEntries: config.store.auditPartitionEntries,
     ...common,
   });
 }
@@ -143,6 +144,7 @@ export async function openRegistry(config: Config, hooks: Hooks = {}): Promise<R
           url: config.upstream.url,
           token: config.upstream.token,
           retryMaxMs: config.sync.retryMaxMs,
+          leaseMs: config.sync.leaseMs,
           statsIntervalSeconds: config.sync.statsIntervalSeconds,
           stats,
           onPrefixAccepted: (p) => prefixes.accept(p),

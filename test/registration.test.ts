@@ -123,6 +123,71 @@ t.test('listing with paging; count only; bounds', async (t) => {
   t.equal((await c.call('GET', '/api/handles?prefix=88.100.7', { token: other })).status, 403);
 });
 
+t.test('listing with a cursor: next and Link continue by key; page= answers carry one too; bad cursors are 400', async (t) => {
+  const c = await startNode(t, { limits: { pageSizeMax: 50 } });
+  const reg = await registrar(c);
+  const suffixes = ['e', 'A', 'c', 'B', 'd', 'F', 'g'];
+  for (const s of suffixes) await c.call('PUT', `/api/handles/88.100.7/${s}`, { token: reg, body: sampleValues });
+  await c.call('PUT', '/api/handles/88.100.7.1/z', { token: ADMIN, body: sampleValues });
+  const all = ['88.100.7/A', '88.100.7/B', '88.100.7/c', '88.100.7/d', '88.100.7/e', '88.100.7/F', '88.100.7/g'];
+  // Follow the Link header from the first page to the end, as a generic HTTP client would.
+  const seen: string[] = [];
+  let path: string | undefined = '/api/handles?prefix=88.100.7&pageSize=3';
+  let pages = 0;
+  let last: any;
+  while (path !== undefined) {
+    const res = await c.call('GET', path, { token: reg });
+    t.equal(res.status, 200, path);
+    t.equal(res.json.totalCount, 7);
+    seen.push(...(res.json.handles as string[]));
+    const link = res.headers.get('link');
+    t.equal(link === null, res.json.next === undefined, 'a Link header exactly when there is a next cursor');
+    path = link === null ? undefined : /^<([^>]+)>; rel="next"$/.exec(link)![1];
+    if (path !== undefined) t.equal(new URL(path, c.url).searchParams.get('cursor'), res.json.next, "the Link carries the body's cursor");
+    last = res.json;
+    pages++;
+  }
+  t.same(seen, all, 'every identifier once, in order, none from under 88.100.7.1');
+  t.equal(pages, 3, 'pages of 3, 3 and 1');
+  t.same(last, { responseCode: 1, prefix: '88.100.7', totalCount: 7, handles: ['88.100.7/g'] }, 'the last page has no next');
+
+  // An offset page answers the cursor of the page after it; it continues where page=2 would.
+  const second = await c.call('GET', '/api/handles?prefix=88.100.7&page=1&pageSize=2', { token: reg });
+  t.same(second.json.handles, ['88.100.7/c', '88.100.7/d']);
+  const third = await c.call('GET', `/api/handles?prefix=88.100.7&pageSize=2&cursor=${second.json.next}`, { token: reg });
+  t.same(third.json.handles, (await c.call('GET', '/api/handles?prefix=88.100.7&page=2&pageSize=2', { token: reg })).json.handles);
+  t.same(third.json.handles, ['88.100.7/e', '88.100.7/F']);
+  // A cursor is a position, not a snapshot: an identifier added before it shifts offsets, not the cursor.
+  await c.call('PUT', '/api/handles/88.100.7/a0', { token: reg, body: sampleValues });
+  t.same(
+    (await c.call('GET', `/api/handles?prefix=88.100.7&pageSize=2&cursor=${second.json.next}`, { token: reg })).json.handles,
+    ['88.100.7/e', '88.100.7/F'],
+    'the cursor continues after 88.100.7/d',
+  );
+  t.same(
+    (await c.call('GET', `/api/handles?prefix=0.NA/88.100.7&cursor=${second.json.next}`, { token: reg })).json.handles,
+    ['88.100.7/e', '88.100.7/F', '88.100.7/g'],
+    'pageSize defaults to 100 with a cursor',
+  );
+
+  const bad: Array<[string, RegExp]> = [
+    ['cursor=not*base64', /not a listing cursor of prefix 88\.100\.7; send the "next" value/],
+    [`cursor=${Buffer.from('88.100.8/x').toString('base64url')}`, /not a listing cursor of prefix 88\.100\.7/],
+    ['cursor=', /not a listing cursor/],
+    [`cursor=${second.json.next}x`, /not a listing cursor/],
+    [`cursor=${second.json.next}&page=1`, /either page= or cursor=/],
+    [`cursor=${second.json.next}&pageSize=0`, /pageSize must be 1 to 50 with cursor= \(or leave it out for 50\)/],
+    [`cursor=${second.json.next}&pageSize=-1`, /pageSize must be 1 to 50 with cursor=/],
+    [`cursor=${second.json.next}&pageSize=51`, /limits\.pageSizeMax.*cursor=/],
+  ];
+  for (const [q, message] of bad) {
+    const res = await c.call('GET', `/api/handles?prefix=88.100.7&${q}`, { token: reg });
+    t.equal(res.status, 400, q);
+    t.match(res.json, { responseCode: 4, code: 'IDN_BAD_REQUEST', message }, q);
+  }
+  t.equal((await c.call('GET', `/api/handles?prefix=88.100.7&cursor=${second.json.next}`)).status, 401, 'a cursor needs the token too');
+});
+
 t.test('order of checks: syntax → routing → authentication → scope → body', async (t) => {
   const c = await startNode(t, { limits: { bodyMaxBytes: 2048 } });
   const reg = await registrar(c);

@@ -344,10 +344,11 @@ for (const engine of ENGINES)
     t.equal((await s.getRecord('88.1/b'))?.updatedAt, '2026-03-01T10:01:00Z');
     t.same(await s.listRecordHandles('88.1', 10, 0), ['88.1/A', '88.1/B'], 'key order, deleted ones gone');
     t.same(await s.listRecordHandles('88.1', 1, 1), ['88.1/B'], 'limit and offset');
-    if (s.listRecordsAfter !== undefined) {
-      t.same(await s.listRecordsAfter('88.1', '', 1), [{ key: '88.1/a', handle: '88.1/A' }], 'keyset: the first page');
-      t.same(await s.listRecordsAfter('88.1', '88.1/a', 10), [{ key: '88.1/b', handle: '88.1/B' }], 'keyset: after a key');
-    } else t.equal(engine, 'sqlite', 'only SQLite lacks keyset listing');
+    t.same(await s.listRecordsAfter('88.1', '', 1), [{ key: '88.1/a', handle: '88.1/A' }], 'keyset: the first page');
+    t.same(await s.listRecordsAfter('88.1', '88.1/a', 10), [{ key: '88.1/b', handle: '88.1/B' }], 'keyset: after a key');
+    t.same(await s.listRecordsAfter('88.1', '88.1/aa', 10), [{ key: '88.1/b', handle: '88.1/B' }], 'keyset: after a key that is gone');
+    t.same(await s.listRecordsAfter('88.1', '88.1/b', 10), [], 'keyset: past the last');
+    t.same(await s.listRecordsAfter('88.1.2', '', 10), [{ key: '88.1.2/x', handle: '88.1.2/X' }], 'keyset: one prefix, not those under it');
     t.equal(await s.countRecords('88.1'), 2);
     t.equal(await s.countRecords('88.9'), 0);
     t.equal(await s.countRecordsUnder('88.1'), 3, 'the prefix and those under it, not 88.10');
@@ -557,6 +558,33 @@ for (const engine of ENGINES)
       ],
     );
     t.equal(await s.pendingReports(), 1);
+    // Claims: a claimed report is the claimer's until its lease runs out.
+    await s.write({ actor: 'admin', action: 'prefix.create', target: '88.4' }, async (tx) => {
+      for (const k of ['k3', 'k4', 'k5']) await tx.enqueueReport('prefix', k, '{}');
+      return { result: undefined, payload: 'y', keepPayload: true };
+    });
+    const claimed = await s.claimReports(now, 2, 30_000);
+    t.same(
+      claimed.map((r) => [r.id, r.idemKey, r.state, r.nextAttemptAt]),
+      [
+        [3, 'k3', 'pending', now + 30_000],
+        [4, 'k4', 'pending', now + 30_000],
+      ],
+      'oldest first, next attempt at the lease end',
+    );
+    t.same(
+      (await s.claimReports(now, 10, 30_000)).map((r) => r.id),
+      [5],
+      'a second claim skips the claimed ones',
+    );
+    t.same(await s.claimReports(now + 29_999, 10, 30_000), [], 'nothing while the leases hold (1 waits for its retry)');
+    await s.markReport(3, 'sent', null);
+    t.same(
+      (await s.claimReports(now + 60_000, 10, 30_000)).map((r) => r.id),
+      [1, 4, 5],
+      'expired leases and the due retry are claimed again; a sent one never',
+    );
+    t.equal(await s.pendingReports(), 3, 'claimed ones stay pending until marked');
     const id = await s.write({ actor: 'node', action: 'sync.report', target: 'r' }, async (tx) => {
       t.equal(await tx.reportByKey('tok_n', 'i1'), undefined);
       const id = await tx.insertReport({ reporter: 'tok_n', idemKey: 'i1', kind: 'prefix', bodyJson: '{}', outcome: 'accepted', message: null });
@@ -577,7 +605,7 @@ for (const engine of ENGINES)
       { code: 'IDN_INTERNAL' },
       'a duplicate report key is a constraint failure',
     );
-    t.same(await s.verifyAudit(), { ok: true, checked: 2 });
+    t.same(await s.verifyAudit(), { ok: true, checked: 3 });
   });
 
 for (const engine of ENGINES)
@@ -755,6 +783,103 @@ t.test('write sets: writes of one batch touching the same rows each record what 
   t.equal(JSON.stringify(entries[1]), JSON.stringify(entries[0]), 'byte for byte');
 });
 
+t.test('postgres: the audit log is range partitioned by seq, made ahead of the head; a log across partitions verifies and restores', async (t) => {
+  const c = await stores.cluster();
+  if (c === undefined) return;
+  const url = await c.createDatabase();
+  const s = (await stores.open(t, 'postgres', { url, auditPartitionEntries: 200 }))!;
+  const raw = tamperPg(url);
+  t.teardown(() => raw.close());
+  t.same(await raw.partitions('audit_log'), [[1, 201, 0]], 'a new database: one partition of the size asked for');
+  // 1000 entries in concurrent writes (group-committed batches); every 10th keeps a payload.
+  for (let i = 0; i < 1000; i += 50)
+    await Promise.all(
+      Array.from({ length: 50 }, (_, j) =>
+        (i + j) % 10 === 0
+          ? s.write({ actor: 'admin', action: 'prefix.create', target: `p${i + j}` }, async () => ({
+              result: undefined,
+              payload: `p${i + j}`,
+              keepPayload: true,
+            }))
+          : putRecord(s, `88.1/r${i + j}`, `[${i + j}]`),
+      ),
+    );
+  t.equal((await s.auditHead()).seq, 1000);
+  const log = await raw.partitions('audit_log');
+  t.ok(log.length >= 6, `at least 6 partitions (${log.length})`);
+  log.forEach(([from, to], i) => {
+    t.equal(to - from, 200, `partition ${i} holds 200 seqs`);
+    if (i > 0) t.equal(from, log[i - 1]![1], `partition ${i} starts where ${i - 1} ends`);
+  });
+  t.equal(log[0]![0], 1);
+  t.ok(log.at(-1)![1] > 1000 + 100, 'a partition is ready ahead of the head');
+  t.same(
+    log.filter(([from]) => from <= 1000).map(([, , n]) => n),
+    [200, 200, 200, 200, 200],
+    'each full partition holds its 200 entries',
+  );
+  t.same(
+    (await raw.partitions('audit_payloads')).map(([from, to]) => [from, to]),
+    log.map(([from, to]) => [from, to]),
+    'payloads share the bounds',
+  );
+  t.same(
+    (await raw.partitions('audit_payloads')).filter(([from]) => from <= 1000).map(([, , n]) => n),
+    [20, 20, 20, 20, 20],
+  );
+  t.same(
+    (await s.auditPage(195, 10)).map((e) => e.seq),
+    [196, 197, 198, 199, 200, 201, 202, 203, 204, 205],
+    'a page across a partition boundary',
+  );
+  t.same(await s.verifyAudit({ sliceEntries: 64 }), { ok: true, checked: 1000 });
+
+  // A reopen with another size: partitions made from then on have it.
+  await s.close();
+  const s2 = (await stores.open(t, 'postgres', { url, auditPartitionEntries: 300 }))!;
+  for (let i = 0; i < 400; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => putRecord(s2, `88.1/q${i + j}`, '[1]')));
+  const grown = await raw.partitions('audit_log');
+  t.same(
+    grown.slice(0, log.length).map(([from, to]) => [from, to]),
+    log.map(([from, to]) => [from, to]),
+    'existing partitions keep their bounds',
+  );
+  t.ok(grown.length > log.length, 'new partitions were made');
+  t.same(
+    grown.slice(log.length).map(([from, to]) => to - from),
+    Array(grown.length - log.length).fill(300),
+  );
+  t.ok(grown.at(-1)![1] > 1400 + 100);
+  t.same(await s2.verifyAudit(), { ok: true, checked: 1400 });
+
+  // Tampering in a middle partition is found there.
+  await raw.setAuditActor(450, 'mallory');
+  t.match(await s2.verifyAudit(), { ok: false, firstBroken: { seq: 450 } });
+  await raw.setAuditActor(450, 'tok_1');
+  t.same(await s2.verifyAudit(), { ok: true, checked: 1400 });
+
+  // An escrow restore into a new database makes the partitions its rows need first.
+  const rows = new Map<string, Array<Record<string, unknown>>>();
+  await s2.snapshot((table, row) => {
+    if (!rows.has(table)) rows.set(table, []);
+    rows.get(table)!.push(row);
+  });
+  t.equal(rows.get('audit_log')!.length, 1400, 'the export reads every partition');
+  const restoredUrl = await c.createDatabase();
+  const r = (await stores.open(t, 'postgres', { url: restoredUrl, auditPartitionEntries: 250 }))!;
+  for (const [table, list] of rows) await r.insertRows(table as EscrowTable, list);
+  t.same(await r.verifyAudit(), { ok: true, checked: 1400 });
+  const rawR = tamperPg(restoredUrl);
+  t.teardown(() => rawR.close());
+  const restored = await rawR.partitions('audit_log');
+  t.ok(restored.at(-1)![1] > 1400, 'partitions reach past the restored head');
+  t.equal(
+    restored.reduce((n, [, , rows]) => n + rows, 0),
+    1400,
+  );
+  t.same(await putRecord(r, '88.1/after', '[1]'), { version: 1, seq: 1401 }, 'the restored chain goes on');
+});
+
 t.test('postgres: a schema 1 database with rows is re-based on its first writable open', async (t) => {
   const c = await stores.cluster();
   if (c === undefined) return;
@@ -794,6 +919,18 @@ t.test('postgres: a schema 1 database with rows is re-based on its first writabl
     { action: 'audit.rebase', target: 'audit_payloads' },
   ]);
   t.same(await s.verifyAudit(), { ok: true, checked: 4 });
+  t.same(
+    await raw.partitions('audit_log'),
+    [
+      [1, 10_000_001, 4],
+      [10_000_001, 20_000_001, 0],
+    ],
+    'schema 3 moved the log into its range partition; the head is in the last one, so the next is made',
+  );
+  t.same(
+    (await raw.partitions('audit_payloads')).map(([, , n]) => n),
+    [1, 0],
+  );
   await raw.updateRows('tokens', { role: 'admin' }, { id: 'tok_a' });
   t.match(await s.verifyAudit(), { ok: false, firstBroken: { seq: 2, table: 'tokens', key: '["tok_a"]', reason: /altered/ } });
   await raw.updateRows('tokens', { role: 'registrar' }, { id: 'tok_a' });

@@ -145,6 +145,18 @@ export function tamperPg(url: string) {
     exec: async (text: string) => void (await sql.unsafe(text)),
     /** The migrations recorded as applied. */
     schemaRows: async () => (await sql`SELECT version, file FROM idnode_schema ORDER BY version`).map((r) => ({ ...r })),
+    /** The range partitions of `table` as [from, to) seqs, in order, with their row counts (schema 3). */
+    async partitions(table: string): Promise<Array<[from: number, to: number, rows: number]>> {
+      const parts = await sql`SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = ${table}::regclass`;
+      const out: Array<[number, number, number]> = [];
+      for (const p of parts) {
+        const [, from, to] = /FROM \('?(\d+)'?\) TO \('?(\d+)'?\)/.exec(p.bound as string)!;
+        const [{ n }] = (await sql.unsafe(`SELECT count(*)::int AS n FROM "${p.name as string}"`)) as unknown as [{ n: number }];
+        out.push([Number(from), Number(to), n]);
+      }
+      return out.sort((a, b) => a[0] - b[0]);
+    },
     /** How many backends are connected to this database (leak checks). */
     connections: async () =>
       (await sql`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)[0]!.n as number,

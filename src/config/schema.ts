@@ -75,6 +75,14 @@ export const CONFIG_KEYS = {
     env: 'IDNODE_STORE_CONNECTIONS',
     doc: 'pipelined PostgreSQL connections per process and URL (a few pipelined connections cost less server CPU per query than many)',
   },
+  'store.auditPartitionEntries': {
+    kind: 'int',
+    default: 10_000_000,
+    min: 200,
+    max: 1_000_000_000_000,
+    env: 'IDNODE_STORE_AUDIT_PARTITION_ENTRIES',
+    doc: 'PostgreSQL: audit entries per range partition of the audit log (made ahead of the head as it grows); a change applies to partitions made from then on',
+  },
   // maxItems: routing matches a missed prefix against the homed ones one by one.
   homed: { kind: 'prefixes', default: ['88.100'], maxItems: 1000, env: 'IDNODE_HOMED', doc: 'prefixes this node is responsible for' },
   'upstream.url': {
@@ -162,6 +170,15 @@ export const CONFIG_KEYS = {
     unit: 'ms',
     env: 'IDNODE_SYNC_RETRY_MAX_MS',
     doc: 'longest wait between two attempts to send a report',
+  },
+  'sync.leaseMs': {
+    kind: 'int',
+    default: 60_000,
+    min: 1000,
+    max: 3_600_000,
+    unit: 'ms',
+    env: 'IDNODE_SYNC_LEASE_MS',
+    doc: 'how long a node that claimed a report to send keeps it from the other nodes on the same database; a node that dies mid-send gives it back after this (keep it above `upstream.deadlineMs`: a send that outlives its lease may be sent twice, which the upstream drops by its idempotency key)',
   },
   'cache.maxBytes': {
     kind: 'int',

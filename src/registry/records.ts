@@ -1,7 +1,7 @@
 /** Record writes (PUT/DELETE) and listing, all through the store's one write path. */
 import { randomUUID } from 'node:crypto';
 import { IdnError } from '../errors.js';
-import type { Identifier } from '../identifier/index.js';
+import { foldCase, type Identifier } from '../identifier/index.js';
 import { type RecordRow, type Store, versionLine, type WriteTx } from '../store/index.js';
 import type { Route } from '../upstream/routing.js';
 import { authorize, writeTarget } from './authorize.js';
@@ -21,7 +21,17 @@ export interface PutOptions {
 export interface Records {
   put(id: Identifier, body: unknown, opts: PutOptions, actor: string): Promise<{ created: boolean; handle: string; unchanged: boolean }>;
   remove(id: Identifier, only: Set<number> | undefined, actor: string): Promise<{ handle: string }>;
-  list(prefixKey: string, page: number, pageSize: number): Promise<{ totalCount: number; handles: string[] }>;
+  /** Page `page` of `pageSize` (offset: Handle.Net's paging); the first page is a keyset read. */
+  list(prefixKey: string, page: number, pageSize: number): Promise<ListPage>;
+  /** The page after the key `afterKey` ('' from the start): one index seek, however deep. */
+  listAfter(prefixKey: string, afterKey: string, pageSize: number): Promise<ListPage>;
+}
+
+export interface ListPage {
+  totalCount: number;
+  handles: string[];
+  /** The key the next page starts after; absent on the last page. */
+  after?: string;
 }
 
 /** What to do to a record's values: merge `put` in (only the indexes in `only`, if given), or drop some indexes. */
@@ -87,6 +97,15 @@ export function createRecords(deps: {
   templates?: { check(id: Identifier, values: readonly InputValue[]): void; apply(tx: WriteTx, id: Identifier, values: readonly InputValue[]): Promise<void> };
 }): Records {
   const { store } = deps;
+  async function listAfter(prefixKey: string, afterKey: string, pageSize: number): Promise<ListPage> {
+    const totalCount = await store.countRecords(prefixKey);
+    if (pageSize === 0) return { totalCount, handles: [] };
+    // One more than asked tells whether a next page exists.
+    const rows = await store.listRecordsAfter(prefixKey, afterKey, pageSize + 1);
+    const page = rows.slice(0, pageSize);
+    return { totalCount, handles: page.map((r) => r.handle), ...(rows.length > pageSize ? { after: page.at(-1)!.key } : {}) };
+  }
+
   return {
     async put(id, body, opts, actor) {
       let incoming;
@@ -172,9 +191,15 @@ export function createRecords(deps: {
     },
 
     async list(prefixKey, page, pageSize) {
+      if (page === 0) return listAfter(prefixKey, '', pageSize);
       const totalCount = await store.countRecords(prefixKey);
-      const handles = pageSize === 0 ? [] : await store.listRecordHandles(prefixKey, pageSize, page * pageSize);
-      return { totalCount, handles };
+      if (pageSize === 0) return { totalCount, handles: [] };
+      const handles = await store.listRecordHandles(prefixKey, pageSize + 1, page * pageSize);
+      if (handles.length <= pageSize) return { totalCount, handles };
+      handles.length = pageSize;
+      return { totalCount, handles, after: foldCase(handles.at(-1)!) };
     },
+
+    listAfter,
   };
 }

@@ -76,6 +76,7 @@ export const ListQuery = Type.Object(
     prefix: Type.String({ minLength: 1 }),
     page: Type.Optional(Type.Integer({ minimum: -INT32_MAX, maximum: INT32_MAX, description: '0-based; negative = all' })),
     pageSize: Type.Optional(Type.Integer({ minimum: -INT32_MAX, maximum: INT32_MAX, description: '0 = count only; absent or negative = all' })),
+    cursor: Type.Optional(Type.String({ description: 'the `next` of the previous page: continues after it (instead of page=)' })),
   },
   { additionalProperties: false },
 );
@@ -85,6 +86,7 @@ export const ListAnswer = Type.Object({
   prefix: Type.String(),
   totalCount: Type.Integer(),
   handles: Type.Array(Type.String()),
+  next: Type.Optional(Type.String({ description: 'cursor of the next page (absent on the last page); also in the Link header' })),
 });
 
 export const BatchBody = Type.Object({ handles: Type.Array(Type.String()) }, { additionalProperties: false });

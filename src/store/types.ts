@@ -91,6 +91,8 @@ export interface StoreOptions {
   mmapBytes?: number;
   /** Change-feed rows kept (default 100000); a follower further behind drops its whole cache. */
   changesRetention?: number;
+  /** PostgreSQL: audit entries per range partition of the log (default 10000000; existing partitions keep theirs). */
+  auditPartitionEntries?: number;
 }
 
 /** Tables an escrow export carries (tokens and the outbox stay with the node). */
@@ -103,11 +105,11 @@ export interface RecordReads {
   answerRow(handleKey: string): Promise<AnswerRow | undefined>;
   listRecordHandles(prefixKey: string, limit: number, offset: number): Promise<string[]>;
   /**
-   * Keyset listing (a capability; PostgreSQL has it): handles of `prefixKey`'s records whose key
-   * follows `afterKey` ('' from the start), in key order, with their keys as the next cursor.
-   * An offset costs a scan of every row it skips; a key costs one index seek.
+   * Keyset listing: handles of `prefixKey`'s records whose key follows `afterKey` ('' from the
+   * start), in key order, with their keys as the next cursor. An offset costs a scan of every
+   * row it skips; a key costs one index seek.
    */
-  listRecordsAfter?: (prefixKey: string, afterKey: string, limit: number) => Promise<Array<{ key: string; handle: string }>>;
+  listRecordsAfter(prefixKey: string, afterKey: string, limit: number): Promise<Array<{ key: string; handle: string }>>;
   /** Record keys after `afterKey` ('' from the start), in key order, from the primary (the resolver's key filter). */
   recordKeysAfter(afterKey: string, limit: number): Promise<string[]>;
   countRecords(prefixKey: string): Promise<number>;
@@ -190,6 +192,13 @@ export interface LineageReads {
 export interface OutboxOps {
   /** Reports due to be sent (pending, next attempt time reached), oldest first. */
   dueReports(nowMs: number, limit: number): Promise<OutboxRow[]>;
+  /**
+   * Claims up to `limit` due reports for one sender, oldest first, in one statement: their next
+   * attempt moves to `nowMs + leaseMs`, so every other sender (another node on the same
+   * database, another worker) skips them until the sender marks them or the lease runs out (a
+   * sender that died gives them back then). Returned as claimed (nextAttemptAt is the lease's end).
+   */
+  claimReports(nowMs: number, limit: number, leaseMs: number): Promise<OutboxRow[]>;
   outbox(afterId: number, limit: number): Promise<OutboxRow[]>;
   pendingReports(): Promise<number>;
   /** Outbox bookkeeping (not an audited change: the report itself was audited when queued). */

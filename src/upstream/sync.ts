@@ -1,9 +1,11 @@
 /**
  * Sync up (API.md §3.3): a node reports each prefix it creates or changes, and periodic
- * statistics, to its upstream. Reports are queued in the SQLite outbox in the same
+ * statistics, to its upstream. Reports are queued in the store's outbox in the same
  * transaction as the change, then sent by a worker with retries, exponential backoff and
  * jitter; the idempotency key makes a re-sent report a no-op on the upstream, so a crash or
- * restart on either side loses nothing and applies nothing twice.
+ * restart on either side loses nothing and applies nothing twice. Every node (and worker) on
+ * one database runs a sender: each claims a report for a lease before sending it, so any may
+ * send it and, while leases hold, none sends it twice.
  */
 import { IdnError } from '../errors.js';
 import { isUnderPrefix, parsePrefix } from '../identifier/index.js';
@@ -82,6 +84,8 @@ export function createSyncWorker(deps: {
   url: string;
   token: string;
   retryMaxMs: number;
+  /** How long a claimed report is this sender's alone (config sync.leaseMs). */
+  leaseMs: number;
   statsIntervalSeconds: number;
   stats: NodeStats;
   /** The upstream accepted a prefix report: make the prefix active. */
@@ -101,29 +105,27 @@ export function createSyncWorker(deps: {
   }
 
   async function sendDue(): Promise<void> {
-    for (;;) {
-      const rows = await store.dueReports(now(), 50);
-      if (rows.length === 0 || stopped) return;
-      for (const row of rows) {
-        if (stopped) return;
-        const body: Record<string, unknown> = { ...(JSON.parse(row.bodyJson) as Record<string, unknown>), idempotencyKey: row.idemKey };
-        try {
-          const res = await deps.upstream.postJson(deps.url, REPORTS_PATH, body, deps.token);
-          const message = (res.json as { message?: string } | undefined)?.message ?? `HTTP ${res.status}`;
-          if (res.status >= 200 && res.status < 300) {
-            await store.markReport(row.id, 'sent', null);
-            if (row.kind === 'prefix') await deps.onPrefixAccepted(body.prefix as string);
-          } else if (res.status >= 500 || RETRY_STATUS.has(res.status)) {
-            await store.retryReport(row.id, now() + backoff(row.attempts), `HTTP ${res.status}: ${message}`);
-          } else {
-            await store.markReport(row.id, 'rejected', `HTTP ${res.status}: ${message}`);
-            deps.onError?.(`the upstream rejected report ${row.idemKey}: ${message}`);
-          }
-        } catch (err) {
-          await store.retryReport(row.id, now() + backoff(row.attempts), (err as Error).message);
-          // The upstream is unreachable: the rest would fail the same way; wait for the next round.
-          return;
+    while (!stopped) {
+      // One report at a time: the lease covers one send, and a sender that stops or fails holds no others.
+      const [row] = await store.claimReports(now(), 1, deps.leaseMs);
+      if (row === undefined) return;
+      const body: Record<string, unknown> = { ...(JSON.parse(row.bodyJson) as Record<string, unknown>), idempotencyKey: row.idemKey };
+      try {
+        const res = await deps.upstream.postJson(deps.url, REPORTS_PATH, body, deps.token);
+        const message = (res.json as { message?: string } | undefined)?.message ?? `HTTP ${res.status}`;
+        if (res.status >= 200 && res.status < 300) {
+          await store.markReport(row.id, 'sent', null);
+          if (row.kind === 'prefix') await deps.onPrefixAccepted(body.prefix as string);
+        } else if (res.status >= 500 || RETRY_STATUS.has(res.status)) {
+          await store.retryReport(row.id, now() + backoff(row.attempts), `HTTP ${res.status}: ${message}`);
+        } else {
+          await store.markReport(row.id, 'rejected', `HTTP ${res.status}: ${message}`);
+          deps.onError?.(`the upstream rejected report ${row.idemKey}: ${message}`);
         }
+      } catch (err) {
+        await store.retryReport(row.id, now() + backoff(row.attempts), (err as Error).message);
+        // The upstream is unreachable: the rest would fail the same way; wait for the next round.
+        return;
       }
     }
   }

@@ -1,13 +1,13 @@
 /** /api/handles (resolution, registration, listing) and /api/resolve (batch). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Static } from '@sinclair/typebox';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { performance } from 'node:perf_hooks';
 import { IdnError, isIdnError } from '../../errors.js';
 import { foldCase, type Identifier, parseIdentifier } from '../../identifier/index.js';
 import { smallestTtl } from '../../registry/answer.js';
 import { allows, writeTarget } from '../../registry/authorize.js';
-import { mintSuffix } from '../../registry/records.js';
+import { type ListPage, mintSuffix } from '../../registry/records.js';
 import type { Principal } from '../../registry/tokens.js';
 import type { HandleValue } from '../../registry/values.js';
 import { buildEntry, type Entry, entryAnswer, respell } from '../../resolver/index.js';
@@ -87,9 +87,35 @@ function listPrefix(text: string): { prefix: string; key: string } {
   return prefixParam(bare, 'IDN_BAD_REQUEST', 'prefix=');
 }
 
+/** The `next` cursor of a listing: the key the next page starts after (opaque to clients). */
+function listCursor(afterKey: string): string {
+  return Buffer.from(afterKey, 'utf8').toString('base64url');
+}
+
+/** The key a cursor continues after; a cursor this node did not give for `prefix` is 400. */
+function cursorKey(cursor: string, prefix: { prefix: string; key: string }): string {
+  const key = cursor.length <= 4096 && /^[A-Za-z0-9_-]+$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
+  // Base64url decoding skips what it cannot read: only a cursor that encodes back to itself is one we gave.
+  if (key.startsWith(`${prefix.key}/`) && listCursor(key) === cursor) return key;
+  throw new IdnError(
+    'IDN_BAD_REQUEST',
+    `cursor= is not a listing cursor of prefix ${prefix.prefix}; send the "next" value of the previous page unchanged, with the same prefix=, or page through with page=0,1,…`,
+  );
+}
+
 /** /api/handles and /api/resolve, as an encapsulated plugin. */
 const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { deps }) => {
   const { resolver, router, tokens, records, config } = deps;
+
+  /** A page of a listing; when more follow, its cursor in `next` and a `Link: <…>; rel="next"` header. */
+  function listAnswer(reply: FastifyReply, prefix: { prefix: string }, pageSize: number, page: ListPage) {
+    const answer = { responseCode: 1, prefix: prefix.prefix, totalCount: page.totalCount, handles: page.handles };
+    if (page.after === undefined) return answer;
+    const next = listCursor(page.after);
+    // Relative (RFC 8288 allows it): right however the client reached this node, proxies included.
+    reply.header('link', `</api/handles?prefix=${encodeURIComponent(prefix.prefix)}&pageSize=${pageSize}&cursor=${next}>; rel="next"`);
+    return { ...answer, next };
+  }
 
   /** Syntax (400/102), then routing for reads: unroutable → 400/301. */
   function readIdentifier(request: FastifyRequest): Identifier {
@@ -222,9 +248,21 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
         response: { 200: ListAnswer, '4xx': { $ref: 'ErrorBody#' } },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const q = request.query;
       const prefix = listPrefix(q.prefix);
+      if (q.cursor !== undefined) {
+        const after = cursorKey(q.cursor, prefix);
+        if (q.page !== undefined)
+          throw new IdnError('IDN_BAD_REQUEST', 'send either page= or cursor=, not both: the cursor already says where the page starts');
+        if (q.pageSize !== undefined && q.pageSize < 1)
+          throw new IdnError(
+            'IDN_BAD_REQUEST',
+            `pageSize must be 1 to ${config.limits.pageSizeMax} with cursor= (or leave it out for ${pageLimit(undefined, config.limits.pageSizeMax, '', '')})`,
+          );
+        const pageSize = pageLimit(q.pageSize, config.limits.pageSizeMax, 'pageSize', 'cursor=');
+        return listAnswer(reply, prefix, pageSize, await records.listAfter(prefix.key, after, pageSize));
+      }
       // As the reference does: no pageSize, or a negative page or pageSize, asks for every identifier.
       if (q.pageSize === undefined || q.pageSize < 0 || (q.page !== undefined && q.page < 0)) {
         const max = config.limits.listAllMax;
@@ -237,8 +275,7 @@ const handleRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, 
         return { responseCode: 1, prefix: prefix.prefix, totalCount, handles: (await records.list(prefix.key, 0, max)).handles };
       }
       const pageSize = pageLimit(q.pageSize, config.limits.pageSizeMax, 'pageSize', 'page=');
-      const { totalCount, handles } = await records.list(prefix.key, q.page ?? 0, pageSize);
-      return { responseCode: 1, prefix: prefix.prefix, totalCount, handles };
+      return listAnswer(reply, prefix, pageSize, await records.list(prefix.key, q.page ?? 0, pageSize));
     },
   );
 

@@ -117,8 +117,17 @@ export function auditEntry(
   return { ...entry, writeSet, prevHash, hash: auditHash(prevHash, entry) };
 }
 
+/**
+ * Every this many entries the write path has the database check that a whole partition of the
+ * log is ready past the head (schema 3): after a check the room exceeds one partition, and the
+ * next check comes within this many entries, so any partition size above it never runs out.
+ */
+export const PARTITION_CHECK_EVERY = 100;
+
 /** The entries a batch appended (hashes computed as they were added), in one statement each table. */
 export async function insertAudit(q: Q, rows: Array<AuditRow & { writeSet: string }>, payloads: Array<[number, string]>): Promise<void> {
+  // Seqs are gapless: each multiple of the interval is in exactly one batch.
+  if (rows.some((r) => r.seq % PARTITION_CHECK_EVERY === 0)) await q`SELECT idnode_audit_partitions_ahead(${rows.at(-1)!.seq})`;
   if (rows.length > 0)
     await q`INSERT INTO audit_log (seq, at, actor, action, target, digest, rows_digest, write_set, prev_hash, hash)
       SELECT * FROM unnest(${rows.map((r) => r.seq)}::bigint[], ${rows.map((r) => r.at)}::text[], ${rows.map((r) => r.actor)}::text[],

@@ -123,7 +123,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
   const freshness = opts.readUrl !== undefined ? createFreshness() : undefined;
   let version: number;
   try {
-    version = opts.readonly ? await pgSchemaVersion(sql) : await migratePg(sql);
+    version = opts.readonly ? await pgSchemaVersion(sql) : await migratePg(sql, opts);
   } catch (err) {
     await Promise.all([sql.end({ timeout: 1 }), replica !== sql ? replica.end({ timeout: 1 }) : undefined]);
     throw new IdnError('IDN_INTERNAL', `cannot open database ${where}: ${(err as Error).message}`, { cause: err });

@@ -35,6 +35,9 @@ export function escrowOps(sql: Sql): EscrowOps {
         const known = await columnsOf(tx, table);
         // Columns only one engine has are left out (none today: records.id is on both since schema 2).
         const cols = Object.keys(rows[0]!).filter((c) => known.has(c));
+        // The log's range partitions must reach the restored seqs before their rows arrive.
+        if (table === 'audit_log' || table === 'audit_payloads')
+          await tx`SELECT idnode_audit_partitions_ahead(${rows.reduce((max, r) => Math.max(max, Number(r.seq)), 0)})`;
         for (let i = 0; i < rows.length; i += 500) {
           const chunk = rows.slice(i, i + 500).map((r) => Object.fromEntries(cols.map((c) => [c, r[c] ?? null])));
           await tx`INSERT INTO ${tx(table)} ${tx(chunk as Array<Record<string, string | number | null>>, cols)}`;

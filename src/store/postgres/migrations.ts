@@ -45,12 +45,26 @@ export async function pgSchemaVersion(sql: Q): Promise<number> {
   return row?.v ?? 0;
 }
 
-/** Applies the files newer than the database's version, all in one transaction under the lock. */
-export async function migratePg(sql: Sql): Promise<number> {
+export interface MigrateOptions {
+  /**
+   * Audit entries per range partition (schema 3): the first partitions of a new database and
+   * every partition made from now on have this size; existing ones keep theirs.
+   */
+  auditPartitionEntries?: number | undefined;
+}
+
+/**
+ * Applies the files newer than the database's version, all in one transaction under the lock;
+ * then the audit log's upkeep: the partition size asked for, and partitions ahead of the head.
+ */
+export async function migratePg(sql: Sql, opts: MigrateOptions = {}): Promise<number> {
+  const entries = opts.auditPartitionEntries;
   return sql.begin<number>(async (tx) => {
     // Transaction-scoped: released at commit, or when a crashed process's connection drops.
     await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`;
     await tx`CREATE TABLE IF NOT EXISTS idnode_schema (version integer PRIMARY KEY, file text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
+    // Read by schema 3 when it makes a database's first partitions.
+    if (entries !== undefined) await tx`SELECT set_config('idnode.audit_partition_entries', ${String(entries)}, true)`;
     let current = await pgSchemaVersion(tx);
     for (const file of schemaFiles()) {
       const version = Number(file.slice(0, 3));
@@ -58,6 +72,10 @@ export async function migratePg(sql: Sql): Promise<number> {
       await tx.unsafe(readFileSync(join(PG_SCHEMA_DIR, file), 'utf8'));
       await tx`INSERT INTO idnode_schema (version, file) VALUES (${version}, ${file})`;
       current = version;
+    }
+    if (current >= 3) {
+      if (entries !== undefined) await tx`UPDATE meta SET value = ${String(entries)} WHERE key = 'audit.partition_entries' AND value <> ${String(entries)}`;
+      await tx`SELECT idnode_audit_partitions_ahead((SELECT seq FROM chain_head WHERE id = 1))`;
     }
     return current;
   });

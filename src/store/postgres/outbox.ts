@@ -20,6 +20,16 @@ export function outboxOps(q: Q, now: () => Date): OutboxOps {
   return {
     dueReports: (nowMs, limit) =>
       list<OutboxRow>(`SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY id LIMIT $2`, [nowMs, limit]),
+    async claimReports(nowMs, limit, leaseMs) {
+      // SKIP LOCKED: a row another node is claiming right now is left to it, not waited for; one
+      // it claimed and committed no longer matches (re-checked on the newest row version).
+      const rows = await list<OutboxRow>(
+        `WITH due AS (SELECT id AS due_id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+         UPDATE outbox SET next_attempt_at = $2 FROM due WHERE id = due_id RETURNING ${OUTBOX_COLUMNS}`,
+        [nowMs, nowMs + leaseMs, limit],
+      );
+      return rows.sort((a, b) => a.id - b.id);
+    },
     outbox: (afterId, limit) => list<OutboxRow>(`SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE id > $1 ORDER BY id LIMIT $2`, [afterId, limit]),
     async pendingReports() {
       const [row] = await q`SELECT count(*) FROM outbox WHERE state = 'pending'`.values();

@@ -267,6 +267,7 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
     ...promised<LineageReads>(lineageReads(rdb)),
     ...outbox,
     // Outbox bookkeeping writes on the write connection, between writes.
+    claimReports: (...a) => queued(() => w.outboxOps.claimReports(...a)),
     markReport: (...a) => queued(() => w.outboxOps.markReport(...a)),
     retryReport: (...a) => queued(() => w.outboxOps.retryReport(...a)),
     ...promised<ChangeReads>(changes),

@@ -10,6 +10,11 @@ const REPORT_COLUMNS = 'id, reporter, idem_key AS idemKey, kind, body_json AS bo
 /** Reads and the outbox's bookkeeping (not audited: the report itself was audited when queued). */
 export function outboxOps(db: Db, now: () => Date): Sync<OutboxOps> {
   const due = db.prepare(`SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?`);
+  // One statement: atomic under SQLite's write lock, also against other processes on the file.
+  const claim = db.prepare(
+    `UPDATE outbox SET next_attempt_at = ? WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?)
+     RETURNING ${OUTBOX_COLUMNS}`,
+  );
   const outbox = db.prepare(`SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE id > ? ORDER BY id LIMIT ?`);
   const pendingCount = db.prepare("SELECT count(*) FROM outbox WHERE state = 'pending'").pluck();
   const done = db.prepare('UPDATE outbox SET state = ?, done_at = ?, last_error = ?, attempts = attempts + 1 WHERE id = ?');
@@ -18,6 +23,7 @@ export function outboxOps(db: Db, now: () => Date): Sync<OutboxOps> {
   const reports = db.prepare(`SELECT ${REPORT_COLUMNS} FROM sync_reports WHERE id > ? ORDER BY id LIMIT ?`);
   return {
     dueReports: (nowMs, limit) => due.all(nowMs, limit) as OutboxRow[],
+    claimReports: (nowMs, limit, leaseMs) => (claim.all(nowMs + leaseMs, nowMs, limit) as OutboxRow[]).sort((a, b) => a.id - b.id),
     outbox: (afterId, limit) => outbox.all(afterId, limit) as OutboxRow[],
     pendingReports: () => pendingCount.get() as number,
     markReport: (id, state, error) => void done.run(state, isoSeconds(now()), error, id),

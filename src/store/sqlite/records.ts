@@ -11,6 +11,7 @@ export function recordReads(db: Db): Sync<RecordReads> {
   const answerRow = db.prepare('SELECT handle, values_json, public_json, max_age, expires_at, etag FROM records WHERE handle_key = ?').raw();
   const listRecords = db.prepare('SELECT handle FROM records WHERE prefix_key = ? ORDER BY handle_key LIMIT ? OFFSET ?').pluck();
   const recordKeys = db.prepare('SELECT handle_key FROM records WHERE handle_key > ? ORDER BY handle_key LIMIT ?').pluck();
+  const listAfter = db.prepare('SELECT handle_key AS key, handle FROM records WHERE prefix_key = ? AND handle_key > ? ORDER BY handle_key LIMIT ?');
   const countRecords = db.prepare('SELECT count(*) FROM records WHERE prefix_key = ?').pluck();
   const countUnder = db.prepare("SELECT count(*) FROM records WHERE prefix_key = ? OR (prefix_key > ? || '.' AND prefix_key < ? || '/')").pluck();
   const recordCount = db.prepare('SELECT count(*) FROM records').pluck();
@@ -21,6 +22,7 @@ export function recordReads(db: Db): Sync<RecordReads> {
     answerRow: (handleKey) => answerRow.get(handleKey) as AnswerRow | undefined,
     listRecordHandles: (prefixKey, limit, offset) => listRecords.all(prefixKey, limit, offset) as string[],
     recordKeysAfter: (afterKey, limit) => recordKeys.all(afterKey, limit) as string[],
+    listRecordsAfter: (prefixKey, afterKey, limit) => listAfter.all(prefixKey, afterKey, limit) as Array<{ key: string; handle: string }>,
     countRecords: (prefixKey) => countRecords.get(prefixKey) as number,
     countRecordsUnder: (prefixKey) => countUnder.get(prefixKey, prefixKey, prefixKey) as number,
     totalRecords: () => recordCount.get() as number,
