@@ -176,7 +176,6 @@ export async function openRegistry(config: Config, hooks: Hooks = {}): Promise<R
       await templates.reload();
       resolver.clear();
     },
-    onCaughtUp: (version) => resolver.caughtUpTo(version),
   });
   // After the follower exists: every record written from now on reaches the filter through the feed.
   void resolver.loadKeys();

@@ -220,7 +220,7 @@ export const CONFIG_KEYS = {
     max: 256 * MiB,
     unit: 'bytes',
     env: 'IDNODE_CACHE_KEY_FILTER_MAX_BYTES',
-    doc: 'memory of the key filter (a Bloom filter of every registered identifier, filled at start and kept by the change feed) that answers not-found without a database read; 2.5 to 5 bytes per record, so the default holds up to about 26 million records, and with more the filter is off and every miss reads the database (0 turns it off)',
+    doc: 'PostgreSQL engine: memory of the key filter (a Bloom filter of every registered identifier, filled at start and kept by the change feed) that answers not-found without a database round trip; 2.5 to 5 bytes per record, so the default holds up to about 26 million records, and with more the filter is off and every miss reads the database (0 turns it off). SQLite nodes keep none: their miss is an index-only lookup in process',
   },
   'cache.staleWindowSeconds': {
     kind: 'int',

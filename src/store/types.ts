@@ -262,8 +262,6 @@ export interface StoreEngine
    * fast path answers misses before fastify when an engine has it, else takes the async path).
    */
   answerRowSync?: (handleKey: string) => AnswerRow | undefined;
-  /** `dataVersion`, synchronously (a capability: the key filter checks it on every filtered miss). */
-  dataVersionSync?: () => number;
   /** A token by its secret's hash, synchronously (a capability: load shedding's admin check needs it). */
   tokenByHashSync?: (hash: string) => TokenRow | undefined;
   /** Waits for queued writes, then closes. */

@@ -253,7 +253,6 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
     return out;
   }
 
-  const changes = changeReads(rdb);
   const outbox = promised<OutboxOps>(outboxOps(rdb, now));
   const verifyReads = promised<Omit<AuditReads, 'verifyAudit'> & AuditVerifyReads>(auditReads(rdb));
   const escrowReads = promised<EscrowOps>(escrowOps(rdb));
@@ -270,8 +269,7 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
     claimReports: (...a) => queued(() => w.outboxOps.claimReports(...a)),
     markReport: (...a) => queued(() => w.outboxOps.markReport(...a)),
     retryReport: (...a) => queued(() => w.outboxOps.retryReport(...a)),
-    ...promised<ChangeReads>(changes),
-    dataVersionSync: changes.dataVersion,
+    ...promised<ChangeReads>(changeReads(rdb)),
     snapshot: (row) => escrowReads.snapshot(row),
     insertRows: (...a) => queued(() => w.escrow.insertRows(...a)),
     path,
