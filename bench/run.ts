@@ -352,7 +352,7 @@ async function seededKeys(url: string): Promise<string[]> {
 /** Not-found flood: every request names an identifier nobody registered (a store lookup and a short-lived 404 entry each). */
 async function notFound(o: Options): Promise<Outcome> {
   return withDir(async (dir) => {
-    const { node, unfiltered } = await notFoundNodes(dir);
+    const node = await startIdnode(dir, { seed: true });
     try {
       let n = 0;
       const next = (req: { path: string }) => {
@@ -363,52 +363,22 @@ async function notFound(o: Options): Promise<Outcome> {
       const bare = await startServer([BARE], { BARE_BODY_BYTES: String(bodyBytes) });
       try {
         const opts = { seconds: o.seconds, connections: o.connections, next };
-        const sides = await alternate(
-          {
-            bare: { server: bare, paths: [], opts },
-            idnode: { server: node, paths: [], opts },
-            [UNFILTERED]: { server: unfiltered, paths: [], opts },
-          },
-          o.runs,
-          true,
-        );
-        return { sides, ratios: notFoundRatios(sides), notes: { bodyBytes, ...(await filterNotes(node)) } };
+        const sides = await alternate({ bare: { server: bare, paths: [], opts }, idnode: { server: node, paths: [], opts } }, o.runs, true);
+        return {
+          sides,
+          ratios: [
+            { name: 'throughput idnode/bare', value: sides.idnode!.rps / sides.bare!.rps },
+            { name: 'CPU per request idnode/bare', value: sides.idnode!.cpuUsPerReq / sides.bare!.cpuUsPerReq },
+          ],
+          notes: { bodyBytes },
+        };
       } finally {
         await bare.stop();
       }
     } finally {
-      await Promise.all([node.stop(), unfiltered.stop()]);
+      await node.stop();
     }
   });
-}
-
-const UNFILTERED = 'idnode, key filter off';
-
-/** A seeded node with its key filter filled, and one with the filter off (cache.keyFilterMaxBytes 0). */
-async function notFoundNodes(dir: string): Promise<{ node: Server; unfiltered: Server }> {
-  const [a, b] = [join(dir, 'filtered'), join(dir, 'unfiltered')];
-  mkdirSync(a);
-  mkdirSync(b);
-  const [node, unfiltered] = await Promise.all([startIdnode(a, { seed: true }), startIdnode(b, { seed: true, cache: { keyFilterMaxBytes: 0 } })]);
-  for (let i = 0; (await call(node.url, 'GET', '/readyz')).cache.keyFilter !== 'ready'; i++) {
-    if (i > 600) throw new Error('the key filter was not filled within a minute');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { node, unfiltered };
-}
-
-async function filterNotes(node: Server): Promise<Record<string, unknown>> {
-  const cache = (await call(node.url, 'GET', '/readyz')).cache;
-  return { keyFilter: cache.keyFilter, keyFilterBytes: cache.keyFilterBytes, filteredMisses: cache.filtered, misses: cache.misses };
-}
-
-function notFoundRatios(sides: Record<string, Side>): Outcome['ratios'] {
-  return [
-    { name: 'throughput idnode/bare', value: sides.idnode!.rps / sides.bare!.rps },
-    { name: 'CPU per request idnode/bare', value: sides.idnode!.cpuUsPerReq / sides.bare!.cpuUsPerReq, target: '<= 1.60' },
-    { name: 'throughput idnode (key filter off)/bare', value: sides[UNFILTERED]!.rps / sides.bare!.rps },
-    { name: 'CPU per request idnode (key filter off)/bare', value: sides[UNFILTERED]!.cpuUsPerReq / sides.bare!.cpuUsPerReq },
-  ];
 }
 
 /** Zipf (s = 1) over the seeded identifiers, 5 % writes (PUT ?index= of one value) invalidating cached answers. */
@@ -1088,18 +1058,25 @@ async function wrkHot(o: Options): Promise<Outcome> {
 /** wrk: a new unregistered identifier per request (the notfound scenario without autocannon's cost). */
 async function wrkNotFound(o: Options): Promise<Outcome> {
   return withDir(async (dir) => {
-    const { node, unfiltered } = await notFoundNodes(dir);
+    const node = await startIdnode(dir, { seed: true });
     try {
       const bodyBytes = (await (await fetch(`${node.url}/api/handles/88.100.1/NOPE-sample`)).arrayBuffer()).byteLength;
       const bare = await startServer([BARE], { BARE_BODY_BYTES: String(bodyBytes) });
       try {
-        const sides = await wrkAlternate(o, { bare, idnode: node, [UNFILTERED]: unfiltered }, ['notfound', '88.100.1'], true);
-        return { sides, ratios: notFoundRatios(sides), notes: wrkNotes(o, { bodyBytes, ...(await filterNotes(node)) }) };
+        const sides = await wrkAlternate(o, { bare, idnode: node }, ['notfound', '88.100.1'], true);
+        return {
+          sides,
+          ratios: [
+            { name: 'throughput idnode/bare', value: sides.idnode!.rps / sides.bare!.rps },
+            { name: 'CPU per request idnode/bare', value: sides.idnode!.cpuUsPerReq / sides.bare!.cpuUsPerReq },
+          ],
+          notes: wrkNotes(o, { bodyBytes }),
+        };
       } finally {
         await bare.stop();
       }
     } finally {
-      await Promise.all([node.stop(), unfiltered.stop()]);
+      await node.stop();
     }
   });
 }
