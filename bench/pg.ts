@@ -997,3 +997,84 @@ export async function pgScale(o: PgOptions & { records: number }): Promise<Outco
     await cluster.primary.stop('fast');
   }
 }
+
+/**
+ * pg-notfound: a flood of new unregistered identifiers (each asked once) on a seeded node over
+ * PostgreSQL, with its key filter (the default) and on a second node with the filter off
+ * (`cache.keyFilterMaxBytes` 0: every miss is a round trip to the primary), alternating with
+ * the bare server.
+ */
+export async function pgNotFound(o: PgOptions): Promise<Outcome> {
+  return withCluster({ fast: true }, async (cluster) => {
+    await cluster.primary.sql('CREATE DATABASE idnode_off');
+    const nodes = await Promise.all([
+      startPgNode({ url: cluster.primary.url('idnode') }, { seed: true }),
+      startPgNode({ url: cluster.primary.url('idnode_off') }, { seed: true, cache: { keyFilterMaxBytes: 0 } }),
+    ]);
+    const [node, off] = nodes;
+    try {
+      for (let i = 0; (await call(node.url, 'GET', '/readyz')).cache.keyFilter !== 'ready'; i++) {
+        if (i > 600) throw new Error('the key filter was not filled within a minute');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      let n = 0;
+      const next = (req: { path: string }) => {
+        req.path = `/api/handles/88.100.1/NOPE-${(n++).toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+      };
+      const bodyBytes = (await (await fetch(`${node.url}/api/handles/88.100.1/NOPE-sample`)).arrayBuffer()).byteLength;
+      const bare = await startServer([BARE], { BARE_BODY_BYTES: String(bodyBytes) });
+      try {
+        const opts = { seconds: o.seconds, connections: o.connections, next };
+        const servers: Array<[string, Server]> = [
+          ['bare', bare],
+          ['idnode', node],
+          ['idnode, key filter off', off],
+        ];
+        const runs = new Map<string, LoadResult[]>();
+        const pgRuns = new Map<string, LoadResult[]>();
+        for (const [label, server] of servers) {
+          runs.set(label, []);
+          pgRuns.set(label, []);
+          await load(server, [], { ...opts, seconds: 2 });
+        }
+        for (let i = 0; i < o.runs; i++)
+          for (const [label, server] of servers) {
+            const pg0 = pgCpuMs(cluster.primary);
+            const r = await load(server, [], opts);
+            const pgMs = pgCpuMs(cluster.primary) - pg0;
+            if (r.errors > 0) throw new Error(`${label} run ${i}: ${r.errors} errors`);
+            runs.get(label)!.push(r);
+            pgRuns.get(label)!.push({ ...r, cpuMs: pgMs, cpuUsPerReq: (pgMs * 1000) / r.requests });
+          }
+        const sides: Record<string, Side> = {};
+        for (const [label] of servers) sides[label] = summarise(runs.get(label)!);
+        sides['PostgreSQL server (during the idnode runs)'] = summarise(pgRuns.get('idnode')!);
+        sides['PostgreSQL server (during the filter-off runs)'] = summarise(pgRuns.get('idnode, key filter off')!);
+        const ready = await call(node.url, 'GET', '/readyz');
+        const ratio = (a: string, b: string, k: 'rps' | 'cpuUsPerReq') => sides[a]![k] / sides[b]![k];
+        return {
+          sides,
+          ratios: [
+            { name: 'throughput idnode/bare', value: ratio('idnode', 'bare', 'rps') },
+            { name: 'CPU per request idnode/bare', value: ratio('idnode', 'bare', 'cpuUsPerReq'), target: '<= 1.60' },
+            { name: 'throughput idnode, key filter off/bare', value: ratio('idnode, key filter off', 'bare', 'rps') },
+            { name: 'CPU per request idnode, key filter off/bare', value: ratio('idnode, key filter off', 'bare', 'cpuUsPerReq') },
+          ],
+          notes: {
+            bodyBytes,
+            keyFilter: ready.cache.keyFilter,
+            keyFilterBytes: ready.cache.keyFilterBytes,
+            filteredMisses: ready.cache.filtered,
+            misses: ready.cache.misses,
+            fsync: 'off (reads only)',
+            ...smokeNote(o),
+          },
+        };
+      } finally {
+        await bare.stop();
+      }
+    } finally {
+      await Promise.all(nodes.map((s) => s.stop()));
+    }
+  });
+}

@@ -40,7 +40,7 @@ import { connect, createServer as createTcpServer, type AddressInfo } from 'node
 import { decodeEnvelope, ENVELOPE_SIZE, encodeEnvelope, encodeResolutionRequest } from '../src/native/codec.js';
 import { simulate, ZIPF_CASES, zipfTable } from './zipf.js';
 import { bulkLine, recordBody, TEMPLATE_ITEMS } from './records.js';
-import { pgBulk, pgCold, pgHot, type PgOptions, pgScale, pgVisibility, pgWrites } from './pg.js';
+import { pgBulk, pgCold, pgHot, pgNotFound, type PgOptions, pgScale, pgVisibility, pgWrites } from './pg.js';
 import { checkWrk, CLIENT_CORE, pin, SERVER_CORE, wrkLoad } from './wrk.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -1117,6 +1117,10 @@ const SCENARIOS: Record<string, { about: string; run: (o: Options & PgOptions & 
   'pg-writes': { about: 'PostgreSQL engine: audited PUTs of new identifiers from 2 nodes x --connections clients, synchronous standby', run: pgWrites },
   'pg-bulk': { about: 'PostgreSQL engine: bulk NDJSON registration of --pg-records / 2 records (default 100,000), history and audit on', run: pgBulk },
   'pg-visibility': { about: 'PostgreSQL engine: PUT on node 1 until node 2 (reading from the standby) answers the new value', run: pgVisibility },
+  'pg-notfound': {
+    about: 'PostgreSQL engine: a new unregistered identifier per request, a node with its key filter and one without',
+    run: pgNotFound,
+  },
   'pg-scale': {
     about: 'PostgreSQL engine: pg-cold lookups on a --records and a 10x --records database (default 1M and 10M, built once, cached), in one run',
     run: pgScale,
