@@ -74,6 +74,8 @@ export async function openConfiguredStore(config: Config, opts: StoreOptions = {
     url: config.store.url,
     ...(config.store.readUrl !== '' ? { readUrl: config.store.readUrl } : {}),
     poolSize: config.store.connections,
+    statementTimeoutMs: config.store.statementTimeoutMs,
+    connectTimeoutMs: config.store.connectTimeoutMs,
     ...common,
   });
 }
