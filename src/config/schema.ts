@@ -83,7 +83,7 @@ export const CONFIG_KEYS = {
     unit: 'ms',
     env: 'IDNODE_STORE_STATEMENT_TIMEOUT_MS',
     doc:
-      'the longest a PostgreSQL query or write transaction may wait: past it the request gets 503 `IDN_UNAVAILABLE` (a write then may or may not be stored) and the connections are replaced; ' +
+      'the longest a PostgreSQL query may wait for its answer, and a write transaction for its next one (its commit included): past it the request gets 503 `IDN_UNAVAILABLE` (a write then may or may not be stored) and the connections are replaced; ' +
       "also the server's `statement_timeout` and `lock_timeout` in write transactions and `idle_in_transaction_session_timeout`",
   },
   'store.connectTimeoutMs': {

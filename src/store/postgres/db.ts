@@ -2,6 +2,7 @@
  * The postgres.js handle type, how the engine connects, and how its errors become IdnErrors.
  * The only place besides the engine's modules that imports postgres.js.
  */
+import { performance } from 'node:perf_hooks';
 import postgres from 'postgres';
 import { IdnError } from '../../errors.js';
 
@@ -58,8 +59,8 @@ export function guardAll<T extends object>(ops: T): T {
 /** How long the engine waits on PostgreSQL. */
 export interface PoolLimits {
   /**
-   * The longest a query, or a write transaction (`beginWithin`), may wait for its answer: past
-   * it the caller gets IDN_UNAVAILABLE and the pool's connections are replaced (0: no deadline).
+   * The longest a query, or a write transaction (`beginWithin`) between two answers, may wait:
+   * past it the caller gets IDN_UNAVAILABLE and the pool's connections are replaced (0: none).
    */
   statementTimeoutMs?: number;
   /** The longest a new connection may take to be ready (TCP, startup, authentication). */
@@ -67,10 +68,8 @@ export interface PoolLimits {
 }
 
 interface Listener {
-  channel: string;
   fn: (payload: string) => void;
   onlisten: (() => void) | undefined;
-  handle: { unlisten(): Promise<void> } | undefined;
 }
 
 /** What a pool proxy stands for: the postgres.js instance it forwards to now, and how it is replaced. */
@@ -88,24 +87,32 @@ function deadlineError(ms: number, what: string): IdnError {
 }
 
 /**
- * `work` raced against the pool's deadline: on expiry it rejects with IDN_UNAVAILABLE and the
- * pool instance it ran on is replaced, which rejects everything still waiting on it.
+ * `work`, or IDN_UNAVAILABLE once `ms` passed without its answer (then `onExpire` runs). The
+ * verdict waits for the next turn of the event loop: after a long synchronous stretch timers
+ * run before the sockets are read, and an answer that is already there must count.
  */
-function within<T>(pool: Pool, work: PromiseLike<T>, what: string): Promise<T> {
-  const ms = pool.limits.statementTimeoutMs ?? 0;
+function within<T>(ms: number, work: PromiseLike<T>, what: string, onExpire: () => void): Promise<T> {
   if (ms <= 0) return Promise.resolve(work);
-  const generation = pool.generation();
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(deadlineError(ms, what));
-      pool.stalled(generation);
-    }, ms);
+    let done = false;
+    const timer = setTimeout(
+      () =>
+        setImmediate(() => {
+          if (done) return;
+          done = true;
+          reject(deadlineError(ms, what));
+          onExpire();
+        }),
+      ms,
+    );
     work.then(
       (v) => {
+        done = true;
         clearTimeout(timer);
         resolve(v);
       },
       (err: Error) => {
+        done = true;
         clearTimeout(timer);
         reject(err);
       },
@@ -113,18 +120,24 @@ function within<T>(pool: Pool, work: PromiseLike<T>, what: string): Promise<T> {
   });
 }
 
+/** `work` within the pool's deadline: on expiry the instance it ran on is replaced, which rejects all that waited on it. */
+function bounded<T>(pool: Pool, work: PromiseLike<T>, what: string): Promise<T> {
+  const generation = pool.generation();
+  return within(pool.limits.statementTimeoutMs ?? 0, work, what, () => pool.stalled(generation));
+}
+
 /**
- * A postgres.js query whose `then` waits at most the deadline. Its modifiers (`.values()`, …)
- * return this proxy, so chains keep the deadline; a query is still sent when it is awaited.
+ * A postgres.js query whose answer goes through `settle` (a deadline, a note of progress). Its
+ * modifiers (`.values()`, …) return this proxy, so chains keep it; a query is still sent when
+ * it is awaited, as postgres.js sends it.
  */
-function boundQuery<T extends object>(pool: Pool, query: T): T {
+function wrapQuery<T extends object>(query: T, settle: (q: PromiseLike<unknown>) => PromiseLike<unknown>): T {
   if (!(query instanceof Promise)) return query;
-  let raced: Promise<unknown> | undefined;
+  let settled: PromiseLike<unknown> | undefined;
   const proxy: T = new Proxy(query, {
     get(target, prop) {
       if (prop === 'then')
-        return (ok?: (v: unknown) => unknown, fail?: (e: unknown) => unknown) =>
-          (raced ??= within(pool, target as PromiseLike<unknown>, 'a query')).then(ok, fail);
+        return (ok?: (v: unknown) => unknown, fail?: (e: unknown) => unknown) => (settled ??= settle(target as PromiseLike<unknown>)).then(ok, fail);
       const v: unknown = Reflect.get(target, prop, target);
       if (typeof v !== 'function') return v;
       return (...args: unknown[]) => {
@@ -134,6 +147,32 @@ function boundQuery<T extends object>(pool: Pool, query: T): T {
     },
   });
   return proxy;
+}
+
+const boundQuery = <T extends object>(pool: Pool, query: T): T => wrapQuery(query, (q) => bounded(pool, q, 'a query'));
+
+/** `tx` whose every answer (or error) from the server calls `progress`. */
+function watchedTx(tx: Tx, progress: () => void): Tx {
+  const note = <T extends object>(query: T): T =>
+    wrapQuery(query, (q) =>
+      q.then(
+        (v) => (progress(), v),
+        (err: Error) => {
+          progress();
+          throw err;
+        },
+      ),
+    );
+  return new Proxy(tx, {
+    apply(target, _this, args: unknown[]) {
+      return note((target as unknown as (...a: unknown[]) => object)(...args));
+    },
+    get(target, prop) {
+      const v: unknown = Reflect.get(target, prop);
+      if (prop === 'unsafe' || prop === 'file') return (...args: unknown[]) => note((v as (...a: unknown[]) => object)(...args));
+      return v;
+    },
+  });
 }
 
 /**
@@ -146,51 +185,84 @@ function boundQuery<T extends object>(pool: Pool, query: T): T {
  */
 export function connectPool(url: string, max: number, limits: PoolLimits = {}, fallback?: Sql): Sql {
   const deadline = limits.statementTimeoutMs ?? 0;
-  const open = () =>
-    postgres(url, {
-      max,
-      onnotice: () => undefined,
-      types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
-      ...(limits.connectTimeoutMs !== undefined ? { connect_timeout: limits.connectTimeoutMs / 1000 } : {}),
-      connection: {
-        application_name: 'idnode',
-        // A node that froze or lost its network inside a transaction (holding the chain head's
-        // row lock) is disconnected by the server, so the other nodes' writes go on.
-        ...(deadline > 0 ? { idle_in_transaction_session_timeout: Math.max(deadline, 1000) } : {}),
-      },
-    });
-  let current = open();
+  const retryMs = Math.max(deadline, 100);
+  const options = {
+    onnotice: () => undefined,
+    types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
+    ...(limits.connectTimeoutMs !== undefined ? { connect_timeout: limits.connectTimeoutMs / 1000 } : {}),
+    connection: {
+      application_name: 'idnode',
+      // A node that froze or lost its network inside a transaction (holding the chain head's
+      // row lock) is disconnected by the server, so the other nodes' writes go on.
+      ...(deadline > 0 ? { idle_in_transaction_session_timeout: Math.max(deadline, 1000) } : {}),
+    },
+  };
+  let current: Sql = postgres(url, { ...options, max });
   let generation = 0;
   let closed = false;
   /** Set while a replaced standby pool has not answered yet: queries go to `fallback`. */
   let down = false;
-  const listeners = new Set<Listener>();
 
-  function subscribe(l: Listener, gen: number): Promise<void> {
-    return within(
-      pool,
-      current.listen(l.channel, l.fn, l.onlisten).then((handle) => {
-        if (gen === generation) l.handle = handle;
-        else void handle.unlisten().catch(() => undefined);
-      }),
-      'LISTEN',
-    );
+  // LISTEN has a connection of its own, owned here rather than by postgres.js's sql.listen, which
+  // re-subscribes once when its connection closes and gives up silently if the server is down then.
+  const channels = new Map<string, Set<Listener>>();
+  let listener: Sql | undefined;
+  let relistening = false;
+  function openListener(): Sql {
+    const inst: Sql = postgres(url, {
+      ...options,
+      max: 1,
+      // Never closed for being idle or old: a LISTEN connection is idle by design.
+      idle_timeout: 0,
+      max_lifetime: 0,
+      fetch_types: false,
+      onnotify: (channel: string, payload: string) => {
+        for (const l of channels.get(channel) ?? []) l.fn(payload);
+      },
+      onclose: () => {
+        if (inst === listener) relisten();
+      },
+    } as Parameters<typeof postgres>[1]);
+    return inst;
   }
-
-  /** Re-subscribes on the new instance until it answers, or it is replaced in turn. */
-  function resubscribe(l: Listener, gen: number): void {
-    if (closed || gen !== generation || !listeners.has(l)) return;
-    subscribe(l, gen).catch(() => setTimeout(() => resubscribe(l, gen), Math.max(deadline, 100)).unref());
+  function replaceListener(): void {
+    const old = listener;
+    if (closed || old === undefined) return;
+    listener = openListener();
+    void old.end({ timeout: 0 }).catch(() => undefined);
+    relisten();
+  }
+  function listenOn(inst: Sql, channel: string): Promise<void> {
+    const work = inst.unsafe(`LISTEN "${channel.replace(/"/g, '""')}"`).then(() => {
+      // Notifications sent while it was not listening are lost: the listeners re-read.
+      for (const l of channels.get(channel) ?? []) l.onlisten?.();
+    });
+    return within(deadline, work, 'LISTEN', () => {
+      if (inst === listener) replaceListener();
+    });
+  }
+  /** Listens again on every channel, retrying until it holds (one attempt at a time). */
+  function relisten(): void {
+    if (closed || relistening || listener === undefined || channels.size === 0) return;
+    relistening = true;
+    const inst = listener;
+    Promise.all([...channels.keys()].map((c) => listenOn(inst, c))).then(
+      () => void (relistening = false),
+      () => {
+        relistening = false;
+        setTimeout(relisten, retryMs).unref();
+      },
+    );
   }
 
   /** A probe of the replaced standby pool: `down` ends once it answers. */
   function probe(gen: number): void {
     if (closed || gen !== generation) return;
-    within(pool, current`SELECT 1`, 'a probe').then(
+    bounded(pool, current`SELECT 1`, 'a probe').then(
       () => {
         if (gen === generation) down = false;
       },
-      () => setTimeout(() => probe(generation), Math.max(deadline, 100)).unref(),
+      () => setTimeout(() => probe(generation), retryMs).unref(),
     );
   }
 
@@ -202,14 +274,12 @@ export function connectPool(url: string, max: number, limits: PoolLimits = {}, f
       if (closed || gen !== generation) return;
       generation++;
       const old = current;
-      current = open();
+      current = postgres(url, { ...options, max });
       // timeout 0: every connection is closed at once and what waited on them rejects
       // (CONNECTION_DESTROYED), instead of waiting for answers that may never come.
       void old.end({ timeout: 0 }).catch(() => undefined);
-      for (const l of listeners) {
-        l.handle = undefined;
-        resubscribe(l, generation);
-      }
+      // The same server: its LISTEN connection is as stuck.
+      replaceListener();
       if (fallback !== undefined) {
         down = true;
         probe(generation);
@@ -218,26 +288,38 @@ export function connectPool(url: string, max: number, limits: PoolLimits = {}, f
   };
 
   async function listen(channel: string, fn: (payload: string) => void, onlisten?: () => void) {
-    const l: Listener = { channel, fn, onlisten, handle: undefined };
-    listeners.add(l);
-    try {
-      await subscribe(l, generation);
-    } catch (err) {
-      listeners.delete(l);
-      throw err;
+    listener ??= openListener();
+    const l: Listener = { fn, onlisten };
+    let set = channels.get(channel);
+    if (set !== undefined) {
+      set.add(l);
+      l.onlisten?.();
+    } else {
+      channels.set(channel, (set = new Set([l])));
+      try {
+        await listenOn(listener, channel);
+      } catch (err) {
+        channels.delete(channel);
+        throw err;
+      }
     }
+    const listening = set;
     return {
       state: undefined,
       async unlisten() {
-        listeners.delete(l);
-        await l.handle?.unlisten();
+        listening.delete(l);
+        if (listening.size > 0 || channels.get(channel) !== listening) return;
+        channels.delete(channel);
+        await listener?.unsafe(`UNLISTEN "${channel.replace(/"/g, '""')}"`).catch(() => undefined);
       },
     };
   }
 
   async function end(opts?: { timeout?: number }) {
     closed = true;
-    await current.end(opts);
+    // The LISTEN connection has nothing to finish: ended at once, so that a LISTEN still queued
+    // is rejected (postgres.js would open a new connection for it once the old one closed).
+    await Promise.all([current.end(opts), listener?.end({ timeout: 0 })]);
   }
 
   // While a replaced standby pool is down, its queries are the fallback's (and bounded there).
@@ -260,18 +342,53 @@ export function connectPool(url: string, max: number, limits: PoolLimits = {}, f
 }
 
 /**
- * `sql.begin(fn)` within the pool's deadline: the transaction's statements and lock waits are
- * bounded on the server too (SET LOCAL), and the whole transaction on the client. A transaction
- * that misses it rejects with IDN_UNAVAILABLE, whether or not its COMMIT reached the server.
+ * `sql.begin(fn)` within the pool's deadline, counted from the database's last answer: a
+ * transaction of many statements (a bulk chunk, the seed) may take longer as long as the
+ * database keeps answering, and its COMMIT gets the whole deadline. Its statements and lock
+ * waits are bounded on the server too (SET LOCAL). A transaction that misses it rejects with
+ * IDN_UNAVAILABLE, whether or not its COMMIT reached the server, and the pool is replaced.
  */
 export function beginWithin<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> {
   const pool = pools.get(sql);
   const ms = pool?.limits.statementTimeoutMs ?? 0;
   if (pool === undefined || ms <= 0) return sql.begin(fn) as Promise<T>;
+  const generation = pool.generation();
+  let last = performance.now();
+  const progress = () => void (last = performance.now());
   const work = pool.current().begin(async (tx) => {
+    progress();
     // Sent ahead of fn's first statement on the same connection: no round trip of its own.
     tx.unsafe(`SET LOCAL statement_timeout = ${ms}; SET LOCAL lock_timeout = ${ms}`).catch(() => undefined);
-    return fn(tx);
+    const out = await fn(watchedTx(tx, progress));
+    progress();
+    return out;
   }) as Promise<T>;
-  return within(pool, work, 'a write transaction');
+  return new Promise<T>((resolve, reject) => {
+    let done = false;
+    let timer: NodeJS.Timeout;
+    const check = () => {
+      if (done) return;
+      const idle = performance.now() - last;
+      if (idle < ms) timer = setTimeout(() => setImmediate(check), ms - idle);
+      else {
+        done = true;
+        reject(deadlineError(ms, 'a write transaction'));
+        pool.stalled(generation);
+      }
+    };
+    // Checked on the next turn of the event loop, after the sockets are read (as in within()).
+    timer = setTimeout(() => setImmediate(check), ms);
+    work.then(
+      (v) => {
+        done = true;
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (err: Error) => {
+        done = true;
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
 }
