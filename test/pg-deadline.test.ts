@@ -6,6 +6,7 @@
  */
 import t, { type Test } from 'tap';
 import { createPgCluster, type PgCluster, type PgServer } from '../src/cli/pgcluster.js';
+import { connectStore } from '../src/store/index.js';
 import { ADMIN, type Client, eventually, ok, startNode } from './helpers.js';
 import { freeze, pgMissing, postmasterPid } from './pg.js';
 
@@ -70,6 +71,39 @@ if (missing !== undefined) {
     t.equal((await n.call('GET', `/api/handles/${id}`)).json.values[0].data.value, 'https://example.com/after', 'its cache follows its writes');
     t.match(await ok(n.call('GET', '/api/audit/verify', { token: ADMIN })), { ok: true }, 'the chain verifies');
     await eventually('the node listens on the feed again', async () => ((await listeners(pg)) === '1' ? true : undefined));
+  });
+
+  t.test('a write transaction whose connection dies: 503, nothing more is sent on it, the process lives on', async (t) => {
+    const { pg } = await cluster(t);
+    const store = await connectStore({ engine: 'postgres', url: pg.primary.url('idnode'), ...limits });
+    t.teardown(() => store.close());
+    let started!: () => void;
+    const inTransaction = new Promise<void>((r) => (started = r));
+    let resume!: () => void;
+    const resumed = new Promise<void>((r) => (resume = r));
+    const write = store.write({ actor: 'test', action: 'test', target: 'x' }, async (tx) => {
+      await tx.getRecord('88.100/a');
+      started();
+      await resumed;
+      // postgres.js 3.4.9 would send this on the closed socket from a setImmediate, and crash the process.
+      await tx.getRecord('88.100/b');
+      return { result: 'stored', payload: null };
+    });
+    await inTransaction;
+    await pg.primary.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'idnode' AND state = 'idle in transaction'");
+    const err = await write.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    t.match(err, { code: 'IDN_UNAVAILABLE' }, 'the write is refused once its connection is gone');
+    resume();
+    // Its apply goes on, and what it sends fails; a crash would end this test file here.
+    await new Promise((r) => setImmediate(r));
+    t.equal(
+      await store.write({ actor: 'test', action: 'test', target: 'y' }, async (tx) => ({ result: await tx.getRecord('88.100/c'), payload: null })),
+      undefined,
+      'the next write is stored',
+    );
   });
 
   t.test('a frozen synchronous standby: writes get 503, cache misses are answered by the primary, all recover', async (t) => {

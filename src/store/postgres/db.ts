@@ -76,7 +76,8 @@ interface Listener {
 interface Pool {
   current(): Sql;
   generation(): number;
-  stalled(generation: number): void;
+  /** Replaces the instance of `generation` if it is still the current one; resolves once that one's connections are closed. */
+  stalled(generation: number): Promise<void>;
   limits: PoolLimits;
 }
 
@@ -123,7 +124,7 @@ function within<T>(ms: number, work: PromiseLike<T>, what: string, onExpire: () 
 /** `work` within the pool's deadline: on expiry the instance it ran on is replaced, which rejects all that waited on it. */
 function bounded<T>(pool: Pool, work: PromiseLike<T>, what: string): Promise<T> {
   const generation = pool.generation();
-  return within(pool.limits.statementTimeoutMs ?? 0, work, what, () => pool.stalled(generation));
+  return within(pool.limits.statementTimeoutMs ?? 0, work, what, () => void pool.stalled(generation));
 }
 
 /**
@@ -138,6 +139,17 @@ function wrapQuery<T extends object>(query: T, settle: (q: PromiseLike<unknown>)
     get(target, prop) {
       if (prop === 'then')
         return (ok?: (v: unknown) => unknown, fail?: (e: unknown) => unknown) => (settled ??= settle(target as PromiseLike<unknown>)).then(ok, fail);
+      // Through `then` too: on the query itself they would send it past `settle`.
+      if (prop === 'catch') return (fail?: (e: unknown) => unknown) => (proxy as PromiseLike<unknown>).then(undefined, fail);
+      if (prop === 'finally')
+        return (fn?: () => void) =>
+          (proxy as PromiseLike<unknown>).then(
+            (v) => (fn?.(), v),
+            (err: Error) => {
+              fn?.();
+              throw err;
+            },
+          );
       const v: unknown = Reflect.get(target, prop, target);
       if (typeof v !== 'function') return v;
       return (...args: unknown[]) => {
@@ -151,17 +163,43 @@ function wrapQuery<T extends object>(query: T, settle: (q: PromiseLike<unknown>)
 
 const boundQuery = <T extends object>(pool: Pool, query: T): T => wrapQuery(query, (q) => bounded(pool, q, 'a query'));
 
-/** `tx` whose every answer (or error) from the server calls `progress`. */
-function watchedTx(tx: Tx, progress: () => void): Tx {
+/** An error that means the connection is gone (not a statement that failed on a live one). */
+function connectionLost(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || /^(08|57P)/.test(code));
+}
+
+/**
+ * A transaction's connection that died. postgres.js 3.4.9 crashes the process when a statement
+ * is sent on a transaction's connection after its socket closed (a write deferred with
+ * setImmediate to a socket it has set to null: porsager/postgres#1208), and it sends ROLLBACK
+ * itself once the transaction's function fails. So once the connection is known lost, no more
+ * statements are sent, and every failure is held back until the pool's connections are
+ * terminated, after which postgres.js refuses to send instead.
+ */
+interface TxGuard {
+  lost: Promise<void> | undefined;
+  lose(): Promise<void>;
+}
+
+/** `tx` whose every answer (or error) from the server calls `progress`, and that sends nothing once its connection is lost. */
+function watchedTx(tx: Tx, progress: () => void, guard: TxGuard): Tx {
+  const held = (err: unknown) =>
+    guard.lose().then(() => {
+      throw err;
+    });
   const note = <T extends object>(query: T): T =>
     wrapQuery(query, (q) =>
-      q.then(
-        (v) => (progress(), v),
-        (err: Error) => {
-          progress();
-          throw err;
-        },
-      ),
+      guard.lost !== undefined
+        ? held(new IdnError('IDN_UNAVAILABLE', 'the connection of this write transaction was lost'))
+        : q.then(
+            (v) => (progress(), v),
+            (err: Error) => {
+              progress();
+              if (connectionLost(err)) return held(err);
+              throw err;
+            },
+          ),
     );
   return new Proxy(tx, {
     apply(target, _this, args: unknown[]) {
@@ -199,6 +237,8 @@ export function connectPool(url: string, max: number, limits: PoolLimits = {}, f
   };
   let current: Sql = postgres(url, { ...options, max });
   let generation = 0;
+  /** Replaced instances whose connections are not all closed yet, by generation. */
+  const retiring = new Map<number, Promise<void>>();
   let closed = false;
   /** Set while a replaced standby pool has not answered yet: queries go to `fallback`. */
   let down = false;
@@ -271,19 +311,23 @@ export function connectPool(url: string, max: number, limits: PoolLimits = {}, f
     generation: () => generation,
     limits,
     stalled(gen) {
-      if (closed || gen !== generation) return;
+      if (closed || gen > generation) return Promise.resolve();
+      if (gen < generation) return retiring.get(gen) ?? Promise.resolve();
       generation++;
       const old = current;
       current = postgres(url, { ...options, max });
       // timeout 0: every connection is closed at once and what waited on them rejects
       // (CONNECTION_DESTROYED), instead of waiting for answers that may never come.
-      void old.end({ timeout: 0 }).catch(() => undefined);
+      const ended = old.end({ timeout: 0 }).catch(() => undefined);
+      retiring.set(gen, ended);
+      void ended.then(() => retiring.delete(gen));
       // The same server: its LISTEN connection is as stuck.
       replaceListener();
       if (fallback !== undefined) {
         down = true;
         probe(generation);
       }
+      return ended;
     },
   };
 
@@ -355,14 +399,22 @@ export function beginWithin<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T>
   const generation = pool.generation();
   let last = performance.now();
   const progress = () => void (last = performance.now());
+  const guard: TxGuard = {
+    lost: undefined,
+    lose: () => (guard.lost ??= pool.stalled(generation)),
+  };
   const work = pool.current().begin(async (tx) => {
     progress();
     // Sent ahead of fn's first statement on the same connection: no round trip of its own.
     tx.unsafe(`SET LOCAL statement_timeout = ${ms}; SET LOCAL lock_timeout = ${ms}`).catch(() => undefined);
-    const out = await fn(watchedTx(tx, progress));
+    const out = await fn(watchedTx(tx, progress, guard));
     progress();
     return out;
   }) as Promise<T>;
+  // postgres.js rejects the transaction as soon as its connection closes, while fn may still run.
+  work.catch((err: unknown) => {
+    if (connectionLost(err)) void guard.lose();
+  });
   return new Promise<T>((resolve, reject) => {
     let done = false;
     let timer: NodeJS.Timeout;
@@ -373,7 +425,7 @@ export function beginWithin<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T>
       else {
         done = true;
         reject(deadlineError(ms, 'a write transaction'));
-        pool.stalled(generation);
+        void guard.lose();
       }
     };
     // Checked on the next turn of the event loop, after the sockets are read (as in within()).
