@@ -13,14 +13,22 @@ export type Tx = postgres.TransactionSql;
 
 /** PostgreSQL error classes that mean the server is unreachable or going away, not a bad statement. */
 const UNAVAILABLE_SQLSTATE = /^(08|53|57P)/;
-/** A deadline the server enforced: statement_timeout (57014), lock_timeout (55P03), idle in transaction (25P03). */
-const TIMEOUT_SQLSTATE = new Set(['57014', '55P03', '25P03']);
+/**
+ * A deadline the server enforced: statement_timeout (57014), lock_timeout (55P03), idle in
+ * transaction (25P03); and a write that reached a server that is read-only for now (25006: a
+ * standby during a failover, before or while it is promoted).
+ */
+const REFUSED_SQLSTATE = new Set(['57014', '55P03', '25P03', '25006']);
 const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
   'ETIMEDOUT',
   'EPIPE',
   'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ERR_STREAM_DESTROYED',
+  'ERR_SOCKET_CLOSED',
   'CONNECTION_CLOSED',
   'CONNECTION_ENDED',
   'CONNECTION_DESTROYED',
@@ -31,7 +39,7 @@ const UNAVAILABLE_CODES = new Set([
 export function translate(err: unknown, what: string): IdnError {
   if (err instanceof IdnError) return err;
   const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || UNAVAILABLE_SQLSTATE.test(code) || TIMEOUT_SQLSTATE.has(code)))
+  if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || UNAVAILABLE_SQLSTATE.test(code) || REFUSED_SQLSTATE.has(code)))
     return new IdnError('IDN_UNAVAILABLE', `the database is unavailable (${what}): ${(err as Error).message}`, { cause: err });
   return new IdnError('IDN_INTERNAL', what, { cause: err });
 }
