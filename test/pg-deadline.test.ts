@@ -81,7 +81,7 @@ if (missing !== undefined) {
     const inTransaction = new Promise<void>((r) => (started = r));
     let resume!: () => void;
     const resumed = new Promise<void>((r) => (resume = r));
-    const write = store.write({ actor: 'test', action: 'test', target: 'x' }, async (tx) => {
+    const refusal = store.write({ actor: 'test', action: 'test', target: 'x' }, async (tx) => {
       await tx.getRecord('88.100/a');
       started();
       await resumed;
@@ -89,13 +89,14 @@ if (missing !== undefined) {
       await tx.getRecord('88.100/b');
       return { result: 'stored', payload: null };
     });
-    await inTransaction;
-    await pg.primary.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'idnode' AND state = 'idle in transaction'");
-    const err = await write.then(
+    // It is refused while the test waits on psql: a handler from the start.
+    const outcome = refusal.then(
       () => undefined,
       (e: unknown) => e,
     );
-    t.match(err, { code: 'IDN_UNAVAILABLE' }, 'the write is refused once its connection is gone');
+    await inTransaction;
+    await pg.primary.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'idnode' AND state = 'idle in transaction'");
+    t.match(await outcome, { code: 'IDN_UNAVAILABLE' }, 'the write is refused once its connection is gone');
     resume();
     // Its apply goes on, and what it sends fails; a crash would end this test file here.
     await new Promise((r) => setImmediate(r));
