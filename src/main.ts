@@ -75,6 +75,8 @@ export async function openConfiguredStore(config: Config, opts: StoreOptions = {
     ...(config.store.readUrl !== '' ? { readUrl: config.store.readUrl } : {}),
     poolSize: config.store.connections,
     auditPartitionEntries: config.store.auditPartitionEntries,
+    statementTimeoutMs: config.store.statementTimeoutMs,
+    connectTimeoutMs: config.store.connectTimeoutMs,
     ...common,
   });
 }
@@ -86,6 +88,17 @@ export async function openRegistry(config: Config, hooks: Hooks = {}): Promise<R
     now: () => new Date(now()),
     ...(hooks.onWrite ? { onWrite: hooks.onWrite } : {}),
   });
+  try {
+    return await assembleRegistry(config, hooks, store);
+  } catch (err) {
+    // Closed, or its connections (PostgreSQL's LISTEN, say) keep a process that failed to start alive.
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function assembleRegistry(config: Config, hooks: Hooks, store: Store): Promise<Registry> {
+  const now = hooks.now ?? Date.now;
   const router = await createRouter({ store, homed: config.homed, upstreamUrl: config.upstream.url });
   const prefixes = createPrefixes({
     store,

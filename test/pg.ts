@@ -76,6 +76,40 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The PID of the postmaster of the server on `dataDir` (from its postmaster.pid). */
+export function postmasterPid(dataDir: string): number {
+  return Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+}
+
+/**
+ * kill -STOP of a postmaster and every process it started: to its clients, a machine that froze
+ * (connections stay open, nothing answers). Returns the thaw (kill -CONT), which may be called
+ * any number of times and runs at exit too, so no test leaves a frozen server behind. Tests run
+ * as root signal the servers the `postgres` user runs.
+ */
+export function freeze(postmaster: number): () => void {
+  // The postmaster first: stopped, it starts no process that would escape the freeze.
+  process.kill(postmaster, 'SIGSTOP');
+  const children = childrenOf(postmaster);
+  const signal = (pid: number, sig: NodeJS.Signals) => {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // Exited meanwhile.
+    }
+  };
+  for (const pid of children) signal(pid, 'SIGSTOP');
+  let frozen = true;
+  const thaw = () => {
+    if (!frozen) return;
+    frozen = false;
+    process.removeListener('exit', thaw);
+    for (const pid of [...children, postmaster]) signal(pid, 'SIGCONT');
+  };
+  process.once('exit', thaw);
+  return thaw;
+}
+
 export interface PgCluster {
   /** The superuser URL of the `postgres` database. */
   readonly url: string;

@@ -83,6 +83,26 @@ export const CONFIG_KEYS = {
     env: 'IDNODE_STORE_AUDIT_PARTITION_ENTRIES',
     doc: 'PostgreSQL: audit entries per range partition of the audit log (made ahead of the head as it grows); a change applies to partitions made from then on',
   },
+  'store.statementTimeoutMs': {
+    kind: 'int',
+    default: 5000,
+    min: 10,
+    max: 600_000,
+    unit: 'ms',
+    env: 'IDNODE_STORE_STATEMENT_TIMEOUT_MS',
+    doc:
+      'the longest a PostgreSQL query may wait for its answer, and a write transaction for its next one (its commit included): past it the request gets 503 `IDN_UNAVAILABLE` (a write then may or may not be stored) and the connections are replaced; ' +
+      "also the server's `statement_timeout` and `lock_timeout` in write transactions and `idle_in_transaction_session_timeout`",
+  },
+  'store.connectTimeoutMs': {
+    kind: 'int',
+    default: 5000,
+    min: 10,
+    max: 600_000,
+    unit: 'ms',
+    env: 'IDNODE_STORE_CONNECT_TIMEOUT_MS',
+    doc: 'the longest a new PostgreSQL connection may take to be ready (per host of `store.url`)',
+  },
   // maxItems: routing matches a missed prefix against the homed ones one by one.
   homed: { kind: 'prefixes', default: ['88.100'], maxItems: 1000, env: 'IDNODE_HOMED', doc: 'prefixes this node is responsible for' },
   'upstream.url': {

@@ -40,6 +40,10 @@ export interface ConnectOptions extends StoreOptions {
   batchMax?: number;
   /** Called with the number of writes each committed PostgreSQL transaction carried. */
   onBatch?: (writes: number) => void;
+  /** The longest a PostgreSQL query or write transaction may wait (ms). */
+  statementTimeoutMs?: number;
+  /** The longest a new PostgreSQL connection may take (ms). */
+  connectTimeoutMs?: number;
 }
 
 /** Opens either engine; for PostgreSQL, connects and migrates before resolving. */

@@ -43,7 +43,8 @@ export async function pruneChanges(q: Q, lastId: number, retention: number): Pro
 /**
  * LISTENs on the feed's channel on a connection of its own: `wake` runs on every notification
  * and each time the listen is (re-)established, since notifications sent while it was down are
- * lost. postgres.js reconnects and re-subscribes by itself.
+ * lost. The pool (db.ts) listens again, until it holds, when that connection closes or its
+ * database stops answering.
  */
 export async function watchChanges(sql: Sql, wake: () => void): Promise<() => Promise<void>> {
   const sub = await sql.listen(

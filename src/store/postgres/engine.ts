@@ -14,7 +14,7 @@ import { verifyChain } from '../verify.js';
 import type { AuditRow, ChangeKind, ChangeReads, StoreEngine, StoreOptions, WriteEntry, WriteOutcome, WriteTx } from '../types.js';
 import { auditEntry, auditReads, insertAudit, rebaseIfNeeded, rowsNow } from './audit.js';
 import { type ChangeInsert, changeReads, CHANGES_CHANNEL, insertChanges, pruneChanges, watchChanges } from './changes.js';
-import { connectPool, guardAll, guarded, type Q, type Sql, translate, type Tx } from './db.js';
+import { beginWithin, connectPool, guardAll, guarded, type Q, type Sql, translate, type Tx } from './db.js';
 import { escrowOps } from './escrow.js';
 import { createFreshness } from './freshness.js';
 import { lineageReads, lineageWrites } from './lineage.js';
@@ -36,6 +36,10 @@ export interface PgStoreOptions extends StoreOptions {
   batchMax?: number;
   /** Called with the number of writes each committed transaction carried (metrics, tests). */
   onBatch?: (writes: number) => void;
+  /** The longest a query or write transaction may wait before IDN_UNAVAILABLE (ms; default 5000; 0: none). */
+  statementTimeoutMs?: number;
+  /** The longest a new connection may take (ms; default 5000). */
+  connectTimeoutMs?: number;
 }
 
 interface Pending {
@@ -118,8 +122,9 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
   const retention = Math.max(1, opts.changesRetention ?? 100_000);
   const batchMax = Math.max(1, opts.batchMax ?? 64);
   const where = redact(opts.url);
-  const sql: Sql = connectPool(opts.url, opts.poolSize ?? 4);
-  const replica: Sql = opts.readUrl !== undefined ? connectPool(opts.readUrl, opts.poolSize ?? 4) : sql;
+  const limits = { statementTimeoutMs: opts.statementTimeoutMs ?? 5000, connectTimeoutMs: opts.connectTimeoutMs ?? 5000 };
+  const sql: Sql = connectPool(opts.url, opts.poolSize ?? 4, limits);
+  const replica: Sql = opts.readUrl !== undefined ? connectPool(opts.readUrl, opts.poolSize ?? 4, limits, sql) : sql;
   const freshness = opts.readUrl !== undefined ? createFreshness() : undefined;
   let version: number;
   try {
@@ -302,7 +307,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
     let recorded = false;
     let committedChanges: ChangeInsert[] = [];
     try {
-      await sql.begin(async (tx) => {
+      await beginWithin(sql, async (tx) => {
         const [row] = await tx<Array<{ seq: number; hash: string; changeId: number; recordId: number }>>`
           SELECT seq, hash, change_id AS "changeId", record_id AS "recordId" FROM chain_head WHERE id = 1 FOR UPDATE`;
         const start: Head = row!;
