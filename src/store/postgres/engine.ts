@@ -234,7 +234,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
       },
       async tombstone(handleKey) {
         if (!history) return undefined;
-        if (mine.latest.has(handleKey)) return mine.latest.get(handleKey) ?? undefined;
+        // Earlier writes' versions only: on SQLite a write's own version rows are inserted after its apply.
         if (batch.latest.has(handleKey)) return batch.latest.get(handleKey) ?? undefined;
         return (await loaded(handleKey)).tombstone;
       },
