@@ -21,7 +21,7 @@ import { lineageReads, lineageWrites } from './lineage.js';
 import { latestPgSchemaVersion, migratePg, pgSchemaVersion, rowsVersion } from './migrations.js';
 import { outboxOps, outboxWrites } from './outbox.js';
 import { prefixReads, prefixWrites } from './prefixes.js';
-import { type LoadedRecord, recordReads, recordWrites, type StoredRecord, storedArray, type VersionInsert } from './records.js';
+import { COPY_MIN_ROWS, type LoadedRecord, recordReads, recordWrites, type StoredRecord, storedArray, type VersionInsert } from './records.js';
 import { templateReads, templateWrites } from './templates.js';
 import { tokenReads, tokenWrites } from './tokens.js';
 
@@ -439,11 +439,17 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
           if (r !== null) finalRows.push(r);
           else if ((base.get(key)?.row ?? null) !== null) deleted.push(key);
         }
+        // A big batch (a bulk chunk) COPYs its records and versions first: a COPY must run alone on the connection.
+        const copy = finalRows.length + rows.versions.length >= COPY_MIN_ROWS;
+        if (copy) {
+          await Promise.all(released);
+          await recordWrites.flush(tx, finalRows, deleted, true);
+          await recordWrites.insertVersions(tx, rows.versions, true);
+        }
         // What every write appends (versions, entries, feed rows, counters), set-based and pipelined.
         const last: Array<Promise<unknown>> = [
           ...released,
-          recordWrites.flush(tx, finalRows, deleted),
-          recordWrites.insertVersions(tx, rows.versions),
+          ...(copy ? [] : [recordWrites.flush(tx, finalRows, deleted, false), recordWrites.insertVersions(tx, rows.versions, false)]),
           insertAudit(tx, rows.audit, rows.payloads),
           insertChanges(tx, rows.changes),
           recordWrites.count(tx, rows.counts),

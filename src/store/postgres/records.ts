@@ -1,4 +1,6 @@
 /** Records, their versions and the per-prefix record counters. */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { AnswerRow, RecordReads, RecordRow, RecordTombstone, VersionRow } from '../types.js';
 import type { Q } from './db.js';
 import type { Freshness } from './freshness.js';
@@ -114,6 +116,49 @@ const LOAD = (history: boolean) => `SELECT k.key, r.handle, r.prefix_key, r.valu
 const LOADS = { true: LOAD(true), false: LOAD(false) };
 
 /**
+ * Rows at which a batch's records and versions go through COPY instead of one INSERT of
+ * unnest()ed arrays. A COPY cannot be pipelined (two more round trips), but for a bulk chunk
+ * the arrays' escaping cost the node twice the CPU per record (bench/README.md, pg-bulk).
+ */
+export const COPY_MIN_ROWS = 200;
+
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+const COPY_SPECIAL = /[\\\n\r\t]/g;
+
+/** One row in COPY's text format: tab-separated, \N for NULL, backslash escapes. */
+function copyLine(fields: ReadonlyArray<string | number | null>): string {
+  let line = '';
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i];
+    const text = f === null || f === undefined ? '\\N' : typeof f === 'number' ? String(f) : f.replace(COPY_SPECIAL, (c) => COPY_ESCAPES[c]!);
+    line += i === 0 ? text : `\t${text}`;
+  }
+  return `${line}\n`;
+}
+
+/** COPY `rows` in through `statement` (… FROM STDIN); nothing else may run on the connection meanwhile. */
+async function copyIn(q: Q, statement: string, rows: ReadonlyArray<ReadonlyArray<string | number | null>>): Promise<void> {
+  const stream = await q.unsafe(statement).writable();
+  await pipeline(Readable.from([rows.map(copyLine).join('')]), stream);
+}
+
+const RECORD_INSERT_COLUMNS = 'handle_key, id, handle, prefix_key, values_json, public_json, version, updated_at, max_age, expires_at, etag';
+const RECORD_UPSERT = `ON CONFLICT (handle_key) DO UPDATE SET id = excluded.id, handle = excluded.handle, values_json = excluded.values_json,
+  public_json = excluded.public_json, version = excluded.version, updated_at = excluded.updated_at, max_age = excluded.max_age,
+  expires_at = excluded.expires_at, etag = excluded.etag`;
+
+const RECORD_UNNEST = `INSERT INTO records (${RECORD_INSERT_COLUMNS})
+  SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $9::int[], $10::bigint[], $11::text[])
+  ${RECORD_UPSERT}`;
+
+/** The rows as one array per column (AUDITED_TABLES order). */
+function storedColumns(rows: StoredRecord[]): unknown[][] {
+  const arrays = rows.length === 0 ? [] : storedArray(rows[0]!).map(() => [] as unknown[]);
+  for (const r of rows) storedArray(r).forEach((v, i) => arrays[i]!.push(v));
+  return arrays;
+}
+
+/**
  * What the write transaction does to records. A batch keeps the records it touches in memory
  * (loaded in one statement under the chain head's lock) and writes their final rows at its end,
  * set-based: round trips while the lock is held are what a batch costs. `q` is its transaction.
@@ -157,27 +202,33 @@ export const recordWrites = {
     const [row] = await q`SELECT coalesce(max(id), 0) FROM records WHERE handle_key <> ALL(${except}::text[])`.values();
     return row![0] as number;
   },
-  /** A batch's final rows (an update keeps the row's prefix, as SQLite's upsert does) and deletions. */
-  async flush(q: Q, rows: StoredRecord[], deleted: string[]): Promise<void> {
+  /**
+   * A batch's final rows (an update keeps the row's prefix, as SQLite's upsert does) and
+   * deletions. With `copy`, the rows go through COPY into a staging table: the caller runs
+   * nothing else on the transaction until it returns.
+   */
+  async flush(q: Q, rows: StoredRecord[], deleted: string[], copy: boolean): Promise<void> {
     const work: Array<Promise<unknown>> = [];
-    if (deleted.length > 0) work.push(q`DELETE FROM records WHERE handle_key = ANY(${deleted}::text[])`.execute());
-    if (rows.length > 0) {
-      const col = <K extends keyof StoredRecord>(k: K) => rows.map((r) => r[k]) as Array<string | number | null>;
-      work.push(
-        q`INSERT INTO records (handle_key, id, handle, prefix_key, values_json, public_json, version, updated_at, max_age, expires_at, etag)
-        SELECT * FROM unnest(${col('handleKey')}::text[], ${col('id')}::bigint[], ${col('handle')}::text[], ${col('prefixKey')}::text[],
-          ${col('valuesJson')}::text[], ${col('publicJson')}::text[], ${col('version')}::int[], ${col('updatedAt')}::text[], ${col('maxAge')}::int[],
-          ${col('expiresAt')}::bigint[], ${col('etag')}::text[])
-        ON CONFLICT (handle_key) DO UPDATE SET id = excluded.id, handle = excluded.handle, values_json = excluded.values_json,
-          public_json = excluded.public_json, version = excluded.version, updated_at = excluded.updated_at, max_age = excluded.max_age,
-          expires_at = excluded.expires_at, etag = excluded.etag`.execute(),
+    if (rows.length > 0 && copy) {
+      // Per connection, emptied by every commit or rollback.
+      await q`CREATE TEMP TABLE IF NOT EXISTS records_in (LIKE records) ON COMMIT DELETE ROWS`;
+      await copyIn(
+        q,
+        `COPY records_in (${RECORD_INSERT_COLUMNS}) FROM STDIN`,
+        rows.map((r) => storedArray(r) as Array<string | number | null>),
       );
+      work.push(q.unsafe(`INSERT INTO records (${RECORD_INSERT_COLUMNS}) SELECT ${RECORD_INSERT_COLUMNS} FROM records_in ${RECORD_UPSERT}`).execute());
+    } else if (rows.length > 0) {
+      const columns = storedColumns(rows);
+      work.push(q.unsafe(RECORD_UNNEST, columns as never[], { prepare: true }).execute());
     }
+    if (deleted.length > 0) work.push(q`DELETE FROM records WHERE handle_key = ANY(${deleted}::text[])`.execute());
     await Promise.all(work);
   },
-  /** The versions a batch wrote, in one statement. */
-  async insertVersions(q: Q, rows: VersionInsert[]): Promise<void> {
+  /** The versions a batch wrote, in one statement (COPY with `copy`: nothing else may run meanwhile). */
+  async insertVersions(q: Q, rows: VersionInsert[], copy: boolean): Promise<void> {
     if (rows.length === 0) return;
+    if (copy) return copyIn(q, 'COPY record_versions (handle_key, version, handle, at, actor, action, values_json, audit_seq) FROM STDIN', rows);
     const col = (i: number) => rows.map((r) => r[i] as string | number | null);
     await q`INSERT INTO record_versions (handle_key, version, handle, at, actor, action, values_json, audit_seq)
       SELECT * FROM unnest(${col(0)}::text[], ${col(1)}::int[], ${col(2)}::text[], ${col(3)}::text[], ${col(4)}::text[], ${col(5)}::text[],
