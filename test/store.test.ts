@@ -951,6 +951,35 @@ t.test('bulk chunks with a reference template give the same edges, names, record
   t.equal(JSON.stringify(seen[1]), JSON.stringify(seen[0]), 'byte for byte');
 });
 
+t.test('postgres: two engines on one database write one record at once: each batch reads it after the lock, no version twice', async (t) => {
+  const c = await stores.cluster();
+  if (c === undefined) return;
+  const url = await c.createDatabase();
+  const a = await stores.open(t, 'postgres', { url });
+  const b = await stores.open(t, 'postgres', { url });
+  if (a === undefined || b === undefined) return;
+  const put = (s: StoreEngine, n: number) =>
+    s.write(
+      { actor: 'tok_1', action: 'record.update', target: '88.1/shared' },
+      async (tx) => {
+        const before = await tx.getRecord('88.1/shared');
+        const version = await tx.putRecord(recordRow('88.1/shared', `[${n}]`));
+        return { result: [before?.version ?? 0, version], payload: versionLine('88.1/SHARED', `[${n}]`) };
+      },
+      { keys: ['88.1/shared'] },
+    );
+  // Rounds of writes from both engines at once: the one that waits for the lock must not use what it read before.
+  for (let round = 0; round < 10; round++) await Promise.all([1, 2, 3, 4].map((i) => put(i % 2 === 0 ? a : b, round * 10 + i)));
+  const versions = (await a.versions('88.1/shared', 0, 100)).map((v) => v.version);
+  t.same(
+    versions,
+    Array.from({ length: 40 }, (_, i) => i + 1),
+    'versions 1 to 40, none twice',
+  );
+  t.equal((await a.getRecord('88.1/shared'))?.version, 40);
+  t.same(await a.verifyAudit(), { ok: true, checked: 40 });
+});
+
 t.test('postgres: a schema 1 database with rows is re-based on its first writable open', async (t) => {
   const c = await stores.cluster();
   if (c === undefined) return;

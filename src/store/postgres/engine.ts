@@ -408,12 +408,11 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
       await sql.begin(async (tx) => {
         const keys = new Set<string>();
         for (const p of batch) for (const k of p.hint?.keys ?? []) keys.add(k);
-        // Pipelined: the records load runs right after the lock is granted, so it sees every commit before it.
-        const [[row], base] = await Promise.all([
-          tx<Array<{ seq: number; hash: string; changeId: number; recordId: number }>>`
-            SELECT seq, hash, change_id AS "changeId", record_id AS "recordId" FROM chain_head WHERE id = 1 FOR UPDATE`,
-          recordWrites.load(tx, [...keys], history),
-        ]);
+        // Pipelined behind the lock, so the load sees every commit before it: both are sent in the
+        // order execute() is called (awaiting a query would send it a microtask later, after the load).
+        const lock = tx<Array<{ seq: number; hash: string; changeId: number; recordId: number }>>`
+          SELECT seq, hash, change_id AS "changeId", record_id AS "recordId" FROM chain_head WHERE id = 1 FOR UPDATE`.execute();
+        const [[row], base] = await Promise.all([lock, recordWrites.load(tx, [...keys], history)]);
         const start: Head = row!;
         let head = start;
         const rows = deferred();

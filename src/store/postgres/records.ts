@@ -168,7 +168,8 @@ export const recordWrites = {
   async load(q: Q, keys: readonly string[], history: boolean): Promise<Map<string, LoadedRecord>> {
     const out = new Map<string, LoadedRecord>();
     if (keys.length === 0) return out;
-    const rows = await q.unsafe<Array<Record<string, unknown>>>(LOADS[`${history}`], [keys as string[]], { prepare: true });
+    // Sent now, synchronously: the caller orders it behind the chain head's lock.
+    const rows = await q.unsafe<Array<Record<string, unknown>>>(LOADS[`${history}`], [keys as string[]], { prepare: true }).execute();
     for (const r of rows) {
       const key = r.key as string;
       out.set(key, {
