@@ -18,6 +18,8 @@ import {
 import { attacker, tamper, tamperPg, writeOldDatabase, writeV1Database } from './tamper.js';
 import { tempDir } from './helpers.js';
 import { ENGINES, storeOpener } from './pg.js';
+import { createBulk } from '../src/registry/bulk.js';
+import { createTemplates } from '../src/registry/templates.js';
 
 const stores = storeOpener(t);
 
@@ -878,6 +880,229 @@ t.test('postgres: the audit log is range partitioned by seq, made ahead of the h
     1400,
   );
   t.same(await putRecord(r, '88.1/after', '[1]'), { version: 1, seq: 1401 }, 'the restored chain goes on');
+});
+
+t.test(
+  'a batch in memory: a failing write drops its records alone, the others commit; one key in many writes; tombstones; byte-identical on both engines',
+  async (t) => {
+    const seen: unknown[] = [];
+    for (const engine of ENGINES) {
+      const batches: number[] = [];
+      const s = await stores.open(t, engine, { now: () => new Date('2026-11-30T12:00:00Z'), onBatch: (n) => batches.push(n) });
+      if (s === undefined) return;
+      await putRecord(s, '88.1/gone', '[0]');
+      await deleteRecord(s, '88.1/gone');
+      await putRecord(s, '88.1/old', '[0]');
+      const write = (target: string, apply: (tx: WriteTx) => Promise<unknown>, keys?: string[], values?: string | null) =>
+        s.write(
+          { actor: 'tok_1', action: 'record.update', target },
+          async (tx) => ({ result: await apply(tx), payload: values === undefined ? null : versionLine(target.toUpperCase(), values) }),
+          keys ? { keys } : undefined,
+        );
+      const tomb = { handle: '88.1/OLD', at: '2026-11-30T12:00:00Z', actor: 'tok_1' };
+      const gone = { handle: '88.1/GONE', at: '2026-11-30T12:00:00Z', actor: 'tok_1' };
+      const outcomes = await Promise.allSettled([
+        write('88.1/a', (tx) => tx.putRecord(recordRow('88.1/a', '[1]')), ['88.1/a'], '[1]'),
+        // Puts, then fails before any statement: only its in-memory layer is dropped.
+        write('88.1/b', async (tx) => {
+          await tx.putRecord(recordRow('88.1/b', '[2]'));
+          await tx.putRecord(recordRow('88.1/a', '[never]'));
+          throw new IdnError('IDN_INVALID_VALUE', 'refused after its puts');
+        }),
+        // Puts and runs a statement (its savepoint is open), then fails: both undone.
+        write('88.1/c', async (tx) => {
+          await tx.putRecord(recordRow('88.1/c', '[3]'));
+          await tx.nameIdentifier('88.1/c', '88.1/C');
+          throw new IdnError('IDN_INVALID_VALUE', 'refused after a statement');
+        }),
+        write('88.1/a', async (tx) => [await tx.getRecord('88.1/b'), await tx.getRecord('88.1/c'), (await tx.getRecord('88.1/a'))?.valuesJson], ['88.1/b']),
+        write('88.1/a', (tx) => tx.putRecord(recordRow('88.1/a', '[4]')), undefined, '[4]'),
+        write('88.1/a', (tx) => tx.putRecord(recordRow('88.1/a', '[5]')), ['88.1/a'], '[5]'),
+        write('88.1/old', async (tx) => [await tx.tombstone?.('88.1/old'), await tx.deleteRecord('88.1/old', '88.1/OLD')], ['88.1/old'], null),
+        write('88.1/old', async (tx) => [await tx.tombstone?.('88.1/old'), await tx.getRecord('88.1/old'), await tx.tombstone?.('88.1/gone')]),
+        write(
+          '88.1/gone',
+          async (tx) => [await tx.putRecord(recordRow('88.1/gone', '[6]')), await tx.tombstone?.('88.1/gone')],
+          ['88.1/gone', '88.1/x'],
+          '[6]',
+        ),
+        write('88.1/gone', async (tx) => [await tx.tombstone?.('88.1/gone'), (await tx.getRecord('88.1/gone'))?.version]),
+      ]);
+      if (engine === 'postgres') t.ok(Math.max(...batches) > 4, `${engine}: the writes shared a transaction (batches: ${batches.join(', ')})`);
+      t.same(
+        outcomes.map((o) => o.status),
+        ['fulfilled', 'rejected', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled'],
+        `${engine}: each failing write rejects alone`,
+      );
+      const values = outcomes.map((o) => (o.status === 'fulfilled' ? o.value : (o.reason as IdnError).message));
+      t.same(values[3], [undefined, undefined, '[1]'], `${engine}: a later write sees what committed before it, not what failed`);
+      t.same([values[4], values[5]], [2, 3], `${engine}: two writes of one key in one batch take the next versions`);
+      t.same(values[6], [undefined, 2], `${engine}: no tombstone before the deletion`);
+      t.same(values[7], [tomb, undefined, gone], `${engine}: the next write sees the deletion as a tombstone`);
+      t.same(values[8], [3, gone], `${engine}: re-registered past the deletion's version (its own version is written after it)`);
+      t.same(values[9], [undefined, 3], `${engine}: and the next write sees no tombstone`);
+      t.same(await s.verifyAudit(), { ok: true, checked: 8 }, `${engine}: verifies`);
+      seen.push({
+        values,
+        records: await s.tablePage('records', null, 10),
+        versions: await Promise.all(['88.1/a', '88.1/b', '88.1/c', '88.1/old', '88.1/gone'].map((k) => s.versions(k, 0, 10))),
+        names: await s.tablePage('lineage_names', null, 10),
+        counts: await s.countRecords('88.1'),
+        audit: await s.auditEntries(0, 100),
+      });
+    }
+    if (seen.length < 2) return;
+    t.same(seen[1], seen[0], 'the same rows, versions, write sets and hashes on both engines');
+    t.equal(JSON.stringify(seen[1]), JSON.stringify(seen[0]), 'byte for byte');
+  },
+);
+
+t.test('record ids in a batch: deleting the highest id gives it again, as SQLite rowids do, on both engines', async (t) => {
+  const seen: unknown[] = [];
+  for (const engine of ENGINES) {
+    const s = await stores.open(t, engine, { now: () => new Date('2026-11-30T12:00:00Z') });
+    if (s === undefined) return;
+    for (const k of ['a', 'b', 'c']) await putRecord(s, `88.1/${k}`, '[0]');
+    const hint = (keys?: string[]) => (keys ? { keys } : undefined);
+    const put = (k: string, keys?: string[]) =>
+      s.write(
+        { actor: 'tok_1', action: 'record.update', target: k },
+        async (tx) => ({ result: await tx.putRecord(recordRow(`88.1/${k}`, '[1]')), payload: versionLine(`88.1/${k.toUpperCase()}`, '[1]') }),
+        hint(keys),
+      );
+    const del = (k: string, keys?: string[]) =>
+      s.write(
+        { actor: 'tok_1', action: 'record.delete', target: k },
+        async (tx) => ({ result: await tx.deleteRecord(`88.1/${k}`, `88.1/${k.toUpperCase()}`), payload: versionLine(`88.1/${k.toUpperCase()}`, null) }),
+        hint(keys),
+      );
+    // c (3) deleted: d takes 3; d deleted: e takes 3 again; b (2) deleted below the top: f takes 4.
+    await Promise.all([del('c', ['88.1/c']), put('d'), del('d', ['88.1/d']), put('e', ['88.1/e']), del('b'), put('f'), put('a', ['88.1/a'])]);
+    const ids = (await s.tablePage('records', null, 10)).map((r) => [r[0], r[1]]);
+    t.same(
+      ids,
+      [
+        ['88.1/a', 1],
+        ['88.1/e', 3],
+        ['88.1/f', 4],
+      ],
+      `${engine}: ids as SQLite's rowid gives them`,
+    );
+    await put('g');
+    t.same((await s.tablePage('records', null, 10)).at(-1)!.slice(0, 2), ['88.1/g', 5], `${engine}: the next batch goes on from the head`);
+    t.same(await s.verifyAudit(), { ok: true, checked: 11 }, `${engine}: verifies`);
+    seen.push({ ids, audit: await s.auditEntries(0, 100), count: await s.countRecords('88.1') });
+  }
+  if (seen.length < 2) return;
+  t.equal(JSON.stringify(seen[1]), JSON.stringify(seen[0]), 'byte for byte on both engines');
+});
+
+t.test('bulk chunks with a reference template give the same edges, names, records and audit hashes on both engines', async (t) => {
+  const seen: unknown[] = [];
+  const line = (n: string, ref: string, batch = 'B-1') =>
+    JSON.stringify({
+      handle: `88.100.7/${n}`,
+      values: [
+        { index: 1, type: 'URL', data: `https://acme.example/${n}` },
+        { index: 1001, type: 'TEMPLATE', data: '1' },
+        { index: 2001, type: 'batch', data: batch },
+        { index: 2002, type: 'made', data: ref },
+      ],
+    });
+  for (const engine of ENGINES) {
+    let now = Date.parse('2026-11-30T12:00:00Z');
+    const s = await stores.open(t, engine, { now: () => new Date(now) });
+    if (s === undefined) return;
+    const templates = await createTemplates({ store: s });
+    await templates.put(
+      '88.100.7',
+      '1',
+      {
+        items: [
+          { name: 'batchNo', idIndex: 2001, idType: 'batch', dataType: 'string', required: true },
+          { name: 'made', idIndex: 2002, idType: 'made', dataType: 'reference', referenceType: 'many' },
+        ],
+      },
+      'tok_1',
+    );
+    // A node reloads them when the change feed names them; here at once.
+    await templates.reload();
+    const bulk = createBulk({ store: s, templates, valuesMax: 100, lineMaxBytes: 10_000, chunkSize: 4, onWritten: () => undefined });
+    const run = async (lines: string[], overwrite: boolean) => {
+      const out: unknown[] = [];
+      await bulk.run(
+        (async function* () {
+          yield lines.join('\n');
+        })(),
+        { prefixKey: '88.100.7', overwrite, onError: 'line', actor: 'tok_1' },
+        (r) => void out.push(r),
+      );
+      now += 1000;
+      return out;
+    };
+    await putRecord(s, '88.100.7/gone', '[]', '88.100.7');
+    await deleteRecord(s, '88.100.7/gone');
+    const first = await run(
+      [
+        line('P-1', '88.200.1/Steel-1, 88.200.1/STEEL-2'),
+        line('P-2', '88.200.1/STEEL-1'),
+        line('P-3', '88.100.7/P-1'),
+        line('gone', '88.200.1/x'),
+        line('P-4', '88.200.1/steel-2'),
+        line('P-5', '88.200.1/Steel-3'),
+      ],
+      false,
+    );
+    // Changed references close the edges no longer named and open the new ones.
+    const second = await run([line('P-1', '88.200.1/STEEL-2, 88.200.1/STEEL-4'), line('P-2', '88.200.1/STEEL-1', 'B-2'), line('P-6', '88.100.7/P-2')], true);
+    t.match(first.at(-1), { summary: true, total: 6, ok: 5, failed: 1 }, `${engine}: the deleted identifier is refused in its chunk`);
+    t.match(second.at(-1), { summary: true, total: 3, ok: 3, failed: 0 });
+    const edges = await s.tablePage('edges', null, 100);
+    t.equal(edges.length, 8, `${engine}: 8 edges opened`);
+    t.equal(edges.filter((e) => e[5] !== null).length, 1, `${engine}: one of them closed`);
+    t.same(await s.verifyAudit(), { ok: true, checked: (await s.auditHead()).seq }, `${engine}: verifies`);
+    seen.push({
+      first,
+      second,
+      edges,
+      names: await s.tablePage('lineage_names', null, 100),
+      records: await s.tablePage('records', null, 100),
+      templates: await s.tablePage('templates', null, 100),
+      audit: await s.auditEntries(0, 100),
+    });
+  }
+  if (seen.length < 2) return;
+  t.same(seen[1], seen[0], 'the same edge ids, first spellings, rows and write sets on both engines');
+  t.equal(JSON.stringify(seen[1]), JSON.stringify(seen[0]), 'byte for byte');
+});
+
+t.test('postgres: two engines on one database write one record at once: each batch reads it after the lock, no version twice', async (t) => {
+  const c = await stores.cluster();
+  if (c === undefined) return;
+  const url = await c.createDatabase();
+  const a = await stores.open(t, 'postgres', { url });
+  const b = await stores.open(t, 'postgres', { url });
+  if (a === undefined || b === undefined) return;
+  const put = (s: StoreEngine, n: number) =>
+    s.write(
+      { actor: 'tok_1', action: 'record.update', target: '88.1/shared' },
+      async (tx) => {
+        const before = await tx.getRecord('88.1/shared');
+        const version = await tx.putRecord(recordRow('88.1/shared', `[${n}]`));
+        return { result: [before?.version ?? 0, version], payload: versionLine('88.1/SHARED', `[${n}]`) };
+      },
+      { keys: ['88.1/shared'] },
+    );
+  // Rounds of writes from both engines at once: the one that waits for the lock must not use what it read before.
+  for (let round = 0; round < 10; round++) await Promise.all([1, 2, 3, 4].map((i) => put(i % 2 === 0 ? a : b, round * 10 + i)));
+  const versions = (await a.versions('88.1/shared', 0, 100)).map((v) => v.version);
+  t.same(
+    versions,
+    Array.from({ length: 40 }, (_, i) => i + 1),
+    'versions 1 to 40, none twice',
+  );
+  t.equal((await a.getRecord('88.1/shared'))?.version, 40);
+  t.same(await a.verifyAudit(), { ok: true, checked: 40 });
 });
 
 t.test('postgres: a schema 1 database with rows is re-based on its first writable open', async (t) => {

@@ -9,7 +9,7 @@ import { type Identifier, isUnderPrefix, parseIdentifier } from '../identifier/i
 import type { Store, WriteTx } from '../store/index.js';
 import { type InputValue, parseValuesBody } from './values.js';
 import { writeRecord } from './records.js';
-import { deletedMessage, tombstoneOf } from './tombstones.js';
+import { deletedMessage, tombstoneIn } from './tombstones.js';
 import { loneSurrogateMessage, loneSurrogatePath, mayHoldLoneSurrogate } from './text.js';
 
 /** True when arrays and objects in a JSON text nest deeper than `max` (one linear scan, no recursion). */
@@ -99,6 +99,12 @@ export async function* ndjsonLines(input: AsyncIterable<Buffer | string>, maxByt
 /** Thrown inside a chunk's write to roll it back because of one line (noted beside it). */
 class LineFailure extends Error {}
 
+/** Why a chunk's write was rolled back: a line (`line`), or a set-based step to retry record by record. */
+interface Failure {
+  line?: LineResult;
+  retryPerLine?: boolean;
+}
+
 /** A line that failed while being written: its own code when it is an IdnError, else a plain refusal. */
 function lineError(p: Parsed, err: unknown): LineResult {
   if (isIdnError(err)) return { line: p.line, handle: p.id.text, responseCode: err.responseCode, message: err.message };
@@ -124,7 +130,12 @@ export function createBulk(deps: {
   /** The records a chunk wrote (metrics and statistics). */
   onWritten: (keys: string[]) => void;
   /** Metadata templates: checked per line (a bad line fails alone), applied in the chunk. */
-  templates?: { check(id: Identifier, values: readonly InputValue[]): void; apply(tx: WriteTx, id: Identifier, values: readonly InputValue[]): Promise<void> };
+  templates?: {
+    check(id: Identifier, values: readonly InputValue[]): void;
+    apply(tx: WriteTx, id: Identifier, values: readonly InputValue[]): Promise<void>;
+    /** `apply` for a chunk's records at once (set-based lineage); else `apply` per record. */
+    applyMany?(tx: WriteTx, records: ReadonlyArray<{ id: Identifier; values: readonly InputValue[] }>): Promise<void>;
+  };
 }): Bulk {
   const { store } = deps;
 
@@ -175,7 +186,7 @@ export function createBulk(deps: {
    * `LineFailure` after noting it in `failure`: the transaction rolls back and the caller
    * commits the chunk again without that line (rare, so the common path stays one transaction).
    */
-  async function commit(chunk: Parsed[], opts: BulkOptions, failure: { line?: LineResult }): Promise<LineResult[]> {
+  async function commit(chunk: Parsed[], opts: BulkOptions, failure: Failure, perLine: boolean): Promise<LineResult[]> {
     const results: LineResult[] = [];
     const written: string[] = [];
     const firstLine = chunk[0]!.line;
@@ -188,75 +199,95 @@ export function createBulk(deps: {
       }
       results.push(r);
     };
-    await store.write({ actor: opts.actor, action: 'bulk.chunk', target: `${opts.prefixKey} lines ${firstLine}-${lastLine}` }, async (tx) => {
-      const payload: Array<[string, string]> = [];
-      const seen = new Set<string>();
-      for (const p of chunk) {
-        if (seen.has(p.id.key)) {
-          refuse({
-            line: p.line,
-            handle: p.id.text,
-            responseCode: 101,
-            message: `${p.id.text} appears earlier in the same chunk; send each identifier once`,
-          });
-          continue;
-        }
-        seen.add(p.id.key);
-        let w: Awaited<ReturnType<typeof writeRecord>> | undefined;
-        let checkFailed: IdnError | undefined;
-        let tombstone: Awaited<ReturnType<typeof tombstoneOf>>;
-        try {
-          const existing = await tx.getRecord(p.id.key);
-          // Bulk never re-registers a deleted identifier: that is one deliberate admin PUT at a time.
-          tombstone = existing === undefined ? await tombstoneOf(store, p.id.key) : undefined;
-          if (tombstone === undefined)
-            w = await writeRecord(tx, p.id, existing, { put: p.values }, (values) => {
-              // Checked again on the final values, inside the write, as a single PUT does.
-              try {
-                deps.templates?.check(p.id, values);
-              } catch (err) {
-                if (!isIdnError(err)) throw err;
-                checkFailed = err;
-                return false;
-              }
-              return existing === undefined || opts.overwrite;
+    // The chunk's records (and their newest versions) are loaded with the write, in one read.
+    const hint = { keys: [...new Set(chunk.map((p) => p.id.key))] };
+    await store.write(
+      { actor: opts.actor, action: 'bulk.chunk', target: `${opts.prefixKey} lines ${firstLine}-${lastLine}` },
+      async (tx) => {
+        const payload: Array<[string, string]> = [];
+        const seen = new Set<string>();
+        // Template state and reference edges of the written lines, applied together after the loop.
+        const lineage: Array<{ id: Identifier; values: readonly InputValue[] }> = [];
+        const many = perLine || deps.templates?.applyMany === undefined ? undefined : deps.templates;
+        for (const p of chunk) {
+          if (seen.has(p.id.key)) {
+            refuse({
+              line: p.line,
+              handle: p.id.text,
+              responseCode: 101,
+              message: `${p.id.text} appears earlier in the same chunk; send each identifier once`,
             });
-          if (w?.state === 'replaced' || w?.state === 'created') await deps.templates?.apply(tx, p.id, w.values);
-        } catch (err) {
-          // Part of this line may be written already: only a rollback undoes it.
-          failure.line = lineError(p, err);
-          throw new LineFailure(failure.line.message ?? '', { cause: err });
+            continue;
+          }
+          seen.add(p.id.key);
+          let w: Awaited<ReturnType<typeof writeRecord>> | undefined;
+          let checkFailed: IdnError | undefined;
+          let tombstone: Awaited<ReturnType<typeof tombstoneIn>>;
+          try {
+            const existing = await tx.getRecord(p.id.key);
+            // Bulk never re-registers a deleted identifier: that is one deliberate admin PUT at a time.
+            tombstone = existing === undefined ? await tombstoneIn(tx, store, p.id.key) : undefined;
+            if (tombstone === undefined)
+              w = await writeRecord(tx, p.id, existing, { put: p.values }, (values) => {
+                // Checked again on the final values, inside the write, as a single PUT does.
+                try {
+                  deps.templates?.check(p.id, values);
+                } catch (err) {
+                  if (!isIdnError(err)) throw err;
+                  checkFailed = err;
+                  return false;
+                }
+                return existing === undefined || opts.overwrite;
+              });
+            if (w?.state === 'replaced' || w?.state === 'created') {
+              if (many !== undefined) lineage.push({ id: p.id, values: w.values });
+              else await deps.templates?.apply(tx, p.id, w.values);
+            }
+          } catch (err) {
+            // Part of this line may be written already: only a rollback undoes it.
+            failure.line = lineError(p, err);
+            throw new LineFailure(failure.line.message ?? '', { cause: err });
+          }
+          if (w === undefined) {
+            refuse({ line: p.line, handle: tombstone!.handle, responseCode: 101, message: deletedMessage(tombstone!) });
+            continue;
+          }
+          if (checkFailed !== undefined) {
+            refuse({ line: p.line, handle: p.id.text, responseCode: checkFailed.responseCode, message: checkFailed.message });
+            continue;
+          }
+          if (w.state === 'unchanged') {
+            results.push({ line: p.line, handle: w.handle, responseCode: 1, message: 'unchanged' });
+            continue;
+          }
+          if (w.state === 'refused') {
+            refuse({
+              line: p.line,
+              handle: w.handle,
+              responseCode: 101,
+              message: `${p.id.text} already exists with other values; send overwrite=true to replace it`,
+            });
+            continue;
+          }
+          payload.push([p.id.key, w.line]);
+          written.push(p.id.key);
+          results.push({ line: p.line, handle: w.handle, responseCode: 1, ...(w.state === 'created' ? {} : { message: 'replaced' }) });
         }
-        if (w === undefined) {
-          refuse({ line: p.line, handle: tombstone!.handle, responseCode: 101, message: deletedMessage(tombstone!) });
-          continue;
-        }
-        if (checkFailed !== undefined) {
-          refuse({ line: p.line, handle: p.id.text, responseCode: checkFailed.responseCode, message: checkFailed.message });
-          continue;
-        }
-        if (w.state === 'unchanged') {
-          results.push({ line: p.line, handle: w.handle, responseCode: 1, message: 'unchanged' });
-          continue;
-        }
-        if (w.state === 'refused') {
-          refuse({
-            line: p.line,
-            handle: w.handle,
-            responseCode: 101,
-            message: `${p.id.text} already exists with other values; send overwrite=true to replace it`,
-          });
-          continue;
-        }
-        payload.push([p.id.key, w.line]);
-        written.push(p.id.key);
-        results.push({ line: p.line, handle: w.handle, responseCode: 1, ...(w.state === 'created' ? {} : { message: 'replaced' }) });
-      }
-      if (payload.length === 0) return { result: undefined, payload: null };
-      // The digest covers every record of the chunk, in key order (verification recomputes it).
-      payload.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-      return { result: undefined, payload: payload.map((p) => p[1]).join('\n') };
-    });
+        if (lineage.length > 0)
+          try {
+            await many!.applyMany!(tx, lineage);
+          } catch (err) {
+            // No line to blame in a set-based statement: the chunk is written again line by line, which finds it.
+            failure.retryPerLine = true;
+            throw new LineFailure("the chunk's lineage could not be stored", { cause: err });
+          }
+        if (payload.length === 0) return { result: undefined, payload: null };
+        // The digest covers every record of the chunk, in key order (verification recomputes it).
+        payload.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+        return { result: undefined, payload: payload.map((p) => p[1]).join('\n') };
+      },
+      hint,
+    );
     deps.onWritten(written);
     return results;
   }
@@ -268,11 +299,16 @@ export function createBulk(deps: {
   async function commitChunk(chunk: Parsed[], opts: BulkOptions): Promise<LineResult[]> {
     const failed: LineResult[] = [];
     let todo = chunk;
+    let perLine = false;
     while (todo.length > 0) {
-      const failure: { line?: LineResult } = {};
+      const failure: Failure = {};
       try {
-        return [...failed, ...(await commit(todo, opts, failure))];
+        return [...failed, ...(await commit(todo, opts, failure, perLine))];
       } catch (err) {
+        if (failure.retryPerLine === true && !perLine) {
+          perLine = true;
+          continue;
+        }
         const bad = failure.line;
         if (bad === undefined) {
           // Not a line's fault (the audit append, the commit): the chunk's transaction rolled back.

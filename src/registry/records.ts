@@ -8,7 +8,7 @@ import { authorize, writeTarget } from './authorize.js';
 import type { Principal } from './tokens.js';
 import { type HandleValue, type InputValue, mergeValues, parseValuesBody } from './values.js';
 import { answerEtag, renderRecord } from './answer.js';
-import { deletedError, tombstoneOf } from './tombstones.js';
+import { deletedError, tombstoneIn } from './tombstones.js';
 
 export interface PutOptions {
   overwrite: boolean;
@@ -125,67 +125,82 @@ export function createRecords(deps: {
         const inBody = new Set(incoming.map((v) => v.index));
         for (const i of only) if (!inBody.has(i)) throw new IdnError('IDN_INVALID_VALUE', `index=${i} names no value in the body`, { handle: id.text });
       }
-      const out = await store.write({ actor, action: 'record.update', target: id.text }, async (tx) => {
-        const existing = await tx.getRecord(id.key);
-        if (existing !== undefined && !opts.overwrite && only !== undefined) {
-          // As Handle.Net adds values: new indexes are added, an index already there is the conflict.
-          const present = new Set((JSON.parse(existing.valuesJson) as HandleValue[]).map((v) => v.index));
-          const taken = [...only].filter((i) => present.has(i));
-          if (taken.length > 0)
+      // The engine may load the record (and its newest version) with the batch, before this write runs.
+      const hint = { keys: [id.key] };
+      const out = await store.write(
+        { actor, action: 'record.update', target: id.text },
+        async (tx) => {
+          const existing = await tx.getRecord(id.key);
+          if (existing !== undefined && !opts.overwrite && only !== undefined) {
+            // As Handle.Net adds values: new indexes are added, an index already there is the conflict.
+            const present = new Set((JSON.parse(existing.valuesJson) as HandleValue[]).map((v) => v.index));
+            const taken = [...only].filter((i) => present.has(i));
+            if (taken.length > 0)
+              throw new IdnError(
+                'IDN_VALUE_EXISTS',
+                `${id.text} already has a value at index ${taken.join(', ')}; send overwrite=true to replace it, or use another index`,
+                { handle: id.text },
+              );
+          } else if (existing !== undefined && !opts.overwrite)
             throw new IdnError(
-              'IDN_VALUE_EXISTS',
-              `${id.text} already has a value at index ${taken.join(', ')}; send overwrite=true to replace it, or use another index`,
-              { handle: id.text },
+              'IDN_HANDLE_EXISTS',
+              existing.handle === id.text
+                ? `${id.text} already exists; send overwrite=true to replace it`
+                : `${id.text} conflicts with the existing ${existing.handle} (identifiers are case-insensitive)`,
+              { handle: existing.handle },
             );
-        } else if (existing !== undefined && !opts.overwrite)
-          throw new IdnError(
-            'IDN_HANDLE_EXISTS',
-            existing.handle === id.text
-              ? `${id.text} already exists; send overwrite=true to replace it`
-              : `${id.text} conflicts with the existing ${existing.handle} (identifiers are case-insensitive)`,
-            { handle: existing.handle },
+          // A deleted identifier comes back only by an explicit choice, never by an ordinary PUT.
+          const tombstone = existing === undefined ? await tombstoneIn(tx, store, id.key) : undefined;
+          if (tombstone !== undefined && opts.reuseDeleted !== true) throw deletedError(tombstone);
+          if (existing === undefined && only !== undefined)
+            throw new IdnError('IDN_NOT_FOUND', `${id.text} does not exist; create it with a PUT without index=`, { handle: id.text });
+          const w = await writeRecord(tx, id, existing, { put: incoming, ...(only !== undefined ? { only } : {}) }, (values) =>
+            deps.templates?.check(id, values),
           );
-        // A deleted identifier comes back only by an explicit choice, never by an ordinary PUT.
-        const tombstone = existing === undefined ? await tombstoneOf(store, id.key) : undefined;
-        if (tombstone !== undefined && opts.reuseDeleted !== true) throw deletedError(tombstone);
-        if (existing === undefined && only !== undefined)
-          throw new IdnError('IDN_NOT_FOUND', `${id.text} does not exist; create it with a PUT without index=`, { handle: id.text });
-        const w = await writeRecord(tx, id, existing, { put: incoming, ...(only !== undefined ? { only } : {}) }, (values) =>
-          deps.templates?.check(id, values),
-        );
-        if (w.state === 'unchanged') return { result: { created: false, handle: w.handle, unchanged: true }, payload: null };
-        await deps.templates?.apply(tx, id, w.values);
-        return {
-          result: { created: w.state === 'created', handle: w.handle, unchanged: false },
-          payload: w.line,
-          action: w.state !== 'created' ? 'record.update' : tombstone !== undefined ? 'record.reregister' : 'record.create',
-        };
-      });
+          if (w.state === 'unchanged') return { result: { created: false, handle: w.handle, unchanged: true }, payload: null };
+          await deps.templates?.apply(tx, id, w.values);
+          return {
+            result: { created: w.state === 'created', handle: w.handle, unchanged: false },
+            payload: w.line,
+            action: w.state !== 'created' ? 'record.update' : tombstone !== undefined ? 'record.reregister' : 'record.create',
+          };
+        },
+        hint,
+      );
       deps.onWritten?.();
       return out;
     },
 
     async remove(id, only, actor) {
-      const out = await store.write({ actor, action: 'record.delete', target: id.text }, async (tx) => {
-        const existing = await tx.getRecord(id.key);
-        if (existing === undefined) throw new IdnError('IDN_NOT_FOUND', `${id.text} does not exist`, { handle: id.text });
-        if (only === undefined) {
-          await tx.deleteRecord(id.key, existing.handle);
-          return { result: { handle: existing.handle }, payload: versionLine(existing.handle, null) };
-        }
-        const values = JSON.parse(existing.valuesJson) as HandleValue[];
-        const present = new Set(values.map((v) => v.index));
-        const missing = [...only].filter((i) => !present.has(i));
-        if (missing.length > 0)
-          throw new IdnError('IDN_VALUE_NOT_FOUND', `${id.text} has no value at index ${missing.join(', ')}; nothing was removed`, { handle: id.text });
-        if (values.every((v) => only.has(v.index)))
-          throw new IdnError('IDN_INVALID_VALUE', 'this would remove every value; a record needs at least one (DELETE without index= removes the identifier)', {
-            handle: existing.handle,
-          });
-        const w = await writeRecord(tx, id, existing, { drop: only }, (kept) => deps.templates?.check(id, kept));
-        await deps.templates?.apply(tx, id, w.values);
-        return { result: { handle: existing.handle }, payload: w.line, action: 'record.values.delete' };
-      });
+      const hint = { keys: [id.key] };
+      const out = await store.write(
+        { actor, action: 'record.delete', target: id.text },
+        async (tx) => {
+          const existing = await tx.getRecord(id.key);
+          if (existing === undefined) throw new IdnError('IDN_NOT_FOUND', `${id.text} does not exist`, { handle: id.text });
+          if (only === undefined) {
+            await tx.deleteRecord(id.key, existing.handle);
+            return { result: { handle: existing.handle }, payload: versionLine(existing.handle, null) };
+          }
+          const values = JSON.parse(existing.valuesJson) as HandleValue[];
+          const present = new Set(values.map((v) => v.index));
+          const missing = [...only].filter((i) => !present.has(i));
+          if (missing.length > 0)
+            throw new IdnError('IDN_VALUE_NOT_FOUND', `${id.text} has no value at index ${missing.join(', ')}; nothing was removed`, { handle: id.text });
+          if (values.every((v) => only.has(v.index)))
+            throw new IdnError(
+              'IDN_INVALID_VALUE',
+              'this would remove every value; a record needs at least one (DELETE without index= removes the identifier)',
+              {
+                handle: existing.handle,
+              },
+            );
+          const w = await writeRecord(tx, id, existing, { drop: only }, (kept) => deps.templates?.check(id, kept));
+          await deps.templates?.apply(tx, id, w.values);
+          return { result: { handle: existing.handle }, payload: w.line, action: 'record.values.delete' };
+        },
+        hint,
+      );
       deps.onWritten?.();
       return out;
     },

@@ -52,6 +52,12 @@ export interface Templates {
   check(id: Identifier, values: readonly InputValue[]): void;
   /** Inside a record write: marks the version used and keeps reference edges in step. */
   apply(tx: WriteTx, id: Identifier, values: readonly InputValue[]): Promise<void>;
+  /**
+   * `apply` for many records of one write (a bulk chunk; each identifier once), set-based where
+   * the engine can: one statement per kind of lineage row. The same rows, ids and first
+   * spellings as `apply` record by record.
+   */
+  applyMany(tx: WriteTx, records: ReadonlyArray<{ id: Identifier; values: readonly InputValue[] }>): Promise<void>;
   /** Versions of a prefix (for export). */
   all(): Template[];
   /** Re-reads every template (the change feed named one). */
@@ -192,6 +198,19 @@ function valueProblem(item: TemplateItem, v: InputValue): string | undefined {
   }
 }
 
+/** The reference items of a template and the identifiers each names in `values` (none when disabled or absent). */
+function references(items: readonly TemplateItem[], values: readonly InputValue[]): Array<{ item: TemplateItem; wanted: Map<string, string> }> {
+  const out: Array<{ item: TemplateItem; wanted: Map<string, string> }> = [];
+  for (const item of items) {
+    if (item.dataType !== 'reference') continue;
+    const v = values.find((x) => x.index === item.idIndex);
+    const wanted = new Map<string, string>();
+    if (v !== undefined && item.state === 'enabled') for (const ref of referenced(item, v.data.value as string)) wanted.set(ref.key, ref.text);
+    out.push({ item, wanted });
+  }
+  return out;
+}
+
 function shape(row: TemplateRow): Template {
   const body = JSON.parse(row.bodyJson) as { name?: string; industryCode?: string; items: TemplateItem[] };
   return { prefix: row.prefix, version: row.version, ...body, used: row.used === 1, createdAt: row.createdAt, updatedAt: row.updatedAt };
@@ -252,6 +271,22 @@ export async function createTemplates(deps: { store: Store }): Promise<Templates
     if (row === undefined)
       throw invalid(`index ${TEMPLATE_INDEX} names template version "${tv.data.value}", which prefix ${id.prefix} does not have (it has ${known()})`);
     return { row, ...itemsOf(row) };
+  }
+
+  async function apply(tx: WriteTx, id: Identifier, values: readonly InputValue[]): Promise<void> {
+    const t = versionOf(id, values);
+    if (t === undefined) return;
+    // Recorded in the feed; every process reloads its templates after the commit.
+    if (t.row.used === 0) await tx.markTemplateUsed(id.prefixKey, t.row.version);
+    const since = new Date(Date.parse(tx.at)).toISOString();
+    for (const { item, wanted } of references(t.items, values)) {
+      for (const key of await tx.openChildren(id.key, item.name)) if (!wanted.has(key)) await tx.closeEdge(id.key, key, item.name, since, 0);
+      for (const [key, text] of wanted) {
+        await tx.nameIdentifier(key, text);
+        await tx.openEdge(id.key, key, item.name, since, 0);
+      }
+    }
+    await tx.nameIdentifier(id.key, id.text);
   }
 
   return {
@@ -346,24 +381,41 @@ export async function createTemplates(deps: { store: Store }): Promise<Templates
           throw invalid(`index ${item.idIndex} (item "${item.name}", template ${t.row.version}) is required and missing`);
     },
 
-    async apply(tx, id, values) {
-      const t = versionOf(id, values);
-      if (t === undefined) return;
-      // Recorded in the feed; every process reloads its templates after the commit.
-      if (t.row.used === 0) await tx.markTemplateUsed(id.prefixKey, t.row.version);
-      const since = new Date(Date.parse(tx.at)).toISOString();
-      for (const item of t.items) {
-        if (item.dataType !== 'reference') continue;
-        const v = values.find((x) => x.index === item.idIndex);
-        const wanted = new Map<string, string>();
-        if (v !== undefined && item.state === 'enabled') for (const ref of referenced(item, v.data.value as string)) wanted.set(ref.key, ref.text);
-        for (const key of await tx.openChildren(id.key, item.name)) if (!wanted.has(key)) await tx.closeEdge(id.key, key, item.name, since, 0);
-        for (const [key, text] of wanted) {
-          await tx.nameIdentifier(key, text);
-          await tx.openEdge(id.key, key, item.name, since, 0);
-        }
+    apply,
+
+    async applyMany(tx, records) {
+      const keys = new Set(records.map((r) => r.id.key));
+      if (tx.openChildrenMany === undefined || tx.openEdges === undefined || tx.nameIdentifiers === undefined || keys.size < records.length) {
+        for (const r of records) await apply(tx, r.id, r.values);
+        return;
       }
-      await tx.nameIdentifier(id.key, id.text);
+      const since = new Date(Date.parse(tx.at)).toISOString();
+      const marks = new Map<string, [string, string]>();
+      const refs: Array<{ id: Identifier; item: TemplateItem; wanted: Map<string, string> }> = [];
+      // The order `apply` one record after another would write them in (first spellings, edge ids).
+      const names: Array<[string, string]> = [];
+      const opens: Array<[string, string, string, string, number]> = [];
+      for (const { id, values } of records) {
+        const t = versionOf(id, values);
+        if (t === undefined) continue;
+        if (t.row.used === 0) marks.set(`${id.prefixKey}@${t.row.version}`, [id.prefixKey, t.row.version]);
+        for (const { item, wanted } of references(t.items, values)) {
+          refs.push({ id, item, wanted });
+          for (const [key, text] of wanted) {
+            names.push([key, text]);
+            opens.push([id.key, key, item.name, since, 0]);
+          }
+        }
+        names.push([id.key, id.text]);
+      }
+      for (const [prefixKey, version] of marks.values()) await tx.markTemplateUsed(prefixKey, version);
+      // Each record's edges leave its own key (once per chunk): closing one never changes another's.
+      const children = refs.length === 0 ? [] : await tx.openChildrenMany(refs.map((r) => [r.id.key, r.item.name] as const));
+      for (let i = 0; i < refs.length; i++) {
+        const { id, item, wanted } = refs[i]!;
+        for (const key of children[i]!) if (!wanted.has(key)) await tx.closeEdge(id.key, key, item.name, since, 0);
+      }
+      await Promise.all([tx.nameIdentifiers(names), opens.length > 0 ? tx.openEdges(opens) : undefined]);
     },
 
     all() {

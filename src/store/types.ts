@@ -44,6 +44,12 @@ export interface WriteTx {
   readonly seq: number;
   /** Reads through the write transaction: they see what this write did so far. */
   getRecord(handleKey: string): Promise<RecordRow | undefined>;
+  /**
+   * The record's newest version when it is a deletion (with history; undefined without), as
+   * this write sees it: earlier writes of its PostgreSQL batch included. Optional: without it,
+   * callers read `versionAsOf` of the committed state.
+   */
+  tombstone?(handleKey: string): Promise<RecordTombstone | undefined>;
   getPrefix(prefixKey: string): Promise<PrefixRow | undefined>;
   reportByKey(reporter: string, idemKey: string): Promise<ReportRow | undefined>;
   /** Stores a record version (values null = deleted) and makes it current. */
@@ -62,6 +68,14 @@ export interface WriteTx {
   openChildren(fromKey: string, type: string): Promise<string[]>;
   /** Remembers the spelling an identifier was first named with in an event. */
   nameIdentifier(key: string, handle: string): Promise<void>;
+  /**
+   * Set-based lineage for a bulk chunk (optional: callers fall back to the one-at-a-time
+   * methods). Each gives what the calls one after another, in order, would: the same edge ids,
+   * the same first spellings. `openChildrenMany` answers `openChildren` per (fromKey, type).
+   */
+  openChildrenMany?(pairs: ReadonlyArray<readonly [fromKey: string, type: string]>): Promise<string[][]>;
+  openEdges?(edges: ReadonlyArray<readonly [fromKey: string, toKey: string, type: string, since: string, eventId: number]>): Promise<boolean[]>;
+  nameIdentifiers?(names: ReadonlyArray<readonly [key: string, handle: string]>): Promise<void>;
   /** Queues a report for the upstream, sent after this write commits. */
   enqueueReport(kind: string, idemKey: string, bodyJson: string): Promise<void>;
   /** Stores a report received from a child node. */
@@ -73,6 +87,25 @@ export interface WriteTx {
    * write that changes cached state some other way.
    */
   changed(kind: ChangeKind, key: string): void;
+}
+
+/** A record whose newest version is a deletion. */
+export interface RecordTombstone {
+  /** The spelling the identifier had. */
+  handle: string;
+  /** When it was deleted (ISO seconds). */
+  at: string;
+  /** Who deleted it (a token id). */
+  actor: string;
+}
+
+/**
+ * What a write tells the engine before it runs (optional; SQLite ignores it): the records it
+ * will read or change. PostgreSQL loads them, with their newest versions, in the statement
+ * that follows the chain head's lock, instead of one read per record while holding it.
+ */
+export interface WriteHint {
+  keys?: readonly string[];
 }
 
 export interface StoreOptions {
@@ -256,7 +289,7 @@ export interface StoreEngine
    * (chain.ts) that a WriteTx method touched, plus its own audit_payloads row. Writes of one
    * engine run one at a time; reads never see a write before it commits.
    */
-  write<T>(entry: WriteEntry, apply: (tx: WriteTx) => Promise<WriteOutcome<T>>): Promise<T>;
+  write<T>(entry: WriteEntry, apply: (tx: WriteTx) => Promise<WriteOutcome<T>>, hint?: WriteHint): Promise<T>;
   /**
    * The cache-miss read of a resolution, answered synchronously (an engine capability: the
    * fast path answers misses before fastify when an engine has it, else takes the async path).

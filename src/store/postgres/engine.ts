@@ -11,17 +11,17 @@ import { performance } from 'node:perf_hooks';
 import { IdnError } from '../../errors.js';
 import { type AuditedTableName, isoSeconds, rowHash, sha256, type WriteSetRow } from '../chain.js';
 import { verifyChain } from '../verify.js';
-import type { AuditRow, ChangeKind, ChangeReads, StoreEngine, StoreOptions, WriteEntry, WriteOutcome, WriteTx } from '../types.js';
+import type { AuditRow, ChangeKind, ChangeReads, RecordTombstone, StoreEngine, StoreOptions, WriteEntry, WriteHint, WriteOutcome, WriteTx } from '../types.js';
 import { auditEntry, auditReads, insertAudit, rebaseIfNeeded, rowsNow } from './audit.js';
 import { type ChangeInsert, changeReads, CHANGES_CHANNEL, insertChanges, pruneChanges, watchChanges } from './changes.js';
-import { beginWithin, connectPool, guardAll, guarded, type Q, type Sql, translate, type Tx } from './db.js';
+import { beginWithin, connectPool, guardAll, guarded, type Sql, translate, type Tx } from './db.js';
 import { escrowOps } from './escrow.js';
 import { createFreshness } from './freshness.js';
 import { lineageReads, lineageWrites } from './lineage.js';
 import { latestPgSchemaVersion, migratePg, pgSchemaVersion, rowsVersion } from './migrations.js';
 import { outboxOps, outboxWrites } from './outbox.js';
 import { prefixReads, prefixWrites } from './prefixes.js';
-import { recordReads, recordWrites, type VersionInsert } from './records.js';
+import { COPY_MIN_ROWS, type LoadedRecord, recordReads, recordWrites, type StoredRecord, storedArray, type VersionInsert } from './records.js';
 import { templateReads, templateWrites } from './templates.js';
 import { tokenReads, tokenWrites } from './tokens.js';
 
@@ -45,6 +45,7 @@ export interface PgStoreOptions extends StoreOptions {
 interface Pending {
   entry: WriteEntry;
   apply: (tx: WriteTx) => Promise<WriteOutcome<unknown>>;
+  hint: WriteHint | undefined;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
@@ -59,30 +60,41 @@ interface Head {
 }
 
 /**
- * Runs `fn` under a savepoint without waiting for SAVEPOINT and RELEASE: they are pipelined
- * with the write's own statements on the transaction's connection (postgres.js's savepoint()
- * awaits both, two round trips per write under the chain head's lock). A failure rolls back
- * to the savepoint, so the transaction goes on without this write.
+ * A write's savepoint, opened only before the write's first statement: a write that touches
+ * only records runs none (they are in memory; a failure drops its layer). SAVEPOINT and RELEASE
+ * are not awaited: they are pipelined with the write's own statements on the transaction's
+ * connection. A failure rolls back to the savepoint, so the transaction goes on without this write.
  */
-async function inSavepoint<T>(tx: Tx, released: Array<Promise<unknown>>, fn: () => Promise<T>): Promise<T> {
-  const opened = tx.unsafe('SAVEPOINT w');
-  opened.catch(() => undefined);
-  try {
-    const out = await fn();
-    await opened;
-    const release = tx.unsafe('RELEASE SAVEPOINT w');
-    release.catch(() => undefined);
-    released.push(release);
-    return out;
-  } catch (err) {
-    await tx.unsafe('ROLLBACK TO SAVEPOINT w');
-    await tx.unsafe('RELEASE SAVEPOINT w');
-    throw err;
-  }
+function lazySavepoint(tx: Tx, alone: boolean) {
+  let opened: Promise<unknown> | undefined;
+  return {
+    /** Call before each statement of the write. */
+    open(): void {
+      if (alone || opened !== undefined) return;
+      opened = tx.unsafe('SAVEPOINT w').execute();
+      opened.catch(() => undefined);
+    },
+    async release(released: Array<Promise<unknown>>): Promise<void> {
+      if (opened === undefined) return;
+      await opened;
+      const release = tx.unsafe('RELEASE SAVEPOINT w').execute();
+      release.catch(() => undefined);
+      released.push(release);
+    },
+    async rollback(): Promise<void> {
+      if (opened === undefined) return;
+      await tx.unsafe('ROLLBACK TO SAVEPOINT w');
+      await tx.unsafe('RELEASE SAVEPOINT w');
+    },
+  };
 }
 
 /** Rows a write defers to the end of its batch (inserted set-based), and what it assigned. */
 interface Deferred {
+  /** Records as this write (or the batch) left them (null: deleted): written once, at the batch's end. */
+  records: Map<string, StoredRecord | null>;
+  /** The newest version given to a key: its tombstone when a deletion, else null. */
+  latest: Map<string, RecordTombstone | null>;
   versions: VersionInsert[];
   audit: Array<AuditRow & { writeSet: string }>;
   payloads: Array<[number, string]>;
@@ -93,10 +105,21 @@ interface Deferred {
   lastVersion: Map<string, number>;
 }
 
-const deferred = (): Deferred => ({ versions: [], audit: [], payloads: [], changes: [], counts: new Map(), lastVersion: new Map() });
+const deferred = (): Deferred => ({
+  records: new Map(),
+  latest: new Map(),
+  versions: [],
+  audit: [],
+  payloads: [],
+  changes: [],
+  counts: new Map(),
+  lastVersion: new Map(),
+});
 
 /** Adds a write that succeeded to its batch's rows. */
 function merge(into: Deferred, from: Deferred): void {
+  for (const [k, r] of from.records) into.records.set(k, r);
+  for (const [k, t] of from.latest) into.latest.set(k, t);
   into.versions.push(...from.versions);
   into.audit.push(...from.audit);
   into.payloads.push(...from.payloads);
@@ -152,8 +175,19 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
   const committed = new Set<() => void | Promise<void>>();
   let open = true;
 
-  /** One write inside the batch's transaction (or its savepoint), after `head`; what it defers goes to `out` once it succeeded. */
-  async function runOne(q: Q, p: Pending, head: Head, batch: Deferred): Promise<{ result: unknown; head: Head; rows: Deferred }> {
+  /**
+   * One write inside the batch's transaction, after `head`; what it defers goes to its own
+   * layer, merged into `batch` by the caller once it succeeded. Records are read from and
+   * written to memory (`base`: the database under the lock; `batch`: the writes before it).
+   */
+  async function runOne(
+    q: Tx,
+    p: Pending,
+    head: Head,
+    batch: Deferred,
+    base: Map<string, LoadedRecord>,
+    sp: ReturnType<typeof lazySavepoint>,
+  ): Promise<{ result: unknown; head: Head; rows: Deferred }> {
     const at = isoSeconds(now());
     const seq = head.seq + 1;
     const mine = deferred();
@@ -163,7 +197,11 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
     /** The last version this batch gave `key` but has not inserted yet (0: none). */
     const pending = (key: string) => mine.lastVersion.get(key) ?? batch.lastVersion.get(key) ?? 0;
     const countFor = (prefixKey: string, delta: number) => mine.counts.set(prefixKey, (mine.counts.get(prefixKey) ?? 0) + delta);
-    const reads = recordReads(q, q);
+    /** Every statement of this write runs under its savepoint (opened on the first). */
+    const stmt = <T>(fn: () => Promise<T>): Promise<T> => {
+      sp.open();
+      return fn();
+    };
     // The audited rows this write touched: their state once its apply is done is its write set.
     const touched = new Map<AuditedTableName, Map<string, readonly unknown[]>>();
     const touch = (table: AuditedTableName, ...key: unknown[]) => {
@@ -171,97 +209,158 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
       if (keys === undefined) touched.set(table, (keys = new Map<string, readonly unknown[]>()));
       keys.set(JSON.stringify(key), key);
     };
-    /** Records rows whose state this write already knows (as put returned it; null: deleted): not read back. */
+    /** Records rows this write changed, as it left them (null: deleted): hashed from memory, not read back. */
     const known = new Map<string, unknown[] | null>();
     let recordId = head.recordId;
+    /** The key as the database has it; a key the hint did not name is read now (and kept for the batch). */
+    const loaded = async (key: string): Promise<LoadedRecord> => {
+      let l = base.get(key);
+      if (l === undefined) {
+        l = (await stmt(() => recordWrites.load(q, [key], history))).get(key)!;
+        base.set(key, l);
+      }
+      return l;
+    };
+    const current = async (key: string): Promise<StoredRecord | null> => {
+      if (mine.records.has(key)) return mine.records.get(key)!;
+      if (batch.records.has(key)) return batch.records.get(key)!;
+      return (await loaded(key)).row;
+    };
+    const nextVersion = async (key: string, row: StoredRecord | null) =>
+      history ? Math.max((await loaded(key)).maxVersion, pending(key)) + 1 : (row?.version ?? 0) + 1;
     const tx: WriteTx = {
       at,
       seq,
-      getRecord: (handleKey) => reads.getRecord(handleKey),
-      getPrefix: (prefixKey) => prefixReads(q).getPrefix(prefixKey),
-      reportByKey: (reporter, idemKey) => outboxWrites.reportByKey(q, reporter, idemKey),
+      async getRecord(handleKey) {
+        const r = await current(handleKey);
+        if (r === null) return undefined;
+        const { id: _id, ...row } = r;
+        return row;
+      },
+      async tombstone(handleKey) {
+        if (!history) return undefined;
+        // Earlier writes' versions only: on SQLite a write's own version rows are inserted after its apply.
+        if (batch.latest.has(handleKey)) return batch.latest.get(handleKey) ?? undefined;
+        return (await loaded(handleKey)).tombstone;
+      },
+      getPrefix: (prefixKey) => stmt(() => prefixReads(q).getPrefix(prefixKey)),
+      reportByKey: (reporter, idemKey) => stmt(() => outboxWrites.reportByKey(q, reporter, idemKey)),
       async putRecord(row) {
-        const { version, inserted, row: stored } = await recordWrites.put(q, { ...row, updatedAt: at }, history, pending(row.handleKey), recordId + 1);
-        if (inserted) {
-          countFor(row.prefixKey, 1);
-          recordId++;
-        }
-        changed('record', row.handleKey);
-        known.set(JSON.stringify([row.handleKey]), stored);
+        const key = row.handleKey;
+        const before = await current(key);
+        const version = await nextVersion(key, before);
+        if (before === null) countFor(row.prefixKey, 1);
+        const stored: StoredRecord = {
+          handleKey: key,
+          handle: row.handle,
+          // An update keeps the row's prefix and rowid, as SQLite's upsert does.
+          prefixKey: before?.prefixKey ?? row.prefixKey,
+          valuesJson: row.valuesJson,
+          publicJson: row.publicJson ?? null,
+          maxAge: row.maxAge ?? null,
+          expiresAt: row.expiresAt ?? null,
+          etag: row.etag ?? null,
+          version,
+          updatedAt: at,
+          id: before?.id ?? ++recordId,
+        };
+        mine.records.set(key, stored);
+        changed('record', key);
+        known.set(JSON.stringify([key]), storedArray(stored));
         if (history) {
-          versionRows.push([row.handleKey, version, row.handle, row.valuesJson]);
-          mine.lastVersion.set(row.handleKey, version);
+          versionRows.push([key, version, row.handle, row.valuesJson]);
+          mine.lastVersion.set(key, version);
+          mine.latest.set(key, null);
         }
         return version;
       },
       async deleteRecord(handleKey, handle) {
-        const { version, prefixKey, id } = await recordWrites.remove(q, handleKey, history, pending(handleKey));
-        if (prefixKey !== null) countFor(prefixKey, -1);
-        // SQLite gives the next row max(rowid) + 1: removing the highest id lowers it (rare: read it then).
-        if (id !== null && id >= recordId) recordId = await recordWrites.maxId(q);
+        const before = await current(handleKey);
+        const version = await nextVersion(handleKey, before);
+        mine.records.set(handleKey, null);
+        if (before !== null) {
+          countFor(before.prefixKey, -1);
+          // SQLite gives the next row max(rowid) + 1: removing the highest id lowers it (rare: read it then).
+          if (before.id >= recordId) {
+            const inMemory = new Map([...batch.records, ...mine.records]);
+            recordId = await stmt(() => recordWrites.maxIdExcept(q, [...inMemory.keys()]));
+            for (const r of inMemory.values()) if (r !== null && r.id > recordId) recordId = r.id;
+          }
+        }
         changed('record', handleKey);
         known.set(JSON.stringify([handleKey]), null);
         if (history) {
           versionRows.push([handleKey, version, handle, null]);
           mine.lastVersion.set(handleKey, version);
+          mine.latest.set(handleKey, { handle, at, actor: p.entry.actor });
         }
         return version;
       },
       async putPrefix(row) {
-        await prefixWrites.put(q, row);
+        await stmt(() => prefixWrites.put(q, row));
         changed('prefix', row.prefixKey);
         touch('prefixes', row.prefixKey);
       },
       async deletePrefix(prefixKey) {
-        await prefixWrites.remove(q, prefixKey);
+        await stmt(() => prefixWrites.remove(q, prefixKey));
         changed('prefix', prefixKey);
         touch('prefixes', prefixKey);
       },
       async insertToken(row) {
-        await tokenWrites.insert(q, row);
+        await stmt(() => tokenWrites.insert(q, row));
         changed('token', row.id);
         touch('tokens', row.id);
       },
       async revokeToken(id) {
-        await tokenWrites.revoke(q, at, id);
+        await stmt(() => tokenWrites.revoke(q, at, id));
         changed('token', id);
         touch('tokens', id);
       },
       async insertEvent(row) {
-        const id = await lineageWrites.insertEvent(q, row, at, p.entry.actor, seq);
+        const id = await stmt(() => lineageWrites.insertEvent(q, row, at, p.entry.actor, seq));
         touch('events', id);
         return id;
       },
       async openEdge(...a) {
-        const id = await lineageWrites.openEdge(q, ...a);
+        const id = await stmt(() => lineageWrites.openEdge(q, ...a));
         if (id > 0) touch('edges', id);
         return id > 0;
       },
       async closeEdge(...a) {
-        const id = await lineageWrites.closeEdge(q, ...a);
+        const id = await stmt(() => lineageWrites.closeEdge(q, ...a));
         if (id > 0) touch('edges', id);
         return id > 0;
       },
-      openChildren: (...a) => lineageWrites.openChildren(q, ...a),
+      openChildren: (...a) => stmt(() => lineageWrites.openChildren(q, ...a)),
       async nameIdentifier(key, handle) {
-        await lineageWrites.nameIdentifier(q, key, handle);
+        await stmt(() => lineageWrites.nameIdentifier(q, key, handle));
         touch('lineage_names', key);
       },
-      enqueueReport: (kind, idemKey, bodyJson) => outboxWrites.enqueue(q, kind, idemKey, bodyJson, at),
+      openChildrenMany: (pairs) => stmt(() => lineageWrites.openChildrenMany(q, pairs)),
+      async openEdges(edges) {
+        const ids = await stmt(() => lineageWrites.openEdges(q, edges));
+        for (const id of ids) if (id > 0) touch('edges', id);
+        return ids.map((id) => id > 0);
+      },
+      async nameIdentifiers(names) {
+        await stmt(() => lineageWrites.nameIdentifiers(q, names));
+        for (const [key] of names) touch('lineage_names', key);
+      },
+      enqueueReport: (kind, idemKey, bodyJson) => stmt(() => outboxWrites.enqueue(q, kind, idemKey, bodyJson, at)),
       async putTemplate(row) {
-        await templateWrites.put(q, row);
+        await stmt(() => templateWrites.put(q, row));
         changed('template', `${row.prefixKey}@${row.version}`);
         touch('templates', row.prefixKey, row.version);
       },
       async markTemplateUsed(prefixKey, version) {
-        if (await templateWrites.markUsed(q, prefixKey, version)) {
+        if (await stmt(() => templateWrites.markUsed(q, prefixKey, version))) {
           changed('template', `${prefixKey}@${version}`);
           touch('templates', prefixKey, version);
         }
       },
       changed,
       async insertReport(row) {
-        const id = await outboxWrites.insertReport(q, { ...row, receivedAt: at });
+        const id = await stmt(() => outboxWrites.insertReport(q, { ...row, receivedAt: at }));
         touch('sync_reports', id);
         return id;
       },
@@ -284,7 +383,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
       }
       if (history) {
         // Read now, inside this write's savepoint: a later write of the batch touching the same row hashes its own state.
-        const rows = await rowsNow(q, new Map([...touched].map(([table, keys]) => [table, [...keys.values()]])));
+        const rows = touched.size === 0 ? [] : await stmt(() => rowsNow(q, new Map([...touched].map(([table, keys]) => [table, [...keys.values()]]))));
         for (const [key, row] of known) rows.push({ table: 'records', key, hash: row === null ? null : rowHash(row) });
         const base = { seq, at, actor: p.entry.actor, action: finalAction, target: p.entry.target, digest: sha256(payload) };
         const e = auditEntry(head.hash, base, keepPayload === true ? payload : undefined, rows.concat(versionLines));
@@ -293,7 +392,11 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
         mine.audit.push(e);
         if (keepPayload === true) mine.payloads.push([seq, payload]);
       }
-    } else mine.lastVersion.clear();
+    } else {
+      // Nothing audited: no version rows, so no pending versions either.
+      mine.lastVersion.clear();
+      mine.latest.clear();
+    }
     return { result, head: next, rows: mine };
   }
 
@@ -308,34 +411,49 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
     let committedChanges: ChangeInsert[] = [];
     try {
       await beginWithin(sql, async (tx) => {
-        const [row] = await tx<Array<{ seq: number; hash: string; changeId: number; recordId: number }>>`
-          SELECT seq, hash, change_id AS "changeId", record_id AS "recordId" FROM chain_head WHERE id = 1 FOR UPDATE`;
+        const keys = new Set<string>();
+        for (const p of batch) for (const k of p.hint?.keys ?? []) keys.add(k);
+        // Pipelined behind the lock, so the load sees every commit before it: both are sent in the
+        // order execute() is called (awaiting a query would send it a microtask later, after the load).
+        const lock = tx<Array<{ seq: number; hash: string; changeId: number; recordId: number }>>`
+          SELECT seq, hash, change_id AS "changeId", record_id AS "recordId" FROM chain_head WHERE id = 1 FOR UPDATE`.execute();
+        const [[row], base] = await Promise.all([lock, recordWrites.load(tx, [...keys], history)]);
         const start: Head = row!;
         let head = start;
         const rows = deferred();
         const released: Array<Promise<unknown>> = [];
         for (const p of batch) {
-          if (batch.length === 1) {
-            // Alone in its transaction: no savepoint round trips; a failure rolls it all back.
-            const out = await runOne(tx, p, head, rows);
-            head = out.head;
-            merge(rows, out.rows);
-            done.push([p, out.result]);
-            continue;
-          }
+          // Alone in its transaction: no savepoint; a failure rolls it all back.
+          const sp = lazySavepoint(tx, batch.length === 1);
           try {
-            const out = await inSavepoint(tx, released, () => runOne(tx, p, head, rows));
+            const out = await runOne(tx, p, head, rows, base, sp);
+            await sp.release(released);
             head = out.head;
             merge(rows, out.rows);
             done.push([p, out.result]);
           } catch (err) {
+            if (batch.length === 1) throw err;
+            await sp.rollback();
             failed.set(p, err);
           }
+        }
+        const finalRows: StoredRecord[] = [];
+        const deleted: string[] = [];
+        for (const [key, r] of rows.records) {
+          if (r !== null) finalRows.push(r);
+          else if ((base.get(key)?.row ?? null) !== null) deleted.push(key);
+        }
+        // A big batch (a bulk chunk) COPYs its records and versions first: a COPY must run alone on the connection.
+        const copy = finalRows.length + rows.versions.length >= COPY_MIN_ROWS;
+        if (copy) {
+          await Promise.all(released);
+          await recordWrites.flush(tx, finalRows, deleted, true);
+          await recordWrites.insertVersions(tx, rows.versions, true);
         }
         // What every write appends (versions, entries, feed rows, counters), set-based and pipelined.
         const last: Array<Promise<unknown>> = [
           ...released,
-          recordWrites.insertVersions(tx, rows.versions),
+          ...(copy ? [] : [recordWrites.flush(tx, finalRows, deleted, false), recordWrites.insertVersions(tx, rows.versions, false)]),
           insertAudit(tx, rows.audit, rows.payloads),
           insertChanges(tx, rows.changes),
           recordWrites.count(tx, rows.counts),
@@ -428,11 +546,11 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
       committed.add(fn);
       return () => void committed.delete(fn);
     },
-    write<T>(entry: WriteEntry, apply: (tx: WriteTx) => Promise<WriteOutcome<T>>): Promise<T> {
+    write<T>(entry: WriteEntry, apply: (tx: WriteTx) => Promise<WriteOutcome<T>>, hint?: WriteHint): Promise<T> {
       if (!open) return Promise.reject(new IdnError('IDN_UNAVAILABLE', 'the store is closed'));
       if (opts.readonly) return Promise.reject(new IdnError('IDN_INTERNAL', `database ${where} was opened read-only`));
       return new Promise<T>((resolve, reject) => {
-        queue.push({ entry, apply: apply, resolve: resolve as (v: unknown) => void, reject });
+        queue.push({ entry, apply: apply, hint, resolve: resolve as (v: unknown) => void, reject });
         kick();
       });
     },

@@ -73,4 +73,46 @@ export const lineageWrites = {
   async nameIdentifier(q: Q, key: string, handle: string): Promise<void> {
     await q`INSERT INTO lineage_names (key, handle) VALUES (${key}, ${handle}) ON CONFLICT (key) DO NOTHING`;
   },
+  /** Open children per (fromKey, type) pair, in one statement. */
+  async openChildrenMany(q: Q, pairs: ReadonlyArray<readonly [string, string]>): Promise<string[][]> {
+    const out = pairs.map(() => new Set<string>());
+    if (pairs.length === 0) return [];
+    const rows = await q`SELECT i.n, e.to_key FROM unnest(${pairs.map((p) => p[0])}::text[], ${pairs.map((p) => p[1])}::text[]) WITH ORDINALITY AS i(f, t, n)
+      JOIN edges e ON e.from_key = i.f AND e.type = i.t AND e.until IS NULL`.values();
+    for (const [n, key] of rows) out[(n as number) - 1]!.add(key as string);
+    return out.map((s) => [...s]);
+  },
+  /**
+   * Opens many edges in one statement: per edge its new id, 0 when an open edge from→to (same
+   * type) exists or the same edge came earlier in the list. Ids follow the list's order, as
+   * `openEdge` one after another gives them.
+   */
+  async openEdges(q: Q, edges: ReadonlyArray<readonly [string, string, string, string, number]>): Promise<number[]> {
+    const first = new Map<string, number>();
+    edges.forEach(([f, t, type], i) => {
+      const k = JSON.stringify([f, t, type]);
+      if (!first.has(k)) first.set(k, i);
+    });
+    const todo = [...first.values()];
+    const ids = edges.map(() => 0);
+    if (todo.length === 0) return ids;
+    const col = (c: number) => todo.map((i) => edges[i]![c]!);
+    const rows = await q`WITH i AS (SELECT * FROM unnest(${col(0)}::text[], ${col(1)}::text[], ${col(2)}::text[], ${col(3)}::text[], ${col(4)}::bigint[])
+        WITH ORDINALITY AS i(f, t, type, since, ev, n)),
+      fresh AS (SELECT i.*, row_number() OVER (ORDER BY i.n) AS r FROM i
+        WHERE NOT EXISTS (SELECT 1 FROM edges e WHERE e.from_key = i.f AND e.to_key = i.t AND e.type = i.type AND e.until IS NULL)),
+      ins AS (INSERT INTO edges (id, from_key, to_key, type, since, until, event_id)
+        SELECT (SELECT coalesce(max(id), 0) FROM edges) + r, f, t, type, since, NULL, ev FROM fresh RETURNING id)
+      SELECT fresh.n, (SELECT coalesce(max(id), 0) FROM edges) + fresh.r FROM fresh`.values();
+    for (const [n, id] of rows) ids[todo[(n as number) - 1]!] = id as number;
+    return ids;
+  },
+  /** Names many identifiers in one statement; the first spelling of a key wins, as one by one. */
+  async nameIdentifiers(q: Q, names: ReadonlyArray<readonly [string, string]>): Promise<void> {
+    const first = new Map<string, string>();
+    for (const [key, handle] of names) if (!first.has(key)) first.set(key, handle);
+    if (first.size === 0) return;
+    await q`INSERT INTO lineage_names (key, handle) SELECT * FROM unnest(${[...first.keys()]}::text[], ${[...first.values()]}::text[])
+      ON CONFLICT (key) DO NOTHING`;
+  },
 };

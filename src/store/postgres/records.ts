@@ -1,5 +1,7 @@
 /** Records, their versions and the per-prefix record counters. */
-import type { AnswerRow, RecordReads, RecordRow, VersionRow } from '../types.js';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { AnswerRow, RecordReads, RecordRow, RecordTombstone, VersionRow } from '../types.js';
 import type { Q } from './db.js';
 import type { Freshness } from './freshness.js';
 
@@ -83,65 +85,160 @@ export function recordReads(primary: Q, replica: Q, freshness?: Freshness): Reco
 /** A record_versions row waiting for its batch's set-based insert. */
 export type VersionInsert = [handleKey: string, version: number, handle: string, at: string, actor: string, action: string, values: string | null, seq: number];
 
+/** A records row as a batch holds it in memory: its columns and the id SQLite would give it as a rowid. */
+export type StoredRecord = RecordRow & { id: number };
+
+/** The records columns in AUDITED_TABLES order (what the write set hashes), typed as SQLite reads them. */
+export const storedArray = (r: StoredRecord): unknown[] => [
+  r.handleKey,
+  r.id,
+  r.handle,
+  r.prefixKey,
+  r.valuesJson,
+  r.publicJson,
+  r.version,
+  r.updatedAt,
+  r.maxAge,
+  r.expiresAt,
+  r.etag,
+];
+
+/** What a batch loads of one key: its row (null: none) and, with history, its newest kept version. */
+export interface LoadedRecord {
+  row: StoredRecord | null;
+  /** The highest kept version (0: none): a new version goes past it. */
+  maxVersion: number;
+  /** The newest kept version when it is a deletion. */
+  tombstone: RecordTombstone | undefined;
+}
+
+// LATERAL with LIMIT keeps each lookup a probe of one partition's index: a join could hash-scan every partition.
+const LOAD = (history: boolean) => `SELECT k.key, r.handle, r.prefix_key, r.values_json, r.public_json, r.max_age, r.expires_at, r.etag, r.version,
+    r.updated_at, r.id${history ? ', v.version AS max_version, v.handle AS v_handle, v.at, v.actor, (v.version IS NOT NULL AND v.values_json IS NULL) AS deleted' : ''}
+  FROM unnest($1::text[]) AS k(key)
+  LEFT JOIN LATERAL (SELECT * FROM records WHERE handle_key = k.key LIMIT 1) r ON true${
+    history
+      ? `
+  LEFT JOIN LATERAL (SELECT version, handle, at, actor, values_json FROM record_versions WHERE handle_key = k.key ORDER BY version DESC LIMIT 1) v ON true`
+      : ''
+  }`;
+const LOADS = { true: LOAD(true), false: LOAD(false) };
+
 /**
- * The next version, in the statement that writes: past every kept version (and `pending`, the
- * last one this batch assigned but has not inserted yet) with history, else past the current row.
+ * Rows at which a batch's records and versions go through COPY instead of one INSERT of
+ * unnest()ed arrays. A COPY cannot be pipelined (two more round trips), but for a bulk chunk
+ * the arrays' escaping cost the node twice the CPU per record (bench/README.md, pg-bulk).
  */
-const NEXT_VERSION = (history: boolean, pendingParam: string, current: string) =>
-  history ? `greatest((SELECT coalesce(max(version), 0) FROM record_versions WHERE handle_key = $1), ${pendingParam}::int) + 1` : `coalesce(${current}, 0) + 1`;
+export const COPY_MIN_ROWS = 200;
 
-/** The records columns in AUDITED_TABLES order as one JSON array: integers as numbers, NULL as null, as SQLite reads them. */
-const STORED = 'json_build_array(handle_key, id, handle, prefix_key, values_json, public_json, version, updated_at, max_age, expires_at, etag)';
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+const COPY_SPECIAL = /[\\\n\r\t]/g;
+
+/** One row in COPY's text format: tab-separated, \N for NULL, backslash escapes. */
+function copyLine(fields: ReadonlyArray<string | number | null>): string {
+  let line = '';
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i];
+    const text = f === null || f === undefined ? '\\N' : typeof f === 'number' ? String(f) : f.replace(COPY_SPECIAL, (c) => COPY_ESCAPES[c]!);
+    line += i === 0 ? text : `\t${text}`;
+  }
+  return `${line}\n`;
+}
+
+/** COPY `rows` in through `statement` (… FROM STDIN); nothing else may run on the connection meanwhile. */
+async function copyIn(q: Q, statement: string, rows: ReadonlyArray<ReadonlyArray<string | number | null>>): Promise<void> {
+  const stream = await q.unsafe(statement).writable();
+  await pipeline(Readable.from([rows.map(copyLine).join('')]), stream);
+}
+
+const RECORD_INSERT_COLUMNS = 'handle_key, id, handle, prefix_key, values_json, public_json, version, updated_at, max_age, expires_at, etag';
+const RECORD_UPSERT = `ON CONFLICT (handle_key) DO UPDATE SET id = excluded.id, handle = excluded.handle, values_json = excluded.values_json,
+  public_json = excluded.public_json, version = excluded.version, updated_at = excluded.updated_at, max_age = excluded.max_age,
+  expires_at = excluded.expires_at, etag = excluded.etag`;
+
+const RECORD_UNNEST = `INSERT INTO records (${RECORD_INSERT_COLUMNS})
+  SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $9::int[], $10::bigint[], $11::text[])
+  ${RECORD_UPSERT}`;
+
+/** The rows as one array per column (AUDITED_TABLES order). */
+function storedColumns(rows: StoredRecord[]): unknown[][] {
+  const arrays = rows.length === 0 ? [] : storedArray(rows[0]!).map(() => [] as unknown[]);
+  for (const r of rows) storedArray(r).forEach((v, i) => arrays[i]!.push(v));
+  return arrays;
+}
 
 /**
- * What the write transaction does to records, one round trip each (a batch's writes run one
- * after another under the chain head's lock: round trips are its cost); `q` is the write's transaction.
+ * What the write transaction does to records. A batch keeps the records it touches in memory
+ * (loaded in one statement under the chain head's lock) and writes their final rows at its end,
+ * set-based: round trips while the lock is held are what a batch costs. `q` is its transaction.
  */
 export const recordWrites = {
+  /** The rows and newest versions of `keys`, one statement. */
+  async load(q: Q, keys: readonly string[], history: boolean): Promise<Map<string, LoadedRecord>> {
+    const out = new Map<string, LoadedRecord>();
+    if (keys.length === 0) return out;
+    // Sent now, synchronously: the caller orders it behind the chain head's lock.
+    const rows = await q.unsafe<Array<Record<string, unknown>>>(LOADS[`${history}`], [keys as string[]], { prepare: true }).execute();
+    for (const r of rows) {
+      const key = r.key as string;
+      out.set(key, {
+        row:
+          r.handle === null
+            ? null
+            : {
+                handleKey: key,
+                handle: r.handle as string,
+                prefixKey: r.prefix_key as string,
+                valuesJson: r.values_json as string,
+                publicJson: r.public_json as string | null,
+                maxAge: r.max_age as number | null,
+                expiresAt: r.expires_at as number | null,
+                etag: r.etag as string | null,
+                version: r.version as number,
+                updatedAt: r.updated_at as string,
+                id: r.id as number,
+              },
+        maxVersion: (r.max_version as number | null | undefined) ?? 0,
+        tombstone: r.deleted === true ? { handle: r.v_handle as string, at: r.at as string, actor: r.actor as string } : undefined,
+      });
+    }
+    return out;
+  },
   /**
-   * Inserts or updates the current row; returns its version and whether it is new (it then counts for its prefix).
-   * A new row's id is `newId` (the caller's max(id) + 1) and an update keeps it, as SQLite's rowid: its audited row hashes the same.
-   * Also returns the row as stored, in AUDITED_TABLES column order: the write set needs no read back.
+   * The highest id outside `except` (keys whose state the batch holds in memory), what the next
+   * new row's id follows once the highest row is deleted, as SQLite's rowid does.
    */
-  async put(
-    q: Q,
-    r: Omit<RecordRow, 'version'>,
-    history: boolean,
-    pending: number,
-    newId: number,
-  ): Promise<{ version: number; inserted: boolean; row: unknown[] }> {
-    // xmax = 0 is not available on a partitioned table: the CTE sees the row as it was before.
-    const [row] = await q.unsafe<Array<{ version: number; inserted: boolean; stored: unknown[] }>>(
-      `WITH old AS (SELECT version FROM records WHERE handle_key = $1)
-       INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, max_age, expires_at, etag, version, updated_at, id)
-       SELECT $1, $2, $3, $4, $5, $6, $7, $8, ${NEXT_VERSION(history, '$11', '(SELECT version FROM old)')}, $9, $10
-       ON CONFLICT (handle_key) DO UPDATE SET handle = excluded.handle, values_json = excluded.values_json,
-         public_json = excluded.public_json, max_age = excluded.max_age, expires_at = excluded.expires_at, etag = excluded.etag,
-         version = excluded.version, updated_at = excluded.updated_at
-       RETURNING version, NOT EXISTS (SELECT 1 FROM old) AS inserted, ${STORED} AS stored`,
-      [r.handleKey, r.handle, r.prefixKey, r.valuesJson, r.publicJson, r.maxAge, r.expiresAt, r.etag, r.updatedAt, newId, ...(history ? [pending] : [])],
-      { prepare: true },
-    );
-    return { version: row!.version, inserted: row!.inserted, row: row!.stored };
-  },
-  /** Deletes the current row; returns the version the deletion takes and the prefix and id of the row it removed. */
-  async remove(q: Q, handleKey: string, history: boolean, pending: number): Promise<{ version: number; prefixKey: string | null; id: number | null }> {
-    const [row] = await q.unsafe<Array<{ version: number; prefixKey: string | null; id: number | null }>>(
-      `WITH d AS (DELETE FROM records WHERE handle_key = $1 RETURNING prefix_key, version, id)
-       SELECT ${NEXT_VERSION(history, '$2', '(SELECT version FROM d)')} AS version, (SELECT prefix_key FROM d) AS "prefixKey", (SELECT id FROM d) AS id`,
-      history ? [handleKey, pending] : [handleKey],
-      { prepare: true },
-    );
-    return row!;
-  },
-  /** The highest record id (what the next insert's id follows, as SQLite's rowid does). */
-  async maxId(q: Q): Promise<number> {
-    const [row] = await q`SELECT coalesce(max(id), 0) FROM records`.values();
+  async maxIdExcept(q: Q, except: string[]): Promise<number> {
+    const [row] = await q`SELECT coalesce(max(id), 0) FROM records WHERE handle_key <> ALL(${except}::text[])`.values();
     return row![0] as number;
   },
-  /** The versions a batch wrote, in one statement. */
-  async insertVersions(q: Q, rows: VersionInsert[]): Promise<void> {
+  /**
+   * A batch's final rows (an update keeps the row's prefix, as SQLite's upsert does) and
+   * deletions. With `copy`, the rows go through COPY into a staging table: the caller runs
+   * nothing else on the transaction until it returns.
+   */
+  async flush(q: Q, rows: StoredRecord[], deleted: string[], copy: boolean): Promise<void> {
+    const work: Array<Promise<unknown>> = [];
+    if (rows.length > 0 && copy) {
+      // Per connection, emptied by every commit or rollback.
+      await q`CREATE TEMP TABLE IF NOT EXISTS records_in (LIKE records) ON COMMIT DELETE ROWS`;
+      await copyIn(
+        q,
+        `COPY records_in (${RECORD_INSERT_COLUMNS}) FROM STDIN`,
+        rows.map((r) => storedArray(r) as Array<string | number | null>),
+      );
+      work.push(q.unsafe(`INSERT INTO records (${RECORD_INSERT_COLUMNS}) SELECT ${RECORD_INSERT_COLUMNS} FROM records_in ${RECORD_UPSERT}`).execute());
+    } else if (rows.length > 0) {
+      const columns = storedColumns(rows);
+      work.push(q.unsafe(RECORD_UNNEST, columns as never[], { prepare: true }).execute());
+    }
+    if (deleted.length > 0) work.push(q`DELETE FROM records WHERE handle_key = ANY(${deleted}::text[])`.execute());
+    await Promise.all(work);
+  },
+  /** The versions a batch wrote, in one statement (COPY with `copy`: nothing else may run meanwhile). */
+  async insertVersions(q: Q, rows: VersionInsert[], copy: boolean): Promise<void> {
     if (rows.length === 0) return;
+    if (copy) return copyIn(q, 'COPY record_versions (handle_key, version, handle, at, actor, action, values_json, audit_seq) FROM STDIN', rows);
     const col = (i: number) => rows.map((r) => r[i] as string | number | null);
     await q`INSERT INTO record_versions (handle_key, version, handle, at, actor, action, values_json, audit_seq)
       SELECT * FROM unnest(${col(0)}::text[], ${col(1)}::int[], ${col(2)}::text[], ${col(3)}::text[], ${col(4)}::text[], ${col(5)}::text[],

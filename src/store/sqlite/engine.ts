@@ -41,6 +41,9 @@ import { recordReads, recordWrites } from './records.js';
 import { templateReads, templateWrites } from './templates.js';
 import { tokenReads, tokenWrites } from './tokens.js';
 
+/** Later than any version's time: versionAsOf then answers the newest version. */
+const END_OF_TIME = '9999-12-31T23:59:59Z';
+
 function connect(path: string, opts: StoreOptions): Db {
   const readonly = opts.readonly ?? false;
   if (path !== ':memory:' && !readonly) {
@@ -139,6 +142,11 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
         at,
         seq,
         getRecord: async (handleKey) => w.recordReads.getRecord(handleKey),
+        async tombstone(handleKey) {
+          if (!history) return undefined;
+          const v = w.recordReads.versionAsOf(handleKey, END_OF_TIME);
+          return v !== undefined && v.valuesJson === null ? { handle: v.handle, at: v.at, actor: v.actor } : undefined;
+        },
         getPrefix: async (prefixKey) => w.prefixReads.getPrefix(prefixKey),
         reportByKey: async (reporter, idemKey) => w.outboxOps.reportByKey(reporter, idemKey),
         async putRecord(row) {
@@ -196,6 +204,21 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
         async nameIdentifier(key, handle) {
           w.lineage.nameIdentifier(key, handle);
           touch('lineage_names', key);
+        },
+        // The set-based lineage methods are the one-at-a-time statements in order (SQLite has no round trips to save).
+        openChildrenMany: async (pairs) => pairs.map(([fromKey, type]) => w.lineage.openChildren(fromKey, type)),
+        async openEdges(edges) {
+          return edges.map((e) => {
+            const id = w.lineage.openEdge(...e);
+            if (id > 0) touch('edges', id);
+            return id > 0;
+          });
+        },
+        async nameIdentifiers(names) {
+          for (const [key, handle] of names) {
+            w.lineage.nameIdentifier(key, handle);
+            touch('lineage_names', key);
+          }
         },
         enqueueReport: async (kind, idemKey, bodyJson) => w.outbox.enqueue(kind, idemKey, bodyJson, at),
         async putTemplate(row) {
