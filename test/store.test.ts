@@ -1105,6 +1105,34 @@ t.test('postgres: two engines on one database write one record at once: each bat
   t.same(await a.verifyAudit(), { ok: true, checked: 40 });
 });
 
+t.test('postgres: a batch whose last statements fail commits nothing (its COMMIT is pipelined behind them)', async (t) => {
+  const c = await stores.cluster();
+  if (c === undefined) return;
+  const url = await c.createDatabase();
+  const batches: number[] = [];
+  const s = (await stores.open(t, 'postgres', { url, onBatch: (n) => batches.push(n) }))!;
+  const raw = tamperPg(url);
+  t.teardown(() => raw.close());
+  t.same(await putRecord(s, '88.1/before', '[1]'), { version: 1, seq: 1 });
+  // The audit insert is one statement for the whole batch: one poisoned entry fails it, after every write's apply succeeded.
+  await raw.exec(`CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+    IF NEW.target = '88.1/poison' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$;
+    CREATE TRIGGER poison BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION poison()`);
+  const outcomes = await Promise.allSettled(['88.1/x1', '88.1/poison', '88.1/x2'].map((k) => putRecord(s, k, '[2]')));
+  t.same(
+    outcomes.map((o) => o.status),
+    ['rejected', 'rejected', 'rejected'],
+    'one transaction: every write of the batch is refused',
+  );
+  for (const k of ['88.1/x1', '88.1/poison', '88.1/x2']) t.equal(await s.getRecord(k), undefined, `${k} was not stored`);
+  t.same(await raw.rows('record_versions', { handle_key: '88.1/x1' }), [], 'no version row');
+  t.equal((await s.auditHead()).seq, 1, 'the chain head did not move');
+  await raw.exec('DROP TRIGGER poison ON audit_log');
+  t.same(await putRecord(s, '88.1/after', '[3]'), { version: 1, seq: 2 }, 'the next write takes the next seq');
+  t.same(await s.verifyAudit(), { ok: true, checked: 2 });
+  t.equal(await s.totalRecords(), 2, 'the counters counted only what was committed');
+});
+
 t.test('postgres: a schema 1 database with rows is re-based on its first writable open', async (t) => {
   const c = await stores.cluster();
   if (c === undefined) return;

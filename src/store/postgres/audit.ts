@@ -126,16 +126,23 @@ export const PARTITION_CHECK_EVERY = 100;
 
 /** The entries a batch appended (hashes computed as they were added), in one statement each table. */
 export async function insertAudit(q: Q, rows: Array<AuditRow & { writeSet: string }>, payloads: Array<[number, string]>): Promise<void> {
+  // Sent at once, in order (execute): the engine pipelines its COMMIT right behind them.
+  const sent: Array<Promise<unknown>> = [];
   // Seqs are gapless: each multiple of the interval is in exactly one batch.
-  if (rows.some((r) => r.seq % PARTITION_CHECK_EVERY === 0)) await q`SELECT idnode_audit_partitions_ahead(${rows.at(-1)!.seq})`;
+  if (rows.some((r) => r.seq % PARTITION_CHECK_EVERY === 0)) sent.push(q`SELECT idnode_audit_partitions_ahead(${rows.at(-1)!.seq})`.execute());
   if (rows.length > 0)
-    await q`INSERT INTO audit_log (seq, at, actor, action, target, digest, rows_digest, write_set, prev_hash, hash)
+    sent.push(
+      q`INSERT INTO audit_log (seq, at, actor, action, target, digest, rows_digest, write_set, prev_hash, hash)
       SELECT * FROM unnest(${rows.map((r) => r.seq)}::bigint[], ${rows.map((r) => r.at)}::text[], ${rows.map((r) => r.actor)}::text[],
         ${rows.map((r) => r.action)}::text[], ${rows.map((r) => r.target)}::text[], ${rows.map((r) => r.digest)}::text[],
         ${rows.map((r) => r.rowsDigest ?? null)}::text[], ${rows.map((r) => r.writeSet)}::text[],
-        ${rows.map((r) => r.prevHash)}::text[], ${rows.map((r) => r.hash)}::text[])`;
+        ${rows.map((r) => r.prevHash)}::text[], ${rows.map((r) => r.hash)}::text[])`.execute(),
+    );
   if (payloads.length > 0)
-    await q`INSERT INTO audit_payloads (seq, payload) SELECT * FROM unnest(${payloads.map((r) => r[0])}::bigint[], ${payloads.map((r) => r[1])}::text[])`;
+    sent.push(
+      q`INSERT INTO audit_payloads (seq, payload) SELECT * FROM unnest(${payloads.map((r) => r[0])}::bigint[], ${payloads.map((r) => r[1])}::text[])`.execute(),
+    );
+  await Promise.all(sent);
 }
 
 /** Rows per re-base entry: a large database re-bases in bounded entries. */

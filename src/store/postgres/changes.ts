@@ -32,12 +32,12 @@ export type ChangeInsert = [id: number, auditSeq: number | null, kind: string, k
 export async function insertChanges(q: Q, rows: ChangeInsert[]): Promise<void> {
   if (rows.length === 0) return;
   await q`INSERT INTO changes (id, audit_seq, kind, key)
-    SELECT * FROM unnest(${rows.map((r) => r[0])}::bigint[], ${rows.map((r) => r[1])}::bigint[], ${rows.map((r) => r[2])}::text[], ${rows.map((r) => r[3])}::text[])`;
+    SELECT * FROM unnest(${rows.map((r) => r[0])}::bigint[], ${rows.map((r) => r[1])}::bigint[], ${rows.map((r) => r[2])}::text[], ${rows.map((r) => r[3])}::text[])`.execute();
 }
 
 /** Drops rows past the retention; the newest always stays, so ids are never reused. */
 export async function pruneChanges(q: Q, lastId: number, retention: number): Promise<void> {
-  if (lastId > retention) await q`DELETE FROM changes WHERE id <= ${lastId - retention}`;
+  if (lastId > retention) await q`DELETE FROM changes WHERE id <= ${lastId - retention}`.execute();
 }
 
 /**

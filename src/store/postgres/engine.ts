@@ -461,11 +461,18 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
         if (head.changeId !== start.changeId) {
           last.push(pruneChanges(tx, head.changeId, retention));
           // Delivered at commit, only if it commits: other nodes read the feed up to this id.
-          last.push(tx`SELECT pg_notify(${CHANGES_CHANNEL}, ${String(head.changeId)})`);
+          last.push(tx`SELECT pg_notify(${CHANGES_CHANNEL}, ${String(head.changeId)})`.execute());
           recorded = true;
         }
         if (head !== start)
-          last.push(tx`UPDATE chain_head SET seq = ${head.seq}, hash = ${head.hash}, change_id = ${head.changeId}, record_id = ${head.recordId} WHERE id = 1`);
+          last.push(
+            tx`UPDATE chain_head SET seq = ${head.seq}, hash = ${head.hash}, change_id = ${head.changeId}, record_id = ${head.recordId} WHERE id = 1`.execute(),
+          );
+        // COMMIT pipelined behind the batch's last statements (each sent by execute(), in order): the
+        // chain head's lock is released one round trip sooner. A failed statement before it aborts
+        // the transaction, and COMMIT then only rolls back. postgres.js's own COMMIT after this
+        // callback finds no transaction (a warning, ignored).
+        last.push(tx.unsafe('COMMIT').execute());
         await Promise.all(last);
         committedChanges = rows.changes;
       });

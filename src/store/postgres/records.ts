@@ -242,7 +242,7 @@ export const recordWrites = {
     const col = (i: number) => rows.map((r) => r[i] as string | number | null);
     await q`INSERT INTO record_versions (handle_key, version, handle, at, actor, action, values_json, audit_seq)
       SELECT * FROM unnest(${col(0)}::text[], ${col(1)}::int[], ${col(2)}::text[], ${col(3)}::text[], ${col(4)}::text[], ${col(5)}::text[],
-        ${col(6)}::text[], ${col(7)}::bigint[])`;
+        ${col(6)}::text[], ${col(7)}::bigint[])`.execute();
   },
   /** Moves the prefixes' record counters by the batch's net deltas. */
   async count(q: Q, deltas: Map<string, number>): Promise<void> {
@@ -250,6 +250,6 @@ export const recordWrites = {
     if (moved.length === 0) return;
     await q`INSERT INTO record_counts (prefix_key, n)
       SELECT * FROM unnest(${moved.map(([k]) => k)}::text[], ${moved.map(([, n]) => n)}::bigint[])
-      ON CONFLICT (prefix_key) DO UPDATE SET n = record_counts.n + excluded.n`;
+      ON CONFLICT (prefix_key) DO UPDATE SET n = record_counts.n + excluded.n`.execute();
   },
 };
