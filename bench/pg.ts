@@ -15,7 +15,7 @@ import postgres from 'postgres';
 import { Pool } from 'undici';
 import { createPgCluster, type PgCluster, type PgServer } from '../src/cli/pgcluster.js';
 import { cpuMsOf, load, type LoadOptions, type LoadResult, median, type Server, startServer, TICK_MS } from './lib.js';
-import { bulkLine, recordBody, TEMPLATE_ITEMS } from './records.js';
+import { bulkLine, recordBody, TEMPLATE_ITEMS, newRecordPuts } from './records.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist/src/cli/bin.js');
@@ -343,17 +343,12 @@ export async function pgWrites(o: PgOptions): Promise<Outcome> {
     const two = await startPgNode({ url, readUrl: standby!.url('idnode') });
     try {
       await call(one.url, 'POST', '/api/prefixes', { prefix: '88.100.9', owner: { name: 'Bench Works' } });
-      let serial = 0;
       const opts: LoadOptions = {
         seconds: o.seconds,
         connections: o.connections,
         method: 'PUT',
         headers: { ...AUTH, 'content-type': 'application/json' },
-        next: (req) => {
-          serial++;
-          req.path = `/api/handles/88.100.9/PUMP-2026-${String(serial).padStart(8, '0')}?overwrite=false`;
-          req.body = recordBody(serial);
-        },
+        next: newRecordPuts(),
       };
       const runs = { one: [] as LoadResult[], two: [] as LoadResult[], both: [] as LoadResult[], primary: [] as LoadResult[], standby: [] as LoadResult[] };
       const commits = async () => Number((await cluster.primary.sql("SELECT xact_commit FROM pg_stat_database WHERE datname = 'idnode'")).trim());

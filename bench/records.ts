@@ -46,3 +46,13 @@ export function bulkLine(i: number): string {
     ],
   });
 }
+
+/** A load generator's `next`: each request PUTs a new identifier under 88.100.9 with `recordBody` (register, pg-writes). */
+export function newRecordPuts(): (req: { path: string; body?: string | Buffer }) => void {
+  let serial = 0;
+  return (req) => {
+    serial++;
+    req.path = `/api/handles/88.100.9/PUMP-2026-${String(serial).padStart(8, '0')}?overwrite=false`;
+    req.body = recordBody(serial);
+  };
+}

@@ -39,7 +39,7 @@ import { createSocket } from 'node:dgram';
 import { connect, createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { decodeEnvelope, ENVELOPE_SIZE, encodeEnvelope, encodeResolutionRequest } from '../src/native/codec.js';
 import { simulate, ZIPF_CASES, zipfTable } from './zipf.js';
-import { bulkLine, recordBody, TEMPLATE_ITEMS } from './records.js';
+import { bulkLine, recordBody, TEMPLATE_ITEMS, newRecordPuts } from './records.js';
 import { pgBulk, pgCold, pgHot, pgNotFound, type PgOptions, pgScale, pgVisibility, pgWrites } from './pg.js';
 import { checkWrk, CLIENT_CORE, pin, SERVER_CORE, wrkLoad } from './wrk.js';
 
@@ -242,17 +242,12 @@ async function register(o: Options): Promise<Outcome> {
       const bare = await startServer([BARE], { BARE_BODY_BYTES: '50' });
       try {
         for (const n of [on, off]) await call(n.url, 'POST', '/api/prefixes', { prefix: '88.100.9', owner: { name: 'Bench Works' } });
-        let serial = 0;
         const opts: LoadOptions = {
           seconds: o.seconds,
           connections: o.connections,
           method: 'PUT',
           headers: { ...AUTH, 'content-type': 'application/json' },
-          next: (req) => {
-            serial++;
-            req.path = `/api/handles/88.100.9/PUMP-2026-${String(serial).padStart(8, '0')}?overwrite=false`;
-            req.body = recordBody(serial);
-          },
+          next: newRecordPuts(),
         };
         const sides = await alternate(
           {

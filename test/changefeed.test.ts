@@ -13,7 +13,7 @@ import { parseIdentifier } from '../src/identifier/index.js';
 import { openRegistry, type Registry } from '../src/main.js';
 import type { Store } from '../src/store/index.js';
 import { createChangeFollower } from '../src/resolver/index.js';
-import { ADMIN, registrar, startNode } from './helpers.js';
+import { ADMIN, registrar, startNode, testRecordRow } from './helpers.js';
 import { ENGINES, storeOpener } from './pg.js';
 
 const stores = storeOpener(t);
@@ -229,19 +229,9 @@ t.test('cross-process visibility latency: 200 writes through a second connection
   t.equal(c.node.changes.cursor(), await other.store.changesHead(), 'the node applied every write');
 });
 
-const recordAt = (key: string, values: string) => ({
-  handleKey: key,
-  handle: key.toUpperCase(),
-  prefixKey: '88.1',
-  valuesJson: values,
-  publicJson: null,
-  maxAge: 0,
-  expiresAt: null,
-  etag: '"e"',
-});
 const put = (s: Store, key: string, values: string) =>
   s.write({ actor: 't', action: 'record.update', target: key }, async (tx) => {
-    await tx.putRecord(recordAt(key, values));
+    await tx.putRecord(testRecordRow(key, values));
     return { result: undefined, payload: values };
   });
 

@@ -297,3 +297,15 @@ export async function ok(p: Promise<{ status: number; text: string; json: any }>
   if (r.status !== status) throw new Error(`expected ${status}, got ${r.status}: ${r.text}`);
   return r.json;
 }
+
+/** A records row under prefix 88.1 for store-level tests (the spelling is the key in upper case). */
+export const testRecordRow = (key: string, values: string) => ({
+  handleKey: key,
+  handle: key.toUpperCase(),
+  prefixKey: '88.1',
+  valuesJson: values,
+  publicJson: null,
+  maxAge: 0,
+  expiresAt: null,
+  etag: '"e"',
+});

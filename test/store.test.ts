@@ -16,7 +16,7 @@ import {
   type WriteTx,
 } from '../src/store/index.js';
 import { attacker, tamper, tamperPg, writeOldDatabase, writeV1Database } from './tamper.js';
-import { tempDir } from './helpers.js';
+import { tempDir, testRecordRow } from './helpers.js';
 import { ENGINES, storeOpener } from './pg.js';
 import { createBulk } from '../src/registry/bulk.js';
 import { createTemplates } from '../src/registry/templates.js';
@@ -189,20 +189,10 @@ for (const engine of ENGINES)
   t.test(`${engine}: verify covers record versions of any action: a kept payload must start with them; a legacy seed without one is let through`, async (t) => {
     const s = await stores.open(t, engine);
     if (s === undefined) return;
-    const row = (key: string, values: string) => ({
-      handleKey: key,
-      handle: key.toUpperCase(),
-      prefixKey: '88.1',
-      valuesJson: values,
-      publicJson: null,
-      maxAge: 0,
-      expiresAt: null,
-      etag: '"e"',
-    });
     // Written as the seed writes: versions' lines in key order, then the rest.
     await s.write({ actor: 'seed', action: 'seed', target: 'dir' }, async (tx) => {
-      await tx.putRecord(row('88.1/b', '[2]'));
-      await tx.putRecord(row('88.1/a', '[1]'));
+      await tx.putRecord(testRecordRow('88.1/b', '[2]'));
+      await tx.putRecord(testRecordRow('88.1/a', '[1]'));
       return { result: undefined, payload: `${versionLine('88.1/A', '[1]')}\n${versionLine('88.1/B', '[2]')}\nrest`, keepPayload: true };
     });
     t.same(await s.verifyAudit(), { ok: true, checked: 1 });
@@ -214,28 +204,17 @@ for (const engine of ENGINES)
 
     // A seed from before schema v6 kept no payload: nothing to check its versions against.
     await s.write({ actor: 'seed', action: 'seed', target: 'old' }, async (tx) => {
-      await tx.putRecord(row('88.1/c', '[1]'));
+      await tx.putRecord(testRecordRow('88.1/c', '[1]'));
       return { result: undefined, payload: 'old seed files' };
     });
     t.same(await s.verifyAudit(), { ok: true, checked: 2 });
     // Any other action that writes versions must cover them.
     await s.write({ actor: 'x', action: 'import.legacy', target: 'x' }, async (tx) => {
-      await tx.putRecord(row('88.1/d', '[1]'));
+      await tx.putRecord(testRecordRow('88.1/d', '[1]'));
       return { result: undefined, payload: 'no versions here' };
     });
     t.match(await s.verifyAudit(), { ok: false, firstBroken: { seq: 3, reason: /wrote record versions its digest does not cover/ } });
   });
-
-const recordRow = (key: string, values: string) => ({
-  handleKey: key,
-  handle: key.toUpperCase(),
-  prefixKey: '88.1',
-  valuesJson: values,
-  publicJson: null,
-  maxAge: 0,
-  expiresAt: null,
-  etag: '"e"',
-});
 
 for (const engine of ENGINES)
   t.test(`${engine}: a read while a write is open sees only committed rows; writes run one at a time`, async (t) => {
@@ -247,7 +226,7 @@ for (const engine of ENGINES)
     const inside = new Promise<void>((r) => (entered = r));
     const order: string[] = [];
     const first = s.write({ actor: 'x', action: 'record.create', target: '88.1/a' }, async (tx) => {
-      await tx.putRecord(recordRow('88.1/a', '[1]'));
+      await tx.putRecord(testRecordRow('88.1/a', '[1]'));
       t.equal((await tx.getRecord('88.1/a'))?.valuesJson, '[1]', 'the write sees its own row');
       entered();
       await gate;
@@ -257,7 +236,7 @@ for (const engine of ENGINES)
     const second = s.write({ actor: 'x', action: 'record.create', target: '88.1/b' }, async (tx) => {
       order.push('second');
       t.equal((await tx.getRecord('88.1/a'))?.valuesJson, '[1]', 'the next write starts after the first committed');
-      await tx.putRecord(recordRow('88.1/b', '[2]'));
+      await tx.putRecord(testRecordRow('88.1/b', '[2]'));
       return { result: 'second', payload: versionLine('88.1/B', '[2]') };
     });
     await inside;
@@ -281,13 +260,13 @@ for (const engine of ENGINES)
     const during = new Promise<void>((r) => (opened = r));
     let fail!: (err: Error) => void;
     const failing = s.write({ actor: 'x', action: 'record.create', target: '88.1/a' }, async (tx) => {
-      await tx.putRecord(recordRow('88.1/a', '[9]'));
+      await tx.putRecord(testRecordRow('88.1/a', '[9]'));
       opened();
       await new Promise<void>((_r, reject) => (fail = reject));
       return { result: undefined, payload: 'never' };
     });
     const after = s.write({ actor: 'x', action: 'record.create', target: '88.1/c' }, async (tx) => {
-      await tx.putRecord(recordRow('88.1/c', '[3]'));
+      await tx.putRecord(testRecordRow('88.1/c', '[3]'));
       return { result: 'after', payload: versionLine('88.1/C', '[3]') };
     });
     await during;
@@ -305,7 +284,7 @@ for (const engine of ENGINES)
     const s = await stores.open(t, engine);
     if (s === undefined) return;
     const written = s.write({ actor: 'x', action: 'record.create', target: '88.1/a' }, async (tx) => {
-      await tx.putRecord(recordRow('88.1/a', '[1]'));
+      await tx.putRecord(testRecordRow('88.1/a', '[1]'));
       return { result: 1, payload: 'a' };
     });
     await s.close();
@@ -315,7 +294,7 @@ for (const engine of ENGINES)
   });
 
 /** A record row of prefix `prefixKey` (answer metadata set, as writes since v5 store it). */
-const rowUnder = (prefixKey: string, key: string, values: string) => ({ ...recordRow(key, values), prefixKey });
+const rowUnder = (prefixKey: string, key: string, values: string) => ({ ...testRecordRow(key, values), prefixKey });
 
 /** Writes `values` to `key` as the registry's PUT does (one version line as the digest). */
 const putRecord = (s: StoreEngine, key: string, values: string, prefixKey = '88.1', actor = 'tok_1') =>
@@ -743,14 +722,14 @@ t.test('write sets: writes of one batch touching the same rows each record what 
     await Promise.all([
       write('prefix.create', '88.1', (tx) => tx.putPrefix({ ...prefix, redirect: true })),
       write('prefix.update', '88.1', (tx) => tx.putPrefix({ ...prefix, redirect: null, status: 'suspended' })),
-      write('record.create', '88.1/a', (tx) => tx.putRecord(recordRow('88.1/a', '[1]')), versionLine('88.1/A', '[1]')),
-      write('record.update', '88.1/a', (tx) => tx.putRecord(recordRow('88.1/a', '[2]')), versionLine('88.1/A', '[2]')),
+      write('record.create', '88.1/a', (tx) => tx.putRecord(testRecordRow('88.1/a', '[1]')), versionLine('88.1/A', '[1]')),
+      write('record.update', '88.1/a', (tx) => tx.putRecord(testRecordRow('88.1/a', '[2]')), versionLine('88.1/A', '[2]')),
       write('record.delete', '88.1/a', (tx) => tx.deleteRecord('88.1/a', '88.1/A'), versionLine('88.1/A', null)),
-      write('record.create', '88.1/a', (tx) => tx.putRecord(recordRow('88.1/a', '[3]')), versionLine('88.1/A', '[3]')),
+      write('record.create', '88.1/a', (tx) => tx.putRecord(testRecordRow('88.1/a', '[3]')), versionLine('88.1/A', '[3]')),
       write(
         'record.create',
         '88.1/b',
-        (tx) => tx.putRecord({ ...recordRow('88.1/b', '[4]'), maxAge: 60, expiresAt: 4102444800000 }),
+        (tx) => tx.putRecord({ ...testRecordRow('88.1/b', '[4]'), maxAge: 60, expiresAt: 4102444800000 }),
         versionLine('88.1/B', '[4]'),
       ),
       write('template.put', '88.1@1', async (tx) => {
@@ -902,27 +881,27 @@ t.test(
       const tomb = { handle: '88.1/OLD', at: '2026-11-30T12:00:00Z', actor: 'tok_1' };
       const gone = { handle: '88.1/GONE', at: '2026-11-30T12:00:00Z', actor: 'tok_1' };
       const outcomes = await Promise.allSettled([
-        write('88.1/a', (tx) => tx.putRecord(recordRow('88.1/a', '[1]')), ['88.1/a'], '[1]'),
+        write('88.1/a', (tx) => tx.putRecord(testRecordRow('88.1/a', '[1]')), ['88.1/a'], '[1]'),
         // Puts, then fails before any statement: only its in-memory layer is dropped.
         write('88.1/b', async (tx) => {
-          await tx.putRecord(recordRow('88.1/b', '[2]'));
-          await tx.putRecord(recordRow('88.1/a', '[never]'));
+          await tx.putRecord(testRecordRow('88.1/b', '[2]'));
+          await tx.putRecord(testRecordRow('88.1/a', '[never]'));
           throw new IdnError('IDN_INVALID_VALUE', 'refused after its puts');
         }),
         // Puts and runs a statement (its savepoint is open), then fails: both undone.
         write('88.1/c', async (tx) => {
-          await tx.putRecord(recordRow('88.1/c', '[3]'));
+          await tx.putRecord(testRecordRow('88.1/c', '[3]'));
           await tx.nameIdentifier('88.1/c', '88.1/C');
           throw new IdnError('IDN_INVALID_VALUE', 'refused after a statement');
         }),
         write('88.1/a', async (tx) => [await tx.getRecord('88.1/b'), await tx.getRecord('88.1/c'), (await tx.getRecord('88.1/a'))?.valuesJson], ['88.1/b']),
-        write('88.1/a', (tx) => tx.putRecord(recordRow('88.1/a', '[4]')), undefined, '[4]'),
-        write('88.1/a', (tx) => tx.putRecord(recordRow('88.1/a', '[5]')), ['88.1/a'], '[5]'),
+        write('88.1/a', (tx) => tx.putRecord(testRecordRow('88.1/a', '[4]')), undefined, '[4]'),
+        write('88.1/a', (tx) => tx.putRecord(testRecordRow('88.1/a', '[5]')), ['88.1/a'], '[5]'),
         write('88.1/old', async (tx) => [await tx.tombstone?.('88.1/old'), await tx.deleteRecord('88.1/old', '88.1/OLD')], ['88.1/old'], null),
         write('88.1/old', async (tx) => [await tx.tombstone?.('88.1/old'), await tx.getRecord('88.1/old'), await tx.tombstone?.('88.1/gone')]),
         write(
           '88.1/gone',
-          async (tx) => [await tx.putRecord(recordRow('88.1/gone', '[6]')), await tx.tombstone?.('88.1/gone')],
+          async (tx) => [await tx.putRecord(testRecordRow('88.1/gone', '[6]')), await tx.tombstone?.('88.1/gone')],
           ['88.1/gone', '88.1/x'],
           '[6]',
         ),
@@ -967,7 +946,7 @@ t.test('record ids in a batch: deleting the highest id gives it again, as SQLite
     const put = (k: string, keys?: string[]) =>
       s.write(
         { actor: 'tok_1', action: 'record.update', target: k },
-        async (tx) => ({ result: await tx.putRecord(recordRow(`88.1/${k}`, '[1]')), payload: versionLine(`88.1/${k.toUpperCase()}`, '[1]') }),
+        async (tx) => ({ result: await tx.putRecord(testRecordRow(`88.1/${k}`, '[1]')), payload: versionLine(`88.1/${k.toUpperCase()}`, '[1]') }),
         hint(keys),
       );
     const del = (k: string, keys?: string[]) =>
@@ -1088,7 +1067,7 @@ t.test('postgres: two engines on one database write one record at once: each bat
       { actor: 'tok_1', action: 'record.update', target: '88.1/shared' },
       async (tx) => {
         const before = await tx.getRecord('88.1/shared');
-        const version = await tx.putRecord(recordRow('88.1/shared', `[${n}]`));
+        const version = await tx.putRecord(testRecordRow('88.1/shared', `[${n}]`));
         return { result: [before?.version ?? 0, version], payload: versionLine('88.1/SHARED', `[${n}]`) };
       },
       { keys: ['88.1/shared'] },
@@ -1204,7 +1183,7 @@ t.test('postgres: concurrent writes share one transaction, each with its own seq
   s.onCommit(() => void commits++);
   const writes = Array.from({ length: 20 }, (_, i) =>
     s.write({ actor: `w${i}`, action: 'record.create', target: `88.1/k${i}` }, async (tx) => {
-      const version = await tx.putRecord(recordRow(`88.1/k${i}`, `[${i}]`));
+      const version = await tx.putRecord(testRecordRow(`88.1/k${i}`, `[${i}]`));
       if (i === 7) throw new Error('apply failed');
       if (i === 12) throw new IdnError('IDN_HANDLE_EXISTS', '88.1/K12 exists');
       return { result: { i, seq: tx.seq, at: tx.at, version }, payload: versionLine(`88.1/K${i}`, `[${i}]`) };
@@ -1244,7 +1223,7 @@ t.test('postgres: concurrent writes share one transaction, each with its own seq
   // With nothing else waiting, a write runs alone and a failure rolls back just it.
   await t.rejects(
     s.write({ actor: 'x', action: 'record.create', target: '88.1/solo' }, async (tx) => {
-      await tx.putRecord(recordRow('88.1/solo', '[]'));
+      await tx.putRecord(testRecordRow('88.1/solo', '[]'));
       throw new Error('no');
     }),
     { code: 'IDN_INTERNAL' },

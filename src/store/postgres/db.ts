@@ -96,24 +96,29 @@ function deadlineError(ms: number, what: string): IdnError {
 }
 
 /**
- * `work`, or IDN_UNAVAILABLE once `ms` passed without its answer (then `onExpire` runs). The
- * verdict waits for the next turn of the event loop: after a long synchronous stretch timers
- * run before the sockets are read, and an answer that is already there must count.
+ * `work`, or IDN_UNAVAILABLE once `ms` passed without its answer (then `onExpire` runs); with
+ * `lastAnswer`, `ms` counts from the time it returns (a transaction's deadline runs per answer).
+ * The verdict waits for the next turn of the event loop: after a long synchronous stretch
+ * timers run before the sockets are read, and an answer that is already there must count.
  */
-function within<T>(ms: number, work: PromiseLike<T>, what: string, onExpire: () => void): Promise<T> {
+function within<T>(ms: number, work: PromiseLike<T>, what: string, onExpire: () => void, lastAnswer?: () => number): Promise<T> {
   if (ms <= 0) return Promise.resolve(work);
+  const start = performance.now();
+  const since = lastAnswer ?? (() => start);
   return new Promise<T>((resolve, reject) => {
     let done = false;
-    const timer = setTimeout(
-      () =>
-        setImmediate(() => {
-          if (done) return;
-          done = true;
-          reject(deadlineError(ms, what));
-          onExpire();
-        }),
-      ms,
-    );
+    let timer: NodeJS.Timeout;
+    const check = () => {
+      if (done) return;
+      const idle = performance.now() - since();
+      if (idle < ms) timer = setTimeout(() => setImmediate(check), ms - idle);
+      else {
+        done = true;
+        reject(deadlineError(ms, what));
+        onExpire();
+      }
+    };
+    timer = setTimeout(() => setImmediate(check), ms);
     work.then(
       (v) => {
         done = true;
@@ -423,32 +428,11 @@ export function beginWithin<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T>
   work.catch((err: unknown) => {
     if (connectionLost(err)) void guard.lose();
   });
-  return new Promise<T>((resolve, reject) => {
-    let done = false;
-    let timer: NodeJS.Timeout;
-    const check = () => {
-      if (done) return;
-      const idle = performance.now() - last;
-      if (idle < ms) timer = setTimeout(() => setImmediate(check), ms - idle);
-      else {
-        done = true;
-        reject(deadlineError(ms, 'a write transaction'));
-        void guard.lose();
-      }
-    };
-    // Checked on the next turn of the event loop, after the sockets are read (as in within()).
-    timer = setTimeout(() => setImmediate(check), ms);
-    work.then(
-      (v) => {
-        done = true;
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (err: Error) => {
-        done = true;
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
+  return within(
+    ms,
+    work,
+    'a write transaction',
+    () => void guard.lose(),
+    () => last,
+  );
 }
