@@ -7,7 +7,7 @@ import t from 'tap';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { respell } from '../src/resolver/index.js';
-import { ADMIN, type Answer, type Client, rawRequest, registrar, sampleValues, startNode } from './helpers.js';
+import { ADMIN, type Answer, type Client, rawRequest, registrar, sampleValues, startNode, testClock } from './helpers.js';
 
 const ID = '88.100.7/ENGINE-1';
 const withPrivate = [...sampleValues, { index: 4, type: 'cost', data: '12.5 CNY', permissions: '1100' }];
@@ -434,22 +434,28 @@ t.test('PUT ?index=&overwrite=false adds new indexes (201); an index already the
 });
 
 t.test('GET → edit → PUT back: the full GET answer is a valid body', async (t) => {
-  const c = await startNode(t);
+  // An injected clock: on the wall clock the edit's second may or may not differ from the create's.
+  const clock = testClock(Date.parse('2026-11-30T08:00:00Z'));
+  const c = await startNode(t, {}, { now: clock.now });
   const reg = await registrar(c);
   await c.call('PUT', `/api/handles/${ID}`, { token: reg, body: withPrivate });
   const got = await c.call('GET', `/api/handles/${ID}`, { token: reg });
   t.match(got.json, { responseCode: 1, handle: ID });
-  const edited = got.json;
+  const created = got.json.values[0].timestamp as string;
+  clock.advance(60_000);
+  const edited = structuredClone(got.json);
   edited.values[1].data.value = 'Brake caliper JH-C321';
+  // A timestamp in the body is not taken: the node keeps its own.
+  edited.values[0].timestamp = '2000-01-01T00:00:00Z';
   const put = await c.call('PUT', `/api/handles/${ID}`, { token: reg, body: edited });
   t.equal(put.status, 200, put.text);
   t.same(put.json, { responseCode: 1, handle: ID });
   const again = await c.call('GET', `/api/handles/${ID}`, { token: reg });
   t.equal(again.json.values[1].data.value, 'Brake caliper JH-C321');
   t.same(
-    again.json.values.map((v: { timestamp: string }) => v.timestamp === got.json.values[0].timestamp),
-    [true, true, true, true],
-    'timestamps sent back are ignored; unchanged values keep theirs',
+    again.json.values.map((v: { timestamp: string }) => v.timestamp === created),
+    [true, false, true, true],
+    'timestamps sent back are ignored; unchanged values keep theirs, the edited one takes the time of the edit',
   );
   t.equal(again.json.values[3].permissions, '1100', 'permissions survive the round trip');
   const unchanged = await c.call('PUT', `/api/handles/${ID}`, { token: reg, body: again.json });
