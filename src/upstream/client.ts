@@ -67,7 +67,7 @@ export interface ResolveOptions {
 }
 
 export interface UpstreamClient {
-  /** GET {base}/api/handles/{identifier}[?auth=true], with the hop count this request carries. */
+  /** GET {base}/api/handles/{identifier}[?auth=true], with the hop count this request carries; `identifier` is a parsed identifier's text. */
   resolve(base: string, identifier: string, opts: ResolveOptions): Promise<UpstreamAnswer>;
   /** POST JSON to {base}{path} with a bearer token (sync reports); any HTTP status is returned. */
   postJson(base: string, path: string, body: unknown, token: string): Promise<{ status: number; json: unknown }>;
@@ -95,6 +95,8 @@ export function identifierPath(identifier: string): string {
 
 /** Whether an answer's `handle` names `asked` (already parsed): ASCII case-insensitive, `88.1` the same as `0.NA/88.1`. */
 function namesAsked(handle: string, asked: string): boolean {
+  // The usual answer echoes the spelling asked, which the resolver parsed already.
+  if (handle === asked) return true;
   try {
     return parseIdentifier(handle, { slashlessIsPrefix: true }).key === foldCase(asked);
   } catch {
