@@ -122,6 +122,48 @@ t.test('the deadline also bounds a node that never sends headers, and sync repor
   t.match(outbox.reports[0], { state: 'pending', lastError: /upstream\.deadlineMs/ }, 'a slow sync receiver is cut too; the report is retried later');
 });
 
+t.test('one deadline timer cuts every overdue request, leaves the answered ones, and re-arms', async (t) => {
+  const up = await fakeNode(t, (_req, res, id) => {
+    if (id.startsWith('77.1/HUNG')) return; // never answers
+    send(res, answer(id));
+  });
+  const failures: Array<string | undefined> = [];
+  const upstream = createUpstreamClient({
+    timeoutMs: 600_000,
+    deadlineMs: 300,
+    maxInFlight: 8,
+    maxResponseBytes: 1 << 20,
+    failuresToDown: 100,
+    downCooldownMs: 1000,
+    onResult: (_base, _ms, failure) => failures.push(failure),
+  });
+  t.teardown(() => upstream.close());
+  const opts = { hops: 0, auth: false, checkValues: () => undefined };
+  const ask = (id: string) =>
+    upstream.resolve(up.url, id, opts).then(
+      (a) => ({ ok: true as const, handle: a.handle }),
+      (err: { code?: string; message?: string }) => ({ ok: false as const, code: err.code, message: err.message }),
+    );
+
+  const closed = [up.nextSocketClose(), up.nextSocketClose(), up.nextSocketClose()];
+  const wave = await Promise.all([ask('77.1/HUNG-1'), ask('77.1/OK-1'), ask('77.1/HUNG-2'), ask('77.1/HUNG-3'), ask('77.1/OK-2')]);
+  t.same(
+    wave.map((r) => (r.ok ? r.handle : r.code)),
+    ['IDN_UPSTREAM_TIMEOUT', '77.1/OK-1', 'IDN_UPSTREAM_TIMEOUT', 'IDN_UPSTREAM_TIMEOUT', '77.1/OK-2'],
+    'the three hung requests are cut, the two answered ones are not',
+  );
+  t.match(wave[0], { message: /did not send its whole answer within 300 ms \(config upstream\.deadlineMs\)/ });
+  await Promise.all(closed);
+  t.pass('the three connections the node stopped waiting on are closed');
+  t.equal(upstream.stats()[up.url]!.inFlight, 0, 'nothing left in flight');
+
+  // Nothing was in flight: the next request arms the timer again.
+  t.match(await ask('77.1/HUNG-4'), { ok: false, code: 'IDN_UPSTREAM_TIMEOUT' }, 'a later hung request is cut too');
+  t.match(await ask('77.1/OK-3'), { ok: true, handle: '77.1/OK-3' }, 'and the origin still answers');
+  t.equal(failures.filter((f) => f === 'IDN_UPSTREAM_TIMEOUT').length, 4);
+  t.equal(upstream.stats()[up.url]!.state, 'up');
+});
+
 t.test('a stale cached answer is served when the slow upstream hits the deadline', async (t) => {
   const dir = tempDir(t);
   let clock = Date.parse('2026-06-01T00:00:00Z');

@@ -332,14 +332,14 @@ export function createResolver(deps: {
     const nowMs = now();
     if (a.responseCode === 1 || a.responseCode === 200) {
       const maxAge = Math.min(MAX_TTL_SECONDS, smallestTtl(a.values as HandleValue[], nowMs));
-      const entry = buildEntry(200, a.body.toString('utf8'), maxAge, a.etag);
+      const entry = buildEntry(200, a.text, maxAge, a.etag);
       if (maxAge <= 0 || !enabled) return { entry, cacheStatus: ours(CACHE_STATUS.uncacheable), source: 'upstream' };
       entry.freshUntil = nowMs + maxAge * 1000;
       // A forward costs far more than an insert, and a stored answer is the stale copy if the upstream fails: no asked-before rule.
       const stored = cache.offer(id.key, entry, { firstMiss: true });
       return { entry, cacheStatus: ours(stored ? CACHE_STATUS.stored : CACHE_STATUS.notAdmitted), source: 'upstream' };
     }
-    const entry = buildEntry(a.status, a.body.toString('utf8'), undefined);
+    const entry = buildEntry(a.status, a.text, undefined);
     if (a.responseCode !== 100 || deps.notFoundTtlSeconds === 0 || !enabled) return { entry, cacheStatus: ours(CACHE_STATUS.uncacheable), source: 'upstream' };
     entry.freshUntil = nowMs + deps.notFoundTtlSeconds * 1000;
     const stored = cache.offer(id.key, entry, { firstMiss: true });

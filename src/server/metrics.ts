@@ -86,6 +86,7 @@ export function createMetrics(deps: { resolver: () => Resolver; upstream: () => 
     labelNames: ['origin', 'code'],
     registers: [registry],
   });
+  const upstreamBases = new Map<string, { origin: string; latency: ReturnType<typeof upstreamLatency.labels> }>();
   const bulk = new Counter({
     name: 'idnode_bulk_records_total',
     help: 'Records written by bulk registration (rate() gives records per second)',
@@ -162,9 +163,15 @@ export function createMetrics(deps: { resolver: () => Resolver; upstream: () => 
     resolution: (source, ms) => bySource[source].observe(ms / 1000),
     storeWrite: (ms) => storeWrite.observe(ms / 1000),
     upstreamResult(base, ms, failure) {
-      const origin = originLabel(base);
-      upstreamLatency.labels(origin).observe(ms / 1000);
-      if (failure !== undefined) upstreamErrors.inc({ origin, code: failure });
+      // Per base, once: parsing the URL and hashing the label cost a forward about 2 % of its CPU.
+      let b = upstreamBases.get(base);
+      if (b === undefined) {
+        const origin = originLabel(base);
+        b = { origin, latency: upstreamLatency.labels(origin) };
+        if (upstreamBases.size < 1024) upstreamBases.set(base, b);
+      }
+      b.latency.observe(ms / 1000);
+      if (failure !== undefined) upstreamErrors.inc({ origin: b.origin, code: failure });
     },
     bulkRecords: (n) => bulk.inc(n),
     nativeRequest(transport, responseCode, ms, source = 'cache') {

@@ -35,7 +35,8 @@ const STRONG_ETAG = /^"[\x21\x23-\x7e]{1,128}"$/;
 
 export interface UpstreamAnswer {
   status: number;
-  body: Buffer;
+  /** The answer's bytes as UTF-8 text (decoded once, for validation and for the cache entry). */
+  text: string;
   responseCode: number;
   handle: string | undefined;
   values: Array<{ index: number; type: string; ttl?: unknown }> | undefined;
@@ -66,7 +67,7 @@ export interface ResolveOptions {
 }
 
 export interface UpstreamClient {
-  /** GET {base}/api/handles/{identifier}[?auth=true], with the hop count this request carries. */
+  /** GET {base}/api/handles/{identifier}[?auth=true], with the hop count this request carries; `identifier` is a parsed identifier's text. */
   resolve(base: string, identifier: string, opts: ResolveOptions): Promise<UpstreamAnswer>;
   /** POST JSON to {base}{path} with a bearer token (sync reports); any HTTP status is returned. */
   postJson(base: string, path: string, body: unknown, token: string): Promise<{ status: number; json: unknown }>;
@@ -88,11 +89,14 @@ interface Origin {
 
 /** Path of an identifier on another node: percent-encoded once, `/` kept readable. */
 export function identifierPath(identifier: string): string {
+  if (PLAIN_PATH.test(identifier)) return `/api/handles/${identifier}`;
   return `/api/handles/${encodeURIComponent(identifier).replace(/%2F/g, '/')}`;
 }
 
 /** Whether an answer's `handle` names `asked` (already parsed): ASCII case-insensitive, `88.1` the same as `0.NA/88.1`. */
 function namesAsked(handle: string, asked: string): boolean {
+  // The usual answer echoes the spelling asked, which the resolver parsed already.
+  if (handle === asked) return true;
   try {
     return parseIdentifier(handle, { slashlessIsPrefix: true }).key === foldCase(asked);
   } catch {
@@ -100,10 +104,105 @@ function namesAsked(handle: string, asked: string): boolean {
   }
 }
 
-interface Deadline {
-  signal: AbortSignal;
-  clear(): void;
+/** What an exchange is failed with when its deadline passes (no stack: it is never thrown as is). */
+const DEADLINE_PASSED = Object.freeze({ deadline: true });
+/** What an exchange is failed with when the answer passes upstream.maxResponseBytes. */
+const TOO_LARGE = Object.freeze({ tooLarge: true });
+const NO_BYTES = Buffer.alloc(0);
+
+/**
+ * One request in flight, as undici's dispatch handler: the body is kept as it arrives (one
+ * chunk, usually, so no copy) instead of through a Readable and its async iterator, and the
+ * headers stay the raw list undici parsed (two are read). Settles its promise exactly once.
+ */
+class Exchange {
+  status = 0;
+  rawHeaders: Buffer[] = [];
+  size = 0;
+  private first: Buffer | undefined = undefined;
+  private rest: Buffer[] | undefined = undefined;
+  private abort: ((err?: Error) => void) | undefined = undefined;
+  private settled = false;
+
+  constructor(
+    readonly deadline: number,
+    private readonly limit: number,
+    private readonly resolve: (x: Exchange) => void,
+    private readonly reject: (err: unknown) => void,
+    private readonly pending: Set<Exchange>,
+  ) {}
+
+  get body(): Buffer {
+    if (this.rest !== undefined) return Buffer.concat(this.rest, this.size);
+    return this.first ?? NO_BYTES;
+  }
+
+  /** The value of response header `name` (lower case); several are joined with ", ". */
+  header(name: string): string | undefined {
+    let out: string | undefined;
+    const h = this.rawHeaders;
+    for (let i = 0; i < h.length; i += 2) {
+      const k = h[i]!;
+      if (k.length !== name.length || k.toString('latin1').toLowerCase() !== name) continue;
+      const v = h[i + 1]!.toString('latin1');
+      out = out === undefined ? v : `${out}, ${v}`;
+    }
+    return out;
+  }
+
+  /** Settles with `reason` and, once undici has the request on a socket, aborts it there (undici destroys the socket). */
+  fail(reason: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.pending.delete(this);
+    this.reject(reason);
+    // Not yet on a socket: onConnect aborts it when it gets one.
+    this.abort?.(reason instanceof Error ? reason : new Error('aborted'));
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.settled) abort(new Error('aborted'));
+    else this.abort = abort;
+  }
+
+  onHeaders(status: number, headers: Buffer[]): boolean {
+    // 1xx: the final answer comes after.
+    if (status < 200) return true;
+    this.status = status;
+    this.rawHeaders = headers;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.settled) return false;
+    this.size += chunk.length;
+    if (this.size > this.limit) {
+      this.fail(TOO_LARGE);
+      return false;
+    }
+    if (this.first === undefined) this.first = chunk;
+    else if (this.rest === undefined) this.rest = [this.first, chunk];
+    else this.rest.push(chunk);
+    return true;
+  }
+
+  onComplete(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.pending.delete(this);
+    this.resolve(this);
+  }
+
+  onError(err: Error): void {
+    this.fail(err);
+  }
 }
+
+/** The request headers for each hop count, built once. */
+const FORWARD_HEADERS = Array.from({ length: MAX_HOPS + 1 }, (_, hops) => [HOP_HEADER, String(hops), 'accept', 'application/json']);
+
+/** Characters encodeURIComponent leaves as they are, and `/`: such an identifier is its own path. */
+const PLAIN_PATH = /^[\w.!~*'()/-]*$/;
 
 export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
   const now = opts.now ?? Date.now;
@@ -172,9 +271,10 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
   }
 
   /** Translates transport errors into IDN_* errors, keeping the cause. */
-  function transportError(base: string, err: unknown, handle: string | undefined, deadline: Deadline): IdnError {
+  function transportError(base: string, err: unknown, handle: string | undefined): IdnError {
     if (err instanceof IdnError) return err;
-    if (deadline.signal.aborted)
+    if (err === TOO_LARGE) return tooLarge(base, handle);
+    if (err === DEADLINE_PASSED)
       return new IdnError(
         'IDN_UPSTREAM_TIMEOUT',
         `the node at ${base} did not send its whole answer within ${opts.deadlineMs} ms (config upstream.deadlineMs)`,
@@ -196,44 +296,58 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
     return new IdnError('IDN_UPSTREAM_UNREACHABLE', `could not reach the node at ${base} (${code || name || 'connection failed'})`, { handle, cause: err });
   }
 
-  async function readBody(base: string, body: AsyncIterable<Buffer> & { destroy(): void }, handle: string | undefined): Promise<Buffer> {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of body) {
-      size += chunk.length;
-      if (size > opts.maxResponseBytes) {
-        body.destroy();
-        throw new IdnError('IDN_UPSTREAM_BAD_ANSWER', `the node at ${base} sent more than ${opts.maxResponseBytes} bytes (config upstream.maxResponseBytes)`, {
-          handle,
-        });
-      }
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks);
+  /**
+   * One deadline for every request in flight: requests are kept in start order (the deadline
+   * is the same for all, so the oldest expires first) and a single timer, armed for the
+   * oldest, expires what is overdue. A timer and an AbortController per request cost about
+   * 12 µs of a forward's CPU.
+   */
+  const pending = new Set<Exchange>();
+  let sweepTimer: NodeJS.Timeout | undefined;
+
+  function arm(ms: number): void {
+    sweepTimer = setTimeout(sweep, Math.max(1, Math.ceil(ms)));
+    // An exchange in flight holds its socket, which keeps the process alive; the timer need not.
+    sweepTimer.unref();
   }
 
-  /**
-   * Aborts the request when the deadline passes; undici then destroys its socket. Errors are
-   * told apart by `signal.aborted`, whatever undici wraps the abort in.
-   */
-  function startDeadline(): Deadline {
-    const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(), opts.deadlineMs);
-    return { signal: ac.signal, clear: () => clearTimeout(timer) };
+  function sweep(): void {
+    sweepTimer = undefined;
+    const t = performance.now();
+    for (const x of pending) {
+      if (x.deadline > t) return arm(x.deadline - t);
+      x.fail(DEADLINE_PASSED);
+    }
+  }
+
+  /** Sends one request on `o`'s pool; settles with the whole answer, an undici error, or DEADLINE_PASSED. */
+  function exchange(o: Origin, path: string, method: 'GET' | 'POST', headers: string[], body: string | null, t0: number): Promise<Exchange> {
+    return new Promise<Exchange>((resolve, reject) => {
+      const x = new Exchange(t0 + opts.deadlineMs, opts.maxResponseBytes, resolve, reject, pending);
+      pending.add(x);
+      if (sweepTimer === undefined) arm(opts.deadlineMs);
+      o.pool.dispatch({ path, method, headers, body }, x);
+    });
+  }
+
+  function tooLarge(base: string, handle: string | undefined): IdnError {
+    return new IdnError('IDN_UPSTREAM_BAD_ANSWER', `the node at ${base} sent more than ${opts.maxResponseBytes} bytes (config upstream.maxResponseBytes)`, {
+      handle,
+    });
   }
 
   function validate(
     base: string,
     status: number,
-    body: Buffer,
+    text: string,
     handle: string,
     checkValues: ResolveOptions['checkValues'],
-  ): Omit<UpstreamAnswer, 'status' | 'body' | 'cacheStatus' | 'etag'> {
+  ): Pick<UpstreamAnswer, 'responseCode' | 'handle' | 'values'> {
     const bad = (why: string) =>
       new IdnError('IDN_UPSTREAM_BAD_ANSWER', `the node at ${base} answered something that is not a Handle answer (${why})`, { handle });
     let json: unknown;
     try {
-      json = JSON.parse(body.toString('utf8'));
+      json = JSON.parse(text);
     } catch {
       throw bad(`HTTP ${status}, not JSON`);
     }
@@ -277,33 +391,28 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
       let failed = true;
       let failure: string | undefined = 'IDN_UPSTREAM_BAD_ANSWER';
       const t0 = performance.now();
-      const deadline = startDeadline();
       try {
-        const res = await o.pool.request({
-          path: `${o.basePath}${identifierPath(identifier)}${auth ? '?auth=true' : ''}`,
-          method: 'GET',
-          headers: { [HOP_HEADER]: String(hops + 1), accept: 'application/json' },
-          signal: deadline.signal,
-        });
-        const body = await readBody(base, res.body, identifier);
-        const answer = validate(base, res.statusCode, body, identifier, checkValues);
+        const path = `${o.basePath}${identifierPath(identifier)}${auth ? '?auth=true' : ''}`;
+        const x = await exchange(o, path, 'GET', FORWARD_HEADERS[hops + 1]!, null, t0);
+        const text = x.body.toString('utf8');
+        const answer = validate(base, x.status, text, identifier, checkValues);
         failed = false;
         failure = undefined;
-        const cs = res.headers['cache-status'];
-        const etag = res.headers.etag;
+        const etag = x.header('etag');
         return {
-          status: res.statusCode,
-          body,
-          ...answer,
-          cacheStatus: Array.isArray(cs) ? cs.join(', ') : cs,
-          etag: typeof etag === 'string' && STRONG_ETAG.test(etag) ? etag : undefined,
+          status: x.status,
+          text,
+          responseCode: answer.responseCode,
+          handle: answer.handle,
+          values: answer.values,
+          cacheStatus: x.header('cache-status'),
+          etag: etag !== undefined && STRONG_ETAG.test(etag) ? etag : undefined,
         };
       } catch (err) {
-        const e = transportError(base, err, identifier, deadline);
+        const e = transportError(base, err, identifier);
         failure = e.code;
         throw e;
       } finally {
-        deadline.clear();
         o.inFlight--;
         settle(o, probe, failed);
         opts.onResult?.(base, performance.now() - t0, failure);
@@ -316,28 +425,20 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
       o.inFlight++;
       o.requests++;
       let failed = true;
-      const deadline = startDeadline();
       try {
-        const res = await o.pool.request({
-          path: `${o.basePath}${path}`,
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-          body: JSON.stringify(body),
-          signal: deadline.signal,
-        });
-        const text = (await readBody(base, res.body, undefined)).toString('utf8');
+        const headers = ['content-type', 'application/json', 'authorization', `Bearer ${token}`];
+        const x = await exchange(o, `${o.basePath}${path}`, 'POST', headers, JSON.stringify(body), performance.now());
         let json: unknown;
         try {
-          json = JSON.parse(text);
+          json = JSON.parse(x.body.toString('utf8'));
         } catch {
           json = undefined;
         }
-        failed = res.statusCode >= 500;
-        return { status: res.statusCode, json };
+        failed = x.status >= 500;
+        return { status: x.status, json };
       } catch (err) {
-        throw transportError(base, err, undefined, deadline);
+        throw transportError(base, err, undefined);
       } finally {
-        deadline.clear();
         o.inFlight--;
         settle(o, probe, failed);
       }
@@ -358,6 +459,8 @@ export function createUpstreamClient(opts: UpstreamOptions): UpstreamClient {
     },
 
     async close() {
+      if (sweepTimer !== undefined) clearTimeout(sweepTimer);
+      sweepTimer = undefined;
       await Promise.all([...origins.values()].map((o) => o.pool.close()));
       origins.clear();
     },
