@@ -122,7 +122,7 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
 
   /** What the write transaction knows of a record named by its hint: read once, before apply. */
   interface Loaded {
-    row: (RecordRow & { id: number }) | undefined;
+    row: RecordRow | undefined;
     /** The newest version number kept (0: none). */
     maxVersion: number;
     tombstone: RecordTombstone | undefined;
@@ -164,13 +164,16 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
         const k = `${table}\t${JSON.stringify(key)}`;
         touched.set(k, [table, key]);
         known.delete(k);
-        return k;
       };
-      const knownRow = (table: AuditedTableName, key: unknown[], row: readonly unknown[] | null) =>
-        void known.set(touch(table, ...key), { table, key: JSON.stringify(key), hash: row === null ? null : rowHash(row) });
+      const knownRow = (table: AuditedTableName, key: unknown[], row: readonly unknown[] | null) => {
+        const keyJson = JSON.stringify(key);
+        const k = `${table}\t${keyJson}`;
+        touched.set(k, [table, key]);
+        known.set(k, { table, key: keyJson, hash: row === null ? null : rowHash(row) });
+      };
       // Records the hint names, as the database has them, and as this write left them (null: deleted).
       const base = hint?.keys !== undefined && hint.keys.length > 0 ? load(hint.keys) : new Map<string, Loaded>();
-      const mine = new Map<string, (RecordRow & { id: number }) | null>();
+      const mine = new Map<string, RecordRow | null>();
       const lastVersion = new Map<string, number>();
       /** The key as the database had it before this write; a key the hint did not name is read now. */
       const loaded = (key: string): Loaded => {
@@ -178,7 +181,7 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
         if (b === undefined) base.set(key, (b = load([key]).get(key)!));
         return b;
       };
-      const current = (key: string): (RecordRow & { id: number }) | undefined => {
+      const current = (key: string): RecordRow | undefined => {
         const m = mine.get(key);
         return m !== undefined ? (m ?? undefined) : loaded(key).row;
       };
@@ -187,12 +190,7 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
       const tx: WriteTx = {
         at,
         seq,
-        async getRecord(handleKey) {
-          const r = current(handleKey);
-          if (r === undefined) return undefined;
-          const { id: _id, ...row } = r;
-          return row;
-        },
+        getRecord: async (handleKey) => current(handleKey),
         async tombstone(handleKey) {
           // The committed state: this write's own version rows are inserted after its apply.
           return history ? loaded(handleKey).tombstone : undefined;
@@ -202,8 +200,11 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
         async putRecord(row) {
           const key = row.handleKey;
           const version = nextVersion(key);
-          const stored = {
-            ...row,
+          const stored: RecordRow = {
+            handleKey: key,
+            handle: row.handle,
+            prefixKey: row.prefixKey,
+            valuesJson: row.valuesJson,
             publicJson: row.publicJson ?? null,
             maxAge: row.maxAge ?? null,
             expiresAt: row.expiresAt ?? null,
@@ -212,13 +213,14 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
             updatedAt: at,
           };
           const [id, prefixKey] = w.records.upsertId(stored);
-          mine.set(key, { ...stored, id, prefixKey });
+          stored.prefixKey = prefixKey;
+          mine.set(key, stored);
           changed('record', key);
           // In AUDITED_TABLES column order, as a read would give it.
           knownRow(
             'records',
             [key],
-            [key, id, row.handle, prefixKey, row.valuesJson, stored.publicJson, version, at, stored.maxAge, stored.expiresAt, stored.etag],
+            [key, id, stored.handle, prefixKey, stored.valuesJson, stored.publicJson, version, at, stored.maxAge, stored.expiresAt, stored.etag],
           );
           if (history) {
             versionRows.push([key, version, row.handle, row.valuesJson]);

@@ -39,7 +39,7 @@ export function recordWrites(db: Db) {
   const insertVersion = db.prepare(
     'INSERT INTO record_versions (handle_key, version, handle, at, actor, action, values_json, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
   );
-  const loadRecords = db.prepare(`SELECT id, ${RECORD_COLUMNS} FROM records WHERE handle_key IN (SELECT value FROM json_each(?))`);
+  const loadRecords = db.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE handle_key IN (SELECT value FROM json_each(?))`);
   const loadNewest = db.prepare(
     `SELECT v.handle_key AS handleKey, v.version, v.handle, v.at, v.actor, v.values_json IS NULL AS deleted
      FROM json_each(?) j JOIN record_versions v ON v.handle_key = j.value
@@ -61,8 +61,8 @@ export function recordWrites(db: Db) {
       void insertVersion.run(handleKey, version, handle, at, actor, action, values, seq),
     /** Upserts and answers the row's id and prefix (an update keeps both): its write-set row without reading it back. */
     upsertId: (row: RecordRow) => upsertId.get(row) as [number, string],
-    /** The records of `keys` that exist, with their rowids, in one statement. */
-    load: (keys: readonly string[]) => loadRecords.all(JSON.stringify(keys)) as Array<RecordRow & { id: number }>,
+    /** The records of `keys` that exist, in one statement. */
+    load: (keys: readonly string[]) => loadRecords.all(JSON.stringify(keys)) as RecordRow[],
     /** The newest version of each of `keys` that has one, in one statement. */
     newest: (keys: readonly string[]) =>
       loadNewest.all(JSON.stringify(keys)) as Array<{ handleKey: string; version: number; handle: string; at: string; actor: string; deleted: 0 | 1 }>,
