@@ -100,9 +100,10 @@ export interface RecordTombstone {
 }
 
 /**
- * What a write tells the engine before it runs (optional; SQLite ignores it): the records it
- * will read or change. PostgreSQL loads them, with their newest versions, in the statement
- * that follows the chain head's lock, instead of one read per record while holding it.
+ * What a write tells the engine before it runs (optional): the records it will read or
+ * change. PostgreSQL loads them, with their newest versions, in the statement that follows
+ * the chain head's lock, instead of one read per record while holding it; SQLite in two
+ * statements at the start of the write, instead of three reads per record.
  */
 export interface WriteHint {
   keys?: readonly string[];

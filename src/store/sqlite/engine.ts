@@ -22,10 +22,13 @@ import type {
   PrefixReads,
   RecordReads,
   StoreEngine,
+  RecordRow,
+  RecordTombstone,
   StoreOptions,
   TemplateReads,
   TokenReads,
   WriteEntry,
+  WriteHint,
   WriteOutcome,
   WriteTx,
 } from '../types.js';
@@ -40,9 +43,6 @@ import { prefixReads, prefixWrites } from './prefixes.js';
 import { recordReads, recordWrites } from './records.js';
 import { templateReads, templateWrites } from './templates.js';
 import { tokenReads, tokenWrites } from './tokens.js';
-
-/** Later than any version's time: versionAsOf then answers the newest version. */
-const END_OF_TIME = '9999-12-31T23:59:59Z';
 
 function connect(path: string, opts: StoreOptions): Db {
   const readonly = opts.readonly ?? false;
@@ -94,7 +94,6 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
   const committed = new Set<() => void | Promise<void>>();
   const w = {
     records: recordWrites(wdb),
-    recordReads: recordReads(wdb),
     prefixes: prefixWrites(wdb),
     prefixReads: prefixReads(wdb),
     tokens: tokenWrites(wdb),
@@ -121,7 +120,29 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
     return run;
   }
 
-  async function writeNow<T>(entry: WriteEntry, apply: (tx: WriteTx) => Promise<WriteOutcome<T>>): Promise<T> {
+  /** What the write transaction knows of a record named by its hint: read once, before apply. */
+  interface Loaded {
+    row: RecordRow | undefined;
+    /** The newest version number kept (0: none). */
+    maxVersion: number;
+    tombstone: RecordTombstone | undefined;
+  }
+
+  /** The hinted records and their newest versions, in two statements instead of three reads per record. */
+  function load(keys: readonly string[]): Map<string, Loaded> {
+    const out = new Map<string, Loaded>();
+    for (const k of keys) out.set(k, { row: undefined, maxVersion: 0, tombstone: undefined });
+    for (const r of w.records.load(keys)) out.get(r.handleKey)!.row = r;
+    if (history)
+      for (const v of w.records.newest(keys)) {
+        const l = out.get(v.handleKey)!;
+        l.maxVersion = v.version;
+        if (v.deleted === 1) l.tombstone = { handle: v.handle, at: v.at, actor: v.actor };
+      }
+    return out;
+  }
+
+  async function writeNow<T>(entry: WriteEntry, apply: (tx: WriteTx) => Promise<WriteOutcome<T>>, hint?: WriteHint): Promise<T> {
     let recorded = false;
     const t0 = performance.now();
     let out: T;
@@ -137,32 +158,86 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
       const changed = (kind: ChangeKind, key: string) => void changes.add(`${kind} ${key}`);
       // The audited rows this write touched: their state at commit is its write set.
       const touched = new Map<string, [AuditedTableName, unknown[]]>();
-      const touch = (table: AuditedTableName, ...key: unknown[]) => void touched.set(`${table}\t${JSON.stringify(key)}`, [table, key]);
+      /** Write-set rows hashed from what this write stored (not read back); a later touch of the row drops its entry. */
+      const known = new Map<string, WriteSetRow>();
+      const touch = (table: AuditedTableName, ...key: unknown[]) => {
+        const k = `${table}\t${JSON.stringify(key)}`;
+        touched.set(k, [table, key]);
+        known.delete(k);
+      };
+      const knownRow = (table: AuditedTableName, key: unknown[], row: readonly unknown[] | null) => {
+        const keyJson = JSON.stringify(key);
+        const k = `${table}\t${keyJson}`;
+        touched.set(k, [table, key]);
+        known.set(k, { table, key: keyJson, hash: row === null ? null : rowHash(row) });
+      };
+      // Records the hint names, as the database has them, and as this write left them (null: deleted).
+      const base = hint?.keys !== undefined && hint.keys.length > 0 ? load(hint.keys) : new Map<string, Loaded>();
+      const mine = new Map<string, RecordRow | null>();
+      const lastVersion = new Map<string, number>();
+      /** The key as the database had it before this write; a key the hint did not name is read now. */
+      const loaded = (key: string): Loaded => {
+        let b = base.get(key);
+        if (b === undefined) base.set(key, (b = load([key]).get(key)!));
+        return b;
+      };
+      const current = (key: string): RecordRow | undefined => {
+        const m = mine.get(key);
+        return m !== undefined ? (m ?? undefined) : loaded(key).row;
+      };
+      // Past every kept version with history (this write's own included), else past the current one.
+      const nextVersion = (key: string): number => (history ? Math.max(loaded(key).maxVersion, lastVersion.get(key) ?? 0) : (current(key)?.version ?? 0)) + 1;
       const tx: WriteTx = {
         at,
         seq,
-        getRecord: async (handleKey) => w.recordReads.getRecord(handleKey),
+        getRecord: async (handleKey) => current(handleKey),
         async tombstone(handleKey) {
-          if (!history) return undefined;
-          const v = w.recordReads.versionAsOf(handleKey, END_OF_TIME);
-          return v !== undefined && v.valuesJson === null ? { handle: v.handle, at: v.at, actor: v.actor } : undefined;
+          // The committed state: this write's own version rows are inserted after its apply.
+          return history ? loaded(handleKey).tombstone : undefined;
         },
         getPrefix: async (prefixKey) => w.prefixReads.getPrefix(prefixKey),
         reportByKey: async (reporter, idemKey) => w.outboxOps.reportByKey(reporter, idemKey),
         async putRecord(row) {
-          const version = w.records.nextVersion(row.handleKey, history);
-          w.records.upsert({ ...row, version, updatedAt: at });
-          changed('record', row.handleKey);
-          touch('records', row.handleKey);
-          if (history) versionRows.push([row.handleKey, version, row.handle, row.valuesJson]);
+          const key = row.handleKey;
+          const version = nextVersion(key);
+          const stored: RecordRow = {
+            handleKey: key,
+            handle: row.handle,
+            prefixKey: row.prefixKey,
+            valuesJson: row.valuesJson,
+            publicJson: row.publicJson ?? null,
+            maxAge: row.maxAge ?? null,
+            expiresAt: row.expiresAt ?? null,
+            etag: row.etag ?? null,
+            version,
+            updatedAt: at,
+          };
+          const [id, prefixKey] = w.records.upsertId(stored);
+          stored.prefixKey = prefixKey;
+          mine.set(key, stored);
+          changed('record', key);
+          // In AUDITED_TABLES column order, as a read would give it.
+          knownRow(
+            'records',
+            [key],
+            [key, id, stored.handle, prefixKey, stored.valuesJson, stored.publicJson, version, at, stored.maxAge, stored.expiresAt, stored.etag],
+          );
+          if (history) {
+            versionRows.push([key, version, row.handle, row.valuesJson]);
+            lastVersion.set(key, version);
+          }
           return version;
         },
         async deleteRecord(handleKey, handle) {
-          const version = w.records.nextVersion(handleKey, history);
+          const version = nextVersion(handleKey);
           w.records.remove(handleKey);
+          mine.set(handleKey, null);
           changed('record', handleKey);
-          touch('records', handleKey);
-          if (history) versionRows.push([handleKey, version, handle, null]);
+          knownRow('records', [handleKey], null);
+          if (history) {
+            versionRows.push([handleKey, version, handle, null]);
+            lastVersion.set(handleKey, version);
+          }
           return version;
         },
         async putPrefix(row) {
@@ -205,20 +280,19 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
           w.lineage.nameIdentifier(key, handle);
           touch('lineage_names', key);
         },
-        // The set-based lineage methods are the one-at-a-time statements in order (SQLite has no round trips to save).
-        openChildrenMany: async (pairs) => pairs.map(([fromKey, type]) => w.lineage.openChildren(fromKey, type)),
+        // Set-based: a statement per kind of row for a whole chunk, the rows hashed from what was stored.
+        openChildrenMany: async (pairs) => w.lineage.openChildrenMany(pairs),
         async openEdges(edges) {
-          return edges.map((e) => {
-            const id = w.lineage.openEdge(...e);
-            if (id > 0) touch('edges', id);
-            return id > 0;
+          const ids = w.lineage.openEdges(edges);
+          ids.forEach((id, i) => {
+            if (id === 0) return;
+            const [fromKey, toKey, type, since, eventId] = edges[i]!;
+            knownRow('edges', [id], [id, fromKey, toKey, type, since, null, eventId, null]);
           });
+          return ids.map((id) => id > 0);
         },
         async nameIdentifiers(names) {
-          for (const [key, handle] of names) {
-            w.lineage.nameIdentifier(key, handle);
-            touch('lineage_names', key);
-          }
+          for (const [key, handle] of w.lineage.nameIdentifiers(names)) knownRow('lineage_names', [key], [key, handle]);
         },
         enqueueReport: async (kind, idemKey, bodyJson) => w.outbox.enqueue(kind, idemKey, bodyJson, at),
         async putTemplate(row) {
@@ -259,7 +333,7 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
         }
         if (history) {
           const base = { seq, at, actor: entry.actor, action: finalAction, target: entry.target, digest: sha256(payload) };
-          const rows = [...touched.values()].map(([table, key]) => w.audit.rowNow(table, key)).concat(versionLines);
+          const rows = [...touched].map(([k, [table, key]]) => known.get(k) ?? w.audit.rowNow(table, key)).concat(versionLines);
           w.audit.append(head.hash, base, keepPayload === true ? payload : undefined, rows);
         }
       }
@@ -305,7 +379,7 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
       committed.add(fn);
       return () => void committed.delete(fn);
     },
-    write: (entry, apply) => queued(() => writeNow(entry, apply)),
+    write: (entry, apply, hint) => queued(() => writeNow(entry, apply, hint)),
     async close() {
       await tail;
       if (rdb !== wdb && rdb.open) rdb.close();

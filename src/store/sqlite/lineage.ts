@@ -48,6 +48,21 @@ export function lineageWrites(db: Db) {
   const closeEdge = db.prepare('UPDATE edges SET until = ?, until_event = ? WHERE id = ?');
   const openChildren = db.prepare('SELECT DISTINCT to_key FROM edges WHERE from_key = ? AND type = ? AND until IS NULL').pluck();
   const nameIdentifier = db.prepare('INSERT OR IGNORE INTO lineage_names (key, handle) VALUES (?, ?)');
+  // The set-based forms for a bulk chunk: elements are JSON arrays, answered in element order.
+  const openChildrenMany = db
+    .prepare(
+      `SELECT DISTINCT j.key, e.to_key FROM json_each(?) j JOIN edges e ON e.from_key = j.value ->> 0 AND e.type = j.value ->> 1 AND e.until IS NULL
+       ORDER BY j.key, e.to_key`,
+    )
+    .raw();
+  const openAmong = db
+    .prepare(
+      `SELECT j.key FROM json_each(?) j WHERE EXISTS
+         (SELECT 1 FROM edges e WHERE e.from_key = j.value ->> 0 AND e.to_key = j.value ->> 1 AND e.type = j.value ->> 2 AND e.until IS NULL)`,
+    )
+    .pluck();
+  const namesOf = db.prepare('SELECT key, handle FROM lineage_names WHERE key IN (SELECT value FROM json_each(?))').raw();
+  const insertName = db.prepare('INSERT INTO lineage_names (key, handle) VALUES (?, ?)');
   return {
     insertEvent: (row: EventRow, at: string, actor: string, seq: number) =>
       Number(insertEvent.run(row.type, row.action, row.eventTime, at, actor, row.bodyJson, seq).lastInsertRowid),
@@ -65,5 +80,49 @@ export function lineageWrites(db: Db) {
     },
     openChildren: (fromKey: string, type: string) => openChildren.all(fromKey, type) as string[],
     nameIdentifier: (key: string, handle: string) => void nameIdentifier.run(key, handle),
+    /** `openChildren` for each (fromKey, type), in one statement. */
+    openChildrenMany(pairs: ReadonlyArray<readonly [string, string]>): string[][] {
+      const out = pairs.map((): string[] => []);
+      if (pairs.length > 0) for (const [i, to] of openChildrenMany.all(JSON.stringify(pairs)) as Array<[number, string]>) out[i]!.push(to);
+      return out;
+    },
+    /**
+     * `openEdge` for each edge in order: the ids of the edges opened (0 for one already open, or
+     * opened earlier in the list). One lookup for all; the new rows one statement each (cheaper
+     * than one INSERT … SELECT FROM json_each(?) on SQLite), so ids follow list order.
+     */
+    openEdges(edges: ReadonlyArray<readonly [string, string, string, string, number]>): number[] {
+      const ids = edges.map(() => 0);
+      if (edges.length === 0) return ids;
+      const open = new Set(openAmong.all(JSON.stringify(edges.map(([f, t, type]) => [f, t, type]))) as number[]);
+      const seen = new Set<string>();
+      const todo: number[] = [];
+      edges.forEach(([f, t, type], i) => {
+        const k = JSON.stringify([f, t, type]);
+        if (open.has(i) || seen.has(k)) return;
+        seen.add(k);
+        todo.push(i);
+      });
+      for (const i of todo) {
+        const [f, t, type, since, eventId] = edges[i]!;
+        ids[i] = Number(insertEdge.run(f, t, type, since, eventId).lastInsertRowid);
+      }
+      return ids;
+    },
+    /**
+     * `nameIdentifier` for each pair in order (the first spelling wins): one lookup, then an
+     * insert per new key. Answers every named key's row as it is now.
+     */
+    nameIdentifiers(names: ReadonlyArray<readonly [string, string]>): Map<string, string> {
+      const rows = new Map<string, string>();
+      if (names.length === 0) return rows;
+      for (const [key, handle] of namesOf.all(JSON.stringify([...new Set(names.map((n) => n[0]))])) as Array<[string, string]>) rows.set(key, handle);
+      for (const [key, handle] of names)
+        if (!rows.has(key)) {
+          insertName.run(key, handle);
+          rows.set(key, handle);
+        }
+      return rows;
+    },
   };
 }

@@ -33,26 +33,38 @@ export function recordReads(db: Db): Sync<RecordReads> {
 
 /** What the write transaction does to records (on the write connection). */
 export function recordWrites(db: Db) {
-  const lastVersion = db.prepare('SELECT max(version) FROM record_versions WHERE handle_key = ?').pluck();
-  const currentVersion = db.prepare('SELECT version FROM records WHERE handle_key = ?').pluck();
-  const upsert = db.prepare(
-    `INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, max_age, expires_at, etag, version, updated_at)
-     VALUES (@handleKey, @handle, @prefixKey, @valuesJson, @publicJson, @maxAge, @expiresAt, @etag, @version, @updatedAt)
-     ON CONFLICT (handle_key) DO UPDATE SET handle = excluded.handle, values_json = excluded.values_json,
-       public_json = excluded.public_json, max_age = excluded.max_age, expires_at = excluded.expires_at, etag = excluded.etag,
-       version = excluded.version, updated_at = excluded.updated_at`,
-  );
   const remove = db.prepare('DELETE FROM records WHERE handle_key = ?');
+  // One statement per row: SQLite has no round trips to save, and an INSERT … SELECT FROM json_each(?) of a chunk's
+  // versions costs more CPU (12.8 against 9.9 µs per 650-byte row, measured), the values escaped and parsed again.
   const insertVersion = db.prepare(
     'INSERT INTO record_versions (handle_key, version, handle, at, actor, action, values_json, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
   );
+  const loadRecords = db.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE handle_key IN (SELECT value FROM json_each(?))`);
+  const loadNewest = db.prepare(
+    `SELECT v.handle_key AS handleKey, v.version, v.handle, v.at, v.actor, v.values_json IS NULL AS deleted
+     FROM json_each(?) j JOIN record_versions v ON v.handle_key = j.value
+       AND v.version = (SELECT max(version) FROM record_versions WHERE handle_key = j.value)`,
+  );
+  const upsertId = db
+    .prepare(
+      `INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, max_age, expires_at, etag, version, updated_at)
+       VALUES (@handleKey, @handle, @prefixKey, @valuesJson, @publicJson, @maxAge, @expiresAt, @etag, @version, @updatedAt)
+       ON CONFLICT (handle_key) DO UPDATE SET handle = excluded.handle, values_json = excluded.values_json,
+         public_json = excluded.public_json, max_age = excluded.max_age, expires_at = excluded.expires_at, etag = excluded.etag,
+         version = excluded.version, updated_at = excluded.updated_at
+       RETURNING id, prefix_key`,
+    )
+    .raw();
   return {
-    /** The next version number: past every kept version with history, else past the current one. */
-    nextVersion: (handleKey: string, history: boolean) =>
-      ((history ? (lastVersion.get(handleKey) as number | null) : (currentVersion.get(handleKey) as number | undefined)) ?? 0) + 1,
-    upsert: (row: RecordRow) => void upsert.run(row),
     remove: (handleKey: string) => void remove.run(handleKey),
     insertVersion: (handleKey: string, version: number, handle: string, at: string, actor: string, action: string, values: string | null, seq: number) =>
       void insertVersion.run(handleKey, version, handle, at, actor, action, values, seq),
+    /** Upserts and answers the row's id and prefix (an update keeps both): its write-set row without reading it back. */
+    upsertId: (row: RecordRow) => upsertId.get(row) as [number, string],
+    /** The records of `keys` that exist, in one statement. */
+    load: (keys: readonly string[]) => loadRecords.all(JSON.stringify(keys)) as RecordRow[],
+    /** The newest version of each of `keys` that has one, in one statement. */
+    newest: (keys: readonly string[]) =>
+      loadNewest.all(JSON.stringify(keys)) as Array<{ handleKey: string; version: number; handle: string; at: string; actor: string; deleted: 0 | 1 }>,
   };
 }
