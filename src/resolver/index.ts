@@ -244,11 +244,10 @@ export function createResolver(deps: {
   // No IdnError: capturing its stack cost about 9 % of a not-found flood's CPU.
   const notFound = (id: Identifier): Entry => buildEntry(404, JSON.stringify(errorBody('IDN_NOT_FOUND', `${id.text} is not registered`, id.text)), undefined);
 
-  // Only for an engine read over the network (PostgreSQL): on SQLite a miss is an index-only
-  // lookup in process, and knowing that no other process committed since the filter was last
-  // brought up to date (PRAGMA data_version) costs as much (measured 2.4-6.1 µs against
-  // 2.9-6.6 µs for the miss), so SQLite nodes keep no filter.
-  const filterMax = deps.store.answerRowSync === undefined ? (deps.keyFilterMaxBytes ?? 0) : 0;
+  // Both engines: like a cached answer, the filter is kept by the change feed (this node's own
+  // writes before they return, other processes' within changes.pollMs), so no per-miss check
+  // that nobody else committed (PRAGMA data_version cost SQLite as much as the miss itself).
+  const filterMax = deps.keyFilterMaxBytes ?? 0;
   let filter: KeyFilter | undefined;
   /** The filter being filled by a scan: keys the feed adds meanwhile go to it too. */
   let building: KeyFilter | undefined;
