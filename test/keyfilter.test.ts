@@ -7,6 +7,8 @@ import { Readable } from 'node:stream';
 import { openRegistry, type Registry } from '../src/main.js';
 import { parseIdentifier } from '../src/identifier/index.js';
 import { createKeyFilter, keyFilterBytes } from '../src/resolver/keyfilter.js';
+import { notFoundEntry } from '../src/resolver/index.js';
+import { errorBody } from '../src/errors.js';
 import { ADMIN, registrar, sampleValues, startNode, TEST_ENGINE } from './helpers.js';
 
 const notFoundBody = (handle: string) => JSON.stringify({ responseCode: 100, handle, message: `${handle} is not registered`, code: 'IDN_NOT_FOUND' });
@@ -24,6 +26,16 @@ t.test('filter: every added key is found; few others are', async (t) => {
   t.ok(falsePositives < 400, `false positives under 2 % at capacity: ${falsePositives} of 20000`);
   t.equal(f.added, 20_000);
   t.notOk(createKeyFilter(10).mightHave('88.100.7/x'), 'an empty filter has nothing');
+});
+
+t.test('the not-found answer is the error body byte for byte, in any spelling', async (t) => {
+  for (const text of ['88.100.7/Nope-1', '88.100.7/a b~', '88.100.7/"quoted"\\', '88.100.7/发动机-Ä', '88.100.7/😀', '0.NA/88.100.7']) {
+    const e = notFoundEntry(text);
+    const body = JSON.stringify(errorBody('IDN_NOT_FOUND', `${text} is not registered`, text));
+    t.equal(e.body, body, text);
+    t.equal(e.bytes, Buffer.byteLength(body), `${text}: its UTF-8 length`);
+    t.match(e, { status: 404, etag: undefined, maxAge: undefined, partial: false });
+  }
 });
 
 // The filter's behaviour on this engine (test/pg-keyfilter.test.ts runs this file on PostgreSQL).
