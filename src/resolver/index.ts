@@ -131,7 +131,7 @@ export function answerEntry(handle: string, valuesJson: string, nowMs: number, m
   return buildEntry(200, body, smallestTtl(JSON.parse(valuesJson) as HandleValue[], nowMs));
 }
 
-/** Printable ASCII without `"` and `\\`: JSON.stringify leaves it as it is, one byte per character. */
+/** Printable ASCII but the quote and the backslash: JSON.stringify leaves it as it is, one byte per character. */
 const PLAIN_JSON = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 const NOT_FOUND_HEAD = `{"responseCode":${ERRORS.IDN_NOT_FOUND.responseCode},"handle":"`;
 const NOT_FOUND_MID = '","message":"';
