@@ -111,6 +111,8 @@ t.test('CSV import: multi-byte text and "" quotes straddling 64 KiB read chunks 
   t.equal(r.code, 1, r.err);
   t.match(JSON.parse(r.out), { summary: true, total: n.i + 5, ok: n.i + 4, failed: 1 });
   t.match(r.err, new RegExp(`line ${multiLine + 2} not a handle: `), 'the failing record is named by the CSV line it starts on (after a two-line record)');
+  // Another process wrote them: the node finds them once it has read the change feed.
+  await c.node.changes.caughtUp(await c.node.store.changesHead());
 
   const get = async (h: string) => (await c.call('GET', `/api/handles/${h}`)).json.values as Array<{ index: number; data: { value: string } }>;
   const zhValues = await get('88.100.7/ZH');
@@ -240,6 +242,7 @@ t.test('idnode import: an NDJSON line with a lone surrogate fails alone', async 
   t.equal(r.code, 1, r.err);
   t.match(r.err, /line 2 has a lone surrogate in a string at \$\.values\[0\]\.data/);
   t.match(JSON.parse(r.out), { total: 3, ok: 2, failed: 1 });
+  await c.node.changes.caughtUp(await c.node.store.changesHead());
   t.equal((await c.call('GET', '/api/handles/88.100.7/I-3')).status, 200);
   await verified(t, c);
 });

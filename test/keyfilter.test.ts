@@ -3,9 +3,12 @@
  * never a not-found for an identifier the store has — whoever wrote it.
  */
 import t, { type Test } from 'tap';
+import { Readable } from 'node:stream';
 import { openRegistry, type Registry } from '../src/main.js';
 import { parseIdentifier } from '../src/identifier/index.js';
 import { createKeyFilter, keyFilterBytes } from '../src/resolver/keyfilter.js';
+import { notFoundEntry } from '../src/resolver/index.js';
+import { errorBody } from '../src/errors.js';
 import { ADMIN, registrar, sampleValues, startNode, TEST_ENGINE } from './helpers.js';
 
 const notFoundBody = (handle: string) => JSON.stringify({ responseCode: 100, handle, message: `${handle} is not registered`, code: 'IDN_NOT_FOUND' });
@@ -25,18 +28,18 @@ t.test('filter: every added key is found; few others are', async (t) => {
   t.notOk(createKeyFilter(10).mightHave('88.100.7/x'), 'an empty filter has nothing');
 });
 
-if (TEST_ENGINE === 'sqlite')
-  t.test('SQLite keeps no key filter: a miss is an index-only lookup in process', async (t) => {
-    const c = await startNode(t);
-    await c.node.resolver.loadKeys();
-    t.match(c.node.resolver.stats(), { keyFilter: 'off', keyFilterBytes: 0, keyFilterFills: 0 });
-    const res = await c.call('GET', '/api/handles/88.100.7/Nope-1');
-    t.equal(res.status, 404);
-    t.equal(res.text, notFoundBody('88.100.7/Nope-1'), 'the not-found body, in the spelling asked');
-    t.equal(c.node.resolver.stats().filtered, 0);
-  });
-// The filter's own behaviour: PostgreSQL (test/pg-keyfilter.test.ts runs this file there).
-else {
+t.test('the not-found answer is the error body byte for byte, in any spelling', async (t) => {
+  for (const text of ['88.100.7/Nope-1', '88.100.7/a b~', '88.100.7/"quoted"\\', '88.100.7/发动机-Ä', '88.100.7/😀', '0.NA/88.100.7']) {
+    const e = notFoundEntry(text);
+    const body = JSON.stringify(errorBody('IDN_NOT_FOUND', `${text} is not registered`, text));
+    t.equal(e.body, body, text);
+    t.equal(e.bytes, Buffer.byteLength(body), `${text}: its UTF-8 length`);
+    t.match(e, { status: 404, etag: undefined, maxAge: undefined, partial: false });
+  }
+});
+
+// The filter's behaviour on this engine (test/pg-keyfilter.test.ts runs this file on PostgreSQL).
+{
   /** Starts a node and waits until its key filter is filled. */
   async function filteredNode(t: Test, overrides: Record<string, unknown> = {}) {
     const c = await startNode(t, overrides);
@@ -86,12 +89,54 @@ else {
     // Stop this node's follower from reading the feed: the write below stays unapplied here.
     c.node.changes.stop();
     await other.records.put(id, { values: sampleValues }, { overwrite: true }, 'test');
+    const before = c.node.resolver.stats().filtered;
     const res = await c.call('GET', '/api/handles/88.100.7/ELSEWHERE-1');
-    // Until this node reads the feed (LISTEN, or the backstop), the filter may not know it yet.
-    t.ok(res.status === 200 || res.status === 404, `before the feed: ${res.status}`);
+    if (TEST_ENGINE === 'sqlite') {
+      // SQLite: no per-miss check of the file; the filter answers until the feed is read.
+      t.equal(res.status, 404, 'not yet: this node has not read the feed');
+      t.equal(c.node.resolver.stats().filtered, before + 1, 'answered by the filter');
+      t.equal((await c.call('GET', '/api/handles/88.100.7/ELSEWHERE-1?auth=true')).status, 200, 'auth=true reads the file');
+    }
+    // PostgreSQL: until this node reads the feed (LISTEN, or the backstop), the filter may not know it yet.
+    else t.ok(res.status === 200 || res.status === 404, `before the feed: ${res.status}`);
     await c.node.changes.check();
     const after = await c.call('GET', '/api/handles/88.100.7/ELSEWHERE-1?auth=false');
     t.equal(after.status, 200, 'found once the feed is applied');
+    t.equal((await c.call('GET', '/api/handles/88.100.7/ELSEWHERE-1')).status, 200, 'and on the fast path');
+  });
+
+  t.test('registered by another process: found after the change feed is read', async (t) => {
+    const c = await filteredNode(t);
+    await registrar(c);
+    const other = await second(t, c.config);
+    t.equal((await c.call('GET', '/api/handles/88.100.7/LATER-1')).status, 404, 'not registered yet');
+    await other.records.put(parseIdentifier('88.100.7/LATER-1'), { values: sampleValues }, { overwrite: true }, 'test');
+    const line = JSON.stringify({ handle: '88.100.7/LATER-2', values: sampleValues });
+    t.match(await other.bulk.run(Readable.from([line]), { prefixKey: '88.100.7', overwrite: true, onError: 'line', actor: 'test' }, () => undefined), {
+      ok: 1,
+      failed: 0,
+    });
+    // The other registry applied its own writes before they returned: its cursor is theirs.
+    await c.node.changes.caughtUp(other.changes.cursor());
+    t.equal((await c.call('GET', '/api/handles/88.100.7/LATER-1')).status, 200, 'a single write, once the feed is read');
+    t.equal((await c.call('GET', '/api/handles/88.100.7/LATER-2')).status, 200, 'a bulk write, once the feed is read');
+    t.equal(c.node.resolver.stats().keyFilter, 'ready');
+  });
+
+  t.test("this node's own writes are found at once, whatever path wrote them", async (t) => {
+    const c = await filteredNode(t);
+    const reg = await registrar(c);
+    for (let i = 0; i < 3; i++) t.equal((await c.call('GET', `/api/handles/88.100.7/OWN-${i}`)).status, 404, `OWN-${i} not yet`);
+    t.equal((await c.call('PUT', '/api/handles/88.100.7/OWN-0', { token: reg, body: sampleValues })).status, 200);
+    const up = await fetch(`${c.url}/api/prefixes/88.100.7/handles`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/x-ndjson' },
+      body: JSON.stringify({ handle: '88.100.7/OWN-1', values: sampleValues }),
+    });
+    t.equal(up.status, 200);
+    await up.text();
+    await c.node.records.put(parseIdentifier('88.100.7/own-2'), { values: sampleValues }, { overwrite: true }, 'test');
+    for (let i = 0; i < 3; i++) t.equal((await c.call('GET', `/api/handles/88.100.7/OWN-${i}`)).status, 200, `OWN-${i} found at once`);
   });
 
   t.test('a node whose follower reset refills its filter; misses read the store meanwhile', async (t) => {
@@ -128,7 +173,8 @@ else {
   });
 
   t.test('many single writes past its capacity refill the filter a few times, not once per write', async (t) => {
-    const c = await filteredNode(t);
+    // The writes take seconds on SQLite (one fsync each): the client's idle connection must not be closed meanwhile.
+    const c = await filteredNode(t, { limits: { keepAliveTimeoutMs: 600_000 } });
     await registrar(c);
     const fills = c.node.resolver.stats().keyFilterFills;
     // About 1,600 keys at first: each of these writes is its own feed entry past that.

@@ -326,6 +326,8 @@ t.test('bulk refuses a deleted identifier per line; a node without history keeps
   t.equal(imported.code, 1, 'idnode import refuses it too');
   t.match(JSON.parse(imported.out), { summary: true, total: 1, ok: 0, failed: 1 });
   t.match(imported.err, /88\.100\.7\/B-GONE was deleted at/);
+  // Had the import written it, the feed would say so: the node reads it before looking.
+  await c.node.changes.caughtUp(await c.node.store.changesHead());
   t.equal((await c.call('GET', '/api/handles/88.100.7/B-GONE')).status, 404, 'and writes nothing');
 
   const bare = await startNode(t, { history: false });

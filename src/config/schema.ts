@@ -240,7 +240,10 @@ export const CONFIG_KEYS = {
     max: 256 * MiB,
     unit: 'bytes',
     env: 'IDNODE_CACHE_KEY_FILTER_MAX_BYTES',
-    doc: 'PostgreSQL engine: memory of the key filter (a Bloom filter of every registered identifier, filled at start and kept by the change feed) that answers not-found without a database round trip; 2.5 to 5 bytes per record, so the default holds up to about 26 million records, and with more the filter is off and every miss reads the database (0 turns it off). SQLite nodes keep none: their miss is an index-only lookup in process',
+    doc:
+      'memory of the key filter (a Bloom filter of every registered identifier, filled at start and kept by the change feed) that answers not-found without a store read; ' +
+      '2.5 to 5 bytes per record, so the default holds up to about 26 million records, and with more the filter is off and every miss reads the store (0 turns it off). ' +
+      'An identifier registered by another process (CLI import, another worker or node) is found once this node has read the change feed (`changes.pollMs` on SQLite), as cached answers are refreshed',
   },
   'cache.staleWindowSeconds': {
     kind: 'int',

