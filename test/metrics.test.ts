@@ -1,4 +1,6 @@
+import { Histogram, Registry } from 'prom-client';
 import t from 'tap';
+import { LabelledHistogram } from '../src/server/metrics.js';
 import { ADMIN, registrar, sampleValues, startNode } from './helpers.js';
 
 /** The value of one sample line, e.g. metric('idnode_cache_hits_total'). */
@@ -51,4 +53,34 @@ t.test('/metrics: requests, resolution latency by source, cache, SQLite writes, 
   const after = (await c.call('GET', '/metrics')).text;
   t.equal(metric(after, 'idnode_upstream_errors_total', `{origin="${up.url}",code="IDN_UPSTREAM_UNREACHABLE"}`), 1);
   t.equal(metric(after, 'idnode_cache_hits_total'), 2, 'counters only grow by what happened');
+});
+
+t.test("the resolution histogram renders as prom-client's own would, bucket for bucket", async (t) => {
+  const buckets = [0.001, 0.01, 0.1];
+  const ours = new Registry();
+  const theirs = new Registry();
+  const h = new LabelledHistogram('x_seconds', 'help text', 'source', buckets, ours);
+  const p = new Histogram({ name: 'x_seconds', help: 'help text', labelNames: ['source'], buckets, registers: [theirs] });
+  const a = h.child('cache');
+  const b = h.child('store');
+  h.child('upstream'); // never observed: not shown, as prom-client shows no unused label value
+  for (const [obs, label, v] of [
+    [a, 'cache', 0.0005],
+    [a, 'cache', 0.001],
+    [a, 'cache', 0.05],
+    [b, 'store', 0.5],
+    [b, 'store', 0.002],
+  ] as const) {
+    obs(v);
+    p.observe({ source: label }, v);
+  }
+  const text = await ours.metrics();
+  t.equal(text, await theirs.metrics());
+  t.match(text, 'x_seconds_bucket{le="0.001",source="cache"} 2');
+  t.match(text, 'x_seconds_bucket{le="+Inf",source="store"} 2');
+  h.reset();
+  p.reset();
+  a(0.02);
+  p.observe({ source: 'cache' }, 0.02);
+  t.equal(await ours.metrics(), await theirs.metrics(), 'the same after a reset');
 });

@@ -4,7 +4,7 @@
  * (tests) do not mix. The hot path only bumps plain counters and a pre-bound histogram
  * child; everything else is read from the parts' own counters when Prometheus scrapes.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, type Metric, Registry } from 'prom-client';
 import type { Resolver } from '../resolver/index.js';
 import type { UpstreamClient } from '../upstream/client.js';
 
@@ -40,6 +40,73 @@ export function originLabel(base: string): string {
 
 const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
+/**
+ * A histogram with one label, for the per-request resolution latency: an observation is a
+ * bucket search and three additions. prom-client's bound child validates and hashes its labels
+ * on every observe (1-4 % of a miss's CPU in the profiles). The registry renders it the way it
+ * renders prom-client's own histograms (it reads `get()`).
+ */
+export class LabelledHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly series = new Map<string, { counts: Float64Array; sum: number; count: number }>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly labelName: string,
+    private readonly bounds: readonly number[],
+    registry: Registry,
+  ) {
+    registry.registerMetric(this as unknown as Metric);
+  }
+
+  /** The observe function of one label value (seconds). */
+  child(label: string): (seconds: number) => void {
+    const s = { counts: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 };
+    this.series.set(label, s);
+    const bounds = this.bounds;
+    return (v) => {
+      let i = 0;
+      while (i < bounds.length && v > bounds[i]!) i++;
+      s.counts[i]!++;
+      s.sum += v;
+      s.count++;
+    };
+  }
+
+  get(): {
+    name: string;
+    help: string;
+    type: string;
+    aggregator: string;
+    values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }>;
+  } {
+    const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
+    for (const [label, s] of this.series) {
+      // An unused label value is not shown, as with prom-client.
+      if (s.count === 0) continue;
+      let acc = 0;
+      this.bounds.forEach((le, i) => {
+        acc += s.counts[i]!;
+        values.push({ labels: { le, [this.labelName]: label }, value: acc, metricName: `${this.name}_bucket` });
+      });
+      values.push({ labels: { le: '+Inf', [this.labelName]: label }, value: s.count, metricName: `${this.name}_bucket` });
+      values.push({ labels: { [this.labelName]: label }, value: s.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: { [this.labelName]: label }, value: s.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+
+  reset(): void {
+    for (const s of this.series.values()) {
+      s.counts.fill(0);
+      s.sum = 0;
+      s.count = 0;
+    }
+  }
+}
+
 export function createMetrics(deps: { resolver: () => Resolver; upstream: () => UpstreamClient }): Metrics {
   const registry = new Registry();
   // Process and runtime: resident memory, heap spaces, GC pauses, event-loop delay (read at scrape time).
@@ -59,14 +126,14 @@ export function createMetrics(deps: { resolver: () => Resolver; upstream: () => 
       }
     },
   });
-  const resolution = new Histogram({
-    name: 'idnode_resolution_seconds',
-    help: 'Resolution latency by where the answer came from',
-    labelNames: ['source'],
-    buckets: LATENCY_BUCKETS,
-    registers: [registry],
-  });
-  const bySource = { cache: resolution.labels('cache'), store: resolution.labels('store'), upstream: resolution.labels('upstream') };
+  const resolution = new LabelledHistogram(
+    'idnode_resolution_seconds',
+    'Resolution latency by where the answer came from',
+    'source',
+    LATENCY_BUCKETS,
+    registry,
+  );
+  const bySource = { cache: resolution.child('cache'), store: resolution.child('store'), upstream: resolution.child('upstream') };
   const storeWrite = new Histogram({
     name: 'idnode_sqlite_write_seconds',
     help: 'Duration of each committed write transaction',
@@ -158,9 +225,9 @@ export function createMetrics(deps: { resolver: () => Resolver; upstream: () => 
     fastHit(status, ms, source = 'cache') {
       fastHits.set(status, (fastHits.get(status) ?? 0) + 1);
       // An error answer is counted as a request, not timed as a resolution.
-      if (ms !== undefined) bySource[source].observe(ms / 1000);
+      if (ms !== undefined) bySource[source](ms / 1000);
     },
-    resolution: (source, ms) => bySource[source].observe(ms / 1000),
+    resolution: (source, ms) => bySource[source](ms / 1000),
     storeWrite: (ms) => storeWrite.observe(ms / 1000),
     upstreamResult(base, ms, failure) {
       // Per base, once: parsing the URL and hashing the label cost a forward about 2 % of its CPU.
@@ -176,7 +243,7 @@ export function createMetrics(deps: { resolver: () => Resolver; upstream: () => 
     bulkRecords: (n) => bulk.inc(n),
     nativeRequest(transport, responseCode, ms, source = 'cache') {
       nativeRequests.inc({ transport, rc: String(responseCode) });
-      if (ms !== undefined) bySource[source].observe(ms / 1000);
+      if (ms !== undefined) bySource[source](ms / 1000);
     },
     render: () => registry.metrics(),
   };
