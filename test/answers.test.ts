@@ -206,3 +206,27 @@ t.test('errors from a failing upstream: the fast path and fastify write the same
     t.match(JSON.parse(a.text), { responseCode: 3, handle: '77.1/Y', code: 'IDN_UNAVAILABLE' });
   }
 });
+
+t.test('a hit goes out as UTF-8 whatever its characters: all ASCII, the Latin-1 range, respelled', async (t) => {
+  const c = await startNode(t, { cache: { admission: false } });
+  const reg = await registrar(c);
+  const latin = [{ index: 1, type: 'name', data: { format: 'string', value: 'Müller café, 5 °C, ½ kg' } }];
+  t.equal((await c.call('PUT', '/api/handles/88.100.7/LAT-1', { token: reg, body: { values: latin } })).status, 200);
+  t.equal((await c.call('PUT', '/api/handles/88.100.7/ASC-1', { token: reg, body: { values: sampleValues } })).status, 200);
+  const bytes = async (path: string) => {
+    const res = await fetch(c.url + path);
+    return { length: res.headers.get('content-length'), cacheStatus: res.headers.get('cache-status'), body: Buffer.from(await res.arrayBuffer()) };
+  };
+  for (const path of ['/api/handles/88.100.7/LAT-1', '/api/handles/88.100.7/lat-1', '/api/handles/88.100.7/ASC-1', '/api/handles/88.100.7/asc-1']) {
+    await bytes(path); // the miss that caches it
+    const hit = await bytes(path);
+    t.equal(hit.cacheStatus, 'idnode; hit', `${path}: a hit`);
+    // fastify (a query declines the fast path) sends its string as UTF-8: the reference bytes.
+    const routed = await bytes(`${path}?auth=false`);
+    t.same(hit.body, routed.body, `${path}: the same bytes as fastify sends`);
+    t.equal(hit.length, String(hit.body.length), `${path}: Content-Length counts the bytes sent`);
+    const answer = JSON.parse(hit.body.toString('utf8'));
+    t.equal(answer.handle, path.slice('/api/handles/'.length), `${path}: the spelling asked`);
+    if (path.includes('LAT') || path.includes('lat')) t.equal(answer.values[0].data.value, 'Müller café, 5 °C, ½ kg', `${path}: the text survives`);
+  }
+});

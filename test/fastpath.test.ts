@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createFastPath } from '../src/server/fastpath.js';
+import { createFastPath, pinTickRecord } from '../src/server/fastpath.js';
 import type { Resolver } from '../src/resolver/index.js';
 import { createNodeStats } from '../src/upstream/sync.js';
 import { IdnError } from '../src/errors.js';
@@ -82,4 +82,19 @@ t.test('an IdnError keeps its status, headers and identifier; refused or forward
   t.equal(hop.status, 299, 'a request another node forwarded takes the fastify path (hop checks)');
   const refused = await serve(t, () => new Error('unused'), 'busy');
   t.equal((await fetch(`${refused.url}/api/handles/77.1/Y`)).status, 299, 'no in-flight slot: fastify refuses it');
+});
+
+t.test('the fast path keeps one of node’s own tick records alive, so their hidden classes are never freed', async (t) => {
+  createFastPath(
+    {} as Resolver,
+    createNodeStats(),
+    { fastHit: () => {} },
+    { overloaded: () => false, refuse: () => undefined, done: () => {}, logError: () => {} },
+  );
+  const record = pinTickRecord();
+  t.type(record, 'object', 'a record was captured');
+  const keys = Reflect.ownKeys(record!).map((k) => (typeof k === 'symbol' ? k.description : k));
+  // ownKeys lists strings before symbols: node's literal is { [async_id], [trigger_async_id], callback, args }.
+  t.same(keys, ['callback', 'args', 'async_id_symbol', 'trigger_async_id_symbol'], 'it is a process.nextTick record');
+  t.equal(pinTickRecord(), record, 'one record per process, taken once');
 });
