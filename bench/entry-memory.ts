@@ -6,7 +6,7 @@
  * cache's own cost (entry object, key, lru-cache bookkeeping) from what a running node adds;
  * `npm run bench -- memory` measures the node.
  */
-import { createAnswerCache } from '../src/resolver/cache.js';
+import { createAnswerCache, ENTRY_OVERHEAD_BYTES } from '../src/resolver/cache.js';
 import { answerEntry, type Entry } from '../src/resolver/index.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -45,7 +45,7 @@ const per = (a: number, b: number) => Math.round((a - b) / stats.entries);
 console.log(
   JSON.stringify({
     entries: stats.entries,
-    meanBodyBytes: Math.round(stats.bytes / stats.entries) - 200 - 28,
+    meanBodyBytes: Math.round(stats.bytes / stats.entries) - ENTRY_OVERHEAD_BYTES - 28,
     heapBytesPerEntry: per(after.heapUsed, before.heapUsed),
     rssBytesPerEntry: per(after.rss, before.rss),
     rssMiB: Math.round(after.rss / 1024 ** 2),

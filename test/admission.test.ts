@@ -1,6 +1,9 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import t from 'tap';
 import { createAnswerCache, ENTRY_OVERHEAD_BYTES, sketchWidthFor } from '../src/resolver/cache.js';
 import { createSketch, hashKey } from '../src/resolver/sketch.js';
+import { answerEntry, buildEntry, type Entry } from '../src/resolver/index.js';
 import { simulate, ZIPF_CASES } from '../bench/zipf.js';
 import { registrar, sampleValues, startNode } from './helpers.js';
 
@@ -97,6 +100,92 @@ t.test('offering a cached key again replaces its answer', async (t) => {
   // k-00 is the victim; offering it again replaces it in place (no eviction needed beyond itself).
   t.equal(c.offer('k-00', { bytes: 100, v: 2 }), true);
   t.equal(c.peek('k-00')!.v, 2);
+});
+
+t.test('the LRU evicts the least recently used entry; bytes stay exact through replace, delete and clear', async (t) => {
+  const c = createAnswerCache<{ bytes: number; v?: number }>({ maxBytes: 3 * sizeOf('k-00'), admission: false });
+  for (const k of ['k-00', 'k-01', 'k-02']) c.offer(k, entry());
+  c.get('k-00');
+  c.peek('k-01');
+  c.offer('k-03', entry());
+  t.same([...c.keys()].sort(), ['k-00', 'k-02', 'k-03'], 'k-01 went: a get refreshes k-00, a peek does not refresh k-01');
+  c.offer('k-04', entry());
+  t.same([...c.keys()].sort(), ['k-00', 'k-03', 'k-04'], 'then k-02, the next least recently used');
+  t.equal(c.stats().evictions, 2);
+
+  c.offer('k-03', entry(50));
+  t.equal(c.stats().bytes, 2 * sizeOf('k-00') + sizeOf('k-03', 50), 'a replaced answer is counted at its new size');
+  c.offer('k-10', entry());
+  t.equal(c.stats().evictions, 3, 'k-00, least recently used again, made room');
+  c.delete('k-10');
+  c.delete('k-nope');
+  t.same([...c.keys()].sort(), ['k-03', 'k-04']);
+  t.equal(c.stats().bytes, sizeOf('k-04') + sizeOf('k-03', 50), 'deletes give their bytes back');
+  c.clear();
+  t.same(c.stats(), { entries: 0, bytes: 0, maxBytes: 3 * sizeOf('k-00'), evictions: 3, notAdmitted: 0 });
+  for (const k of ['k-20', 'k-21', 'k-22', 'k-23']) c.offer(k, entry());
+  t.same([...c.keys()].sort(), ['k-21', 'k-22', 'k-23'], 'after a clear the LRU starts over');
+  c.offer('k-big', entry(3 * sizeOf('k-00')));
+  t.equal(c.peek('k-big'), undefined, 'an answer larger than the whole cache is not stored');
+});
+
+t.test('an Entry reads back the status, partial and max-age it was built with (packed in one field)', async (t) => {
+  for (const [status, maxAge] of [
+    [200, 0],
+    [200, 86400],
+    [200, 172800],
+    [404, undefined],
+    [401, undefined],
+    [599, 1],
+  ] as const) {
+    const e = buildEntry(status, '{"responseCode":1}', maxAge, '"x"');
+    t.same([e.status, e.maxAge, e.partial], [status, maxAge, false], `${status}, max-age ${maxAge}`);
+    e.partial = true;
+    t.same([e.status, e.maxAge, e.partial], [status, maxAge, true], 'partial set, the rest kept');
+    e.partial = false;
+    t.equal(e.partial, false);
+  }
+  t.equal(buildEntry(200, '{}', -5).maxAge, 0, 'a negative max-age is sent as 0');
+  t.equal(buildEntry(404, '{}', undefined).etag, undefined, 'no ETag but on a 200');
+});
+
+t.test('cache.maxBytes is a true bound: the heap an entry takes is at most what it is counted for', async (t) => {
+  // 50,000 answers of the bench fixture's shape, as the resolver builds them, with full GCs
+  // around the fill (after a warm-up, so compiled code is not counted); then answers with a
+  // CJK value (V8 keeps those strings in two bytes per character).
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const at = '2026-11-25T10:00:00Z';
+  const value = (index: number, type: string, text: string) => ({ index, type, data: { format: 'string', value: text }, ttl: 86400, timestamp: at });
+  // Flat strings, as SQLite returns them.
+  const flat = (s: string) => Buffer.from(s).toString(Buffer.byteLength(s) === s.length ? 'latin1' : 'utf8');
+  for (const [name, n] of [
+    ['warm-up', 1000],
+    ['Centrifugal pump CP-200', 50_000],
+    ['离心泵 CP-200', 50_000],
+  ] as const) {
+    const c = createAnswerCache<Entry>({ maxBytes: 1024 ** 3, admission: true });
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < n; i++) {
+      const serial = String(i).padStart(9, '0');
+      const handle = `88.100.1/PUMP-2026-${serial}`;
+      const values = JSON.stringify([value(1, 'URL', `https://trace.example/p/${serial}`), value(2, 'name', name)]);
+      const e = answerEntry(flat(handle), flat(values), Date.now(), { maxAge: 86400, expiresAt: null, etag: flat(`"${String(i).padStart(27, 'x')}"`) });
+      const key = flat(handle.toLowerCase());
+      c.offer(key, e);
+      c.offer(key, e);
+    }
+    gc();
+    gc();
+    const heap = (process.memoryUsage().heapUsed - before) / n;
+    const counted = c.stats().bytes / n;
+    if (name === 'warm-up') continue;
+    t.equal(c.stats().entries, n);
+    t.ok(heap <= counted, `${name}: ${heap.toFixed(0)} heap bytes per entry, counted ${counted.toFixed(0)}`);
+    if (name.startsWith('C'))
+      t.ok(heap > counted - 100, `counted within 100 bytes of it (ENTRY_OVERHEAD_BYTES ${ENTRY_OVERHEAD_BYTES} is measured, not a guess)`);
+  }
 });
 
 t.test('Zipf traces (s = 0.8, 1.0; cache 1 % and 10 % of 100,000 keys; 1M requests): admission hits at least as often as plain LRU', async (t) => {

@@ -207,7 +207,7 @@ export const CONFIG_KEYS = {
     max: 64 * GiB,
     unit: 'bytes',
     env: 'IDNODE_CACHE_MAX_BYTES',
-    doc: 'memory of the answer cache, counted as answer bytes + key + 200 bytes per entry (0 turns the cache off)',
+    doc: 'memory of the answer cache, counted as answer + key characters (twice for non-ASCII) + 280 bytes per entry (0 turns the cache off)',
   },
   'cache.notFoundTtlSeconds': {
     kind: 'int',

@@ -15,17 +15,24 @@ import { createSketch, type FrequencySketch, hashKey, nextPowerOfTwo } from './s
 
 /** What a cached value must tell the cache: its bytes (the byte bound). */
 export interface Sized {
+  /** Its body's UTF-8 length. */
   bytes: number;
+  /** The body, when it is a string: one that is not ASCII may take two bytes per character in memory. */
+  body?: string;
   /** Set by the cache when it stores the value: its key's sketch hash, so a hit hashes no string. */
   sketchHash?: number;
 }
 
 /**
- * What an entry costs beyond its body's bytes and its key's characters: string headers, the
- * Entry object, its ETag string and lru-cache's bookkeeping. Measured 190 bytes per entry
- * with a million entries (heap after a full GC; bench/README.md, "Memory"); rounded up.
+ * What an entry costs beyond its body's and its key's characters: the two strings' headers,
+ * the Entry object, its ETag string and lru-cache's bookkeeping (its Map's slot and its key,
+ * value, next, prev and size arrays). Measured with a full GC (test/admission.test.ts
+ * checks it is a bound; bench/README.md, "Memory").
  */
-export const ENTRY_OVERHEAD_BYTES = 200;
+export const ENTRY_OVERHEAD_BYTES = 280;
+
+/** Bytes a string of `chars` characters and UTF-8 length `utf8` takes in memory, at most: V8 keeps a non-ASCII one in two bytes per character. */
+const heapBytes = (chars: number, utf8: number) => (utf8 === chars ? chars : 2 * chars);
 
 /** Bytes of cache per sketch counter when the sketch is sized from the cache: about one answer (~870 bytes) and its overhead. */
 const BYTES_PER_COUNTER = 1024;
@@ -78,7 +85,8 @@ export function sketchWidthFor(maxBytes: number, configured = 0): number {
 export function createAnswerCache<V extends Sized>(opts: AnswerCacheOptions): AnswerCache<V> {
   const maxBytes = Math.max(opts.maxBytes, 1);
   const counts = { evictions: 0, notAdmitted: 0 };
-  const sizeOf = (v: V, key: string) => v.bytes + key.length + ENTRY_OVERHEAD_BYTES;
+  const sizeOf = (v: V, key: string) =>
+    (v.body === undefined ? v.bytes : heapBytes(v.body.length, v.bytes)) + heapBytes(key.length, Buffer.byteLength(key)) + ENTRY_OVERHEAD_BYTES;
   const lru = new LRUCache<string, V>({
     maxSize: maxBytes,
     dispose: (_v, _k, reason) => {
