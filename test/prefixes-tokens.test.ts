@@ -162,3 +162,23 @@ t.test('operations: health, readiness, OpenAPI and docs', async (t) => {
   t.equal(down.status, 503);
   t.match(down.json, { ready: false, store: 'unavailable' });
 });
+
+t.test('/readyz and seeding a store that has records read one row, never count every record', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  t.equal((await c.call('PUT', '/api/handles/88.100.7/R-1', { token: reg, body: sampleValues })).status, 200);
+  // Counting scans a whole index on SQLite, with the event loop blocked: a probe must not.
+  const store = c.node.store;
+  const count = store.totalRecords.bind(store);
+  let counted = 0;
+  store.totalRecords = () => {
+    counted++;
+    return count();
+  };
+  const ready = await c.call('GET', '/readyz');
+  t.equal(ready.status, 200);
+  t.match(ready.json, { ready: true, store: 'ok' });
+  const { seedIfEmpty } = await import('../src/registry/seed.js');
+  t.equal(await seedIfEmpty({ store }, 'no-such-seed-dir'), 0, 'a store with a record is not seeded (the seed files are not even read)');
+  t.equal(counted, 0, 'neither counted the records');
+});

@@ -39,7 +39,8 @@ function parseSeedJson(text: string, where: string): unknown {
 /** Loads the seed files and writes them when the store holds no records; returns how many records it wrote. */
 export async function seedIfEmpty(deps: { store: Store }, dir: string): Promise<number> {
   const { store } = deps;
-  if ((await store.totalRecords()) > 0) return 0;
+  // One key is enough to know: a count would scan a whole index of a large SQLite store at every start.
+  if ((await store.recordKeysAfter('', 1)).length > 0) return 0;
   const prefixesFile = join(dir, 'prefixes.json');
   const prefixes = parseSeedJson(readUtf8(prefixesFile), prefixesFile) as SeedPrefix[];
   const lines = readUtf8(join(dir, 'records.ndjson'))

@@ -11,7 +11,9 @@ const opsRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { d
   app.get('/readyz', { schema: { summary: 'Ready: the store answers', tags: ['operations'] } }, async (_request, reply) => {
     let store = 'ok';
     try {
-      await deps.store.totalRecords();
+      // A point read: counting the records scans a whole index on SQLite (18-29 ms at 1M
+      // records, with the event loop blocked), too much for a probe sent every few seconds.
+      await deps.store.auditHead();
     } catch {
       store = 'unavailable';
     }
