@@ -363,7 +363,7 @@ async function notFound(o: Options): Promise<Outcome> {
           sides,
           ratios: [
             { name: 'throughput idnode/bare', value: sides.idnode!.rps / sides.bare!.rps },
-            { name: 'CPU per request idnode/bare', value: sides.idnode!.cpuUsPerReq / sides.bare!.cpuUsPerReq },
+            { name: 'CPU per request idnode/bare', value: sides.idnode!.cpuUsPerReq / sides.bare!.cpuUsPerReq, target: '<= 1.60' },
           ],
           notes: { bodyBytes },
         };
@@ -1036,8 +1036,8 @@ async function wrkHot(o: Options): Promise<Outcome> {
         return {
           sides,
           ratios: [
-            { name: 'throughput idnode/bare', value: sides.idnode!.rps / sides.bare!.rps, target: '>= 0.90' },
-            { name: 'CPU per request idnode/bare', value: sides.idnode!.cpuUsPerReq / sides.bare!.cpuUsPerReq, target: '<= 1.20' },
+            { name: 'throughput idnode/bare', value: sides.idnode!.rps / sides.bare!.rps, target: '>= 0.95' },
+            { name: 'CPU per request idnode/bare', value: sides.idnode!.cpuUsPerReq / sides.bare!.cpuUsPerReq, target: '<= 1.10' },
           ],
           notes: wrkNotes(o, { keys: paths.length, bodyBytes }),
         };
@@ -1063,7 +1063,7 @@ async function wrkNotFound(o: Options): Promise<Outcome> {
           sides,
           ratios: [
             { name: 'throughput idnode/bare', value: sides.idnode!.rps / sides.bare!.rps },
-            { name: 'CPU per request idnode/bare', value: sides.idnode!.cpuUsPerReq / sides.bare!.cpuUsPerReq },
+            { name: 'CPU per request idnode/bare', value: sides.idnode!.cpuUsPerReq / sides.bare!.cpuUsPerReq, target: '<= 1.60' },
           ],
           notes: wrkNotes(o, { bodyBytes }),
         };
