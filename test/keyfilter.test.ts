@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { openRegistry, type Registry } from '../src/main.js';
 import { parseIdentifier } from '../src/identifier/index.js';
 import { createKeyFilter, keyFilterBytes } from '../src/resolver/keyfilter.js';
-import { notFoundEntry } from '../src/resolver/index.js';
+import { buildEntry, notFoundEntry } from '../src/resolver/index.js';
 import { errorBody } from '../src/errors.js';
 import { ADMIN, registrar, sampleValues, startNode, TEST_ENGINE } from './helpers.js';
 
@@ -35,6 +35,7 @@ t.test('the not-found answer is the error body byte for byte, in any spelling', 
     t.equal(e.body, body, text);
     t.equal(e.bytes, Buffer.byteLength(body), `${text}: its UTF-8 length`);
     t.match(e, { status: 404, etag: undefined, maxAge: undefined, partial: false });
+    t.equal(Object.getPrototypeOf(e), Object.getPrototypeOf(buildEntry(200, '{}', 60)), `${text}: built like every other entry (one shape)`);
   }
 });
 

@@ -133,9 +133,10 @@ class CachedAnswer implements Entry {
   freshUntil: number | undefined = undefined;
   sketchHash: number | undefined = undefined;
 
-  constructor(status: number, body: string, maxAge: number | undefined, etag: string | undefined) {
+  /** `bytes`: the body's UTF-8 length when the caller knows it without encoding. */
+  constructor(status: number, body: string, maxAge: number | undefined, etag: string | undefined, bytes = Buffer.byteLength(body)) {
     this.body = body;
-    this.bytes = Buffer.byteLength(body);
+    this.bytes = bytes;
     this.etag = etag;
     this.meta = (status & STATUS_MASK) | (maxAge === undefined ? 0 : (Math.min(Math.max(maxAge, 0), MAX_PACKED_AGE) + 1) << MAX_AGE_SHIFT);
   }
@@ -189,17 +190,8 @@ const NOT_FOUND_FIXED = NOT_FOUND_HEAD.length + NOT_FOUND_MID.length + NOT_FOUND
  */
 export function notFoundEntry(text: string): Entry {
   if (PLAIN_JSON.test(text)) {
-    const body = NOT_FOUND_HEAD + text + NOT_FOUND_MID + text + NOT_FOUND_TAIL;
-    return {
-      status: 404,
-      body,
-      bytes: NOT_FOUND_FIXED + 2 * text.length,
-      etag: undefined,
-      maxAge: undefined,
-      partial: false,
-      freshUntil: undefined,
-      sketchHash: undefined,
-    };
+    // A CachedAnswer like every other entry: one shape for the code that reads them.
+    return new CachedAnswer(404, NOT_FOUND_HEAD + text + NOT_FOUND_MID + text + NOT_FOUND_TAIL, undefined, undefined, NOT_FOUND_FIXED + 2 * text.length);
   }
   return buildEntry(404, JSON.stringify(errorBody('IDN_NOT_FOUND', `${text} is not registered`, text)), undefined);
 }
