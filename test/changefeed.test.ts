@@ -3,17 +3,16 @@
  * reaches every other process's caches. Tests wait for the node's follower to reach the
  * feed's head (`node.changes.caughtUp`), never for time to pass.
  */
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseIdentifier } from '../src/identifier/index.js';
-import { openRegistry, type Registry } from '../src/main.js';
 import type { Store } from '../src/store/index.js';
 import { createChangeFollower } from '../src/resolver/index.js';
-import { ADMIN, registrar, startNode, testRecordRow } from './helpers.js';
+import { ADMIN, registrar, secondRegistry, startNode, testRecordRow } from './helpers.js';
 import { ENGINES, storeOpener } from './pg.js';
 
 const stores = storeOpener(t);
@@ -22,16 +21,6 @@ const CLI = fileURLToPath(new URL('../src/cli/bin.ts', import.meta.url));
 const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('IDNODE_')));
 
 const url = (v: string) => [{ index: 1, type: 'URL', data: v }];
-
-/** A second registry on the node's file: its own connection, as the CLI or another worker has. */
-async function second(t: Test, config: Registry['config']): Promise<Registry> {
-  const reg = await openRegistry(config);
-  t.teardown(async () => {
-    reg.changes.stop();
-    await reg.store.close();
-  });
-  return reg;
-}
 
 function run(args: string[], cwd: string): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
@@ -83,7 +72,7 @@ t.test('idnode import into the database of a running node: the node drops what c
 t.test('a second connection in this process: prefix and template changes reach the node', async (t) => {
   const c = await startNode(t);
   const reg = await registrar(c);
-  const other = await second(t, c.config);
+  const other = await secondRegistry(t, c.config);
 
   // A prefix handle answer, cached, then the prefix suspended through the other connection.
   for (let i = 0; i < 2; i++) await c.call('GET', '/api/handles/0.NA/88.100.7');
@@ -141,7 +130,7 @@ t.test('the feed is bounded: a follower behind the pruned window drops its whole
   t.equal((await c.call('GET', '/api/handles/88.100.7/C')).headers.get('cache-status'), 'idnode; hit');
 
   // Ten writes in one go on another connection: they settle in microtasks, so the node's timer cannot run between them.
-  const other = await second(t, c.config);
+  const other = await secondRegistry(t, c.config);
   for (let i = 0; i < 10; i++) await other.records.put(parseIdentifier(`88.100.7/N-${i}`), url(`https://n.example/${i}`), { overwrite: true }, 'test');
   const kept = await other.store.changesAfter(0, 100);
   t.equal(kept.length, 5, 'only the newest rows are kept');
@@ -214,7 +203,7 @@ for (const engine of ENGINES)
 t.test('cross-process visibility latency: 200 writes through a second connection (reported, not asserted)', async (t) => {
   const c = await startNode(t);
   await registrar(c);
-  const other = await second(t, c.config);
+  const other = await secondRegistry(t, c.config);
   const ms: number[] = [];
   for (let i = 0; i < 200; i++) {
     const t0 = performance.now();

@@ -4,7 +4,6 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import jsQRModule from 'jsqr';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { PNG } from 'pngjs';
@@ -15,7 +14,7 @@ import { prefersHtml, pickLang } from '../src/server/pages/negotiate.js';
 import { createSessions, sessionSecret } from '../src/server/pages/session.js';
 import { request as httpRequest } from 'node:http';
 import { openRegistry } from '../src/main.js';
-import { ADMIN, type Client, registrar, startNode, testClock } from './helpers.js';
+import { ADMIN, type Client, listenLocal, registrar, startNode, testClock } from './helpers.js';
 
 // jsqr is CommonJS with an ES-style default export: under Node's interop the function is `.default`.
 type Decode = typeof jsQRModule.default;
@@ -359,12 +358,7 @@ async function fakeUpstream(t: Test, answer: string | undefined): Promise<string
   const server: Server = createServer((_req, res) => {
     if (answer !== undefined) res.writeHead(200, { 'content-type': 'application/json' }).end(answer);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return listenLocal(t, server);
 }
 
 t.test("other nodes' identifiers render from the forwarded answer; upstream failures get 502/504 pages", async (t) => {

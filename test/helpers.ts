@@ -1,14 +1,15 @@
 /** Test helpers: a real node (real SQLite file, real HTTP on port 0) per test. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server as HttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
-import { connect, createServer } from 'node:net';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import tap, { type Test } from 'tap';
 import { main } from '../src/cli/main.js';
 import { type Config, loadConfig } from '../src/config.js';
-import { createNode, type IdNode, type NodeOptions } from '../src/main.js';
+import { createNode, type IdNode, type NodeOptions, openRegistry, type Registry } from '../src/main.js';
 import { freePort } from '../src/cli/pgcluster.js';
 import { SEEDS_DIR } from '../src/paths.js';
 import { type PgCluster, pgCluster } from './pg.js';
@@ -309,3 +310,26 @@ export const testRecordRow = (key: string, values: string) => ({
   expiresAt: null,
   etag: '"e"',
 });
+
+/** Listens on a free port of 127.0.0.1 until the test ends (its open connections closed too); returns its URL. */
+export async function listenLocal(t: Test, server: HttpServer): Promise<string> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** A second registry on a node's database, with its own connection: what the CLI or another worker is. */
+export async function secondRegistry(t: Test, config: Registry['config']): Promise<Registry> {
+  const reg = await openRegistry(config);
+  t.teardown(async () => {
+    reg.changes.stop();
+    await reg.store.close();
+  });
+  return reg;
+}

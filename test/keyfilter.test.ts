@@ -4,12 +4,11 @@
  */
 import t, { type Test } from 'tap';
 import { Readable } from 'node:stream';
-import { openRegistry, type Registry } from '../src/main.js';
 import { parseIdentifier } from '../src/identifier/index.js';
 import { createKeyFilter, keyFilterBytes } from '../src/resolver/keyfilter.js';
 import { buildEntry, notFoundEntry } from '../src/resolver/index.js';
 import { errorBody } from '../src/errors.js';
-import { ADMIN, registrar, sampleValues, startNode, TEST_ENGINE } from './helpers.js';
+import { ADMIN, registrar, sampleValues, secondRegistry, startNode, TEST_ENGINE } from './helpers.js';
 
 const notFoundBody = (handle: string) => JSON.stringify({ responseCode: 100, handle, message: `${handle} is not registered`, code: 'IDN_NOT_FOUND' });
 
@@ -48,16 +47,6 @@ t.test('the not-found answer is the error body byte for byte, in any spelling', 
     return c;
   }
 
-  /** A second registry on the node's database: what the CLI or another worker is. */
-  async function second(t: Test, config: Registry['config']): Promise<Registry> {
-    const reg = await openRegistry(config);
-    t.teardown(async () => {
-      reg.changes.stop();
-      await reg.store.close();
-    });
-    return reg;
-  }
-
   t.test('an unknown identifier is answered by the filter, byte for byte as the store would', async (t) => {
     const c = await filteredNode(t);
     const reg = await registrar(c);
@@ -85,7 +74,7 @@ t.test('the not-found answer is the error body byte for byte, in any spelling', 
   t.test('a record another connection writes is found once the feed reaches this node', async (t) => {
     const c = await filteredNode(t);
     await registrar(c);
-    const other = await second(t, c.config);
+    const other = await secondRegistry(t, c.config);
     const id = parseIdentifier('88.100.7/ELSEWHERE-1');
     // Stop this node's follower from reading the feed: the write below stays unapplied here.
     c.node.changes.stop();
@@ -109,7 +98,7 @@ t.test('the not-found answer is the error body byte for byte, in any spelling', 
   t.test('registered by another process: found after the change feed is read', async (t) => {
     const c = await filteredNode(t);
     await registrar(c);
-    const other = await second(t, c.config);
+    const other = await secondRegistry(t, c.config);
     t.equal((await c.call('GET', '/api/handles/88.100.7/LATER-1')).status, 404, 'not registered yet');
     await other.records.put(parseIdentifier('88.100.7/LATER-1'), { values: sampleValues }, { overwrite: true }, 'test');
     const line = JSON.stringify({ handle: '88.100.7/LATER-2', values: sampleValues });

@@ -32,7 +32,7 @@ import {
   udpDatagrams,
 } from '../src/native/codec.js';
 import { createNativeServer } from '../src/native/server.js';
-import { ADMIN, type Client, startNode } from './helpers.js';
+import { ADMIN, type Client, listenLocal, startNode } from './helpers.js';
 
 const HDL_RESOLVE = fileURLToPath(new URL('./tools/handle-client/hdl-resolve', import.meta.url));
 const SEEDED = '88.100.1/ENGINE-2026-000001';
@@ -477,16 +477,8 @@ t.test('a large record: UDP gets an empty truncated reply, TCP the whole answer'
 t.test('bounds: malformed datagrams are dropped, oversized TCP frames close, too busy, idle close, metrics', async (t) => {
   // An upstream that never answers keeps a forwarded request in flight.
   const hung = createHttpServer(() => undefined);
-  await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
-  t.teardown(
-    () =>
-      new Promise<void>((r) => {
-        hung.closeAllConnections();
-        hung.close(() => r());
-      }),
-  );
   const n = await nativeNode(t, {
-    upstream: { url: `http://127.0.0.1:${(hung.address() as AddressInfo).port}`, timeoutMs: 60_000, deadlineMs: 60_000 },
+    upstream: { url: await listenLocal(t, hung), timeoutMs: 60_000, deadlineMs: 60_000 },
     native: { maxInFlight: 1, maxMessageBytes: 1024, idleTimeoutMs: 200 },
   });
 

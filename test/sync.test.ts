@@ -5,12 +5,11 @@
  */
 import t, { type Test } from 'tap';
 import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { StoreEngine } from '../src/store/index.js';
 import { createUpstreamClient } from '../src/upstream/client.js';
 import { createNodeStats, createSyncWorker, type SyncWorker } from '../src/upstream/sync.js';
-import { tempDir, testClock, type TestClock } from './helpers.js';
+import { listenLocal, tempDir, testClock, type TestClock } from './helpers.js';
 import { ENGINES, type EngineName, storeOpener } from './pg.js';
 
 const stores = storeOpener(t);
@@ -55,15 +54,7 @@ async function countingUpstream(t: Test, holdUntil: number) {
       }
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.teardown(
-    () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received };
+  return { url: await listenLocal(t, server), received };
 }
 
 function worker(t: Test, store: StoreEngine, url: string, clock: TestClock): SyncWorker {

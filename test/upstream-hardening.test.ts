@@ -5,15 +5,14 @@
  */
 import t, { type Test } from 'tap';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { parseIdentifier } from '../src/identifier/index.js';
 import { createPrefixes } from '../src/registry/prefixes.js';
 import { createResolver } from '../src/resolver/index.js';
 import { openStore } from '../src/store/index.js';
-import { createUpstreamClient } from '../src/upstream/client.js';
+import { createUpstreamClient, type UpstreamClient } from '../src/upstream/client.js';
 import { createRouter } from '../src/upstream/routing.js';
-import { ADMIN, startNode, tempDir } from './helpers.js';
+import { ADMIN, listenLocal, startNode, tempDir } from './helpers.js';
 
 /** A real HTTP server on port 0; counts requests per identifier and reports closed sockets. */
 async function fakeNode(t: Test, handler: (req: IncomingMessage, res: ServerResponse, id: string) => void) {
@@ -25,16 +24,8 @@ async function fakeNode(t: Test, handler: (req: IncomingMessage, res: ServerResp
     handler(req, res, id);
   });
   server.on('connection', (socket) => socket.once('close', () => socketClosed.shift()?.()));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.teardown(
-    () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: await listenLocal(t, server),
     /** Identifiers asked, in order. */
     seen,
     asked: (id: string) => seen.filter((s) => s === id).length,
@@ -122,12 +113,8 @@ t.test('the deadline also bounds a node that never sends headers, and sync repor
   t.match(outbox.reports[0], { state: 'pending', lastError: /upstream\.deadlineMs/ }, 'a slow sync receiver is cut too; the report is retried later');
 });
 
-t.test('one deadline timer cuts every overdue request, leaves the answered ones, and re-arms', async (t) => {
-  const up = await fakeNode(t, (_req, res, id) => {
-    if (id.startsWith('77.1/HUNG')) return; // never answers
-    send(res, answer(id));
-  });
-  const failures: Array<string | undefined> = [];
+/** A client whose deadline (300 ms) always comes first, recording each request's failure code. */
+function deadlineClient(t: Test, failures: Array<string | undefined>): UpstreamClient {
   const upstream = createUpstreamClient({
     timeoutMs: 600_000,
     deadlineMs: 300,
@@ -138,6 +125,16 @@ t.test('one deadline timer cuts every overdue request, leaves the answered ones,
     onResult: (_base, _ms, failure) => failures.push(failure),
   });
   t.teardown(() => upstream.close());
+  return upstream;
+}
+
+t.test('one deadline timer cuts every overdue request, leaves the answered ones, and re-arms', async (t) => {
+  const up = await fakeNode(t, (_req, res, id) => {
+    if (id.startsWith('77.1/HUNG')) return; // never answers
+    send(res, answer(id));
+  });
+  const failures: Array<string | undefined> = [];
+  const upstream = deadlineClient(t, failures);
   const opts = { hops: 0, auth: false, checkValues: () => undefined };
   const ask = (id: string) =>
     upstream.resolve(up.url, id, opts).then(
@@ -182,16 +179,7 @@ t.test('a stale cached answer is served when the slow upstream hits the deadline
     hasUpstream: true,
     startedAt: '2026-01-01T00:00:00Z',
   });
-  const upstream = createUpstreamClient({
-    timeoutMs: 600_000,
-    deadlineMs: 300,
-    maxInFlight: 8,
-    maxResponseBytes: 1 << 20,
-    failuresToDown: 100,
-    downCooldownMs: 1000,
-    onResult: (_base, _ms, failure) => failures.push(failure),
-  });
-  t.teardown(() => upstream.close());
+  const upstream = deadlineClient(t, failures);
   const resolver = createResolver({
     store,
     router,
