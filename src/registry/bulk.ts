@@ -72,13 +72,21 @@ export interface Bulk {
   run(input: AsyncIterable<Buffer | string>, opts: BulkOptions, emit: (line: LineResult | Summary) => Promise<void> | void): Promise<Summary>;
 }
 
-/** Splits a byte stream into lines, refusing (not buffering) lines over `maxBytes`. */
-export async function* ndjsonLines(input: AsyncIterable<Buffer | string>, maxBytes: number): AsyncGenerator<{ text: string } | { tooLong: number }> {
+type LineItem = { text: string } | { tooLong: number };
+
+/**
+ * Splits a byte stream into lines, refusing (not buffering) lines over `maxBytes`. Yields the
+ * lines each piece of input completes, together: one step of the async iteration per piece
+ * (about 64 KiB), not per line.
+ */
+export async function* ndjsonLines(input: AsyncIterable<Buffer | string>, maxBytes: number): AsyncGenerator<LineItem[]> {
   let parts: Buffer[] = [];
   let size = 0;
   let overflow = false;
+  const text = () => (parts.length === 1 ? parts[0]!.toString('utf8') : Buffer.concat(parts).toString('utf8'));
   for await (const raw of input) {
     let chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
+    const lines: LineItem[] = [];
     for (;;) {
       const nl = chunk.indexOf(10);
       const piece = nl < 0 ? chunk : chunk.subarray(0, nl);
@@ -90,15 +98,16 @@ export async function* ndjsonLines(input: AsyncIterable<Buffer | string>, maxByt
         } else parts.push(piece);
       } else size += piece.length;
       if (nl < 0) break;
-      yield overflow ? { tooLong: size } : { text: Buffer.concat(parts).toString('utf8') };
+      lines.push(overflow ? { tooLong: size } : { text: text() });
       parts = [];
       size = 0;
       overflow = false;
       chunk = chunk.subarray(nl + 1);
     }
+    if (lines.length > 0) yield lines;
   }
-  if (overflow) yield { tooLong: size };
-  else if (size > 0) yield { text: Buffer.concat(parts).toString('utf8') };
+  if (overflow) yield [{ tooLong: size }];
+  else if (size > 0) yield [{ text: text() }];
 }
 
 /** Thrown inside a chunk's write to roll it back because of one line (noted beside it). */
@@ -378,26 +387,27 @@ export function createBulk(deps: {
       }
 
       let lineNo = 0;
-      for await (const item of ndjsonLines(input, deps.lineMaxBytes)) {
-        lineNo++;
-        if ('text' in item && item.text.trim() === '') continue;
-        summary.total++;
-        if ('tooLong' in item) {
-          pending.push({
-            line: lineNo,
-            responseCode: 4,
-            message: `line ${lineNo} has ${item.tooLong} bytes; at most ${deps.lineMaxBytes} are allowed per line (config limits.bulkLineMaxBytes)`,
-          });
-        } else {
-          try {
-            chunk.push(parseLine(item.text, lineNo, opts));
-          } catch (err) {
-            if (!isIdnError(err)) throw err;
-            pending.push({ line: lineNo, ...(err.handle !== undefined ? { handle: err.handle } : {}), responseCode: err.responseCode, message: err.message });
+      for await (const items of ndjsonLines(input, deps.lineMaxBytes))
+        for (const item of items) {
+          lineNo++;
+          if ('text' in item && item.text.trim() === '') continue;
+          summary.total++;
+          if ('tooLong' in item) {
+            pending.push({
+              line: lineNo,
+              responseCode: 4,
+              message: `line ${lineNo} has ${item.tooLong} bytes; at most ${deps.lineMaxBytes} are allowed per line (config limits.bulkLineMaxBytes)`,
+            });
+          } else {
+            try {
+              chunk.push(parseLine(item.text, lineNo, opts));
+            } catch (err) {
+              if (!isIdnError(err)) throw err;
+              pending.push({ line: lineNo, ...(err.handle !== undefined ? { handle: err.handle } : {}), responseCode: err.responseCode, message: err.message });
+            }
           }
+          if (chunk.length + pending.length >= deps.chunkSize) await flush();
         }
-        if (chunk.length + pending.length >= deps.chunkSize) await flush();
-      }
       await flush();
       await emit(summary);
       return summary;
