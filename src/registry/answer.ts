@@ -43,8 +43,9 @@ export interface RenderedRecord {
 
 export function renderRecord(values: HandleValue[]): RenderedRecord {
   const valuesJson = JSON.stringify(values);
-  const pub = values.filter(isPublic);
-  const publicJson = pub.length === values.length ? null : JSON.stringify(pub);
+  // Most records are all public: no second list then.
+  const pub = values.every(isPublic) ? values : values.filter(isPublic);
+  const publicJson = pub === values ? null : JSON.stringify(pub);
   let maxAge = MAX_TTL_SECONDS;
   let expiresAt: number | null = null;
   for (const v of pub) {
