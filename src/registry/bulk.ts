@@ -293,7 +293,11 @@ export function createBulk(deps: {
           }
           payload.push([p.id.key, w.line]);
           written.push(p.id.key);
-          results.push({ line: p.line, handle: w.handle, responseCode: 1, ...(w.state === 'created' ? {} : { message: 'replaced' }) });
+          results.push(
+            w.state === 'created'
+              ? { line: p.line, handle: w.handle, responseCode: 1 }
+              : { line: p.line, handle: w.handle, responseCode: 1, message: 'replaced' },
+          );
         }
         if (lineage.length > 0)
           try {
