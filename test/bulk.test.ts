@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ADMIN, type Client, registrar, startNode, TEST_ENGINE } from './helpers.js';
 import { tamper } from './tamper.js';
+import { jsonTooDeep, ndjsonLines } from '../src/registry/bulk.js';
 
 const NDJSON = 'application/x-ndjson';
 const line = (handle: string, value = 'x', extra: Record<string, unknown> = {}) =>
@@ -303,3 +304,66 @@ t.test(
     t.equal((await auditActions(c)).filter((a) => a === 'bulk.chunk').length, before + 1, 'refused chunks write no audit entry');
   },
 );
+
+t.test('bulk: a template version replaced between reading a line and writing it is checked again', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  const item = (pattern?: string) => ({ items: [{ name: 'batchNo', idIndex: 2001, idType: 'batch', dataType: 'string', ...(pattern ? { pattern } : {}) }] });
+  t.equal((await c.call('PUT', '/api/templates/88.100.7/1', { token: reg, body: item() })).status, 201);
+  const rec = (h: string, batch: string) =>
+    JSON.stringify({
+      handle: h,
+      values: [
+        { index: 1001, type: 'TEMPLATE', data: '1' },
+        { index: 2001, type: 'batch', data: batch },
+      ],
+    });
+  const results: any[] = [];
+  // The splitter asks for a second piece only once the first piece's lines are read (and checked).
+  async function* input() {
+    yield `${rec('88.100.7/R-1', 'B-1')}\n${rec('88.100.7/R-2', 'X-2')}\n`;
+    // Version 1 is not used yet (nothing is committed), so it may still change: batches must start with X now.
+    await c.node.templates.put('88.100.7', '1', item('^X'), 'test');
+    yield `${rec('88.100.7/R-3', 'B-3')}\n`;
+  }
+  const summary = await c.node.bulk.run(input(), { prefixKey: '88.100.7', overwrite: true, onError: 'line', actor: 'test' }, (r) => void results.push(r));
+  t.same(
+    results.slice(0, -1).map((r) => [r.line, r.responseCode]),
+    [
+      [1, 202],
+      [2, 1],
+      [3, 202],
+    ],
+  );
+  t.match(results[0].message, /index 2001 \(item "batchNo", template 1\): "B-1" does not match the pattern \^X/);
+  t.match(summary, { ok: 1, failed: 2 });
+  t.equal((await c.call('GET', '/api/handles/88.100.7/R-1')).status, 404, 'a line read under the old version is not stored');
+  t.equal((await c.call('GET', '/api/handles/88.100.7/R-2')).status, 200);
+});
+
+t.test('bulk: the NDJSON splitter and the nesting check, at their edges', async (t) => {
+  t.equal(jsonTooDeep('[[1]]', 2), false);
+  t.equal(jsonTooDeep('[[[1]]]', 2), true);
+  t.equal(jsonTooDeep('{"a":[{}]}', 2), true);
+  t.equal(jsonTooDeep('[[],[],[],{}]', 2), false, 'more brackets than the limit, none deeper');
+  t.equal(jsonTooDeep('["[[[[", "{{{{\\"[["]', 2), false, 'brackets in strings do not nest');
+  t.equal(jsonTooDeep('[["\\\\"]]', 2), false, 'an escaped backslash ends before the quote');
+
+  const split = async (pieces: Array<string | Buffer>, max = 1024) => {
+    async function* input() {
+      yield* pieces;
+    }
+    const out: unknown[] = [];
+    for await (const lines of ndjsonLines(input(), max)) out.push(...lines);
+    return out;
+  };
+  const euro = Buffer.from('"€"\n');
+  t.same(await split([euro.subarray(0, 2), euro.subarray(2)]), [{ text: '"€"' }], 'a character split across pieces');
+  t.same(await split(['a\nb', 'c\n\nd']), [{ text: 'a' }, { text: 'bc' }, { text: '' }, { text: 'd' }], 'a line across pieces; the last without a newline');
+  t.same(
+    await split(['12345', '6\nok\n', '1234567'], 5),
+    [{ tooLong: 6 }, { text: 'ok' }, { tooLong: 7 }],
+    'too long, in one piece or across two, and at the end',
+  );
+  t.same(await split([]), []);
+});

@@ -48,8 +48,17 @@ export interface Templates {
   put(prefix: string, version: string, body: unknown, actor: string): Promise<{ created: boolean; template: Template }>;
   get(prefix: string, version: string): Template;
   list(prefix: string): Template[];
-  /** Checks a record's final values; throws IDN_INVALID_VALUE naming index, item and problem. */
-  check(id: Identifier, values: readonly InputValue[]): void;
+  /**
+   * Checks a record's final values; throws IDN_INVALID_VALUE naming index, item and problem.
+   * Returns the template version they passed (undefined: the prefix has no templates).
+   */
+  check(id: Identifier, values: readonly InputValue[]): TemplateRow | undefined;
+  /**
+   * `check` again, for values with the same indexes, types and data in the same order as
+   * values that passed `checked` (a bulk line's, now stamped): nothing to do while
+   * that version is still the one they name.
+   */
+  recheck(id: Identifier, values: readonly InputValue[], checked: TemplateRow | undefined): void;
   /** Inside a record write: marks the version used and keeps reference edges in step. */
   apply(tx: WriteTx, id: Identifier, values: readonly InputValue[]): Promise<void>;
   /**
@@ -145,16 +154,26 @@ function isUrl(s: string): boolean {
   }
 }
 
-/** Identifiers a reference value names: one, or a comma-separated list for referenceType many. */
-function referenced(item: TemplateItem, text: string): Identifier[] {
-  const parts =
-    item.referenceType === 'many'
-      ? text
-          .split(',')
-          .map((s) => s.trim())
-          .filter((s) => s !== '')
-      : [text];
-  return parts.map((p) => parseIdentifier(p));
+// A write checks a reference value, then applies it as lineage: parsed once, kept for the next look (parsing is pure).
+const parsedRefs = { one: new Map<string, readonly Identifier[]>(), many: new Map<string, readonly Identifier[]>() };
+const parsedRefsMax = 10_000;
+
+/** Identifiers a reference value names: one, or a comma-separated list for referenceType many (shared: never mutate). */
+function referenced(item: TemplateItem, text: string): readonly Identifier[] {
+  const many = item.referenceType === 'many';
+  const cache = many ? parsedRefs.many : parsedRefs.one;
+  let ids = cache.get(text);
+  if (ids !== undefined) return ids;
+  const parts = many
+    ? text
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '')
+    : [text];
+  ids = parts.map((p) => parseIdentifier(p));
+  if (cache.size >= parsedRefsMax) cache.clear();
+  cache.set(text, ids);
+  return ids;
 }
 
 /** The problem with one value under its item, or undefined. */
@@ -183,7 +202,7 @@ function valueProblem(item: TemplateItem, v: InputValue): string | undefined {
     case 'video':
       return isUrl(text) ? undefined : `"${text}" is not an http(s) URL`;
     case 'reference': {
-      let ids: Identifier[];
+      let ids: readonly Identifier[];
       try {
         ids = referenced(item, text);
       } catch (err) {
@@ -271,6 +290,31 @@ export async function createTemplates(deps: { store: Store }): Promise<Templates
     if (row === undefined)
       throw invalid(`index ${TEMPLATE_INDEX} names template version "${tv.data.value}", which prefix ${id.prefix} does not have (it has ${known()})`);
     return { row, ...itemsOf(row) };
+  }
+
+  /** The template version a record's values name, when they name one well-formed. */
+  function versionNamed(values: readonly InputValue[]): string | undefined {
+    const tv = values.find((v) => v.index === TEMPLATE_INDEX);
+    return tv?.type === TEMPLATE_TYPE && tv.data.format === 'string' && typeof tv.data.value === 'string' ? tv.data.value : undefined;
+  }
+
+  function check(id: Identifier, values: readonly InputValue[]): TemplateRow | undefined {
+    const t = versionOf(id, values);
+    if (t === undefined) return undefined;
+    const byIndex = t.byIndex;
+    for (const v of values) {
+      if (v.index < FIRST_ITEM_INDEX) continue;
+      const item = byIndex.get(v.index);
+      if (item === undefined) throw invalid(`index ${v.index} is not an item of template ${t.row.version} of prefix ${id.prefix}`);
+      if (item.state === 'disabled') continue;
+      const problem = valueProblem(item, v);
+      if (problem !== undefined) throw invalid(`index ${v.index} (item "${item.name}", template ${t.row.version}): ${problem}`);
+    }
+    const present = new Set(values.map((v) => v.index));
+    for (const item of t.items)
+      if (item.required && item.state === 'enabled' && !present.has(item.idIndex))
+        throw invalid(`index ${item.idIndex} (item "${item.name}", template ${t.row.version}) is required and missing`);
+    return t.row;
   }
 
   async function apply(tx: WriteTx, id: Identifier, values: readonly InputValue[]): Promise<void> {
@@ -363,24 +407,13 @@ export async function createTemplates(deps: { store: Store }): Promise<Templates
       return [...(byPrefix.get(parse(prefix).key)?.values() ?? [])].map(shape);
     },
 
-    check(id, values) {
-      const t = versionOf(id, values);
-      if (t === undefined) return;
-      const byIndex = t.byIndex;
-      for (const v of values) {
-        if (v.index < FIRST_ITEM_INDEX) continue;
-        const item = byIndex.get(v.index);
-        if (item === undefined) throw invalid(`index ${v.index} is not an item of template ${t.row.version} of prefix ${id.prefix}`);
-        if (item.state === 'disabled') continue;
-        const problem = valueProblem(item, v);
-        if (problem !== undefined) throw invalid(`index ${v.index} (item "${item.name}", template ${t.row.version}): ${problem}`);
-      }
-      const present = new Set(values.map((v) => v.index));
-      for (const item of t.items)
-        if (item.required && item.state === 'enabled' && !present.has(item.idIndex))
-          throw invalid(`index ${item.idIndex} (item "${item.name}", template ${t.row.version}) is required and missing`);
-    },
+    check,
 
+    recheck(id, values, checked) {
+      // Rows are replaced, never mutated: the same row is the same items and patterns.
+      if (checked !== undefined && byPrefix.get(id.prefixKey)?.get(versionNamed(values) ?? '') === checked) return;
+      check(id, values);
+    },
     apply,
 
     async applyMany(tx, records) {

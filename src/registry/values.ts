@@ -234,6 +234,8 @@ function stamp(v: InputValue, timestamp: string): HandleValue {
  * timestamp.
  */
 export function mergeValues(existing: HandleValue[], incoming: InputValue[], at: string, only?: Set<number>): HandleValue[] {
+  // A new record (every line of a fresh bulk upload): nothing to keep a timestamp from.
+  if (existing.length === 0 && only === undefined) return incoming.map((v) => stamp(v, at));
   const old = new Map(existing.map((v) => [v.index, v]));
   const stamped = (v: InputValue) => {
     const prev = old.get(v.index);

@@ -66,18 +66,33 @@ const bulkRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { 
       const q = request.query;
       const out = new PassThrough();
       reply.type(`${NDJSON}; charset=utf-8`).send(out);
-      const emit = async (line: unknown) => {
+      // A chunk's results go out as one write: lines queue up, and the first queues a microtask
+      // that writes them all once the synchronous run of emits is over.
+      let queued: string[] = [];
+      let behind: Promise<void> | undefined;
+      const drained = () =>
+        new Promise<void>((resolve) => {
+          const done = () => {
+            out.off('drain', done);
+            out.off('close', done);
+            resolve();
+          };
+          out.on('drain', done);
+          out.on('close', done);
+        });
+      const writeQueued = () => {
+        if (queued.length === 0) return;
+        const text = queued.join('');
+        queued = [];
+        if (!out.destroyed && !out.write(text)) behind = drained();
+      };
+      const emit = (line: unknown): Promise<void> | undefined => {
         if (out.destroyed) throw new Error('the client closed the answer');
-        if (!out.write(`${JSON.stringify(line)}\n`))
-          await new Promise<void>((resolve) => {
-            const done = () => {
-              out.off('drain', done);
-              out.off('close', done);
-              resolve();
-            };
-            out.on('drain', done);
-            out.on('close', done);
-          });
+        if (queued.push(`${JSON.stringify(line)}\n`) === 1) queueMicrotask(writeQueued);
+        // The client is behind: the next line waits for it (as each line waited before).
+        const wait = behind;
+        behind = undefined;
+        return wait;
       };
       try {
         await bulk.run(
@@ -96,6 +111,7 @@ const bulkRoutes: FastifyPluginAsyncTypebox<{ deps: NodeDeps }> = async (app, { 
         // The client went away mid-stream: committed chunks stay, the open one is dropped.
         request.log.warn({ err }, 'bulk upload ended early');
       } finally {
+        writeQueued();
         out.end();
       }
       return reply;

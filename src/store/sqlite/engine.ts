@@ -73,6 +73,19 @@ function connect(path: string, opts: StoreOptions): Db {
   return db;
 }
 
+/**
+ * `JSON.stringify(row)` (the text `rowHash` hashes) with column `at` given as its JSON text:
+ * a record's values, escaped once for both its record row and its version row.
+ */
+function rowText(row: readonly unknown[], at: number, atText: string): string {
+  let text = '[';
+  for (let i = 0; i < row.length; i++) {
+    const v = row[i];
+    text += `${i === 0 ? '' : ','}${i === at ? atText : v === undefined ? 'null' : JSON.stringify(v)}`;
+  }
+  return `${text}]`;
+}
+
 export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
   const now = opts.now ?? (() => new Date());
   const history = opts.history ?? true;
@@ -152,7 +165,8 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
       const head = w.audit.head();
       const seq = head.seq + 1;
       // The version rows name the action the write ends up with (known once apply returns).
-      const versionRows: Array<[string, number, string, string | null]> = [];
+      // The last field: the values as JSON text escaped once, for the record row's hash and the version row's.
+      const versionRows: Array<[string, number, string, string | null, string]> = [];
       // Recorded here, by the methods that change cached state, so no writer can forget one.
       const changes = new Set<string>();
       const changed = (kind: ChangeKind, key: string) => void changes.add(`${kind} ${key}`);
@@ -165,11 +179,11 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
         touched.set(k, [table, key]);
         known.delete(k);
       };
-      const knownRow = (table: AuditedTableName, key: unknown[], row: readonly unknown[] | null) => {
+      const knownRow = (table: AuditedTableName, key: unknown[], row: readonly unknown[] | null, hash = row === null ? null : rowHash(row)) => {
         const keyJson = JSON.stringify(key);
         const k = `${table}\t${keyJson}`;
         touched.set(k, [table, key]);
-        known.set(k, { table, key: keyJson, hash: row === null ? null : rowHash(row) });
+        known.set(k, { table, key: keyJson, hash });
       };
       // Records the hint names, as the database has them, and as this write left them (null: deleted).
       const base = hint?.keys !== undefined && hint.keys.length > 0 ? load(hint.keys) : new Map<string, Loaded>();
@@ -216,14 +230,24 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
           stored.prefixKey = prefixKey;
           mine.set(key, stored);
           changed('record', key);
+          const valuesText = JSON.stringify(stored.valuesJson);
           // In AUDITED_TABLES column order, as a read would give it.
-          knownRow(
-            'records',
-            [key],
-            [key, id, stored.handle, prefixKey, stored.valuesJson, stored.publicJson, version, at, stored.maxAge, stored.expiresAt, stored.etag],
-          );
+          const recordRow = [
+            key,
+            id,
+            stored.handle,
+            prefixKey,
+            stored.valuesJson,
+            stored.publicJson,
+            version,
+            at,
+            stored.maxAge,
+            stored.expiresAt,
+            stored.etag,
+          ];
+          knownRow('records', [key], recordRow, sha256(rowText(recordRow, 4, valuesText)));
           if (history) {
-            versionRows.push([key, version, row.handle, row.valuesJson]);
+            versionRows.push([key, version, row.handle, row.valuesJson, valuesText]);
             lastVersion.set(key, version);
           }
           return version;
@@ -235,7 +259,7 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
           changed('record', handleKey);
           knownRow('records', [handleKey], null);
           if (history) {
-            versionRows.push([handleKey, version, handle, null]);
+            versionRows.push([handleKey, version, handle, null, 'null']);
             lastVersion.set(handleKey, version);
           }
           return version;
@@ -323,12 +347,12 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
         // A version row is inserted exactly as given (a second one would fail its primary key):
         // its write-set line is computed here, without reading it back.
         const versionLines: WriteSetRow[] = [];
-        for (const [key, version, handle, values] of versionRows) {
+        for (const [key, version, handle, values, valuesText] of versionRows) {
           w.records.insertVersion(key, version, handle, at, entry.actor, finalAction, values, seq);
           versionLines.push({
             table: 'record_versions',
             key: JSON.stringify([key, version]),
-            hash: rowHash([key, version, handle, at, entry.actor, finalAction, values, seq]),
+            hash: sha256(rowText([key, version, handle, at, entry.actor, finalAction, values, seq], 6, valuesText)),
           });
         }
         if (history) {
