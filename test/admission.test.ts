@@ -57,6 +57,29 @@ t.test('sketch size: from the config key, else derived from the cache bytes and 
 const entry = (bytes = 100) => ({ bytes });
 const sizeOf = (key: string, bytes = 100) => bytes + key.length + ENTRY_OVERHEAD_BYTES;
 
+t.test('sketch doorkeeper: keys asked for once leave the counts alone, so a flood of one-off keys is not admitted', async (t) => {
+  const s = createSketch(64);
+  t.equal(s.record('once'), 1, 'first request: 1');
+  t.equal(s.estimate('once'), 1, 'the doorkeeper holds it');
+  t.equal(s.record('once'), 2, 'second request: 2 (the doorkeeper counted the first)');
+  t.equal(s.record('once'), 3);
+  // Far more distinct keys than counters (the cold scenario: 1M keys, 8,192 counters): a
+  // never-seen key's estimate stays 0, where counting every one-off saturated the counters.
+  const flood = createSketch(64);
+  let seenAsRepeat = 0;
+  for (let i = 0; i < 100_000; i++) if (flood.record(`88.100.1/PUMP-${i}`) >= 2) seenAsRepeat++;
+  t.ok(seenAsRepeat < 10_000, `${seenAsRepeat} of 100,000 one-off keys counted as asked before`);
+  let overestimated = 0;
+  for (let i = 0; i < 1000; i++) if (flood.estimate(`88.100.2/NEW-${i}`) >= 2) overestimated++;
+  t.ok(overestimated < 50, `${overestimated} of 1,000 never-seen keys estimated at 2 or more`);
+  t.ok(flood.halvings() > 0, 'the doorkeeper was emptied at the halvings');
+
+  const c = createAnswerCache<{ bytes: number }>({ maxBytes: 100 * sizeOf('88.100.1/PUMP-000000'), admission: true });
+  let stored = 0;
+  for (let i = 0; i < 20_000; i++) if (c.offer(`88.100.1/PUMP-${String((i * 7919) % 1_000_000).padStart(6, '0')}`, entry())) stored++;
+  t.ok(stored < 1000, `${stored} of 20,000 one-off misses stored`);
+});
+
 t.test('cache: a first miss is not stored, a second is; admission off stores every miss', async (t) => {
   const c = createAnswerCache<{ bytes: number }>({ maxBytes: 100 * sizeOf('k-00'), admission: true });
   t.equal(c.offer('k-00', entry()), false, 'first miss');

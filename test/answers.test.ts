@@ -5,6 +5,7 @@
  * headers and body.
  */
 import t, { type Test } from 'tap';
+import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { foldCase } from '../src/identifier/index.js';
 import { ADMIN, type Answer, type Client, registrar, sampleValues, startNode } from './helpers.js';
@@ -229,4 +230,76 @@ t.test('a hit goes out as UTF-8 whatever its characters: all ASCII, the Latin-1 
     t.equal(answer.handle, path.slice('/api/handles/'.length), `${path}: the spelling asked`);
     if (path.includes('LAT') || path.includes('lat')) t.equal(answer.values[0].data.value, 'Müller café, 5 °C, ½ kg', `${path}: the text survives`);
   }
+});
+
+t.test('the fast path sends each answer its own header list, in order, whatever the answer before it had', async (t) => {
+  const c = await startNode(t);
+  const reg = await registrar(c);
+  t.equal((await c.call('PUT', '/api/handles/88.100.7/HDR-1', { token: reg, body: { values: sampleValues } })).status, 200);
+  const raw = (path: string, method = 'GET') =>
+    new Promise<{ status: number; headers: string[]; body: string }>((resolve, reject) => {
+      request(c.url + path, { method }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => {
+          // node's own Date, Connection and Keep-Alive follow idnode's list.
+          const own = res.rawHeaders.findIndex((h, i) => i % 2 === 0 && h === 'Date');
+          resolve({ status: res.statusCode!, headers: res.rawHeaders.slice(0, own), body });
+        });
+      })
+        .on('error', reject)
+        .end();
+    });
+  const ok = (length: number, cacheStatus: string, etag: string) => [
+    'content-type',
+    'application/json; charset=utf-8',
+    'content-length',
+    String(length),
+    'cache-status',
+    cacheStatus,
+    'x-content-type-options',
+    'nosniff',
+    'access-control-allow-origin',
+    '*',
+    'etag',
+    etag,
+    'cache-control',
+    'max-age=3600',
+  ];
+  const first = await raw('/api/handles/88.100.7/HDR-1');
+  t.equal(first.status, 200);
+  const etag = first.headers[first.headers.indexOf('etag') + 1]!;
+  t.match(etag, /^"[\w-]+"$/);
+  t.same(first.headers, ok(Buffer.byteLength(first.body), 'idnode; fwd=uri-miss; detail=not-admitted', etag), 'a 200 miss: the whole list');
+
+  const missing = await raw('/api/handles/88.100.7/HDR-NONE');
+  t.equal(missing.status, 404);
+  t.same(
+    missing.headers,
+    [
+      'content-type',
+      'application/json; charset=utf-8',
+      'content-length',
+      String(Buffer.byteLength(missing.body)),
+      'cache-status',
+      'idnode; fwd=uri-miss; detail=not-admitted',
+      'x-content-type-options',
+      'nosniff',
+      'access-control-allow-origin',
+      '*',
+    ],
+    'a 404 right after it: no ETag or Cache-Control left over from the 200',
+  );
+
+  const respelled = await raw('/api/handles/88.100.7/hdr-1');
+  t.equal(JSON.parse(respelled.body).handle, '88.100.7/hdr-1');
+  t.same(
+    respelled.headers,
+    ok(Buffer.byteLength(respelled.body), 'idnode; fwd=uri-miss; stored', etag),
+    'asked again (stored), respelled: its own length, the ETag of the record',
+  );
+  const hit = await raw('/api/handles/88.100.7/HDR-1', 'HEAD');
+  t.same(hit.headers, ok(Buffer.byteLength(first.body), 'idnode; hit', etag), 'a HEAD hit: the GET list');
+  t.equal(hit.body, '');
 });

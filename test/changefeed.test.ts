@@ -80,6 +80,7 @@ t.test('a second connection in this process: prefix and template changes reach t
   // An empty prefix, then delegated elsewhere through the other connection: its routing changes.
   t.equal((await c.call('POST', '/api/prefixes', { token: ADMIN, body: { prefix: '88.100.9', owner: { name: 'Nine' } } })).status, 201);
   t.equal(c.node.router.route('88.100.9').kind, 'local');
+  t.equal((await c.call('GET', '/api/handles/88.100.9/Y')).status, 404, 'a miss under it is answered here (the fast path notes the prefix homed here)');
   await other.prefixes.patch('88.100.7', { status: 'suspended' }, 'test');
   await other.prefixes.patch('88.100.9', { site: 'http://127.0.0.1:9' }, 'test');
   await c.node.changes.caughtUp(await other.store.changesHead());
@@ -87,6 +88,8 @@ t.test('a second connection in this process: prefix and template changes reach t
   t.not(handle.headers.get('cache-status'), 'idnode; hit', 'the prefix handle was dropped');
   t.equal(handle.json.values.find((v: any) => v.type === 'HS_STATUS').data.value, 'suspended');
   t.match(c.node.router.route('88.100.9'), { kind: 'delegated', site: 'http://127.0.0.1:9' }, 'routing reloaded');
+  const moved = await c.call('GET', '/api/handles/88.100.9/Y');
+  t.match(moved.json, { code: /^IDN_UPSTREAM_/ }, 'a miss under it now goes to its new site (nothing listens there)');
   const refused = await c.call('PUT', '/api/handles/88.100.7/X', { token: reg, body: url('https://x.example') });
   t.match(refused.json, { code: 'IDN_PREFIX_NOT_ACTIVE' }, 'the write guard sees the suspension');
   await other.prefixes.patch('88.100.7', { status: 'active' }, 'test');

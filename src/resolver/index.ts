@@ -446,13 +446,31 @@ export function createResolver(deps: {
 
   function fromRow(id: Identifier, row: AnswerRow | undefined, privateAccess: boolean, nowMs: number): { entry: Entry; cacheable: boolean } {
     if (row === undefined) return { entry: notFound(id), cacheable: true };
+    if (privateAccess && row[2] !== null) return { entry: answerEntry(row[0], row[1], nowMs), cacheable: false };
+    return { entry: publicEntry(row, nowMs), cacheable: true };
+  }
+
+  /** The public answer of a row, the one every reader without private access gets (and the cache holds). */
+  function publicEntry(row: AnswerRow, nowMs: number): Entry {
     const [handle, valuesJson, publicJson, maxAge, expiresAt, etag] = row;
-    const meta = { maxAge, expiresAt, etag };
-    if (publicJson === null) return { entry: answerEntry(handle, valuesJson, nowMs, meta), cacheable: true };
-    if (privateAccess) return { entry: answerEntry(handle, valuesJson, nowMs), cacheable: false };
-    const entry = answerEntry(handle, publicJson, nowMs, meta);
-    entry.partial = true;
-    return { entry, cacheable: true };
+    const entry = answerEntry(handle, publicJson ?? valuesJson, nowMs, { maxAge, expiresAt, etag });
+    if (publicJson !== null) entry.partial = true;
+    return entry;
+  }
+
+  /**
+   * Whether a prefix is homed here, per prefix: routing a miss walked the prefix's ancestors
+   * and allocated about 600 bytes. Emptied whenever the routes may have changed (the change
+   * feed reloads the router, then drops the answers under the changed prefix, or all).
+   */
+  const homedHere = new Map<string, boolean>();
+  function isLocal(prefixKey: string): boolean {
+    let local = homedHere.get(prefixKey);
+    if (local === undefined) {
+      local = deps.router.route(prefixKey).kind === 'local';
+      if (homedHere.size < 4096) homedHere.set(prefixKey, local);
+    }
+    return local;
   }
 
   return {
@@ -498,10 +516,11 @@ export function createResolver(deps: {
       return { entry, cacheStatus: opts.bypassCache ? CACHE_STATUS.bypass : status, source: 'store' };
     },
     resolveLocal(id) {
-      if (answerRowSync === undefined || id.namedPrefixKey !== undefined || deps.router.route(id.prefixKey).kind !== 'local') return undefined;
+      if (answerRowSync === undefined || id.namedPrefixKey !== undefined || !isLocal(id.prefixKey)) return undefined;
       counts.misses++;
       const nowMs = now();
-      const { entry } = surelyAbsent(id.key) ? { entry: notFound(id) } : fromRow(id, answerRowSync(id.key), false, nowMs);
+      const row = surelyAbsent(id.key) ? undefined : answerRowSync(id.key);
+      const entry = row === undefined ? notFound(id) : publicEntry(row, nowMs);
       return { entry, cacheStatus: store(id.key, entry, nowMs), source: 'store' };
     },
     invalidate(key) {
@@ -516,6 +535,7 @@ export function createResolver(deps: {
     },
     invalidateUnder(prefixKey) {
       dropped++;
+      homedHere.clear();
       // Prefix changes are rare; a scan keeps every unrelated answer (and its stale copy).
       for (const key of cache.keys()) {
         const slash = key.indexOf('/');
@@ -525,6 +545,7 @@ export function createResolver(deps: {
     },
     clear() {
       dropped++;
+      homedHere.clear();
       cache.clear();
       // Changes this process never saw may have created records: the filter is filled again.
       if (filterMax > 0) {

@@ -9,6 +9,14 @@
  * records its key, and 4 counters spread over a table larger than the CPU cache cost 4 cache
  * misses per request (in-process on a loaded machine, a hit then cost about 4 times a plain
  * LRU lookup with the 512 KiB table of a 256 MiB cache).
+ *
+ * In front of the counters, TinyLFU's doorkeeper: a Bloom filter of the keys seen once in the
+ * window. A key's first request only sets its bits; from its second on, the counters count
+ * it. Without it every one-off key incremented the counters, and under uniform traffic over
+ * many more keys than counters (the cold scenario: 1M keys, 8,192 counters) a never-seen key's
+ * estimate was already 2 or more: a quarter of one-off misses were stored, each evicting an
+ * answer and costing an insert (bench/README.md, "Cold reads"). The filter takes 2 bits per
+ * request of the window (4 bytes per counter with the default window), cleared at each halving.
  */
 
 export interface FrequencySketch {
@@ -30,6 +38,8 @@ const DEPTH = 4;
 const MAX_COUNT = 15;
 /** Halving clears the low bit of every counter and shifts it down, 8 counters at a time. */
 const HALF_MASK = 0x77777777;
+/** Doorkeeper probes per key, all in one 512-bit block (one cache line). */
+const DOOR_PROBES = 3;
 
 export function nextPowerOfTwo(n: number): number {
   let p = 1;
@@ -63,6 +73,9 @@ export function createSketch(width: number, resetAfter?: number): FrequencySketc
   const table = new Uint32Array((DEPTH * w) / 8);
   /** Counter positions of the key being looked at (reused: no allocation per request). */
   const slots = new Int32Array(DEPTH);
+  /** The doorkeeper: 2 bits per request of the window (at least one block), in 16-word blocks. */
+  const door = new Uint32Array(nextPowerOfTwo(Math.max(512, 2 * reset)) / 32);
+  const doorBlockMask = door.length / 16 - 1;
   let recorded = 0;
   let halvings = 0;
 
@@ -84,32 +97,70 @@ export function createSketch(width: number, resetAfter?: number): FrequencySketc
     return min;
   }
 
+  /**
+   * True when the doorkeeper holds `h`; with `add`, sets its bits too. Its block and probes
+   * come from a remix of h, independent of the counters' positions.
+   */
+  function doorkeeper(h: number, add: boolean): boolean {
+    let m = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    m ^= m >>> 13;
+    const base = (m & doorBlockMask) << 4;
+    let bits = Math.imul(m, 0xc2b2ae35) >>> 0;
+    let held = true;
+    for (let i = 0; i < DOOR_PROBES; i++) {
+      const at = base + ((bits >>> 5) & 15);
+      const bit = 1 << (bits & 31);
+      if ((door[at]! & bit) === 0) {
+        held = false;
+        if (!add) return false;
+        door[at]! |= bit;
+      }
+      bits >>>= 9;
+    }
+    return held;
+  }
+
+  /** The estimate of the located key: its counters' minimum, or 1 when they say 0 and the doorkeeper holds it. */
+  function count(h: number): number {
+    const min = minimum();
+    return min > 0 ? min : doorkeeper(h, false) ? 1 : 0;
+  }
+
   function halve(): void {
     for (let i = 0; i < table.length; i++) table[i] = (table[i]! >>> 1) & HALF_MASK;
+    door.fill(0);
     recorded = Math.floor(recorded / 2);
     halvings++;
+  }
+
+  /** Raises the located counters below `target` to it (conservative update: the others' overestimate stays down). */
+  function raise(target: number): void {
+    for (let i = 0; i < DEPTH; i++) {
+      const slot = slots[i]!;
+      const shift = (slot & 7) << 2;
+      const word = table[slot >>> 3]!;
+      if (((word >>> shift) & 0xf) < target) table[slot >>> 3] = (word & ~(0xf << shift)) | (target << shift);
+    }
   }
 
   function record(hash: number): number {
     locate(hash);
     const min = minimum();
-    if (min < MAX_COUNT) {
-      // Conservative update: only the counters at the minimum grow, which keeps the others' overestimate down.
-      for (let i = 0; i < DEPTH; i++) {
-        const slot = slots[i]!;
-        if (counter(slot) === min) table[slot >>> 3] = table[slot >>> 3]! + (1 << ((slot & 7) << 2));
-      }
-    }
+    // A key the counters hold (every hot key) never reads the doorkeeper: a hit touches one block, as before.
+    // A first request only sets the doorkeeper's bits; at the second, its one moves into the counters with this one.
+    const n = min > 0 ? Math.min(MAX_COUNT, min + 1) : doorkeeper(hash, true) ? 2 : 1;
+    if (n > min && n > 1) raise(n);
     if (++recorded >= reset) halve();
-    return Math.min(MAX_COUNT, min + 1);
+    return n;
   }
 
   return {
     record: (key) => record(hashKey(key)),
     recordHash: record,
     estimate(key) {
-      locate(hashKey(key));
-      return minimum();
+      const h = hashKey(key);
+      locate(h);
+      return count(h);
     },
     width: w,
     resetAfter: reset,

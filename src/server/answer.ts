@@ -92,6 +92,47 @@ export function errorHeaders(err: IdnError, text: string): string[] {
 }
 
 /**
+ * The header list `writeEntry` hands to writeHead, filled in place for each answer: writeHead
+ * copies it into the response's header text before it returns, and a fresh list cost every
+ * answer about 400 bytes (the literal, then a larger copy for the pushes).
+ */
+const sent: string[] = [
+  'content-type',
+  JSON_TYPE,
+  'content-length',
+  '',
+  'cache-status',
+  '',
+  'x-content-type-options',
+  'nosniff',
+  'access-control-allow-origin',
+  '*',
+];
+/** Where `sent`'s optional headers begin: ETag, Cache-Control and WWW-Authenticate, in `entryHeaders`' order. */
+const SENT_FIXED = sent.length;
+
+/** `entryHeaders(entry, cacheStatus, bytes)` in `sent`, in the same order. */
+function sentHeaders(entry: Entry, cacheStatus: string, bytes: number): string[] {
+  sent[3] = String(bytes);
+  sent[5] = cacheStatus;
+  let n = SENT_FIXED;
+  if (entry.etag !== undefined) {
+    sent[n++] = 'etag';
+    sent[n++] = entry.etag;
+  }
+  if (entry.maxAge !== undefined) {
+    sent[n++] = 'cache-control';
+    sent[n++] = maxAgeText(entry.maxAge);
+  }
+  if (entry.status === 401) {
+    sent[n++] = 'www-authenticate';
+    sent[n++] = WWW_AUTHENTICATE;
+  }
+  sent.length = n;
+  return sent;
+}
+
+/**
  * Raw response: the entry, or a 304 when the client holds it already; HEAD gets no body.
  * `extra` headers (Vary and Link of a short URL) go on both. `asked` is the identifier as
  * the request spelt it, echoed as `handle` (the ETag stays the record's).
@@ -103,8 +144,8 @@ export function writeEntry(req: IncomingMessage, res: ServerResponse, entry: Ent
     res.end();
   } else {
     const variant = respell(entry, asked);
-    const h = entryHeaders(entry, cacheStatus, variant?.bytes);
-    res.writeHead(entry.status, extra === undefined ? h : h.concat(extra));
+    if (extra === undefined) res.writeHead(entry.status, sentHeaders(entry, cacheStatus, variant?.bytes ?? entry.bytes));
+    else res.writeHead(entry.status, entryHeaders(entry, cacheStatus, variant?.bytes).concat(extra));
     res.end(req.method === 'HEAD' ? undefined : (variant?.body ?? entry.body));
   }
 }
