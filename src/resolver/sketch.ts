@@ -24,6 +24,11 @@ export interface FrequencySketch {
   readonly resetAfter: number;
   /** Halvings done so far. */
   halvings(): number;
+  /**
+   * Doubles the width, every estimate kept (a key's block becomes one of two copies of it),
+   * and with a default window, the window too.
+   */
+  grow(): void;
 }
 
 const DEPTH = 4;
@@ -56,11 +61,11 @@ export function hashKey(key: string): number {
  * TinyLFU's sample size for a cache of about `width` entries.
  */
 export function createSketch(width: number, resetAfter?: number): FrequencySketch {
-  const w = nextPowerOfTwo(Math.max(64, width));
+  let w = nextPowerOfTwo(Math.max(64, width));
   /** 64-byte blocks of 16 words; row i of a block is its words 4i to 4i + 3. */
-  const blockMask = (DEPTH * w) / 128 - 1;
-  const reset = resetAfter ?? 10 * w;
-  const table = new Uint32Array((DEPTH * w) / 8);
+  let blockMask = (DEPTH * w) / 128 - 1;
+  let reset = resetAfter ?? 10 * w;
+  let table = new Uint32Array((DEPTH * w) / 8);
   /** Counter positions of the key being looked at (reused: no allocation per request). */
   const slots = new Int32Array(DEPTH);
   let recorded = 0;
@@ -104,6 +109,17 @@ export function createSketch(width: number, resetAfter?: number): FrequencySketc
     return Math.min(MAX_COUNT, min + 1);
   }
 
+  function grow(): void {
+    // A key's block is h & blockMask: with one more mask bit it is block b or b + blocks, both copies of b.
+    const doubled = new Uint32Array(table.length * 2);
+    doubled.set(table);
+    doubled.set(table, table.length);
+    table = doubled;
+    w *= 2;
+    blockMask = blockMask * 2 + 1;
+    if (resetAfter === undefined) reset = 10 * w;
+  }
+
   return {
     record: (key) => record(hashKey(key)),
     recordHash: record,
@@ -111,8 +127,13 @@ export function createSketch(width: number, resetAfter?: number): FrequencySketc
       locate(hashKey(key));
       return minimum();
     },
-    width: w,
-    resetAfter: reset,
+    get width() {
+      return w;
+    },
+    get resetAfter() {
+      return reset;
+    },
     halvings: () => halvings,
+    grow,
   };
 }
