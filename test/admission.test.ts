@@ -1,7 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import t from 'tap';
-import { createAnswerCache, ENTRY_OVERHEAD_BYTES, sketchWidthFor } from '../src/resolver/cache.js';
+import { createAnswerCache, ENTRY_OVERHEAD_BYTES, sketchMaxWidthFor, sketchWidthFor, START_COUNTERS } from '../src/resolver/cache.js';
 import { createSketch, hashKey } from '../src/resolver/sketch.js';
 import { answerEntry, buildEntry, type Entry } from '../src/resolver/index.js';
 import { simulate, ZIPF_CASES } from '../bench/zipf.js';
@@ -52,6 +52,76 @@ t.test('sketch size: from the config key, else derived from the cache bytes and 
   t.equal(sketchWidthFor(64 * 1024 ** 3), 1 << 24, 'at most 2^24 derived');
   t.equal(createAnswerCache({ maxBytes: 8 * 1024 * 1024, admission: true }).sketch!.width, 8192);
   t.equal(createAnswerCache({ maxBytes: 8 * 1024 * 1024, admission: false }).sketch, undefined, 'no sketch without admission');
+  t.equal(createAnswerCache({ maxBytes: 8 * 1024 ** 3, admission: true }).sketch!.width, START_COUNTERS, 'an 8 GiB bound starts at 2^20, not 2^23');
+  t.equal(createAnswerCache({ maxBytes: 8 * 1024 ** 3, admission: true, sketchCounters: 1 << 22 }).sketch!.width, 1 << 22, 'a configured width is taken whole');
+});
+
+t.test('sketch growth: doubling keeps every estimate and the window follows the width', async (t) => {
+  const s = createSketch(64);
+  const keys = Array.from({ length: 3000 }, (_, i) => `88.100.7/K-${i}`);
+  for (let i = 0; i < keys.length; i++) for (let n = 0; n <= i % 5; n++) s.record(keys[i]!);
+  const before = keys.map((k) => s.estimate(k));
+  t.ok(
+    before.some((e) => e > 0),
+    'counts recorded',
+  );
+  s.grow();
+  t.equal(s.width, 128);
+  t.equal(s.resetAfter, 1280, 'default window: 10 × the new width');
+  t.same(
+    keys.map((k) => s.estimate(k)),
+    before,
+    'every estimate as before the growth',
+  );
+  const fixed = createSketch(64, 500);
+  fixed.grow();
+  t.equal(fixed.resetAfter, 500, 'a window given stays');
+  // Keys asked for once live in the doorkeeper only: it doubles with the window and keeps them.
+  const wide = createSketch(1 << 12);
+  const once = Array.from({ length: 200 }, (_, i) => `88.100.7/ONCE-${i}`);
+  for (const k of once) wide.record(k);
+  t.same(
+    once.map((k) => wide.estimate(k)),
+    once.map(() => 1),
+    'a key asked for once is estimated 1',
+  );
+  wide.grow();
+  t.same(
+    once.map((k) => wide.estimate(k)),
+    once.map(() => 1),
+    'and still 1 after the growth: the doorkeeper kept it',
+  );
+  t.equal(wide.record(once[0]!), 2, 'its second request counts both');
+});
+
+t.test('a derived sketch grows with the entries held, up to the bound; a configured one does not', async (t) => {
+  // Room for 8,192 entries of 387 bytes: one counter per KiB of the bound would be 4,096.
+  const maxBytes = 8192 * sizeOf('k-00000');
+  t.equal(sketchWidthFor(maxBytes), 4096);
+  t.equal(sketchMaxWidthFor(maxBytes), 16384, 'the bound holds at most 11,330 entries of ENTRY_OVERHEAD_BYTES');
+  const c = createAnswerCache<{ bytes: number }>({ maxBytes, admission: true, startCounters: 1024 });
+  t.equal(c.sketch!.width, 1024);
+  const widths = new Set<number>();
+  let refused = 0;
+  let narrow = 0;
+  for (let i = 0; i < 8192; i++) {
+    const k = `k-${String(i).padStart(5, '0')}`;
+    c.offer(k, entry());
+    if (!c.offer(k, entry())) refused++;
+    widths.add(c.sketch!.width);
+    if (c.sketch!.width < c.stats().entries) narrow++;
+  }
+  t.equal(refused, 0, 'every key asked twice was stored (growing forgot no count)');
+  t.equal(narrow, 0, 'never fewer counters per row than entries held');
+  t.same([...widths], [1024, 2048, 4096, 8192], 'doubled as the entries passed the width, past one per KiB');
+  for (let i = 0; i < 2000; i++) c.offer(`x-${i}`, entry(), { firstMiss: true });
+  t.equal(c.stats().entries, 8192, 'full');
+  t.equal(c.sketch!.width, 8192, 'the sketch stops at one counter per entry held, below the 16,384 the bound allows');
+
+  const fixed = createAnswerCache<{ bytes: number }>({ maxBytes, admission: true, sketchCounters: 1024 });
+  for (let i = 0; i < 3000; i++) for (let n = 0; n < 2; n++) fixed.offer(`k-${i}`, entry());
+  t.equal(fixed.stats().entries, 3000);
+  t.equal(fixed.sketch!.width, 1024, 'configured: no growth');
 });
 
 const entry = (bytes = 100) => ({ bytes });

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { IdnError } from '../src/errors.js';
 import {
@@ -53,6 +53,40 @@ t.test('opens in WAL, applies migrations once, keeps data across reopen', async 
   const ro = openStore(path, { readonly: true });
   t.equal(await ro.totalRecords(), 1);
   await ro.close();
+});
+
+t.test('sqlite: whole-index reads see every committed row and leave no connection open', async (t) => {
+  const s = openStore(join(tempDir(t), 'scan.db'));
+  t.teardown(() => s.close());
+  const keys = Array.from({ length: 2500 }, (_, i) => `88.1/k-${String(i).padStart(5, '0')}`);
+  await s.write({ actor: 'test', action: 'record.create', target: '88.1/*' }, async (tx) => {
+    for (const k of keys) await tx.putRecord(testRecordRow(k, '[]'));
+    return { result: undefined, payload: 'x' };
+  });
+  const fds = () => readdirSync('/proc/self/fd').length;
+  t.equal(await s.totalRecords(), 2500);
+  // Pages of 1,000 read on a connection of their own (src/store/sqlite/engine.ts), closed after each.
+  const read: string[] = [];
+  for (let after = ''; ;) {
+    const page = await s.recordKeysAfter(after, 1000);
+    read.push(...page);
+    if (page.length < 1000) break;
+    after = page[page.length - 1]!;
+    if (read.length === 1000) {
+      // A row committed between two pages is in the next one.
+      await s.write({ actor: 'test', action: 'record.create', target: '88.1/z' }, async (tx) => {
+        await tx.putRecord(testRecordRow('88.1/z', '[]'));
+        return { result: undefined, payload: 'x' };
+      });
+    }
+  }
+  t.same(read, [...keys, '88.1/z'], 'every key, in order, and the one written meanwhile');
+  t.same(await s.recordKeysAfter('', 1), [keys[0]], 'a short page');
+  // SQLite keeps a closed connection's descriptor for the next open of the file (closing it would drop the process's locks): no more than that.
+  const open = fds();
+  for (let i = 0; i < 20; i++) t.equal((await s.recordKeysAfter('', 1000)).length, 1000);
+  t.equal(await s.totalRecords(), 2501);
+  t.equal(fds(), open, 'twenty more scans leave no more descriptors open');
 });
 
 t.test('a v1 database migrates to the latest with its data; read-only refuses an old schema', async (t) => {

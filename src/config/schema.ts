@@ -231,7 +231,7 @@ export const CONFIG_KEYS = {
     max: 1 << 26,
     env: 'IDNODE_CACHE_ADMISSION_COUNTERS',
     defaultText: 'derived',
-    doc: "counters per row of the admission policy's frequency sketch (4 rows of 4-bit counters and a doorkeeper filter of the keys asked for once: 6 bytes per counter in all; rounded up to a power of two); 0: one per KiB of `cache.maxBytes` (about one per cached answer), at most 2^24 (96 MiB). The counts are halved, and the doorkeeper emptied, every 10 × this many requests",
+    doc: "counters per row of the admission policy's frequency sketch (4 rows of 4-bit counters and a doorkeeper filter of the keys asked for once: 6 bytes per counter in all; rounded up to a power of two); 0: derived, about one per cached answer: it starts at one per KiB of `cache.maxBytes` but at most 2^20 (6 MiB), and doubles as the cached answers pass it, up to one per 280 bytes of `cache.maxBytes` and at most 2^24 (96 MiB). The counts are halved, and the doorkeeper emptied, every 10 × this many requests",
   },
   'cache.keyFilterMaxBytes': {
     kind: 'int',

@@ -37,13 +37,27 @@ const heapBytes = (chars: number, utf8: number) => (utf8 === chars ? chars : 2 *
 /** Bytes of cache per sketch counter when the sketch is sized from the cache: about one answer (~870 bytes) and its overhead. */
 const BYTES_PER_COUNTER = 1024;
 const MAX_DERIVED_COUNTERS = 1 << 24;
+/**
+ * A derived sketch starts at one counter per KiB of the bound but at most this wide (2 MiB),
+ * and doubles as the entries held pass its width, up to one counter per entry the bound could
+ * hold (`sketchMaxWidthFor`): a bound far above what the data fills (8 GiB for a million
+ * answers: 16 MiB of sketch) costs the counters of the entries held, and a cache of small
+ * answers gets one counter per entry all the same. Its window, 10 × width (10 million
+ * requests), still remembers a first miss for as long as a cold cache takes to see the key again.
+ */
+export const START_COUNTERS = 1 << 20;
 
 export interface AnswerCacheOptions {
   maxBytes: number;
   /** false: every offered answer is stored (the LRU alone). */
   admission: boolean;
-  /** Counters per sketch row; 0 or absent: one per KiB of `maxBytes` (rounded up to a power of two, at most 2^24). */
+  /**
+   * Counters per sketch row; 0 or absent: derived, one per entry held (from `startCounters`,
+   * doubling), up to one per KiB of `maxBytes` (rounded up to a power of two, at most 2^24).
+   */
   sketchCounters?: number;
+  /** Where a derived sketch starts (START_COUNTERS; tests make it small). */
+  startCounters?: number;
 }
 
 export interface AnswerCache<V extends Sized> {
@@ -77,9 +91,15 @@ export interface AnswerCacheStats {
   notAdmitted: number;
 }
 
+/** The sketch's width: the configured one, else one counter per KiB of the bound (where a derived one starts, at most START_COUNTERS). */
 export function sketchWidthFor(maxBytes: number, configured = 0): number {
   if (configured > 0) return nextPowerOfTwo(configured);
   return Math.min(MAX_DERIVED_COUNTERS, nextPowerOfTwo(Math.ceil(maxBytes / BYTES_PER_COUNTER)));
+}
+
+/** The most a derived sketch grows to: one counter per entry of the smallest size (ENTRY_OVERHEAD_BYTES) the bound holds. */
+export function sketchMaxWidthFor(maxBytes: number): number {
+  return Math.min(MAX_DERIVED_COUNTERS, nextPowerOfTwo(Math.ceil(maxBytes / ENTRY_OVERHEAD_BYTES)));
 }
 
 export function createAnswerCache<V extends Sized>(opts: AnswerCacheOptions): AnswerCache<V> {
@@ -94,7 +114,11 @@ export function createAnswerCache<V extends Sized>(opts: AnswerCacheOptions): An
     },
     sizeCalculation: sizeOf,
   });
-  const sketch = opts.admission ? createSketch(sketchWidthFor(maxBytes, opts.sketchCounters)) : undefined;
+  const configured = (opts.sketchCounters ?? 0) > 0;
+  const width = sketchWidthFor(maxBytes, opts.sketchCounters);
+  const sketch = opts.admission ? createSketch(configured ? width : Math.min(width, opts.startCounters ?? START_COUNTERS)) : undefined;
+  /** The width a derived sketch may still grow to (0: it may not). */
+  const growTo = sketch === undefined || configured ? 0 : sketchMaxWidthFor(maxBytes);
 
   function admits(s: FrequencySketch, key: string, value: V, firstMiss: boolean): boolean {
     const count = s.record(key);
@@ -122,6 +146,7 @@ export function createAnswerCache<V extends Sized>(opts: AnswerCacheOptions): An
       // As an int32 (the same bits to the sketch): a small integer is stored in the entry, a uint32 above 2^31 would be a heap number.
       if (sketch !== undefined) value.sketchHash = hashKey(key) | 0;
       lru.set(key, value);
+      if (growTo > 0 && lru.size > sketch!.width && sketch!.width < growTo) sketch!.grow();
       return true;
     },
     note: (key) => void sketch?.record(key),

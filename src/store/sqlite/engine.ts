@@ -44,6 +44,13 @@ import { recordReads, recordWrites } from './records.js';
 import { templateReads, templateWrites } from './templates.js';
 import { tokenReads, tokenWrites } from './tokens.js';
 
+/** Key-scan pages this long or longer read on a connection of their own (`recordKeysAfter` in openSqlite). */
+const SCAN_PAGE_KEYS = 1000;
+/** That connection's page cache: one page of keys is about 100 pages of the index. */
+const SCAN_CACHE_BYTES = 1024 * 1024;
+
+const cacheSize = (opts: StoreOptions) => `cache_size = -${Math.floor((opts.cacheBytes ?? 64 * 1024 * 1024) / 1024)}`;
+
 function connect(path: string, opts: StoreOptions): Db {
   const readonly = opts.readonly ?? false;
   if (path !== ':memory:' && !readonly) {
@@ -67,7 +74,7 @@ function connect(path: string, opts: StoreOptions): Db {
   }
   db.pragma('busy_timeout = 5000');
   // A point lookup on a large file costs read() system calls unless pages are cached or mapped.
-  db.pragma(`cache_size = -${Math.floor((opts.cacheBytes ?? 64 * 1024 * 1024) / 1024)}`);
+  db.pragma(cacheSize(opts));
   db.pragma(`mmap_size = ${opts.mmapBytes ?? 2 * 1024 ** 3}`);
   db.pragma('foreign_keys = ON');
   return db;
@@ -123,7 +130,30 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
     tokens: tokenReads(rdb),
   };
 
-  if (!opts.readonly && history) rebaseIfNeeded(wdb, isoSeconds(now()));
+  if (!opts.readonly && history) {
+    // A re-base reads every audited row through wdb: its page cache would fill with them (64 MiB by
+    // default) and keep them for good. A small one while it runs (a check that finds the log
+    // covered reads a page or two).
+    wdb.pragma(`cache_size = -${SCAN_CACHE_BYTES / 1024}`);
+    rebaseIfNeeded(wdb, isoSeconds(now()));
+    wdb.pragma(cacheSize(opts));
+  }
+
+  /**
+   * Whole-index reads (the key filter's fill: the count, then 10,000 keys at a time) run on a
+   * connection of their own, closed after each. On rdb their pages (the whole key index, about
+   * 40 MB at a million records) would stay in the page cache that cache misses use: filled at
+   * start with pages no request asked for, and pushing out the ones misses read.
+   */
+  function scanning<T>(read: (r: ReturnType<typeof recordReads>) => T): T {
+    if (rdb === wdb) return read(reads.records);
+    const scan = connect(path, { ...opts, readonly: true, cacheBytes: SCAN_CACHE_BYTES });
+    try {
+      return read(recordReads(scan));
+    } finally {
+      scan.close();
+    }
+  }
 
   // One write at a time on `wdb`: each waits for the one before it, whatever that one's outcome.
   let tail: Promise<unknown> = Promise.resolve();
@@ -379,6 +409,10 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
   const escrowReads = promised<EscrowOps>(escrowOps(rdb));
   return {
     ...promised<RecordReads>(reads.records),
+    // A short page (seeding's check) stays on rdb.
+    recordKeysAfter: async (afterKey, limit) =>
+      limit < SCAN_PAGE_KEYS ? reads.records.recordKeysAfter(afterKey, limit) : scanning((r) => r.recordKeysAfter(afterKey, limit)),
+    totalRecords: async () => scanning((r) => r.totalRecords()),
     ...promised<PrefixReads>(prefixReads(rdb)),
     ...promised<TokenReads>(reads.tokens),
     ...promised<TemplateReads>(templateReads(rdb)),
