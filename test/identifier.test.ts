@@ -82,3 +82,23 @@ t.test('prefix helpers', async (t) => {
   t.equal(foldCase('AbC-Ä'), 'abc-Ä');
   t.equal(prefixProblem('88.100'), undefined);
 });
+
+t.test('a caller-folded key is used only when it is the fold of the text parsed', async (t) => {
+  const id = parseIdentifier('88.100.7/ABC', { folded: foldCase('88.100.7/ABC') });
+  t.match(id, { text: '88.100.7/ABC', key: '88.100.7/abc', prefixKey: '88.100.7' });
+  // Slashless: the text parsed is 0.NA/<prefix>, so the input's fold is not its key.
+  const named = parseIdentifier('88.100.7', { slashlessIsPrefix: true, folded: '88.100.7' });
+  t.match(named, { text: '0.NA/88.100.7', key: '0.na/88.100.7', prefixKey: '0.na', namedPrefixKey: '88.100.7' });
+});
+
+t.test('the memo of valid prefixes answers as the check does, also past its bound', async (t) => {
+  for (let round = 0; round < 2; round++) {
+    t.equal(prefixProblem('88.100.7'), undefined, 'valid, then valid from the memo');
+    t.match(prefixProblem('88..7'), /empty segment/, 'an invalid prefix is never memoised');
+  }
+  // More distinct valid prefixes than the memo holds: it restarts, the answers do not change.
+  for (let i = 0; i < 3000; i++) t.equal(prefixProblem(`88.${i}`), undefined);
+  t.equal(prefixProblem('88.100.7'), undefined);
+  t.match(prefixProblem('88.1 00'), /may only contain/);
+  t.throws(() => parseIdentifier('88.100.7 /x'), { code: 'IDN_INVALID_IDENTIFIER' });
+});
