@@ -42,6 +42,8 @@ t.test('invalid identifiers are IDN_INVALID_IDENTIFIER (102) with a reason', asy
     ['88.100/a\ud800b', /lone surrogate/],
     [`88.100/${'x'.repeat(2049 - 7)}`, /2049 bytes/],
     [`88.100/${'é'.repeat(1021)}`, /2049 bytes/],
+    // Three bytes per character: 689 characters, so the byte count is taken.
+    [`88.100/${'发'.repeat(680)}xx`, /2049 bytes/],
     [42, /must be a string/],
     ['0.NA/88..1', /names a prefix/],
   ];
@@ -49,6 +51,7 @@ t.test('invalid identifiers are IDN_INVALID_IDENTIFIER (102) with a reason', asy
     t.throws(() => parseIdentifier(text), { code: 'IDN_INVALID_IDENTIFIER', responseCode: 102, http: 400, message: msg }, JSON.stringify(text).slice(0, 40));
   }
   t.doesNotThrow(() => parseIdentifier(`88.100/${'x'.repeat(2048 - 7)}`), 'exactly 2048 bytes is allowed');
+  t.doesNotThrow(() => parseIdentifier(`88.100/${'发'.repeat(680)}x`), 'exactly 2048 bytes of three-byte characters is allowed');
 });
 
 t.test('slashless means the prefix handle 0.NA/<prefix>', async (t) => {

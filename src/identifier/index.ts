@@ -105,7 +105,8 @@ export function parseIdentifier(input: unknown, opts: { slashlessIsPrefix?: bool
     text = `${PREFIX_HANDLE_PREFIX}/${text}`;
     slash = PREFIX_HANDLE_PREFIX.length;
   }
-  if (Buffer.byteLength(text, 'utf8') > MAX_IDENTIFIER_BYTES)
+  // A UTF-16 code unit is at most 3 bytes of UTF-8: a short text needs no count.
+  if (text.length * 3 > MAX_IDENTIFIER_BYTES && Buffer.byteLength(text, 'utf8') > MAX_IDENTIFIER_BYTES)
     throw invalid(`the identifier is ${Buffer.byteLength(text, 'utf8')} bytes in UTF-8; at most ${MAX_IDENTIFIER_BYTES} are allowed`, clip(text));
   const prefix = text.slice(0, slash);
   const suffix = text.slice(slash + 1);
