@@ -42,6 +42,8 @@ t.test('invalid identifiers are IDN_INVALID_IDENTIFIER (102) with a reason', asy
     ['88.100/a\ud800b', /lone surrogate/],
     [`88.100/${'x'.repeat(2049 - 7)}`, /2049 bytes/],
     [`88.100/${'é'.repeat(1021)}`, /2049 bytes/],
+    // Three bytes per character: 689 characters, so the byte count is taken.
+    [`88.100/${'发'.repeat(680)}xx`, /2049 bytes/],
     [42, /must be a string/],
     ['0.NA/88..1', /names a prefix/],
   ];
@@ -49,6 +51,7 @@ t.test('invalid identifiers are IDN_INVALID_IDENTIFIER (102) with a reason', asy
     t.throws(() => parseIdentifier(text), { code: 'IDN_INVALID_IDENTIFIER', responseCode: 102, http: 400, message: msg }, JSON.stringify(text).slice(0, 40));
   }
   t.doesNotThrow(() => parseIdentifier(`88.100/${'x'.repeat(2048 - 7)}`), 'exactly 2048 bytes is allowed');
+  t.doesNotThrow(() => parseIdentifier(`88.100/${'发'.repeat(680)}x`), 'exactly 2048 bytes of three-byte characters is allowed');
 });
 
 t.test('slashless means the prefix handle 0.NA/<prefix>', async (t) => {
@@ -81,4 +84,24 @@ t.test('prefix helpers', async (t) => {
   t.notOk(isUnderPrefix('88', '88.100'));
   t.equal(foldCase('AbC-Ä'), 'abc-Ä');
   t.equal(prefixProblem('88.100'), undefined);
+});
+
+t.test('a caller-folded key is used only when it is the fold of the text parsed', async (t) => {
+  const id = parseIdentifier('88.100.7/ABC', { folded: foldCase('88.100.7/ABC') });
+  t.match(id, { text: '88.100.7/ABC', key: '88.100.7/abc', prefixKey: '88.100.7' });
+  // Slashless: the text parsed is 0.NA/<prefix>, so the input's fold is not its key.
+  const named = parseIdentifier('88.100.7', { slashlessIsPrefix: true, folded: '88.100.7' });
+  t.match(named, { text: '0.NA/88.100.7', key: '0.na/88.100.7', prefixKey: '0.na', namedPrefixKey: '88.100.7' });
+});
+
+t.test('the memo of valid prefixes answers as the check does, also past its bound', async (t) => {
+  for (let round = 0; round < 2; round++) {
+    t.equal(prefixProblem('88.100.7'), undefined, 'valid, then valid from the memo');
+    t.match(prefixProblem('88..7'), /empty segment/, 'an invalid prefix is never memoised');
+  }
+  // More distinct valid prefixes than the memo holds: it restarts, the answers do not change.
+  for (let i = 0; i < 3000; i++) t.equal(prefixProblem(`88.${i}`), undefined);
+  t.equal(prefixProblem('88.100.7'), undefined);
+  t.match(prefixProblem('88.1 00'), /may only contain/);
+  t.throws(() => parseIdentifier('88.100.7 /x'), { code: 'IDN_INVALID_IDENTIFIER' });
 });

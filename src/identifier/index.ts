@@ -35,8 +35,23 @@ function invalid(message: string, handle: string | undefined): IdnError {
   return new IdnError('IDN_INVALID_IDENTIFIER', message, { handle });
 }
 
+/** Prefixes found valid: a node serves a few, and each miss validates one (split and a regex per segment). */
+const validPrefixes = new Set<string>();
+const MAX_MEMO_PREFIXES = 1024;
+
 /** Validates a prefix such as `88.100.7`; returns the reason it is bad, or undefined. */
 export function prefixProblem(prefix: string): string | undefined {
+  if (validPrefixes.has(prefix)) return undefined;
+  const problem = checkPrefix(prefix);
+  if (problem === undefined) {
+    // Many distinct prefixes (a client's junk) restart the memo rather than grow it.
+    if (validPrefixes.size >= MAX_MEMO_PREFIXES) validPrefixes.clear();
+    validPrefixes.add(prefix);
+  }
+  return problem;
+}
+
+function checkPrefix(prefix: string): string | undefined {
   if (prefix.length === 0) return 'the prefix (before the first "/") is empty';
   const segments = prefix.split('.');
   if (segments.length > MAX_PREFIX_SEGMENTS) return `the prefix has ${segments.length} segments; at most ${MAX_PREFIX_SEGMENTS} are allowed`;
@@ -75,9 +90,10 @@ export function isUnderPrefix(prefix: string, ancestor: string): boolean {
 
 /**
  * Parses an identifier. `slashlessIsPrefix` turns `88.100.7` into `0.NA/88.100.7`
- * (what a URL path without `/` means, docs/API.md §1).
+ * (what a URL path without `/` means, docs/API.md §1). `folded`: `foldCase(input)`, when the
+ * caller has it already (the fast path looked the cache up with it), so a miss folds once.
  */
-export function parseIdentifier(input: unknown, opts: { slashlessIsPrefix?: boolean } = {}): Identifier {
+export function parseIdentifier(input: unknown, opts: { slashlessIsPrefix?: boolean; folded?: string } = {}): Identifier {
   if (typeof input !== 'string') throw invalid('an identifier must be a string such as "88.100.7/ABC-1"', undefined);
   let text = input;
   if (text.length === 0) throw invalid('the identifier is empty; expected prefix/suffix such as 88.100.7/ABC-1', text);
@@ -89,7 +105,8 @@ export function parseIdentifier(input: unknown, opts: { slashlessIsPrefix?: bool
     text = `${PREFIX_HANDLE_PREFIX}/${text}`;
     slash = PREFIX_HANDLE_PREFIX.length;
   }
-  if (Buffer.byteLength(text, 'utf8') > MAX_IDENTIFIER_BYTES)
+  // A UTF-16 code unit is at most 3 bytes of UTF-8: a short text needs no count.
+  if (text.length * 3 > MAX_IDENTIFIER_BYTES && Buffer.byteLength(text, 'utf8') > MAX_IDENTIFIER_BYTES)
     throw invalid(`the identifier is ${Buffer.byteLength(text, 'utf8')} bytes in UTF-8; at most ${MAX_IDENTIFIER_BYTES} are allowed`, clip(text));
   const prefix = text.slice(0, slash);
   const suffix = text.slice(slash + 1);
@@ -98,7 +115,8 @@ export function parseIdentifier(input: unknown, opts: { slashlessIsPrefix?: bool
   if (suffix.length === 0) throw invalid('the suffix (after the first "/") is empty', text);
   if (CONTROL.test(suffix)) throw invalid('the suffix contains a control character; only printable characters are allowed', text);
   if (!suffix.isWellFormed()) throw invalid('the suffix contains a lone surrogate; it must be well-formed Unicode', text);
-  const key = foldCase(text);
+  // With a "/" in the input the text is the input, so the caller's fold is the text's.
+  const key = opts.folded !== undefined && text === input ? opts.folded : foldCase(text);
   const prefixKey = key.slice(0, slash);
   let namedPrefixKey: string | undefined;
   if (prefixKey === '0.na') {

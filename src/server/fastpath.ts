@@ -124,7 +124,8 @@ export function createFastPath(
     const text = pathText(url.slice(skip));
     if (text === undefined) return false;
     const t0 = performance.now();
-    let entry = resolver.cached(foldCase(text));
+    const key = foldCase(text);
+    let entry = resolver.cached(key);
     let cacheStatus: string = CACHE_STATUS.hit;
     // A hit's key has a "/", so the text is the identifier as spelt; a miss answers the parsed one.
     let asked = text;
@@ -133,7 +134,7 @@ export function createFastPath(
       if (gate.overloaded()) return false;
       let id;
       try {
-        id = parseIdentifier(text, { slashlessIsPrefix: true });
+        id = parseIdentifier(text, { slashlessIsPrefix: true, folded: key });
       } catch {
         return false;
       }
