@@ -458,21 +458,6 @@ export function createResolver(deps: {
     return entry;
   }
 
-  /**
-   * Whether a prefix is homed here, per prefix: routing a miss walked the prefix's ancestors
-   * and allocated about 600 bytes. Emptied whenever the routes may have changed (the change
-   * feed reloads the router, then drops the answers under the changed prefix, or all).
-   */
-  const homedHere = new Map<string, boolean>();
-  function isLocal(prefixKey: string): boolean {
-    let local = homedHere.get(prefixKey);
-    if (local === undefined) {
-      local = deps.router.route(prefixKey).kind === 'local';
-      if (homedHere.size < 4096) homedHere.set(prefixKey, local);
-    }
-    return local;
-  }
-
   return {
     cached(key) {
       const e = enabled ? cache.get(key) : undefined;
@@ -516,7 +501,7 @@ export function createResolver(deps: {
       return { entry, cacheStatus: opts.bypassCache ? CACHE_STATUS.bypass : status, source: 'store' };
     },
     resolveLocal(id) {
-      if (answerRowSync === undefined || id.namedPrefixKey !== undefined || !isLocal(id.prefixKey)) return undefined;
+      if (answerRowSync === undefined || id.namedPrefixKey !== undefined || deps.router.route(id.prefixKey).kind !== 'local') return undefined;
       counts.misses++;
       const nowMs = now();
       const row = surelyAbsent(id.key) ? undefined : answerRowSync(id.key);
@@ -535,7 +520,6 @@ export function createResolver(deps: {
     },
     invalidateUnder(prefixKey) {
       dropped++;
-      homedHere.clear();
       // Prefix changes are rare; a scan keeps every unrelated answer (and its stale copy).
       for (const key of cache.keys()) {
         const slash = key.indexOf('/');
@@ -545,7 +529,6 @@ export function createResolver(deps: {
     },
     clear() {
       dropped++;
-      homedHere.clear();
       cache.clear();
       // Changes this process never saw may have created records: the filter is filled again.
       if (filterMax > 0) {
