@@ -40,24 +40,7 @@ export function notModified(entry: Entry, ifNoneMatch: string | undefined): bool
 
 /** The raw header list (node:http writeHead form) for sending `entry` (a resolution answer) with its body of `bytes`. */
 export function entryHeaders(entry: Entry, cacheStatus: string, bytes = entry.bytes): string[] {
-  // Resolution is open to any origin (docs/API.md §3): the same bytes whatever Origin is sent, so no Vary.
-  const h = [
-    'content-type',
-    JSON_TYPE,
-    'content-length',
-    String(bytes),
-    'cache-status',
-    cacheStatus,
-    'x-content-type-options',
-    'nosniff',
-    'access-control-allow-origin',
-    '*',
-  ];
-  if (entry.etag !== undefined) h.push('etag', entry.etag);
-  if (entry.maxAge !== undefined) h.push('cache-control', maxAgeText(entry.maxAge));
-  // A 401 relayed from another node is still a 401 of this one.
-  if (entry.status === 401) h.push('www-authenticate', WWW_AUTHENTICATE);
-  return h;
+  return sentHeaders(entry, cacheStatus, bytes).slice();
 }
 
 /** The header list of a 304 for `entry` (no body, so no Content-Type or Content-Length). */
@@ -96,6 +79,7 @@ export function errorHeaders(err: IdnError, text: string): string[] {
  * copies it into the response's header text before it returns, and a fresh list cost every
  * answer about 400 bytes (the literal, then a larger copy for the pushes).
  */
+// Resolution is open to any origin (docs/API.md §3): the same bytes whatever Origin is sent, so no Vary.
 const sent: string[] = [
   'content-type',
   JSON_TYPE,
@@ -108,10 +92,10 @@ const sent: string[] = [
   'access-control-allow-origin',
   '*',
 ];
-/** Where `sent`'s optional headers begin: ETag, Cache-Control and WWW-Authenticate, in `entryHeaders`' order. */
+/** Where `sent`'s optional headers begin: ETag, Cache-Control and WWW-Authenticate. */
 const SENT_FIXED = sent.length;
 
-/** `entryHeaders(entry, cacheStatus, bytes)` in `sent`, in the same order. */
+/** `entryHeaders`, in `sent` itself: valid until the next call (writeHead copies it at once). */
 function sentHeaders(entry: Entry, cacheStatus: string, bytes: number): string[] {
   sent[3] = String(bytes);
   sent[5] = cacheStatus;
@@ -124,6 +108,7 @@ function sentHeaders(entry: Entry, cacheStatus: string, bytes: number): string[]
     sent[n++] = 'cache-control';
     sent[n++] = maxAgeText(entry.maxAge);
   }
+  // A 401 relayed from another node is still a 401 of this one.
   if (entry.status === 401) {
     sent[n++] = 'www-authenticate';
     sent[n++] = WWW_AUTHENTICATE;
