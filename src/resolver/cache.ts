@@ -52,8 +52,9 @@ export interface AnswerCacheOptions {
   /** false: every offered answer is stored (the LRU alone). */
   admission: boolean;
   /**
-   * Counters per sketch row; 0 or absent: derived, one per entry held (from `startCounters`,
-   * doubling), up to one per KiB of `maxBytes` (rounded up to a power of two, at most 2^24).
+   * Counters per sketch row; 0 or absent: derived, at least one per entry held (from
+   * `startCounters`, doubling), up to one per ENTRY_OVERHEAD_BYTES of `maxBytes` (rounded up
+   * to a power of two, at most 2^24: `sketchMaxWidthFor`).
    */
   sketchCounters?: number;
   /** Where a derived sketch starts (START_COUNTERS; tests make it small). */

@@ -1,5 +1,6 @@
 /**
- * The rows an engine stores and answers, one shape per table (types only).
+ * The rows an engine stores and answers, one shape per table, and the one record row both
+ * engines build for a put.
  */
 export interface RecordRow {
   handleKey: string;
@@ -13,6 +14,22 @@ export interface RecordRow {
   etag: string | null;
   version: number;
   updatedAt: string;
+}
+
+/** The records row a put of `row` stores at `version` (an update keeps its row's prefix: each engine sets that). */
+export function putRow(row: Omit<RecordRow, 'version' | 'updatedAt'>, version: number, at: string): RecordRow {
+  return {
+    handleKey: row.handleKey,
+    handle: row.handle,
+    prefixKey: row.prefixKey,
+    valuesJson: row.valuesJson,
+    publicJson: row.publicJson ?? null,
+    maxAge: row.maxAge ?? null,
+    expiresAt: row.expiresAt ?? null,
+    etag: row.etag ?? null,
+    version,
+    updatedAt: at,
+  };
 }
 
 /** handle, values_json, public_json, max_age, expires_at, etag. */

@@ -12,6 +12,7 @@ import { IdnError } from '../../errors.js';
 import { type AuditedTableName, isoSeconds, rowHash, sha256, type WriteSetRow } from '../chain.js';
 import { verifyChain } from '../verify.js';
 import type { AuditRow, ChangeKind, ChangeReads, RecordTombstone, StoreEngine, StoreOptions, WriteEntry, WriteHint, WriteOutcome, WriteTx } from '../types.js';
+import { putRow } from '../rows.js';
 import { auditEntry, auditReads, insertAudit, rebaseIfNeeded, rowsNow } from './audit.js';
 import { type ChangeInsert, changeReads, CHANGES_CHANNEL, insertChanges, pruneChanges, watchChanges } from './changes.js';
 import { beginWithin, connectPool, guardAll, guarded, type Sql, translate, type Tx } from './db.js';
@@ -250,20 +251,8 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
         const before = await current(key);
         const version = await nextVersion(key, before);
         if (before === null) countFor(row.prefixKey, 1);
-        const stored: StoredRecord = {
-          handleKey: key,
-          handle: row.handle,
-          // An update keeps the row's prefix and rowid, as SQLite's upsert does.
-          prefixKey: before?.prefixKey ?? row.prefixKey,
-          valuesJson: row.valuesJson,
-          publicJson: row.publicJson ?? null,
-          maxAge: row.maxAge ?? null,
-          expiresAt: row.expiresAt ?? null,
-          etag: row.etag ?? null,
-          version,
-          updatedAt: at,
-          id: before?.id ?? ++recordId,
-        };
+        // An update keeps the row's prefix and rowid, as SQLite's upsert does.
+        const stored: StoredRecord = { ...putRow(row, version, at), prefixKey: before?.prefixKey ?? row.prefixKey, id: before?.id ?? ++recordId };
         mine.records.set(key, stored);
         changed('record', key);
         known.set(JSON.stringify([key]), storedArray(stored));

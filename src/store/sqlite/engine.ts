@@ -32,6 +32,7 @@ import type {
   WriteOutcome,
   WriteTx,
 } from '../types.js';
+import { putRow } from '../rows.js';
 import { auditReads, auditWrites, rebaseIfNeeded } from './audit.js';
 import { changeReads, changeWrites } from './changes.js';
 import { type Db, promised } from './db.js';
@@ -244,18 +245,7 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
         async putRecord(row) {
           const key = row.handleKey;
           const version = nextVersion(key);
-          const stored: RecordRow = {
-            handleKey: key,
-            handle: row.handle,
-            prefixKey: row.prefixKey,
-            valuesJson: row.valuesJson,
-            publicJson: row.publicJson ?? null,
-            maxAge: row.maxAge ?? null,
-            expiresAt: row.expiresAt ?? null,
-            etag: row.etag ?? null,
-            version,
-            updatedAt: at,
-          };
+          const stored = putRow(row, version, at);
           const [id, prefixKey] = w.records.upsertId(stored);
           stored.prefixKey = prefixKey;
           mine.set(key, stored);
