@@ -29,8 +29,8 @@ t.test('opens in WAL, applies migrations once, keeps data across reopen', async 
   const file = tamper(path);
   t.equal(file.journalMode(), 'wal');
   file.close();
-  t.equal(s.schemaVersion, 8);
-  t.equal(latestSchemaVersion(), 8);
+  t.equal(s.schemaVersion, 9);
+  t.equal(latestSchemaVersion(), 9);
   await s.write({ actor: 'test', action: 'record.create', target: '88.1/a' }, async (tx) => {
     await tx.putRecord({
       handleKey: '88.1/a',
@@ -46,7 +46,7 @@ t.test('opens in WAL, applies migrations once, keeps data across reopen', async 
   });
   await s.close();
   const again = openStore(path);
-  t.equal(again.schemaVersion, 8);
+  t.equal(again.schemaVersion, 9);
   t.equal((await again.getRecord('88.1/a'))?.handle, '88.1/A');
   t.equal((await again.getRecord('88.1/a'))?.version, 1);
   await again.close();
@@ -92,9 +92,9 @@ t.test('sqlite: whole-index reads see every committed row and leave no connectio
 t.test('a v1 database migrates to the latest with its data; read-only refuses an old schema', async (t) => {
   const path = join(tempDir(t), 'old.db');
   writeV1Database(path, readFileSync(new URL('../schema/001_init.sql', import.meta.url), 'utf8'));
-  t.throws(() => openStore(path, { readonly: true }), { code: 'IDN_INTERNAL', message: /schema v1, older than this idnode's v8; start a node on it once/ });
+  t.throws(() => openStore(path, { readonly: true }), { code: 'IDN_INTERNAL', message: /schema v1, older than this idnode's v9; start a node on it once/ });
   const s = openStore(path);
-  t.equal(s.schemaVersion, 8);
+  t.equal(s.schemaVersion, 9);
   t.equal((await s.getRecord('88.1/a'))?.handle, '88.1/A');
   // Its rows predate write sets: the migration re-bases them in one entry (schema v8).
   t.same(await s.verifyAudit(), { ok: true, checked: 1 });
@@ -340,6 +340,128 @@ const deleteRecord = (s: StoreEngine, key: string) =>
   s.write({ actor: 'tok_1', action: 'record.delete', target: key }, async (tx) => {
     const version = await tx.deleteRecord(key, key.toUpperCase());
     return { result: version, payload: versionLine(key.toUpperCase(), null) };
+  });
+
+for (const engine of ENGINES)
+  t.test(`${engine}: values are stored once: the current version's row holds a marker, an older one its values`, async (t) => {
+    const c = engine === 'postgres' ? await stores.cluster() : undefined;
+    if (engine === 'postgres' && c === undefined) return;
+    const where = engine === 'sqlite' ? { path: join(tempDir(t), 'a.db') } : { url: await c!.createDatabase() };
+    let s = (await stores.open(t, engine, where))!;
+    const raw = engine === 'sqlite' ? tamper(where.path!) : tamperPg(where.url!);
+    t.teardown(() => raw.close());
+    const stored = async (key: string) =>
+      ((await raw.rows('record_versions', { handle_key: key })) as Array<Record<string, unknown>>)
+        .map((r) => [Number(r.version), r.values_json])
+        .sort((a, b) => (a[0] as number) - (b[0] as number));
+    await putRecord(s, '88.1/a', '[1]');
+    t.same(await stored('88.1/a'), [[1, '']], 'a new record: its version row holds no copy');
+    await putRecord(s, '88.1/a', '[2]');
+    t.same(
+      await stored('88.1/a'),
+      [
+        [1, '[1]'],
+        [2, ''],
+      ],
+      'an update puts the old values into the old version first',
+    );
+    await deleteRecord(s, '88.1/a');
+    t.same(
+      await stored('88.1/a'),
+      [
+        [1, '[1]'],
+        [2, '[2]'],
+        [3, null],
+      ],
+      'a delete too; the deletion is NULL',
+    );
+    await putRecord(s, '88.1/a', '[4]');
+    t.same(await stored('88.1/a'), [
+      [1, '[1]'],
+      [2, '[2]'],
+      [3, null],
+      [4, ''],
+    ]);
+    // One write that puts a key twice: only its last version is the current one.
+    await s.write({ actor: 'tok_1', action: 'bulk.chunk', target: '88.1/b' }, async (tx) => {
+      await tx.putRecord(testRecordRow('88.1/b', '["x"]'));
+      await tx.putRecord(testRecordRow('88.1/b', '["y"]'));
+      return { result: undefined, payload: `${versionLine('88.1/B', '["x"]')}\n${versionLine('88.1/B', '["y"]')}` };
+    });
+    t.same(await stored('88.1/b'), [
+      [1, '["x"]'],
+      [2, ''],
+    ]);
+    const values = async (key: string) => (await s.versions(key, 0, 10)).map((v) => v.valuesJson);
+    t.same(await values('88.1/a'), ['[1]', '[2]', null, '[4]'], 'history reads see every version with its values');
+    t.same(await values('88.1/b'), ['["x"]', '["y"]']);
+    t.equal((await s.versionAsOf('88.1/b', '9999'))?.valuesJson, '["y"]', 'as-of reads too');
+    const entries = (await s.auditPage(0, 100)).length;
+    t.same(await s.verifyAudit(), { ok: true, checked: entries }, 'every row hashes as it did when stored twice');
+
+    // The current values live in one place: editing them breaks the record and its current version alike.
+    await raw.updateRows('records', { values_json: '[5]' }, { handle_key: '88.1/a' });
+    t.match(
+      await s.verifyAudit(),
+      { ok: false, firstBroken: { seq: 4, reason: /record version this entry wrote does not match its digest/ } },
+      'an edited current value is found',
+    );
+    t.equal((await s.versions('88.1/a', 3, 10))[0]?.valuesJson, '[5]');
+    await raw.updateRows('records', { values_json: '[4]' }, { handle_key: '88.1/a' });
+    // A version row cut loose from its record (its marker names values nobody holds) is found too.
+    await raw.updateRows('record_versions', { values_json: '' }, { handle_key: '88.1/a', version: 2 });
+    t.match(await s.verifyAudit(), { ok: false, firstBroken: { seq: 2, reason: /record version this entry wrote does not match its digest/ } });
+    await raw.updateRows('record_versions', { values_json: '[2]' }, { handle_key: '88.1/a', version: 2 });
+    t.same(await s.verifyAudit(), { ok: true, checked: entries }, 'put back');
+
+    // An escrow export carries every version with its values (as before v9); a restore stores them once again.
+    const snap: Record<string, Array<Record<string, unknown>>> = {};
+    await s.snapshot((table, row) => void (snap[table] ??= []).push(row));
+    t.same(
+      snap.record_versions!.filter((r) => r.handle_key === '88.1/a').map((r) => r.values_json),
+      ['[1]', '[2]', null, '[4]'],
+      'the export resolves the current version',
+    );
+    const where2 = engine === 'sqlite' ? { path: join(tempDir(t), 'b.db') } : { url: await c!.createDatabase() };
+    const s2 = (await stores.open(t, engine, where2))!;
+    const raw2 = engine === 'sqlite' ? tamper(where2.path!) : tamperPg(where2.url!);
+    t.teardown(() => raw2.close());
+    await s2.insertRows('records', snap.records!);
+    await s2.insertRows('record_versions', snap.record_versions!);
+    const stored2 = ((await raw2.rows('record_versions', { handle_key: '88.1/a' })) as Array<Record<string, unknown>>).map((r) => r.values_json);
+    t.same(stored2.sort(), ['', '[1]', '[2]', null].sort(), 'the restore left the current version as a marker');
+    t.same(
+      (await s2.versions('88.1/a', 0, 10)).map((v) => v.valuesJson),
+      ['[1]', '[2]', null, '[4]'],
+    );
+
+    // A database written before: every version stored with its values. The migration rewrites the current ones.
+    await s.close();
+    for (const [key, v, json] of [
+      ['88.1/a', 4, '[4]'],
+      ['88.1/b', 2, '["y"]'],
+    ] as const)
+      await raw.updateRows('record_versions', { values_json: json }, { handle_key: key, version: v });
+    if (engine === 'sqlite') (raw as ReturnType<typeof tamper>).setUserVersion(8);
+    else await raw.deleteRows('idnode_schema', { version: 4 });
+    s = (await stores.open(t, engine, where))!;
+    t.equal(s.schemaVersion, latestSchemaVersion());
+    t.same(
+      await stored('88.1/a'),
+      [
+        [1, '[1]'],
+        [2, '[2]'],
+        [3, null],
+        [4, ''],
+      ],
+      'migrated: the current version holds the marker',
+    );
+    t.same(await stored('88.1/b'), [
+      [1, '["x"]'],
+      [2, ''],
+    ]);
+    t.same(await values('88.1/a'), ['[1]', '[2]', null, '[4]']);
+    t.same(await s.verifyAudit(), { ok: true, checked: entries });
   });
 
 for (const engine of ENGINES)

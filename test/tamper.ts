@@ -70,6 +70,8 @@ export function tamper(path: string) {
       const params = { ...where, ...Object.fromEntries(Object.entries(set).map(([c, v]) => [`set_${c}`, v])) };
       return db.prepare(`UPDATE ${table} SET ${sets.join(', ')}${clause(where)}`).run(params).changes;
     },
+    /** Sets the schema version the file says it has (a file an older idnode left). */
+    setUserVersion: (version: number) => void db.pragma(`user_version = ${version}`),
     /** Makes every record look written before schema v5 (no stored max-age, expiry or ETag). */
     clearAnswerMetadata: () => void db.prepare('UPDATE records SET max_age = NULL, expires_at = NULL, etag = NULL').run(),
     /**

@@ -75,6 +75,28 @@ export const AUDITED_TABLES: readonly AuditedTable[] = [
   { name: 'audit_payloads', columns: ['seq', 'payload'], keyColumns: 1, seqColumn: 'seq' },
 ];
 
+/**
+ * Schema v9 stores a record's values once: the version row of a record's current version holds
+ * this marker instead of a copy of records.values_json (a write that replaces or deletes the
+ * record first puts the old values into it). NULL still means a deletion.
+ */
+export const CURRENT_VALUES = '';
+
+/** The FROM of a read of record versions as `v`, with the record row `r` that a current version's values are in. */
+export const VERSIONS_FROM = 'record_versions v LEFT JOIN records r ON r.handle_key = v.handle_key AND r.version = v.version';
+
+/** A version's values read through VERSIONS_FROM: what the row would hold if values were stored twice. */
+export const VERSION_VALUES = "CASE WHEN v.values_json = '' THEN r.values_json ELSE v.values_json END";
+
+/**
+ * The select list and FROM an engine reads an audited table's rows with, each column
+ * qualified: a version row as verification hashes it, its values resolved.
+ */
+export function auditedSelect(table: AuditedTable): { columns: string[]; from: string } {
+  if (table.name === 'record_versions') return { columns: table.columns.map((c) => (c === 'values_json' ? VERSION_VALUES : `v.${c}`)), from: VERSIONS_FROM };
+  return { columns: table.columns.map((c) => `t.${c}`), from: `${table.name} t` };
+}
+
 export const AUDITED: ReadonlyMap<string, AuditedTable> = new Map(AUDITED_TABLES.map((t) => [t.name, t]));
 
 /** One row of a write set: the row's state once the write committed (hash null: absent). */

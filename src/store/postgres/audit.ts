@@ -4,7 +4,20 @@
  * re-base of a log written before write sets. Rows are read as SQLite's engine reads them
  * (arrays in AUDITED_TABLES column order, integers as numbers): write sets hash the same.
  */
-import { AUDITED, type AuditedTable, type AuditedTableName, auditHash, GENESIS_HASH, rowHash, sha256, type WriteSetRow, writeSetText } from '../chain.js';
+import {
+  AUDITED,
+  type AuditedTable,
+  type AuditedTableName,
+  auditedSelect,
+  auditHash,
+  GENESIS_HASH,
+  rowHash,
+  sha256,
+  VERSION_VALUES,
+  VERSIONS_FROM,
+  type WriteSetRow,
+  writeSetText,
+} from '../chain.js';
 import type { AuditEntryFull, AuditReads, AuditRow, AuditVerifyReads, EntryVersion } from '../types.js';
 import type { Q, Sql } from './db.js';
 
@@ -18,12 +31,13 @@ const isInteger = (t: AuditedTable, column: string) => INTEGER_KEYS.has(`${t.nam
 
 /** Rows of an audited table as arrays in AUDITED_TABLES column order, after a key, in key order. */
 function tablePager(q: Q, table: AuditedTable) {
-  const cols = table.columns.join(', ');
+  const { columns, from } = auditedSelect(table);
+  const cols = columns.join(', ');
   const keys = keyColumns(table);
-  const order = keys.map((c) => (isInteger(table, c) ? c : `${c} COLLATE "C"`)).join(', ');
+  const order = keys.map((c, i) => (isInteger(table, c) ? columns[i] : `${columns[i]} COLLATE "C"`)).join(', ');
   const params = keys.map((c, i) => (isInteger(table, c) ? `$${i + 1}::bigint` : `$${i + 1}::text COLLATE "C"`)).join(', ');
-  const first = `SELECT ${cols} FROM ${table.name} ORDER BY ${order} LIMIT $1`;
-  const after = `SELECT ${cols} FROM ${table.name} WHERE (${order}) > (${params}) ORDER BY ${order} LIMIT $${keys.length + 1}`;
+  const first = `SELECT ${cols} FROM ${from} ORDER BY ${order} LIMIT $1`;
+  const after = `SELECT ${cols} FROM ${from} WHERE (${order}) > (${params}) ORDER BY ${order} LIMIT $${keys.length + 1}`;
   return async (afterKey: readonly unknown[] | null, limit: number): Promise<unknown[][]> => [
     ...(await q
       .unsafe(afterKey === null ? first : after, (afterKey === null ? [limit] : [...afterKey, limit]) as Array<string | number>, { prepare: true })
@@ -50,7 +64,7 @@ export function auditReads(q: Q): Omit<AuditReads, 'verifyAudit'> & AuditVerifyR
     ],
     entryVersions: async (seq) => [
       ...(await q.unsafe<EntryVersion[]>(
-        'SELECT handle_key AS "handleKey", version, handle, values_json AS "valuesJson" FROM record_versions WHERE audit_seq = $1',
+        `SELECT v.handle_key AS "handleKey", v.version, v.handle, ${VERSION_VALUES} AS "valuesJson" FROM ${VERSIONS_FROM} WHERE v.audit_seq = $1`,
         [seq],
         { prepare: true },
       )),
@@ -75,10 +89,11 @@ async function newest(q: Q): Promise<{ seq: number; hash: string; rowsDigest: st
 /** Per audited table, the statement reading the rows of a set of keys (one round trip per table a write touched). */
 const ROWS_OF = new Map(
   [...AUDITED.values()].map((t) => {
-    const keys = keyColumns(t);
-    const arrays = keys.map((c, i) => `$${i + 1}::${isInteger(t, c) ? 'bigint' : 'text'}[]`);
+    const { columns, from } = auditedSelect(t);
+    const keys = columns.slice(0, t.keyColumns);
+    const arrays = keyColumns(t).map((c, i) => `$${i + 1}::${isInteger(t, c) ? 'bigint' : 'text'}[]`);
     const where = keys.length === 1 ? `${keys[0]} = ANY(${arrays[0]})` : `(${keys.join(', ')}) IN (SELECT * FROM unnest(${arrays.join(', ')}))`;
-    return [t.name, `SELECT ${t.columns.join(', ')} FROM ${t.name} WHERE ${where}`];
+    return [t.name, `SELECT ${columns.join(', ')} FROM ${from} WHERE ${where}`];
   }),
 );
 

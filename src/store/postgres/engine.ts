@@ -9,7 +9,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { IdnError } from '../../errors.js';
-import { type AuditedTableName, isoSeconds, rowHash, sha256, type WriteSetRow } from '../chain.js';
+import { type AuditedTableName, CURRENT_VALUES, isoSeconds, rowHash, sha256, type WriteSetRow } from '../chain.js';
 import { verifyChain } from '../verify.js';
 import type { AuditRow, ChangeKind, ChangeReads, RecordTombstone, StoreEngine, StoreOptions, WriteEntry, WriteHint, WriteOutcome, WriteTx } from '../types.js';
 import { putRow } from '../rows.js';
@@ -432,6 +432,14 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
           if (r !== null) finalRows.push(r);
           else if ((base.get(key)?.row ?? null) !== null) deleted.push(key);
         }
+        // Values stored once: a key's current version row holds the marker, and the rows of the versions
+        // the batch replaced get their values back (hashed all along as if stored twice).
+        const replaced: StoredRecord[] = [];
+        for (const key of rows.records.keys()) {
+          const before = base.get(key)?.row;
+          if (before !== null && before !== undefined) replaced.push(before);
+        }
+        for (const v of rows.versions) if (v[6] !== null && rows.records.get(v[0])?.version === v[1]) v[6] = CURRENT_VALUES;
         // A big batch (a bulk chunk) COPYs its records and versions first: a COPY must run alone on the connection.
         const copy = finalRows.length + rows.versions.length >= COPY_MIN_ROWS;
         if (copy) {
@@ -443,6 +451,7 @@ export async function openPostgres(opts: PgStoreOptions): Promise<StoreEngine> {
         const last: Array<Promise<unknown>> = [
           ...released,
           ...(copy ? [] : [recordWrites.flush(tx, finalRows, deleted, false), recordWrites.insertVersions(tx, rows.versions, false)]),
+          recordWrites.fillVersions(tx, replaced),
           insertAudit(tx, rows.audit, rows.payloads),
           insertChanges(tx, rows.changes),
           recordWrites.count(tx, rows.counts),

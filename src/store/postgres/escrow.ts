@@ -1,5 +1,5 @@
 /** Escrow: a consistent, streamed snapshot of the escrow tables, and verbatim restore. */
-import { ESCROW_TABLES } from '../sqlite/escrow.js';
+import { ESCROW_TABLES, snapshotQuery } from '../sqlite/escrow.js';
 import type { EscrowOps } from '../types.js';
 import type { Q, Sql } from './db.js';
 
@@ -22,7 +22,7 @@ export function escrowOps(sql: Sql): EscrowOps {
       // One REPEATABLE READ transaction: every table from the same committed state.
       await sql.begin('isolation level repeatable read read only', async (tx) => {
         for (const table of ESCROW_TABLES)
-          await tx.unsafe(`SELECT * FROM ${table}`).cursor(BATCH, (rows) => {
+          await tx.unsafe(snapshotQuery(table)).cursor(BATCH, (rows) => {
             for (const r of rows) row(table, { ...r });
           });
       });
@@ -42,6 +42,12 @@ export function escrowOps(sql: Sql): EscrowOps {
           const chunk = rows.slice(i, i + 500).map((r) => Object.fromEntries(cols.map((c) => [c, r[c] ?? null])));
           await tx`INSERT INTO ${tx(table)} ${tx(chunk as Array<Record<string, string | number | null>>, cols)}`;
         }
+        // Values stored once, as the write path leaves them: a version repeating its record's current values gets the marker.
+        if (table === 'record_versions')
+          await tx`UPDATE record_versions v SET values_json = ''
+            FROM unnest(${rows.map((r) => String(r.handle_key))}::text[], ${rows.map((r) => Number(r.version))}::int[]) AS f(handle_key, version), records r
+            WHERE v.handle_key = f.handle_key AND v.version = f.version AND r.handle_key = f.handle_key AND r.version = f.version
+              AND v.values_json = r.values_json`;
         if (table === 'records')
           await tx`INSERT INTO record_counts (prefix_key, n)
             SELECT prefix_key, count(*) FROM unnest(${rows.map((r) => String(r.prefix_key))}::text[]) AS r(prefix_key) GROUP BY prefix_key

@@ -1,13 +1,14 @@
 /** Records, their versions and the per-prefix record counters. */
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { VERSION_VALUES, VERSIONS_FROM } from '../chain.js';
 import type { AnswerRow, RecordReads, RecordRow, RecordTombstone, VersionRow } from '../types.js';
 import type { Q } from './db.js';
 import type { Freshness } from './freshness.js';
 
 const RECORD_COLUMNS =
   'handle_key AS "handleKey", handle, prefix_key AS "prefixKey", values_json AS "valuesJson", public_json AS "publicJson", max_age AS "maxAge", expires_at AS "expiresAt", etag, version, updated_at AS "updatedAt"';
-const VERSION_COLUMNS = 'version, handle, at, actor, action, values_json AS "valuesJson", audit_seq AS "auditSeq"';
+const VERSION_COLUMNS = `v.version, v.handle, v.at, v.actor, v.action, ${VERSION_VALUES} AS "valuesJson", v.audit_seq AS "auditSeq"`;
 
 /** Reads on `primary` (counts, what a write decides on) and `replica` (cache misses, history, listing). */
 export function recordReads(primary: Q, replica: Q, freshness?: Freshness): RecordReads {
@@ -65,7 +66,7 @@ export function recordReads(primary: Q, replica: Q, freshness?: Freshness): Reco
     async versions(handleKey, afterVersion, limit) {
       return [
         ...(await replica.unsafe<VersionRow[]>(
-          `SELECT ${VERSION_COLUMNS} FROM record_versions WHERE handle_key = $1 AND version > $2 ORDER BY version LIMIT $3`,
+          `SELECT ${VERSION_COLUMNS} FROM ${VERSIONS_FROM} WHERE v.handle_key = $1 AND v.version > $2 ORDER BY v.version LIMIT $3`,
           [handleKey, afterVersion, limit],
           { prepare: true },
         )),
@@ -73,7 +74,7 @@ export function recordReads(primary: Q, replica: Q, freshness?: Freshness): Reco
     },
     async versionAsOf(handleKey, at) {
       const [row] = await replica.unsafe<VersionRow[]>(
-        `SELECT ${VERSION_COLUMNS} FROM record_versions WHERE handle_key = $1 AND at <= $2 ORDER BY version DESC LIMIT 1`,
+        `SELECT ${VERSION_COLUMNS} FROM ${VERSIONS_FROM} WHERE v.handle_key = $1 AND v.at <= $2 ORDER BY v.version DESC LIMIT 1`,
         [handleKey, at],
         { prepare: true },
       );
@@ -243,6 +244,17 @@ export const recordWrites = {
     await q`INSERT INTO record_versions (handle_key, version, handle, at, actor, action, values_json, audit_seq)
       SELECT * FROM unnest(${col(0)}::text[], ${col(1)}::int[], ${col(2)}::text[], ${col(3)}::text[], ${col(4)}::text[], ${col(5)}::text[],
         ${col(6)}::text[], ${col(7)}::bigint[])`.execute();
+  },
+  /**
+   * Gives the version rows of records the batch replaced or deleted (`rows`: as they were) the
+   * values they stood for: the current version's row holds the marker, its values stored once.
+   */
+  async fillVersions(q: Q, rows: StoredRecord[]): Promise<void> {
+    if (rows.length === 0) return;
+    await q`UPDATE record_versions v SET values_json = f.values_json
+      FROM unnest(${rows.map((r) => r.handleKey)}::text[], ${rows.map((r) => r.version)}::int[], ${rows.map((r) => r.valuesJson)}::text[])
+        AS f(handle_key, version, values_json)
+      WHERE v.handle_key = f.handle_key AND v.version = f.version AND v.values_json = ''`.execute();
   },
   /** Moves the prefixes' record counters by the batch's net deltas. */
   async count(q: Q, deltas: Map<string, number>): Promise<void> {

@@ -2,7 +2,20 @@
  * The hash-chained audit log: appending an entry with its write set, paging it, and the reads
  * engine-independent verification (src/store/verify.ts) walks it with.
  */
-import { AUDITED, type AuditedTable, type AuditedTableName, auditHash, GENESIS_HASH, rowHash, sha256, type WriteSetRow, writeSetText } from '../chain.js';
+import {
+  AUDITED,
+  type AuditedTable,
+  type AuditedTableName,
+  auditedSelect,
+  auditHash,
+  GENESIS_HASH,
+  rowHash,
+  sha256,
+  VERSION_VALUES,
+  VERSIONS_FROM,
+  type WriteSetRow,
+  writeSetText,
+} from '../chain.js';
 import type { AuditEntryFull, AuditReads, AuditRow, AuditVerifyReads, EntryVersion } from '../types.js';
 import type { Db, Sync } from './db.js';
 
@@ -14,11 +27,12 @@ function headOf(stmt: { get(): unknown }): { seq: number; hash: string } {
 
 /** Rows of an audited table as arrays in AUDITED_TABLES column order, after a key, in key order. */
 function tablePager(db: Db, table: AuditedTable) {
-  const cols = table.columns.join(', ');
-  const keys = table.columns.slice(0, table.keyColumns);
+  const { columns, from } = auditedSelect(table);
+  const cols = columns.join(', ');
+  const keys = columns.slice(0, table.keyColumns);
   const order = keys.join(', ');
-  const first = db.prepare(`SELECT ${cols} FROM ${table.name} ORDER BY ${order} LIMIT ?`).raw();
-  const after = db.prepare(`SELECT ${cols} FROM ${table.name} WHERE (${order}) > (${keys.map(() => '?').join(', ')}) ORDER BY ${order} LIMIT ?`).raw();
+  const first = db.prepare(`SELECT ${cols} FROM ${from} ORDER BY ${order} LIMIT ?`).raw();
+  const after = db.prepare(`SELECT ${cols} FROM ${from} WHERE (${order}) > (${keys.map(() => '?').join(', ')}) ORDER BY ${order} LIMIT ?`).raw();
   return (afterKey: readonly unknown[] | null, limit: number) => (afterKey === null ? first.all(limit) : after.all(...afterKey, limit)) as unknown[][];
 }
 
@@ -30,7 +44,9 @@ export function auditReads(db: Db): Sync<Omit<AuditReads, 'verifyAudit'> & Audit
        p.payload, a.write_set AS writeSet
      FROM audit_log a LEFT JOIN audit_payloads p ON p.seq = a.seq WHERE a.seq > ? ORDER BY a.seq LIMIT ?`,
   );
-  const versionsBySeq = db.prepare('SELECT handle_key AS handleKey, version, handle, values_json AS valuesJson FROM record_versions WHERE audit_seq = ?');
+  const versionsBySeq = db.prepare(
+    `SELECT v.handle_key AS handleKey, v.version, v.handle, ${VERSION_VALUES} AS valuesJson FROM ${VERSIONS_FROM} WHERE v.audit_seq = ?`,
+  );
   const restored = db.prepare("SELECT value FROM meta WHERE key = 'escrow.restored_through'").pluck();
   const pagers = new Map([...AUDITED.values()].map((t) => [t.name, tablePager(db, t)]));
   return {
@@ -52,11 +68,12 @@ export function auditWrites(db: Db) {
   const insertPayload = db.prepare('INSERT INTO audit_payloads (seq, payload) VALUES (?, ?)');
   const rowStatements = new Map(
     [...AUDITED.values()].map((t) => {
-      const where = t.columns
+      const { columns, from } = auditedSelect(t);
+      const where = columns
         .slice(0, t.keyColumns)
         .map((c) => `${c} = ?`)
         .join(' AND ');
-      return [t.name, db.prepare(`SELECT ${t.columns.join(', ')} FROM ${t.name} WHERE ${where}`).raw()];
+      return [t.name, db.prepare(`SELECT ${columns.join(', ')} FROM ${from} WHERE ${where}`).raw()];
     }),
   );
   /** The write-set row of a table row as it is now, inside the write's transaction. */

@@ -9,7 +9,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { IdnError } from '../../errors.js';
-import { type AuditedTableName, isoSeconds, rowHash, sha256, type WriteSetRow } from '../chain.js';
+import { type AuditedTableName, CURRENT_VALUES, isoSeconds, rowHash, sha256, type WriteSetRow } from '../chain.js';
 import { verifyChain } from '../verify.js';
 import type {
   AuditReads,
@@ -232,6 +232,12 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
       };
       // Past every kept version with history (this write's own included), else past the current one.
       const nextVersion = (key: string): number => (history ? Math.max(loaded(key).maxVersion, lastVersion.get(key) ?? 0) : (current(key)?.version ?? 0)) + 1;
+      /** Before the record's first change in this write: its current version row gets the values it stood for. */
+      const keepValues = (key: string): void => {
+        if (mine.has(key)) return;
+        const before = loaded(key).row;
+        if (before !== undefined) w.records.fillVersion(before);
+      };
       const tx: WriteTx = {
         at,
         seq,
@@ -245,6 +251,7 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
         async putRecord(row) {
           const key = row.handleKey;
           const version = nextVersion(key);
+          keepValues(key);
           const stored = putRow(row, version, at);
           const [id, prefixKey] = w.records.upsertId(stored);
           stored.prefixKey = prefixKey;
@@ -274,6 +281,7 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
         },
         async deleteRecord(handleKey, handle) {
           const version = nextVersion(handleKey);
+          keepValues(handleKey);
           w.records.remove(handleKey);
           mine.set(handleKey, null);
           changed('record', handleKey);
@@ -368,7 +376,9 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
         // its write-set line is computed here, without reading it back.
         const versionLines: WriteSetRow[] = [];
         for (const [key, version, handle, values, valuesText] of versionRows) {
-          w.records.insertVersion(key, version, handle, at, entry.actor, finalAction, values, seq);
+          // The record's current version: its values are the record row's (stored once); hashed as if stored twice.
+          const stored = values !== null && mine.get(key)?.version === version ? CURRENT_VALUES : values;
+          w.records.insertVersion(key, version, handle, at, entry.actor, finalAction, stored, seq);
           versionLines.push({
             table: 'record_versions',
             key: JSON.stringify([key, version]),

@@ -1,10 +1,11 @@
 /** Records and their versions. */
+import { VERSION_VALUES, VERSIONS_FROM } from '../chain.js';
 import type { AnswerRow, RecordReads, RecordRow, VersionRow } from '../types.js';
 import type { Db, Sync } from './db.js';
 
 const RECORD_COLUMNS =
   'handle_key AS handleKey, handle, prefix_key AS prefixKey, values_json AS valuesJson, public_json AS publicJson, max_age AS maxAge, expires_at AS expiresAt, etag, version, updated_at AS updatedAt';
-const VERSION_COLUMNS = 'version, handle, at, actor, action, values_json AS valuesJson, audit_seq AS auditSeq';
+const VERSION_COLUMNS = `v.version, v.handle, v.at, v.actor, v.action, ${VERSION_VALUES} AS valuesJson, v.audit_seq AS auditSeq`;
 
 export function recordReads(db: Db): Sync<RecordReads> {
   const getRecord = db.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE handle_key = ?`);
@@ -15,8 +16,8 @@ export function recordReads(db: Db): Sync<RecordReads> {
   const countRecords = db.prepare('SELECT count(*) FROM records WHERE prefix_key = ?').pluck();
   const countUnder = db.prepare("SELECT count(*) FROM records WHERE prefix_key = ? OR (prefix_key > ? || '.' AND prefix_key < ? || '/')").pluck();
   const recordCount = db.prepare('SELECT count(*) FROM records').pluck();
-  const versions = db.prepare(`SELECT ${VERSION_COLUMNS} FROM record_versions WHERE handle_key = ? AND version > ? ORDER BY version LIMIT ?`);
-  const versionAsOf = db.prepare(`SELECT ${VERSION_COLUMNS} FROM record_versions WHERE handle_key = ? AND at <= ? ORDER BY version DESC LIMIT 1`);
+  const versions = db.prepare(`SELECT ${VERSION_COLUMNS} FROM ${VERSIONS_FROM} WHERE v.handle_key = ? AND v.version > ? ORDER BY v.version LIMIT ?`);
+  const versionAsOf = db.prepare(`SELECT ${VERSION_COLUMNS} FROM ${VERSIONS_FROM} WHERE v.handle_key = ? AND v.at <= ? ORDER BY v.version DESC LIMIT 1`);
   return {
     getRecord: (handleKey) => getRecord.get(handleKey) as RecordRow | undefined,
     answerRow: (handleKey) => answerRow.get(handleKey) as AnswerRow | undefined,
@@ -39,6 +40,8 @@ export function recordWrites(db: Db) {
   const insertVersion = db.prepare(
     'INSERT INTO record_versions (handle_key, version, handle, at, actor, action, values_json, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
   );
+  // The current version's row holds the marker (values stored once): a write replacing the record puts the old values in it first.
+  const fillVersion = db.prepare("UPDATE record_versions SET values_json = ? WHERE handle_key = ? AND version = ? AND values_json = ''");
   const loadRecords = db.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE handle_key IN (SELECT value FROM json_each(?))`);
   const loadNewest = db.prepare(
     `SELECT v.handle_key AS handleKey, v.version, v.handle, v.at, v.actor, v.values_json IS NULL AS deleted
@@ -59,6 +62,8 @@ export function recordWrites(db: Db) {
     remove: (handleKey: string) => void remove.run(handleKey),
     insertVersion: (handleKey: string, version: number, handle: string, at: string, actor: string, action: string, values: string | null, seq: number) =>
       void insertVersion.run(handleKey, version, handle, at, actor, action, values, seq),
+    /** Gives the version row of a record about to be replaced or deleted its values (`row`: as it was). */
+    fillVersion: (row: RecordRow) => void fillVersion.run(row.valuesJson, row.handleKey, row.version),
     /** Upserts and answers the row's id and prefix (an update keeps both): its write-set row without reading it back. */
     upsertId: (row: RecordRow) => upsertId.get(row) as [number, string],
     /** The records of `keys` that exist, in one statement. */
