@@ -253,8 +253,10 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
           const version = nextVersion(key);
           keepValues(key);
           const stored = putRow(row, version, at);
-          const [id, prefixKey] = w.records.upsertId(stored);
-          stored.prefixKey = prefixKey;
+          let id: number;
+          // A new record (most of a bulk chunk): a plain insert, no conflict clause or RETURNING to run.
+          if (current(key) === undefined) id = w.records.insertId(stored);
+          else [id, stored.prefixKey] = w.records.upsertId(stored);
           mine.set(key, stored);
           changed('record', key);
           const valuesText = JSON.stringify(stored.valuesJson);
@@ -263,7 +265,7 @@ export function openSqlite(path: string, opts: StoreOptions = {}): StoreEngine {
             key,
             id,
             stored.handle,
-            prefixKey,
+            stored.prefixKey,
             stored.valuesJson,
             stored.publicJson,
             version,

@@ -48,6 +48,10 @@ export function recordWrites(db: Db) {
      FROM json_each(?) j JOIN record_versions v ON v.handle_key = j.value
        AND v.version = (SELECT max(version) FROM record_versions WHERE handle_key = j.value)`,
   );
+  const insertRow = db.prepare(
+    `INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, max_age, expires_at, etag, version, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
   const upsertId = db
     .prepare(
       `INSERT INTO records (handle_key, handle, prefix_key, values_json, public_json, max_age, expires_at, etag, version, updated_at)
@@ -64,6 +68,11 @@ export function recordWrites(db: Db) {
       void insertVersion.run(handleKey, version, handle, at, actor, action, values, seq),
     /** Gives the version row of a record about to be replaced or deleted its values (`row`: as it was). */
     fillVersion: (row: RecordRow) => void fillVersion.run(row.valuesJson, row.handleKey, row.version),
+    /** Inserts a record that does not exist yet; answers its row id. */
+    insertId: (r: RecordRow) =>
+      Number(
+        insertRow.run(r.handleKey, r.handle, r.prefixKey, r.valuesJson, r.publicJson, r.maxAge, r.expiresAt, r.etag, r.version, r.updatedAt).lastInsertRowid,
+      ),
     /** Upserts and answers the row's id and prefix (an update keeps both): its write-set row without reading it back. */
     upsertId: (row: RecordRow) => upsertId.get(row) as [number, string],
     /** The records of `keys` that exist, in one statement. */
