@@ -29,7 +29,7 @@ export function snapshotQuery(table: EscrowTable): string {
  * After a restore's version rows: each that repeats its record's current values gets the
  * marker instead (values stored once, as the write path leaves them).
  */
-export const COMPACT_VERSION = `UPDATE record_versions SET values_json = ''
+const COMPACT_VERSION = `UPDATE record_versions SET values_json = ''
   WHERE handle_key = ? AND version = ? AND values_json = (SELECT values_json FROM records WHERE handle_key = ? AND version = ?)`;
 
 export function escrowOps(db: Db): Sync<EscrowOps> {
