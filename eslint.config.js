@@ -1,9 +1,9 @@
-// typescript-eslint with type information over src/, test/ and bench/; prettier owns layout.
+// typescript-eslint with type information over src/, test/ and bench/; prettier owns layout (seeds/ and scripts/ too).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'coverage/', '.tap/', 'node_modules/', 'data/', 'seeds/', 'eslint.config.js'] },
+  { ignores: ['dist/', 'coverage/', '.tap/', 'node_modules/', 'data/', 'seeds/', 'scripts/', 'eslint.config.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

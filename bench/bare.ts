@@ -39,7 +39,7 @@ const lookup = process.env.BARE_DB
   ? (() => {
       const db = new Database(process.env.BARE_DB, { readonly: true });
       db.pragma('cache_size = -65536');
-      db.pragma(`mmap_size = ${2 * 1024 ** 3}`);
+      db.pragma(`mmap_size = ${64 * 1024 ** 3}`);
       return db.prepare('SELECT handle, values_json, public_json, max_age, expires_at, etag FROM records WHERE handle_key = ?').raw();
     })()
   : undefined;

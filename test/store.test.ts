@@ -89,6 +89,18 @@ t.test('sqlite: whole-index reads see every committed row and leave no connectio
   t.equal(fds(), open, 'twenty more scans leave no more descriptors open');
 });
 
+t.test('SQLite as `npm ci` builds it maps a database file past 2 GiB (scripts/sqlite-mmap.mjs)', async (t) => {
+  const path = join(tempDir(t), 'a.db');
+  const s = openStore(path);
+  await s.close();
+  const file = tamper(path);
+  t.teardown(() => file.close());
+  // Without the rebuild, SQLite grants 2 GiB − 64 KiB whatever is asked.
+  t.equal(file.mapBytes(64 * 1024 ** 3), 64 * 1024 ** 3, 'the default sqlite.mmapBytes is granted whole');
+  t.equal(file.mapBytes(256 * 1024 ** 3), 256 * 1024 ** 3);
+  t.equal(file.mapBytes(512 * 1024 ** 3), 256 * 1024 ** 3, 'the cap the build sets');
+});
+
 t.test('a v1 database migrates to the latest with its data; read-only refuses an old schema', async (t) => {
   const path = join(tempDir(t), 'old.db');
   writeV1Database(path, readFileSync(new URL('../schema/001_init.sql', import.meta.url), 'utf8'));

@@ -70,6 +70,8 @@ export function tamper(path: string) {
       const params = { ...where, ...Object.fromEntries(Object.entries(set).map(([c, v]) => [`set_${c}`, v])) };
       return db.prepare(`UPDATE ${table} SET ${sets.join(', ')}${clause(where)}`).run(params).changes;
     },
+    /** Asks this connection to map `bytes` of the file; answers what SQLite granted (its build caps it). */
+    mapBytes: (bytes: number) => db.pragma(`mmap_size = ${bytes}`, { simple: true }) as number,
     /** Sets the schema version the file says it has (a file an older idnode left). */
     setUserVersion: (version: number) => void db.pragma(`user_version = ${version}`),
     /** Makes every record look written before schema v5 (no stored max-age, expiry or ETag). */

@@ -424,13 +424,13 @@ export const CONFIG_KEYS = {
   },
   'sqlite.mmapBytes': {
     kind: 'int',
-    default: 2 * GiB,
+    default: 64 * GiB,
     min: 0,
     max: 1024 * GiB,
     unit: 'bytes',
     env: 'IDNODE_SQLITE_MMAP_BYTES',
     doc:
-      'bytes of the database file read through mmap instead of read() calls (0: off; SQLite as built by better-sqlite3 caps it at 2 GiB − 64 KiB). ' +
+      'bytes of the database file read through mmap instead of read() calls (0: off; capped at 256 GiB by the SQLite that `npm ci` builds, 2 GiB − 64 KiB where that build failed). ' +
       'Mapped pages count in the process\'s RSS as file-backed pages (bench/README.md, "Memory")',
   },
   history: {

@@ -121,7 +121,7 @@ export interface StoreOptions {
   onWrite?: (ms: number) => void;
   /** SQLite page cache of this connection, bytes (default 64 MiB). */
   cacheBytes?: number;
-  /** Bytes of the file SQLite reads through mmap instead of read() calls (default 1 GiB; 0: off). */
+  /** Bytes of the file SQLite reads through mmap instead of read() calls (default 64 GiB; 0: off). */
   mmapBytes?: number;
   /** Change-feed rows kept (default 100000); a follower further behind drops its whole cache. */
   changesRetention?: number;

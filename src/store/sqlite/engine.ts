@@ -76,7 +76,8 @@ function connect(path: string, opts: StoreOptions): Db {
   db.pragma('busy_timeout = 5000');
   // A point lookup on a large file costs read() system calls unless pages are cached or mapped.
   db.pragma(cacheSize(opts));
-  db.pragma(`mmap_size = ${opts.mmapBytes ?? 2 * 1024 ** 3}`);
+  // The whole file, past 2 GiB too: `npm ci` builds SQLite with a 256 GiB cap (scripts/sqlite-mmap.mjs).
+  db.pragma(`mmap_size = ${opts.mmapBytes ?? 64 * 1024 ** 3}`);
   db.pragma('foreign_keys = ON');
   return db;
 }
