@@ -129,8 +129,9 @@ export function writeEntry(req: IncomingMessage, res: ServerResponse, entry: Ent
     res.end();
   } else {
     const variant = respell(entry, asked);
-    if (extra === undefined) res.writeHead(entry.status, sentHeaders(entry, cacheStatus, variant?.bytes ?? entry.bytes));
-    else res.writeHead(entry.status, entryHeaders(entry, cacheStatus, variant?.bytes).concat(extra));
+    const h = sentHeaders(entry, cacheStatus, variant?.bytes ?? entry.bytes);
+    // concat is a copy already: `sent` itself is never kept.
+    res.writeHead(entry.status, extra === undefined ? h : h.concat(extra));
     res.end(req.method === 'HEAD' ? undefined : (variant?.body ?? entry.body));
   }
 }
