@@ -120,7 +120,9 @@ if (missing !== undefined) {
 
   t.test('2 nodes × 32 writers: records, prefixes, events and bulk keep one gapless chain', async (t) => {
     const { url, readUrl } = await cluster(t, true);
-    const [n1, n2] = await twoNodes(t, url, readUrl);
+    // 64 writers queue for one chain head behind a synchronous standby: on a busy machine a write
+    // can wait longer than the 5 s default deadline (seen once in CI). The deadline is not what this checks.
+    const [n1, n2] = await twoNodes(t, url, readUrl, {}, { statementTimeoutMs: 60_000 });
     const nodes = [n1, n2];
     await ok(n1.call('PUT', '/api/handles/88.100/SHARED', { token: n1.admin, body: values('first') }), 200);
     const jobs: Array<Promise<unknown>> = [];
